@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency of inferd on Debian 12 (apt-get + pip).
+# Idempotent: skips work that is already done, so it is quick on a prepared machine.
+set -euo pipefail
+
+APT_PKGS=(
+  build-essential cmake ninja-build pkg-config git curl unzip ca-certificates
+  libgtest-dev libgmock-dev libbenchmark-dev
+  nlohmann-json3-dev libpcre2-dev libsentencepiece-dev
+  libcli11-dev libspdlog-dev libfmt-dev libboost-dev
+  clang libclang-rt-14-dev
+)
+PIP_PKGS=(pytest numpy jinja2 openai requests safetensors diskcache typing_extensions)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "[install-deps] apt-get install ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+PY=${PYTHON:-python3}
+need_pip=0
+for p in "${PIP_PKGS[@]}"; do
+  "$PY" -c "import importlib.metadata as m; m.version('$p')" 2>/dev/null || need_pip=1
+done
+if [ "$need_pip" -eq 1 ]; then
+  echo "[install-deps] pip install ${PIP_PKGS[*]}"
+  "$PY" -m pip install -q "${PIP_PKGS[@]}"
+fi
+echo "[install-deps] ok"

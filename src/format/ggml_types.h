@@ -1,0 +1,68 @@
+// GGML tensor element types as stored in GGUF files: block layouts, sizes and reference
+// dequantization to fp32. These are the plain reference implementations; fast kernels
+// (repacked layouts, SIMD dot products) live in src/backend/cpu and are tested against these.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "inferd/status.h"
+
+namespace inferd {
+
+// Values are GGML's type ids, as written in GGUF tensor infos.
+enum class GgmlType : uint32_t {
+  kF32 = 0,
+  kF16 = 1,
+  kQ4_0 = 2,
+  kQ4_1 = 3,
+  kQ5_0 = 6,
+  kQ5_1 = 7,
+  kQ8_0 = 8,
+  kQ8_1 = 9,
+  kQ2_K = 10,
+  kQ3_K = 11,
+  kQ4_K = 12,
+  kQ5_K = 13,
+  kQ6_K = 14,
+  kQ8_K = 15,
+  kI8 = 24,
+  kI16 = 25,
+  kI32 = 26,
+  kI64 = 27,
+  kF64 = 28,
+  kBF16 = 30,
+};
+
+// Name as llama.cpp prints it ("q4_K", "f16", ...), or "type(N)" for unknown ids.
+std::string GgmlTypeName(uint32_t type);
+// True for every type id that GGML defines (whether or not inferd computes with it).
+bool GgmlTypeIsKnown(uint32_t type);
+// True for the types inferd can dequantize: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K Q5_K Q6_K.
+bool GgmlTypeIsSupported(GgmlType type);
+// Comma-separated list of supported type names, for error messages.
+std::string SupportedGgmlTypeNames();
+
+// Elements per block (1 for plain types, 32 for Q4_0..Q8_1, 256 for K-quants).
+int64_t GgmlBlockSize(GgmlType type);
+// Bytes per block.
+size_t GgmlTypeSize(GgmlType type);
+// Bytes for a row of n elements. Requires n % GgmlBlockSize(type) == 0.
+size_t GgmlRowSize(GgmlType type, int64_t n);
+
+// Reference dequantization of n contiguous elements (n a multiple of the block size).
+// Precondition: type supported; src holds GgmlRowSize(type, n) bytes.
+void DequantizeRow(GgmlType type, const void* src, float* dst, int64_t n);
+
+// Reference quantization of n floats (for tests, dummy weights and export round trips).
+// Supported for F32, F16, BF16, Q4_0, Q4_1, Q8_0; others return Unimplemented.
+Status QuantizeRow(GgmlType type, const float* src, void* dst, int64_t n);
+
+// IEEE half / bfloat16 conversions (round-to-nearest-even on the way down).
+float Fp16ToFp32(uint16_t h);
+uint16_t Fp32ToFp16(float f);
+float Bf16ToFp32(uint16_t b);
+uint16_t Fp32ToBf16(float f);
+
+}  // namespace inferd
