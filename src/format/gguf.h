@@ -102,6 +102,9 @@ class GgufFile {
 // Builds a GGUF v3 file in memory.
 class GgufWriter {
  public:
+  // Any value, written as value.type (the variant member is converted to it): every scalar
+  // type, strings, and arrays incl. nested arrays. The typed helpers below wrap it.
+  void Add(const std::string& key, GgufValue value);
   void AddString(const std::string& key, const std::string& value);
   void AddUint32(const std::string& key, uint32_t value);
   void AddInt32(const std::string& key, int32_t value);
@@ -113,6 +116,7 @@ class GgufWriter {
   // Raw tensor bytes; size must equal GgmlRowSize(type, shape[0]) * prod(shape[1:]).
   void AddTensor(const std::string& name, GgmlType type, const std::vector<int64_t>& shape,
                  std::vector<uint8_t> bytes);
+  // A non-default alignment is recorded as general.alignment unless that key was added.
   std::vector<uint8_t> Serialize(uint64_t alignment = 32) const;
   Status WriteFile(const std::string& path) const;
 

@@ -1,0 +1,1 @@
+#include "format/hf_config.h"

@@ -1,0 +1,302 @@
+#include "format/ggml_types.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+namespace inferd {
+namespace {
+
+void PutHalf(std::vector<uint8_t>& b, size_t at, float f) {
+  const uint16_t h = Fp32ToFp16(f);
+  std::memcpy(b.data() + at, &h, 2);
+}
+
+std::vector<float> Dequant(GgmlType t, const std::vector<uint8_t>& b) {
+  const int64_t n = static_cast<int64_t>(b.size() / GgmlTypeSize(t)) * GgmlBlockSize(t);
+  std::vector<float> out(static_cast<size_t>(n));
+  DequantizeRow(t, b.data(), out.data(), n);
+  return out;
+}
+
+TEST(GgmlTypes, TableMatchesGgml) {
+  EXPECT_EQ(GgmlTypeName(12), "q4_K");
+  EXPECT_EQ(GgmlTypeName(30), "bf16");
+  EXPECT_EQ(GgmlTypeName(4), "type(4)");
+  EXPECT_TRUE(GgmlTypeIsKnown(23));
+  EXPECT_FALSE(GgmlTypeIsKnown(31));
+  EXPECT_FALSE(GgmlTypeIsKnown(1000));
+  EXPECT_TRUE(GgmlTypeIsSupported(GgmlType::kQ6_K));
+  EXPECT_FALSE(GgmlTypeIsSupported(GgmlType::kQ2_K));
+  EXPECT_FALSE(GgmlTypeIsSupported(static_cast<GgmlType>(4)));
+  EXPECT_EQ(SupportedGgmlTypeNames(), "f32, f16, q4_0, q4_1, q5_0, q5_1, q8_0, q4_K, q5_K, q6_K, bf16");
+  const struct { GgmlType t; int64_t block; size_t bytes; } expected[] = {
+      {GgmlType::kF32, 1, 4},      {GgmlType::kF16, 1, 2},      {GgmlType::kBF16, 1, 2},
+      {GgmlType::kQ4_0, 32, 18},   {GgmlType::kQ4_1, 32, 20},   {GgmlType::kQ5_0, 32, 22},
+      {GgmlType::kQ5_1, 32, 24},   {GgmlType::kQ8_0, 32, 34},   {GgmlType::kQ8_1, 32, 40},
+      {GgmlType::kQ2_K, 256, 84},  {GgmlType::kQ3_K, 256, 110}, {GgmlType::kQ4_K, 256, 144},
+      {GgmlType::kQ5_K, 256, 176}, {GgmlType::kQ6_K, 256, 210}, {GgmlType::kQ8_K, 256, 292},
+  };
+  for (const auto& e : expected) {
+    EXPECT_EQ(GgmlBlockSize(e.t), e.block) << GgmlTypeName(static_cast<uint32_t>(e.t));
+    EXPECT_EQ(GgmlTypeSize(e.t), e.bytes) << GgmlTypeName(static_cast<uint32_t>(e.t));
+  }
+  EXPECT_EQ(GgmlRowSize(GgmlType::kQ4_K, 576 * 4), 9u * 144u);
+  EXPECT_EQ(GgmlRowSize(GgmlType::kF16, 7), 14u);
+}
+
+TEST(Fp16, KnownValues) {
+  EXPECT_EQ(Fp32ToFp16(1.0f), 0x3C00);
+  EXPECT_EQ(Fp32ToFp16(-2.0f), 0xC000);
+  EXPECT_EQ(Fp32ToFp16(65504.0f), 0x7BFF);
+  EXPECT_EQ(Fp32ToFp16(65520.0f), 0x7C00);  // rounds up to inf
+  EXPECT_EQ(Fp32ToFp16(65519.0f), 0x7BFF);
+  EXPECT_EQ(Fp32ToFp16(std::numeric_limits<float>::infinity()), 0x7C00);
+  EXPECT_EQ(Fp32ToFp16(std::ldexp(1.0f, -24)), 0x0001);  // smallest subnormal
+  EXPECT_EQ(Fp32ToFp16(std::ldexp(1.0f, -25)), 0x0000);  // tie -> even (0)
+  EXPECT_EQ(Fp32ToFp16(std::ldexp(1.5f, -25)), 0x0001);
+  EXPECT_EQ(Fp32ToFp16(std::ldexp(3.0f, -25)), 0x0002);  // 1.5 ulp tie -> even (2)
+  EXPECT_EQ(Fp32ToFp16(1.0f + std::ldexp(1.0f, -11)), 0x3C00);  // tie -> even
+  EXPECT_EQ(Fp32ToFp16(1.0f + std::ldexp(3.0f, -11)), 0x3C02);  // tie -> even (up)
+  EXPECT_EQ(Fp32ToFp16(-0.0f), 0x8000);
+  EXPECT_TRUE(std::isnan(Fp16ToFp32(Fp32ToFp16(std::nanf("")))));
+  EXPECT_EQ(Fp16ToFp32(0x3555), 0.333251953125f);
+  EXPECT_EQ(Fp16ToFp32(0x0001), std::ldexp(1.0f, -24));
+  EXPECT_EQ(Fp16ToFp32(0x03FF), std::ldexp(1023.0f, -24));
+  EXPECT_TRUE(std::isinf(Fp16ToFp32(0xFC00)));
+  // Every finite half survives the round trip exactly.
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    if ((h & 0x7C00) == 0x7C00) continue;
+    ASSERT_EQ(Fp32ToFp16(Fp16ToFp32(static_cast<uint16_t>(h))), h) << h;
+  }
+}
+
+TEST(Bf16, KnownValues) {
+  EXPECT_EQ(Fp32ToBf16(1.0f), 0x3F80);
+  EXPECT_EQ(Bf16ToFp32(0x3F80), 1.0f);
+  EXPECT_EQ(Fp32ToBf16(1.0f + std::ldexp(1.0f, -8)), 0x3F80);  // tie -> even
+  EXPECT_EQ(Fp32ToBf16(1.0f + std::ldexp(3.0f, -8)), 0x3F82);
+  EXPECT_TRUE(std::isnan(Bf16ToFp32(Fp32ToBf16(std::nanf("")))));
+  for (uint32_t b = 0; b < 0x10000; ++b) {
+    if ((b & 0x7F80) == 0x7F80) continue;
+    ASSERT_EQ(Fp32ToBf16(Bf16ToFp32(static_cast<uint16_t>(b))), b);
+  }
+}
+
+// Hand-made blocks: each test sets scales and codes so the expected values are obvious.
+
+TEST(Dequantize, Q4_0) {
+  std::vector<uint8_t> b(18);
+  PutHalf(b, 0, 0.5f);
+  for (int j = 0; j < 16; ++j) b[2 + j] = static_cast<uint8_t>(j | ((15 - j) << 4));
+  const std::vector<float> y = Dequant(GgmlType::kQ4_0, b);
+  for (int j = 0; j < 16; ++j) {
+    EXPECT_EQ(y[j], (j - 8) * 0.5f);
+    EXPECT_EQ(y[16 + j], (15 - j - 8) * 0.5f);
+  }
+}
+
+TEST(Dequantize, Q4_1) {
+  std::vector<uint8_t> b(20);
+  PutHalf(b, 0, 0.25f);
+  PutHalf(b, 2, -1.0f);
+  for (int j = 0; j < 16; ++j) b[4 + j] = static_cast<uint8_t>(j | (3 << 4));
+  const std::vector<float> y = Dequant(GgmlType::kQ4_1, b);
+  for (int j = 0; j < 16; ++j) {
+    EXPECT_EQ(y[j], j * 0.25f - 1.0f);
+    EXPECT_EQ(y[16 + j], 3 * 0.25f - 1.0f);
+  }
+}
+
+TEST(Dequantize, Q5_0AndQ5_1) {
+  // qh bit i sets bit 4 of element i: set bits for elements 1 and 17 only.
+  std::vector<uint8_t> b(22);
+  PutHalf(b, 0, 2.0f);
+  const uint32_t qh = (1u << 1) | (1u << 17);
+  std::memcpy(b.data() + 2, &qh, 4);
+  for (int j = 0; j < 16; ++j) b[6 + j] = static_cast<uint8_t>(j | (j << 4));
+  std::vector<float> y = Dequant(GgmlType::kQ5_0, b);
+  for (int j = 0; j < 16; ++j) {
+    const int hi = j == 1 ? 16 : 0;
+    EXPECT_EQ(y[j], (j + hi - 16) * 2.0f) << j;
+    EXPECT_EQ(y[16 + j], (j + hi - 16) * 2.0f) << j;
+  }
+  std::vector<uint8_t> c(24);
+  PutHalf(c, 0, 1.0f);
+  PutHalf(c, 2, 0.5f);
+  std::memcpy(c.data() + 4, &qh, 4);
+  for (int j = 0; j < 16; ++j) c[8 + j] = static_cast<uint8_t>(j | (j << 4));
+  y = Dequant(GgmlType::kQ5_1, c);
+  EXPECT_EQ(y[0], 0.5f);
+  EXPECT_EQ(y[1], 17.5f);
+  EXPECT_EQ(y[17], 17.5f);
+  EXPECT_EQ(y[31], 15.5f);
+}
+
+TEST(Dequantize, Q8_0) {
+  std::vector<uint8_t> b(34);
+  PutHalf(b, 0, 0.125f);
+  for (int j = 0; j < 32; ++j) b[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(j * 8 - 128));
+  const std::vector<float> y = Dequant(GgmlType::kQ8_0, b);
+  for (int j = 0; j < 32; ++j) EXPECT_EQ(y[j], (j * 8 - 128) * 0.125f);
+}
+
+// K-quant scale bytes: sub-block s < 4 has scale bytes[s] & 63 and min bytes[s+4] & 63.
+// For s >= 4, scale = (bytes[s+4] & 15) | (bytes[s-4] >> 6) << 4, min = (bytes[s+4] >> 4) |
+// (bytes[s] >> 6) << 4.
+void PackKScales(const int sc[8], const int mn[8], uint8_t* out) {
+  for (int s = 0; s < 4; ++s) {
+    out[s] = static_cast<uint8_t>((sc[s] & 63) | ((sc[s + 4] >> 4) << 6));
+    out[s + 4] = static_cast<uint8_t>((mn[s] & 63) | ((mn[s + 4] >> 4) << 6));
+    out[s + 8] = static_cast<uint8_t>((sc[s + 4] & 15) | ((mn[s + 4] & 15) << 4));
+  }
+}
+
+TEST(Dequantize, Q4_K) {
+  std::vector<uint8_t> b(144);
+  PutHalf(b, 0, 0.5f);
+  PutHalf(b, 2, 0.25f);
+  const int sc[8] = {1, 2, 3, 63, 17, 40, 5, 33};
+  const int mn[8] = {0, 1, 2, 3, 63, 20, 48, 7};
+  PackKScales(sc, mn, b.data() + 4);
+  // qs[32c + l]: low nibble -> sub-block 2c element l, high nibble -> sub-block 2c+1.
+  for (int i = 0; i < 128; ++i) b[16 + i] = static_cast<uint8_t>((i % 16) | (((i + 5) % 16) << 4));
+  const std::vector<float> y = Dequant(GgmlType::kQ4_K, b);
+  for (int s = 0; s < 8; ++s) {
+    for (int l = 0; l < 32; ++l) {
+      const int i = (s / 2) * 32 + l;
+      const int q = s % 2 == 0 ? i % 16 : (i + 5) % 16;
+      EXPECT_EQ(y[s * 32 + l], 0.5f * sc[s] * q - 0.25f * mn[s]) << s << "," << l;
+    }
+  }
+}
+
+TEST(Dequantize, Q5_K) {
+  std::vector<uint8_t> b(176);
+  PutHalf(b, 0, 1.0f);
+  PutHalf(b, 2, 0.5f);
+  const int sc[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  const int mn[8] = {8, 7, 6, 5, 4, 3, 2, 1};
+  PackKScales(sc, mn, b.data() + 4);
+  // qh[l] bit s = high bit of sub-block s element l: set it for odd l in even sub-blocks.
+  for (int l = 0; l < 32; ++l) b[16 + l] = (l % 2) ? 0x55 : 0x00;
+  for (int i = 0; i < 128; ++i) b[48 + i] = static_cast<uint8_t>(0x3 | (0xC << 4));
+  const std::vector<float> y = Dequant(GgmlType::kQ5_K, b);
+  for (int s = 0; s < 8; ++s) {
+    for (int l = 0; l < 32; ++l) {
+      const int q = (s % 2 == 0 ? 3 : 12) + ((s % 2 == 0 && l % 2 == 1) ? 16 : 0);
+      EXPECT_EQ(y[s * 32 + l], 1.0f * sc[s] * q - 0.5f * mn[s]) << s << "," << l;
+    }
+  }
+}
+
+TEST(Dequantize, Q6_K) {
+  std::vector<uint8_t> b(210);
+  // Encode q(e) = (e * 7) % 64 for element e, then check value = d * scale[e / 16] * (q - 32).
+  auto q_of = [](int e) { return (e * 7) % 64; };
+  for (int e = 0; e < 256; ++e) {
+    const int half = e / 128, r = e % 128, k = r / 32, l = r % 32;
+    const int q = q_of(e);
+    uint8_t& lo = b[half * 64 + l + (k % 2) * 32];
+    lo = static_cast<uint8_t>(k < 2 ? (lo & 0xF0) | (q & 15) : (lo & 0x0F) | ((q & 15) << 4));
+    b[128 + half * 32 + l] |= static_cast<uint8_t>((q >> 4) << (2 * k));
+  }
+  for (int s = 0; s < 16; ++s) b[192 + s] = static_cast<uint8_t>(static_cast<int8_t>(s * 9 - 70));
+  PutHalf(b, 208, 0.125f);
+  const std::vector<float> y = Dequant(GgmlType::kQ6_K, b);
+  for (int e = 0; e < 256; ++e) {
+    EXPECT_EQ(y[e], 0.125f * static_cast<float>((e / 16) * 9 - 70) * (q_of(e) - 32)) << e;
+  }
+}
+
+TEST(Dequantize, PlainTypes) {
+  const float x[3] = {1.5f, -2.0f, 1e-3f};
+  std::vector<uint8_t> f16(6), bf16(6), f32(12);
+  ASSERT_TRUE(QuantizeRow(GgmlType::kF16, x, f16.data(), 3).ok());
+  ASSERT_TRUE(QuantizeRow(GgmlType::kBF16, x, bf16.data(), 3).ok());
+  ASSERT_TRUE(QuantizeRow(GgmlType::kF32, x, f32.data(), 3).ok());
+  std::vector<float> y(3);
+  DequantizeRow(GgmlType::kF32, f32.data(), y.data(), 3);
+  EXPECT_EQ(y, std::vector<float>(x, x + 3));
+  DequantizeRow(GgmlType::kF16, f16.data(), y.data(), 3);
+  EXPECT_EQ(y[0], 1.5f);
+  EXPECT_NEAR(y[2], 1e-3f, 1e-6f);
+  DequantizeRow(GgmlType::kBF16, bf16.data(), y.data(), 3);
+  EXPECT_EQ(y[1], -2.0f);
+  EXPECT_NEAR(y[2], 1e-3f, 1e-5f);
+}
+
+// Round trip: |x - dequant(quant(x))| <= half a quantization step (+ fp16 scale rounding).
+TEST(Quantize, RoundTripErrorBounds) {
+  std::mt19937 rng(42);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const int64_t n = 32 * 64;
+  std::vector<float> x(n);
+  for (float& v : x) v = dist(rng);
+  x[5] = 0.0f;
+  for (int64_t i = 64; i < 96; ++i) x[i] = 0.0f;  // an all-zero block
+
+  for (GgmlType t : {GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0}) {
+    SCOPED_TRACE(GgmlTypeName(static_cast<uint32_t>(t)));
+    std::vector<uint8_t> q(GgmlRowSize(t, n));
+    ASSERT_TRUE(QuantizeRow(t, x.data(), q.data(), n).ok());
+    std::vector<float> y(n);
+    DequantizeRow(t, q.data(), y.data(), n);
+    for (int64_t blk = 0; blk < n / 32; ++blk) {
+      float lo = x[blk * 32], hi = lo, amax = 0;
+      for (int j = 0; j < 32; ++j) {
+        lo = std::min(lo, x[blk * 32 + j]);
+        hi = std::max(hi, x[blk * 32 + j]);
+        amax = std::max(amax, std::fabs(x[blk * 32 + j]));
+      }
+      // Step size per format; the bound allows half a step plus fp16 rounding of scales.
+      // Q4_0 is asymmetric: codes span [-8, 7] * d with the extreme at -8, so values of
+      // the opposite sign near amax clamp to 7 and may be off by up to a full step.
+      const float step = t == GgmlType::kQ4_0 ? amax / 8 : t == GgmlType::kQ4_1 ? (hi - lo) / 15 : amax / 127;
+      const float bound = step * (t == GgmlType::kQ4_0 ? 1.0f : 0.5f) + amax * 2e-3f + 1e-7f;
+      for (int j = 0; j < 32; ++j) {
+        const int64_t i = blk * 32 + j;
+        ASSERT_LE(std::fabs(x[i] - y[i]), bound) << "i=" << i;
+      }
+    }
+    for (int64_t i = 64; i < 96; ++i) EXPECT_EQ(y[i], 0.0f);
+  }
+  // Q8_0 is much finer than Q4: check an RMS bound too.
+  std::vector<uint8_t> q(GgmlRowSize(GgmlType::kQ8_0, n));
+  ASSERT_TRUE(QuantizeRow(GgmlType::kQ8_0, x.data(), q.data(), n).ok());
+  std::vector<float> y(n);
+  DequantizeRow(GgmlType::kQ8_0, q.data(), y.data(), n);
+  double se = 0;
+  for (int64_t i = 0; i < n; ++i) se += (x[i] - y[i]) * (x[i] - y[i]);
+  EXPECT_LT(std::sqrt(se / n), 0.01);
+}
+
+TEST(Quantize, Q4_0MatchesGgmlReferenceRounding) {
+  // Largest magnitude is -4 -> d = -4 / -8 = 0.5; x / d + 8.5 truncated: 1.2 -> 10 (2.4 + 8.5
+  // = 10.9 -> 10), -4 -> 0, 3.9 -> 15 (clamped from 16.3).
+  std::vector<float> x(32, 0.0f);
+  x[0] = -4.0f;
+  x[1] = 1.2f;
+  x[2] = 3.9f;
+  std::vector<uint8_t> q(18);
+  ASSERT_TRUE(QuantizeRow(GgmlType::kQ4_0, x.data(), q.data(), 32).ok());
+  EXPECT_EQ(Fp16ToFp32(static_cast<uint16_t>(q[0] | (q[1] << 8))), 0.5f);
+  EXPECT_EQ(q[2] & 15, 0);
+  EXPECT_EQ(q[3] & 15, 10);
+  EXPECT_EQ(q[4] & 15, 15);
+  EXPECT_EQ(q[5] & 15, 8);
+}
+
+TEST(Quantize, UnsupportedAndBadLength) {
+  float x[256] = {};
+  uint8_t out[1024];
+  EXPECT_EQ(QuantizeRow(GgmlType::kQ4_K, x, out, 256).code(), StatusCode::kUnimplemented);
+  EXPECT_EQ(QuantizeRow(GgmlType::kQ8_0, x, out, 33).code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace inferd
