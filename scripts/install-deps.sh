@@ -10,7 +10,7 @@ APT_PKGS=(
   libcli11-dev libspdlog-dev libfmt-dev libboost-dev
   clang libclang-rt-14-dev
 )
-PIP_PKGS=(pytest numpy jinja2 openai requests safetensors diskcache typing_extensions)
+PIP_PKGS=(pytest numpy jinja2 openai requests safetensors diskcache typing_extensions gguf)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

@@ -1,0 +1,122 @@
+"""inferd's reference dequantization vs gguf-py's (llama.cpp's Python package), bit for bit.
+
+gguf-py is an independent implementation of the GGML block formats in numpy. We write a
+GGUF file with random-but-valid blocks of every type inferd supports (using gguf-py's own
+writer), dequantize it with `inferd_dequant_tool`, and compare with gguf.quants.dequantize.
+The same comparison runs over every tensor of the real model (INFERD_MODEL).
+
+Environment: INFERD_BUILD_DIR (default build/release) locates the tool; INFERD_MODEL the model.
+"""
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+gguf = pytest.importorskip("gguf", reason="pip install gguf (scripts/install-deps.sh)")
+from gguf import GGMLQuantizationType as Q  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_DIR = Path(os.environ.get("INFERD_BUILD_DIR", REPO / "build" / "release"))
+TOOL = BUILD_DIR / "tests" / "tools" / "inferd_dequant_tool"
+MODEL = Path(os.environ.get("INFERD_MODEL",
+                            Path.home() / ".cache/inferd/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+
+# Byte offsets of the fp16 scale fields inside one block, per type. Random bytes there
+# could be inf/nan; we overwrite them with finite values so the comparison is meaningful.
+HALF_FIELDS = {
+    Q.Q4_0: [0], Q.Q4_1: [0, 2], Q.Q5_0: [0], Q.Q5_1: [0, 2], Q.Q8_0: [0],
+    Q.Q4_K: [0, 2], Q.Q5_K: [0, 2], Q.Q6_K: [208],
+}
+QUANT_TYPES = list(HALF_FIELDS)
+
+
+def _tool():
+    if not TOOL.exists():
+        pytest.skip(f"{TOOL} not built (ninja -C {BUILD_DIR} inferd_dequant_tool, "
+                    "or set INFERD_BUILD_DIR)")
+    return TOOL
+
+
+def _run_tool(gguf_path, out_dir, names):
+    subprocess.run([str(_tool()), str(gguf_path), str(out_dir), *names], check=True)
+    return {n: np.load(out_dir / f"{n}.npy") for n in names}
+
+
+def _random_quant_bytes(rng, qtype, rows, cols):
+    """uint8 array [rows, bytes_per_row] of random blocks with finite fp16 scales."""
+    block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+    nblocks = rows * cols // block
+    raw = rng.integers(0, 256, size=(nblocks, type_size), dtype=np.uint8)
+    for off in HALF_FIELDS[qtype]:
+        scales = rng.uniform(-2.0, 2.0, size=nblocks).astype(np.float16)
+        raw[:, off:off + 2] = scales.view(np.uint8).reshape(nblocks, 2)
+    return raw.reshape(rows, cols // block * type_size)
+
+
+def _expected(data, qtype):
+    if qtype == Q.BF16:  # gguf.quants handles bf16 too, but keep the fp32 widening explicit
+        return (data.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+    return gguf.quants.dequantize(data, qtype)
+
+
+def _assert_same(got, want, what):
+    assert got.shape == want.shape, f"{what}: shape {got.shape} vs {want.shape}"
+    assert got.dtype == np.float32
+    # Exact in practice; allow 1e-6 relative for a different association of the scale math.
+    np.testing.assert_allclose(got, want.astype(np.float32), rtol=1e-6, atol=0, err_msg=what)
+
+
+def test_random_blocks_every_supported_type(tmp_path):
+    rng = np.random.default_rng(1234)
+    rows = 3
+    path = tmp_path / "random.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    expected = {}
+    for qtype in QUANT_TYPES:
+        block = gguf.GGML_QUANT_SIZES[qtype][0]
+        cols = block * 4
+        raw = _random_quant_bytes(rng, qtype, rows, cols)
+        name = f"t.{qtype.name.lower()}"
+        w.add_tensor(name, raw, raw_dtype=qtype)  # shape inferred from the byte shape
+        expected[name] = _expected(raw, qtype).reshape(rows, cols)
+    f32 = rng.standard_normal((rows, 40)).astype(np.float32)
+    w.add_tensor("t.f32", f32)
+    expected["t.f32"] = f32
+    f16 = rng.standard_normal((rows, 40)).astype(np.float16)
+    w.add_tensor("t.f16", f16)
+    expected["t.f16"] = f16.astype(np.float32)
+    bf16 = (rng.standard_normal((rows, 40)).astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    w.add_tensor("t.bf16", bf16.view(np.uint8), raw_dtype=Q.BF16)
+    expected["t.bf16"] = _expected(bf16, Q.BF16)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+    out = tmp_path / "out"
+    out.mkdir()
+    got = _run_tool(path, out, list(expected))
+    for name, want in expected.items():
+        _assert_same(got[name], want, name)
+
+
+def test_every_tensor_of_real_model(tmp_path):
+    if not MODEL.exists():
+        pytest.skip(f"model not found at {MODEL} (scripts/fetch-model.sh or set INFERD_MODEL)")
+    _tool()
+    reader = gguf.GGUFReader(str(MODEL))
+    tensors = list(reader.tensors)
+    assert len(tensors) > 0
+    out = tmp_path / "out"
+    out.mkdir()
+    # A few tensors per tool call keeps the .npy files on disk small.
+    for i in range(0, len(tensors), 24):
+        batch = tensors[i:i + 24]
+        got = _run_tool(MODEL, out, [t.name for t in batch])
+        for t in batch:
+            want = gguf.quants.dequantize(t.data, t.tensor_type)
+            want = want.reshape(tuple(int(d) for d in reversed(t.shape)))
+            _assert_same(got[t.name], want, f"{t.name} ({t.tensor_type.name})")
+            (out / f"{t.name}.npy").unlink()
