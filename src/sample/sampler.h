@@ -29,7 +29,8 @@ struct SampleInput {
 struct SampleResult {
   int32_t token = -1;
   float logprob = 0.0f;  // of the chosen token under the raw model distribution
-  int rank = 0;          // 1-based rank of the chosen token under the raw distribution
+  int rank = 0;          // 1-based rank under the raw distribution: 1 + number of tokens
+                         // with a strictly larger logit (vLLM's rule; ties share a rank)
   // Top-N (N = params.logprobs, when set) (token, logprob) pairs under the raw distribution,
   // most likely first; ties broken by lower token id.
   std::vector<std::pair<int32_t, float>> top_logprobs;
@@ -41,7 +42,18 @@ struct SampleResult {
 // Order of processing: logit_bias, min_tokens suppression, repetition / presence /
 // frequency penalties, then greedy argmax (lowest id on ties) or temperature, top-k,
 // top-p, min-p, and an inverse-CDF draw with the counter-based uniform.
+// Details: top-k keeps exactly k tokens (equal logits: lower id first); top-p keeps the
+// smallest set, most likely first, whose mass reaches top_p (at least one token); min-p
+// drops tokens with prob < min_p × max prob; the draw walks the kept tokens in ascending
+// id order and returns the first whose cumulative mass exceeds u × total.
+// Token ids outside [0, vocab) in bias / history / stop_ids are ignored. NaN logits count
+// as -inf. Safe to call from several threads at once (scratch buffers are thread_local).
 SampleResult SampleToken(std::span<float> logits, const SampleInput& in);
+
+// The sparse logits processors of SampleToken alone, in the same order (logit_bias,
+// min_tokens suppression, repetition / frequency / presence penalties), applied in place.
+// For callers that sample elsewhere (a device sampler) and for tests.
+void ApplyLogitsProcessors(std::span<float> logits, const SampleInput& in);
 
 // Top-N (token, logprob) of the raw distribution of one row (for prompt_logprobs), plus the
 // logprob and rank of `target` (when target >= 0).

@@ -29,12 +29,15 @@ StopDecision CheckStopToken(const SamplingParams& params, int32_t token, bool to
 
 // Stop strings: `text` is the whole output so far, the last `new_len` bytes just added.
 // Finds the earliest stop string that ends inside the new bytes (searching from
-// text.size() - new_len - (longest_stop - 1)).
+// text.size() - new_len - (longest_stop - 1)). Earliest = smallest start offset; on equal
+// starts the first string in params.stop wins.
 StopDecision CheckStopStrings(const SamplingParams& params, const std::string& text,
                               size_t new_len);
 
 // How many trailing bytes of `text` a streaming server must hold back because they could
-// be the start of a stop string (0 when there are no stop strings).
+// be the start of a stop string: the longest proper prefix of any stop string that is a
+// suffix of `text`. 0 when there are no stop strings or include_stop_str_in_output is set
+// (then a match only cuts bytes after the stop string, which were not yet sent).
 size_t StopStringHoldback(const SamplingParams& params, const std::string& text);
 
 }  // namespace inferd

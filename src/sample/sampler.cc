@@ -1,0 +1,393 @@
+// Token sampling for one row of logits. See sampler.h for the contract.
+//
+// Cost per call for a vocab of V: the sparse steps (bias, min_tokens, penalties) touch only
+// the tokens they name; greedy is one pass; sampling with a small top_k is one pass with a
+// bounded heap; sampling without top_k is one exp pass plus an expected-linear selection
+// for top_p. The raw logprob of the chosen token (always reported) costs one more exp pass.
+// Scratch buffers are thread_local and reused, so a steady-state call does not allocate
+// (apart from the returned top_logprobs vector).
+//
+// Ordering convention used everywhere ("key order"): larger value first, and on equal
+// values the lower token id first. It makes every selection below a total order, so the
+// result never depends on the order in which a partition or heap happens to visit ties.
+
+#include "sample/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace inferd {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+// Above this k, top-k selection uses nth_element over an index array instead of a heap.
+constexpr int kHeapTopKLimit = 1024;
+
+// NaN logits (a broken model row) are treated as -inf: never chosen, never ranked above
+// a real value.
+inline float Clean(float x) { return std::isnan(x) ? kNegInf : x; }
+
+// Key order over (value, id): a before b.
+inline bool KeyBefore(float va, int32_t a, float vb, int32_t b) {
+  return va > vb || (va == vb && a < b);
+}
+
+uint64_t Mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+struct Scratch {
+  std::vector<float> w;          // [vocab] unnormalized probabilities (sampling path)
+  std::vector<int32_t> cand;     // candidate token ids
+  std::vector<int32_t> counts;   // [vocab] occurrences in output_ids (zeroed after use)
+  std::vector<uint8_t> mark;     // [vocab] membership flags (zeroed after use)
+  std::vector<std::pair<int32_t, float>> undo;  // (id, original logit), in apply order
+  std::vector<std::pair<float, int32_t>> heap;  // bounded top-k heap
+};
+
+Scratch& GetScratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+// Records the current value of logits[id] so it can be restored, then returns a reference.
+inline float& Touch(std::span<float> logits, std::vector<std::pair<int32_t, float>>& undo,
+                    int32_t id) {
+  undo.emplace_back(id, logits[id]);
+  return logits[id];
+}
+
+// Top-k (value, id) of `vals` in key order (k clamped to the size). NaN counts as -inf.
+// `get(i)` returns the value of token i. Output sorted in key order.
+template <typename Get>
+void SelectTopK(size_t size, int k, Get get, std::vector<std::pair<float, int32_t>>* out) {
+  out->clear();
+  if (k <= 0 || size == 0) return;
+  size_t kk = std::min(static_cast<size_t>(k), size);
+  // Heap ordered so that the *worst* element (last in key order) sits at the front.
+  auto worse_first = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
+    return KeyBefore(a.first, a.second, b.first, b.second);
+  };
+  if (kk <= static_cast<size_t>(kHeapTopKLimit)) {
+    out->reserve(kk);
+    for (size_t i = 0; i < kk; ++i) out->emplace_back(Clean(get(i)), static_cast<int32_t>(i));
+    std::make_heap(out->begin(), out->end(), worse_first);
+    for (size_t i = kk; i < size; ++i) {
+      float v = Clean(get(i));
+      const auto& worst = out->front();
+      // Ids increase along the scan, so an equal value never beats the current worst.
+      if (v > worst.first) {
+        std::pop_heap(out->begin(), out->end(), worse_first);
+        out->back() = {v, static_cast<int32_t>(i)};
+        std::push_heap(out->begin(), out->end(), worse_first);
+      }
+    }
+    std::sort_heap(out->begin(), out->end(), worse_first);
+    return;
+  }
+  out->resize(size);
+  for (size_t i = 0; i < size; ++i) (*out)[i] = {Clean(get(i)), static_cast<int32_t>(i)};
+  std::partial_sort(out->begin(), out->begin() + kk, out->end(), worse_first);
+  out->resize(kk);
+}
+
+// Raw statistics of one row: max and log-sum-exp (accumulated in double after subtracting
+// the max, so it is stable for any logit range).
+struct RawStats {
+  float max = kNegInf;
+  double log_z = 0.0;  // log(sum(exp(x - max)))
+};
+
+RawStats ComputeRawStats(std::span<const float> logits) {
+  RawStats st;
+  for (float x : logits) st.max = std::max(st.max, Clean(x));
+  if (st.max == kNegInf) return st;
+  double sum = 0.0;
+  for (float x : logits) sum += std::exp(static_cast<double>(Clean(x)) - st.max);
+  st.log_z = std::log(sum);
+  return st;
+}
+
+inline float RawLogprob(const RawStats& st, float x) {
+  x = Clean(x);
+  if (st.max == kNegInf || x == kNegInf) return kNegInf;
+  return static_cast<float>(static_cast<double>(x) - st.max - st.log_z);
+}
+
+// 1 + number of tokens with a strictly larger raw logit (vLLM's rank: ties share a rank).
+int RawRank(std::span<const float> logits, float x) {
+  x = Clean(x);
+  int64_t greater = 0;
+  for (float y : logits) greater += Clean(y) > x;
+  return static_cast<int>(greater + 1);
+}
+
+void TopLogprobs(std::span<const float> logits, const RawStats& st, int top_n,
+                 std::vector<std::pair<float, int32_t>>* heap,
+                 std::vector<std::pair<int32_t, float>>* out) {
+  out->clear();
+  if (top_n <= 0) return;
+  SelectTopK(logits.size(), top_n, [&](size_t i) { return logits[i]; }, heap);
+  out->reserve(heap->size());
+  for (const auto& [v, id] : *heap) out->emplace_back(id, RawLogprob(st, v));
+}
+
+// Sparse logits processors, in the contract's order. Every write goes through Touch so
+// that RestoreRaw can put the raw row back.
+void ApplySparse(std::span<float> logits, const SampleInput& in, const SamplingParams& p,
+                 Scratch& s) {
+  const int64_t vocab = static_cast<int64_t>(logits.size());
+  auto valid = [vocab](int32_t id) { return id >= 0 && id < vocab; };
+
+  for (const auto& [id, bias] : p.logit_bias) {
+    if (valid(id)) Touch(logits, s.undo, id) += bias;
+  }
+
+  if (static_cast<int64_t>(in.output_ids.size()) < p.min_tokens) {
+    for (int32_t id : in.stop_ids) {
+      if (valid(id)) Touch(logits, s.undo, id) = kNegInf;
+    }
+  }
+
+  const bool rep = p.repetition_penalty != 1.0f;
+  const bool freq_pres = p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f;
+  if (!rep && !freq_pres) return;
+  if (s.counts.size() < logits.size()) s.counts.resize(logits.size(), 0);
+  if (s.mark.size() < logits.size()) s.mark.resize(logits.size(), 0);
+
+  // Repetition penalty over prompt ∪ output, once per distinct token (mark dedups).
+  if (rep) {
+    const float r = p.repetition_penalty;
+    for (auto ids : {in.prompt_ids, in.output_ids}) {
+      for (int32_t id : ids) {
+        if (!valid(id) || s.mark[id]) continue;
+        s.mark[id] = 1;
+        float& l = Touch(logits, s.undo, id);
+        l = l > 0.0f ? l / r : l * r;
+      }
+    }
+    for (auto ids : {in.prompt_ids, in.output_ids}) {
+      for (int32_t id : ids) {
+        if (valid(id)) s.mark[id] = 0;
+      }
+    }
+  }
+  // Frequency (count in output × f) then presence ((count > 0) × p), both subtracted.
+  if (freq_pres) {
+    for (int32_t id : in.output_ids) {
+      if (valid(id)) ++s.counts[id];
+    }
+    for (int32_t id : in.output_ids) {
+      if (!valid(id) || s.counts[id] == 0) continue;
+      float& l = Touch(logits, s.undo, id);
+      l -= p.frequency_penalty * static_cast<float>(s.counts[id]);
+      l -= p.presence_penalty;
+      s.counts[id] = 0;  // also marks the token done for its later occurrences
+    }
+  }
+}
+
+void RestoreRaw(std::span<float> logits, Scratch& s) {
+  for (auto it = s.undo.rbegin(); it != s.undo.rend(); ++it) logits[it->first] = it->second;
+  s.undo.clear();
+}
+
+// Lowest id among the maximal (non-NaN) values; 0 when every value is -inf or NaN.
+int32_t Argmax(std::span<const float> logits) {
+  int32_t best = 0;
+  float best_v = kNegInf;
+  for (size_t i = 0; i < logits.size(); ++i) {
+    float v = Clean(logits[i]);
+    if (v > best_v) {
+      best_v = v;
+      best = static_cast<int32_t>(i);
+    }
+  }
+  return best;
+}
+
+// Top-p over `c` (ids into w): reorders c so that c[0, cut) is the smallest set in key order
+// (w desc, id asc) whose mass reaches `target`, and returns cut (>= 1 when c is non-empty).
+// Quickselect on mass: expected linear time, no full sort.
+size_t TopPCut(std::span<int32_t> c, const float* w, double target) {
+  auto before = [w](int32_t a, int32_t b) { return KeyBefore(w[a], a, w[b], b); };
+  size_t lo = 0, hi = c.size();
+  double acc = 0.0;  // mass of c[0, lo), all of which precede every element of c[lo, hi)
+  constexpr size_t kSmall = 32;
+  while (hi - lo > kSmall) {
+    int32_t a = c[lo], b = c[lo + (hi - lo) / 2], d = c[hi - 1];
+    // Median of three in key order.
+    if (before(b, a)) std::swap(a, b);
+    if (before(d, b)) std::swap(b, d);
+    if (before(b, a)) std::swap(a, b);
+    const int32_t pivot = b;
+    auto mid = std::partition(c.begin() + lo, c.begin() + hi,
+                              [&](int32_t x) { return !before(pivot, x); });
+    const size_t m = static_cast<size_t>(mid - c.begin());
+    double mass = 0.0;
+    for (size_t i = lo; i < m; ++i) mass += w[c[i]];
+    if (acc + mass < target) {
+      acc += mass;
+      lo = m;  // m > lo: the pivot itself is on the left
+      continue;
+    }
+    if (m < hi) {
+      hi = m;
+      continue;
+    }
+    // The pivot is the last element of the range in key order: decide it alone.
+    auto pos = std::find(c.begin() + lo, c.begin() + hi, pivot);
+    std::iter_swap(pos, c.begin() + (hi - 1));
+    if (acc + mass - w[pivot] >= target) {
+      --hi;
+      continue;
+    }
+    return hi;
+  }
+  std::sort(c.begin() + lo, c.begin() + hi, before);
+  for (size_t i = lo; i < hi; ++i) {
+    acc += w[c[i]];
+    if (acc >= target) return i + 1;
+  }
+  return std::max<size_t>(hi, 1);
+}
+
+// Random path: temperature, top-k, top-p, min-p, inverse-CDF draw over the kept tokens in
+// ascending id order. `logits` holds the processed (post-penalty) values.
+int32_t SampleRandom(std::span<const float> logits, const SampleInput& in,
+                     const SamplingParams& p, Scratch& s) {
+  const size_t vocab = logits.size();
+  const float temp = p.temperature;
+  const bool use_top_k = p.top_k > 0 && static_cast<size_t>(p.top_k) < vocab;
+  if (s.w.size() < vocab) s.w.resize(vocab);
+  float* w = s.w.data();
+  std::vector<int32_t>& cand = s.cand;
+  cand.clear();
+  bool id_ordered = true;  // cand is in ascending id order
+
+  if (use_top_k && p.top_k <= kHeapTopKLimit) {
+    // Select on the processed logits (dividing by temperature preserves the order).
+    SelectTopK(vocab, p.top_k, [&](size_t i) { return logits[i]; }, &s.heap);
+    float m = kNegInf;
+    for (const auto& [v, id] : s.heap) {
+      if (v == kNegInf) break;
+      cand.push_back(id);
+      m = std::max(m, v / temp);
+    }
+    for (int32_t id : cand) w[id] = std::exp(logits[id] / temp - m);
+    id_ordered = false;
+  } else {
+    float m = kNegInf;
+    for (size_t i = 0; i < vocab; ++i) m = std::max(m, Clean(logits[i]) / temp);
+    if (m == kNegInf) return Argmax(logits);
+    for (size_t i = 0; i < vocab; ++i) {
+      float x = Clean(logits[i]);
+      float wi = x == kNegInf ? 0.0f : std::exp(x / temp - m);
+      w[i] = wi;
+      // Zero-mass tokens can never be drawn and never change top-p's set: skip them.
+      if (wi > 0.0f) cand.push_back(static_cast<int32_t>(i));
+    }
+    if (use_top_k && static_cast<size_t>(p.top_k) < cand.size()) {
+      auto before = [&](int32_t a, int32_t b) { return KeyBefore(logits[a], a, logits[b], b); };
+      std::nth_element(cand.begin(), cand.begin() + (p.top_k - 1), cand.end(), before);
+      cand.resize(static_cast<size_t>(p.top_k));
+      id_ordered = false;
+    }
+  }
+  if (cand.empty()) return Argmax(logits);
+
+  if (p.top_p < 1.0f) {
+    double total = 0.0;
+    for (int32_t id : cand) total += w[id];
+    size_t cut = TopPCut(cand, w, static_cast<double>(p.top_p) * total);
+    cand.resize(cut);
+    id_ordered = false;
+  }
+  if (p.min_p > 0.0f) {
+    // The most likely candidate has w == exp(0) == 1 and is always kept, so
+    // "prob < min_p × max prob" is "w < min_p".
+    std::erase_if(cand, [&](int32_t id) { return w[id] < p.min_p; });
+  }
+  if (!id_ordered) {
+    if (cand.size() * 16 < vocab) {
+      std::sort(cand.begin(), cand.end());
+    } else {
+      // Large sets: a byte mask and one scan is cheaper than sorting.
+      if (s.mark.size() < vocab) s.mark.resize(vocab, 0);
+      for (int32_t id : cand) s.mark[id] = 1;
+      cand.clear();
+      for (size_t i = 0; i < vocab; ++i) {
+        if (s.mark[i]) {
+          s.mark[i] = 0;
+          cand.push_back(static_cast<int32_t>(i));
+        }
+      }
+    }
+  }
+
+  double total = 0.0;
+  for (int32_t id : cand) total += w[id];
+  const double target = CounterUniform(in.seed, static_cast<uint64_t>(in.step)) * total;
+  double acc = 0.0;
+  for (int32_t id : cand) {
+    acc += w[id];
+    if (acc > target) return id;
+  }
+  return cand.back();  // rounding: u * total landed at or past the final sum
+}
+
+}  // namespace
+
+double CounterUniform(uint64_t seed, uint64_t counter) {
+  // Two splitmix64 finalizer rounds: the seed selects a stream, the counter a position in it.
+  uint64_t z = Mix64(Mix64(seed + 0x9E3779B97F4A7C15ull) ^ (counter * 0xD1B54A32D192ED03ull));
+  return static_cast<double>(z >> 11) * 0x1.0p-53;
+}
+
+SampleResult SampleToken(std::span<float> logits, const SampleInput& in) {
+  static const SamplingParams kDefaults;
+  const SamplingParams& p = in.params != nullptr ? *in.params : kDefaults;
+  SampleResult result;
+  if (logits.empty()) return result;
+  Scratch& s = GetScratch();
+
+  s.undo.clear();
+  ApplySparse(logits, in, p, s);
+  result.token = p.greedy() ? Argmax(logits) : SampleRandom(logits, in, p, s);
+  RestoreRaw(logits, s);
+
+  // Logprobs of the raw model output.
+  const RawStats st = ComputeRawStats(logits);
+  result.logprob = RawLogprob(st, logits[result.token]);
+  result.rank = RawRank(logits, logits[result.token]);
+  if (p.logprobs.has_value() && *p.logprobs > 0) {
+    TopLogprobs(logits, st, *p.logprobs, &s.heap, &result.top_logprobs);
+  }
+  return result;
+}
+
+void ApplyLogitsProcessors(std::span<float> logits, const SampleInput& in) {
+  static const SamplingParams kDefaults;
+  Scratch& s = GetScratch();
+  s.undo.clear();
+  ApplySparse(logits, in, in.params != nullptr ? *in.params : kDefaults, s);
+  s.undo.clear();
+}
+
+RowLogprobs ComputeRowLogprobs(std::span<const float> logits, int top_n, int32_t target) {
+  RowLogprobs out;
+  if (logits.empty()) return out;
+  const RawStats st = ComputeRawStats(logits);
+  std::vector<std::pair<float, int32_t>> heap;
+  TopLogprobs(logits, st, top_n, &heap, &out.top);
+  if (target >= 0 && static_cast<size_t>(target) < logits.size()) {
+    out.target_logprob = RawLogprob(st, logits[target]);
+    out.target_rank = RawRank(logits, logits[target]);
+  }
+  return out;
+}
+
+}  // namespace inferd
