@@ -1,0 +1,264 @@
+#include "format/hf_config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace inferd {
+namespace {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+bool Contains(const std::string& h, const std::string& n) { return h.find(n) != std::string::npos; }
+
+ModelConfig MustParse(const char* text) {
+  auto j = ParseJson(text, "test");
+  EXPECT_TRUE(j.ok()) << j.status().ToString();
+  auto c = ParseHfConfig(*j);
+  EXPECT_TRUE(c.ok()) << c.status().ToString();
+  return c.ok() ? *c : ModelConfig{};
+}
+
+// SmolLM2-135M-Instruct's config.json (abridged to the fields that matter).
+constexpr const char kLlama[] = R"({
+  "_name_or_path": "HuggingFaceTB/SmolLM2-135M-Instruct",
+  "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+  "vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536,
+  "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3,
+  "max_position_embeddings": 8192, "rms_norm_eps": 1e-05, "rope_theta": 100000,
+  "rope_scaling": null, "tie_word_embeddings": true, "torch_dtype": "bfloat16",
+  "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu"})";
+
+TEST(HfConfig, Llama) {
+  const ModelConfig c = MustParse(kLlama);
+  EXPECT_EQ(c.arch, "llama");
+  EXPECT_EQ(c.name, "HuggingFaceTB/SmolLM2-135M-Instruct");
+  EXPECT_EQ(c.vocab_size, 49152);
+  EXPECT_EQ(c.hidden_size, 576);
+  EXPECT_EQ(c.intermediate_size, 1536);
+  EXPECT_EQ(c.num_layers, 30);
+  EXPECT_EQ(c.num_heads, 9);
+  EXPECT_EQ(c.num_kv_heads, 3);
+  EXPECT_EQ(c.head_dim, 64);
+  EXPECT_EQ(c.max_position_embeddings, 8192);
+  EXPECT_FLOAT_EQ(c.rms_norm_eps, 1e-5f);
+  EXPECT_FLOAT_EQ(c.rope_theta, 100000.0f);
+  EXPECT_EQ(c.rope_style, RopeStyle::kNeox);
+  EXPECT_EQ(c.rope_scaling, RopeScaling::kNone);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_FALSE(c.qkv_bias);
+}
+
+TEST(HfConfig, Llama3RopeScalingAndHeadDim) {
+  const ModelConfig c = MustParse(R"({
+    "architectures": ["LlamaForCausalLM"], "vocab_size": 128256, "hidden_size": 4096,
+    "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+    "num_key_value_heads": 8, "head_dim": 128, "max_position_embeddings": 131072,
+    "rms_norm_eps": 1e-05, "rope_theta": 500000.0,
+    "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                     "original_max_position_embeddings": 8192, "rope_type": "llama3"}})");
+  EXPECT_EQ(c.rope_scaling, RopeScaling::kLlama3);
+  EXPECT_EQ(c.rope_factor, 8.0f);
+  EXPECT_EQ(c.rope_low_freq_factor, 1.0f);
+  EXPECT_EQ(c.rope_high_freq_factor, 4.0f);
+  EXPECT_EQ(c.rope_original_max_position, 8192);
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_FALSE(c.tie_word_embeddings);
+}
+
+TEST(HfConfig, MistralWithLinearScalingAndDefaultKvHeads) {
+  const ModelConfig c = MustParse(R"({
+    "architectures": ["MistralForCausalLM"], "vocab_size": 32000, "hidden_size": 4096,
+    "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+    "max_position_embeddings": 32768, "rms_norm_eps": 1e-05, "rope_theta": 10000.0,
+    "sliding_window": null, "rope_scaling": {"type": "linear", "factor": 2.0}})");
+  EXPECT_EQ(c.arch, "mistral");
+  EXPECT_EQ(c.num_kv_heads, 32);  // absent -> num_attention_heads
+  EXPECT_EQ(c.rope_scaling, RopeScaling::kLinear);
+  EXPECT_EQ(c.rope_factor, 2.0f);
+}
+
+TEST(HfConfig, Qwen2HasQkvBias) {
+  const ModelConfig c = MustParse(R"({
+    "architectures": ["Qwen2ForCausalLM"], "vocab_size": 151936, "hidden_size": 896,
+    "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14,
+    "num_key_value_heads": 2, "max_position_embeddings": 32768, "rms_norm_eps": 1e-06,
+    "rope_theta": 1000000.0, "tie_word_embeddings": true, "use_sliding_window": false})");
+  EXPECT_EQ(c.arch, "qwen2");
+  EXPECT_TRUE(c.qkv_bias);
+  EXPECT_EQ(c.head_dim, 64);
+  EXPECT_FLOAT_EQ(c.rms_norm_eps, 1e-6f);
+  EXPECT_EQ(c.rope_style, RopeStyle::kNeox);
+}
+
+TEST(HfConfig, Baichuan7B) {
+  const ModelConfig c = MustParse(R"({
+    "architectures": ["BaichuanForCausalLM"], "vocab_size": 125696, "hidden_size": 4096,
+    "intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32,
+    "model_max_length": 4096, "rms_norm_eps": 1e-06})");
+  EXPECT_EQ(c.arch, "baichuan");
+  EXPECT_EQ(c.max_position_embeddings, 4096);
+  EXPECT_EQ(c.num_kv_heads, 32);
+  EXPECT_FLOAT_EQ(c.rope_theta, 10000.0f);
+
+  auto j = ParseJson(R"({"architectures": ["BaichuanForCausalLM"], "vocab_size": 125696,
+    "hidden_size": 5120, "intermediate_size": 13696, "num_hidden_layers": 40,
+    "num_attention_heads": 40})", "t");
+  auto r = ParseHfConfig(*j);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnimplemented);
+  EXPECT_TRUE(Contains(r.status().message(), "ALiBi")) << r.status().message();
+}
+
+TEST(HfConfig, Errors) {
+  struct Case { const char* text; StatusCode code; const char* part; };
+  const Case cases[] = {
+      {R"({"architectures": ["GPT2LMHeadModel"], "vocab_size": 1})", StatusCode::kUnimplemented,
+       "architecture 'GPT2LMHeadModel' is not supported (supported: LlamaForCausalLM"},
+      {R"({"vocab_size": 1})", StatusCode::kInvalidArgument, "'architectures'"},
+      {R"({"architectures": "LlamaForCausalLM"})", StatusCode::kInvalidArgument, "'architectures'"},
+      {R"([1, 2])", StatusCode::kInvalidArgument, "top level"},
+      {R"({"architectures": ["LlamaForCausalLM"], "vocab_size": "32000", "hidden_size": 8,
+           "intermediate_size": 8, "num_hidden_layers": 1, "num_attention_heads": 1})",
+       StatusCode::kInvalidArgument, "'vocab_size' must be an integer, got string \"32000\""},
+      {R"({"architectures": ["LlamaForCausalLM"], "vocab_size": 1, "hidden_size": 8,
+           "intermediate_size": 8, "num_attention_heads": 1})",
+       StatusCode::kInvalidArgument, "required field 'num_hidden_layers' is missing"},
+      {R"({"architectures": ["LlamaForCausalLM"], "vocab_size": 1, "hidden_size": 8,
+           "intermediate_size": 8, "num_hidden_layers": 1, "num_attention_heads": 1,
+           "rms_norm_eps": "small"})", StatusCode::kInvalidArgument, "'rms_norm_eps' must be a number"},
+      {R"({"architectures": ["LlamaForCausalLM"], "vocab_size": 1, "hidden_size": 8,
+           "intermediate_size": 8, "num_hidden_layers": 1, "num_attention_heads": 1,
+           "tie_word_embeddings": 1})", StatusCode::kInvalidArgument, "'tie_word_embeddings' must be a boolean"},
+      {R"({"architectures": ["LlamaForCausalLM"], "vocab_size": 1, "hidden_size": 8,
+           "intermediate_size": 8, "num_hidden_layers": 1, "num_attention_heads": 1,
+           "rope_scaling": {"type": "yarn", "factor": 4}})", StatusCode::kUnimplemented,
+       "rope_scaling type 'yarn'"},
+      {R"({"architectures": ["LlamaForCausalLM"], "vocab_size": 1, "hidden_size": 8,
+           "intermediate_size": 8, "num_hidden_layers": 1, "num_attention_heads": 1,
+           "rope_scaling": {"type": "linear"}})", StatusCode::kInvalidArgument, "needs a 'factor'"},
+      {R"({"architectures": ["LlamaForCausalLM"], "vocab_size": 1, "hidden_size": 8,
+           "intermediate_size": 8, "num_hidden_layers": 1, "num_attention_heads": 1,
+           "rope_scaling": [1]})", StatusCode::kInvalidArgument, "'rope_scaling' must be an object"},
+      {R"({"architectures": ["LlamaForCausalLM"], "vocab_size": 1e300, "hidden_size": 8,
+           "intermediate_size": 8, "num_hidden_layers": 1, "num_attention_heads": 1})",
+       StatusCode::kInvalidArgument, "'vocab_size' must be an integer"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    auto j = ParseJson(c.text, "test");
+    ASSERT_TRUE(j.ok());
+    auto r = ParseHfConfig(*j);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), c.code) << r.status().ToString();
+    EXPECT_TRUE(Contains(r.status().message(), c.part)) << r.status().message();
+  }
+}
+
+TEST(HfConfig, MakeHfConfigRoundTrips) {
+  ModelConfig c = MustParse(kLlama);
+  c.rope_scaling = RopeScaling::kLlama3;
+  c.rope_factor = 8.0f;
+  c.rope_original_max_position = 4096;
+  const json j = MakeHfConfig(c, "bfloat16", 1, 2);
+  EXPECT_EQ(j["architectures"][0], "LlamaForCausalLM");
+  EXPECT_EQ(j["torch_dtype"], "bfloat16");
+  EXPECT_EQ(j["eos_token_id"], 2);
+  EXPECT_EQ(j["rms_norm_eps"].dump(), "1e-05");  // shortest float text, not 9.99999974e-06
+  auto back = ParseHfConfig(j);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->vocab_size, c.vocab_size);
+  EXPECT_EQ(back->num_kv_heads, c.num_kv_heads);
+  EXPECT_EQ(back->head_dim, c.head_dim);
+  EXPECT_EQ(back->rms_norm_eps, c.rms_norm_eps);
+  EXPECT_EQ(back->rope_theta, c.rope_theta);
+  EXPECT_EQ(back->rope_scaling, RopeScaling::kLlama3);
+  EXPECT_EQ(back->rope_factor, 8.0f);
+  EXPECT_EQ(back->rope_original_max_position, 4096);
+  EXPECT_EQ(back->tie_word_embeddings, true);
+
+  ModelConfig q = c;
+  q.arch = "qwen2";
+  q.rope_scaling = RopeScaling::kNone;
+  auto qb = ParseHfConfig(MakeHfConfig(q, "float16", 0, 0));
+  ASSERT_TRUE(qb.ok());
+  EXPECT_EQ(qb->arch, "qwen2");
+  EXPECT_TRUE(qb->qkv_bias);
+  EXPECT_EQ(qb->rope_scaling, RopeScaling::kNone);
+}
+
+class HfFilesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::path(::testing::TempDir()) /
+           ("inferd_hf_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  void Write(const std::string& name, const std::string& text) {
+    std::ofstream(dir_ / name) << text;
+  }
+  fs::path dir_;
+};
+
+TEST_F(HfFilesTest, LoadHfConfig) {
+  auto missing = LoadHfConfig(dir_.string());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  Write("config.json", kLlama);
+  auto c = LoadHfConfig(dir_.string());
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->num_layers, 30);
+  Write("config.json", "{\"architectures\": [");
+  c = LoadHfConfig(dir_.string());
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(c.status().message(), "config.json: invalid JSON")) << c.status().message();
+}
+
+TEST_F(HfFilesTest, GenerationConfig) {
+  Write("generation_config.json", R"({"bos_token_id": 1, "eos_token_id": [128001, 128009],
+      "do_sample": true, "temperature": 0.6, "top_p": 0.9, "top_k": 40,
+      "repetition_penalty": 1.1, "max_new_tokens": 256})");
+  auto g = LoadGenerationConfig(dir_.string());
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  EXPECT_FLOAT_EQ(*g->temperature, 0.6f);
+  EXPECT_FLOAT_EQ(*g->top_p, 0.9f);
+  EXPECT_FALSE(g->min_p.has_value());
+  EXPECT_EQ(*g->top_k, 40);
+  EXPECT_FLOAT_EQ(*g->repetition_penalty, 1.1f);
+  EXPECT_EQ(*g->max_new_tokens, 256);
+  EXPECT_EQ(g->eos_token_ids, (std::vector<int>{128001, 128009}));
+
+  Write("g2.json", R"({"eos_token_id": 2})");
+  g = LoadGenerationConfig((dir_ / "g2.json").string());
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->eos_token_ids, std::vector<int>{2});
+  EXPECT_FALSE(g->temperature.has_value());
+
+  Write("g3.json", R"({"temperature": "hot"})");
+  g = LoadGenerationConfig((dir_ / "g3.json").string());
+  ASSERT_FALSE(g.ok());
+  EXPECT_TRUE(Contains(g.status().message(), "'temperature' must be a number")) << g.status().message();
+  Write("g4.json", R"({"eos_token_id": [1, "x"]})");
+  EXPECT_FALSE(LoadGenerationConfig((dir_ / "g4.json").string()).ok());
+  EXPECT_EQ(LoadGenerationConfig((dir_ / "none.json").string()).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(HfFilesTest, ReadFileToStringAndParseJson) {
+  Write("a.txt", std::string("x\0y", 3));
+  auto s = ReadFileToString((dir_ / "a.txt").string());
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(*s, std::string("x\0y", 3));
+  EXPECT_EQ(ReadFileToString((dir_ / "b.txt").string()).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(ReadFileToString(dir_.string()).status().code(), StatusCode::kInvalidArgument);
+  auto j = ParseJson("{\"a\": }", "thing.json");
+  ASSERT_FALSE(j.ok());
+  EXPECT_TRUE(Contains(j.status().message(), "thing.json: invalid JSON")) << j.status().message();
+}
+
+}  // namespace
+}  // namespace inferd
