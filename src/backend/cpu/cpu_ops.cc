@@ -1,0 +1,185 @@
+// CPU implementations of src/ops/ops.h.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "backend/cpu/kernels.h"
+#include "ops/ops.h"
+#include "util/thread_pool.h"
+
+namespace inferd::cpu {
+
+const KernelTable* Avx2KernelsImpl();
+
+const KernelTable* Avx2Kernels() {
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                         __builtin_cpu_supports("f16c");
+  return ok ? Avx2KernelsImpl() : nullptr;
+}
+
+const KernelTable& Kernels() {
+  static const KernelTable* table = Avx2Kernels() ? Avx2Kernels() : &GenericKernels();
+  return *table;
+}
+
+}  // namespace inferd::cpu
+
+namespace inferd::ops {
+namespace {
+
+constexpr int64_t kRowBlock = 16;  // weight rows dequantized together and reused across tokens
+constexpr int kTokenTile = 4;      // tokens per register tile
+constexpr int kRowTile = 2;        // weight rows per register tile
+
+int64_t RoundUp8(int64_t n) { return (n + 7) / 8 * 8; }
+
+}  // namespace
+
+void MatMul(const Matrix& w, const float* x, int64_t num_tokens, float* y) {
+  const auto& kern = cpu::Kernels();
+  const int64_t k = w.cols, kp = RoundUp8(k), n = w.rows;
+  // The tile kernels read kp columns; pad x with zeros when k is not a multiple of 8.
+  std::vector<float> xpad;
+  const float* xs = x;
+  if (kp != k) {
+    xpad.assign(static_cast<size_t>(num_tokens * kp), 0.0f);
+    for (int64_t t = 0; t < num_tokens; ++t) std::memcpy(&xpad[t * kp], x + t * k, sizeof(float) * k);
+    xs = xpad.data();
+  }
+  ThreadPool::Global().ParallelFor(n, kRowBlock, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> wbuf;
+    wbuf.resize(static_cast<size_t>(kRowBlock * kp));
+    for (int64_t r0 = begin; r0 < end; r0 += kRowBlock) {
+      const int64_t nr = std::min(kRowBlock, end - r0);
+      for (int64_t i = 0; i < nr; ++i) {
+        float* dst = &wbuf[i * kp];
+        kern.dequant_row(w.type, w.row(r0 + i), dst, k);
+        std::fill(dst + k, dst + kp, 0.0f);
+      }
+      for (int64_t t0 = 0; t0 < num_tokens; t0 += kTokenTile) {
+        const int nt = static_cast<int>(std::min<int64_t>(kTokenTile, num_tokens - t0));
+        for (int64_t i = 0; i < nr; i += kRowTile) {
+          const int rt = static_cast<int>(std::min<int64_t>(kRowTile, nr - i));
+          kern.dot_tile(xs + t0 * kp, kp, nt, &wbuf[i * kp], kp, rt, kp, y + t0 * n + r0 + i, n);
+        }
+      }
+    }
+  });
+}
+
+void RmsNorm(const float* x, const float* weight, int64_t num_tokens, int64_t d, float eps, float* y) {
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    const float* xr = x + t * d;
+    double ss = 0.0;
+    for (int64_t i = 0; i < d; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+    const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(d) + eps));
+    float* yr = y + t * d;
+    for (int64_t i = 0; i < d; ++i) yr[i] = (xr[i] * scale) * weight[i];
+  }
+}
+
+void SiluMul(const float* gate, const float* up, int64_t count, float* out) {
+  for (int64_t i = 0; i < count; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void Embedding(const Matrix& emb, std::span<const int32_t> ids, float* out) {
+  const auto& kern = cpu::Kernels();
+  for (size_t t = 0; t < ids.size(); ++t) kern.dequant_row(emb.type, emb.row(ids[t]), out + t * emb.cols, emb.cols);
+}
+
+void AddBias(float* y, const float* b, int64_t num_tokens, int64_t n) {
+  for (int64_t t = 0; t < num_tokens; ++t)
+    for (int64_t i = 0; i < n; ++i) y[t * n + i] += b[i];
+}
+
+void Add(float* a, const float* b, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) a[i] += b[i];
+}
+
+void Rope(float* x, int64_t num_tokens, int64_t num_heads, int64_t head_dim, const float* cos_sin, bool neox) {
+  const int64_t half = head_dim / 2;
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    const float* cs = cos_sin + t * head_dim;  // [half, 2]
+    for (int64_t h = 0; h < num_heads; ++h) {
+      float* v = x + (t * num_heads + h) * head_dim;
+      for (int64_t i = 0; i < half; ++i) {
+        const float c = cs[2 * i], s = cs[2 * i + 1];
+        const int64_t i0 = neox ? i : 2 * i;
+        const int64_t i1 = neox ? i + half : 2 * i + 1;
+        const float a = v[i0], b = v[i1];
+        v[i0] = a * c - b * s;
+        v[i1] = a * s + b * c;
+      }
+    }
+  }
+}
+
+namespace {
+inline int64_t SlotOf(const AttnSeq& s, int64_t pos, int64_t block_size) {
+  return static_cast<int64_t>(s.block_table[pos / block_size]) * block_size + pos % block_size;
+}
+}  // namespace
+
+void WriteKv(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t* positions,
+             const float* k, const float* v) {
+  const int64_t row = kv.num_kv_heads * kv.head_dim;
+  for (const AttnSeq& s : seqs) {
+    for (int64_t i = 0; i < s.num_tokens; ++i) {
+      const int64_t t = s.token_begin + i;
+      const int64_t slot = SlotOf(s, positions[t], kv.block_size);
+      std::memcpy(kv.k + slot * row, k + t * row, sizeof(float) * row);
+      std::memcpy(kv.v + slot * row, v + t * row, sizeof(float) * row);
+    }
+  }
+}
+
+void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t* positions,
+                    const float* q, int64_t num_heads, float scale, float* out) {
+  const auto& kern = cpu::Kernels();
+  const int64_t d = kv.head_dim, group = num_heads / kv.num_kv_heads, row = kv.num_kv_heads * d;
+  // One work item per (token row, head); rows of all sequences are laid out back to back.
+  std::vector<int32_t> seq_of_row;
+  int64_t total = 0;
+  for (size_t si = 0; si < seqs.size(); ++si) total = std::max(total, seqs[si].token_begin + seqs[si].num_tokens);
+  seq_of_row.assign(total, -1);
+  for (size_t si = 0; si < seqs.size(); ++si)
+    for (int64_t i = 0; i < seqs[si].num_tokens; ++i) seq_of_row[seqs[si].token_begin + i] = static_cast<int32_t>(si);
+
+  ThreadPool::Global().ParallelFor(total * num_heads, 1, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> scores;
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t t = item / num_heads, h = item % num_heads;
+      if (seq_of_row[t] < 0) continue;
+      const AttnSeq& s = seqs[seq_of_row[t]];
+      const int64_t ctx = positions[t] + 1;
+      const int64_t g = h / group;
+      const float* qv = q + (t * num_heads + h) * d;
+      scores.resize(ctx);
+      float max_score = -INFINITY;
+      for (int64_t j = 0; j < ctx; ++j) {
+        const float* kj = kv.k + SlotOf(s, j, kv.block_size) * row + g * d;
+        scores[j] = kern.dot(qv, kj, d) * scale;
+        max_score = std::max(max_score, scores[j]);
+      }
+      float sum = 0.0f;
+      for (int64_t j = 0; j < ctx; ++j) {
+        scores[j] = std::exp(scores[j] - max_score);
+        sum += scores[j];
+      }
+      float* o = out + (t * num_heads + h) * d;
+      std::fill(o, o + d, 0.0f);
+      for (int64_t j = 0; j < ctx; ++j) {
+        const float* vj = kv.v + SlotOf(s, j, kv.block_size) * row + g * d;
+        kern.axpy(scores[j], vj, o, d);
+      }
+      const float inv = 1.0f / sum;
+      for (int64_t i = 0; i < d; ++i) o[i] *= inv;
+    }
+  });
+}
+
+}  // namespace inferd::ops

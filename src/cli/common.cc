@@ -1,0 +1,72 @@
+#include "cli/common.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "util/logging.h"
+#include "util/thread_pool.h"
+
+namespace inferd::cli {
+
+std::string DefaultModelPath() {
+  if (const char* env = std::getenv("INFERD_MODEL"); env && *env) return env;
+  std::string cache;
+  if (const char* c = std::getenv("INFERD_CACHE_DIR"); c && *c) {
+    cache = c;
+  } else {
+    const char* home = std::getenv("HOME");
+    cache = std::string(home ? home : ".") + "/.cache/inferd";
+  }
+  return cache + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
+void ModelFlags::Add(CLI::App* app, bool engine_flags) {
+  load.model = DefaultModelPath();
+  app->add_option("--model,-m", load.model, "GGUF file, Hugging Face directory, or dummy shape")
+      ->capture_default_str();
+  app->add_option("--load-format", load.load_format, "auto | gguf | safetensors | dummy")->capture_default_str();
+  app->add_option("--tokenizer", load.tokenizer, "tokenizer source (GGUF file or HF directory)");
+  app->add_option("--dtype", load.dtype, "dummy weight type: auto | float32 | float16 | bfloat16 | q4_0 | q4_1 | q8_0")
+      ->capture_default_str();
+  app->add_option("--threads", threads, "CPU threads (0 = all cores)")->capture_default_str();
+  if (engine_flags) {
+    app->add_option("--max-model-len", engine.max_model_len, "maximum tokens per sequence (0 = model's)");
+    app->add_option("--block-size", engine.block_size, "KV cache block size in tokens")->capture_default_str();
+    app->add_option("--kv-cache-memory", kv_cache_memory, "KV cache size, e.g. 512MiB, 2GiB");
+    app->add_option("--max-num-batched-tokens", engine.max_num_batched_tokens, "token budget per step")
+        ->capture_default_str();
+    app->add_option("--max-num-seqs", engine.max_num_seqs, "maximum running sequences")->capture_default_str();
+    app->add_option("--seed", engine.seed, "seed for requests without their own")->capture_default_str();
+  }
+}
+
+StatusOr<std::unique_ptr<LoadedModel>> LoadFromFlags(ModelFlags& flags) {
+  InitLogging();
+  if (flags.threads != 0) ThreadPool::SetGlobalThreads(flags.threads);
+  return LoadModel(flags.load);
+}
+
+StatusOr<std::unique_ptr<Engine>> EngineFromFlags(ModelFlags& flags) {
+  if (!flags.kv_cache_memory.empty()) {
+    INFERD_ASSIGN_OR_RETURN(flags.engine.kv_cache_bytes, ParseByteSize(flags.kv_cache_memory));
+  }
+  INFERD_ASSIGN_OR_RETURN(std::unique_ptr<LoadedModel> model, LoadFromFlags(flags));
+  if (!model->tokenizer) {
+    return InvalidArgument("this command needs a tokenizer: pass --tokenizer PATH for dummy weights");
+  }
+  INFERD_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(std::move(model), flags.engine));
+  LogModelSummary(*engine);
+  return engine;
+}
+
+void Fail(const Status& status) {
+  std::fprintf(stderr, "error: %s\n", status.message().c_str());
+  ExitCode() = 1;
+}
+
+int& ExitCode() {
+  static int code = 0;
+  return code;
+}
+
+}  // namespace inferd::cli

@@ -1,0 +1,39 @@
+// Options shared by the inferd subcommands: which model to load and how to size the engine.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <string>
+
+#include "engine/engine.h"
+#include "model/model.h"
+
+namespace inferd::cli {
+
+// The embedded default model: $INFERD_MODEL, else the cache path scripts/fetch-model.sh uses.
+std::string DefaultModelPath();
+
+struct ModelFlags {
+  LoadOptions load;
+  std::string kv_cache_memory;
+  EngineOptions engine;
+  int threads = 0;
+  void Add(CLI::App* app, bool engine_flags);
+};
+
+// Loads the model (and sets up threads); errors are printed by the caller.
+StatusOr<std::unique_ptr<LoadedModel>> LoadFromFlags(ModelFlags& flags);
+StatusOr<std::unique_ptr<Engine>> EngineFromFlags(ModelFlags& flags);
+
+// Prints "error: <message>" to stderr and sets the process exit code to 1.
+void Fail(const Status& status);
+// Exit code the subcommand callbacks leave for main().
+int& ExitCode();
+
+void AddGenerateCommand(CLI::App& app);
+void AddTokenizeCommand(CLI::App& app);
+void AddPerplexityCommands(CLI::App& app);  // perplexity, logits
+void AddExportHfCommand(CLI::App& app);
+
+}  // namespace inferd::cli

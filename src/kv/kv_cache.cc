@@ -1,0 +1,79 @@
+#include "kv/kv_cache.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <string>
+
+namespace inferd {
+
+BlockPool::BlockPool(int64_t num_blocks) : ref_(num_blocks, 0) {
+  free_.reserve(num_blocks);
+  for (int64_t i = num_blocks - 1; i >= 0; --i) free_.push_back(static_cast<int32_t>(i));
+}
+
+StatusOr<std::vector<int32_t>> BlockPool::Allocate(int64_t n) {
+  if (n > num_free()) {
+    return ResourceExhausted(fmt::format("KV cache: need {} blocks, {} free of {}", n, num_free(), num_blocks()));
+  }
+  std::vector<int32_t> out;
+  out.reserve(n);
+  for (int64_t i = 0; i < n; ++i) {
+    int32_t b = free_.back();
+    free_.pop_back();
+    ref_[b] = 1;
+    out.push_back(b);
+  }
+  return out;
+}
+
+void BlockPool::Free(std::span<const int32_t> blocks) {
+  for (int32_t b : blocks) {
+    if (b < 0 || b >= num_blocks() || ref_[b] <= 0) continue;
+    if (--ref_[b] == 0) free_.push_back(b);
+  }
+}
+
+KvCache::KvCache(const KvCacheShape& shape) : shape_(shape) {
+  const size_t n = static_cast<size_t>(shape.num_blocks * block_stride());
+  k_.resize(shape.num_layers);
+  v_.resize(shape.num_layers);
+  for (int64_t l = 0; l < shape.num_layers; ++l) {
+    k_[l].assign(n, 0.0f);
+    v_[l].assign(n, 0.0f);
+  }
+}
+
+size_t KvCache::nbytes() const {
+  return static_cast<size_t>(shape_.num_blocks) * shape_.block_size * shape_.bytes_per_token();
+}
+
+int64_t NumBlocksForBytes(const KvCacheShape& shape, int64_t bytes) {
+  const int64_t per_block = shape.block_size * shape.bytes_per_token();
+  return per_block > 0 ? bytes / per_block : 0;
+}
+
+StatusOr<int64_t> ParseByteSize(const std::string& text) {
+  size_t i = 0;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
+  double value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + i, value);
+  if (i == 0 || ec != std::errc() || end != text.data() + i || value < 0) {
+    return InvalidArgument("invalid size '" + text + "': expected e.g. 512MiB, 2GiB");
+  }
+  std::string unit = text.substr(i);
+  std::transform(unit.begin(), unit.end(), unit.begin(), [](unsigned char c) { return std::tolower(c); });
+  double mult = 1;
+  if (unit.empty() || unit == "b") mult = 1;
+  else if (unit == "k" || unit == "kib" || unit == "kb") mult = 1024.0;
+  else if (unit == "m" || unit == "mib" || unit == "mb") mult = 1024.0 * 1024;
+  else if (unit == "g" || unit == "gib" || unit == "gb") mult = 1024.0 * 1024 * 1024;
+  else if (unit == "t" || unit == "tib" || unit == "tb") mult = 1024.0 * 1024 * 1024 * 1024;
+  else return InvalidArgument("invalid size unit in '" + text + "': use KiB, MiB, GiB");
+  return static_cast<int64_t>(std::llround(value * mult));
+}
+
+}  // namespace inferd

@@ -1,0 +1,63 @@
+// Paged KV cache storage and the block pool that hands out its blocks.
+//
+// The cache is split into fixed-size blocks of `block_size` token slots. A sequence owns a
+// block table (list of block ids); token position p of the sequence lives in block
+// table[p / block_size] at offset p % block_size. The scheduler and KV manager see only
+// block ids; the backend owns the tensors below and reads them through block tables.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "inferd/status.h"
+
+namespace inferd {
+
+// Free-list allocator of block ids with reference counts.
+// Invariant: every block id is either free (ref 0, in free_) or referenced (ref > 0).
+// Thread-safety: none; owned by the engine thread.
+class BlockPool {
+ public:
+  explicit BlockPool(int64_t num_blocks);
+  int64_t num_blocks() const { return static_cast<int64_t>(ref_.size()); }
+  int64_t num_free() const { return static_cast<int64_t>(free_.size()); }
+  // Allocates n blocks (lowest ids first on a fresh pool); ResourceExhausted if fewer are free.
+  StatusOr<std::vector<int32_t>> Allocate(int64_t n);
+  void Free(std::span<const int32_t> blocks);  // decrements refs; frees at zero
+
+ private:
+  std::vector<int32_t> free_;   // stack; back() is handed out next
+  std::vector<int32_t> ref_;
+};
+
+struct KvCacheShape {
+  int64_t num_layers = 0, num_kv_heads = 0, head_dim = 0;
+  int64_t block_size = 16, num_blocks = 0;
+  int64_t bytes_per_token() const { return 2 * num_layers * num_kv_heads * head_dim * 4; }
+};
+
+// K and V tensors for every layer: [num_blocks, block_size, num_kv_heads, head_dim] fp32.
+class KvCache {
+ public:
+  explicit KvCache(const KvCacheShape& shape);
+  const KvCacheShape& shape() const { return shape_; }
+  float* k(int64_t layer) { return k_[layer].data(); }
+  float* v(int64_t layer) { return v_[layer].data(); }
+  const float* k(int64_t layer) const { return k_[layer].data(); }
+  const float* v(int64_t layer) const { return v_[layer].data(); }
+  // Floats per block per layer for one of K or V.
+  int64_t block_stride() const { return shape_.block_size * shape_.num_kv_heads * shape_.head_dim; }
+  size_t nbytes() const;
+
+ private:
+  KvCacheShape shape_;
+  std::vector<std::vector<float>> k_, v_;
+};
+
+// Number of blocks that fit in `bytes` (at least 1 block is required).
+int64_t NumBlocksForBytes(const KvCacheShape& shape, int64_t bytes);
+// Parses "512MiB", "2GiB", "1G", "1073741824" into bytes.
+StatusOr<int64_t> ParseByteSize(const std::string& text);
+
+}  // namespace inferd

@@ -1,0 +1,47 @@
+#include "model/config.h"
+
+#include <fmt/format.h>
+
+namespace inferd {
+
+const char* SupportedArchitectures() { return "llama, mistral, qwen2, baichuan"; }
+
+Status ModelConfig::Validate() const {
+  auto positive = [](const char* name, int64_t v) -> Status {
+    if (v <= 0) return InvalidArgument(fmt::format("model config: {} must be positive, got {}", name, v));
+    return Status::OK();
+  };
+  INFERD_RETURN_IF_ERROR(positive("vocab_size", vocab_size));
+  INFERD_RETURN_IF_ERROR(positive("hidden_size", hidden_size));
+  INFERD_RETURN_IF_ERROR(positive("intermediate_size", intermediate_size));
+  INFERD_RETURN_IF_ERROR(positive("num_layers", num_layers));
+  INFERD_RETURN_IF_ERROR(positive("num_heads", num_heads));
+  INFERD_RETURN_IF_ERROR(positive("num_kv_heads", num_kv_heads));
+  INFERD_RETURN_IF_ERROR(positive("head_dim", head_dim));
+  if (num_heads % num_kv_heads != 0) {
+    return InvalidArgument(fmt::format("model config: num_heads ({}) must be a multiple of num_kv_heads ({})",
+                                       num_heads, num_kv_heads));
+  }
+  if (head_dim % 2 != 0) return InvalidArgument(fmt::format("model config: head_dim must be even, got {}", head_dim));
+  if (vocab_size > (int64_t{1} << 31) || hidden_size > (1 << 20) || num_layers > 4096 ||
+      head_dim > 1024 || num_heads > 4096 || intermediate_size > (1 << 22)) {
+    return OutOfRange("model config: sizes out of the supported range");
+  }
+  if (!(rms_norm_eps > 0.0f) || !(rope_theta > 0.0f) || !(rope_factor > 0.0f)) {
+    return InvalidArgument("model config: rms_norm_eps, rope_theta and rope factor must be positive");
+  }
+  return Status::OK();
+}
+
+int64_t ModelConfig::NumParameters() const {
+  const int64_t q = num_heads * head_dim, kv = num_kv_heads * head_dim;
+  int64_t per_layer = hidden_size * q + 2 * hidden_size * kv + q * hidden_size  // attention
+                      + 3 * hidden_size * intermediate_size                    // SwiGLU FFN
+                      + 2 * hidden_size;                                       // norms
+  if (qkv_bias) per_layer += q + 2 * kv;
+  int64_t total = num_layers * per_layer + vocab_size * hidden_size + hidden_size;
+  if (!tie_word_embeddings) total += vocab_size * hidden_size;
+  return total;
+}
+
+}  // namespace inferd

@@ -1,0 +1,107 @@
+#include <filesystem>
+
+#include "format/gguf.h"
+#include "model/model.h"
+#include "util/logging.h"
+
+namespace inferd {
+namespace fs = std::filesystem;
+
+namespace {
+
+Status CheckMatrix(const Matrix& m, const std::string& name, int64_t rows, int64_t cols) {
+  if (m.empty()) return NotFound("model is missing weight '" + name + "'");
+  if (m.rows != rows || m.cols != cols) {
+    return InvalidArgument(fmt::format("weight '{}' has shape [{}, {}], expected [{}, {}] from the model config",
+                                       name, m.rows, m.cols, rows, cols));
+  }
+  return Status::OK();
+}
+
+Status CheckVector(const std::vector<float>& v, const std::string& name, int64_t n, bool optional) {
+  if (v.empty() && optional) return Status::OK();
+  if (static_cast<int64_t>(v.size()) != n) {
+    return InvalidArgument(fmt::format("weight '{}' has {} elements, expected {}", name, v.size(), n));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status CheckWeightShapes(const ModelConfig& c, const ModelWeights& w) {
+  const int64_t q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim, h = c.hidden_size;
+  INFERD_RETURN_IF_ERROR(CheckMatrix(w.tok_embd, "token embedding", c.vocab_size, h));
+  INFERD_RETURN_IF_ERROR(CheckMatrix(w.output, "output", c.vocab_size, h));
+  INFERD_RETURN_IF_ERROR(CheckVector(w.output_norm, "output norm", h, false));
+  if (static_cast<int64_t>(w.layers.size()) != c.num_layers) {
+    return InvalidArgument(fmt::format("model has {} layers of weights, config says {}", w.layers.size(), c.num_layers));
+  }
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const LayerWeights& l = w.layers[i];
+    const std::string p = fmt::format("layer {} ", i);
+    INFERD_RETURN_IF_ERROR(CheckVector(l.attn_norm, p + "attn_norm", h, false));
+    INFERD_RETURN_IF_ERROR(CheckVector(l.ffn_norm, p + "ffn_norm", h, false));
+    INFERD_RETURN_IF_ERROR(CheckMatrix(l.wq, p + "q_proj", q, h));
+    INFERD_RETURN_IF_ERROR(CheckMatrix(l.wk, p + "k_proj", kv, h));
+    INFERD_RETURN_IF_ERROR(CheckMatrix(l.wv, p + "v_proj", kv, h));
+    INFERD_RETURN_IF_ERROR(CheckMatrix(l.wo, p + "o_proj", h, q));
+    INFERD_RETURN_IF_ERROR(CheckMatrix(l.w_gate, p + "gate_proj", c.intermediate_size, h));
+    INFERD_RETURN_IF_ERROR(CheckMatrix(l.w_up, p + "up_proj", c.intermediate_size, h));
+    INFERD_RETURN_IF_ERROR(CheckMatrix(l.w_down, p + "down_proj", h, c.intermediate_size));
+    INFERD_RETURN_IF_ERROR(CheckVector(l.bq, p + "q bias", q, true));
+    INFERD_RETURN_IF_ERROR(CheckVector(l.bk, p + "k bias", kv, true));
+    INFERD_RETURN_IF_ERROR(CheckVector(l.bv, p + "v bias", kv, true));
+  }
+  if (!w.rope_freq_factors.empty() && static_cast<int64_t>(w.rope_freq_factors.size()) != c.head_dim / 2) {
+    return InvalidArgument("rope_freqs has the wrong length for the head dimension");
+  }
+  return Status::OK();
+}
+
+StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const LoadOptions& options) {
+  std::unique_ptr<LoadedModel> model;
+  const std::string& path = options.model;
+  if (options.load_format == "dummy") {
+    INFERD_ASSIGN_OR_RETURN(model, LoadDummyModel(options));
+  } else {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) {
+      return NotFound("model '" + path + "' not found: pass a .gguf file or a Hugging Face model directory "
+                      "(or --load-format dummy with one of: " + DummyShapeNames() + ")");
+    }
+    const bool is_dir = fs::is_directory(path, ec);
+    std::string format = options.load_format;
+    if (format == "auto") format = is_dir ? "safetensors" : "gguf";
+    if (format == "gguf") {
+      if (is_dir) return InvalidArgument("'" + path + "' is a directory; --load-format gguf needs a .gguf file");
+      INFERD_ASSIGN_OR_RETURN(model, LoadGgufModel(path));
+    } else if (format == "safetensors") {
+      if (!is_dir) return InvalidArgument("'" + path + "' is not a directory; Hugging Face models are directories");
+      INFERD_ASSIGN_OR_RETURN(model, LoadHfModel(path));
+    } else {
+      return InvalidArgument("unknown --load-format '" + options.load_format + "': use auto, gguf, safetensors or dummy");
+    }
+  }
+  if (!options.tokenizer.empty()) {
+    std::error_code ec;
+    if (fs::is_directory(options.tokenizer, ec)) {
+      INFERD_ASSIGN_OR_RETURN(model->tokenizer, Tokenizer::FromHfDir(options.tokenizer));
+    } else {
+      INFERD_ASSIGN_OR_RETURN(auto gguf, GgufFile::Open(options.tokenizer));
+      INFERD_ASSIGN_OR_RETURN(model->tokenizer, Tokenizer::FromGguf(*gguf));
+    }
+  }
+  if (!model->tokenizer && model->format != "dummy") {
+    return NotFound("no tokenizer for model '" + path + "': pass --tokenizer PATH (a .gguf file or a Hugging Face "
+                    "directory with tokenizer.json or tokenizer.model)");
+  }
+  INFERD_RETURN_IF_ERROR(model->config.Validate());
+  INFERD_RETURN_IF_ERROR(CheckWeightShapes(model->config, model->weights));
+  if (model->tokenizer && model->tokenizer->vocab_size() > model->config.vocab_size) {
+    return InvalidArgument(fmt::format("tokenizer has {} tokens but the model's vocabulary is {}",
+                                       model->tokenizer->vocab_size(), model->config.vocab_size));
+  }
+  return model;
+}
+
+}  // namespace inferd

@@ -1,0 +1,136 @@
+// Hugging Face directory (config.json + safetensors) → ModelConfig + weights.
+// Matrices are zero-copy views of the mapped safetensors (F32/F16/BF16 rows).
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <memory>
+
+#include "format/hf_config.h"
+#include "format/safetensors.h"
+#include "model/model.h"
+
+namespace inferd {
+namespace {
+
+StatusOr<GgmlType> ToGgml(const StTensor& t) {
+  switch (t.dtype) {
+    case StDtype::kF32: return GgmlType::kF32;
+    case StDtype::kF16: return GgmlType::kF16;
+    case StDtype::kBF16: return GgmlType::kBF16;
+    default:
+      return Unimplemented(fmt::format("safetensors: tensor '{}' has dtype {}; supported: F32, F16, BF16", t.name,
+                                       t.dtype_name));
+  }
+}
+
+struct HfLoader {
+  const SafetensorsModel& st;
+
+  StatusOr<Matrix> Mat(const std::string& name, bool optional = false) const {
+    const StTensor* t = st.Find(name);
+    if (t == nullptr) {
+      if (optional) return Matrix{};
+      return NotFound("safetensors: missing tensor '" + name + "'");
+    }
+    if (t->shape.size() != 2) {
+      return InvalidArgument(fmt::format("safetensors: tensor '{}' should be 2-D, has {} dims", name, t->shape.size()));
+    }
+    INFERD_ASSIGN_OR_RETURN(GgmlType type, ToGgml(*t));
+    Matrix m;
+    m.type = type;
+    m.rows = t->shape[0];
+    m.cols = t->shape[1];
+    m.data = t->data;
+    m.row_bytes = GgmlRowSize(type, m.cols);
+    return m;
+  }
+
+  StatusOr<std::vector<float>> Vec(const std::string& name, bool optional = false) const {
+    const StTensor* t = st.Find(name);
+    if (t == nullptr) {
+      if (optional) return std::vector<float>{};
+      return NotFound("safetensors: missing tensor '" + name + "'");
+    }
+    INFERD_ASSIGN_OR_RETURN(GgmlType type, ToGgml(*t));
+    int64_t n = 1;
+    for (int64_t d : t->shape) n *= d;
+    std::vector<float> v(static_cast<size_t>(n));
+    DequantizeRow(type, t->data, v.data(), n);
+    return v;
+  }
+};
+
+// Rows [begin, begin + count) of m as a matrix view (Baichuan's fused W_pack).
+Matrix RowSlice(const Matrix& m, int64_t begin, int64_t count) {
+  Matrix s = m;
+  s.data = m.row(begin);
+  s.rows = count;
+  return s;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<LoadedModel>> LoadHfModel(const std::string& dir) {
+  auto model = std::make_unique<LoadedModel>();
+  model->format = "safetensors";
+  model->path = dir;
+  INFERD_ASSIGN_OR_RETURN(model->config, LoadHfConfig(dir));
+  INFERD_RETURN_IF_ERROR(model->config.Validate());
+  const ModelConfig& c = model->config;
+  INFERD_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsModel> st, SafetensorsModel::Open(dir));
+  HfLoader g{*st};
+
+  ModelWeights& w = model->weights;
+  INFERD_ASSIGN_OR_RETURN(w.tok_embd, g.Mat("model.embed_tokens.weight"));
+  INFERD_ASSIGN_OR_RETURN(w.output_norm, g.Vec("model.norm.weight"));
+  INFERD_ASSIGN_OR_RETURN(w.output, g.Mat("lm_head.weight", /*optional=*/true));
+  if (w.output.empty()) w.output = w.tok_embd;
+  w.layers.resize(c.num_layers);
+  const int64_t q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    LayerWeights& l = w.layers[i];
+    const std::string p = fmt::format("model.layers.{}.", i);
+    INFERD_ASSIGN_OR_RETURN(l.attn_norm, g.Vec(p + "input_layernorm.weight"));
+    INFERD_ASSIGN_OR_RETURN(l.ffn_norm, g.Vec(p + "post_attention_layernorm.weight"));
+    if (c.arch == "baichuan") {
+      INFERD_ASSIGN_OR_RETURN(Matrix pack, g.Mat(p + "self_attn.W_pack.weight"));
+      if (pack.rows != q + 2 * kv) {
+        return InvalidArgument(fmt::format("safetensors: '{}self_attn.W_pack.weight' has {} rows, expected {}", p,
+                                           pack.rows, q + 2 * kv));
+      }
+      l.wq = RowSlice(pack, 0, q);
+      l.wk = RowSlice(pack, q, kv);
+      l.wv = RowSlice(pack, q + kv, kv);
+    } else {
+      INFERD_ASSIGN_OR_RETURN(l.wq, g.Mat(p + "self_attn.q_proj.weight"));
+      INFERD_ASSIGN_OR_RETURN(l.wk, g.Mat(p + "self_attn.k_proj.weight"));
+      INFERD_ASSIGN_OR_RETURN(l.wv, g.Mat(p + "self_attn.v_proj.weight"));
+    }
+    INFERD_ASSIGN_OR_RETURN(l.wo, g.Mat(p + "self_attn.o_proj.weight"));
+    INFERD_ASSIGN_OR_RETURN(l.w_gate, g.Mat(p + "mlp.gate_proj.weight"));
+    INFERD_ASSIGN_OR_RETURN(l.w_up, g.Mat(p + "mlp.up_proj.weight"));
+    INFERD_ASSIGN_OR_RETURN(l.w_down, g.Mat(p + "mlp.down_proj.weight"));
+    INFERD_ASSIGN_OR_RETURN(l.bq, g.Vec(p + "self_attn.q_proj.bias", true));
+    INFERD_ASSIGN_OR_RETURN(l.bk, g.Vec(p + "self_attn.k_proj.bias", true));
+    INFERD_ASSIGN_OR_RETURN(l.bv, g.Vec(p + "self_attn.v_proj.bias", true));
+  }
+  size_t bytes = 0;
+  for (const auto& [name, t] : st->tensors()) bytes += t.nbytes;
+  w.nbytes = bytes;
+  model->weight_type = GgmlTypeName(static_cast<uint32_t>(w.layers.empty() ? w.tok_embd.type : w.layers[0].w_up.type));
+
+  std::error_code ec;
+  if (std::filesystem::exists(std::filesystem::path(dir) / "generation_config.json", ec)) {
+    INFERD_ASSIGN_OR_RETURN(model->generation, LoadGenerationConfig(dir));
+  }
+  auto tok = Tokenizer::FromHfDir(dir);
+  if (tok.ok()) {
+    model->tokenizer = std::move(tok).value();
+  } else if (tok.status().code() != StatusCode::kNotFound) {
+    return tok.status();
+  }
+  w.storage.push_back(std::shared_ptr<const void>(std::move(st)));
+  return model;
+}
+
+}  // namespace inferd

@@ -1,0 +1,49 @@
+// Loading a model (GGUF file, Hugging Face directory, or dummy weights at a real shape)
+// into a ModelConfig + ModelWeights + Tokenizer.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "format/hf_config.h"
+#include "inferd/status.h"
+#include "model/config.h"
+#include "model/weights.h"
+#include "tokenizer/tokenizer.h"
+
+namespace inferd {
+
+struct LoadOptions {
+  // A .gguf file, a HF directory, or with load_format "dummy": a named shape
+  // (llama-2-7b, llama-3-8b, smollm2-135m), a config.json, or a directory holding one.
+  std::string model;
+  std::string load_format = "auto";  // auto | gguf | safetensors | dummy
+  std::string tokenizer;             // overrides where the tokenizer comes from
+  // Weight type for dummy weights: auto (f16) | float32 | float16 | bfloat16 | q4_0 | q4_1 | q8_0
+  std::string dtype = "auto";
+  uint64_t seed = 0;                 // dummy weights are a pure function of the seed
+};
+
+struct LoadedModel {
+  ModelConfig config;
+  ModelWeights weights;
+  std::unique_ptr<Tokenizer> tokenizer;
+  GenerationDefaults generation;
+  std::string format;  // "gguf" | "safetensors" | "dummy"
+  std::string path;
+  std::string weight_type;  // dominant weight type name, for logs
+};
+
+StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const LoadOptions& options);
+
+// Named dummy shapes, for error messages.
+const char* DummyShapeNames();
+
+// Implementation pieces (model/loader_*.cc).
+StatusOr<std::unique_ptr<LoadedModel>> LoadGgufModel(const std::string& path);
+StatusOr<std::unique_ptr<LoadedModel>> LoadHfModel(const std::string& dir);
+StatusOr<std::unique_ptr<LoadedModel>> LoadDummyModel(const LoadOptions& options);
+// Shape checks shared by the loaders: every matrix has the shape the config implies.
+Status CheckWeightShapes(const ModelConfig& config, const ModelWeights& weights);
+
+}  // namespace inferd

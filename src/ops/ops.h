@@ -1,0 +1,63 @@
+// Operator declarations used by the model code. Each op has a CPU implementation in
+// src/backend/cpu (the CUDA backend adds its own behind the same names).
+//
+// Batch invariance: every op computes each output element with an arithmetic order that
+// depends only on that element's inputs (its token row, its weight row, its sequence's
+// KV), never on the number of tokens in the batch, their order, or the thread count.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "model/weights.h"
+
+namespace inferd::ops {
+
+// y[t, r] = sum_k x[t, k] * W[r, k]   x: [T, W.cols]  y: [T, W.rows]
+void MatMul(const Matrix& w, const float* x, int64_t num_tokens, float* y);
+
+// y[t, :] = x[t, :] / rms(x[t, :]) * weight   x, y: [T, d]; y may alias x
+void RmsNorm(const float* x, const float* weight, int64_t num_tokens, int64_t d, float eps, float* y);
+
+// out[t, i] = silu(gate[t, i]) * up[t, i]   all [T, n]; out may alias gate
+void SiluMul(const float* gate, const float* up, int64_t count, float* out);
+
+// out[t, :] = dequantized row ids[t] of emb   out: [T, emb.cols]
+void Embedding(const Matrix& emb, std::span<const int32_t> ids, float* out);
+
+// y[t, :] += b for every row   y: [T, n]
+void AddBias(float* y, const float* b, int64_t num_tokens, int64_t n);
+
+// a[i] += b[i]
+void Add(float* a, const float* b, int64_t count);
+
+// Rotary position embedding applied in place to x: [T, num_heads, head_dim].
+// cos_sin: [T, head_dim / 2, 2] (cos, sin) per token; neox selects pairs (i, i + d/2)
+// instead of (2i, 2i + 1).
+void Rope(float* x, int64_t num_tokens, int64_t num_heads, int64_t head_dim, const float* cos_sin,
+          bool neox);
+
+// Describes the sequences of a flat batch for paged attention.
+struct AttnSeq {
+  int64_t token_begin = 0;   // first row of this sequence in the flat batch
+  int64_t num_tokens = 0;    // rows in this batch
+  int64_t context_len = 0;   // tokens in KV after this step (= positions + 1 of the last row)
+  const int32_t* block_table = nullptr;
+};
+
+struct KvLayerView {
+  float* k = nullptr;   // [num_blocks, block_size, num_kv_heads, head_dim]
+  float* v = nullptr;
+  int64_t block_size = 16, num_kv_heads = 0, head_dim = 0;
+};
+
+// Writes k, v ([T, num_kv_heads, head_dim]) of each row into the cache slot of its position.
+void WriteKv(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t* positions,
+             const float* k, const float* v);
+
+// Causal attention through block tables: row t of sequence s attends to positions
+// [0, positions[t]] of s.   q, out: [T, num_heads, head_dim]
+void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t* positions,
+                    const float* q, int64_t num_heads, float scale, float* out);
+
+}  // namespace inferd::ops

@@ -1,0 +1,192 @@
+// CPU ops against plain double-precision references, ISA paths against each other, and the
+// batch-invariance property (a row's result does not depend on the rest of the batch).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "backend/cpu/kernels.h"
+#include "ops/ops.h"
+
+namespace inferd {
+namespace {
+
+std::vector<float> RandomVec(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-scale, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+struct OwnedMatrix {
+  std::vector<uint8_t> bytes;
+  Matrix m;
+};
+
+OwnedMatrix MakeMatrix(GgmlType type, int64_t rows, int64_t cols, uint32_t seed) {
+  OwnedMatrix o;
+  o.m.type = type;
+  o.m.rows = rows;
+  o.m.cols = cols;
+  o.m.row_bytes = GgmlRowSize(type, cols);
+  o.bytes.resize(o.m.row_bytes * rows);
+  auto v = RandomVec(static_cast<size_t>(rows * cols), seed, 0.5f);
+  for (int64_t r = 0; r < rows; ++r) {
+    EXPECT_TRUE(QuantizeRow(type, &v[r * cols], o.bytes.data() + r * o.m.row_bytes, cols).ok());
+  }
+  o.m.data = o.bytes.data();
+  return o;
+}
+
+// y = x W^T in double over the reference dequantization.
+std::vector<double> ReferenceMatMul(const Matrix& w, const std::vector<float>& x, int64_t t) {
+  std::vector<float> row(static_cast<size_t>(w.cols));
+  std::vector<double> y(static_cast<size_t>(t * w.rows));
+  for (int64_t r = 0; r < w.rows; ++r) {
+    DequantizeRow(w.type, w.row(r), row.data(), w.cols);
+    for (int64_t i = 0; i < t; ++i) {
+      double s = 0;
+      for (int64_t k = 0; k < w.cols; ++k) s += static_cast<double>(row[k]) * x[i * w.cols + k];
+      y[i * w.rows + r] = s;
+    }
+  }
+  return y;
+}
+
+class MatMulTest : public ::testing::TestWithParam<GgmlType> {};
+
+TEST_P(MatMulTest, MatchesReferenceAndIsBatchInvariant) {
+  const GgmlType type = GetParam();
+  const int64_t rows = 37, cols = 256, tokens = 11;
+  OwnedMatrix w = MakeMatrix(type, rows, cols, 1);
+  auto x = RandomVec(static_cast<size_t>(tokens * cols), 2);
+  std::vector<float> y(static_cast<size_t>(tokens * rows));
+  ops::MatMul(w.m, x.data(), tokens, y.data());
+  auto ref = ReferenceMatMul(w.m, x, tokens);
+  for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], ref[i], 1e-4 * (1 + std::abs(ref[i]))) << i;
+  // Each token alone gives bit-identical rows.
+  for (int64_t t = 0; t < tokens; ++t) {
+    std::vector<float> one(static_cast<size_t>(rows));
+    ops::MatMul(w.m, &x[t * cols], 1, one.data());
+    ASSERT_EQ(0, std::memcmp(one.data(), &y[t * rows], sizeof(float) * rows)) << "token " << t;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, MatMulTest,
+                         ::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ4_0,
+                                           GgmlType::kQ4_1, GgmlType::kQ8_0),
+                         [](const auto& info) { return GgmlTypeName(static_cast<uint32_t>(info.param)); });
+
+TEST(MatMul, OddInnerDimensionIsPadded) {
+  const int64_t rows = 5, cols = 13, tokens = 3;
+  OwnedMatrix w = MakeMatrix(GgmlType::kF32, rows, cols, 3);
+  auto x = RandomVec(static_cast<size_t>(tokens * cols), 4);
+  std::vector<float> y(static_cast<size_t>(tokens * rows));
+  ops::MatMul(w.m, x.data(), tokens, y.data());
+  auto ref = ReferenceMatMul(w.m, x, tokens);
+  for (size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], ref[i], 1e-5);
+}
+
+TEST(Kernels, Avx2AndGenericAreBitIdentical) {
+  const cpu::KernelTable* avx2 = cpu::Avx2Kernels();
+  if (avx2 == nullptr) GTEST_SKIP() << "CPU has no AVX2/FMA/F16C";
+  const cpu::KernelTable& gen = cpu::GenericKernels();
+  for (int64_t n : {1, 7, 8, 64, 100, 576}) {
+    auto a = RandomVec(n, 5), b = RandomVec(n, 6);
+    const float x = avx2->dot(a.data(), b.data(), n), y = gen.dot(a.data(), b.data(), n);
+    EXPECT_EQ(0, std::memcmp(&x, &y, 4)) << n;
+  }
+  const int64_t kp = 64;
+  auto x = RandomVec(4 * kp, 7), w = RandomVec(2 * kp, 8);
+  float y1[8], y2[8];
+  avx2->dot_tile(x.data(), kp, 4, w.data(), kp, 2, kp, y1, 2);
+  gen.dot_tile(x.data(), kp, 4, w.data(), kp, 2, kp, y2, 2);
+  EXPECT_EQ(0, std::memcmp(y1, y2, sizeof(y1)));
+  for (GgmlType type : {GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0}) {
+    OwnedMatrix m = MakeMatrix(type, 1, 256, 9);
+    std::vector<float> d1(256), d2(256);
+    avx2->dequant_row(type, m.m.data, d1.data(), 256);
+    gen.dequant_row(type, m.m.data, d2.data(), 256);
+    EXPECT_EQ(0, std::memcmp(d1.data(), d2.data(), 256 * 4)) << GgmlTypeName(static_cast<uint32_t>(type));
+  }
+}
+
+TEST(RmsNorm, MatchesFormula) {
+  const int64_t d = 48;
+  auto x = RandomVec(2 * d, 10), w = RandomVec(d, 11);
+  std::vector<float> y(2 * d);
+  ops::RmsNorm(x.data(), w.data(), 2, d, 1e-5f, y.data());
+  for (int t = 0; t < 2; ++t) {
+    double ss = 0;
+    for (int64_t i = 0; i < d; ++i) ss += double(x[t * d + i]) * x[t * d + i];
+    const double s = 1.0 / std::sqrt(ss / d + 1e-5);
+    for (int64_t i = 0; i < d; ++i) EXPECT_NEAR(y[t * d + i], x[t * d + i] * s * w[i], 1e-5);
+  }
+}
+
+TEST(Rope, NormalAndNeoxRotatePairs) {
+  const int64_t d = 8;
+  std::vector<float> cs(d);
+  for (int i = 0; i < d / 2; ++i) {
+    cs[2 * i] = std::cos(0.3f * (i + 1));
+    cs[2 * i + 1] = std::sin(0.3f * (i + 1));
+  }
+  auto x = RandomVec(d, 12);
+  auto a = x, b = x;
+  ops::Rope(a.data(), 1, 1, d, cs.data(), /*neox=*/false);
+  ops::Rope(b.data(), 1, 1, d, cs.data(), /*neox=*/true);
+  for (int i = 0; i < d / 2; ++i) {
+    const float c = cs[2 * i], s = cs[2 * i + 1];
+    EXPECT_NEAR(a[2 * i], x[2 * i] * c - x[2 * i + 1] * s, 1e-6);
+    EXPECT_NEAR(a[2 * i + 1], x[2 * i] * s + x[2 * i + 1] * c, 1e-6);
+    EXPECT_NEAR(b[i], x[i] * c - x[i + d / 2] * s, 1e-6);
+    EXPECT_NEAR(b[i + d / 2], x[i] * s + x[i + d / 2] * c, 1e-6);
+  }
+}
+
+// Paged attention through a scrambled block table against dense causal attention.
+TEST(PagedAttention, MatchesDenseAttentionThroughBlockTable) {
+  const int64_t heads = 4, kv_heads = 2, d = 16, bs = 4, len = 11, num_blocks = 8;
+  std::vector<float> kc(num_blocks * bs * kv_heads * d, 0.0f), vc(kc.size(), 0.0f);
+  const std::vector<int32_t> table = {5, 2, 7};  // positions 0-3 in block 5, 4-7 in 2, 8-10 in 7
+  auto k = RandomVec(len * kv_heads * d, 13), v = RandomVec(len * kv_heads * d, 14);
+  auto q = RandomVec(len * heads * d, 15);
+  std::vector<int32_t> pos(len);
+  for (int i = 0; i < len; ++i) pos[i] = i;
+  ops::AttnSeq seq{0, len, len, table.data()};
+  ops::KvLayerView view{kc.data(), vc.data(), bs, kv_heads, d};
+  ops::WriteKv(view, {&seq, 1}, pos.data(), k.data(), v.data());
+  std::vector<float> out(len * heads * d);
+  const float scale = 0.25f;
+  ops::PagedAttention(view, {&seq, 1}, pos.data(), q.data(), heads, scale, out.data());
+  for (int64_t t = 0; t < len; ++t)
+    for (int64_t h = 0; h < heads; ++h) {
+      const int64_t g = h / (heads / kv_heads);
+      std::vector<double> p(t + 1);
+      double mx = -1e30, sum = 0;
+      for (int64_t j = 0; j <= t; ++j) {
+        double s = 0;
+        for (int64_t i = 0; i < d; ++i) s += double(q[(t * heads + h) * d + i]) * k[(j * kv_heads + g) * d + i];
+        p[j] = s * scale;
+        mx = std::max(mx, p[j]);
+      }
+      for (auto& e : p) sum += (e = std::exp(e - mx));
+      for (int64_t i = 0; i < d; ++i) {
+        double o = 0;
+        for (int64_t j = 0; j <= t; ++j) o += p[j] / sum * v[(j * kv_heads + g) * d + i];
+        ASSERT_NEAR(out[(t * heads + h) * d + i], o, 1e-5) << t << " " << h << " " << i;
+      }
+    }
+  // The last row computed alone (a decode step) is bit-identical to the prefill row.
+  std::vector<float> one(heads * d);
+  ops::AttnSeq last{0, 1, len, table.data()};
+  const int32_t p_last = len - 1;
+  ops::PagedAttention(view, {&last, 1}, &p_last, &q[(len - 1) * heads * d], heads, scale, one.data());
+  EXPECT_EQ(0, std::memcmp(one.data(), &out[(len - 1) * heads * d], sizeof(float) * heads * d));
+}
+
+}  // namespace
+}  // namespace inferd
