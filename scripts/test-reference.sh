@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs tests/reference: inferd's numerics against independent references (llama.cpp, numpy).
+#
+# Usage: scripts/test-reference.sh [--strict] [pytest args...]
+#   Builds llama.cpp first if needed (scripts/llamacpp.sh; minutes the first time, < 1 s after),
+#   fetches the embedded model if needed (scripts/fetch-model.sh), then runs pytest.
+#   --strict (implied when CI is set): a missing model, inferd binary or llama.cpp build
+#   fails the tests instead of skipping them.
+# Environment: INFERD_BUILD_DIR (default build/release), INFERD_MODEL, INFERD_CACHE_DIR,
+#   PYTHON. Measured figures are printed in the summary and written to
+#   build/reference/llamacpp.json (INFERD_REFERENCE_REPORT).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--strict" ]; then
+  export INFERD_REFERENCE_STRICT=1
+  shift
+elif [ -n "${CI:-}" ]; then
+  export INFERD_REFERENCE_STRICT=${INFERD_REFERENCE_STRICT:-1}
+fi
+
+eval "$(scripts/llamacpp.sh)"
+export INFERD_MODEL=${INFERD_MODEL:-$(scripts/fetch-model.sh)}
+export INFERD_BUILD_DIR=${INFERD_BUILD_DIR:-build/release}
+
+PY=${PYTHON:-python3}
+exec "$PY" -m pytest tests/reference -q -rs "$@"
