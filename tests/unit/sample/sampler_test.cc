@@ -276,6 +276,38 @@ TEST(Sampler, MinPUsesTemperatureScaledProbabilities) {
   EXPECT_EQ(SeenTokens(logits, p, 5000), (std::set<int32_t>{0, 1, 2, 3}));
 }
 
+TEST(Sampler, TopPThenMinPWithoutTopK) {
+  // top-p keeps {0, 1, 2} (0.9 >= 0.85); min-p then drops top-p's boundary token 2
+  // (0.2 / 0.4 = 0.5 < 0.6).
+  const std::vector<float> logits = LogOf({0.4, 0.3, 0.2, 0.1});
+  SamplingParams p;
+  p.top_p = 0.85f;
+  EXPECT_EQ(SeenTokens(logits, p, 3000), (std::set<int32_t>{0, 1, 2}));
+  p.min_p = 0.6f;
+  EXPECT_EQ(SeenTokens(logits, p, 3000), (std::set<int32_t>{0, 1}));
+}
+
+TEST(Sampler, FullVocabDistributionAcrossBlocks) {
+  // 1000 tokens span several draw blocks; the draw must follow the softmax everywhere.
+  const std::vector<float> logits = RandomLogits(1000, 17, 3.0f);
+  SamplingParams p;
+  std::vector<int> counts = Histogram(logits, p, 100000, 5);
+  // df = 999: mean 999, sd about 45; 1250 is more than 5 sd above.
+  EXPECT_LT(ChiSquare(counts, SoftmaxT(logits, 1.0)), 1250.0);
+  // With min-p, dropped tokens have zero counts and the rest follow the renormalized softmax.
+  p.min_p = 0.5f;
+  std::vector<float> kept = logits;
+  const float max_logit = *std::max_element(logits.begin(), logits.end());
+  for (float& l : kept) {
+    if (std::exp(static_cast<double>(l) - max_logit) < 0.5) l = kNegInf;
+  }
+  size_t num_kept = std::count_if(kept.begin(), kept.end(), [](float l) { return l != kNegInf; });
+  ASSERT_GT(num_kept, 50u);
+  counts = Histogram(logits, p, 100000, 6);
+  double chi = ChiSquare(counts, SoftmaxT(kept, 1.0));
+  EXPECT_LT(chi, static_cast<double>(num_kept) + 6.0 * std::sqrt(2.0 * num_kept));
+}
+
 TEST(Sampler, TopKThenTopPThenMinP) {
   const std::vector<float> logits = LogOf({0.02, 0.3, 0.25, 0.2, 0.13, 0.1});
   SamplingParams p;
