@@ -6,7 +6,7 @@ set -euo pipefail
 APT_PKGS=(
   build-essential cmake ninja-build pkg-config git curl unzip ca-certificates
   libgtest-dev libgmock-dev libbenchmark-dev
-  nlohmann-json3-dev libpcre2-dev libsentencepiece-dev
+  nlohmann-json3-dev libpcre2-dev libsentencepiece-dev sentencepiece
   libcli11-dev libspdlog-dev libfmt-dev libboost-dev
   clang libclang-rt-14-dev
 )

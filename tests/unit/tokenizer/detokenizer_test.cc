@@ -12,14 +12,18 @@ namespace {
 
 using testing::LoadVocab;
 
+// check_tail: the text is valid UTF-8, so no delta may end inside a character. (With
+// random ids a broken sequence may be followed by a new lead byte; that is passed through.)
 std::string Stream(const Tokenizer& tok, const std::vector<int32_t>& ids, bool skip,
-                   std::span<const int32_t> prompt = {}) {
+                   std::span<const int32_t> prompt = {}, bool check_tail = true) {
   IncrementalDetokenizer d(tok, skip, prompt);
   std::string out;
   for (int32_t id : ids) {
     const std::string delta = d.Push(id);
     // Never a partial character at the end of a delta.
-    EXPECT_EQ(tok::IncompleteUtf8Tail(delta), 0u);
+    if (check_tail) {
+      EXPECT_EQ(tok::IncompleteUtf8Tail(delta), 0u);
+    }
     out += delta;
   }
   return out + d.Flush();
@@ -109,7 +113,7 @@ TEST(IncrementalDetokenizer, RandomSequencesMatchDecode) {
       for (bool skip : {true, false}) {
         const std::string full = tok->Decode(ids, skip);
         if (tok::IncompleteUtf8Tail(full) != 0) continue;
-        ASSERT_EQ(Stream(*tok, ids, skip), full) << name << " " << testing::IdsToString(ids);
+        ASSERT_EQ(Stream(*tok, ids, skip, {}, /*check_tail=*/false), full) << name << " " << testing::IdsToString(ids);
         ++checked;
       }
     }

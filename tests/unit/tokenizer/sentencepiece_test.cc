@@ -60,8 +60,10 @@ bool Train(const std::string& tag, const std::string& train_args, SpmFixture* f)
   const std::string cmd = "spm_train --input=" + (f->dir / "corpus.txt").string() +
                           " --model_prefix=" + prefix + " " + train_args;
   if (Run(cmd) != 0) return false;
-  return Run("spm_encode --model=" + prefix + ".model --output_format=id < " +
-             (f->dir / "test.txt").string() + " > " + (f->dir / "expected.txt").string()) == 0;
+  const std::string encode = "spm_encode --model=" + prefix + ".model --output_format=id < " +
+                             (f->dir / "test.txt").string() + " > " +
+                             (f->dir / "expected.txt").string() + " 2>/dev/null";
+  return std::system(encode.c_str()) == 0;
 }
 
 std::vector<std::vector<int32_t>> ReadIds(const std::filesystem::path& path) {
@@ -96,7 +98,14 @@ TEST_P(SentencePieceModel, MatchesSpmEncode) {
     if (got == expected[i]) ++pass;
     else ADD_FAILURE() << "'" << f.test_lines[i] << "'\n expected " << testing::IdsToString(expected[i])
                        << "\n got      " << testing::IdsToString(got);
-    EXPECT_EQ((*tok)->Decode(got, true), f.test_lines[i]);
+    // The default normalizer trims and collapses runs of spaces.
+    std::string normalized;
+    for (char c : f.test_lines[i]) {
+      if (c == ' ' && (normalized.empty() || normalized.back() == ' ')) continue;
+      normalized += c;
+    }
+    while (!normalized.empty() && normalized.back() == ' ') normalized.pop_back();
+    EXPECT_EQ((*tok)->Decode(got, true), normalized);
   }
   std::printf("[ spm ] %s model: %zu/%zu lines equal spm_encode\n", GetParam().c_str(), pass,
               expected.size());
