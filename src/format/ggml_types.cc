@@ -51,7 +51,7 @@ const TypeTraits* FindTraits(uint32_t id) {
 
 // Block sizes (elements) shared by the formats below.
 constexpr int kQk = 32;    // Q4_0 .. Q8_0
-constexpr int kQkK = 256;  // K-quants: 8 sub-blocks of 32 (Q4_K/Q5_K) or 16 of 16 (Q6_K)
+// K-quant super-blocks hold 256 elements: 8 sub-blocks of 32 (Q4_K/Q5_K) or 16 of 16 (Q6_K).
 constexpr int kKScaleBytes = 12;  // 8 packed 6-bit scales + 8 packed 6-bit mins
 
 uint16_t LoadU16(const uint8_t* p) {
