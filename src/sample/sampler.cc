@@ -1,9 +1,15 @@
 // Token sampling for one row of logits. See sampler.h for the contract.
 //
 // Cost per call for a vocab of V: the sparse steps (bias, min_tokens, penalties) touch only
-// the tokens they name; greedy is one pass; sampling with a small top_k is one pass with a
-// bounded heap; sampling without top_k is one exp pass plus an expected-linear selection
-// for top_p. The raw logprob of the chosen token (always reported) costs one more exp pass.
+// the tokens they name (penalties: O(prompt + output)); greedy is one argmax pass; sampling
+// with top_k <= 1024 is one pass with a bounded heap; sampling without top_k is a max pass,
+// an exp pass, for top_p a mass histogram over weight buckets plus an exact selection inside
+// the one boundary bucket, a filter pass, and a block-sum draw. The raw logprob and rank of
+// the chosen token (always reported) cost a max, an exp and a count pass. Hot passes are
+// written so GCC vectorizes them without -ffast-math (-fno-trapping-math is set for this
+// library; it changes no value). Measured on a loaded 2-core x86 box, V = 151,936:
+// greedy ≈ 0.7 ms, T = 0.7 + top_p = 0.9 ≈ 1.5-2.5 ms, top_k = 40 ≈ 0.8 ms; top_k > 1024 uses
+// nth_element over all tokens and is the slow case (≈ 4-6 ms).
 // Scratch buffers are thread_local and reused, so a steady-state call does not allocate
 // (apart from the returned top_logprobs vector).
 //
