@@ -313,7 +313,9 @@ int64_t Len(const Value& v) {
   switch (v.kind) {
     case Kind::kUndefined: return 0;
     case Kind::kString: return static_cast<int64_t>(CodePointCount(v.s));
-    case Kind::kList: return static_cast<int64_t>(v.list->items.size());
+    case Kind::kList:
+      if (v.list->generator) break;
+      return static_cast<int64_t>(v.list->items.size());
     case Kind::kDict:
       if (!v.is_namespace()) return static_cast<int64_t>(v.dict->items.size());
       break;
@@ -360,12 +362,13 @@ Value SelectOrReject(Interpreter& in, const Value& seq, const CallArgs& a, bool 
   CallArgs test_args = Rest(a, test_pos + 1);
   test_args.kw.clear();
   std::vector<Value> out;
+  if (!seq.Truthy()) return Value::Generator({});
   for (const auto& item : in.Iterate(seq)) {
     Value v = use_attr ? AttrPath(in, item, attr) : item;
     bool ok = has_test ? in.ApplyTest(test, v, test_args) : v.Truthy();
     if (ok == select) out.push_back(item);
   }
-  return Value::List(std::move(out));
+  return Value::Generator(std::move(out));
 }
 
 std::string Indent(const std::string& s0, const Value& width, bool first, bool blank) {
@@ -545,7 +548,7 @@ Value BinaryOp(Interpreter& in, const std::string& op, const Value& a, const Val
       in.CheckSize(s.size());
       return Value::Str(std::move(s), markup);
     }
-    if (a.is_list() && b.is_list() && a.list->tuple == b.list->tuple) {
+    if (a.is_plain_list() && b.is_plain_list() && a.list->tuple == b.list->tuple) {
       std::vector<Value> items = a.list->items;
       items.insert(items.end(), b.list->items.begin(), b.list->items.end());
       return Value::List(std::move(items), a.list->tuple);
@@ -554,7 +557,7 @@ Value BinaryOp(Interpreter& in, const std::string& op, const Value& a, const Val
   if (op == "*") {
     const Value* seq = a.is_integer() ? &b : &a;
     const Value* n = a.is_integer() ? &a : &b;
-    if (n->is_integer() && (seq->is_string() || seq->is_list())) {
+    if (n->is_integer() && (seq->is_string() || seq->is_plain_list())) {
       int64_t times = std::max<int64_t>(0, n->AsInt());
       size_t unit = seq->is_string() ? seq->s.size() : seq->list->items.size() * sizeof(Value);
       if (unit && static_cast<uint64_t>(times) > (64u << 20) / unit) in.CheckSize(SIZE_MAX);
@@ -592,6 +595,7 @@ bool HasMethod(const Value& self, const std::string& name, bool* unsafe) {
       if (kDictUnsafe.count(name)) return *unsafe = true;
       return kDict.count(name) > 0;
     case Kind::kList:
+      if (!self.list->is_plain()) return false;
       if (self.list->tuple) return name == "index" || name == "count";
       if (kListUnsafe.count(name)) return *unsafe = true;
       return kList.count(name) > 0;
@@ -698,17 +702,17 @@ Value CallMethod(Interpreter& in, const Value& self, const std::string& m, CallA
     if (m == "items") {
       std::vector<Value> out;
       for (const auto& [k, v] : d.items) out.push_back(Value::List({KeyValue(k), v}, true));
-      return Value::List(std::move(out));
+      return Value::View(std::move(out), "dict_items");
     }
     if (m == "keys") {
       std::vector<Value> out;
       for (const auto& kv : d.items) out.push_back(KeyValue(kv.first));
-      return Value::List(std::move(out));
+      return Value::View(std::move(out), "dict_keys");
     }
     if (m == "values") {
       std::vector<Value> out;
       for (const auto& kv : d.items) out.push_back(kv.second);
-      return Value::List(std::move(out));
+      return Value::View(std::move(out), "dict_values");
     }
     if (m == "get") {
       Value key = Arg(a, 0, "key");
@@ -787,7 +791,7 @@ Value Interpreter::ApplyFilter(const std::string& name, Value v, CallArgs& a) {
     if (v.is_undefined()) return Value::List({});
     if (!v.is_dict() || v.is_namespace()) Fail("Can only get item pairs from a mapping.");
     CallArgs none;
-    return CallMethod(*this, v, "items", none);
+    return Value::Generator(CallMethod(*this, v, "items", none).list->items);
   }
   if (f == "upper") return Value::Str(MapChars(v.Str(), ToUpper));
   if (f == "lower") return Value::Str(MapChars(v.Str(), ToLower));
@@ -801,6 +805,7 @@ Value Interpreter::ApplyFilter(const std::string& name, Value v, CallArgs& a) {
     return items.empty() ? Value::Undefined("No first item, sequence was empty.") : items.front();
   }
   if (f == "last") {
+    if (v.is_list() && v.list->generator) Fail("'generator' object is not reversible");
     std::vector<Value> items = Iterate(v);
     return items.empty() ? Value::Undefined("No last item, sequence was empty.") : items.back();
   }
@@ -812,7 +817,7 @@ Value Interpreter::ApplyFilter(const std::string& name, Value v, CallArgs& a) {
     }
     std::vector<Value> items = Iterate(v);
     std::reverse(items.begin(), items.end());
-    return Value::List(std::move(items));
+    return Value::Generator(std::move(items));  // reversed(): an iterator
   }
   if (f == "replace") {
     Value cnt = Arg(a, 2, "count", Value::None());
@@ -824,7 +829,8 @@ Value Interpreter::ApplyFilter(const std::string& name, Value v, CallArgs& a) {
   if (f == "selectattr" || f == "rejectattr") return SelectOrReject(*this, v, a, true, f == "selectattr");
   if (f == "map") {
     std::vector<Value> out;
-    if (a.pos.empty()) {
+    if (!v.Truthy()) {
+    } else if (a.pos.empty()) {
       Value attr = Arg(a, 99, "attribute");
       Value dflt = Arg(a, 99, "default");
       for (const auto& it : Iterate(v)) {
@@ -839,7 +845,7 @@ Value Interpreter::ApplyFilter(const std::string& name, Value v, CallArgs& a) {
         out.push_back(ApplyFilter(filter, it, copy));
       }
     }
-    return Value::List(std::move(out));
+    return Value::Generator(std::move(out));
   }
   if (f == "unique") {
     bool cs = Arg(a, 0, "case_sensitive", Value::Bool(false)).Truthy();
@@ -854,7 +860,7 @@ Value Interpreter::ApplyFilter(const std::string& name, Value v, CallArgs& a) {
       seen.push_back(key);
       out.push_back(it);
     }
-    return Value::List(std::move(out));
+    return Value::Generator(std::move(out));
   }
   if (f == "dictsort") {
     if (!v.is_dict() || v.is_namespace()) Fail("dictsort: expected a mapping");
@@ -934,7 +940,7 @@ bool Interpreter::ApplyTest(const std::string& t, const Value& v, CallArgs& a) {
   if (t == "string") return v.is_string();
   if (t == "mapping") return v.is_dict() && !v.is_namespace();
   if (t == "iterable") return v.is_undefined() || v.is_string() || v.is_list() || (v.is_dict() && !v.is_namespace());
-  if (t == "sequence") return v.is_undefined() || v.is_string() || v.is_list() || (v.is_dict() && !v.is_namespace());
+  if (t == "sequence") return v.is_undefined() || v.is_string() || v.is_plain_list() || (v.is_dict() && !v.is_namespace());
   if (t == "number") return v.is_number();
   if (t == "integer") return v.kind == Kind::kInt;
   if (t == "float") return v.kind == Kind::kFloat;

@@ -453,7 +453,7 @@ Value Interpreter::GetItem(const Value& obj, const Value& key) {
       }
       break;
     case Kind::kList:
-      if (key.is_integer()) {
+      if (key.is_integer() && obj.list->is_plain()) {
         int64_t n = static_cast<int64_t>(obj.list->items.size());
         int64_t k = key.AsInt();
         if (k < 0) k += n;
@@ -521,7 +521,7 @@ Value Interpreter::EvalSlice(const Expr& e) {
   Value start = part(1), stop = part(2), step = part(3);
   if (obj.is_undefined()) FailUndefined(obj);
   int64_t b, en, st;
-  if (obj.is_list()) {
+  if (obj.is_plain_list()) {
     const auto& items = obj.list->items;
     SliceIndices(static_cast<int64_t>(items.size()), start, stop, step, &b, &en, &st);
     std::vector<Value> out;

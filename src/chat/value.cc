@@ -16,6 +16,18 @@ Value Value::List(std::vector<Value> items, bool tuple) {
   return v;
 }
 
+Value Value::Generator(std::vector<Value> items) {
+  Value v = List(std::move(items));
+  v.list->generator = true;
+  return v;
+}
+
+Value Value::View(std::vector<Value> items, const char* name) {
+  Value v = List(std::move(items));
+  v.list->view = name;
+  return v;
+}
+
 Value Value::Dict() {
   Value v;
   v.kind = Kind::kDict;
@@ -64,6 +76,7 @@ Value Value::FromJson(const nlohmann::ordered_json& j) {
 }
 
 bool Value::is_tuple() const { return kind == Kind::kList && list->tuple; }
+bool Value::is_plain_list() const { return kind == Kind::kList && list->is_plain(); }
 bool Value::is_namespace() const { return kind == Kind::kDict && dict->is_namespace; }
 
 bool Value::Truthy() const {
@@ -74,7 +87,7 @@ bool Value::Truthy() const {
     case Kind::kInt: return i != 0;
     case Kind::kFloat: return f != 0.0;
     case Kind::kString: return !s.empty();
-    case Kind::kList: return !list->items.empty();
+    case Kind::kList: return list->generator || !list->items.empty();
     case Kind::kDict: return is_namespace() || !dict->items.empty();
     case Kind::kCallable: return true;
   }
@@ -100,7 +113,10 @@ const char* Value::TypeName() const {
     case Kind::kInt: return "int";
     case Kind::kFloat: return "float";
     case Kind::kString: return "str";
-    case Kind::kList: return list->tuple ? "tuple" : "list";
+    case Kind::kList:
+      if (list->generator) return "generator";
+      if (list->view) return list->view;
+      return list->tuple ? "tuple" : "list";
     case Kind::kDict: return is_namespace() ? "Namespace" : "dict";
     case Kind::kCallable: return "function";
   }
@@ -209,6 +225,11 @@ std::string Value::Repr() const {
   switch (kind) {
     case Kind::kString: return markup ? "Markup(" + PyStrRepr(s) + ")" : PyStrRepr(s);
     case Kind::kList: {
+      if (list->generator) return "<generator object>";
+      if (list->view) {
+        Value plain = List(list->items);
+        return std::string(list->view) + "(" + plain.Repr() + ")";
+      }
       std::string out = list->tuple ? "(" : "[";
       for (size_t k = 0; k < list->items.size(); ++k) {
         if (k) out += ", ";
@@ -283,6 +304,7 @@ bool PyEquals(const Value& a, const Value& b) {
     case Kind::kNone: return true;
     case Kind::kString: return a.s == b.s;
     case Kind::kList: {
+      if (!a.list->is_plain() || !b.list->is_plain()) return a.list == b.list;
       if (a.list->tuple != b.list->tuple || a.list->items.size() != b.list->items.size()) return false;
       for (size_t k = 0; k < a.list->items.size(); ++k)
         if (!PyEquals(a.list->items[k], b.list->items[k])) return false;
@@ -312,7 +334,7 @@ int PyCompare(const Value& a, const Value& b) {
     return x < y ? -1 : (x > y ? 1 : 0);
   }
   if (a.is_string() && b.is_string()) return a.s < b.s ? -1 : (a.s > b.s ? 1 : 0);
-  if (a.is_list() && b.is_list() && a.list->tuple == b.list->tuple) {
+  if (a.is_plain_list() && b.is_plain_list() && a.list->tuple == b.list->tuple) {
     size_t n = std::min(a.list->items.size(), b.list->items.size());
     for (size_t k = 0; k < n; ++k) {
       if (PyEquals(a.list->items[k], b.list->items[k])) continue;
@@ -376,6 +398,8 @@ static void JsonValue(std::string& out, const Value& v, const JsonOptions& o, in
       return;
     case Kind::kString: JsonString(out, v.s, o.ensure_ascii); return;
     case Kind::kList: {
+      if (!v.list->is_plain())
+        throw TemplateError(std::string("Object of type ") + v.TypeName() + " is not JSON serializable");
       if (v.list->items.empty()) { out += "[]"; return; }
       out.push_back('[');
       bool first = true;

@@ -72,6 +72,8 @@ struct Value {
     return v;
   }
   static Value List(std::vector<Value> items, bool tuple = false);
+  static Value Generator(std::vector<Value> items);
+  static Value View(std::vector<Value> items, const char* name);
   static Value Dict();  // empty, ordered
   static Value Namespace();
   static Value Function(NativeFn fn);
@@ -85,6 +87,7 @@ struct Value {
   bool is_number() const { return kind == Kind::kInt || kind == Kind::kFloat || kind == Kind::kBool; }
   bool is_integer() const { return kind == Kind::kInt || kind == Kind::kBool; }
   bool is_tuple() const;
+  bool is_plain_list() const;  // list or tuple (not a generator or dict view)
   bool is_namespace() const;
 
   bool Truthy() const;
@@ -100,6 +103,13 @@ struct Value {
 struct ListData {
   std::vector<Value> items;
   bool tuple = false;
+  // What jinja2 would hand over instead of a list: the generators that map / select /
+  // reject / unique / items / reverse return, or a dict view (dict.items() etc., named
+  // here). They iterate like lists but have no len(), no indexing, are always truthy
+  // (generators) and are not JSON serializable. Unlike Python, they can be iterated twice.
+  bool generator = false;
+  const char* view = nullptr;
+  bool is_plain() const { return !generator && view == nullptr; }
 };
 
 // Insertion-ordered string-keyed map (Python dict semantics for JSON-like data).
