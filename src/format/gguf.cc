@@ -13,6 +13,7 @@
 // count fails fast with a message instead of a huge allocation.
 #include "format/gguf.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <fstream>
@@ -491,6 +492,22 @@ Status GgufFile::ParseAll(const uint8_t* data, size_t size) {
                       std::to_string(size) + ")");
     }
     t.data = data + data_start + t.offset;
+  }
+  // llama.cpp writes tensors back to back; overlapping ranges mean a corrupt tensor table.
+  std::vector<const GgufTensorInfo*> by_offset;
+  by_offset.reserve(tensors_.size());
+  for (const GgufTensorInfo& t : tensors_) by_offset.push_back(&t);
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const GgufTensorInfo* a, const GgufTensorInfo* b) { return a->offset < b->offset; });
+  for (size_t i = 1; i < by_offset.size(); ++i) {
+    const GgufTensorInfo& prev = *by_offset[i - 1];
+    const GgufTensorInfo& cur = *by_offset[i];
+    if (prev.nbytes > 0 && cur.nbytes > 0 && prev.offset + prev.nbytes > cur.offset) {
+      return DataLoss("gguf: tensor " + Quote(cur.name) + " data at offset " +
+                      std::to_string(cur.offset) + " overlaps tensor " + Quote(prev.name) +
+                      " [offset " + std::to_string(prev.offset) + ", size " +
+                      std::to_string(prev.nbytes) + "]");
+    }
   }
   return Status::OK();
 }

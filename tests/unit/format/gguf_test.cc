@@ -266,6 +266,25 @@ TEST(GgufWriter, WritesAndOpensFile) {
   std::filesystem::remove(path);
 }
 
+TEST(GgufParse, Version2IsAccepted) {
+  std::vector<uint8_t> bytes = SmallWriter().Serialize();
+  Poke<uint32_t>(bytes, 4, 2);  // v2 and v3 share the little-endian layout
+  auto f = GgufFile::Parse(bytes.data(), bytes.size());
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ((*f)->version(), 2u);
+  EXPECT_EQ((*f)->tensors().size(), 2u);
+}
+
+TEST(GgufParse, OpenErrorNamesThePath) {
+  const std::string path = ::testing::TempDir() + "/inferd_gguf_bad.gguf";
+  std::ofstream(path, std::ios::binary) << "GGUF\x03";
+  auto f = GgufFile::Open(path);
+  ASSERT_FALSE(f.ok());
+  EXPECT_TRUE(Contains(f.status().message(), path)) << f.status().message();
+  EXPECT_TRUE(Contains(f.status().message(), "truncated file reading version")) << f.status().message();
+  std::filesystem::remove(path);
+}
+
 TEST(GgufParse, VocabOnlyFileWithoutTensors) {
   GgufWriter w;
   w.AddStringArray("tokenizer.ggml.tokens", {"a"});
@@ -388,6 +407,8 @@ TEST(GgufCorrupt, CorruptFieldsAreNamed) {
        StatusCode::kDataLoss, "tensor 'b.weight' data [offset"},
       {"offset overflow", [=](auto& b) { Poke<uint64_t>(b, b_offset, ~0ull - 31); },
        StatusCode::kDataLoss, "extends past end of file"},
+      {"overlapping tensors", [=](auto& b) { Poke<uint64_t>(b, b_offset, 32); },
+       StatusCode::kDataLoss, "tensor 'b.weight' data at offset 32 overlaps tensor 'a.weight'"},
       {"row not multiple of block", [=](auto& b) { Poke<uint64_t>(b, b_name + 12, 48); },
        StatusCode::kDataLoss, "tensor #1 ('b.weight'): shape [48] row length 48 is not a multiple"},
   };
