@@ -39,11 +39,9 @@ void BlockPool::Free(std::span<const int32_t> blocks) {
 
 KvCache::KvCache(const KvCacheShape& shape) : shape_(shape) {
   const size_t n = static_cast<size_t>(shape.num_blocks * block_stride());
-  k_.resize(shape.num_layers);
-  v_.resize(shape.num_layers);
   for (int64_t l = 0; l < shape.num_layers; ++l) {
-    k_[l].assign(n, 0.0f);
-    v_[l].assign(n, 0.0f);
+    k_.emplace_back(new float[n]);
+    v_.emplace_back(new float[n]);
   }
 }
 

@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <span>
 #include <vector>
 
@@ -42,17 +44,19 @@ class KvCache {
  public:
   explicit KvCache(const KvCacheShape& shape);
   const KvCacheShape& shape() const { return shape_; }
-  float* k(int64_t layer) { return k_[layer].data(); }
-  float* v(int64_t layer) { return v_[layer].data(); }
-  const float* k(int64_t layer) const { return k_[layer].data(); }
-  const float* v(int64_t layer) const { return v_[layer].data(); }
+  float* k(int64_t layer) { return k_[layer].get(); }
+  float* v(int64_t layer) { return v_[layer].get(); }
+  const float* k(int64_t layer) const { return k_[layer].get(); }
+  const float* v(int64_t layer) const { return v_[layer].get(); }
   // Floats per block per layer for one of K or V.
   int64_t block_stride() const { return shape_.block_size * shape_.num_kv_heads * shape_.head_dim; }
   size_t nbytes() const;
 
  private:
   KvCacheShape shape_;
-  std::vector<std::vector<float>> k_, v_;
+  // Left uninitialized on purpose: large allocations are mapped lazily, so start-up does
+  // not touch every page; a slot is always written before attention reads it.
+  std::vector<std::unique_ptr<float[]>> k_, v_;
 };
 
 // Number of blocks that fit in `bytes` (at least 1 block is required).

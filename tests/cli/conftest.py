@@ -1,0 +1,42 @@
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _model_path():
+    p = os.environ.get("INFERD_MODEL") or os.path.expanduser(
+        "~/.cache/inferd/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+    return p
+
+
+@pytest.fixture(scope="session")
+def inferd_bin():
+    build = pathlib.Path(os.environ.get("INFERD_BUILD_DIR", ROOT / "build" / "release"))
+    if not build.is_absolute():
+        build = ROOT / build
+    exe = build / "src" / "cli" / "inferd"
+    if not exe.exists():
+        pytest.fail(f"inferd binary not found at {exe}: build first (scripts/build.sh)")
+    return str(exe)
+
+
+@pytest.fixture(scope="session")
+def model_path():
+    p = _model_path()
+    if not os.path.exists(p):
+        pytest.fail(f"embedded model missing at {p}: run scripts/fetch-model.sh")
+    return p
+
+
+@pytest.fixture(scope="session")
+def run(inferd_bin):
+    def _run(*args, check=True, timeout=600):
+        proc = subprocess.run([inferd_bin, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"inferd {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
+        return proc
+    return _run

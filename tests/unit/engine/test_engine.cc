@@ -1,0 +1,189 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "../model_test_util.h"
+#include "engine/engine.h"
+
+namespace inferd {
+namespace {
+
+std::unique_ptr<Engine> MakeEngine(EngineOptions options = {}) {
+  const std::string path = testing::EmbeddedModelPath();
+  auto model = LoadModel(LoadOptions{.model = path});
+  EXPECT_TRUE(model.ok()) << model.status().ToString();
+  if (options.max_model_len == 0) options.max_model_len = 512;
+  auto engine = Engine::Create(std::move(model).value(), options);
+  EXPECT_TRUE(engine.ok()) << engine.status().ToString();
+  return std::move(engine).value();
+}
+
+GenerateRequest Req(const Engine& e, const std::string& prompt, SamplingParams p) {
+  GenerateRequest r;
+  r.prompt = prompt;
+  r.prompt_token_ids = e.tokenizer().Encode(prompt, true, false);
+  r.params = p;
+  return r;
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    INFERD_REQUIRE_MODEL(path);
+    engine_ = MakeEngine();
+  }
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(EngineTest, GreedyMatchesArgmaxOfScoredLogits) {
+  SamplingParams p;
+  p.temperature = 0;
+  p.max_tokens = 8;
+  p.ignore_eos = true;
+  auto out = engine_->Generate({Req(*engine_, "The capital of France is", p)});
+  ASSERT_TRUE(out[0].ok()) << out[0].status().ToString();
+  const auto& gen = out[0]->outputs[0].token_ids;
+  ASSERT_EQ(gen.size(), 8u);
+  EXPECT_EQ(out[0]->outputs[0].finish_reason, "length");
+  // Re-score prompt + generated tokens: each generated token is the argmax of its row.
+  std::vector<int32_t> all = out[0]->prompt_token_ids;
+  all.insert(all.end(), gen.begin(), gen.end());
+  const int64_t vocab = engine_->vocab_size();
+  std::vector<float> logits(all.size() * vocab);
+  ASSERT_TRUE(engine_->ScoreTokens(all, logits.data()).ok());
+  const size_t np = out[0]->prompt_token_ids.size();
+  for (size_t i = 0; i < gen.size(); ++i) {
+    const float* row = &logits[(np - 1 + i) * vocab];
+    EXPECT_EQ(gen[i], std::max_element(row, row + vocab) - row) << i;
+  }
+  EXPECT_EQ(out[0]->outputs[0].text, engine_->tokenizer().Decode(gen, true));
+}
+
+// Same seed ⇒ same tokens whether the request runs alone or among others.
+TEST_F(EngineTest, SeededSamplingIsBatchInvariant) {
+  SamplingParams p;
+  p.temperature = 0.9f;
+  p.top_p = 0.95f;
+  p.max_tokens = 12;
+  p.seed = 1234;
+  p.ignore_eos = true;
+  auto alone = engine_->Generate({Req(*engine_, "Write a haiku about the sea.", p)});
+  ASSERT_TRUE(alone[0].ok());
+  std::vector<GenerateRequest> batch;
+  SamplingParams other = p;
+  other.seed = 99;
+  batch.push_back(Req(*engine_, "Explain gravity in one sentence.", other));
+  batch.push_back(Req(*engine_, "1, 2, 3, 4,", other));
+  batch.push_back(Req(*engine_, "Write a haiku about the sea.", p));
+  batch.push_back(Req(*engine_, "A very long prompt that keeps going and going to change the batch layout", other));
+  auto together = engine_->Generate(std::move(batch));
+  ASSERT_TRUE(together[2].ok());
+  EXPECT_EQ(alone[0]->outputs[0].token_ids, together[2]->outputs[0].token_ids);
+  EXPECT_EQ(alone[0]->outputs[0].text, together[2]->outputs[0].text);
+}
+
+TEST_F(EngineTest, ParallelSamplesDiffer) {
+  SamplingParams p;
+  p.temperature = 1.0f;
+  p.n = 3;
+  p.max_tokens = 10;
+  p.seed = 5;
+  p.ignore_eos = true;
+  auto out = engine_->Generate({Req(*engine_, "My favourite colour is", p)});
+  ASSERT_TRUE(out[0].ok());
+  ASSERT_EQ(out[0]->outputs.size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(out[0]->outputs[i].index, i);
+  EXPECT_NE(out[0]->outputs[0].token_ids, out[0]->outputs[1].token_ids);
+}
+
+TEST_F(EngineTest, StopStringTruncatesText) {
+  SamplingParams p;
+  p.temperature = 0;
+  p.max_tokens = 40;
+  p.ignore_eos = true;
+  auto base = engine_->Generate({Req(*engine_, "Count: 1, 2, 3,", p)});
+  ASSERT_TRUE(base[0].ok());
+  const std::string text = base[0]->outputs[0].text;
+  ASSERT_GE(text.size(), 6u);
+  const std::string stop = text.substr(3, 2);
+  p.stop = {stop};
+  auto out = engine_->Generate({Req(*engine_, "Count: 1, 2, 3,", p)});
+  ASSERT_TRUE(out[0].ok());
+  const auto& o = out[0]->outputs[0];
+  EXPECT_EQ(o.finish_reason, "stop");
+  EXPECT_EQ(std::get<std::string>(o.stop_reason), stop);
+  EXPECT_EQ(o.text, text.substr(0, text.find(stop)));
+}
+
+TEST_F(EngineTest, BadRequestsFailAloneOthersRun) {
+  SamplingParams ok;
+  ok.max_tokens = 4;
+  SamplingParams bad = ok;
+  bad.temperature = -1;
+  GenerateRequest too_long = Req(*engine_, "x", ok);
+  too_long.prompt_token_ids.assign(600, 100);
+  auto out = engine_->Generate({Req(*engine_, "Hello", bad), too_long, Req(*engine_, "Hello", ok)});
+  ASSERT_FALSE(out[0].ok());
+  EXPECT_NE(out[0].status().message().find("temperature"), std::string::npos);
+  ASSERT_FALSE(out[1].ok());
+  EXPECT_NE(out[1].status().message().find("512"), std::string::npos);
+  EXPECT_NE(out[1].status().message().find("600"), std::string::npos);
+  ASSERT_TRUE(out[2].ok());
+  EXPECT_EQ(out[2]->outputs[0].token_ids.size() <= 4, true);
+}
+
+TEST_F(EngineTest, LogprobsAndPromptLogprobs) {
+  SamplingParams p;
+  p.temperature = 0;
+  p.max_tokens = 3;
+  p.logprobs = 2;
+  p.prompt_logprobs = 1;
+  p.ignore_eos = true;
+  auto out = engine_->Generate({Req(*engine_, "Hello there, how are you", p)});
+  ASSERT_TRUE(out[0].ok());
+  const auto& o = out[0]->outputs[0];
+  ASSERT_TRUE(o.logprobs.has_value());
+  ASSERT_EQ(o.logprobs->size(), 3u);
+  double sum = 0;
+  for (size_t i = 0; i < 3; ++i) {
+    const auto& pos = (*o.logprobs)[i];
+    ASSERT_TRUE(pos.count(o.token_ids[i]));
+    EXPECT_EQ(pos.at(o.token_ids[i]).rank, 1);  // greedy picks the top token
+    EXPECT_LE(pos.size(), 2u);
+    sum += pos.at(o.token_ids[i]).logprob;
+  }
+  EXPECT_NEAR(o.cumulative_logprob, sum, 1e-4);
+  ASSERT_TRUE(out[0]->prompt_logprobs.has_value());
+  ASSERT_EQ(out[0]->prompt_logprobs->size(), out[0]->prompt_token_ids.size());
+  EXPECT_FALSE((*out[0]->prompt_logprobs)[0].has_value());
+  EXPECT_TRUE((*out[0]->prompt_logprobs)[1].has_value());
+}
+
+// With a cache that holds only a couple of requests at a time, requests wait for blocks
+// and still produce exactly what an unconstrained run produces.
+TEST(EngineSmallCache, RequestsWaitForBlocksAndMatchUnconstrained) {
+  INFERD_REQUIRE_MODEL(path);
+  auto big = MakeEngine();
+  EngineOptions small_opts;
+  small_opts.max_model_len = 128;
+  small_opts.kv_cache_bytes = 128 * 2 * 30 * 3 * 64 * 4 + 16 * 2 * 30 * 3 * 64 * 4;  // 9 blocks of 16
+  auto small = MakeEngine(small_opts);
+  std::vector<GenerateRequest> reqs;
+  for (int i = 0; i < 6; ++i) {
+    SamplingParams p;
+    p.temperature = 0.7f;
+    p.seed = i;
+    p.max_tokens = 20;
+    p.ignore_eos = true;
+    reqs.push_back(Req(*big, "Request number " + std::to_string(i) + " says", p));
+  }
+  auto a = big->Generate(reqs);
+  auto b = small->Generate(reqs);
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(a[i].ok() && b[i].ok());
+    EXPECT_EQ(a[i]->outputs[0].token_ids, b[i]->outputs[0].token_ids) << i;
+  }
+}
+
+}  // namespace
+}  // namespace inferd
