@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/common.h"
+#include "engine/chat_prompt.h"
 #include "engine/output_json.h"
 #include "format/hf_config.h"
 
@@ -22,6 +23,7 @@ struct GenerateFlags {
   SamplingParams params;
   int max_tokens = 16;
   bool chat = false;
+  std::string chat_template;
 };
 
 // Applies vLLM SamplingParams fields present in a JSONL record on top of `base`.
@@ -57,9 +59,10 @@ Status ParamsFromJson(const nlohmann::json& j, SamplingParams& p) {
   return Status::OK();
 }
 
-void PrintText(const RequestOutput& out) {
+void PrintText(const RequestOutput& out, bool chat) {
   for (const CompletionOutput& o : out.outputs) {
-    std::printf("%s%s\n", out.prompt.c_str(), o.text.c_str());
+    // A chat prompt is the rendered template; show only the reply.
+    std::printf("%s%s\n", chat ? "" : out.prompt.c_str(), o.text.c_str());
     std::printf("  [%zu tokens, finish_reason=%s]\n", o.token_ids.size(), o.finish_reason.value_or("?").c_str());
   }
 }
@@ -71,16 +74,40 @@ void Run(GenerateFlags& f) {
   Engine& engine = **engine_or;
   const Tokenizer& tok = engine.tokenizer();
 
+  std::unique_ptr<ChatPrompter> prompter;
+  auto need_prompter = [&]() -> Status {
+    if (prompter) return Status::OK();
+    std::string source;
+    if (!f.chat_template.empty()) {
+      INFERD_ASSIGN_OR_RETURN(source, ReadFileToString(f.chat_template));
+    }
+    INFERD_ASSIGN_OR_RETURN(prompter, ChatPrompter::Create(tok, source));
+    return Status::OK();
+  };
   std::vector<GenerateRequest> requests;
-  auto add_prompt = [&](const std::string& text, const SamplingParams& params) {
+  auto add_tokens = [&](std::string text, std::vector<int32_t> ids, const SamplingParams& params) {
     GenerateRequest r;
     r.request_id = std::to_string(requests.size());
-    r.prompt = text;
-    r.prompt_token_ids = tok.Encode(text, /*add_special=*/true, /*parse_special=*/f.chat);
+    r.prompt = std::move(text);
+    r.prompt_token_ids = std::move(ids);
     r.params = params;
     requests.push_back(std::move(r));
   };
-  for (const std::string& p : f.prompts) add_prompt(p, f.params);
+  // Messages → chat template → tokens; plain prompts are tokenized with BOS as the model asks.
+  auto add_messages = [&](const nlohmann::ordered_json& messages, const SamplingParams& params) -> Status {
+    INFERD_RETURN_IF_ERROR(need_prompter());
+    INFERD_ASSIGN_OR_RETURN(ChatPrompter::Prompt p, prompter->Apply(messages));
+    add_tokens(std::move(p.text), std::move(p.token_ids), params);
+    return Status::OK();
+  };
+  for (const std::string& p : f.prompts) {
+    if (f.chat) {
+      Status st = add_messages(nlohmann::ordered_json::array({{{"role", "user"}, {"content", p}}}), f.params);
+      if (!st.ok()) return Fail(st);
+    } else {
+      add_tokens(p, tok.Encode(p, /*add_special=*/true, /*parse_special=*/false), f.params);
+    }
+  }
   if (!f.input.empty()) {
     std::ifstream in(f.input);
     if (!in) return Fail(NotFound("cannot open --input '" + f.input + "'"));
@@ -91,13 +118,20 @@ void Run(GenerateFlags& f) {
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
       auto j = ParseJson(line, fmt::format("{} line {}", f.input, line_no));
       if (!j.ok()) return Fail(j.status());
-      if (!j->is_object() || !j->contains("prompt") || !(*j)["prompt"].is_string()) {
-        return Fail(InvalidArgument(fmt::format("{} line {}: expected an object with a string \"prompt\"", f.input, line_no)));
+      const bool has_prompt = j->is_object() && j->contains("prompt") && (*j)["prompt"].is_string();
+      const bool has_messages = j->is_object() && j->contains("messages") && (*j)["messages"].is_array();
+      if (!has_prompt && !has_messages) {
+        return Fail(InvalidArgument(
+            fmt::format("{} line {}: expected an object with a string \"prompt\" or a \"messages\" array", f.input, line_no)));
       }
       SamplingParams params = f.params;
       Status st = ParamsFromJson(*j, params);
+      if (st.ok() && has_messages) st = add_messages(nlohmann::ordered_json::parse(line)["messages"], params);
       if (!st.ok()) return Fail(InvalidArgument(fmt::format("{} line {}: {}", f.input, line_no, st.message())));
-      add_prompt((*j)["prompt"].get<std::string>(), params);
+      if (!has_messages) {
+        const std::string text = (*j)["prompt"].get<std::string>();
+        add_tokens(text, tok.Encode(text, /*add_special=*/true, /*parse_special=*/false), params);
+      }
     }
   }
   if (requests.empty()) return Fail(InvalidArgument("no prompts: pass --prompt TEXT or --input FILE.jsonl"));
@@ -126,7 +160,7 @@ void Run(GenerateFlags& f) {
     prompt_tokens += out.prompt_token_ids.size();
     for (const auto& o : out.outputs) output_tokens += o.token_ids.size();
     if (f.json) std::printf("%s\n", ToJson(out).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-    else PrintText(out);
+    else PrintText(out, f.chat);
   }
   std::fflush(stdout);
   std::fprintf(stderr, "generated %zu tokens for %zu prompts (%zu prompt tokens) in %.2f s: %.1f output tok/s\n",
@@ -157,6 +191,8 @@ void AddGenerateCommand(CLI::App& app) {
   cmd->add_flag("--ignore-eos", f->params.ignore_eos, "keep generating after EOS");
   cmd->add_flag("--include-stop-str-in-output", f->params.include_stop_str_in_output, "keep the stop string");
   cmd->add_flag("--json", f->json, "one JSON object (vLLM RequestOutput) per line");
+  cmd->add_flag("--chat", f->chat, "wrap each --prompt as a user message in the chat template");
+  cmd->add_option("--chat-template", f->chat_template, "Jinja chat template file (default: the model's)");
   cmd->callback([f] { Run(*f); });
 }
 

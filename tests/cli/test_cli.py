@@ -103,3 +103,22 @@ def test_export_hf_logits_agree_with_gguf(run, model_path, tmp_path):
     print(f"export-hf fp16: max |logit diff| = {diff:.4f}, top-1 agreement = {agree:.3f}")
     assert diff < 0.25
     assert agree >= 0.9
+
+
+def test_chat_prompt_uses_template_and_stops_at_end_of_turn(run, model_path, tmp_path):
+    proc = run("generate", "--model", model_path, "--chat", "--prompt", "What is the capital of France?",
+               "--max-tokens", "40", "--temperature", "0", "--json")
+    out = json.loads(proc.stdout)
+    assert out["prompt"].startswith("<|im_start|>system")
+    assert out["prompt"].endswith("<|im_start|>assistant\n")
+    comp = out["outputs"][0]
+    assert "Paris" in comp["text"]
+    assert comp["finish_reason"] == "stop"
+    assert "<|im_end|>" not in comp["text"]
+    # The same conversation from JSONL "messages" gives the same prompt tokens.
+    inp = tmp_path / "chat.jsonl"
+    inp.write_text(json.dumps({"messages": [{"role": "user", "content": "What is the capital of France?"}],
+                               "max_tokens": 40, "temperature": 0}) + "\n")
+    out2 = json.loads(run("generate", "--model", model_path, "--input", inp, "--json").stdout)
+    assert out2["prompt_token_ids"] == out["prompt_token_ids"]
+    assert out2["outputs"][0]["token_ids"] == comp["token_ids"]
