@@ -32,6 +32,7 @@ enum class ExprKind {
 struct Expr {
   ExprKind kind;
   int line = 0;
+  int depth = 1;  // height of this subtree
   Value literal;
   std::string name;  // kName, kGetAttr, kFilter, kTest; operator for kUnary / kBinary
   bool negated = false;

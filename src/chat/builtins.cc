@@ -996,8 +996,9 @@ void AddGlobalFunctions(Value& globals) {
           for (int64_t k = 0; k < static_cast<int64_t>(n); ++k) out.push_back(Value::Int(start + k * step));
           return Value::List(std::move(out));
         }));
-  g.Set("namespace", Value::Function([](Interpreter&, CallArgs& a) {
+  g.Set("namespace", Value::Function([](Interpreter& in, CallArgs& a) {
           Value ns = Value::Namespace();
+          in.RegisterNamespace(ns);
           for (const auto& p : a.pos) {
             if (!p.is_dict()) Fail("namespace() positional argument must be a mapping");
             for (const auto& [k, v] : p.dict->items) ns.dict->Set(k, v);

@@ -46,12 +46,17 @@ std::shared_ptr<Scope> Child(const std::shared_ptr<Scope>& parent) {
 Interpreter::Interpreter(const Template& tmpl, Value globals, RenderLimits limits)
     : tmpl_(tmpl), globals_(std::move(globals)), limits_(limits), scope_(std::make_shared<Scope>()) {}
 
+Interpreter::~Interpreter() {
+  // Cut every edge out of a namespace first, then drop the values: no cycle survives and
+  // no destruction recurses deeper than kMaxValueDepth.
+  std::vector<std::vector<std::pair<std::string, Value>>> held;
+  for (auto& ns : namespaces_) held.push_back(std::move(ns->items));
+  namespaces_.clear();
+}
+
 std::string Interpreter::Render() {
   std::string out;
   Exec(tmpl_.body, out);
-  // Break the reference cycles macros may have created (a macro value stored in the scope
-  // it was defined in refers back to that scope only weakly, but be explicit anyway).
-  scope_->vars.clear();
   return out;
 }
 

@@ -36,6 +36,9 @@ struct Scope {
 class Interpreter {
  public:
   Interpreter(const Template& tmpl, Value globals, RenderLimits limits = {});
+  ~Interpreter();
+  Interpreter(const Interpreter&) = delete;
+  Interpreter& operator=(const Interpreter&) = delete;
 
   // Throws TemplateError / RaisedError.
   std::string Render();
@@ -48,6 +51,9 @@ class Interpreter {
   Value ApplyFilter(const std::string& name, Value v, CallArgs& args);
   bool ApplyTest(const std::string& name, const Value& v, CallArgs& args);
   void CheckSize(size_t n) const;
+  // namespace() objects are tracked so that reference cycles through them are cut when the
+  // render ends.
+  void RegisterNamespace(const Value& ns) { namespaces_.push_back(ns.dict); }
   // Items of an iterable as a for loop sees them (dict -> keys, str -> characters).
   std::vector<Value> Iterate(const Value& v);
 
@@ -75,6 +81,7 @@ class Interpreter {
   int call_depth_ = 0;
   int64_t iterations_ = 0;
   int loop_depth_ = 0;
+  std::vector<std::shared_ptr<DictData>> namespaces_;
 };
 
 // Builtins (builtins.cc).

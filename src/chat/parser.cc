@@ -1,5 +1,6 @@
 #include "chat/parser.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <initializer_list>
 
@@ -74,6 +75,20 @@ class Parser {
     ~DepthGuard() { --p_->depth_; }
     Parser* p_;
   };
+
+  // Every child is attached through Push, which tracks the tree's depth: left-assoc chains
+  // (`a+a+a...`, `x|f|f...`) nest without recursion in the parser, but evaluating or
+  // destroying the tree recurses, so depth is capped here.
+  void Push(Expr* parent, ExprPtr child) {
+    if (child) parent->depth = std::max(parent->depth, child->depth + 1);
+    if (parent->depth > kMaxExprDepth) Fail("expression nested too deeply");
+    parent->args.push_back(std::move(child));
+  }
+  void PushKw(Expr* parent, const std::string& key, ExprPtr child) {
+    parent->depth = std::max(parent->depth, child->depth + 1);
+    if (parent->depth > kMaxExprDepth) Fail("expression nested too deeply");
+    parent->kwargs.emplace_back(key, std::move(child));
+  }
 
   ExprPtr Make(ExprKind k, int line) {
     auto e = std::make_unique<Expr>();
@@ -262,7 +277,7 @@ class Parser {
       Next();
       f->name += "." + ExpectName();
     }
-    f->args.push_back(std::move(base));
+    Push(f.get(), std::move(base));
     if (IsOp("(")) ParseCallArgs(f.get());
     return f;
   }
@@ -308,9 +323,9 @@ class Parser {
       auto c = Make(ExprKind::kCondExpr, line);
       ExprPtr cond = ParseOr();
       ExprPtr other = SkipName("else") ? ParseExpression(true) : nullptr;
-      c->args.push_back(std::move(e));
-      c->args.push_back(std::move(cond));
-      c->args.push_back(std::move(other));
+      Push(c.get(), std::move(e));
+      Push(c.get(), std::move(cond));
+      Push(c.get(), std::move(other));
       e = std::move(c);
     }
     return e;
@@ -319,8 +334,8 @@ class Parser {
   ExprPtr Binary(const std::string& op, ExprPtr a, ExprPtr b, int line) {
     auto e = Make(ExprKind::kBinary, line);
     e->name = op;
-    e->args.push_back(std::move(a));
-    e->args.push_back(std::move(b));
+    Push(e.get(), std::move(a));
+    Push(e.get(), std::move(b));
     return e;
   }
 
@@ -350,7 +365,7 @@ class Parser {
       auto e = Make(ExprKind::kUnary, Cur().line);
       Next();
       e->name = "not";
-      e->args.push_back(ParseNot());
+      Push(e.get(), ParseNot());
       return e;
     }
     return ParseCompare();
@@ -379,10 +394,10 @@ class Parser {
       }
       if (!cmp) {
         cmp = Make(ExprKind::kCompare, line);
-        cmp->args.push_back(std::move(first));
+        Push(cmp.get(), std::move(first));
       }
       cmp->ops.push_back(op);
-      cmp->args.push_back(ParseMath1());
+      Push(cmp.get(), ParseMath1());
     }
     return cmp ? std::move(cmp) : std::move(first);
   }
@@ -436,7 +451,7 @@ class Parser {
       e = Make(ExprKind::kUnary, Cur().line);
       e->name = Cur().text;
       Next();
-      e->args.push_back(ParseUnary(false));
+      Push(e.get(), ParseUnary(false));
     } else {
       e = ParsePrimary();
     }
@@ -499,7 +514,7 @@ class Parser {
           while (!IsOp("]")) {
             if (!e->args.empty()) ExpectOp(",");
             if (IsOp("]")) break;
-            e->args.push_back(ParseExpression(true));
+            Push(e.get(), ParseExpression(true));
           }
           ExpectOp("]");
           return e;
@@ -510,9 +525,9 @@ class Parser {
           while (!IsOp("}")) {
             if (!e->args.empty()) ExpectOp(",");
             if (IsOp("}")) break;
-            e->args.push_back(ParseExpression(true));
+            Push(e.get(), ParseExpression(true));
             ExpectOp(":");
-            e->args.push_back(ParseExpression(true));
+            Push(e.get(), ParseExpression(true));
           }
           ExpectOp("}");
           return e;
@@ -551,16 +566,16 @@ class Parser {
     if (SkipOp(".")) {
       if (Cur().type == Tok::kInt) {
         auto e = Make(ExprKind::kGetItem, line);
-        e->args.push_back(std::move(base));
+        Push(e.get(), std::move(base));
         auto idx = Make(ExprKind::kLiteral, line);
         idx->literal = Value::Int(std::strtoll(Cur().text.c_str(), nullptr, 10));
         Next();
-        e->args.push_back(std::move(idx));
+        Push(e.get(), std::move(idx));
         return e;
       }
       auto e = Make(ExprKind::kGetAttr, line);
       e->name = ExpectName();
-      e->args.push_back(std::move(base));
+      Push(e.get(), std::move(base));
       return e;
     }
     ExpectOp("[");
@@ -574,11 +589,11 @@ class Parser {
     }
     ExpectOp("]");
     auto e = Make(is_slice ? ExprKind::kSlice : ExprKind::kGetItem, line);
-    e->args.push_back(std::move(base));
-    e->args.push_back(std::move(start));
+    Push(e.get(), std::move(base));
+    Push(e.get(), std::move(start));
     if (is_slice) {
-      e->args.push_back(std::move(stop));
-      e->args.push_back(std::move(step));
+      Push(e.get(), std::move(stop));
+      Push(e.get(), std::move(step));
     }
     return e;
   }
@@ -594,10 +609,10 @@ class Parser {
       if (Cur().type == Tok::kName && Peek().type == Tok::kOp && Peek().text == "=") {
         std::string key = ExpectName();
         Next();
-        call->kwargs.emplace_back(key, ParseExpression(true));
+        PushKw(call, key, ParseExpression(true));
       } else {
         if (!call->kwargs.empty()) Fail("positional argument follows keyword argument");
-        call->args.push_back(ParseExpression(true));
+        Push(call, ParseExpression(true));
       }
     }
     ExpectOp(")");
@@ -605,7 +620,7 @@ class Parser {
 
   ExprPtr ParseCall(ExprPtr callee) {
     auto e = Make(ExprKind::kCall, Cur().line);
-    e->args.push_back(std::move(callee));
+    Push(e.get(), std::move(callee));
     ParseCallArgs(e.get());
     return e;
   }
@@ -619,7 +634,7 @@ class Parser {
       Next();
       e->name += "." + ExpectName();
     }
-    e->args.push_back(std::move(base));
+    Push(e.get(), std::move(base));
     const Token& t = Cur();
     if (IsOp("(")) {
       ParseCallArgs(e.get());
@@ -627,7 +642,7 @@ class Parser {
                 IsOp("[") || IsOp("{")) &&
                !(IsName("else") || IsName("or") || IsName("and"))) {
       if (IsName("is")) Fail("you cannot chain multiple tests with is");
-      e->args.push_back(ParsePostfix(ParsePrimary()));
+      Push(e.get(), ParsePostfix(ParsePrimary()));
     }
     return e;
   }

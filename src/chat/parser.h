@@ -15,5 +15,6 @@ namespace inferd::chat {
 std::unique_ptr<Template> ParseTemplate(const std::string& source);
 
 inline constexpr int kMaxParseDepth = 128;
+inline constexpr int kMaxExprDepth = 512;
 
 }  // namespace inferd::chat

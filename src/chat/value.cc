@@ -7,12 +7,26 @@
 
 namespace inferd::chat {
 
+int ChildDepth(const Value& v) {
+  if (v.kind == Kind::kList) return v.list->depth;
+  if (v.kind == Kind::kDict && !v.dict->is_namespace) return v.dict->depth;
+  return 0;
+}
+
+static void CheckDepth(int d) {
+  if (d > kMaxValueDepth) throw TemplateError("value nested too deeply (limit " + std::to_string(kMaxValueDepth) + ")");
+}
+
 Value Value::List(std::vector<Value> items, bool tuple) {
+  int depth = 1;
+  for (const auto& it : items) depth = std::max(depth, ChildDepth(it) + 1);
+  CheckDepth(depth);
   Value v;
   v.kind = Kind::kList;
   v.list = std::make_shared<ListData>();
   v.list->items = std::move(items);
   v.list->tuple = tuple;
+  v.list->depth = depth;
   return v;
 }
 
@@ -48,7 +62,8 @@ Value Value::Function(NativeFn fn) {
   return v;
 }
 
-Value Value::FromJson(const nlohmann::ordered_json& j) {
+Value Value::FromJson(const nlohmann::ordered_json& j, int depth) {
+  CheckDepth(depth);
   switch (j.type()) {
     case nlohmann::ordered_json::value_t::null: return None();
     case nlohmann::ordered_json::value_t::boolean: return Bool(j.get<bool>());
@@ -63,12 +78,12 @@ Value Value::FromJson(const nlohmann::ordered_json& j) {
     case nlohmann::ordered_json::value_t::array: {
       std::vector<Value> items;
       items.reserve(j.size());
-      for (const auto& e : j) items.push_back(FromJson(e));
+      for (const auto& e : j) items.push_back(FromJson(e, depth + 1));
       return List(std::move(items));
     }
     case nlohmann::ordered_json::value_t::object: {
       Value d = Dict();
-      for (auto it = j.begin(); it != j.end(); ++it) d.dict->Set(it.key(), FromJson(it.value()));
+      for (auto it = j.begin(); it != j.end(); ++it) d.dict->Set(it.key(), FromJson(it.value(), depth + 1));
       return d;
     }
     default: return None();
@@ -221,7 +236,8 @@ std::string Value::Str() const {
   }
 }
 
-std::string Value::Repr() const {
+std::string Value::Repr(int depth) const {
+  if (depth > kMaxValueDepth) throw TemplateError("value nested too deeply to print (or refers to itself)");
   switch (kind) {
     case Kind::kString: return markup ? "Markup(" + PyStrRepr(s) + ")" : PyStrRepr(s);
     case Kind::kList: {
@@ -233,7 +249,7 @@ std::string Value::Repr() const {
       std::string out = list->tuple ? "(" : "[";
       for (size_t k = 0; k < list->items.size(); ++k) {
         if (k) out += ", ";
-        out += list->items[k].Repr();
+        out += list->items[k].Repr(depth + 1);
       }
       if (list->tuple && list->items.size() == 1) out += ",";
       out += list->tuple ? ")" : "]";
@@ -245,7 +261,7 @@ std::string Value::Repr() const {
       for (const auto& [k, v] : dict->items) {
         if (!first) out += ", ";
         first = false;
-        out += KeyValue(k).Repr() + ": " + v.Repr();
+        out += KeyValue(k).Repr() + ": " + v.Repr(depth + 1);
       }
       out += is_namespace() ? "}>" : "}";
       return out;
@@ -284,6 +300,9 @@ const Value* DictData::Find(const std::string& key) const {
 }
 
 void DictData::Set(const std::string& key, Value v) {
+  int d = ChildDepth(v) + 1;
+  CheckDepth(d);
+  depth = std::max(depth, d);
   for (auto& kv : items) {
     if (kv.first == key) {
       kv.second = std::move(v);

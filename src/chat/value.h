@@ -77,7 +77,7 @@ struct Value {
   static Value Dict();  // empty, ordered
   static Value Namespace();
   static Value Function(NativeFn fn);
-  static Value FromJson(const nlohmann::ordered_json& j);
+  static Value FromJson(const nlohmann::ordered_json& j, int depth = 0);
 
   bool is_undefined() const { return kind == Kind::kUndefined; }
   bool is_none() const { return kind == Kind::kNone; }
@@ -96,12 +96,20 @@ struct Value {
   // Python str(): what `{{ v }}` prints. Undefined prints as "".
   std::string Str() const;
   // Python repr().
-  std::string Repr() const;
+  std::string Repr(int depth = 0) const;
   const char* TypeName() const;
 };
 
+// Containers are at most kMaxValueDepth deep (checked when built): values are destroyed,
+// printed and compared recursively. Namespaces count as leaves; they are the only mutable
+// containers, so only they can form cycles, and the Interpreter clears them all at the end
+// of a render to break those.
+inline constexpr int kMaxValueDepth = 512;
+int ChildDepth(const Value& v);
+
 struct ListData {
   std::vector<Value> items;
+  int depth = 1;
   bool tuple = false;
   // What jinja2 would hand over instead of a list: the generators that map / select /
   // reject / unique / items / reverse return, or a dict view (dict.items() etc., named
@@ -115,6 +123,7 @@ struct ListData {
 // Insertion-ordered string-keyed map (Python dict semantics for JSON-like data).
 struct DictData {
   std::vector<std::pair<std::string, Value>> items;
+  int depth = 1;
   bool is_namespace = false;
 
   const Value* Find(const std::string& key) const;
