@@ -151,6 +151,15 @@ std::string PreNameForPatterns(const std::vector<std::string>& patterns) {
   for (const PreEntry& e : PreTable()) {
     if (e.patterns == patterns) return std::string(e.names[0]);
   }
+  // Hugging Face spells the contractions case-insensitively; same split.
+  static const std::string kHfContractions = "(?i:'s|'t|'re|'ve|'m|'ll|'d)";
+  static const std::string kOurContractions =
+      "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])";
+  if (patterns.size() == 1 && patterns[0].rfind(kHfContractions, 0) == 0) {
+    const std::string ours = kOurContractions + patterns[0].substr(kHfContractions.size());
+    if (ours == kLlama3) return "llama-bpe";
+    if (ours == kQwen2) return "qwen2";
+  }
   return "";
 }
 
@@ -201,9 +210,14 @@ std::vector<std::string_view> RegexSplitter::Split(std::string_view text) const 
       size_t pos = 0;      // where the next search starts
       size_t emitted = 0;  // end of the last emitted piece
       while (pos < piece.size()) {
-        const int rc = pcre2_match(c->code, subject, piece.size(), pos, PCRE2_NO_UTF_CHECK, md,
-                                   nullptr);
-        if (rc < 0) break;
+        int rc = pcre2_match(c->code, subject, piece.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
+        if (rc < 0 && rc != PCRE2_ERROR_NOMATCH) {
+          // JIT stack exhausted on a pathological input: the interpreter keeps its
+          // backtracking state on the heap.
+          rc = pcre2_match(c->code, subject, piece.size(), pos, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT,
+                           md, nullptr);
+        }
+        if (rc < 0) break;  // no further match: the rest of the piece is one gap
         const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
         const size_t ms = ov[0], me = ov[1];
         if (me == ms) {
