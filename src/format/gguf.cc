@@ -294,6 +294,186 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
+// --- file sections, in order ---
+
+// Magic, version and the two counts; the counts are bounded by the bytes left.
+Status ReadHeader(Reader& r, uint32_t* version, uint64_t* tensor_count, uint64_t* kv_count) {
+  char magic[4];
+  if (!r.Bytes(magic, 4)) return r.Truncated("magic", 0);
+  if (std::memcmp(magic, "GGUF", 4) != 0) {
+    return InvalidArgument("gguf: not a GGUF file (magic bytes are not 'GGUF')");
+  }
+  if (!r.Scalar(version)) return r.Truncated("version", 4);
+  if (*version == 1) {
+    return Unimplemented("gguf: GGUF version 1 is not supported (versions 2 and 3 are); "
+                         "re-convert the model with a current llama.cpp");
+  }
+  if (*version < kMinVersion || *version > kMaxVersion) {
+    const uint32_t swapped = __builtin_bswap32(*version);
+    return Unimplemented("gguf: unsupported GGUF version " + std::to_string(*version) +
+                         (swapped >= 1 && swapped <= kMaxVersion ? " (a big-endian file?)" : "") +
+                         "; versions 2 and 3 are supported");
+  }
+  if (!r.Scalar(tensor_count)) return r.Truncated("tensor_count", r.pos());
+  if (!r.Scalar(kv_count)) return r.Truncated("metadata_kv_count", r.pos());
+  if (*tensor_count > r.remaining() / kMinTensorInfoBytes) {
+    return DataLoss("gguf: tensor_count " + std::to_string(*tensor_count) + " cannot fit in the " +
+                    std::to_string(r.remaining()) + " bytes left " + r.Where(8));
+  }
+  if (*kv_count > r.remaining() / kMinKvBytes) {
+    return DataLoss("gguf: metadata_kv_count " + std::to_string(*kv_count) +
+                    " cannot fit in the " + std::to_string(r.remaining()) + " bytes left " +
+                    r.Where(16));
+  }
+  return Status::OK();
+}
+
+// Metadata pair #i: key string, value type, value.
+Status ReadKv(Reader& r, uint64_t i, std::string* key, GgufValue* value) {
+  const std::string idx = "key #" + std::to_string(i);
+  const std::string idx_name = idx + " name";
+  INFERD_RETURN_IF_ERROR(ReadString(r, Field{nullptr, &idx_name, 0}, key));
+  const std::string label = idx + " (" + Quote(*key) + ")";
+  const size_t at = r.pos();
+  uint32_t type = 0;
+  if (!r.Scalar(&type)) return r.Truncated(label + " value type", at);
+  if (!ValidValueType(type)) {
+    return DataLoss("gguf: " + label + ": invalid value type " + std::to_string(type) + " " +
+                    r.Where(at));
+  }
+  return ReadValue(r, static_cast<GgufType>(type), Field{nullptr, &label, 0}, value);
+}
+
+// general.alignment: an integer power of two (the spec says uint32; any integer is read).
+StatusOr<uint64_t> ResolveAlignment(const GgufValue* v) {
+  if (v == nullptr) return kDefaultAlignment;
+  const int64_t* i = std::get_if<int64_t>(&v->v);
+  int64_t from_u64 = 0;
+  if (const uint64_t* u = std::get_if<uint64_t>(&v->v)) {
+    from_u64 = *u > (uint64_t{1} << 62) ? -1 : static_cast<int64_t>(*u);  // -1: rejected below
+    i = &from_u64;
+  }
+  if (i == nullptr) {
+    return InvalidArgument(std::string("gguf: ") + kAlignmentKey + " has type " +
+                           ValueTypeName(v->type) + "; expected an integer (uint32)");
+  }
+  if (*i <= 0 || !std::has_single_bit(static_cast<uint64_t>(*i)) || *i > (int64_t{1} << 30)) {
+    return InvalidArgument(std::string("gguf: ") + kAlignmentKey + " = " + std::to_string(*i) +
+                           " is not a power of two between 1 and 2^30");
+  }
+  return static_cast<uint64_t>(*i);
+}
+
+// Tensor info #i: name, n_dims <= 4, dims (product fits int64), known and supported type,
+// aligned offset; fills nbytes from type and shape. Data placement is checked later.
+Status ReadTensorInfo(Reader& r, uint64_t i, uint64_t alignment, GgufTensorInfo* t) {
+  const std::string idx = "tensor #" + std::to_string(i);
+  const std::string idx_name = idx + " name";
+  INFERD_RETURN_IF_ERROR(ReadString(r, Field{nullptr, &idx_name, 0}, &t->name));
+  const std::string label = idx + " (" + Quote(t->name) + ")";
+  size_t at = r.pos();
+  uint32_t n_dims = 0;
+  if (!r.Scalar(&n_dims)) return r.Truncated(label + " n_dims", at);
+  if (n_dims > kMaxDims) {
+    return DataLoss("gguf: " + label + ": n_dims " + std::to_string(n_dims) +
+                    " exceeds the maximum " + std::to_string(kMaxDims) + " " + r.Where(at));
+  }
+  int64_t num_elements = 1;
+  for (uint32_t d = 0; d < n_dims; ++d) {
+    at = r.pos();
+    uint64_t dim = 0;
+    if (!r.Scalar(&dim)) return r.Truncated(label + " dim " + std::to_string(d), at);
+    if (dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      return DataLoss("gguf: " + label + ": dim " + std::to_string(d) + " = " +
+                      std::to_string(dim) + " is negative or too large " + r.Where(at));
+    }
+    const int64_t di = static_cast<int64_t>(dim);
+    if (di != 0 && num_elements > std::numeric_limits<int64_t>::max() / di) {
+      return DataLoss("gguf: " + label + ": shape overflows int64 at dim " + std::to_string(d) +
+                      " = " + std::to_string(dim) + " " + r.Where(at));
+    }
+    num_elements *= di;
+    t->shape.push_back(di);
+  }
+  at = r.pos();
+  uint32_t type = 0;
+  if (!r.Scalar(&type)) return r.Truncated(label + " type", at);
+  if (!GgmlTypeIsKnown(type)) {
+    return DataLoss("gguf: " + label + ": unknown GGML type id " + std::to_string(type) + " " +
+                    r.Where(at));
+  }
+  t->type = static_cast<GgmlType>(type);
+  if (!GgmlTypeIsSupported(t->type)) {
+    return Unimplemented("gguf: tensor " + Quote(t->name) + " has type " + GgmlTypeName(type) +
+                         ", which inferd does not support (supported: " +
+                         SupportedGgmlTypeNames() + ")");
+  }
+  at = r.pos();
+  if (!r.Scalar(&t->offset)) return r.Truncated(label + " offset", at);
+  if (t->offset % alignment != 0) {
+    return DataLoss("gguf: " + label + ": data offset " + std::to_string(t->offset) +
+                    " is not a multiple of the alignment " + std::to_string(alignment) + " " +
+                    r.Where(at));
+  }
+  const int64_t block = GgmlBlockSize(t->type);
+  const int64_t row = t->shape.empty() ? 1 : t->shape[0];
+  if (row % block != 0) {
+    return DataLoss("gguf: " + label + ": shape " + ShapeString(t->shape) + " row length " +
+                    std::to_string(row) + " is not a multiple of the " + GgmlTypeName(type) +
+                    " block size " + std::to_string(block));
+  }
+  // nbytes = num_elements / block * type_size; check the product against 2^64 first.
+  const uint64_t blocks = static_cast<uint64_t>(num_elements / block);
+  const uint64_t type_size = GgmlTypeSize(t->type);
+  if (blocks > std::numeric_limits<uint64_t>::max() / type_size) {
+    return DataLoss("gguf: " + label + ": byte size of shape " + ShapeString(t->shape) +
+                    " overflows");
+  }
+  t->nbytes = static_cast<size_t>(blocks * type_size);
+  return Status::OK();
+}
+
+// The data section starts at the first multiple of `alignment` after the tensor infos
+// (which end at `infos_end`). Sets every data pointer after checking its range lies in the
+// file, and rejects overlapping ranges (llama.cpp writes tensors back to back, so overlap
+// means a corrupt tensor table).
+Status PlaceTensorData(const uint8_t* data, size_t size, size_t infos_end, uint64_t alignment,
+                       std::vector<GgufTensorInfo>* tensors) {
+  if (tensors->empty()) return Status::OK();  // vocab-only files may end without padding
+  const uint64_t data_start = (static_cast<uint64_t>(infos_end) + alignment - 1) / alignment * alignment;
+  if (data_start > size) {
+    return DataLoss("gguf: truncated file: data section starts at " + std::to_string(data_start) +
+                    " past the end (offset " + std::to_string(infos_end) + ", file size " +
+                    std::to_string(size) + ")");
+  }
+  const uint64_t data_size = size - data_start;
+  for (GgufTensorInfo& t : *tensors) {
+    if (t.offset > data_size || t.nbytes > data_size - t.offset) {
+      return DataLoss("gguf: tensor " + Quote(t.name) + " data [offset " +
+                      std::to_string(data_start) + " + " + std::to_string(t.offset) + ", size " +
+                      std::to_string(t.nbytes) + "] extends past end of file (size " +
+                      std::to_string(size) + ")");
+    }
+    t.data = data + data_start + t.offset;
+  }
+  std::vector<const GgufTensorInfo*> by_offset;
+  by_offset.reserve(tensors->size());
+  for (const GgufTensorInfo& t : *tensors) by_offset.push_back(&t);
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const GgufTensorInfo* a, const GgufTensorInfo* b) { return a->offset < b->offset; });
+  for (size_t i = 1; i < by_offset.size(); ++i) {
+    const GgufTensorInfo& prev = *by_offset[i - 1];
+    const GgufTensorInfo& cur = *by_offset[i];
+    if (prev.nbytes > 0 && cur.nbytes > 0 && prev.offset + prev.nbytes > cur.offset) {
+      return DataLoss("gguf: tensor " + Quote(cur.name) + " data at offset " +
+                      std::to_string(cur.offset) + " overlaps tensor " + Quote(prev.name) +
+                      " [offset " + std::to_string(prev.offset) + ", size " +
+                      std::to_string(prev.nbytes) + "]");
+    }
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 size_t GgufArray::size() const {
@@ -330,186 +510,35 @@ StatusOr<std::unique_ptr<GgufFile>> GgufFile::Parse(const uint8_t* data, size_t 
 
 Status GgufFile::ParseAll(const uint8_t* data, size_t size) {
   Reader r(data, size);
-
-  // --- header ---
-  char magic[4];
-  if (!r.Bytes(magic, 4)) return r.Truncated("magic", 0);
-  if (std::memcmp(magic, "GGUF", 4) != 0) {
-    return InvalidArgument("gguf: not a GGUF file (magic bytes are not 'GGUF')");
-  }
-  if (!r.Scalar(&version_)) return r.Truncated("version", 4);
-  if (version_ == 1) {
-    return Unimplemented("gguf: GGUF version 1 is not supported (versions 2 and 3 are); "
-                         "re-convert the model with a current llama.cpp");
-  }
-  if (version_ < kMinVersion || version_ > kMaxVersion) {
-    const bool swapped = __builtin_bswap32(version_) >= 1 && __builtin_bswap32(version_) <= kMaxVersion;
-    return Unimplemented("gguf: unsupported GGUF version " + std::to_string(version_) +
-                         (swapped ? " (a big-endian file?)" : "") + "; versions 2 and 3 are supported");
-  }
   uint64_t tensor_count = 0, kv_count = 0;
-  if (!r.Scalar(&tensor_count)) return r.Truncated("tensor_count", r.pos());
-  if (!r.Scalar(&kv_count)) return r.Truncated("metadata_kv_count", r.pos());
-  if (tensor_count > r.remaining() / kMinTensorInfoBytes) {
-    return DataLoss("gguf: tensor_count " + std::to_string(tensor_count) +
-                    " cannot fit in the " + std::to_string(r.remaining()) + " bytes left " +
-                    r.Where(8));
-  }
-  if (kv_count > r.remaining() / kMinKvBytes) {
-    return DataLoss("gguf: metadata_kv_count " + std::to_string(kv_count) +
-                    " cannot fit in the " + std::to_string(r.remaining()) + " bytes left " +
-                    r.Where(16));
-  }
+  INFERD_RETURN_IF_ERROR(ReadHeader(r, &version_, &tensor_count, &kv_count));
 
-  // --- metadata ---
   kv_.reserve(static_cast<size_t>(kv_count));
   for (uint64_t i = 0; i < kv_count; ++i) {
-    const std::string idx = "key #" + std::to_string(i);
     std::string key;
-    const std::string idx_name = idx + " name";
-    INFERD_RETURN_IF_ERROR(ReadString(r, Field{nullptr, &idx_name, 0}, &key));
-    const std::string label = idx + " (" + Quote(key) + ")";
-    const Field what{nullptr, &label, 0};
-    if (kv_index_.count(key) != 0) {
-      return DataLoss("gguf: duplicate metadata " + label + " " + r.Where(r.pos()));
-    }
-    const size_t at = r.pos();
-    uint32_t type = 0;
-    if (!r.Scalar(&type)) return r.Truncated(label + " value type", at);
-    if (!ValidValueType(type)) {
-      return DataLoss("gguf: " + label + ": invalid value type " + std::to_string(type) + " " +
-                      r.Where(at));
-    }
     GgufValue value;
-    INFERD_RETURN_IF_ERROR(ReadValue(r, static_cast<GgufType>(type), what, &value));
+    INFERD_RETURN_IF_ERROR(ReadKv(r, i, &key, &value));
+    if (kv_index_.count(key) != 0) {
+      return DataLoss("gguf: duplicate metadata key #" + std::to_string(i) + " (" + Quote(key) +
+                      ") " + r.Where(r.pos()));
+    }
     kv_index_.emplace(key, kv_.size());
     kv_.emplace_back(std::move(key), std::move(value));
   }
+  INFERD_ASSIGN_OR_RETURN(alignment_, ResolveAlignment(Find(kAlignmentKey)));
 
-  if (const GgufValue* a = Find(kAlignmentKey)) {
-    const std::optional<int64_t> v = GetInt(kAlignmentKey);
-    if (!v || a->type == GgufType::kBool) {
-      return InvalidArgument(std::string("gguf: ") + kAlignmentKey + " has type " +
-                             ValueTypeName(a->type) + "; expected an integer (uint32)");
-    }
-    if (*v <= 0 || !std::has_single_bit(static_cast<uint64_t>(*v)) || *v > (int64_t{1} << 30)) {
-      return InvalidArgument(std::string("gguf: ") + kAlignmentKey + " = " + std::to_string(*v) +
-                             " is not a power of two between 1 and 2^30");
-    }
-    alignment_ = static_cast<uint64_t>(*v);
-  } else {
-    alignment_ = kDefaultAlignment;
-  }
-
-  // --- tensor infos ---
   tensors_.reserve(static_cast<size_t>(tensor_count));
   for (uint64_t i = 0; i < tensor_count; ++i) {
-    const std::string idx = "tensor #" + std::to_string(i);
     GgufTensorInfo t;
-    const std::string idx_name = idx + " name";
-    INFERD_RETURN_IF_ERROR(ReadString(r, Field{nullptr, &idx_name, 0}, &t.name));
-    const std::string label = idx + " (" + Quote(t.name) + ")";
+    INFERD_RETURN_IF_ERROR(ReadTensorInfo(r, i, alignment_, &t));
     if (tensor_index_.count(t.name) != 0) {
-      return DataLoss("gguf: duplicate tensor name in " + label + " " + r.Where(r.pos()));
+      return DataLoss("gguf: duplicate tensor name in tensor #" + std::to_string(i) + " (" +
+                      Quote(t.name) + ") " + r.Where(r.pos()));
     }
-    size_t at = r.pos();
-    uint32_t n_dims = 0;
-    if (!r.Scalar(&n_dims)) return r.Truncated(label + " n_dims", at);
-    if (n_dims > kMaxDims) {
-      return DataLoss("gguf: " + label + ": n_dims " + std::to_string(n_dims) +
-                      " exceeds the maximum " + std::to_string(kMaxDims) + " " + r.Where(at));
-    }
-    int64_t num_elements = 1;
-    for (uint32_t d = 0; d < n_dims; ++d) {
-      at = r.pos();
-      uint64_t dim = 0;
-      if (!r.Scalar(&dim)) return r.Truncated(label + " dim " + std::to_string(d), at);
-      if (dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        return DataLoss("gguf: " + label + ": dim " + std::to_string(d) + " = " +
-                        std::to_string(dim) + " is negative or too large " + r.Where(at));
-      }
-      const int64_t di = static_cast<int64_t>(dim);
-      if (di != 0 && num_elements > std::numeric_limits<int64_t>::max() / di) {
-        return DataLoss("gguf: " + label + ": shape overflows int64 at dim " + std::to_string(d) +
-                        " = " + std::to_string(dim) + " " + r.Where(at));
-      }
-      num_elements *= di;
-      t.shape.push_back(di);
-    }
-    at = r.pos();
-    uint32_t type = 0;
-    if (!r.Scalar(&type)) return r.Truncated(label + " type", at);
-    if (!GgmlTypeIsKnown(type)) {
-      return DataLoss("gguf: " + label + ": unknown GGML type id " + std::to_string(type) + " " +
-                      r.Where(at));
-    }
-    t.type = static_cast<GgmlType>(type);
-    if (!GgmlTypeIsSupported(t.type)) {
-      return Unimplemented("gguf: tensor " + Quote(t.name) + " has type " + GgmlTypeName(type) +
-                           ", which inferd does not support (supported: " +
-                           SupportedGgmlTypeNames() + ")");
-    }
-    at = r.pos();
-    if (!r.Scalar(&t.offset)) return r.Truncated(label + " offset", at);
-    if (t.offset % alignment_ != 0) {
-      return DataLoss("gguf: " + label + ": data offset " + std::to_string(t.offset) +
-                      " is not a multiple of the alignment " + std::to_string(alignment_) + " " +
-                      r.Where(at));
-    }
-    const int64_t block = GgmlBlockSize(t.type);
-    const int64_t row = t.shape.empty() ? 1 : t.shape[0];
-    if (row % block != 0) {
-      return DataLoss("gguf: " + label + ": shape " + ShapeString(t.shape) + " row length " +
-                      std::to_string(row) + " is not a multiple of the " + GgmlTypeName(type) +
-                      " block size " + std::to_string(block));
-    }
-    // nbytes = num_elements / block * type_size; num_elements / block <= 2^63, so check the
-    // product against SIZE_MAX before multiplying.
-    const uint64_t blocks = static_cast<uint64_t>(num_elements / block);
-    const uint64_t type_size = GgmlTypeSize(t.type);
-    if (blocks > std::numeric_limits<uint64_t>::max() / type_size) {
-      return DataLoss("gguf: " + label + ": byte size of shape " + ShapeString(t.shape) +
-                      " overflows");
-    }
-    t.nbytes = static_cast<size_t>(blocks * type_size);
     tensor_index_.emplace(t.name, tensors_.size());
     tensors_.push_back(std::move(t));
   }
-
-  // --- data section ---
-  if (tensors_.empty()) return Status::OK();  // vocab-only files may end without padding
-  const uint64_t data_start = (static_cast<uint64_t>(r.pos()) + alignment_ - 1) / alignment_ * alignment_;
-  if (data_start > size) {
-    return DataLoss("gguf: truncated file: data section starts at " + std::to_string(data_start) +
-                    " past the end " + r.Where(r.pos()));
-  }
-  const uint64_t data_size = size - data_start;
-  for (GgufTensorInfo& t : tensors_) {
-    if (t.offset > data_size || t.nbytes > data_size - t.offset) {
-      return DataLoss("gguf: tensor " + Quote(t.name) + " data [offset " +
-                      std::to_string(data_start) + " + " + std::to_string(t.offset) + ", size " +
-                      std::to_string(t.nbytes) + "] extends past end of file (size " +
-                      std::to_string(size) + ")");
-    }
-    t.data = data + data_start + t.offset;
-  }
-  // llama.cpp writes tensors back to back; overlapping ranges mean a corrupt tensor table.
-  std::vector<const GgufTensorInfo*> by_offset;
-  by_offset.reserve(tensors_.size());
-  for (const GgufTensorInfo& t : tensors_) by_offset.push_back(&t);
-  std::sort(by_offset.begin(), by_offset.end(),
-            [](const GgufTensorInfo* a, const GgufTensorInfo* b) { return a->offset < b->offset; });
-  for (size_t i = 1; i < by_offset.size(); ++i) {
-    const GgufTensorInfo& prev = *by_offset[i - 1];
-    const GgufTensorInfo& cur = *by_offset[i];
-    if (prev.nbytes > 0 && cur.nbytes > 0 && prev.offset + prev.nbytes > cur.offset) {
-      return DataLoss("gguf: tensor " + Quote(cur.name) + " data at offset " +
-                      std::to_string(cur.offset) + " overlaps tensor " + Quote(prev.name) +
-                      " [offset " + std::to_string(prev.offset) + ", size " +
-                      std::to_string(prev.nbytes) + "]");
-    }
-  }
-  return Status::OK();
+  return PlaceTensorData(data, size, r.pos(), alignment_, &tensors_);
 }
 
 const GgufValue* GgufFile::Find(std::string_view key) const {

@@ -466,6 +466,15 @@ TEST(GgufCorrupt, BadAlignment) {
     ASSERT_FALSE(r.ok()) << a;
     EXPECT_TRUE(Contains(r.status().message(), "general.alignment")) << r.status().message();
   }
+  {
+    GgufWriter ok;  // a uint64 alignment is read too
+    ok.Add("general.alignment", {GgufType::kUint64, uint64_t{64}});
+    ok.AddTensor("t", GgmlType::kF32, {3}, std::vector<uint8_t>(12));
+    const std::vector<uint8_t> b = ok.Serialize(64);
+    auto r = GgufFile::Parse(b.data(), b.size());
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ((*r)->alignment(), 64u);
+  }
   GgufWriter w;
   w.AddString("general.alignment", "32");
   const std::vector<uint8_t> b = w.Serialize();
