@@ -461,15 +461,16 @@ Status PlaceTensorData(const uint8_t* data, size_t size, size_t infos_end, uint6
   for (const GgufTensorInfo& t : *tensors) by_offset.push_back(&t);
   std::sort(by_offset.begin(), by_offset.end(),
             [](const GgufTensorInfo* a, const GgufTensorInfo* b) { return a->offset < b->offset; });
-  for (size_t i = 1; i < by_offset.size(); ++i) {
-    const GgufTensorInfo& prev = *by_offset[i - 1];
-    const GgufTensorInfo& cur = *by_offset[i];
-    if (prev.nbytes > 0 && cur.nbytes > 0 && prev.offset + prev.nbytes > cur.offset) {
-      return DataLoss("gguf: tensor " + Quote(cur.name) + " data at offset " +
-                      std::to_string(cur.offset) + " overlaps tensor " + Quote(prev.name) +
-                      " [offset " + std::to_string(prev.offset) + ", size " +
-                      std::to_string(prev.nbytes) + "]");
+  const GgufTensorInfo* prev = nullptr;  // the non-empty tensor that ends last so far
+  for (const GgufTensorInfo* cur : by_offset) {
+    if (cur->nbytes == 0) continue;
+    if (prev != nullptr && prev->offset + prev->nbytes > cur->offset) {
+      return DataLoss("gguf: tensor " + Quote(cur->name) + " data at offset " +
+                      std::to_string(cur->offset) + " overlaps tensor " + Quote(prev->name) +
+                      " [offset " + std::to_string(prev->offset) + ", size " +
+                      std::to_string(prev->nbytes) + "]");
     }
+    prev = cur;  // sorted by start and non-overlapping, so cur also ends last
   }
   return Status::OK();
 }

@@ -5,6 +5,7 @@
 // "weight_map" maps every tensor name to its shard file.
 #include "format/safetensors.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -150,6 +151,7 @@ Status SafetensorsModel::AddFile(const uint8_t* data, size_t size, const std::st
   if (h.is_discarded() || !h.is_object()) {
     return DataLoss("safetensors: " + label + ": header is not valid JSON");
   }
+  std::vector<const StTensor*> file_tensors;  // this file's tensors, for the overlap check
   const uint8_t* body = data + 8 + header_len;
   const uint64_t body_size = size - 8 - header_len;
   for (const auto& [name, entry] : h.items()) {
@@ -169,7 +171,19 @@ Status SafetensorsModel::AddFile(const uint8_t* data, size_t size, const std::st
     if (tensors_.count(name) != 0) {
       return DataLoss("safetensors: " + label + ": tensor '" + name + "' appears twice");
     }
-    tensors_.emplace(name, std::move(t));
+    file_tensors.push_back(&tensors_.emplace(name, std::move(t)).first->second);
+  }
+  // Writers lay tensors out back to back; overlapping ranges mean a corrupt header.
+  std::sort(file_tensors.begin(), file_tensors.end(),
+            [](const StTensor* a, const StTensor* b) { return a->data < b->data; });
+  const StTensor* prev = nullptr;  // the non-empty tensor that ends last so far
+  for (const StTensor* cur : file_tensors) {
+    if (cur->nbytes == 0) continue;
+    if (prev != nullptr && prev->data + prev->nbytes > cur->data) {
+      return DataLoss("safetensors: " + label + ": tensor '" + cur->name +
+                      "' data overlaps tensor '" + prev->name + "'");
+    }
+    prev = cur;  // sorted by start and non-overlapping, so cur also ends last
   }
   return Status::OK();
 }

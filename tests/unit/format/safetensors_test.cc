@@ -183,6 +183,9 @@ TEST(SafetensorsCorrupt, HeaderValidation) {
       {R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 8]}})", 4, "outside the data"},
       {R"({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}})", 4,
        "data_offsets span 4 bytes but dtype F32 and shape of 2 elements need 8"},
+      {R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+           "b": {"dtype": "U8", "shape": [4], "data_offsets": [4, 8]}})", 8,
+       "tensor 'b' data overlaps tensor 'a'"},
       {R"({"__metadata__": {"a": 1}})", 0, "__metadata__ value for 'a' is not a string"},
       {R"({"__metadata__": []})", 0, "__metadata__ is not an object"},
   };
