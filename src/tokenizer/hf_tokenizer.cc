@@ -169,33 +169,27 @@ int32_t TemplateBos(const json& j, const Vocab& vocab) {
   return bos;
 }
 
-StatusOr<std::unique_ptr<VocabTokenizer>> LoadTokenizerJson(const fs::path& path) {
-  INFERD_ASSIGN_OR_RETURN(json j, ReadJson(path));
-  if (!j.contains("model") || !j["model"].is_object()) {
-    return InvalidArgument("tokenizer: " + path.string() + " has no \"model\" object");
-  }
+bool ValidId(const json& id) {
+  return id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() <= (1 << 24);
+}
+
+// model.vocab plus added_tokens, indexed by id. Ids may have gaps (filled with unused
+// placeholders); added tokens are control ("special": true) or user-defined.
+StatusOr<std::vector<TokenData>> ReadTokens(const json& j, const fs::path& path) {
   const json& model = j["model"];
-  const std::string type = model.value("type", "BPE");
-  if (type != "BPE") {
-    return Unimplemented("tokenizer: tokenizer.json model type '" + type +
-                         "' is not supported; supported: BPE (byte-level or SentencePiece-style)");
-  }
   if (!model.contains("vocab") || !model["vocab"].is_object()) {
     return InvalidArgument("tokenizer: " + path.string() + ": model.vocab is missing");
   }
-  // Token ids may have gaps; added_tokens may extend the vocabulary.
   int64_t max_id = -1;
   for (const auto& [text, id] : model["vocab"].items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > (1 << 24)) {
-      return InvalidArgument("tokenizer: bad id for vocab entry '" + text + "'");
-    }
+    if (!ValidId(id)) return InvalidArgument("tokenizer: bad id for vocab entry '" + text + "'");
     max_id = std::max(max_id, id.get<int64_t>());
   }
   const json added = j.contains("added_tokens") && j["added_tokens"].is_array() ? j["added_tokens"]
                                                                               : json::array();
   for (const json& a : added) {
-    if (!a.contains("id") || !a["id"].is_number_integer() || !a.contains("content") ||
-        !a["content"].is_string() || a["id"].get<int64_t>() < 0 || a["id"].get<int64_t>() > (1 << 24)) {
+    if (!a.is_object() || !a.contains("id") || !ValidId(a["id"]) || !a.contains("content") ||
+        !a["content"].is_string()) {
       return InvalidArgument("tokenizer: malformed added_tokens entry " + a.dump());
     }
     max_id = std::max(max_id, a["id"].get<int64_t>());
@@ -217,61 +211,82 @@ StatusOr<std::unique_ptr<VocabTokenizer>> LoadTokenizerJson(const fs::path& path
     td.lstrip = a.value("lstrip", false);
     td.rstrip = a.value("rstrip", false);
   }
+  return data;
+}
 
+// Merges: "a b" strings or ["a", "b"] pairs.
+Status ReadMerges(const json& model, BpeMerges* merges) {
+  if (!model.contains("merges") || !model["merges"].is_array()) return Status::OK();
+  for (const json& m : model["merges"]) {
+    if (m.is_string()) {
+      merges->Add(m.get<std::string>());
+    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+      merges->AddPair(m[0].get<std::string>(), m[1].get<std::string>());
+    } else {
+      return InvalidArgument("tokenizer: malformed merge " + m.dump());
+    }
+  }
+  return Status::OK();
+}
+
+// The score of a token is minus the rank of the first merge that makes it, so that the
+// score-ordered SentencePiece merge loop applies merges in rank order. Tokens no merge
+// makes (single characters, specials) keep a score below every merge.
+void ScoresFromMerges(const BpeMerges& merges, Vocab* vocab) {
+  std::vector<float> score(static_cast<size_t>(vocab->size()), -1e30f);
+  std::vector<bool> seen(score.size(), false);
+  const auto& list = merges.list();
+  for (size_t r = 0; r < list.size(); ++r) {
+    const int32_t id = vocab->Find(list[r].first + list[r].second);
+    if (id >= 0 && !seen[static_cast<size_t>(id)]) {
+      seen[static_cast<size_t>(id)] = true;
+      score[static_cast<size_t>(id)] = -static_cast<float>(r);
+    }
+  }
+  for (int32_t id = 0; id < vocab->size(); ++id) {
+    vocab->mutable_at(id).score = score[static_cast<size_t>(id)];
+  }
+}
+
+StatusOr<std::unique_ptr<VocabTokenizer>> LoadTokenizerJson(const fs::path& path) {
+  INFERD_ASSIGN_OR_RETURN(json j, ReadJson(path));
+  if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) {
+    return InvalidArgument("tokenizer: " + path.string() + " has no \"model\" object");
+  }
+  const json& model = j["model"];
+  const std::string type = model.value("type", "BPE");
+  if (type != "BPE") {
+    return Unimplemented("tokenizer: tokenizer.json model type '" + type +
+                         "' is not supported; supported: BPE (byte-level or SentencePiece-style)");
+  }
+  INFERD_ASSIGN_OR_RETURN(std::vector<TokenData> data, ReadTokens(j, path));
   auto t = std::make_unique<VocabTokenizer>();
   JsonBpe pre;
   INFERD_RETURN_IF_ERROR(CollectPreTokenizer(j, &pre));
-  const bool byte_fallback = model.value("byte_fallback", false);
   if (pre.byte_level) {
     t->algo = Algo::kByteBpe;
     t->ignore_merges = model.value("ignore_merges", false);
     INFERD_ASSIGN_OR_RETURN(t->splitter, RegexSplitter::Create(pre.patterns));
   } else {
+    // No ByteLevel anywhere: SentencePiece-style BPE ("▁" for spaces, <0xNN> byte fallback).
     t->algo = Algo::kSpm;
     SpaceHandling(j, &t->add_space_prefix, &t->space_prefix_first_only);
     for (TokenData& td : data) {
       if (td.type == TokenType::kNormal && ParseByteToken(td.text) >= 0) td.type = TokenType::kByte;
     }
-    (void)byte_fallback;
   }
-  // Merges: "a b" strings or ["a", "b"] pairs.
-  if (model.contains("merges") && model["merges"].is_array()) {
-    for (const json& m : model["merges"]) {
-      if (m.is_string()) {
-        t->merges.Add(m.get<std::string>());
-      } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-        t->merges.AddPair(m[0].get<std::string>(), m[1].get<std::string>());
-      } else {
-        return InvalidArgument("tokenizer: malformed merge " + m.dump());
-      }
-    }
-  }
+  INFERD_RETURN_IF_ERROR(ReadMerges(model, &t->merges));
   t->vocab.Build(std::move(data));
   if (t->algo == Algo::kSpm) {
-    // The score of a token is minus the rank of the first merge that makes it, so that
-    // the score-ordered SentencePiece merge loop applies merges in rank order.
-    std::vector<float> score(static_cast<size_t>(t->vocab.size()), -1e30f);
-    std::vector<bool> seen(score.size(), false);
-    const auto& list = t->merges.list();
-    for (size_t r = 0; r < list.size(); ++r) {
-      const int32_t id = t->vocab.Find(list[r].first + list[r].second);
-      if (id >= 0 && !seen[static_cast<size_t>(id)]) {
-        seen[static_cast<size_t>(id)] = true;
-        score[static_cast<size_t>(id)] = -static_cast<float>(r);
-      }
-    }
-    for (int32_t id = 0; id < t->vocab.size(); ++id) {
-      t->vocab.mutable_at(id).score = score[static_cast<size_t>(id)];
-    }
+    ScoresFromMerges(t->merges, &t->vocab);
     t->merges = BpeMerges();  // not used by the SentencePiece loop
   }
-  const int32_t unk =
-      model.contains("unk_token") && model["unk_token"].is_string()
-          ? t->vocab.Find(model["unk_token"].get<std::string>())
-          : -1;
+  const int32_t unk = model.contains("unk_token") && model["unk_token"].is_string()
+                          ? t->vocab.Find(model["unk_token"].get<std::string>())
+                          : -1;
   t->SetIds(TemplateBos(j, t->vocab), -1, unk, -1);
   if (t->algo == Algo::kByteBpe) {
-    std::string pre_name = PreNameForPatterns(pre.patterns);
+    const std::string pre_name = PreNameForPatterns(pre.patterns);
     t->SetNames("gpt2", pre_name.empty() ? "hf" : pre_name);
   } else {
     t->SetNames("llama", "default");
@@ -413,6 +428,58 @@ json SpmMerges(const Vocab& vocab) {
 
 }  // namespace
 
+namespace {
+
+// Pre-tokenizer, decoder and model fields of a byte-level BPE tokenizer.json.
+void FillByteLevelJson(const VocabTokenizer& t, json* j, json* model) {
+  json pres = json::array();
+  for (const std::string& p : t.splitter->patterns()) {
+    pres.push_back({{"type", "Split"}, {"pattern", {{"Regex", p}}}, {"behavior", "Isolated"},
+                    {"invert", false}});
+  }
+  pres.push_back({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
+                  {"use_regex", false}});
+  json merges = json::array();
+  for (const auto& [a, b] : t.merges.list()) merges.push_back(json::array({a, b}));
+  (*model)["unk_token"] = nullptr;
+  (*model)["fuse_unk"] = false;
+  (*model)["byte_fallback"] = false;
+  (*model)["ignore_merges"] = t.ignore_merges;
+  (*model)["merges"] = std::move(merges);
+  (*j)["normalizer"] = nullptr;
+  (*j)["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", std::move(pres)}};
+  (*j)["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true},
+                     {"use_regex", true}};
+}
+
+// The same for SentencePiece-style BPE, in the layout of the Llama-2 tokenizer.json.
+void FillSpmJson(const VocabTokenizer& t, json* j, json* model) {
+  json norms = json::array();
+  if (t.add_space_prefix && !t.space_prefix_first_only) {
+    norms.push_back({{"type", "Prepend"}, {"prepend", kSpaceMarker}});
+  }
+  norms.push_back({{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", kSpaceMarker}});
+  (*model)["unk_token"] = t.vocab.valid(t.unk_id()) ? json(t.vocab.at(t.unk_id()).text) : json(nullptr);
+  (*model)["fuse_unk"] = true;
+  (*model)["byte_fallback"] = true;
+  (*model)["ignore_merges"] = false;
+  (*model)["merges"] = SpmMerges(t.vocab);
+  (*j)["normalizer"] = {{"type", "Sequence"}, {"normalizers", std::move(norms)}};
+  if (t.add_space_prefix && t.space_prefix_first_only) {
+    (*j)["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", kSpaceMarker},
+                             {"prepend_scheme", "first"}, {"split", false}};
+  } else {
+    (*j)["pre_tokenizer"] = nullptr;
+  }
+  const json replace = {{"type", "Replace"}, {"pattern", {{"String", kSpaceMarker}}}, {"content", " "}};
+  const json strip = {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}};
+  (*j)["decoder"] = {{"type", "Sequence"},
+                     {"decoders", json::array({replace, {{"type", "ByteFallback"}},
+                                               {{"type", "Fuse"}}, strip})}};
+}
+
+}  // namespace
+
 Status VocabTokenizer::WriteSentencePieceFiles(const std::string& dir) const {
   const fs::path root(dir);
   INFERD_RETURN_IF_ERROR(WriteText(root / "tokenizer.model", spp->serialized_model_proto()));
@@ -429,6 +496,8 @@ Status VocabTokenizer::WriteHfFiles(const std::string& dir) const {
   if (algo == Algo::kSentencePiece) {
     INFERD_RETURN_IF_ERROR(WriteSentencePieceFiles(dir));
   } else {
+    // model.vocab holds the ordinary tokens (the one a text lookup finds, should two share
+    // a text); control / user-defined / unknown tokens go to added_tokens.
     json vocab_obj = json::object();
     for (int32_t id = 0; id < vocab.size(); ++id) {
       const TokenData& td = vocab.at(id);
@@ -440,50 +509,9 @@ Status VocabTokenizer::WriteHfFiles(const std::string& dir) const {
     json j = {{"version", "1.0"}, {"truncation", nullptr}, {"padding", nullptr},
               {"added_tokens", AddedTokens(vocab)}};
     if (algo == Algo::kByteBpe) {
-      json pres = json::array();
-      for (const std::string& p : splitter->patterns()) {
-        pres.push_back({{"type", "Split"}, {"pattern", {{"Regex", p}}}, {"behavior", "Isolated"},
-                        {"invert", false}});
-      }
-      pres.push_back({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
-                      {"use_regex", false}});
-      json merges = json::array();
-      for (const auto& [a, b] : this->merges.list()) merges.push_back(json::array({a, b}));
-      model["unk_token"] = nullptr;
-      model["fuse_unk"] = false;
-      model["byte_fallback"] = false;
-      model["ignore_merges"] = ignore_merges;
-      model["merges"] = std::move(merges);
-      j["normalizer"] = nullptr;
-      j["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", std::move(pres)}};
-      j["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true},
-                      {"use_regex", true}};
+      FillByteLevelJson(*this, &j, &model);
     } else {
-      json norms = json::array();
-      if (add_space_prefix && !space_prefix_first_only) {
-        norms.push_back({{"type", "Prepend"}, {"prepend", kSpaceMarker}});
-      }
-      norms.push_back({{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", kSpaceMarker}});
-      model["unk_token"] = vocab.valid(unk_id_) ? json(vocab.at(unk_id_).text) : json(nullptr);
-      model["fuse_unk"] = true;
-      model["byte_fallback"] = true;
-      model["ignore_merges"] = false;
-      model["merges"] = SpmMerges(vocab);
-      j["normalizer"] = {{"type", "Sequence"}, {"normalizers", std::move(norms)}};
-      if (add_space_prefix && space_prefix_first_only) {
-        j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", kSpaceMarker},
-                              {"prepend_scheme", "first"}, {"split", false}};
-      } else {
-        j["pre_tokenizer"] = nullptr;
-      }
-      j["decoder"] = {{"type", "Sequence"},
-                      {"decoders", json::array({{{"type", "Replace"},
-                                                 {"pattern", {{"String", kSpaceMarker}}},
-                                                 {"content", " "}},
-                                                {{"type", "ByteFallback"}},
-                                                {{"type", "Fuse"}},
-                                                {{"type", "Strip"}, {"content", " "},
-                                                 {"start", 1}, {"stop", 0}}})}};
+      FillSpmJson(*this, &j, &model);
     }
     j["post_processor"] = nullptr;
     j["model"] = std::move(model);
@@ -492,6 +520,7 @@ Status VocabTokenizer::WriteHfFiles(const std::string& dir) const {
   auto text_or_null = [&](int32_t id) {
     return vocab.valid(id) ? json(vocab.at(id).text) : json(nullptr);
   };
+  // inferd_pre_tokenizer keeps the GGUF pre-tokenizer name; HF ignores unknown keys.
   json cfg = {{"add_bos_token", add_bos_},
               {"add_eos_token", add_eos_},
               {"bos_token", text_or_null(bos_id_)},

@@ -207,11 +207,11 @@ bool Tokenizer::IsSpecial(int32_t id) const {
   return t == TokenType::kControl || t == TokenType::kUserDefined;
 }
 
-StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const GgufFile& gguf) {
-  using tok::Algo;
-  auto t = std::make_unique<tok::VocabTokenizer>();
-  const std::string model = gguf.GetString("tokenizer.ggml.model").value_or("");
-  const std::string pre = gguf.GetString("tokenizer.ggml.pre").value_or("");
+namespace tok {
+namespace {
+
+// tokenizer.ggml.{tokens,scores,token_type}; scores and types are optional.
+StatusOr<std::vector<TokenData>> ReadGgufTokens(const GgufFile& gguf) {
   const GgufArray* tokens = gguf.GetArray("tokenizer.ggml.tokens");
   if (tokens == nullptr || tokens->elem_type != GgufType::kString || tokens->strings.empty()) {
     return InvalidArgument("tokenizer: GGUF has no tokenizer.ggml.tokens string array");
@@ -229,7 +229,7 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const GgufFile& gguf) {
                            std::to_string(types->ints.size()) + " entries for " +
                            std::to_string(n) + " tokens");
   }
-  std::vector<tok::TokenData> data(n);
+  std::vector<TokenData> data(n);
   for (size_t i = 0; i < n; ++i) {
     data[i].text = tokens->strings[i];
     if (scores != nullptr) data[i].score = static_cast<float>(scores->floats[i]);
@@ -238,6 +238,34 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const GgufFile& gguf) {
       data[i].type = (ty >= 0 && ty <= 6) ? static_cast<TokenType>(ty) : TokenType::kNormal;
     }
   }
+  return data;
+}
+
+// Phi-3 GGUFs: llama.cpp strips whitespace after its added tokens (they are rstrip in the
+// original tokenizer.json), except after <unk>, <s> and <|endoftext|>. Keyed on general.name.
+void ApplyPhi3Rstrip(const GgufFile& gguf, std::vector<TokenData>* data) {
+  std::string name = gguf.GetString("general.name").value_or("");
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (name.find("phi-3") == std::string::npos && name.find("phi3") == std::string::npos) return;
+  for (TokenData& td : *data) {
+    const bool special = td.type == TokenType::kControl || td.type == TokenType::kUserDefined ||
+                         td.type == TokenType::kUnknown;
+    if (special || td.text == "</s>") td.rstrip = true;
+    if (td.text == "<unk>" || td.text == "<s>" || td.text == "<|endoftext|>") td.rstrip = false;
+  }
+}
+
+}  // namespace
+}  // namespace tok
+
+StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const GgufFile& gguf) {
+  using tok::Algo;
+  auto t = std::make_unique<tok::VocabTokenizer>();
+  const std::string model = gguf.GetString("tokenizer.ggml.model").value_or("");
+  const std::string pre = gguf.GetString("tokenizer.ggml.pre").value_or("");
+  INFERD_ASSIGN_OR_RETURN(std::vector<tok::TokenData> data, tok::ReadGgufTokens(gguf));
+  const size_t n = data.size();
 
   bool default_add_bos = false;
   if (model == "gpt2") {
@@ -263,27 +291,14 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const GgufFile& gguf) {
                          "(SentencePiece)");
   }
 
-  // Phi-3 GGUFs: llama.cpp strips whitespace after its added tokens (they are rstrip in
-  // the original tokenizer.json), except after <unk>, <s> and <|endoftext|>.
-  std::string name = gguf.GetString("general.name").value_or("");
-  std::transform(name.begin(), name.end(), name.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  const bool phi3 = name.find("phi-3") != std::string::npos || name.find("phi3") != std::string::npos;
-  if (phi3) {
-    for (auto& td : data) {
-      const bool special = td.type == TokenType::kControl || td.type == TokenType::kUserDefined ||
-                           td.type == TokenType::kUnknown;
-      if (special || td.text == "</s>") td.rstrip = true;
-      if (td.text == "<unk>" || td.text == "<s>" || td.text == "<|endoftext|>") td.rstrip = false;
-    }
-  }
+  tok::ApplyPhi3Rstrip(gguf, &data);
   t->vocab.Build(std::move(data));
 
   const bool spm = t->algo == Algo::kSpm;
+  // Absent keys take llama.cpp's SentencePiece defaults (1, 2, 0); out-of-range ids are -1.
   auto id_key = [&](const char* key, int32_t dflt) -> int32_t {
-    const auto v = gguf.GetInt(key);
-    if (!v) return dflt;
-    return (*v >= 0 && *v < static_cast<int64_t>(n)) ? static_cast<int32_t>(*v) : -1;
+    const int64_t v = gguf.GetInt(key).value_or(dflt);
+    return (v >= 0 && v < static_cast<int64_t>(n)) ? static_cast<int32_t>(v) : -1;
   };
   t->SetIds(id_key("tokenizer.ggml.bos_token_id", spm ? 1 : -1),
             id_key("tokenizer.ggml.eos_token_id", spm ? 2 : -1),
