@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <random>
 
 #include "test_util.h"
 #include "tokenizer/pretokenize.h"
@@ -149,6 +150,17 @@ TEST(Tokenizer, RealModelEog) {
   const std::string text = "<|im_start|>user\nWhat is 2+2?<|im_end|>\n";
   const auto ids = (*tok)->Encode(text, false, true);
   EXPECT_EQ((*tok)->Decode(ids, false), text);
+  EXPECT_EQ((*tok)->pre_name(), "smollm");
+  // The exported HF files of the real model tokenize the same way.
+  const auto dir = testing::TempDir("hf-model");
+  ASSERT_TRUE((*tok)->WriteHfFiles(dir.string()).ok());
+  auto hf = Tokenizer::FromHfDir(dir.string());
+  ASSERT_TRUE(hf.ok()) << hf.status().ToString();
+  EXPECT_EQ((*hf)->Encode(text, true, true), (*tok)->Encode(text, true, true));
+  EXPECT_EQ((*hf)->eog_ids(), (*tok)->eog_ids());
+  EXPECT_EQ((*hf)->chat_template(), (*tok)->chat_template());
+  EXPECT_FALSE((*hf)->chat_template().empty());
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Tokenizer, UnknownPreTokenizerIsUnimplemented) {
@@ -235,6 +247,38 @@ TEST(Tokenizer, InvalidUtf8DoesNotCrash) {
     EXPECT_FALSE(ids.empty()) << name;
     for (int32_t id : ids) EXPECT_TRUE(id >= 0 && id < tok->vocab_size());
   }
+}
+
+TEST(Tokenizer, RandomBytesStayInRange) {
+  std::mt19937 rng(5);
+  for (const auto& name : testing::VocabsWithVectors()) {
+    const Tokenizer* tok = LoadVocab(name);
+    ASSERT_NE(tok, nullptr);
+    for (int trial = 0; trial < 50; ++trial) {
+      std::string bytes(rng() % 64, '\0');
+      for (char& c : bytes) c = static_cast<char>(rng() % 256);
+      for (bool special : {false, true}) {
+        const auto ids = tok->Encode(bytes, true, special);
+        for (int32_t id : ids) ASSERT_TRUE(id >= 0 && id < tok->vocab_size()) << name;
+        (void)tok->Decode(ids, special);
+      }
+    }
+  }
+}
+
+// Baichuan has no test vectors: it loads as SentencePiece and round-trips text.
+TEST(Tokenizer, BaichuanLoads) {
+  const Tokenizer* tok = LoadVocab("baichuan");
+  ASSERT_NE(tok, nullptr);
+  EXPECT_EQ(tok->model_name(), "llama");
+  EXPECT_EQ(tok->vocab_size(), 64000);
+  EXPECT_TRUE(tok->add_bos());
+  const std::string text = "Hello world, \xE4\xBD\xA0\xE5\xA5\xBD \xF0\x9F\xA6\x99!";
+  const auto ids = tok->Encode(text, true, false);
+  ASSERT_FALSE(ids.empty());
+  EXPECT_EQ(ids.front(), 1);
+  EXPECT_EQ(tok->Decode(ids, true), text);
+  EXPECT_TRUE(tok->IsEog(2));
 }
 
 TEST(Tokenizer, LongInputIsFast) {
