@@ -279,7 +279,7 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromGguf(const GgufFile& gguf) {
       return InvalidArgument("tokenizer: byte-level BPE GGUF has no tokenizer.ggml.merges");
     }
     for (const std::string& m : merges->strings) t->merges.Add(m);
-    t->SetNames("gpt2", spec.name);
+    t->SetNames("gpt2", pre.empty() ? "default" : pre);  // as the file names it
   } else if (model == "llama") {
     t->algo = Algo::kSpm;
     t->add_space_prefix = gguf.GetBool("tokenizer.ggml.add_space_prefix").value_or(true);
