@@ -5,7 +5,7 @@ once by jinja2 configured exactly as transformers configures it
 (ImmutableSandboxedEnvironment, trim_blocks, lstrip_blocks, loopcontrols, the
 `{% generation %}` tag, raise_exception, strftime_now, transformers' tojson) and once by
 inferd (tests/unit/chat/inferd_chat_render). The two renderings must be byte-identical,
-or both must fail.
+or both must fail (with the same message when the template itself calls raise_exception).
 
 strftime_now sees a fixed instant (FIXED_NOW, formatted as UTC) on both sides.
 
@@ -79,7 +79,8 @@ ENV = _make_env()
 
 
 def reference_render(source, case):
-    """Returns ("ok", text) or ("error", message)."""
+    """Returns ("ok", text), ("raise", message) for the template's own raise_exception(message),
+    or ("error", description) for any other failure."""
     try:
         tmpl = ENV.from_string(source)
         ctx = dict(messages=copy.deepcopy(case["messages"]), tools=copy.deepcopy(case["tools"]),
@@ -91,6 +92,8 @@ def reference_render(source, case):
             text = _cut_after_final_message(text, case["messages"])
         return ("ok", text)
     except Exception as e:  # noqa: BLE001 - any jinja2 failure counts as "error"
+        if type(e) is jinja2.exceptions.TemplateError:  # exactly what _raise_exception raises
+            return ("raise", str(e))
         return ("error", f"{type(e).__name__}: {e}")
 
 
@@ -181,6 +184,35 @@ def _conversations():
         "reasoning": dict(messages=[USER1, {"role": "assistant", "content": "4.",
                                             "reasoning_content": "2 plus 2 is 4."}, USER2]),
         "thinking_off": dict(messages=[SYSTEM, USER1], extra_context={"enable_thinking": False}),
+        "thinking_on": dict(messages=[USER1, ASSIST1, USER2], extra_context={"enable_thinking": True}),
+        "final_assistant": dict(messages=[SYSTEM, USER1, ASSIST1]),
+        "empty_system": dict(messages=[{"role": "system", "content": ""}, USER1]),
+        "tool_call_string_args": dict(
+            messages=[{"role": "user", "content": "Weather?"},
+                      dict(TOOL_CALL, tool_calls=[{"id": "call00002", "type": "function", "function": {
+                          "name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}]),
+                      dict(TOOL_RESULT, tool_call_id="call00002")],
+            tools=[WEATHER_TOOL]),
+        "parallel_tool_calls": dict(
+            messages=[{"role": "user", "content": "Weather in Paris and news?"},
+                      {"role": "assistant", "content": None, "tool_calls": [
+                          TOOL_CALL["tool_calls"][0],
+                          {"id": "call00003", "type": "function", "function": {
+                              "name": "search", "arguments": {"query": "news", "filters": ["today"],
+                                                              "opts": {"safe": True}}}}]},
+                      TOOL_RESULT,
+                      {"role": "tool", "tool_call_id": "call00003", "name": "search", "content": "No news."}],
+            tools=[WEATHER_TOOL, SEARCH_TOOL]),
+        "image_parts": dict(messages=[{"role": "user", "content": [
+            {"type": "image"}, {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+            {"type": "text", "text": "What is in the image?"}]}]),
+        "system_parts": dict(messages=[{"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+                                       USER1]),
+        "reasoning_history": dict(messages=[
+            USER1, {"role": "assistant", "content": "<think>\nadd\n</think>\n\n4.", "reasoning_content": "add"},
+            USER2, {"role": "assistant", "content": "世界", "reasoning_content": "translate"},
+            {"role": "user", "content": "Bye"}],
+            extra_context={"reasoning_effort": "high"}),
     }
     cases = []
     for name, c in convs.items():
@@ -237,8 +269,12 @@ def _source(name):
 def test_template_conformance(template, case, inferd_results):
     status, expected = reference_render(_source(template), case)
     got = inferd_results[(template, case["name"])]
+    if status == "raise":
+        assert not got["ok"], f"template raised ({expected}) but inferd rendered:\n{got.get('text', '')[:2000]}"
+        assert got["error"] == expected, "raise_exception message differs"
+        return
     if status == "error":
-        assert not got["ok"], f"jinja2 raised ({expected}) but inferd rendered:\n{got.get('text', '')[:2000]}"
+        assert not got["ok"], f"jinja2 failed ({expected}) but inferd rendered:\n{got.get('text', '')[:2000]}"
         return
     assert got["ok"], f"inferd failed: {got['error']}\n--- jinja2 rendered:\n{expected[:2000]}"
     if got["text"] != expected:
