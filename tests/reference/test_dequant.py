@@ -1,4 +1,4 @@
-"""inferd's reference dequantization vs gguf-py's (llama.cpp's Python package), bit for bit.
+"""inferd's reference (de)quantization vs gguf-py's (llama.cpp's Python package), bit for bit.
 
 gguf-py is an independent implementation of the GGML block formats in numpy. We write a
 GGUF file with random-but-valid blocks of every type inferd supports (using gguf-py's own
@@ -120,3 +120,21 @@ def test_every_tensor_of_real_model(tmp_path):
             want = want.reshape(tuple(int(d) for d in reversed(t.shape)))
             _assert_same(got[t.name], want, f"{t.name} ({t.tensor_type.name})")
             (out / f"{t.name}.npy").unlink()
+
+
+@pytest.mark.parametrize("qtype", [Q.F16, Q.BF16, Q.Q4_0, Q.Q4_1, Q.Q8_0])
+def test_quantize_matches_gguf_py(tmp_path, qtype):
+    rng = np.random.default_rng(99)
+    x = rng.standard_normal(32 * 256).astype(np.float32) * 3.0
+    x[:32] = 0.0                      # an all-zero block (scale 0)
+    x[32:64] = np.linspace(-1, 1, 32)  # exact ties between codes
+    x[64:96] = 65504.0 * rng.uniform(-1, 1, 32)  # large values near the fp16 limit
+    src = tmp_path / "x.f32"
+    x.tofile(src)
+    dst = tmp_path / "x.bin"
+    subprocess.run([str(_tool()), "--quantize", qtype.name.lower(), str(src), str(dst)], check=True)
+    got = np.frombuffer(dst.read_bytes(), dtype=np.uint8)
+    want = gguf.quants.quantize(x, qtype).view(np.uint8).reshape(-1)
+    assert got.size == want.size
+    mismatch = np.flatnonzero(got != want)
+    assert mismatch.size == 0, f"{qtype.name}: {mismatch.size} bytes differ, first at {mismatch[:8]}"

@@ -1,10 +1,14 @@
 // inferd_dequant_tool FILE.gguf OUT_DIR [TENSOR ...]
-//
-// Dequantizes tensors of a GGUF file with inferd's reference DequantizeRow and writes each
-// as OUT_DIR/<name>.npy (float32, C order, numpy shape = GGML shape reversed), so that
-// tests/reference/test_dequant.py can compare them with gguf-py's numpy dequantization.
-// With no TENSOR arguments every tensor is written. Exit status 0 on success, 1 on error.
+//   Dequantizes tensors of a GGUF file with inferd's reference DequantizeRow and writes each
+//   as OUT_DIR/<name>.npy (float32, C order, numpy shape = GGML shape reversed), so that
+//   tests/reference/test_dequant.py can compare them with gguf-py's numpy dequantization.
+//   With no TENSOR arguments every tensor is written.
+// inferd_dequant_tool --quantize TYPE IN.f32 OUT.bin
+//   Quantizes raw little-endian float32 values (a multiple of TYPE's block size) with
+//   QuantizeRow and writes the raw blocks (TYPE: f32 f16 bf16 q4_0 q4_1 q8_0).
+// Exit status 0 on success, 1 on error.
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -38,9 +42,34 @@ bool WriteNpy(const std::string& path, const std::vector<int64_t>& ggml_shape,
   return static_cast<bool>(out);
 }
 
+int Quantize(const std::string& type_name, const std::string& in_path, const std::string& out_path) {
+  uint32_t id = 0;
+  while (id < 64 && inferd::GgmlTypeName(id) != type_name) ++id;
+  if (id == 64) {
+    std::fprintf(stderr, "unknown type '%s'\n", type_name.c_str());
+    return 1;
+  }
+  const auto type = static_cast<inferd::GgmlType>(id);
+  std::ifstream in(in_path, std::ios::binary);
+  std::vector<char> raw((std::istreambuf_iterator<char>(in)), {});
+  std::vector<float> x(raw.size() / sizeof(float));
+  std::memcpy(x.data(), raw.data(), x.size() * sizeof(float));
+  const int64_t n = static_cast<int64_t>(x.size());
+  std::vector<uint8_t> out(inferd::GgmlRowSize(type, n));
+  inferd::Status s = inferd::QuantizeRow(type, x.data(), out.data(), n);
+  if (!s.ok()) {
+    std::fprintf(stderr, "%s\n", s.ToString().c_str());
+    return 1;
+  }
+  std::ofstream o(out_path, std::ios::binary);
+  o.write(reinterpret_cast<const char*>(out.data()), static_cast<std::streamsize>(out.size()));
+  return o ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 5 && std::string(argv[1]) == "--quantize") return Quantize(argv[2], argv[3], argv[4]);
   if (argc < 3) {
     std::fprintf(stderr, "usage: %s FILE.gguf OUT_DIR [TENSOR ...]\n", argv[0]);
     return 1;
