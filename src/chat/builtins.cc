@@ -622,7 +622,7 @@ Value CallMethod(Interpreter& in, const Value& self, const std::string& m, CallA
       return Value::Str(Replace(s, Str(Arg(a, 0, "old"), "replace"), Str(Arg(a, 1, "new"), "replace"),
                                 Arg(a, 2, "count", Value::Int(-1)).AsInt()));
     if (m == "find" || m == "index" || m == "rfind" || m == "rindex" || m == "count") {
-      const std::string& sub = Str(Arg(a, 0, "sub"), m.c_str());
+      const std::string sub = Str(Arg(a, 0, "sub"), m.c_str());
       if (m == "count") {
         if (sub.empty()) return Value::Int(static_cast<int64_t>(CodePointCount(s)) + 1);
         int64_t n = 0;
@@ -653,7 +653,7 @@ Value CallMethod(Interpreter& in, const Value& self, const std::string& m, CallA
       return Value::List(std::move(out));
     }
     if (m == "removeprefix" || m == "removesuffix") {
-      const std::string& p = Str(Arg(a, 0, "prefix"), m.c_str());
+      const std::string p = Str(Arg(a, 0, "prefix"), m.c_str());
       if (m == "removeprefix") return Value::Str(s.compare(0, p.size(), p) == 0 ? s.substr(p.size()) : s);
       bool ends = s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
       return Value::Str(ends ? s.substr(0, s.size() - p.size()) : s);
@@ -688,7 +688,7 @@ Value CallMethod(Interpreter& in, const Value& self, const std::string& m, CallA
       return Value::Str(EncodeUtf8(std::u32string(left, fc) + u + std::u32string(pad - left, fc)));
     }
     if (m == "partition" || m == "rpartition") {
-      const std::string& sep = Str(Arg(a, 0, "sep"), m.c_str());
+      const std::string sep = Str(Arg(a, 0, "sep"), m.c_str());
       size_t f = m == "partition" ? s.find(sep) : s.rfind(sep);
       if (f == std::string::npos)
         return m == "partition" ? Value::List({self, Value::Str(""), Value::Str("")}, true)
