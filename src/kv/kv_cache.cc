@@ -10,33 +10,6 @@
 
 namespace inferd {
 
-BlockPool::BlockPool(int64_t num_blocks) : ref_(num_blocks, 0) {
-  free_.reserve(num_blocks);
-  for (int64_t i = num_blocks - 1; i >= 0; --i) free_.push_back(static_cast<int32_t>(i));
-}
-
-StatusOr<std::vector<int32_t>> BlockPool::Allocate(int64_t n) {
-  if (n > num_free()) {
-    return ResourceExhausted(fmt::format("KV cache: need {} blocks, {} free of {}", n, num_free(), num_blocks()));
-  }
-  std::vector<int32_t> out;
-  out.reserve(n);
-  for (int64_t i = 0; i < n; ++i) {
-    int32_t b = free_.back();
-    free_.pop_back();
-    ref_[b] = 1;
-    out.push_back(b);
-  }
-  return out;
-}
-
-void BlockPool::Free(std::span<const int32_t> blocks) {
-  for (int32_t b : blocks) {
-    if (b < 0 || b >= num_blocks() || ref_[b] <= 0) continue;
-    if (--ref_[b] == 0) free_.push_back(b);
-  }
-}
-
 KvCache::KvCache(const KvCacheShape& shape) : shape_(shape) {
   const size_t n = static_cast<size_t>(shape.num_blocks * block_stride());
   for (int64_t l = 0; l < shape.num_layers; ++l) {

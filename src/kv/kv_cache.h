@@ -1,4 +1,4 @@
-// Paged KV cache storage and the block pool that hands out its blocks.
+// Paged KV cache storage. The block pool that hands out its blocks is in block_pool.h.
 //
 // The cache is split into fixed-size blocks of `block_size` token slots. A sequence owns a
 // block table (list of block ids); token position p of the sequence lives in block
@@ -13,25 +13,9 @@
 #include <vector>
 
 #include "inferd/status.h"
+#include "kv/block_pool.h"  // BlockPool, for users that include only this header
 
 namespace inferd {
-
-// Free-list allocator of block ids with reference counts.
-// Invariant: every block id is either free (ref 0, in free_) or referenced (ref > 0).
-// Thread-safety: none; owned by the engine thread.
-class BlockPool {
- public:
-  explicit BlockPool(int64_t num_blocks);
-  int64_t num_blocks() const { return static_cast<int64_t>(ref_.size()); }
-  int64_t num_free() const { return static_cast<int64_t>(free_.size()); }
-  // Allocates n blocks (lowest ids first on a fresh pool); ResourceExhausted if fewer are free.
-  StatusOr<std::vector<int32_t>> Allocate(int64_t n);
-  void Free(std::span<const int32_t> blocks);  // decrements refs; frees at zero
-
- private:
-  std::vector<int32_t> free_;   // stack; back() is handed out next
-  std::vector<int32_t> ref_;
-};
 
 struct KvCacheShape {
   int64_t num_layers = 0, num_kv_heads = 0, head_dim = 0;

@@ -5,7 +5,8 @@
 namespace inferd {
 namespace {
 
-TEST(BlockPool, AllocatesLowestIdsFirstAndReusesFreedBlocks) {
+// The pre-prefix-cache wrappers (Allocate / Free / num_free) that src/engine still uses.
+TEST(BlockPool, AllocatesLowestIdsFirstAndReusesFreedBlocksLru) {
   BlockPool pool(4);
   auto a = pool.Allocate(2);
   ASSERT_TRUE(a.ok());
@@ -15,7 +16,9 @@ TEST(BlockPool, AllocatesLowestIdsFirstAndReusesFreedBlocks) {
   EXPECT_EQ(pool.num_free(), 4);
   auto b = pool.Allocate(1);
   ASSERT_TRUE(b.ok());
-  EXPECT_EQ((*b)[0], 1);  // the last freed (block 1) is handed out first
+  // Freed blocks go to the tail of the LRU free queue: never-used block 2 comes first.
+  EXPECT_EQ((*b)[0], 2);
+  EXPECT_EQ(pool.FreeQueueForTest(), (std::vector<int32_t>{3, 0, 1}));
 }
 
 TEST(BlockPool, ExhaustionIsAnErrorNotACrash) {
