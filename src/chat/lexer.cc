@@ -58,6 +58,7 @@ class Lexer {
         line_starting = AfterTagEnd(minus, plus, true);
         continue;
       }
+      if (kind == '%' && LexRaw(idx, &line_starting)) continue;
       Emit(kind == '{' ? Tok::kVarBegin : Tok::kBlockBegin, "", idx);
       bool minus = false, plus = false;
       LexTagBody(kind == '{' ? '}' : '%', &minus, &plus);
@@ -73,6 +74,59 @@ class Lexer {
       if (k + 1 < src_.size() && (src_[k + 1] == '{' || src_[k + 1] == '%' || src_[k + 1] == '#')) return k;
     }
     return std::string::npos;
+  }
+
+  // Matches `[-+]?\s*NAME\s*[-+]?%}` at p; returns the position after it (or npos) and the
+  // sign characters found.
+  size_t MatchTag(size_t p, const char* name, char* open_sign, char* close_sign) const {
+    size_t n = src_.size();
+    *open_sign = *close_sign = 0;
+    if (p < n && (src_[p] == '-' || src_[p] == '+')) *open_sign = src_[p++];
+    while (p < n && IsSpace(src_[p])) ++p;
+    size_t len = std::strlen(name);
+    if (src_.compare(p, len, name) != 0) return std::string::npos;
+    p += len;
+    while (p < n && IsSpace(src_[p])) ++p;
+    if (p < n && (src_[p] == '-' || src_[p] == '+')) *close_sign = src_[p++];
+    if (src_.compare(p, 2, "%}") != 0) return std::string::npos;
+    return p + 2;
+  }
+
+  // {% raw %}...{% endraw %}: the content is data, untouched except for the whitespace
+  // control of the two tags. pos_ is just past "{%" and its sign. Returns false if the tag at
+  // `idx` is not `raw`.
+  bool LexRaw(size_t idx, bool* line_starting) {
+    char os, cs;
+    size_t after = MatchTag(idx + 2, "raw", &os, &cs);
+    if (after == std::string::npos) return false;
+    size_t p = after;
+    if (cs == '-')
+      while (p < src_.size() && IsSpace(src_[p])) ++p;
+    for (size_t k = src_.find("{%", p);; k = src_.find("{%", k + 2)) {
+      if (k == std::string::npos) Fail(idx, "missing end of raw directive");
+      char eos, ecs;
+      size_t end = MatchTag(k + 2, "endraw", &eos, &ecs);
+      if (end == std::string::npos) continue;
+      std::string text = src_.substr(p, k - p);
+      if (eos == '-') {
+        size_t e = text.size();
+        while (e > 0 && IsSpace(text[e - 1])) --e;
+        text.resize(e);
+      } else if (eos != '+') {
+        size_t l_pos = text.rfind('\n');
+        if (l_pos != std::string::npos) {
+          ++l_pos;
+          bool all_ws = l_pos < text.size();
+          for (size_t m = l_pos; m < text.size(); ++m)
+            if (!IsSpace(text[m])) { all_ws = false; break; }
+          if (all_ws) text.resize(l_pos);
+        }
+      }
+      if (!text.empty()) Emit(Tok::kData, text, p);
+      pos_ = end;
+      *line_starting = AfterTagEnd(ecs == '-', ecs == '+', true);
+      return true;
+    }
   }
 
   // Applies `-` (strip all whitespace) or trim_blocks (one newline) after a tag end; returns

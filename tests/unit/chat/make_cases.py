@@ -39,6 +39,7 @@ CASES = [
     ("VarNoTrim", "{{ 'a' }}\nb", {}),
     ("CRLF", "a\r\n{% if true %}\r\nb\r\n{% endif %}\r\n", {}),
     ("TrailingNewline", "a\n\n", {}),
+    ("Raw", "{% raw %}{{ x }} {% if %}{% endraw %}|  {% raw -%}  a  {%- endraw %}\n|{% raw %}\n  b\n  {% endraw %}\nc", {}),
     # --- statements
     ("IfElif", "{% for x in [1, 2, 3] %}{% if x == 1 %}one{% elif x == 2 %}two{% else %}many{% endif %},{% endfor %}", {}),
     ("ForLoop", "{% for x in 'abc' %}{{ loop.index }}{{ loop.index0 }}{{ loop.revindex }}{{ loop.revindex0 }}{{ loop.first }}{{ loop.last }}{{ loop.length }};{% endfor %}", {}),
