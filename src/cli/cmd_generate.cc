@@ -5,9 +5,9 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-#include <unistd.h>
 
 #include "cli/common.h"
+#include "cli/progress.h"
 #include "engine/chat_prompt.h"
 #include "engine/output_json.h"
 #include "format/hf_config.h"
@@ -23,6 +23,7 @@ struct GenerateFlags {
   SamplingParams params;
   int max_tokens = 16;
   bool chat = false;
+  bool no_progress = false;
   std::string chat_template;
 };
 
@@ -137,13 +138,18 @@ void Run(GenerateFlags& f) {
   if (requests.empty()) return Fail(InvalidArgument("no prompts: pass --prompt TEXT or --input FILE.jsonl"));
 
   const auto t0 = std::chrono::steady_clock::now();
-  size_t done = 0;
-  auto results = engine.Generate(std::move(requests), [&](size_t) {
+  int64_t done = 0, in_tokens = 0, out_tokens = 0;
+  ProgressBar bar("Processed prompts", static_cast<int64_t>(requests.size()), !f.no_progress);
+  auto results = engine.Generate(std::move(requests), [&](size_t, const StatusOr<RequestOutput>& r) {
     ++done;
-    if (!f.json && isatty(2)) std::fprintf(stderr, "\rProcessed prompts: %zu", done);
+    if (r.ok()) {
+      in_tokens += static_cast<int64_t>(r->prompt_token_ids.size());
+      for (const auto& o : r->outputs) out_tokens += static_cast<int64_t>(o.token_ids.size());
+    }
+    bar.Update(done, in_tokens, out_tokens);
   });
+  bar.Close();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (!f.json && isatty(2)) std::fprintf(stderr, "\n");
   size_t prompt_tokens = 0, output_tokens = 0;
   for (size_t i = 0; i < results.size(); ++i) {
     if (!results[i].ok()) {
@@ -191,6 +197,7 @@ void AddGenerateCommand(CLI::App& app) {
   cmd->add_flag("--ignore-eos", f->params.ignore_eos, "keep generating after EOS");
   cmd->add_flag("--include-stop-str-in-output", f->params.include_stop_str_in_output, "keep the stop string");
   cmd->add_flag("--json", f->json, "one JSON object (vLLM RequestOutput) per line");
+  cmd->add_flag("--disable-progress-bar", f->no_progress, "no progress bar on stderr");
   cmd->add_flag("--chat", f->chat, "wrap each --prompt as a user message in the chat template");
   cmd->add_option("--chat-template", f->chat_template, "Jinja chat template file (default: the model's)");
   cmd->callback([f] { Run(*f); });

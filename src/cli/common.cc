@@ -37,6 +37,9 @@ void ModelFlags::Add(CLI::App* app, bool engine_flags) {
         ->capture_default_str();
     app->add_option("--max-num-seqs", engine.max_num_seqs, "maximum running sequences")->capture_default_str();
     app->add_option("--seed", engine.seed, "seed for requests without their own")->capture_default_str();
+    app->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", engine.enable_prefix_caching,
+                  "reuse KV blocks of common prompt prefixes (default on)");
+    app->add_option("--scheduling-policy", engine.scheduling_policy, "fcfs | priority")->capture_default_str();
   }
 }
 
@@ -55,7 +58,7 @@ StatusOr<std::unique_ptr<Engine>> EngineFromFlags(ModelFlags& flags) {
     return InvalidArgument("this command needs a tokenizer: pass --tokenizer PATH for dummy weights");
   }
   INFERD_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(std::move(model), flags.engine));
-  LogModelSummary(*engine);
+  LogEngineSummary(engine->core());
   return engine;
 }
 

@@ -35,5 +35,6 @@ void AddGenerateCommand(CLI::App& app);
 void AddTokenizeCommand(CLI::App& app);
 void AddPerplexityCommands(CLI::App& app);  // perplexity, logits
 void AddExportHfCommand(CLI::App& app);
+void AddBenchCommands(CLI::App& app);  // bench throughput
 
 }  // namespace inferd::cli

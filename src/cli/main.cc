@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   inferd::cli::AddTokenizeCommand(app);
   inferd::cli::AddPerplexityCommands(app);
   inferd::cli::AddExportHfCommand(app);
+  inferd::cli::AddBenchCommands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

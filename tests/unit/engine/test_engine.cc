@@ -159,30 +159,76 @@ TEST_F(EngineTest, LogprobsAndPromptLogprobs) {
   EXPECT_TRUE((*out[0]->prompt_logprobs)[1].has_value());
 }
 
-// With a cache that holds only a couple of requests at a time, requests wait for blocks
-// and still produce exactly what an unconstrained run produces.
-TEST(EngineSmallCache, RequestsWaitForBlocksAndMatchUnconstrained) {
+std::vector<GenerateRequest> ManyRequests(const Engine& e, int count, int max_tokens) {
+  std::vector<GenerateRequest> reqs;
+  for (int i = 0; i < count; ++i) {
+    SamplingParams p;
+    p.temperature = 0.8f;
+    p.seed = 1000 + i;
+    p.max_tokens = max_tokens;
+    p.ignore_eos = true;
+    reqs.push_back(Req(e, "Request " + std::to_string(i) + (i % 3 ? " is about cats" : " asks: why is the sky"), p));
+  }
+  return reqs;
+}
+
+// ~50 requests under a KV budget so small that preemption must happen: every request still
+// finishes, with exactly the tokens of an unconstrained run.
+TEST(EngineSmallCache, PreemptionKeepsOutputsIdentical) {
   INFERD_REQUIRE_MODEL(path);
   auto big = MakeEngine();
   EngineOptions small_opts;
-  small_opts.max_model_len = 128;
-  small_opts.kv_cache_bytes = 128 * 2 * 30 * 3 * 64 * 4 + 16 * 2 * 30 * 3 * 64 * 4;  // 9 blocks of 16
+  small_opts.max_model_len = 64;
+  small_opts.kv_cache_bytes = int64_t{12} * 16 * 2 * 30 * 3 * 64 * 4;  // 12 blocks of 16 tokens
   auto small = MakeEngine(small_opts);
-  std::vector<GenerateRequest> reqs;
-  for (int i = 0; i < 6; ++i) {
-    SamplingParams p;
-    p.temperature = 0.7f;
-    p.seed = i;
-    p.max_tokens = 20;
-    p.ignore_eos = true;
-    reqs.push_back(Req(*big, "Request number " + std::to_string(i) + " says", p));
-  }
+  auto reqs = ManyRequests(*big, 48, 24);
   auto a = big->Generate(reqs);
   auto b = small->Generate(reqs);
-  for (int i = 0; i < 6; ++i) {
-    ASSERT_TRUE(a[i].ok() && b[i].ok());
+  EXPECT_GT(small->core().counters().num_preemptions, 0);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    ASSERT_TRUE(a[i].ok() && b[i].ok()) << i;
     EXPECT_EQ(a[i]->outputs[0].token_ids, b[i]->outputs[0].token_ids) << i;
+    EXPECT_EQ(b[i]->outputs[0].token_ids.size(), 24u);
   }
+  EXPECT_EQ(small->core().kv_usage(), 0.0);
+}
+
+// A request produces the same tokens alone or with 63 others, prefix caching on or off.
+TEST(EngineBatchInvariance, AloneWith63OthersAndWithoutPrefixCaching) {
+  INFERD_REQUIRE_MODEL(path);
+  auto engine = MakeEngine();
+  EngineOptions no_cache;
+  no_cache.enable_prefix_caching = false;
+  auto engine_nc = MakeEngine(no_cache);
+  auto reqs = ManyRequests(*engine, 64, 10);
+  auto together = engine->Generate(reqs);
+  auto together_nc = engine_nc->Generate(reqs);
+  for (int i : {0, 17, 63}) {
+    auto alone = engine->Generate({reqs[i]});
+    ASSERT_TRUE(alone[0].ok() && together[i].ok() && together_nc[i].ok());
+    EXPECT_EQ(alone[0]->outputs[0].token_ids, together[i]->outputs[0].token_ids) << i;
+    EXPECT_EQ(alone[0]->outputs[0].token_ids, together_nc[i]->outputs[0].token_ids) << i;
+  }
+}
+
+TEST_F(EngineTest, PrefixCacheReuseReportsCachedTokens) {
+  SamplingParams p;
+  p.temperature = 0;
+  p.max_tokens = 6;
+  p.ignore_eos = true;
+  const std::string prompt =
+      "You are a helpful assistant. Answer briefly and precisely, citing no sources. Question: what is the "
+      "boiling point of water at sea level?";
+  auto first = engine_->Generate({Req(*engine_, prompt, p)});
+  auto second = engine_->Generate({Req(*engine_, prompt, p)});
+  ASSERT_TRUE(first[0].ok() && second[0].ok());
+  EXPECT_EQ(first[0]->num_cached_tokens, 0);
+  const int64_t n = static_cast<int64_t>(second[0]->prompt_token_ids.size());
+  EXPECT_EQ(second[0]->num_cached_tokens, (n - 1) / 16 * 16);
+  EXPECT_GT(second[0]->num_cached_tokens, 0);
+  EXPECT_EQ(first[0]->outputs[0].token_ids, second[0]->outputs[0].token_ids);
+  const EngineCounters c = engine_->core().counters();
+  EXPECT_GT(c.prefix_hits, 0);
 }
 
 }  // namespace

@@ -1,0 +1,139 @@
+// EngineCore: one step of the serving engine (DESIGN.md §1).
+//
+//   Step():  Scheduler.Schedule()  → which requests run, how many new tokens each
+//            model forward          → one flat batch (prefill chunks + decodes) → logits
+//            sampler                → one token per request that has caught up
+//            output processing      → detokenize, stop checks, deltas, finish/free
+//
+// Requests with n > 1 become n sequences that share the prompt's KV blocks through the
+// prefix cache. Every accepted request ends exactly once: finished (stop/length),
+// aborted, or error — and its blocks are freed in the step (or call) that ends it.
+// Thread-safety: none; one thread drives an EngineCore (AsyncEngine puts it on its own thread).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "inferd/request_output.h"
+#include "inferd/sampling_params.h"
+#include "inferd/status.h"
+#include "kv/kv_cache.h"
+#include "kv/kv_cache_manager.h"
+#include "model/llama.h"
+#include "model/model.h"
+#include "sched/scheduler.h"
+
+namespace inferd {
+
+struct EngineOptions {
+  int64_t block_size = 16;
+  int64_t kv_cache_bytes = 0;            // 0: default (1 GiB, at least one max-length sequence)
+  int64_t max_model_len = 0;             // 0: the model's context length
+  int64_t max_num_batched_tokens = 512;  // token budget per step
+  int64_t max_num_seqs = 64;
+  bool enable_prefix_caching = true;
+  std::string scheduling_policy = "fcfs";  // fcfs | priority
+  uint64_t seed = 0;                     // seeds requests that have no seed of their own
+};
+
+struct GenerateRequest {
+  std::string request_id;
+  std::string prompt;                    // informational (echoed in the output)
+  std::vector<int32_t> prompt_token_ids;
+  SamplingParams params;
+  int priority = 0;
+  double arrival_time = 0;               // 0: now
+};
+
+// What one step produced for one sequence (streaming).
+struct OutputDelta {
+  std::string request_id;
+  int index = 0;                         // sample index (n > 1)
+  std::vector<int32_t> new_token_ids;
+  std::string new_text;                  // never ends inside a UTF-8 character
+  std::optional<std::string> finish_reason;  // set on the sequence's last delta
+};
+
+struct FinishedRequest {
+  std::string request_id;
+  StatusOr<RequestOutput> output;        // error Status for requests that failed
+};
+
+struct StepResult {
+  std::vector<OutputDelta> deltas;
+  std::vector<FinishedRequest> finished;
+  int64_t num_scheduled_tokens = 0;
+};
+
+struct EngineCounters {
+  int64_t prompt_tokens = 0;        // prompt tokens computed (excluding prefix-cache hits)
+  int64_t generation_tokens = 0;
+  int64_t num_preemptions = 0;
+  int64_t prefix_queries = 0, prefix_hits = 0;  // tokens
+  int64_t requests_finished = 0;
+};
+
+class EngineCore {
+ public:
+  static StatusOr<std::unique_ptr<EngineCore>> Create(std::unique_ptr<LoadedModel> model, const EngineOptions& options);
+  ~EngineCore();
+
+  // Validates and queues a request (ids must be unique among unfinished requests).
+  Status AddRequest(GenerateRequest request);
+  // Ends a request as aborted; its blocks are free when this returns. Unknown ids are ignored.
+  // The final output (finish_reason "abort") comes from the next Step().
+  void AbortRequest(const std::string& request_id);
+  StepResult Step();
+  bool HasUnfinished() const { return !groups_.empty(); }
+
+  // Teacher-forced logits of one sequence: out[i] = logits after ids[0..i] (ids.size() *
+  // vocab_size floats). Must not run while requests are in flight.
+  Status ScoreTokens(std::span<const int32_t> ids, float* out);
+
+  const LoadedModel& model() const { return *model_; }
+  const Tokenizer& tokenizer() const { return *model_->tokenizer; }
+  int64_t max_model_len() const { return max_model_len_; }
+  int64_t block_size() const { return kv_manager_->block_size(); }
+  int64_t num_blocks() const { return kv_manager_->num_blocks(); }
+  int64_t kv_capacity_tokens() const { return num_blocks() * block_size(); }
+  int64_t vocab_size() const { return model_->config.vocab_size; }
+  size_t num_running() const { return scheduler_->num_running(); }
+  size_t num_waiting() const { return scheduler_->num_waiting(); }
+  double kv_usage() const { return kv_manager_->usage(); }
+  EngineCounters counters() const;
+  const EngineOptions& options() const { return options_; }
+
+ private:
+  struct Sequence;
+  struct Group;
+  EngineCore() = default;
+  void ProcessSample(Sequence& s, std::span<float> logits, StepResult& result);
+  void FinishSequence(Sequence& s, RequestStatus status, const char* reason, StepResult& result);
+  void CompleteGroupIfDone(Group& g, StepResult& result);
+  void EmitDelta(Sequence& s, std::vector<int32_t> new_ids, bool finished, StepResult& result);
+
+  std::unique_ptr<LoadedModel> model_;
+  EngineOptions options_;
+  int64_t max_model_len_ = 0;
+  std::unique_ptr<KvCache> kv_;
+  std::unique_ptr<KvCacheManager> kv_manager_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<LlamaModel> llama_;
+  std::vector<float> logits_;
+  std::unordered_map<std::string, std::unique_ptr<Group>> groups_;
+  std::unordered_map<std::string, Sequence*> sequences_;  // by sequence (scheduler) id
+  std::vector<FinishedRequest> pending_finished_;         // aborted between steps
+  EngineCounters counters_;
+  uint64_t next_request_ = 0;
+};
+
+// Logs the start-up summary: architecture, parameters, weight memory, KV capacity.
+void LogEngineSummary(const EngineCore& engine);
+
+}  // namespace inferd
