@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <initializer_list>
+#include <unordered_set>
 
 #include "chat/lexer.h"
 
@@ -653,10 +654,82 @@ class Parser {
   int loop_depth_hint_ = 0;
 };
 
+// jinja2 resolves filter and test names at compile time: an unknown name is a syntax
+// error, unless it sits directly in an `if` statement or conditional expression (a "soft"
+// frame), where it fails only when evaluated. Loop, macro, call, filter-block and block-set
+// bodies open a new frame, which is not soft. The name lists are jinja2's builtins, so that
+// what fails to compile here is exactly what fails to compile there.
+class NameChecker {
+ public:
+  void CheckBody(const Body& body, bool soft) {
+    for (const auto& n : body) CheckNode(*n, soft);
+  }
+
+ private:
+  void CheckNode(const Node& n, bool soft) {
+    switch (n.kind) {
+      case NodeKind::kIf:
+        for (const auto& c : n.conds) CheckExpr(c.get(), true);
+        for (const auto& b : n.bodies) CheckBody(b, true);
+        CheckBody(n.else_body, true);
+        return;
+      case NodeKind::kFor:
+        CheckExpr(n.expr.get(), soft);
+        CheckExpr(n.cond.get(), false);
+        CheckBody(n.body, false);
+        CheckBody(n.else_body, false);
+        return;
+      case NodeKind::kSet:
+        CheckExpr(n.expr.get(), soft);
+        CheckExpr(n.cond.get(), false);
+        CheckBody(n.body, false);
+        return;
+      case NodeKind::kMacro:
+        for (const auto& d : n.conds) CheckExpr(d.get(), false);
+        CheckBody(n.body, false);
+        return;
+      case NodeKind::kCallBlock:
+      case NodeKind::kFilterBlock:
+        CheckExpr(n.expr.get(), soft);
+        CheckBody(n.body, false);
+        return;
+      case NodeKind::kScope: CheckBody(n.body, soft); return;
+      case NodeKind::kOutput: CheckExpr(n.expr.get(), soft); return;
+      default: return;
+    }
+  }
+
+  void CheckExpr(const Expr* e, bool soft) {
+    if (!e) return;
+    if (e->kind == ExprKind::kCondExpr) soft = true;
+    if (!soft && e->kind == ExprKind::kFilter && !kFilters.count(e->name))
+      throw TemplateError("line " + std::to_string(e->line) + ": no filter named '" + e->name + "'");
+    if (!soft && e->kind == ExprKind::kTest && !kTests.count(e->name))
+      throw TemplateError("line " + std::to_string(e->line) + ": no test named '" + e->name + "'");
+    for (const auto& a : e->args) CheckExpr(a.get(), soft);
+    for (const auto& kw : e->kwargs) CheckExpr(kw.second.get(), soft);
+  }
+
+  inline static const std::unordered_set<std::string> kFilters = {
+      "abs", "attr", "batch", "capitalize", "center", "count", "d", "default", "dictsort", "e", "escape",
+      "filesizeformat", "first", "float", "forceescape", "format", "groupby", "indent", "int", "items", "join",
+      "last", "length", "list", "lower", "map", "max", "min", "pprint", "random", "reject", "rejectattr",
+      "replace", "reverse", "round", "safe", "select", "selectattr", "slice", "sort", "string", "striptags",
+      "sum", "title", "tojson", "trim", "truncate", "unique", "upper", "urlencode", "urlize", "wordcount",
+      "wordwrap", "xmlattr"};
+  inline static const std::unordered_set<std::string> kTests = {
+      "!=", "<", "<=", "==", ">", ">=", "boolean", "callable", "defined", "divisibleby", "eq", "equalto",
+      "escaped", "even", "false", "filter", "float", "ge", "greaterthan", "gt", "in", "integer", "iterable",
+      "le", "lessthan", "lower", "lt", "mapping", "ne", "none", "number", "odd", "sameas", "sequence",
+      "string", "test", "true", "undefined", "upper"};
+};
+
 }  // namespace
 
 std::unique_ptr<Template> ParseTemplate(const std::string& source) {
-  return Parser(Tokenize(NormalizeNewlines(source))).Run();
+  std::unique_ptr<Template> t = Parser(Tokenize(NormalizeNewlines(source))).Run();
+  NameChecker().CheckBody(t->body, false);
+  return t;
 }
 
 }  // namespace inferd::chat
