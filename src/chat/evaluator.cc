@@ -175,7 +175,6 @@ Interpreter::Flow Interpreter::ExecFor(const Node& n, std::string& out) {
   }
   if (items.empty()) return Exec(n.else_body, out);
   const int64_t len = static_cast<int64_t>(items.size());
-  ++loop_depth_;
   for (int64_t k = 0; k < len; ++k) {
     if (++iterations_ > limits_.max_loop_iterations)
       throw TemplateError("loop iteration limit exceeded (" + std::to_string(limits_.max_loop_iterations) + ")");
@@ -203,7 +202,6 @@ Interpreter::Flow Interpreter::ExecFor(const Node& n, std::string& out) {
     Flow f = Exec(n.body, out);
     if (f == Flow::kBreak) break;
   }
-  --loop_depth_;
   return Flow::kNormal;
 }
 
@@ -282,10 +280,7 @@ Value Interpreter::CallMacro(const Node& n, const std::weak_ptr<Scope>& def_scop
                                      : Value::Undefined("parameter '" + n.targets[k] + "' was not provided"));
   }
   std::string out;
-  int saved_loop_depth = loop_depth_;
-  loop_depth_ = 0;
   Exec(n.body, out);
-  loop_depth_ = saved_loop_depth;
   return Value::Str(std::move(out));
 }
 

@@ -80,7 +80,6 @@ class Interpreter {
   std::shared_ptr<Scope> scope_;
   int call_depth_ = 0;
   int64_t iterations_ = 0;
-  int loop_depth_ = 0;
   std::vector<std::shared_ptr<DictData>> namespaces_;
 };
 

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <initializer_list>
 #include <unordered_set>
+#include <utility>
 
 #include "chat/lexer.h"
 
@@ -174,7 +175,9 @@ class Parser {
       if (SkipName("if")) n->cond = ParseExpression(true);
       if (IsName("recursive")) Fail("recursive for loops are not supported");
       ExpectBlockEnd();
+      ++loop_depth_;
       n->body = ParseBody({"endfor", "else"}, &end);
+      --loop_depth_;
       if (end == "else") {
         ExpectBlockEnd();
         n->else_body = ParseBody({"endfor"}, &end);
@@ -204,7 +207,9 @@ class Parser {
       n->text = ExpectName();
       ParseSignature(n.get());
       ExpectBlockEnd();
+      int saved = std::exchange(loop_depth_, 0);  // a macro body is a function of its own
       n->body = ParseBody({"endmacro"}, &end);
+      loop_depth_ = saved;
       if (Cur().type == Tok::kName) Next();  // {% endmacro name %}
       ExpectBlockEnd();
     } else if (kw == "call") {
@@ -213,7 +218,9 @@ class Parser {
       n->expr = ParseExpression(true);
       if (n->expr->kind != ExprKind::kCall) Fail("expected a call in call block");
       ExpectBlockEnd();
+      int saved = std::exchange(loop_depth_, 0);
       n->body = ParseBody({"endcall"}, &end);
+      loop_depth_ = saved;
       ExpectBlockEnd();
     } else if (kw == "filter") {
       n->kind = NodeKind::kFilterBlock;
@@ -227,7 +234,7 @@ class Parser {
       n->body = ParseBody({"endgeneration"}, &end);
       ExpectBlockEnd();
     } else if (kw == "break" || kw == "continue") {
-      if (loop_depth_hint_ < 0) Fail("'" + kw + "' outside of a loop");
+      if (loop_depth_ == 0) FailAt(t, "'" + kw + "' outside of a loop");
       n->kind = kw == "break" ? NodeKind::kBreak : NodeKind::kContinue;
       ExpectBlockEnd();
     } else {
@@ -651,7 +658,7 @@ class Parser {
   std::vector<Token> toks_;
   size_t pos_ = 0;
   int depth_ = 0;
-  int loop_depth_hint_ = 0;
+  int loop_depth_ = 0;  // enclosing for-loop bodies within the current macro / template
 };
 
 // jinja2 resolves filter and test names at compile time: an unknown name is a syntax

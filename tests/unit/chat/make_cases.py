@@ -123,6 +123,8 @@ CASES = [
     ("ErrSyntaxUnclosed", "{% if x %}", {}),
     ("ErrSyntaxTag", "{% frobnicate %}", {}),
     ("ErrSyntaxExpr", "{{ 1 + }}", {}),
+    ("ErrBreakOutsideLoop", "{% if true %}{% break %}{% endif %}", {}),
+    ("ErrBreakInMacroInLoop", "{% for i in [1] %}{% macro m() %}{% continue %}{% endmacro %}{% endfor %}", {}),
     ("ErrSyntaxEndfor", "{% for x in y %}{% endif %}", {}),
 ]
 
