@@ -1,7 +1,5 @@
 #include "kv/kv_cache.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cctype>
 #include <charconv>
