@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <unordered_set>
 
 #include "chat/evaluator.h"
@@ -603,187 +604,215 @@ bool HasMethod(const Value& self, const std::string& name, bool* unsafe) {
   }
 }
 
-Value CallMethod(Interpreter& in, const Value& self, const std::string& m, CallArgs& a) {
-  if (self.is_string()) {
-    const std::string& s = self.s;
-    if (m == "strip") return Value::Str(Strip(s, Arg(a, 0, "chars", Value::None()), true, true));
-    if (m == "lstrip") return Value::Str(Strip(s, Arg(a, 0, "chars", Value::None()), true, false));
-    if (m == "rstrip") return Value::Str(Strip(s, Arg(a, 0, "chars", Value::None()), false, true));
-    if (m == "split" || m == "rsplit")
-      return Value::List(Split(s, Arg(a, 0, "sep", Value::None()), Arg(a, 1, "maxsplit", Value::Int(-1)).AsInt(),
-                               m == "rsplit"));
-    if (m == "startswith") return Value::Bool(PrefixMatch(s, Arg(a, 0, "prefix"), false));
-    if (m == "endswith") return Value::Bool(PrefixMatch(s, Arg(a, 0, "suffix"), true));
-    if (m == "upper") return Value::Str(MapChars(s, ToUpper));
-    if (m == "lower" || m == "casefold") return Value::Str(MapChars(s, ToLower));
-    if (m == "title") return Value::Str(PyTitle(s));
-    if (m == "capitalize") return Value::Str(Capitalize(s));
-    if (m == "replace")
-      return Value::Str(Replace(s, Str(Arg(a, 0, "old"), "replace"), Str(Arg(a, 1, "new"), "replace"),
-                                Arg(a, 2, "count", Value::Int(-1)).AsInt()));
-    if (m == "find" || m == "index" || m == "rfind" || m == "rindex" || m == "count") {
-      const std::string sub = Str(Arg(a, 0, "sub"), m.c_str());
-      if (m == "count") {
-        if (sub.empty()) return Value::Int(static_cast<int64_t>(CodePointCount(s)) + 1);
-        int64_t n = 0;
-        for (size_t k = s.find(sub); k != std::string::npos; k = s.find(sub, k + sub.size())) ++n;
-        return Value::Int(n);
-      }
-      size_t f = m[0] == 'r' ? s.rfind(sub) : s.find(sub);
-      if (f == std::string::npos) {
-        if (m == "index" || m == "rindex") Fail("substring not found");
-        return Value::Int(-1);
-      }
-      return Value::Int(static_cast<int64_t>(CodePointCount(s.substr(0, f))));
-    }
-    if (m == "format") return Value::Str(PyFormat(s, a));
-    if (m == "join") {
-      std::string out;
-      bool first = true;
-      for (const auto& it : in.Iterate(Arg(a, 0, "iterable"))) {
-        if (!first) out += s;
-        first = false;
-        out += Str(it, "join");
-      }
-      return Value::Str(std::move(out));
-    }
-    if (m == "splitlines") {
-      std::vector<Value> out;
-      for (auto& l : SplitLines(s, Arg(a, 0, "keepends", Value::Bool(false)).Truthy())) out.push_back(Value::Str(l));
-      return Value::List(std::move(out));
-    }
-    if (m == "removeprefix" || m == "removesuffix") {
-      const std::string p = Str(Arg(a, 0, "prefix"), m.c_str());
-      if (m == "removeprefix") return Value::Str(s.compare(0, p.size(), p) == 0 ? s.substr(p.size()) : s);
-      bool ends = s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
-      return Value::Str(ends ? s.substr(0, s.size() - p.size()) : s);
-    }
-    std::u32string u = DecodeUtf8(s);
-    auto all = [&](auto pred) { return !u.empty() && std::all_of(u.begin(), u.end(), pred); };
-    if (m == "isdigit" || m == "isnumeric" || m == "isdecimal") return Value::Bool(all([](char32_t c) { return c >= '0' && c <= '9'; }));
-    if (m == "isalpha") return Value::Bool(all(IsAlphaC));
-    if (m == "isalnum") return Value::Bool(all([](char32_t c) { return IsAlphaC(c) || (c >= '0' && c <= '9'); }));
-    if (m == "isspace") return Value::Bool(all(IsPySpace));
-    if (m == "isupper" || m == "islower") {
-      bool any_cased = false, ok = true;
-      for (char32_t c : u) {
-        if (IsUpperC(c) || IsLowerC(c)) any_cased = true;
-        if (m == "isupper" ? IsLowerC(c) : IsUpperC(c)) ok = false;
-      }
-      return Value::Bool(any_cased && ok);
-    }
-    if (m == "zfill" || m == "center" || m == "ljust" || m == "rjust") {
-      int64_t width = Arg(a, 0, "width").AsInt();
-      int64_t pad = width - static_cast<int64_t>(u.size());
-      if (pad <= 0) return self;
-      if (m == "zfill") {
-        size_t sign = (!u.empty() && (u[0] == '+' || u[0] == '-')) ? 1 : 0;
-        u.insert(sign, std::u32string(pad, U'0'));
-        return Value::Str(EncodeUtf8(u));
-      }
-      Value fill_v = Arg(a, 1, "fillchar", Value::Str(" "));
-      std::u32string fill = DecodeUtf8(Str(fill_v, m.c_str()));
-      char32_t fc = fill.empty() ? U' ' : fill[0];
-      int64_t left = m == "rjust" ? pad : m == "ljust" ? 0 : pad / 2 + (pad & width & 1);
-      return Value::Str(EncodeUtf8(std::u32string(left, fc) + u + std::u32string(pad - left, fc)));
-    }
-    if (m == "partition" || m == "rpartition") {
-      const std::string sep = Str(Arg(a, 0, "sep"), m.c_str());
-      size_t f = m == "partition" ? s.find(sep) : s.rfind(sep);
-      if (f == std::string::npos)
-        return m == "partition" ? Value::List({self, Value::Str(""), Value::Str("")}, true)
-                                : Value::List({Value::Str(""), Value::Str(""), self}, true);
-      return Value::List({Value::Str(s.substr(0, f)), Value::Str(sep), Value::Str(s.substr(f + sep.size()))}, true);
-    }
-    Fail("str method '" + m + "' is not supported");
-  }
-  if (self.is_dict()) {
-    const DictData& d = *self.dict;
-    if (m == "items") {
-      std::vector<Value> out;
-      for (const auto& [k, v] : d.items) out.push_back(Value::List({KeyValue(k), v}, true));
-      return Value::View(std::move(out), "dict_items");
-    }
-    if (m == "keys") {
-      std::vector<Value> out;
-      for (const auto& kv : d.items) out.push_back(KeyValue(kv.first));
-      return Value::View(std::move(out), "dict_keys");
-    }
-    if (m == "values") {
-      std::vector<Value> out;
-      for (const auto& kv : d.items) out.push_back(kv.second);
-      return Value::View(std::move(out), "dict_values");
-    }
-    if (m == "get") {
-      Value key = Arg(a, 0, "key");
-      if (!key.is_list() && !key.is_dict() && !key.is_undefined())
-        if (const Value* v = d.Find(DictKey(key))) return *v;
-      return Arg(a, 1, "default", Value::None());
-    }
-    if (m == "copy") {
-      Value c = Value::Dict();
-      c.dict->items = d.items;
-      return c;
-    }
-    Fail("dict method '" + m + "' is not supported");
-  }
-  if (self.is_list()) {
-    const auto& items = self.list->items;
-    if (m == "index" || m == "count") {
-      Value x = Arg(a, 0, "value");
+namespace {
+
+Value StrMethod(Interpreter& in, const Value& self, const std::string& m, CallArgs& a) {
+  const std::string& s = self.s;
+  if (m == "strip") return Value::Str(Strip(s, Arg(a, 0, "chars", Value::None()), true, true));
+  if (m == "lstrip") return Value::Str(Strip(s, Arg(a, 0, "chars", Value::None()), true, false));
+  if (m == "rstrip") return Value::Str(Strip(s, Arg(a, 0, "chars", Value::None()), false, true));
+  if (m == "split" || m == "rsplit")
+    return Value::List(Split(s, Arg(a, 0, "sep", Value::None()), Arg(a, 1, "maxsplit", Value::Int(-1)).AsInt(),
+                             m == "rsplit"));
+  if (m == "startswith") return Value::Bool(PrefixMatch(s, Arg(a, 0, "prefix"), false));
+  if (m == "endswith") return Value::Bool(PrefixMatch(s, Arg(a, 0, "suffix"), true));
+  if (m == "upper") return Value::Str(MapChars(s, ToUpper));
+  if (m == "lower" || m == "casefold") return Value::Str(MapChars(s, ToLower));
+  if (m == "title") return Value::Str(PyTitle(s));
+  if (m == "capitalize") return Value::Str(Capitalize(s));
+  if (m == "replace")
+    return Value::Str(Replace(s, Str(Arg(a, 0, "old"), "replace"), Str(Arg(a, 1, "new"), "replace"),
+                              Arg(a, 2, "count", Value::Int(-1)).AsInt()));
+  if (m == "find" || m == "index" || m == "rfind" || m == "rindex" || m == "count") {
+    const std::string sub = Str(Arg(a, 0, "sub"), m.c_str());
+    if (m == "count") {
+      if (sub.empty()) return Value::Int(static_cast<int64_t>(CodePointCount(s)) + 1);
       int64_t n = 0;
-      for (size_t k = 0; k < items.size(); ++k) {
-        if (!PyEquals(items[k], x)) continue;
-        if (m == "index") return Value::Int(static_cast<int64_t>(k));
-        ++n;
-      }
-      if (m == "index") Fail(x.Repr() + " is not in list");
+      for (size_t k = s.find(sub); k != std::string::npos; k = s.find(sub, k + sub.size())) ++n;
       return Value::Int(n);
     }
-    if (m == "copy") return Value::List(items);
+    size_t f = m[0] == 'r' ? s.rfind(sub) : s.find(sub);
+    if (f == std::string::npos) {
+      if (m == "index" || m == "rindex") Fail("substring not found");
+      return Value::Int(-1);
+    }
+    return Value::Int(static_cast<int64_t>(CodePointCount(s.substr(0, f))));
   }
+  if (m == "format") return Value::Str(PyFormat(s, a));
+  if (m == "join") {
+    std::string out;
+    bool first = true;
+    for (const auto& it : in.Iterate(Arg(a, 0, "iterable"))) {
+      if (!first) out += s;
+      first = false;
+      out += Str(it, "join");
+    }
+    return Value::Str(std::move(out));
+  }
+  if (m == "splitlines") {
+    std::vector<Value> out;
+    for (auto& l : SplitLines(s, Arg(a, 0, "keepends", Value::Bool(false)).Truthy())) out.push_back(Value::Str(l));
+    return Value::List(std::move(out));
+  }
+  if (m == "removeprefix" || m == "removesuffix") {
+    const std::string p = Str(Arg(a, 0, "prefix"), m.c_str());
+    if (m == "removeprefix") return Value::Str(s.compare(0, p.size(), p) == 0 ? s.substr(p.size()) : s);
+    bool ends = s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
+    return Value::Str(ends ? s.substr(0, s.size() - p.size()) : s);
+  }
+  std::u32string u = DecodeUtf8(s);
+  auto all = [&](auto pred) { return !u.empty() && std::all_of(u.begin(), u.end(), pred); };
+  if (m == "isdigit" || m == "isnumeric" || m == "isdecimal") return Value::Bool(all([](char32_t c) { return c >= '0' && c <= '9'; }));
+  if (m == "isalpha") return Value::Bool(all(IsAlphaC));
+  if (m == "isalnum") return Value::Bool(all([](char32_t c) { return IsAlphaC(c) || (c >= '0' && c <= '9'); }));
+  if (m == "isspace") return Value::Bool(all(IsPySpace));
+  if (m == "isupper" || m == "islower") {
+    bool any_cased = false, ok = true;
+    for (char32_t c : u) {
+      if (IsUpperC(c) || IsLowerC(c)) any_cased = true;
+      if (m == "isupper" ? IsLowerC(c) : IsUpperC(c)) ok = false;
+    }
+    return Value::Bool(any_cased && ok);
+  }
+  if (m == "zfill" || m == "center" || m == "ljust" || m == "rjust") {
+    int64_t width = Arg(a, 0, "width").AsInt();
+    int64_t pad = width - static_cast<int64_t>(u.size());
+    if (pad <= 0) return self;
+    if (m == "zfill") {
+      size_t sign = (!u.empty() && (u[0] == '+' || u[0] == '-')) ? 1 : 0;
+      u.insert(sign, std::u32string(pad, U'0'));
+      return Value::Str(EncodeUtf8(u));
+    }
+    Value fill_v = Arg(a, 1, "fillchar", Value::Str(" "));
+    std::u32string fill = DecodeUtf8(Str(fill_v, m.c_str()));
+    char32_t fc = fill.empty() ? U' ' : fill[0];
+    int64_t left = m == "rjust" ? pad : m == "ljust" ? 0 : pad / 2 + (pad & width & 1);
+    return Value::Str(EncodeUtf8(std::u32string(left, fc) + u + std::u32string(pad - left, fc)));
+  }
+  if (m == "partition" || m == "rpartition") {
+    const std::string sep = Str(Arg(a, 0, "sep"), m.c_str());
+    size_t f = m == "partition" ? s.find(sep) : s.rfind(sep);
+    if (f == std::string::npos)
+      return m == "partition" ? Value::List({self, Value::Str(""), Value::Str("")}, true)
+                              : Value::List({Value::Str(""), Value::Str(""), self}, true);
+    return Value::List({Value::Str(s.substr(0, f)), Value::Str(sep), Value::Str(s.substr(f + sep.size()))}, true);
+  }
+  Fail("str method '" + m + "' is not supported");
+}
+
+Value DictMethod(const Value& self, const std::string& m, CallArgs& a) {
+  const DictData& d = *self.dict;
+  if (m == "items") {
+    std::vector<Value> out;
+    for (const auto& [k, v] : d.items) out.push_back(Value::List({KeyValue(k), v}, true));
+    return Value::View(std::move(out), "dict_items");
+  }
+  if (m == "keys") {
+    std::vector<Value> out;
+    for (const auto& kv : d.items) out.push_back(KeyValue(kv.first));
+    return Value::View(std::move(out), "dict_keys");
+  }
+  if (m == "values") {
+    std::vector<Value> out;
+    for (const auto& kv : d.items) out.push_back(kv.second);
+    return Value::View(std::move(out), "dict_values");
+  }
+  if (m == "get") {
+    Value key = Arg(a, 0, "key");
+    if (!key.is_list() && !key.is_dict() && !key.is_undefined())
+      if (const Value* v = d.Find(DictKey(key))) return *v;
+    return Arg(a, 1, "default", Value::None());
+  }
+  if (m == "copy") {
+    Value c = Value::Dict();
+    c.dict->items = d.items;
+    return c;
+  }
+  Fail("dict method '" + m + "' is not supported");
+}
+
+Value ListMethod(const Value& self, const std::string& m, CallArgs& a) {
+  const auto& items = self.list->items;
+  if (m == "index" || m == "count") {
+    Value x = Arg(a, 0, "value");
+    int64_t n = 0;
+    for (size_t k = 0; k < items.size(); ++k) {
+      if (!PyEquals(items[k], x)) continue;
+      if (m == "index") return Value::Int(static_cast<int64_t>(k));
+      ++n;
+    }
+    if (m == "index") Fail(x.Repr() + " is not in list");
+    return Value::Int(n);
+  }
+  if (m == "copy") return Value::List(items);
+  Fail("list method '" + m + "' is not supported");
+}
+
+}  // namespace
+
+Value CallMethod(Interpreter& in, const Value& self, const std::string& m, CallArgs& a) {
+  if (self.is_string()) return StrMethod(in, self, m, a);
+  if (self.is_dict()) return DictMethod(self, m, a);
+  if (self.is_list()) return ListMethod(self, m, a);
   Fail(std::string("'") + self.TypeName() + "' object has no method '" + m + "'");
 }
 
-Value Interpreter::ApplyFilter(const std::string& name, Value v, CallArgs& a) {
-  const std::string& f = name;
-  if (f == "tojson") {
-    JsonOptions o;
-    o.ensure_ascii = Arg(a, 0, "ensure_ascii", Value::Bool(false)).Truthy();
-    Value indent = Arg(a, 1, "indent", Value::None());
-    Value seps = Arg(a, 2, "separators", Value::None());
-    o.sort_keys = Arg(a, 3, "sort_keys", Value::Bool(false)).Truthy();
-    if (indent.is_string()) {
-      o.indent_is_str = true;
-      o.indent_str = indent.s;
-    } else if (!indent.is_none() && !indent.is_undefined()) {
-      o.indent = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(indent.AsInt(), 1000)));
-    }
-    if (o.indent >= 0 || o.indent_is_str) o.item_sep = ",";
-    if (seps.is_list() && seps.list->items.size() == 2) {
-      o.item_sep = Str(seps.list->items[0], "tojson separators");
-      o.key_sep = Str(seps.list->items[1], "tojson separators");
-    }
-    return Value::Str(ToJson(v, o));
-  }
-  if (f == "length" || f == "count") return Value::Int(Len(v));
+namespace {
+
+// Filters on text: string, trim, case, replace, indent, escaping.
+std::optional<Value> StringFilter(Interpreter& in, const std::string& f, Value& v, CallArgs& a) {
   if (f == "string") return v.is_string() ? v : Value::Str(v.Str());
   if (f == "trim") return Value::Str(Strip(v.Str(), Arg(a, 0, "chars", Value::None()), true, true), v.markup);
-  if (f == "default" || f == "d") {
-    bool boolean = Arg(a, 1, "boolean", Value::Bool(false)).Truthy();
-    if (v.is_undefined() || (boolean && !v.Truthy())) return Arg(a, 0, "default_value", Value::Str(""));
-    return v;
+  if (f == "upper") return Value::Str(MapChars(v.Str(), ToUpper));
+  if (f == "lower") return Value::Str(MapChars(v.Str(), ToLower));
+  if (f == "title") return Value::Str(JinjaTitle(v.Str()));
+  if (f == "capitalize") return Value::Str(Capitalize(v.Str()));
+  if (f == "safe") return Value::Str(v.Str(), true);
+  if (f == "escape" || f == "e") return v.markup ? v : Value::Str(HtmlEscape(v.Str()), true);
+  if (f == "replace") {
+    Value cnt = Arg(a, 2, "count", Value::None());
+    return Value::Str(Replace(v.Str(), Arg(a, 0, "old").Str(), Arg(a, 1, "new").Str(),
+                              cnt.is_none() ? -1 : cnt.AsInt()),
+                      v.markup);
   }
+  if (f == "indent") {
+    return Value::Str(Indent(v.Str(), Arg(a, 0, "width", Value::Int(4)),
+                             Arg(a, 1, "first", Value::Bool(false)).Truthy(),
+                             Arg(a, 2, "blank", Value::Bool(false)).Truthy()),
+                      v.markup);
+  }
+  if (f == "wordcount") {
+    int64_t n = 0;
+    bool in_word = false;
+    for (char32_t c : DecodeUtf8(v.Str())) {
+      bool w = IsWordC(c);
+      if (w && !in_word) ++n;
+      in_word = w;
+    }
+    return Value::Int(n);
+  }
+  if (f == "center") {
+    CallArgs c;
+    c.pos.push_back(Arg(a, 0, "width", Value::Int(80)));
+    return CallMethod(in, Value::Str(v.Str()), "center", c);
+  }
+  if (f == "pprint") return Value::Str(v.Repr());
+  return std::nullopt;
+}
+
+// Filters on sequences and mappings: length, join, map/select, sorting, aggregates.
+std::optional<Value> SequenceFilter(Interpreter& in, const std::string& f, Value& v, CallArgs& a) {
+  if (f == "length" || f == "count") return Value::Int(Len(v));
   if (f == "join") {
     Value attr = Arg(a, 1, "attribute", Value::None());
     std::string sep = Arg(a, 0, "d", Value::Str("")).Str();
     std::string out;
     bool first = true;
-    for (const auto& it : Iterate(v)) {
+    for (const auto& it : in.Iterate(v)) {
       if (!first) out += sep;
       first = false;
-      out += (attr.is_none() ? it : AttrPath(*this, it, attr)).Str();
-      CheckSize(out.size());
+      out += (attr.is_none() ? it : AttrPath(in, it, attr)).Str();
+      in.CheckSize(out.size());
     }
     return Value::Str(std::move(out));
   }
@@ -791,22 +820,16 @@ Value Interpreter::ApplyFilter(const std::string& name, Value v, CallArgs& a) {
     if (v.is_undefined()) return Value::List({});
     if (!v.is_dict() || v.is_namespace()) Fail("Can only get item pairs from a mapping.");
     CallArgs none;
-    return Value::Generator(CallMethod(*this, v, "items", none).list->items);
+    return Value::Generator(CallMethod(in, v, "items", none).list->items);
   }
-  if (f == "upper") return Value::Str(MapChars(v.Str(), ToUpper));
-  if (f == "lower") return Value::Str(MapChars(v.Str(), ToLower));
-  if (f == "title") return Value::Str(JinjaTitle(v.Str()));
-  if (f == "capitalize") return Value::Str(Capitalize(v.Str()));
-  if (f == "safe") return Value::Str(v.Str(), true);
-  if (f == "escape" || f == "e") return v.markup ? v : Value::Str(HtmlEscape(v.Str()), true);
-  if (f == "list") return Value::List(Iterate(v));
+  if (f == "list") return Value::List(in.Iterate(v));
   if (f == "first") {
-    std::vector<Value> items = Iterate(v);
+    std::vector<Value> items = in.Iterate(v);
     return items.empty() ? Value::Undefined("No first item, sequence was empty.") : items.front();
   }
   if (f == "last") {
     if (v.is_list() && v.list->generator) Fail("'generator' object is not reversible");
-    std::vector<Value> items = Iterate(v);
+    std::vector<Value> items = in.Iterate(v);
     return items.empty() ? Value::Undefined("No last item, sequence was empty.") : items.back();
   }
   if (f == "reverse") {
@@ -815,34 +838,28 @@ Value Interpreter::ApplyFilter(const std::string& name, Value v, CallArgs& a) {
       std::reverse(u.begin(), u.end());
       return Value::Str(EncodeUtf8(u));
     }
-    std::vector<Value> items = Iterate(v);
+    std::vector<Value> items = in.Iterate(v);
     std::reverse(items.begin(), items.end());
     return Value::Generator(std::move(items));  // reversed(): an iterator
   }
-  if (f == "replace") {
-    Value cnt = Arg(a, 2, "count", Value::None());
-    return Value::Str(Replace(v.Str(), Arg(a, 0, "old").Str(), Arg(a, 1, "new").Str(),
-                              cnt.is_none() ? -1 : cnt.AsInt()),
-                      v.markup);
-  }
-  if (f == "select" || f == "reject") return SelectOrReject(*this, v, a, false, f == "select");
-  if (f == "selectattr" || f == "rejectattr") return SelectOrReject(*this, v, a, true, f == "selectattr");
+  if (f == "select" || f == "reject") return SelectOrReject(in, v, a, false, f == "select");
+  if (f == "selectattr" || f == "rejectattr") return SelectOrReject(in, v, a, true, f == "selectattr");
   if (f == "map") {
     std::vector<Value> out;
     if (!v.Truthy()) {
     } else if (a.pos.empty()) {
       Value attr = Arg(a, 99, "attribute");
       Value dflt = Arg(a, 99, "default");
-      for (const auto& it : Iterate(v)) {
-        Value x = AttrPath(*this, it, attr);
+      for (const auto& it : in.Iterate(v)) {
+        Value x = AttrPath(in, it, attr);
         out.push_back(x.is_undefined() && Has(a, 99, "default") ? dflt : x);
       }
     } else {
       std::string filter = Str(a.pos[0], "map");
       CallArgs rest = Rest(a, 1);
-      for (const auto& it : Iterate(v)) {
+      for (const auto& it : in.Iterate(v)) {
         CallArgs copy = rest;
-        out.push_back(ApplyFilter(filter, it, copy));
+        out.push_back(in.ApplyFilter(filter, it, copy));
       }
     }
     return Value::Generator(std::move(out));
@@ -851,8 +868,8 @@ Value Interpreter::ApplyFilter(const std::string& name, Value v, CallArgs& a) {
     bool cs = Arg(a, 0, "case_sensitive", Value::Bool(false)).Truthy();
     Value attr = Arg(a, 1, "attribute", Value::None());
     std::vector<Value> out, seen;
-    for (const auto& it : Iterate(v)) {
-      Value key = Lowered(attr.is_none() ? it : AttrPath(*this, it, attr), cs);
+    for (const auto& it : in.Iterate(v)) {
+      Value key = Lowered(attr.is_none() ? it : AttrPath(in, it, attr), cs);
       bool dup = false;
       for (const auto& s : seen)
         if (PyEquals(s, key)) { dup = true; break; }
@@ -878,8 +895,44 @@ Value Interpreter::ApplyFilter(const std::string& name, Value v, CallArgs& a) {
     return Value::List(std::move(out));
   }
   if (f == "sort")
-    return Sorted(*this, Iterate(v), Arg(a, 0, "reverse", Value::Bool(false)).Truthy(),
+    return Sorted(in, in.Iterate(v), Arg(a, 0, "reverse", Value::Bool(false)).Truthy(),
                   Arg(a, 1, "case_sensitive", Value::Bool(false)).Truthy(), Arg(a, 2, "attribute", Value::None()));
+  if (f == "max" || f == "min") return MinMax(in, v, a, f == "max");
+  if (f == "sum") {
+    Value attr = Arg(a, 0, "attribute", Value::None());
+    Value total = Arg(a, 1, "start", Value::Int(0));
+    for (const auto& it : in.Iterate(v)) total = BinaryOp(in, "+", total, attr.is_none() ? it : AttrPath(in, it, attr));
+    return total;
+  }
+  return std::nullopt;
+}
+
+// tojson, default, numeric conversions and the rest.
+std::optional<Value> OtherFilter(Interpreter& in, const std::string& f, Value& v, CallArgs& a) {
+  if (f == "tojson") {
+    JsonOptions o;
+    o.ensure_ascii = Arg(a, 0, "ensure_ascii", Value::Bool(false)).Truthy();
+    Value indent = Arg(a, 1, "indent", Value::None());
+    Value seps = Arg(a, 2, "separators", Value::None());
+    o.sort_keys = Arg(a, 3, "sort_keys", Value::Bool(false)).Truthy();
+    if (indent.is_string()) {
+      o.indent_is_str = true;
+      o.indent_str = indent.s;
+    } else if (!indent.is_none() && !indent.is_undefined()) {
+      o.indent = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(indent.AsInt(), 1000)));
+    }
+    if (o.indent >= 0 || o.indent_is_str) o.item_sep = ",";
+    if (seps.is_list() && seps.list->items.size() == 2) {
+      o.item_sep = Str(seps.list->items[0], "tojson separators");
+      o.key_sep = Str(seps.list->items[1], "tojson separators");
+    }
+    return Value::Str(ToJson(v, o));
+  }
+  if (f == "default" || f == "d") {
+    bool boolean = Arg(a, 1, "boolean", Value::Bool(false)).Truthy();
+    if (v.is_undefined() || (boolean && !v.Truthy())) return Arg(a, 0, "default_value", Value::Str(""));
+    return v;
+  }
   if (f == "int") {
     Value base = Arg(a, 1, "base", Value::Int(10));
     return ToInt(v, Arg(a, 0, "default", Value::Int(0)), static_cast<int>(base.AsInt()));
@@ -899,37 +952,17 @@ Value Interpreter::ApplyFilter(const std::string& name, Value v, CallArgs& a) {
     double p = std::pow(10.0, static_cast<double>(prec));
     return Value::Float((method == "ceil" ? std::ceil(x * p) : std::floor(x * p)) / p);
   }
-  if (f == "indent") {
-    return Value::Str(Indent(v.Str(), Arg(a, 0, "width", Value::Int(4)),
-                             Arg(a, 1, "first", Value::Bool(false)).Truthy(),
-                             Arg(a, 2, "blank", Value::Bool(false)).Truthy()),
-                      v.markup);
-  }
-  if (f == "wordcount") {
-    int64_t n = 0;
-    bool in_word = false;
-    for (char32_t c : DecodeUtf8(v.Str())) {
-      bool w = IsWordC(c);
-      if (w && !in_word) ++n;
-      in_word = w;
-    }
-    return Value::Int(n);
-  }
-  if (f == "max" || f == "min") return MinMax(*this, v, a, f == "max");
-  if (f == "sum") {
-    Value attr = Arg(a, 0, "attribute", Value::None());
-    Value total = Arg(a, 1, "start", Value::Int(0));
-    for (const auto& it : Iterate(v)) total = BinaryOp(*this, "+", total, attr.is_none() ? it : AttrPath(*this, it, attr));
-    return total;
-  }
-  if (f == "attr") return GetAttr(v, Str(Arg(a, 0, "name"), "attr"));
-  if (f == "center") {
-    CallArgs c;
-    c.pos.push_back(Arg(a, 0, "width", Value::Int(80)));
-    return CallMethod(*this, Value::Str(v.Str()), "center", c);
-  }
-  if (f == "pprint") return Value::Str(v.Repr());
-  Fail("No filter named '" + f + "'.");
+  if (f == "attr") return in.GetAttr(v, Str(Arg(a, 0, "name"), "attr"));
+  return std::nullopt;
+}
+
+}  // namespace
+
+Value Interpreter::ApplyFilter(const std::string& name, Value v, CallArgs& a) {
+  if (auto r = StringFilter(*this, name, v, a)) return std::move(*r);
+  if (auto r = SequenceFilter(*this, name, v, a)) return std::move(*r);
+  if (auto r = OtherFilter(*this, name, v, a)) return std::move(*r);
+  Fail("No filter named '" + name + "'.");
 }
 
 bool Interpreter::ApplyTest(const std::string& t, const Value& v, CallArgs& a) {
