@@ -305,6 +305,69 @@ std::string PyFormat(const std::string& fmt, const CallArgs& a) {
   return out;
 }
 
+// Python's `str % args` (printf-style): %s %r %d %i %f %x %%, optional %(key)s with a
+// dict, flags / width / precision for the numeric conversions.
+std::string PercentFormat(const std::string& fmt, const Value& args) {
+  std::vector<Value> pos;
+  bool mapping = args.is_dict() || args.is_undefined() || (args.is_list() && !args.is_tuple());
+  if (args.is_tuple()) pos = args.list->items;
+  else pos.push_back(args);
+  size_t next = 0;
+  bool used_any = false;
+  std::string out;
+  for (size_t k = 0; k < fmt.size(); ++k) {
+    if (fmt[k] != '%') {
+      out.push_back(fmt[k]);
+      continue;
+    }
+    if (++k >= fmt.size()) Fail("incomplete format");
+    if (fmt[k] == '%') {
+      out.push_back('%');
+      continue;
+    }
+    Value arg;
+    if (fmt[k] == '(') {
+      size_t e = fmt.find(')', k);
+      if (e == std::string::npos || !args.is_dict()) Fail("format requires a mapping");
+      const Value* v = args.dict->Find(fmt.substr(k + 1, e - k - 1));
+      if (!v) Fail("KeyError: '" + fmt.substr(k + 1, e - k - 1) + "'");
+      arg = *v;
+      k = e + 1;
+    } else {
+      if (next >= pos.size()) Fail("not enough arguments for format string");
+      arg = pos[next++];
+    }
+    used_any = true;
+    size_t spec_start = k;
+    while (k < fmt.size() && std::strchr("-+ #0123456789.", fmt[k])) ++k;
+    if (k >= fmt.size()) Fail("incomplete format");
+    std::string spec = "%" + fmt.substr(spec_start, k - spec_start);
+    char conv = fmt[k];
+    char buf[512];
+    if (conv == 's' || conv == 'r') {
+      std::string text = conv == 's' ? arg.Str() : arg.Repr();
+      size_t width = std::strtoul(spec.c_str() + 1 + (spec.size() > 1 && spec[1] == '-'), nullptr, 10);
+      size_t n = CodePointCount(text);
+      std::string padding = n < width ? std::string(width - n, ' ') : "";
+      out += spec.find('-') != std::string::npos ? text + padding : padding + text;
+    } else if (std::strchr("diuxXo", conv)) {
+      if (!arg.is_number()) Fail(std::string("%") + conv + " format: a real number is required, not " + arg.TypeName());
+      char c = conv == 'i' || conv == 'u' ? 'd' : conv;
+      std::snprintf(buf, sizeof(buf), (spec + "ll" + c).c_str(), static_cast<long long>(arg.AsInt()));
+      out += buf;
+    } else if (std::strchr("feEgG", conv)) {
+      if (!arg.is_number()) Fail(std::string("must be real number, not ") + arg.TypeName());
+      std::snprintf(buf, sizeof(buf), (spec + conv).c_str(), arg.AsDouble());
+      out += buf;
+    } else {
+      Fail(std::string("unsupported format character '") + conv + "'");
+    }
+  }
+  if (!mapping && next < pos.size() && (args.is_tuple() || !used_any))
+    Fail("not all arguments converted during string formatting");
+  return out;
+}
+
 int64_t CheckedInt(__int128 r) {
   if (r > INT64_MAX || r < INT64_MIN) Fail("integer overflow");
   return static_cast<int64_t>(r);
@@ -480,7 +543,8 @@ bool Contains(const Value& c, const Value& item) {
       return false;
     case Kind::kDict:
       if (c.is_namespace()) break;
-      if (item.is_list() || item.is_dict()) return false;
+      if (item.is_undefined() || item.is_tuple()) return false;
+      if (item.is_list() || item.is_dict()) Fail(std::string("unhashable type: '") + item.TypeName() + "'");
       return c.dict->Find(DictKey(item)) != nullptr;
     default: break;
   }
@@ -488,6 +552,7 @@ bool Contains(const Value& c, const Value& item) {
 }
 
 Value BinaryOp(Interpreter& in, const std::string& op, const Value& a, const Value& b) {
+  if (op == "%" && a.is_string()) return Value::Str(PercentFormat(a.s, b));
   if (a.is_undefined()) FailUndefined(a);
   if (b.is_undefined()) FailUndefined(b);
   const char o = op[0];
@@ -776,6 +841,7 @@ std::optional<Value> StringFilter(Interpreter& in, const std::string& f, Value& 
                       v.markup);
   }
   if (f == "indent") {
+    if (!v.is_string()) Fail(std::string("unsupported operand type(s) for +=: '") + v.TypeName() + "' and 'str'");
     return Value::Str(Indent(v.Str(), Arg(a, 0, "width", Value::Int(4)),
                              Arg(a, 1, "first", Value::Bool(false)).Truthy(),
                              Arg(a, 2, "blank", Value::Bool(false)).Truthy()),
@@ -870,6 +936,7 @@ std::optional<Value> SequenceFilter(Interpreter& in, const std::string& f, Value
     std::vector<Value> out, seen;
     for (const auto& it : in.Iterate(v)) {
       Value key = Lowered(attr.is_none() ? it : AttrPath(in, it, attr), cs);
+      if (key.is_list() || key.is_dict()) Fail(std::string("unhashable type: '") + key.TypeName() + "'");
       bool dup = false;
       for (const auto& s : seen)
         if (PyEquals(s, key)) { dup = true; break; }
@@ -933,6 +1000,7 @@ std::optional<Value> OtherFilter(Interpreter& in, const std::string& f, Value& v
     if (v.is_undefined() || (boolean && !v.Truthy())) return Arg(a, 0, "default_value", Value::Str(""));
     return v;
   }
+  if ((f == "int" || f == "float") && v.is_undefined()) FailUndefined(v);
   if (f == "int") {
     Value base = Arg(a, 1, "base", Value::Int(10));
     return ToInt(v, Arg(a, 0, "default", Value::Int(0)), static_cast<int>(base.AsInt()));
@@ -947,6 +1015,7 @@ std::optional<Value> OtherFilter(Interpreter& in, const std::string& f, Value& v
     int64_t prec = Arg(a, 0, "precision", Value::Int(0)).AsInt();
     std::string method = Arg(a, 1, "method", Value::Str("common")).Str();
     if (!v.is_number()) Fail("round: expected a number");
+    if (v.is_integer() && method == "common") return Value::Int(v.AsInt());  // round(int, n) is an int
     double x = v.AsDouble();
     if (method == "common") return Value::Float(PyRound(x, prec));
     double p = std::pow(10.0, static_cast<double>(prec));
@@ -980,7 +1049,7 @@ bool Interpreter::ApplyTest(const std::string& t, const Value& v, CallArgs& a) {
   if (t == "boolean") return v.kind == Kind::kBool;
   if (t == "true") return v.kind == Kind::kBool && v.b;
   if (t == "false") return v.kind == Kind::kBool && !v.b;
-  if (t == "callable") return v.kind == Kind::kCallable;
+  if (t == "callable") return v.kind == Kind::kCallable || v.is_undefined();  // Undefined has __call__
   if (t == "equalto" || t == "eq" || t == "==" || t == "sameas") return PyEquals(v, arg());
   if (t == "ne" || t == "!=") return !PyEquals(v, arg());
   if (t == "gt" || t == ">" || t == "greaterthan") return PyCompare(v, arg()) > 0;
@@ -989,18 +1058,13 @@ bool Interpreter::ApplyTest(const std::string& t, const Value& v, CallArgs& a) {
   if (t == "le" || t == "<=") return PyCompare(v, arg()) <= 0;
   if (t == "in") return Contains(Arg(a, 0, "seq"), v);
   if (t == "odd" || t == "even" || t == "divisibleby") {
-    if (v.is_undefined()) FailUndefined(v);
-    if (!v.is_integer()) Fail("odd/even/divisibleby: expected an integer");
-    if (t == "divisibleby") {
-      int64_t d = Arg(a, 0, "num").AsInt();
-      if (d == 0) Fail("integer division or modulo by zero");
-      return v.AsInt() % d == 0;
-    }
-    return (v.AsInt() % 2 != 0) == (t == "odd");
+    // jinja2: value % 2 == 1, value % 2 == 0, value % num == 0 (Python modulo, floats too).
+    Value m = BinaryOp(*this, "%", v, t == "divisibleby" ? Arg(a, 0, "num") : Value::Int(2));
+    return PyEquals(m, Value::Int(t == "odd" ? 1 : 0));
   }
   if (t == "lower" || t == "upper") {
     CallArgs none;
-    return v.is_string() && CallMethod(*this, v, t == "lower" ? "islower" : "isupper", none).b;
+    return CallMethod(*this, Value::Str(v.Str()), t == "lower" ? "islower" : "isupper", none).b;
   }
   if (t == "escaped") return v.markup;
   Fail("No test named '" + t + "'.");
