@@ -537,10 +537,17 @@ bool Contains(const Value& c, const Value& item) {
     case Kind::kString:
       if (!item.is_string()) Fail("'in <string>' requires string as left operand");
       return c.s.find(item.s) != std::string::npos;
-    case Kind::kList:
-      for (const auto& x : c.list->items)
-        if (PyEquals(x, item)) return true;
+    case Kind::kList: {
+      auto& items = c.list->items;
+      for (size_t k = 0; k < items.size(); ++k) {
+        if (!PyEquals(items[k], item)) continue;
+        // A generator is consumed up to and including the match.
+        if (c.list->generator) items.erase(items.begin(), items.begin() + static_cast<ptrdiff_t>(k) + 1);
+        return true;
+      }
+      if (c.list->generator) items.clear();
       return false;
+    }
     case Kind::kDict:
       if (c.is_namespace()) break;
       if (item.is_undefined() || item.is_tuple()) return false;
@@ -889,6 +896,13 @@ std::optional<Value> SequenceFilter(Interpreter& in, const std::string& f, Value
     return Value::Generator(CallMethod(in, v, "items", none).list->items);
   }
   if (f == "list") return Value::List(in.Iterate(v));
+  if (f == "first" && v.is_list() && v.list->generator) {  // next(): takes one item
+    auto& items = v.list->items;
+    if (items.empty()) return Value::Undefined("No first item, sequence was empty.");
+    Value x = std::move(items.front());
+    items.erase(items.begin());
+    return x;
+  }
   if (f == "first") {
     std::vector<Value> items = in.Iterate(v);
     return items.empty() ? Value::Undefined("No first item, sequence was empty.") : items.front();

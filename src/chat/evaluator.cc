@@ -1,5 +1,7 @@
 #include "chat/evaluator.h"
 
+#include <utility>
+
 namespace inferd::chat {
 
 Value* Scope::Find(const std::string& name) {
@@ -141,7 +143,9 @@ void Interpreter::Bind(const std::vector<std::string>& targets, const Value& v) 
 std::vector<Value> Interpreter::Iterate(const Value& v) {
   switch (v.kind) {
     case Kind::kUndefined: return {};
-    case Kind::kList: return v.list->items;
+    case Kind::kList:
+      if (v.list->generator) return std::exchange(v.list->items, {});  // one pass, as in Python
+      return v.list->items;
     case Kind::kDict: {
       if (v.is_namespace()) break;
       std::vector<Value> keys;

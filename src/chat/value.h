@@ -114,7 +114,8 @@ struct ListData {
   // What jinja2 would hand over instead of a list: the generators that map / select /
   // reject / unique / items / reverse return, or a dict view (dict.items() etc., named
   // here). They iterate like lists but have no len(), no indexing, are always truthy
-  // (generators) and are not JSON serializable. Unlike Python, they can be iterated twice.
+  // (generators) and are not JSON serializable. A generator is consumed by iteration, as
+  // in Python: its items are moved out (shared by every copy of the Value).
   bool generator = false;
   const char* view = nullptr;
   bool is_plain() const { return !generator && view == nullptr; }

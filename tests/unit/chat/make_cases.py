@@ -79,6 +79,7 @@ CASES = [
     ("Replace", "{{ 'aaa'|replace('a', 'b') }} {{ 'aaa'|replace('a', 'b', 2) }} {{ 'abc'|replace('', '-') }}", {}),
     ("ListFilter", "{{ 'abc'|list }} {{ {'a': 1, 'b': 2}|list }} {{ (1, 2)|list }}", {}),
     ("MapSelect", "{{ users|map(attribute='name')|list }} {{ users|selectattr('admin')|map(attribute='name')|join }} {{ users|rejectattr('admin')|list|length }} {{ [1, 2, 3, 4]|select('odd')|list }} {{ [1, 2, 3]|reject('equalto', 2)|list }} {{ ['a', 'b']|map('upper')|list }} {{ users|selectattr('name', 'equalto', 'b')|list }}", {"users": [{"name": "a", "admin": True}, {"name": "b", "admin": False}]}),
+    ("GeneratorOnePass", "{% set g = [1, 2, 3]|map('string') %}{{ g|first }}{{ g|list }}{{ g|list }}|{% set h = [1, 2, 3]|select %}{{ 2 in h }}{{ h|list }}|{% for x in g %}{{ x }}{% else %}none{% endfor %}", {}),
     ("MapDefault", "{{ users|map(attribute='age', default=0)|list }}", {"users": [{"age": 3}, {}]}),
     ("ItemsDictsort", "{{ d|items|list }} {{ d|dictsort }} {{ d|dictsort(reverse=true) }} {{ d|dictsort(by='value') }} {{ {'B': 1, 'a': 2}|dictsort }} {{ {'B': 1, 'a': 2}|dictsort(true) }}", {"d": {"b": 2, "a": 3, "c": 1}}),
     ("Unique", "{{ [1, 2, 1, 3]|unique|list }} {{ ['a', 'A', 'b']|unique|list }} {{ ['a', 'A']|unique(case_sensitive=true)|list }}", {}),
