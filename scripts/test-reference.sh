@@ -23,5 +23,8 @@ eval "$(scripts/llamacpp.sh)"
 export INFERD_MODEL=${INFERD_MODEL:-$(scripts/fetch-model.sh)}
 export INFERD_BUILD_DIR=${INFERD_BUILD_DIR:-build/release}
 
+# Single-threaded OpenBLAS for the numpy references (threads thrash on a shared 2-core box).
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
+
 PY=${PYTHON:-python3}
 exec "$PY" -m pytest tests/reference -q -rs "$@"
