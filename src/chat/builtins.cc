@@ -586,15 +586,27 @@ Value BinaryOp(Interpreter& in, const std::string& op, const Value& a, const Val
         case '+': return Value::Float(x + y);
         case '-': return Value::Float(x - y);
         case '*': return Value::Float(x * y);
-        case '%': {
-          if (y == 0) Fail("float modulo");
-          double m = std::fmod(x, y);
-          if (m != 0 && ((m < 0) != (y < 0))) m += y;
-          return Value::Float(m);
+        default: {  // % and //: CPython's float divmod, bit for bit
+          if (y == 0) Fail(o == '%' ? "float modulo" : "float floor division by zero");
+          double mod = std::fmod(x, y);
+          double div = (x - mod) / y;
+          if (mod != 0) {
+            if ((y < 0) != (mod < 0)) {
+              mod += y;
+              div -= 1.0;
+            }
+          } else {
+            mod = std::copysign(0.0, y);
+          }
+          double floordiv;
+          if (div != 0) {
+            floordiv = std::floor(div);
+            if (div - floordiv > 0.5) floordiv += 1.0;
+          } else {
+            floordiv = std::copysign(0.0, x / y);
+          }
+          return Value::Float(o == '%' ? mod : floordiv);
         }
-        default:  // "//"
-          if (y == 0) Fail("float floor division by zero");
-          return Value::Float(std::floor(x / y));
       }
     }
     __int128 x = a.AsInt(), y = b.AsInt();

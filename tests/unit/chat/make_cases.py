@@ -85,6 +85,7 @@ CASES = [
     ("Unique", "{{ [1, 2, 1, 3]|unique|list }} {{ ['a', 'A', 'b']|unique|list }} {{ ['a', 'A']|unique(case_sensitive=true)|list }}", {}),
     ("SortReverse", "{{ [3, 1, 2]|sort }} {{ [3, 1, 2]|sort(reverse=true) }} {{ ['b', 'A', 'c']|sort }} {{ users|sort(attribute='n')|map(attribute='n')|list }} {{ [1, 2]|reverse|list }} {{ 'abc'|reverse }}", {"users": [{"n": 2}, {"n": 1}]}),
     ("PercentFormat", "{{ '%s-%d' % ('a', 3) }} {{ '%05.1f|%-4s|' % (2.25, 'x') }} {{ 'v=%s' % [1] }} {{ '%(a)s' % {'a': 1} }} {{ 'abc' % [] }} {{ '100%%' % () }}", {}),
+    ("FloatDivmod", "{{ 123456789012 // 0.1 }} {{ -0.0 % 1e16 }} {{ -7.5 // 2 }} {{ 7.5 % -2 }} {{ 1e16 }} {{ 1 / 3 }}", {}),
     ("FuzzFound", "{{ 0.1 is even }} {{ 2.5 is divisibleby(2) }} {{ 0|round(1) }} {{ u is callable }} {{ {'k': 1} is lower }} {{ (1, 2) in {'a': 1} }}", {}),
     ("ErrIndentNonString", "{{ 2|indent(2) }}", {}),
     ("ErrIntUndefined", "{{ u|int }}", {}),
