@@ -1,7 +1,9 @@
 // CPU implementations of src/ops/ops.h.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "backend/cpu/kernels.h"
@@ -11,6 +13,7 @@
 namespace inferd::cpu {
 
 const KernelTable* Avx2KernelsImpl();
+const KernelTable* Avx512KernelsImpl();
 
 const KernelTable* Avx2Kernels() {
   static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
@@ -18,8 +21,21 @@ const KernelTable* Avx2Kernels() {
   return ok ? Avx2KernelsImpl() : nullptr;
 }
 
+const KernelTable* Avx512Kernels() {
+  static const bool ok = Avx2Kernels() != nullptr && __builtin_cpu_supports("avx512f") &&
+                         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  return ok ? Avx512KernelsImpl() : nullptr;
+}
+
+// INFERD_CPU_KERNELS=generic|avx2|avx512 caps the choice (for tests and comparisons).
 const KernelTable& Kernels() {
-  static const KernelTable* table = Avx2Kernels() ? Avx2Kernels() : &GenericKernels();
+  static const KernelTable* table = [] {
+    const char* env = std::getenv("INFERD_CPU_KERNELS");
+    const std::string cap = env ? env : "";
+    if (cap != "generic" && cap != "avx2" && Avx512Kernels()) return Avx512Kernels();
+    if (cap != "generic" && Avx2Kernels()) return Avx2Kernels();
+    return &GenericKernels();
+  }();
   return *table;
 }
 
@@ -29,17 +45,16 @@ namespace inferd::ops {
 namespace {
 
 constexpr int64_t kRowBlock = 16;  // weight rows dequantized together and reused across tokens
-constexpr int kTokenTile = 4;      // tokens per register tile
-constexpr int kRowTile = 2;        // weight rows per register tile
 
-int64_t RoundUp8(int64_t n) { return (n + 7) / 8 * 8; }
+int64_t RoundUpLanes(int64_t n) { return (n + cpu::kLanes - 1) / cpu::kLanes * cpu::kLanes; }
 
 }  // namespace
 
 void MatMul(const Matrix& w, const float* x, int64_t num_tokens, float* y) {
   const auto& kern = cpu::Kernels();
-  const int64_t k = w.cols, kp = RoundUp8(k), n = w.rows;
-  // The tile kernels read kp columns; pad x with zeros when k is not a multiple of 8.
+  const int64_t k = w.cols, kp = RoundUpLanes(k), n = w.rows;
+  const int token_tile = kern.token_tile, row_tile = kern.row_tile;
+  // The tile kernels read kp columns; pad x with zeros when k is not a multiple of kLanes.
   std::vector<float> xpad;
   const float* xs = x;
   if (kp != k) {
@@ -57,10 +72,10 @@ void MatMul(const Matrix& w, const float* x, int64_t num_tokens, float* y) {
         kern.dequant_row(w.type, w.row(r0 + i), dst, k);
         std::fill(dst + k, dst + kp, 0.0f);
       }
-      for (int64_t t0 = 0; t0 < num_tokens; t0 += kTokenTile) {
-        const int nt = static_cast<int>(std::min<int64_t>(kTokenTile, num_tokens - t0));
-        for (int64_t i = 0; i < nr; i += kRowTile) {
-          const int rt = static_cast<int>(std::min<int64_t>(kRowTile, nr - i));
+      for (int64_t t0 = 0; t0 < num_tokens; t0 += token_tile) {
+        const int nt = static_cast<int>(std::min<int64_t>(token_tile, num_tokens - t0));
+        for (int64_t i = 0; i < nr; i += row_tile) {
+          const int rt = static_cast<int>(std::min<int64_t>(row_tile, nr - i));
           kern.dot_tile(xs + t0 * kp, kp, nt, &wbuf[i * kp], kp, rt, kp, y + t0 * n + r0 + i, n);
         }
       }

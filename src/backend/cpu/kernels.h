@@ -1,8 +1,10 @@
 // CPU micro-kernels behind the ops, selected once at start-up by CPU features.
 //
-// Every implementation of a kernel produces bit-identical results: the generic one
-// emulates the 8-lane FMA accumulation and the fixed horizontal-sum order of the AVX2
-// one. So results depend neither on the machine's ISA level nor on batch composition.
+// Every implementation of a kernel produces bit-identical results. Dot products use
+// kLanes = 16 independent FMA accumulation lanes over k (lane l takes elements
+// k ≡ l mod 16), then a fixed horizontal-sum order: one zmm register with AVX-512, two
+// ymm registers with AVX2, sixteen scalars in the generic code. So results depend
+// neither on the machine's ISA level nor on batch composition.
 #pragma once
 
 #include <cstdint>
@@ -11,13 +13,16 @@
 
 namespace inferd::cpu {
 
+constexpr int kLanes = 16;
+
 struct KernelTable {
   const char* name;
-  // y[t * ldy + r] = dot(x[t * ldx : +kp], w[r * ldw : +kp]) for t < nt (<= 4), r < nr (<= 2).
-  // kp is a multiple of 8.
+  int token_tile, row_tile;  // register tile of dot_tile (nt <= token_tile, nr <= row_tile)
+  // y[t * ldy + r] = dot(x[t * ldx : +kp], w[r * ldw : +kp]) for t < nt, r < nr.
+  // kp is a multiple of kLanes.
   void (*dot_tile)(const float* x, int64_t ldx, int nt, const float* w, int64_t ldw, int nr,
                    int64_t kp, float* y, int64_t ldy);
-  // dot(a, b) over n elements (any n): 8-lane FMA accumulation, tail zero-filled.
+  // dot(a, b) over n elements (any n): kLanes-lane FMA accumulation, tail zero-filled.
   float (*dot)(const float* a, const float* b, int64_t n);
   // y[i] = fma(a, x[i], y[i]) for i < n.
   void (*axpy)(float a, const float* x, float* y, int64_t n);
@@ -30,11 +35,18 @@ const KernelTable& Kernels();
 const KernelTable& GenericKernels();
 // nullptr when the CPU lacks AVX2+FMA+F16C.
 const KernelTable* Avx2Kernels();
+// nullptr when the CPU lacks AVX-512F/BW/VL (or AVX2+FMA+F16C).
+const KernelTable* Avx512Kernels();
 
-// Shared helper: 8 lanes reduced as ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)).
-inline float HorizontalSum8(const float* l) {
-  const float a0 = l[0] + l[4], a1 = l[1] + l[5], a2 = l[2] + l[6], a3 = l[3] + l[7];
-  return (a0 + a2) + (a1 + a3);
+// The AVX2 row dequantizer (fast paths for f16/bf16/q4_0/q4_1/q8_0), shared with AVX-512.
+void Avx2DequantRow(GgmlType type, const void* src, float* dst, int64_t n);
+
+// 16 lanes reduced as: a[i] = l[i] + l[i + 8]; then ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)).
+inline float HorizontalSum16(const float* l) {
+  float a[8];
+  for (int i = 0; i < 8; ++i) a[i] = l[i] + l[i + 8];
+  const float b0 = a[0] + a[4], b1 = a[1] + a[5], b2 = a[2] + a[6], b3 = a[3] + a[7];
+  return (b0 + b2) + (b1 + b3);
 }
 
 }  // namespace inferd::cpu

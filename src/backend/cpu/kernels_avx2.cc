@@ -8,63 +8,60 @@
 namespace inferd::cpu {
 namespace {
 
-inline float Reduce(__m256 v) {
-  alignas(32) float l[8];
-  _mm256_store_ps(l, v);
-  return HorizontalSum8(l);
+// Lanes 0-7 live in `lo`, lanes 8-15 in `hi` (kLanes = 16, as the other kernels).
+inline float Reduce(__m256 lo, __m256 hi) {
+  alignas(32) float l[16];
+  _mm256_store_ps(l, lo);
+  _mm256_store_ps(l + 8, hi);
+  return HorizontalSum16(l);
 }
 
 float Dot(const float* a, const float* b, int64_t n) {
-  __m256 acc = _mm256_setzero_ps();
+  __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
   int64_t k = 0;
-  for (; k + 8 <= n; k += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), acc);
+  for (; k + 16 <= n; k += 16) {
+    lo = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), lo);
+    hi = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 8), _mm256_loadu_ps(b + k + 8), hi);
+  }
   if (k < n) {
-    alignas(32) float ta[8] = {0}, tb[8] = {0};
+    alignas(32) float ta[16] = {0}, tb[16] = {0};
     std::memcpy(ta, a + k, sizeof(float) * (n - k));
     std::memcpy(tb, b + k, sizeof(float) * (n - k));
-    acc = _mm256_fmadd_ps(_mm256_load_ps(ta), _mm256_load_ps(tb), acc);
+    lo = _mm256_fmadd_ps(_mm256_load_ps(ta), _mm256_load_ps(tb), lo);
+    hi = _mm256_fmadd_ps(_mm256_load_ps(ta + 8), _mm256_load_ps(tb + 8), hi);
   }
-  return Reduce(acc);
+  return Reduce(lo, hi);
 }
 
-// Register tile of up to 4 tokens x 2 weight rows: 8 accumulators.
+// Register tile of up to 2 tokens x 2 weight rows, two accumulators (lo/hi) each.
 void DotTile(const float* x, int64_t ldx, int nt, const float* w, int64_t ldw, int nr, int64_t kp,
              float* y, int64_t ldy) {
-  if (nt == 4 && nr == 2) {
-    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00,
-           a30 = a00, a31 = a00;
+  if (nt == 2 && nr == 2) {
+    __m256 a00l = _mm256_setzero_ps(), a00h = a00l, a01l = a00l, a01h = a00l;
+    __m256 a10l = a00l, a10h = a00l, a11l = a00l, a11h = a00l;
     const float* w0 = w;
     const float* w1 = w + ldw;
-    for (int64_t k = 0; k < kp; k += 8) {
-      const __m256 v0 = _mm256_loadu_ps(w0 + k), v1 = _mm256_loadu_ps(w1 + k);
-      __m256 xv = _mm256_loadu_ps(x + k);
-      a00 = _mm256_fmadd_ps(xv, v0, a00);
-      a01 = _mm256_fmadd_ps(xv, v1, a01);
-      xv = _mm256_loadu_ps(x + ldx + k);
-      a10 = _mm256_fmadd_ps(xv, v0, a10);
-      a11 = _mm256_fmadd_ps(xv, v1, a11);
-      xv = _mm256_loadu_ps(x + 2 * ldx + k);
-      a20 = _mm256_fmadd_ps(xv, v0, a20);
-      a21 = _mm256_fmadd_ps(xv, v1, a21);
-      xv = _mm256_loadu_ps(x + 3 * ldx + k);
-      a30 = _mm256_fmadd_ps(xv, v0, a30);
-      a31 = _mm256_fmadd_ps(xv, v1, a31);
+    const float* x0 = x;
+    const float* x1 = x + ldx;
+    for (int64_t k = 0; k < kp; k += 16) {
+      const __m256 w0l = _mm256_loadu_ps(w0 + k), w0h = _mm256_loadu_ps(w0 + k + 8);
+      const __m256 w1l = _mm256_loadu_ps(w1 + k), w1h = _mm256_loadu_ps(w1 + k + 8);
+      __m256 xl = _mm256_loadu_ps(x0 + k), xh = _mm256_loadu_ps(x0 + k + 8);
+      a00l = _mm256_fmadd_ps(xl, w0l, a00l);
+      a00h = _mm256_fmadd_ps(xh, w0h, a00h);
+      a01l = _mm256_fmadd_ps(xl, w1l, a01l);
+      a01h = _mm256_fmadd_ps(xh, w1h, a01h);
+      xl = _mm256_loadu_ps(x1 + k);
+      xh = _mm256_loadu_ps(x1 + k + 8);
+      a10l = _mm256_fmadd_ps(xl, w0l, a10l);
+      a10h = _mm256_fmadd_ps(xh, w0h, a10h);
+      a11l = _mm256_fmadd_ps(xl, w1l, a11l);
+      a11h = _mm256_fmadd_ps(xh, w1h, a11h);
     }
-    y[0] = Reduce(a00); y[1] = Reduce(a01);
-    y[ldy] = Reduce(a10); y[ldy + 1] = Reduce(a11);
-    y[2 * ldy] = Reduce(a20); y[2 * ldy + 1] = Reduce(a21);
-    y[3 * ldy] = Reduce(a30); y[3 * ldy + 1] = Reduce(a31);
-    return;
-  }
-  if (nt == 1 && nr == 2) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-    for (int64_t k = 0; k < kp; k += 8) {
-      const __m256 xv = _mm256_loadu_ps(x + k);
-      a0 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(w + k), a0);
-      a1 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(w + ldw + k), a1);
-    }
-    y[0] = Reduce(a0);
-    y[1] = Reduce(a1);
+    y[0] = Reduce(a00l, a00h);
+    y[1] = Reduce(a01l, a01h);
+    y[ldy] = Reduce(a10l, a10h);
+    y[ldy + 1] = Reduce(a11l, a11h);
     return;
   }
   for (int t = 0; t < nt; ++t)
@@ -147,7 +144,9 @@ void DequantBF16(const uint8_t* src, float* dst, int64_t n) {
   }
 }
 
-void DequantRow(GgmlType type, const void* src, float* dst, int64_t n) {
+}  // namespace
+
+void Avx2DequantRow(GgmlType type, const void* src, float* dst, int64_t n) {
   const auto* s = static_cast<const uint8_t*>(src);
   switch (type) {
     case GgmlType::kF32: std::memcpy(dst, s, sizeof(float) * n); return;
@@ -160,10 +159,8 @@ void DequantRow(GgmlType type, const void* src, float* dst, int64_t n) {
   }
 }
 
-}  // namespace
-
 const KernelTable* Avx2KernelsImpl() {
-  static const KernelTable table{"avx2", DotTile, Dot, Axpy, DequantRow};
+  static const KernelTable table{"avx2", 2, 2, DotTile, Dot, Axpy, Avx2DequantRow};
   return &table;
 }
 

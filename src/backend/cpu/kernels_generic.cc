@@ -1,5 +1,5 @@
-// Portable kernels. They reproduce the AVX2 kernels' arithmetic exactly: eight
-// independent FMA lanes over k, then HorizontalSum8.
+// Portable kernels. They reproduce the SIMD kernels' arithmetic exactly: sixteen
+// independent FMA lanes over k, then HorizontalSum16.
 #include <cmath>
 #include <cstring>
 
@@ -9,17 +9,17 @@ namespace inferd::cpu {
 namespace {
 
 float Dot(const float* a, const float* b, int64_t n) {
-  float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  float lane[kLanes] = {};
   int64_t k = 0;
-  for (; k + 8 <= n; k += 8)
-    for (int l = 0; l < 8; ++l) lane[l] = std::fma(a[k + l], b[k + l], lane[l]);
+  for (; k + kLanes <= n; k += kLanes)
+    for (int l = 0; l < kLanes; ++l) lane[l] = std::fma(a[k + l], b[k + l], lane[l]);
   if (k < n) {  // zero-filled tail, as the SIMD kernels load it
-    for (int l = 0; l < 8; ++l) {
+    for (int l = 0; l < kLanes; ++l) {
       const bool in = k + l < n;
       lane[l] = std::fma(in ? a[k + l] : 0.0f, in ? b[k + l] : 0.0f, lane[l]);
     }
   }
-  return HorizontalSum8(lane);
+  return HorizontalSum16(lane);
 }
 
 void DotTile(const float* x, int64_t ldx, int nt, const float* w, int64_t ldw, int nr, int64_t kp,
@@ -39,7 +39,7 @@ void DequantRow(GgmlType type, const void* src, float* dst, int64_t n) {
 }  // namespace
 
 const KernelTable& GenericKernels() {
-  static const KernelTable table{"generic", DotTile, Dot, Axpy, DequantRow};
+  static const KernelTable table{"generic", 4, 2, DotTile, Dot, Axpy, DequantRow};
   return table;
 }
 

@@ -90,27 +90,43 @@ TEST(MatMul, OddInnerDimensionIsPadded) {
   for (size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], ref[i], 1e-5);
 }
 
-TEST(Kernels, Avx2AndGenericAreBitIdentical) {
-  const cpu::KernelTable* avx2 = cpu::Avx2Kernels();
-  if (avx2 == nullptr) GTEST_SKIP() << "CPU has no AVX2/FMA/F16C";
+// Every kernel table available on this CPU gives bit-identical results to the generic one.
+TEST(Kernels, AllIsaPathsAreBitIdentical) {
   const cpu::KernelTable& gen = cpu::GenericKernels();
-  for (int64_t n : {1, 7, 8, 64, 100, 576}) {
-    auto a = RandomVec(n, 5), b = RandomVec(n, 6);
-    const float x = avx2->dot(a.data(), b.data(), n), y = gen.dot(a.data(), b.data(), n);
-    EXPECT_EQ(0, std::memcmp(&x, &y, 4)) << n;
-  }
-  const int64_t kp = 64;
-  auto x = RandomVec(4 * kp, 7), w = RandomVec(2 * kp, 8);
-  float y1[8], y2[8];
-  avx2->dot_tile(x.data(), kp, 4, w.data(), kp, 2, kp, y1, 2);
-  gen.dot_tile(x.data(), kp, 4, w.data(), kp, 2, kp, y2, 2);
-  EXPECT_EQ(0, std::memcmp(y1, y2, sizeof(y1)));
-  for (GgmlType type : {GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0}) {
-    OwnedMatrix m = MakeMatrix(type, 1, 256, 9);
-    std::vector<float> d1(256), d2(256);
-    avx2->dequant_row(type, m.m.data, d1.data(), 256);
-    gen.dequant_row(type, m.m.data, d2.data(), 256);
-    EXPECT_EQ(0, std::memcmp(d1.data(), d2.data(), 256 * 4)) << GgmlTypeName(static_cast<uint32_t>(type));
+  std::vector<const cpu::KernelTable*> tables;
+  if (cpu::Avx2Kernels()) tables.push_back(cpu::Avx2Kernels());
+  if (cpu::Avx512Kernels()) tables.push_back(cpu::Avx512Kernels());
+  if (tables.empty()) GTEST_SKIP() << "CPU has no AVX2/FMA/F16C";
+  for (const cpu::KernelTable* t : tables) {
+    SCOPED_TRACE(t->name);
+    for (int64_t n : {1, 7, 8, 15, 16, 17, 64, 100, 576}) {
+      auto a = RandomVec(n, 5), b = RandomVec(n, 6);
+      const float x = t->dot(a.data(), b.data(), n), y = gen.dot(a.data(), b.data(), n);
+      EXPECT_EQ(0, std::memcmp(&x, &y, 4)) << n;
+    }
+    const int64_t kp = 96;
+    const int nt = t->token_tile, nr = t->row_tile;
+    auto x = RandomVec(nt * kp, 7), w = RandomVec(nr * kp, 8);
+    std::vector<float> y1(nt * nr), y2(nt * nr);
+    for (int tt : {1, nt})
+      for (int rr : {1, nr}) {
+        t->dot_tile(x.data(), kp, tt, w.data(), kp, rr, kp, y1.data(), nr);
+        gen.dot_tile(x.data(), kp, tt, w.data(), kp, rr, kp, y2.data(), nr);
+        for (int i = 0; i < tt; ++i)
+          EXPECT_EQ(0, std::memcmp(&y1[i * nr], &y2[i * nr], sizeof(float) * rr)) << tt << "x" << rr;
+      }
+    std::vector<float> v1(100, 1.0f), v2(100, 1.0f);
+    auto xs = RandomVec(100, 9);
+    t->axpy(0.3f, xs.data(), v1.data(), 100);
+    gen.axpy(0.3f, xs.data(), v2.data(), 100);
+    EXPECT_EQ(0, std::memcmp(v1.data(), v2.data(), 400));
+    for (GgmlType type : {GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0}) {
+      OwnedMatrix m = MakeMatrix(type, 1, 256, 9);
+      std::vector<float> d1(256), d2(256);
+      t->dequant_row(type, m.m.data, d1.data(), 256);
+      gen.dequant_row(type, m.m.data, d2.data(), 256);
+      EXPECT_EQ(0, std::memcmp(d1.data(), d2.data(), 256 * 4)) << GgmlTypeName(static_cast<uint32_t>(type));
+    }
   }
 }
 
