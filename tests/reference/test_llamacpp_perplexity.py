@@ -8,6 +8,10 @@ llama-perplexity runs with flash attention off (-fa off): its CPU flash-attentio
 Q to f16, which on this model moves the perplexity by ~0.6% (18.49 with it vs 18.39 without,
 GPL-3, ctx 512, 8 chunks), more than half the tolerance. Off is the more exact reference and
 the same attention path as the Python binding used by the logits tests.
+
+Both the shipped Q4_1 model (llama-perplexity with its default f16 K/V cache, as llama.cpp
+users run it) and its F32 copy (conftest.f32_model_path; llama-perplexity with an F32 K/V
+cache, -ctk f32 -ctv f32, so its arithmetic is not lossy) must be within 1%.
 """
 
 import json
@@ -30,11 +34,10 @@ def text_file():
     return TEXT
 
 
-@pytest.fixture(scope="module")
-def llamacpp_ppl(llamacpp, model_path, text_file):
+def _llamacpp_perplexity(llamacpp, model, text_file, extra=()):
     threads = os.environ.get("INFERD_REFERENCE_THREADS", str(min(os.cpu_count() or 2, 8)))
-    r = llamacpp.run([llamacpp.perplexity, "-m", model_path, "-f", text_file, "-c", CTX,
-                      "--chunks", CHUNKS, "-t", threads, "-b", CTX, "-fa", "off"])
+    r = llamacpp.run([llamacpp.perplexity, "-m", model, "-f", text_file, "-c", CTX,
+                      "--chunks", CHUNKS, "-t", threads, "-b", CTX, "-fa", "off", *extra])
     out = r.stdout + r.stderr
     assert r.returncode == 0, f"llama-perplexity failed ({r.returncode}):\n{out[-4000:]}"
     m = re.search(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)", out)
@@ -46,10 +49,32 @@ def llamacpp_ppl(llamacpp, model_path, text_file):
             "tokens_scored": n_chunks * (CTX - CTX // 2 - 1), "chunks": n_chunks}
 
 
+def _inferd_perplexity(run_inferd_json, model, text_file):
+    return run_inferd_json(["perplexity", "--model", model, "--file", text_file,
+                            "--ctx", CTX, "--chunks", CHUNKS, "--json"])
+
+
+@pytest.fixture(scope="module")
+def llamacpp_ppl(llamacpp, model_path, text_file):
+    """Shipped Q4_1 model, llama.cpp's default f16 K/V cache."""
+    return _llamacpp_perplexity(llamacpp, model_path, text_file)
+
+
 @pytest.fixture(scope="module")
 def inferd_ppl(run_inferd_json, model_path, text_file):
-    return run_inferd_json(["perplexity", "--model", model_path, "--file", text_file,
-                            "--ctx", CTX, "--chunks", CHUNKS, "--json"])
+    return _inferd_perplexity(run_inferd_json, model_path, text_file)
+
+
+@pytest.fixture(scope="module")
+def llamacpp_ppl_f32(llamacpp, f32_model_path, text_file):
+    """F32 copy, F32 K/V cache: llama.cpp's arithmetic is plain fp32."""
+    return _llamacpp_perplexity(llamacpp, f32_model_path, text_file,
+                                ["-ctk", "f32", "-ctv", "f32"])
+
+
+@pytest.fixture(scope="module")
+def inferd_ppl_f32(run_inferd_json, f32_model_path, text_file):
+    return _inferd_perplexity(run_inferd_json, f32_model_path, text_file)
 
 
 def test_llamacpp_perplexity_runs(llamacpp_ppl, reference_report):
@@ -73,3 +98,17 @@ def test_perplexity_scores_same_tokens(llamacpp_ppl, inferd_ppl):
     assert inferd_ppl.get("tokens_scored") == llamacpp_ppl["tokens_scored"], (
         f"inferd scored {inferd_ppl.get('tokens_scored')} tokens, llama-perplexity "
         f"{llamacpp_ppl['tokens_scored']} ({llamacpp_ppl['chunks']} chunks of {CTX})")
+
+
+def test_perplexity_matches_llamacpp_f32(llamacpp_ppl_f32, inferd_ppl_f32, reference_report):
+    """F32 copy, llama-perplexity -ctk f32 -ctv f32 -fa off: within 1%, same tokens scored."""
+    ours, ref = float(inferd_ppl_f32["perplexity"]), llamacpp_ppl_f32["ppl"]
+    rel = abs(ours - ref) / ref
+    reference_report.record("perplexity_gpl3_ctx512_f32copy", inferd=ours, llamacpp=ref,
+                            llamacpp_stderr=llamacpp_ppl_f32["stderr"], rel_diff=rel,
+                            chunks=llamacpp_ppl_f32["chunks"],
+                            inferd_tokens_scored=inferd_ppl_f32.get("tokens_scored"),
+                            llamacpp_tokens_scored=llamacpp_ppl_f32["tokens_scored"])
+    assert inferd_ppl_f32.get("tokens_scored") == llamacpp_ppl_f32["tokens_scored"]
+    assert rel <= REL_TOL, (
+        f"F32 copy: perplexity inferd {ours:.4f} vs llama.cpp {ref:.4f} ({rel:.2%})")
