@@ -8,7 +8,8 @@
 #   fails the tests instead of skipping them.
 # Environment: INFERD_BUILD_DIR (default build/release), INFERD_MODEL, INFERD_CACHE_DIR,
 #   PYTHON. Measured figures are printed in the summary and written to
-#   build/reference/llamacpp.json (INFERD_REFERENCE_REPORT).
+#   build/reference/llamacpp.json (INFERD_REFERENCE_REPORT). The F32 copy of the model used
+#   for the strict llama.cpp comparisons is cached in build/reference/*.f32.gguf (~0.5 GB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

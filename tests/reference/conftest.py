@@ -13,6 +13,10 @@ Environment (all optional; scripts/test-reference.sh sets them):
   INFERD_REFERENCE_REPORT
                          where measured figures go (default <repo>/build/reference/llamacpp.json)
 
+The strict llama.cpp comparisons run on an F32 copy of the model (f32_model_path: built once
+into build/reference/, keyed by the source's size and mtime), where llama.cpp's arithmetic is
+not lossy; see test_llamacpp_logits.py.
+
 Measured figures (perplexities, agreement rates, logit diffs) are recorded with the
 `reference_report` fixture; they are printed in pytest's terminal summary (no -s needed)
 and written as JSON, because they go into the release notes.

@@ -187,6 +187,26 @@ def test_teacher_forced_top1_agreement(llamacpp_logits, llamacpp_logits_f32kv, i
         f"first disagreements at {np.nonzero(~agree)[0][:10].tolist()}")
 
 
+def test_f32_copy_is_faithful(model_path, f32_model_path, gguf_module, reference_report):
+    """The F32 copy has the source's metadata (every KV pair with its type, tokenizer arrays
+    included; general.file_type = ALL_F32) and its tensors, all F32, same names and shapes."""
+    src, cpy = gguf_module.GGUFReader(str(model_path)), gguf_module.GGUFReader(str(f32_model_path))
+    keys = [k for k in src.fields if not k.startswith("GGUF.")]
+    assert keys == [k for k in cpy.fields if not k.startswith("GGUF.")]
+    for k in keys:
+        assert src.fields[k].types == cpy.fields[k].types, k
+        if k != "general.file_type":
+            assert src.fields[k].contents() == cpy.fields[k].contents(), k
+    assert cpy.fields["general.file_type"].contents() == int(gguf_module.LlamaFileType.ALL_F32)
+    assert [(t.name, list(t.shape)) for t in src.tensors] == \
+        [(t.name, list(t.shape)) for t in cpy.tensors]
+    F32 = gguf_module.GGMLQuantizationType.F32
+    assert all(t.tensor_type == F32 for t in cpy.tensors)
+    reference_report.record("f32copy", path=str(f32_model_path), tensors=len(cpy.tensors),
+                            source_types=",".join(sorted({t.tensor_type.name
+                                                          for t in src.tensors})))
+
+
 def test_teacher_forced_top1_agreement_f32(llamacpp_f32_logits, inferd_f32_logits, teacher_ids,
                                            reference_report):
     """F32 copy: inferd vs llama.cpp (F32 weights, F32 K/V, no flash attention): >= 99%."""
