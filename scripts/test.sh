@@ -5,6 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
+# Tokenizer vectors and chat templates live beside the repository (../shared/testdata).
+TESTDATA=${INFERD_TESTDATA_DIR:-$(cd .. && pwd)/shared/testdata}
+if [ ! -d "$TESTDATA/tokenizer" ]; then
+  echo "error: test data not found at $TESTDATA (expected ../shared/testdata beside the repository," >&2
+  echo "       or set INFERD_TESTDATA_DIR)" >&2
+  exit 1
+fi
 export INFERD_MODEL=${INFERD_MODEL:-$(./scripts/fetch-model.sh)}
 export INFERD_BUILD_DIR=${INFERD_BUILD_DIR:-build/release}
 ./scripts/build.sh release
