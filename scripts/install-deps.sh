@@ -9,8 +9,9 @@ APT_PKGS=(
   nlohmann-json3-dev libpcre2-dev libsentencepiece-dev sentencepiece
   libcli11-dev libspdlog-dev libfmt-dev libboost-dev
   clang libclang-rt-14-dev
+  prometheus
 )
-PIP_PKGS=(pytest numpy jinja2 openai requests safetensors diskcache typing_extensions gguf)
+PIP_PKGS=(pytest numpy jinja2 openai requests safetensors diskcache typing_extensions gguf prometheus_client)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -23,6 +24,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "[install-deps] apt-get install ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Debian's prometheus package enables a system service on :9090. The tests start their
+  # own Prometheus on a free port (tests/e2e/prometheus.py) and need no service, so one we
+  # just installed is stopped and disabled; one that was already installed is left alone.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  fi
 fi
 
 PY=${PYTHON:-python3}
