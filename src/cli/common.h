@@ -35,6 +35,7 @@ void AddGenerateCommand(CLI::App& app);
 void AddTokenizeCommand(CLI::App& app);
 void AddPerplexityCommands(CLI::App& app);  // perplexity, logits
 void AddExportHfCommand(CLI::App& app);
-void AddBenchCommands(CLI::App& app);  // bench throughput
+void AddBenchCommands(CLI::App& app);  // bench throughput, bench serve
+void AddServeCommand(CLI::App& app);   // serve
 
 }  // namespace inferd::cli

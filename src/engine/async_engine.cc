@@ -101,6 +101,11 @@ EngineSnapshot AsyncEngine::Snapshot() const {
   return snapshot_;
 }
 
+size_t AsyncEngine::NumQueued() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return snapshot_.num_waiting + inbox_.size();
+}
+
 void AsyncEngine::Dispatch(StepResult& result) {
   for (OutputDelta& d : result.deltas) {
     auto it = streams_.find(d.request_id);

@@ -75,6 +75,9 @@ class AsyncEngine {
   void Shutdown(std::chrono::milliseconds drain = std::chrono::milliseconds(0));
 
   EngineSnapshot Snapshot() const;
+  // Requests accepted but not yet running: the engine's waiting queue (as of the last
+  // step) plus requests added since.
+  size_t NumQueued() const;
   const EngineCore& core() const { return *core_; }  // immutable parts only (model, limits)
 
  private:

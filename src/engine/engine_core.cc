@@ -215,6 +215,9 @@ void EngineCore::EmitDelta(Sequence& s, std::vector<int32_t> new_ids, bool finis
   OutputDelta d;
   d.request_id = s.group->request.request_id;
   d.index = s.index;
+  if (s.out.logprobs && !new_ids.empty() && s.out.logprobs->size() >= new_ids.size()) {
+    d.new_logprobs.assign(s.out.logprobs->end() - static_cast<std::ptrdiff_t>(new_ids.size()), s.out.logprobs->end());
+  }
   d.new_token_ids = std::move(new_ids);
   if (ready > s.emitted_text) {
     d.new_text = s.out.text.substr(s.emitted_text, ready - s.emitted_text);
@@ -306,6 +309,8 @@ void EngineCore::ProcessSample(Sequence& s, std::span<float> logits, StepResult&
       result.deltas.pop_back();
       OutputDelta& prev = result.deltas.back();
       prev.new_text += last.new_text;
+      prev.new_token_ids.insert(prev.new_token_ids.end(), last.new_token_ids.begin(), last.new_token_ids.end());
+      prev.new_logprobs.insert(prev.new_logprobs.end(), last.new_logprobs.begin(), last.new_logprobs.end());
       prev.finish_reason = last.finish_reason;
     }
   } else {

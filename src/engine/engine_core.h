@@ -57,6 +57,7 @@ struct OutputDelta {
   int index = 0;                         // sample index (n > 1)
   std::vector<int32_t> new_token_ids;
   std::string new_text;                  // never ends inside a UTF-8 character
+  std::vector<PositionLogprobs> new_logprobs;  // one per new token when logprobs were asked for
   std::optional<std::string> finish_reason;  // set on the sequence's last delta
 };
 

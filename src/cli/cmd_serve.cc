@@ -1,0 +1,92 @@
+// inferd serve [MODEL]: the OpenAI-compatible server, with vLLM's flag names.
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "cli/common.h"
+#include "format/hf_config.h"
+#include "kv/kv_cache.h"
+#include "server/server.h"
+#include "util/logging.h"
+
+namespace inferd::cli {
+namespace {
+
+struct ServeFlags {
+  ModelFlags model;
+  std::string positional_model;
+  server::ServeOptions serve;
+  std::string chat_template_file;
+  std::string max_body = "64MiB";
+  bool disable_log_stats = false, disable_access_log = false;
+};
+
+void RunServe(ServeFlags& f) {
+  if (!f.positional_model.empty()) f.model.load.model = f.positional_model;
+  if (f.serve.api_key.empty()) {
+    if (const char* k = std::getenv("INFERD_API_KEY"); k && *k) f.serve.api_key = k;
+  }
+  if (!f.chat_template_file.empty()) {
+    StatusOr<std::string> text = ReadFileToString(f.chat_template_file);
+    if (!text.ok()) return Fail(text.status());
+    f.serve.chat_template = std::move(*text);
+  }
+  StatusOr<int64_t> body = ParseByteSize(f.max_body);
+  if (!body.ok()) return Fail(InvalidArgument("--max-request-body: " + body.status().message()));
+  f.serve.http.max_body_bytes = static_cast<size_t>(*body);
+  if (f.serve.generation_config != "auto" && f.serve.generation_config != "vllm") {
+    return Fail(InvalidArgument("--generation-config must be 'auto' (the model's defaults) or 'vllm' (none)"));
+  }
+  if (f.serve.request_timeout_s > 0) {
+    f.serve.http.read_timeout_s = std::min(f.serve.http.read_timeout_s, f.serve.request_timeout_s);
+  }
+  if (f.disable_log_stats) f.serve.stats_interval_s = 0;
+  f.serve.access_log = !f.disable_access_log;
+  if (!f.model.kv_cache_memory.empty()) {
+    StatusOr<int64_t> kv = ParseByteSize(f.model.kv_cache_memory);
+    if (!kv.ok()) return Fail(InvalidArgument("--kv-cache-memory: " + kv.status().message()));
+    f.model.engine.kv_cache_bytes = *kv;
+  }
+  InitLogging();
+  ModelFlags* flags = &f.model;
+  ExitCode() = server::RunServer(f.serve, [flags]() -> StatusOr<std::unique_ptr<EngineCore>> {
+    INFERD_ASSIGN_OR_RETURN(std::unique_ptr<LoadedModel> model, LoadFromFlags(*flags));
+    if (!model->tokenizer) return InvalidArgument("serving needs a tokenizer: pass --tokenizer PATH for dummy weights");
+    INFERD_ASSIGN_OR_RETURN(std::unique_ptr<EngineCore> core, EngineCore::Create(std::move(model), flags->engine));
+    LogEngineSummary(*core);
+    return core;
+  });
+}
+
+}  // namespace
+
+void AddServeCommand(CLI::App& app) {
+  auto flags = std::make_shared<ServeFlags>();
+  CLI::App* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server (like `vllm serve`)");
+  cmd->add_option("model_tag", flags->positional_model, "GGUF file or Hugging Face directory (default: embedded model)");
+  flags->model.Add(cmd, /*engine_flags=*/true);
+  server::ServeOptions& s = flags->serve;
+  cmd->add_option("--host", s.http.host, "address to listen on")->capture_default_str();
+  cmd->add_option("--port", s.http.port, "TCP port")->capture_default_str();
+  cmd->add_option("--uds", s.http.uds, "listen on this unix domain socket instead of TCP");
+  cmd->add_option("--api-key", s.api_key, "require 'Authorization: Bearer KEY' on /v1 routes (or env INFERD_API_KEY)");
+  cmd->add_option("--served-model-name", s.served_model_names, "model name(s) in the API (default: the model path)");
+  cmd->add_option("--chat-template", flags->chat_template_file, "Jinja chat template file (default: the model's)");
+  cmd->add_option("--generation-config", s.generation_config,
+                  "auto: default sampling values from the model's generation_config; vllm: none")
+      ->capture_default_str();
+  cmd->add_option("--max-waiting-requests", s.max_waiting_requests,
+                  "answer 503 when this many requests are already waiting (0 = unbounded)")
+      ->capture_default_str();
+  cmd->add_option("--request-timeout", s.request_timeout_s, "abort requests running longer than this many seconds (0 = none)")
+      ->capture_default_str();
+  cmd->add_option("--shutdown-timeout", s.shutdown_timeout_s, "seconds in-flight requests get to finish on SIGTERM")
+      ->capture_default_str();
+  cmd->add_option("--max-request-body", flags->max_body, "largest accepted request body")->capture_default_str();
+  cmd->add_flag("--disable-log-stats", flags->disable_log_stats, "no periodic engine stats in the log");
+  cmd->add_flag("--disable-uvicorn-access-log,--disable-access-log", flags->disable_access_log,
+                "no log line per HTTP request");
+  cmd->callback([flags] { RunServe(*flags); });
+}
+
+}  // namespace inferd::cli

@@ -1,0 +1,472 @@
+// The only Boost.Beast translation unit of the server (DESIGN.md §3: Beast is slow to
+// compile, so it stays behind http.h).
+//
+// Every connection is one coroutine on a single I/O thread: read a request, hand it to
+// the handler, then pump the exchange (status + body, or a chunked stream) until it
+// ends, while a second coroutine watches the socket for the client going away. With one
+// thread there is no locking: the exchange's state is only touched on that thread, and
+// the pump re-checks the state after every suspension, so a wake-up is never lost.
+#include <utility>  // Boost 1.74's asio/awaitable.hpp uses std::exchange without it
+
+#include "server/http.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <deque>
+#include <list>
+
+#include <fmt/format.h>
+
+#include "util/logging.h"
+
+namespace inferd::server {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using net::awaitable;
+using net::use_awaitable;
+using tcp = net::ip::tcp;
+using unix_proto = net::local::stream_protocol;
+using Clock = std::chrono::steady_clock;
+
+std::chrono::milliseconds Ms(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+}
+
+std::string DefaultErrorBody(int status, const std::string& message) {
+  return fmt::format("{{\"error\": {{\"message\": \"{}\", \"code\": {}}}}}", message, status);
+}
+
+class ServerImpl;
+
+// The state of one response; lives as long as the handler or the connection holds it.
+class Exchange final : public HttpExchange {
+ public:
+  explicit Exchange(net::steady_timer* wake, std::atomic<int64_t>* active) : wake_(wake), active_(active) {
+    ++*active_;
+  }
+  ~Exchange() override {
+    if (!counted_down_) --*active_;
+  }
+
+  void Respond(int status, std::string content_type, std::string body, HttpHeaders extra) override {
+    if (started_ || gone_) return;
+    started_ = ended_ = true;
+    status_ = status;
+    content_type_ = std::move(content_type);
+    body_ = std::move(body);
+    extra_ = std::move(extra);
+    Kick();
+  }
+  void StartStream(int status, std::string content_type, HttpHeaders extra) override {
+    if (started_ || gone_) return;
+    started_ = streaming_ = true;
+    status_ = status;
+    content_type_ = std::move(content_type);
+    extra_ = std::move(extra);
+    Kick();
+  }
+  void Write(std::string data) override {
+    if (!streaming_ || ended_ || gone_ || data.empty()) return;
+    chunks_.push_back(std::move(data));
+    Kick();
+  }
+  void End() override {
+    if (!started_ || ended_ || gone_) return;
+    ended_ = true;
+    Kick();
+  }
+  void OnClientGone(std::function<void()> fn) override {
+    on_gone_ = std::move(fn);
+    if (gone_ && on_gone_) std::exchange(on_gone_, nullptr)();
+  }
+  bool client_gone() const override { return gone_; }
+
+  // Connection side.
+  void MarkGone() {
+    if (gone_ || done_) return;
+    gone_ = true;
+    if (on_gone_) std::exchange(on_gone_, nullptr)();
+    Kick();
+  }
+  void Detach() {  // the connection is closing: no more wake-ups into it
+    wake_ = nullptr;
+    if (!counted_down_) {
+      counted_down_ = true;
+      --*active_;
+    }
+  }
+  void MarkDone() {
+    done_ = true;
+    Detach();
+  }
+
+  bool started_ = false, streaming_ = false, ended_ = false, gone_ = false, done_ = false, header_sent_ = false;
+  int status_ = 200;
+  std::string content_type_, body_;
+  HttpHeaders extra_;
+  std::deque<std::string> chunks_;
+
+ private:
+  void Kick() {
+    if (wake_) wake_->cancel();
+  }
+  net::steady_timer* wake_;
+  std::atomic<int64_t>* active_;
+  bool counted_down_ = false;
+  std::function<void()> on_gone_;
+};
+
+template <class Body>
+void SetCommonHeaders(http::response<Body>& res, const Exchange& ex, bool keep_alive) {
+  res.set(http::field::server, "inferd");
+  res.set(http::field::content_type, ex.content_type_);
+  for (const auto& [k, v] : ex.extra_) res.set(k, v);
+  res.keep_alive(keep_alive);
+}
+
+class ServerImpl final : public HttpServer {
+ public:
+  ServerImpl(HttpServerOptions options, HttpHandler handler)
+      : options_(std::move(options)), handler_(std::move(handler)), ioc_(1), signals_(ioc_) {
+    if (!options_.error_body) options_.error_body = DefaultErrorBody;
+  }
+
+  Status Bind() {
+    RaiseFileLimit();
+    boost::system::error_code ec;
+    if (!options_.uds.empty()) {
+      ::unlink(options_.uds.c_str());
+      uds_acceptor_.emplace(ioc_);
+      uds_acceptor_->open(unix_proto(), ec);
+      if (!ec) uds_acceptor_->bind(unix_proto::endpoint(options_.uds), ec);
+      if (!ec) uds_acceptor_->listen(net::socket_base::max_listen_connections, ec);
+      if (ec) return Status(StatusCode::kUnavailable, fmt::format("cannot listen on unix socket {}: {}", options_.uds, ec.message()));
+      return Status::OK();
+    }
+    auto addr = net::ip::make_address(options_.host == "localhost" ? "127.0.0.1" : options_.host, ec);
+    if (ec) return InvalidArgument(fmt::format("--host: '{}' is not an IP address", options_.host));
+    tcp_acceptor_.emplace(ioc_);
+    tcp::endpoint ep(addr, static_cast<uint16_t>(options_.port));
+    tcp_acceptor_->open(ep.protocol(), ec);
+    if (!ec) tcp_acceptor_->set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) tcp_acceptor_->bind(ep, ec);
+    if (!ec) tcp_acceptor_->listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return Status(StatusCode::kUnavailable,
+                    fmt::format("cannot listen on {}:{}: {}", options_.host, options_.port, ec.message()));
+    }
+    port_ = tcp_acceptor_->local_endpoint().port();
+    return Status::OK();
+  }
+
+  void Run() override {
+    if (tcp_acceptor_) net::co_spawn(ioc_, AcceptLoop(*tcp_acceptor_), net::detached);
+    if (uds_acceptor_) net::co_spawn(ioc_, AcceptLoop(*uds_acceptor_), net::detached);
+    auto guard = net::make_work_guard(ioc_);
+    ioc_.run();
+  }
+  void Post(std::function<void()> fn) override { net::post(ioc_, std::move(fn)); }
+  void StopAccepting() override {
+    net::post(ioc_, [this] {
+      stopping_ = true;
+      boost::system::error_code ec;
+      if (tcp_acceptor_) tcp_acceptor_->close(ec);
+      if (uds_acceptor_) {
+        uds_acceptor_->close(ec);
+        ::unlink(options_.uds.c_str());
+      }
+      for (auto& idle : idle_timers_) idle->cancel();  // idle keep-alive connections close now
+    });
+  }
+  void Stop() override { ioc_.stop(); }
+  void OnSignal(std::function<void(int)> fn) override {
+    signals_.add(SIGINT);
+    signals_.add(SIGTERM);
+    on_signal_ = std::move(fn);
+    WaitSignal();
+  }
+  void After(double seconds, std::function<void()> fn) override {
+    auto timer = std::make_shared<net::steady_timer>(ioc_, Ms(seconds));
+    timer->async_wait([timer, fn = std::move(fn)](const boost::system::error_code& ec) {
+      if (!ec) fn();
+    });
+  }
+  int port() const override { return port_; }
+  int64_t num_connections() const override { return connections_.load(); }
+  int64_t num_active_exchanges() const override { return active_.load(); }
+
+ private:
+  static void RaiseFileLimit() {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+      rl.rlim_cur = rl.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &rl);
+    }
+  }
+
+  void WaitSignal() {
+    signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      if (on_signal_) on_signal_(sig);
+      WaitSignal();
+    });
+  }
+
+  template <class Acceptor>
+  awaitable<void> AcceptLoop(Acceptor& acceptor) {
+    for (;;) {
+      boost::system::error_code ec;
+      auto socket = co_await acceptor.async_accept(net::redirect_error(use_awaitable, ec));
+      if (ec) {
+        if (!acceptor.is_open() || stopping_) co_return;
+        if (ec == net::error::no_descriptors) {  // EMFILE: back off instead of spinning
+          INFERD_LOG_WARN("accept: {} (raise ulimit -n)", ec.message());
+          net::steady_timer t(ioc_, std::chrono::milliseconds(100));
+          co_await t.async_wait(net::redirect_error(use_awaitable, ec));
+        }
+        continue;
+      }
+      using Stream = beast::basic_stream<typename Acceptor::protocol_type>;
+      net::co_spawn(ioc_, Session<Stream>(Stream(std::move(socket))), net::detached);
+    }
+  }
+
+  template <class Stream>
+  static std::string RemoteOf(Stream& stream) {
+    boost::system::error_code ec;
+    auto ep = beast::get_lowest_layer(stream).socket().remote_endpoint(ec);
+    if (ec) return "?";
+    if constexpr (std::is_same_v<typename Stream::protocol_type, tcp>) {
+      return fmt::format("{}:{}", ep.address().to_string(), ep.port());
+    } else {
+      return "unix";
+    }
+  }
+
+  template <class Stream>
+  awaitable<void> Session(Stream stream) {
+    ++connections_;
+    struct CountDown {
+      std::atomic<int64_t>& c;
+      ~CountDown() { --c; }
+    } count_down{connections_};
+    if constexpr (std::is_same_v<typename Stream::protocol_type, tcp>) {
+      boost::system::error_code ec;
+      stream.socket().set_option(tcp::no_delay(true), ec);
+    }
+    const std::string remote = RemoteOf(stream);
+    beast::flat_buffer buffer;
+    net::steady_timer wake(ioc_);
+    auto idle = std::make_shared<net::steady_timer>(ioc_);
+    bool first = true;
+    for (;;) {
+      if (stopping_) break;
+      boost::system::error_code ec;
+      // Wait for the next request's first bytes (keep-alive idle time) unless buffered.
+      if (buffer.size() == 0 && !first) {
+        idle_timers_.push_back(idle);
+        auto it = std::prev(idle_timers_.end());
+        idle->expires_after(Ms(options_.keep_alive_timeout_s));
+        auto ready = std::make_shared<bool>(false);  // outlives this frame if the wait is cancelled
+        auto& sock = beast::get_lowest_layer(stream).socket();
+        sock.async_wait(net::socket_base::wait_read, [ready, idle](const boost::system::error_code& e) {
+          if (e) return;
+          *ready = true;
+          idle->cancel();
+        });
+        co_await idle->async_wait(net::redirect_error(use_awaitable, ec));
+        idle_timers_.erase(it);
+        if (!*ready) {
+          sock.cancel(ec);
+          break;
+        }
+      }
+      first = false;
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(64 * 1024);
+      parser.body_limit(options_.max_body_bytes);
+      stream.expires_after(Ms(options_.read_timeout_s));
+      co_await http::async_read_header(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
+      if (ec == http::error::end_of_stream || ec == net::error::eof) break;
+      if (ec == beast::error::timeout) break;  // the stream is closed by the timeout
+      if (ec) {
+        co_await WriteError(stream, 400, fmt::format("malformed HTTP request: {}", ec.message()));
+        break;
+      }
+      auto& hdr = parser.get();
+      if (auto cl = parser.content_length(); cl && *cl > options_.max_body_bytes) {
+        co_await WriteError(stream, 413, fmt::format("request body of {} bytes exceeds the limit of {} bytes",
+                                                     *cl, options_.max_body_bytes));
+        break;
+      }
+      if (beast::iequals(hdr[http::field::expect], "100-continue")) {
+        http::response<http::empty_body> cont{http::status::continue_, hdr.version()};
+        co_await http::async_write(stream, cont, net::redirect_error(use_awaitable, ec));
+        if (ec) break;
+      }
+      co_await http::async_read(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
+      if (ec == beast::error::timeout) break;
+      if (ec == http::error::body_limit) {
+        co_await WriteError(stream, 413, fmt::format("request body exceeds the limit of {} bytes", options_.max_body_bytes));
+        break;
+      }
+      if (ec) {
+        if (ec != http::error::end_of_stream && ec != net::error::eof && ec != net::error::connection_reset) {
+          co_await WriteError(stream, 400, fmt::format("malformed HTTP request: {}", ec.message()));
+        }
+        break;
+      }
+      stream.expires_never();
+      http::request<http::string_body> req = parser.release();
+      const bool keep_alive = req.keep_alive();
+
+      HttpRequest hr;
+      hr.method = std::string(req.method_string());
+      std::string target(req.target());
+      if (auto q = target.find('?'); q != std::string::npos) {
+        hr.query = target.substr(q + 1);
+        target.resize(q);
+      }
+      hr.path = std::move(target);
+      for (const auto& f : req) {
+        std::string name(f.name_string());
+        for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        hr.headers[name] = std::string(f.value());
+      }
+      hr.body = std::move(req.body());
+      hr.remote = remote;
+
+      auto ex = std::make_shared<Exchange>(&wake, &active_);
+      bool ok = co_await Serve(stream, hr, ex, wake, keep_alive && !stopping_);
+      if (!ok || !keep_alive || stopping_) break;
+    }
+    boost::system::error_code ec;
+    if constexpr (std::is_same_v<typename Stream::protocol_type, tcp>) {
+      beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_send, ec);
+    }
+    beast::get_lowest_layer(stream).socket().close(ec);
+  }
+
+  // Runs the handler and pumps its exchange. False: the connection must close.
+  template <class Stream>
+  awaitable<bool> Serve(Stream& stream, const HttpRequest& hr, std::shared_ptr<Exchange> ex,
+                        net::steady_timer& wake, bool keep_alive) {
+    handler_(hr, ex);
+    // Watch for the client going away while the response is pending.
+    auto& sock = beast::get_lowest_layer(stream).socket();
+    auto watching = std::make_shared<bool>(true);
+    std::weak_ptr<Exchange> weak = ex;
+    sock.async_wait(net::socket_base::wait_read, [watching, weak, &sock](const boost::system::error_code& e) {
+      if (e || !*watching) return;
+      auto ex = weak.lock();
+      if (!ex) return;
+      boost::system::error_code ec2;
+      // Readable with nothing to read: the peer closed (a pipelined request leaves bytes).
+      if (sock.available(ec2) == 0 || ec2) ex->MarkGone();
+    });
+    bool ok = true;
+    boost::system::error_code ec;
+    for (;;) {
+      if (ex->gone_) {
+        ok = false;
+        break;
+      }
+      if (ex->started_ && !ex->header_sent_) {
+        ex->header_sent_ = true;
+        stream.expires_after(Ms(options_.write_timeout_s));
+        if (!ex->streaming_) {
+          http::response<http::string_body> res{static_cast<http::status>(ex->status_), 11};
+          SetCommonHeaders(res, *ex, keep_alive);
+          res.body() = std::move(ex->body_);
+          res.prepare_payload();
+          co_await http::async_write(stream, res, net::redirect_error(use_awaitable, ec));
+          ok = !ec;
+          break;
+        }
+        http::response<http::empty_body> res{static_cast<http::status>(ex->status_), 11};
+        SetCommonHeaders(res, *ex, keep_alive);
+        res.set(http::field::cache_control, "no-cache");
+        res.chunked(true);
+        http::response_serializer<http::empty_body> sr{res};
+        co_await http::async_write_header(stream, sr, net::redirect_error(use_awaitable, ec));
+        if (ec) {
+          ex->MarkGone();
+          continue;
+        }
+      }
+      if (ex->header_sent_ && !ex->chunks_.empty()) {
+        // Coalesce what piled up while the last write was in flight.
+        std::string data;
+        while (!ex->chunks_.empty()) {
+          data += ex->chunks_.front();
+          ex->chunks_.pop_front();
+        }
+        stream.expires_after(Ms(options_.write_timeout_s));
+        co_await net::async_write(stream, http::make_chunk(net::buffer(data)), net::redirect_error(use_awaitable, ec));
+        if (ec) ex->MarkGone();
+        continue;
+      }
+      if (ex->header_sent_ && ex->ended_) {
+        stream.expires_after(Ms(options_.write_timeout_s));
+        co_await net::async_write(stream, http::make_chunk_last(), net::redirect_error(use_awaitable, ec));
+        ok = !ec;
+        break;
+      }
+      wake.expires_at(Clock::time_point::max());
+      co_await wake.async_wait(net::redirect_error(use_awaitable, ec));
+    }
+    stream.expires_never();
+    ex->MarkDone();
+    *watching = false;
+    sock.cancel(ec);  // ends the watcher's wait
+    co_return ok;
+  }
+
+  template <class Stream>
+  awaitable<void> WriteError(Stream& stream, int status, std::string message) {
+    http::response<http::string_body> res{static_cast<http::status>(status), 11};
+    res.set(http::field::server, "inferd");
+    res.set(http::field::content_type, "application/json");
+    res.keep_alive(false);
+    res.body() = options_.error_body(status, message);
+    res.prepare_payload();
+    boost::system::error_code ec;
+    stream.expires_after(Ms(options_.write_timeout_s));
+    co_await http::async_write(stream, res, net::redirect_error(use_awaitable, ec));
+  }
+
+  HttpServerOptions options_;
+  HttpHandler handler_;
+  net::io_context ioc_;
+  net::signal_set signals_;
+  std::function<void(int)> on_signal_;
+  std::optional<tcp::acceptor> tcp_acceptor_;
+  std::optional<unix_proto::acceptor> uds_acceptor_;
+  std::list<std::shared_ptr<net::steady_timer>> idle_timers_;
+  int port_ = 0;
+  bool stopping_ = false;  // I/O thread only
+  std::atomic<int64_t> connections_{0}, active_{0};
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions options, HttpHandler handler) {
+  auto server = std::make_unique<ServerImpl>(std::move(options), std::move(handler));
+  INFERD_RETURN_IF_ERROR(server->Bind());
+  return std::unique_ptr<HttpServer>(std::move(server));
+}
+
+}  // namespace inferd::server

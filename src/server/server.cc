@@ -1,0 +1,536 @@
+#include "server/server.h"
+
+#include <atomic>
+#include <csignal>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "engine/async_engine.h"
+#include "engine/chat_prompt.h"
+#include "server/metrics.h"
+#include "server/openai.h"
+#include "tokenizer/tokenizer.h"
+#include "util/logging.h"
+
+namespace inferd::server {
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+constexpr const char* kJson = "application/json";
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string RandomHex(size_t n) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* digits = "0123456789abcdef";
+  std::string s(n, '0');
+  for (char& c : s) c = digits[rng() & 15];
+  return s;
+}
+
+int HttpStatusFor(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kOutOfRange:
+    case StatusCode::kNotFound:
+    case StatusCode::kFailedPrecondition: return 400;
+    case StatusCode::kResourceExhausted:
+    case StatusCode::kUnavailable:
+    case StatusCode::kAborted: return 503;
+    default: return 500;
+  }
+}
+
+// One HTTP generation request: one engine request per prompt.
+struct Generation {
+  ParsedRequest req;
+  std::unique_ptr<ResponseBuilder> builder;
+  std::shared_ptr<HttpExchange> ex;
+  std::vector<std::string> engine_ids;
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  std::vector<std::optional<RequestOutput>> finals;
+  std::vector<double> last_token_time;  // per prompt, sample 0: for inter-token latency
+  size_t num_final = 0;
+  std::optional<std::pair<int, std::string>> error;
+  bool timed_out = false, done = false;
+  int64_t completion_tokens = 0;
+  std::string route;
+};
+
+class Server {
+ public:
+  explicit Server(ServeOptions options) : options_(std::move(options)) {}
+
+  int Run(EngineFactory factory) {
+    HttpServerOptions http = options_.http;
+    http.error_body = [](int status, const std::string& message) { return ErrorBody(status, message); };
+    auto created = HttpServer::Create(http, [this](const HttpRequest& r, std::shared_ptr<HttpExchange> ex) {
+      Handle(r, std::move(ex));
+    });
+    if (!created.ok()) {
+      INFERD_LOG_ERROR("{}", created.status().message());
+      return 1;
+    }
+    http_ = std::move(*created);
+    http_->OnSignal([this](int sig) { OnSignal(sig); });
+    loader_ = std::thread([this, factory = std::move(factory)] { Load(factory); });
+    if (options_.http.uds.empty()) {
+      INFERD_LOG_INFO("Starting server on http://{}:{} (loading the model; /health answers 503 until ready)",
+                      options_.http.host, http_->port());
+    } else {
+      INFERD_LOG_INFO("Starting server on unix socket {}", options_.http.uds);
+    }
+    http_->Run();
+    if (loader_.joinable()) loader_.join();
+    if (shutdown_thread_.joinable()) shutdown_thread_.join();
+    if (engine_) engine_->Shutdown();
+    return exit_code_.load();
+  }
+
+ private:
+  // ---- start-up and shutdown --------------------------------------------------------------
+
+  void Load(const EngineFactory& factory) {
+    StatusOr<std::unique_ptr<EngineCore>> core = factory();
+    if (!core.ok()) {
+      INFERD_LOG_ERROR("{}", core.status().message());
+      exit_code_ = 1;
+      http_->Post([this] { http_->Stop(); });
+      return;
+    }
+    const EngineCore& c = **core;
+    ModelInfo info;
+    info.served_names = options_.served_model_names;
+    if (info.served_names.empty()) info.served_names.push_back(c.model().path);
+    info.max_model_len = c.max_model_len();
+    info.vocab_size = c.vocab_size();
+    if (options_.generation_config == "auto") info.defaults = c.model().generation;
+    std::unique_ptr<ChatPrompter> prompter;
+    auto p = ChatPrompter::Create(c.tokenizer(), options_.chat_template);
+    if (p.ok()) {
+      prompter = std::move(*p);
+    } else if (!options_.chat_template.empty()) {
+      INFERD_LOG_ERROR("--chat-template: {}", p.status().message());
+      exit_code_ = 1;
+      http_->Post([this] { http_->Stop(); });
+      return;
+    } else {
+      INFERD_LOG_WARN("{}; /v1/chat/completions will answer 400", p.status().message());
+    }
+    // Handed to the I/O thread in one piece (std::function needs a copyable closure).
+    struct Ready {
+      ModelInfo info;
+      std::unique_ptr<ChatPrompter> prompter;
+      std::unique_ptr<metrics::ServerMetrics> metrics;
+      std::unique_ptr<AsyncEngine> engine;
+    };
+    auto ready = std::make_shared<Ready>();
+    ready->metrics = std::make_unique<metrics::ServerMetrics>(info.served_names.front());
+    ready->info = std::move(info);
+    ready->prompter = std::move(prompter);
+    ready->engine = std::make_unique<AsyncEngine>(std::move(*core), options_.stats_interval_s);
+    http_->Post([this, ready] {
+      info_ = std::move(ready->info);
+      prompter_ = std::move(ready->prompter);
+      metrics_ = std::move(ready->metrics);
+      engine_ = std::move(ready->engine);
+      if (stopping_) {
+        BeginShutdown();
+        return;
+      }
+      INFERD_LOG_INFO("Serving model '{}' (max model length {}); ready", info_.served_names.front(),
+                      info_.max_model_len);
+      INFERD_LOG_INFO("Application startup complete.");
+    });
+  }
+
+  void OnSignal(int sig) {
+    if (stopping_) {
+      INFERD_LOG_WARN("second signal: exiting now");
+      http_->Stop();
+      return;
+    }
+    INFERD_LOG_INFO("{} received: shutting down (draining in-flight requests for up to {:.0f} s)",
+                    sig == SIGINT ? "SIGINT" : "SIGTERM", options_.shutdown_timeout_s);
+    stopping_ = true;
+    http_->StopAccepting();
+    if (engine_) BeginShutdown();  // else the loader calls it when done
+  }
+
+  void BeginShutdown() {
+    auto drain = std::chrono::milliseconds(static_cast<int64_t>(options_.shutdown_timeout_s * 1000));
+    shutdown_thread_ = std::thread([this, drain] {
+      engine_->Shutdown(drain);  // every stream gets its final output
+      http_->Post([this] { WaitForResponsesThenStop(0); });
+    });
+  }
+
+  void WaitForResponsesThenStop(int attempt) {
+    // Finals were posted before this; give the connections a moment to flush them.
+    if ((http_->num_active_exchanges() == 0 && in_flight_.empty()) || attempt >= 50) {
+      INFERD_LOG_INFO("Shutdown complete.");
+      http_->Stop();
+      return;
+    }
+    http_->After(0.1, [this, attempt] { WaitForResponsesThenStop(attempt + 1); });
+  }
+
+  // ---- routing ---------------------------------------------------------------------------
+
+  void Handle(const HttpRequest& r, std::shared_ptr<HttpExchange> ex) {
+    if (options_.access_log) INFERD_LOG_INFO("{} - \"{} {}\"", r.remote, r.method, r.path);
+    const bool v1 = r.path.rfind("/v1/", 0) == 0;
+    if (v1 && !options_.api_key.empty()) {
+      const std::string auth = r.Header("authorization");
+      if (auth.empty()) return SendError(ex, 401, "Missing API key: send 'Authorization: Bearer <key>'");
+      if (auth != "Bearer " + options_.api_key) return SendError(ex, 401, "Incorrect API key provided");
+    }
+    struct Route {
+      const char* method;
+      const char* path;
+      void (Server::*fn)(const HttpRequest&, std::shared_ptr<HttpExchange>);
+    };
+    static const Route routes[] = {
+        {"POST", "/v1/completions", &Server::Completions},
+        {"POST", "/v1/chat/completions", &Server::ChatCompletions},
+        {"GET", "/v1/models", &Server::Models},
+        {"POST", "/tokenize", &Server::Tokenize},
+        {"POST", "/detokenize", &Server::Detokenize},
+        {"GET", "/health", &Server::Health},
+        {"GET", "/metrics", &Server::Metrics},
+        {"GET", "/version", &Server::Version},
+    };
+    bool path_known = false;
+    for (const Route& route : routes) {
+      if (r.path != route.path) continue;
+      path_known = true;
+      if (r.method == route.method) {
+        try {
+          (this->*route.fn)(r, ex);
+        } catch (const ApiError& e) {
+          SendError(ex, e.status, e.message, e.param);
+        } catch (const std::exception& e) {
+          INFERD_LOG_ERROR("{} {}: {}", r.method, r.path, e.what());
+          SendError(ex, 500, std::string("internal error: ") + e.what());
+        }
+        return;
+      }
+    }
+    if (path_known) return SendError(ex, 405, fmt::format("method {} is not allowed for {}", r.method, r.path));
+    SendError(ex, 404, fmt::format("Not Found: {} {}", r.method, r.path));
+  }
+
+  void SendJson(const std::shared_ptr<HttpExchange>& ex, int status, const std::string& body) {
+    ex->Respond(status, kJson, body);
+  }
+  void SendError(const std::shared_ptr<HttpExchange>& ex, int status, const std::string& message,
+                 const std::string& param = {}) {
+    HttpHeaders extra;
+    if (status == 503 || status == 429) extra.emplace_back("Retry-After", "1");
+    if (status == 401) extra.emplace_back("WWW-Authenticate", "Bearer");
+    ex->Respond(status, kJson, ErrorBody(status, message, param), std::move(extra));
+  }
+
+  // Throws 503 while the model loads or after the engine stopped.
+  AsyncEngine& ReadyEngine() {
+    if (!engine_) throw ApiError(503, "the model is still loading");
+    if (stopping_) throw ApiError(503, "the server is shutting down");
+    return *engine_;
+  }
+
+  static json ParseBody(const HttpRequest& r) {
+    if (r.body.empty()) throw ApiError(400, "the request body is empty; expected a JSON object");
+    json body = json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+    if (body.is_discarded()) {
+      // Parse again for the parser's message (position of the error).
+      try {
+        json again = json::parse(r.body);
+        (void)again;
+      } catch (const json::parse_error& e) {
+        throw ApiError(400, fmt::format("malformed JSON in the request body: {}", e.what()));
+      }
+      throw ApiError(400, "malformed JSON in the request body");
+    }
+    if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
+    return body;
+  }
+
+  // ---- simple routes ---------------------------------------------------------------------
+
+  void Health(const HttpRequest&, std::shared_ptr<HttpExchange> ex) {
+    if (!engine_) return SendError(ex, 503, "the model is still loading");
+    if (!engine_->Snapshot().alive) return SendError(ex, 503, "the engine has stopped");
+    ex->Respond(200, kJson, "");
+  }
+
+  void Version(const HttpRequest&, std::shared_ptr<HttpExchange> ex) {
+    SendJson(ex, 200, Dump(ojson{{"version", kVersion}}));
+  }
+
+  void Metrics(const HttpRequest&, std::shared_ptr<HttpExchange> ex) {
+    if (!metrics_) return SendError(ex, 503, "the model is still loading");
+    metrics_->UpdateFromEngine(engine_->Snapshot());
+    ex->Respond(200, std::string(metrics::kContentType), metrics_->Render());
+  }
+
+  void Models(const HttpRequest&, std::shared_ptr<HttpExchange> ex) {
+    ReadyEngine();
+    ojson data = ojson::array();
+    for (const std::string& name : info_.served_names) {
+      data.push_back({{"id", name},
+                      {"object", "model"},
+                      {"created", static_cast<int64_t>(Now())},
+                      {"owned_by", "inferd"},
+                      {"root", engine_->core().model().path},
+                      {"parent", nullptr},
+                      {"max_model_len", info_.max_model_len}});
+    }
+    SendJson(ex, 200, Dump(ojson{{"object", "list"}, {"data", data}}));
+  }
+
+  void CheckModel(const json& body) {
+    auto it = body.find("model");
+    if (it == body.end() || it->is_null()) return;
+    if (!it->is_string()) throw ApiError(400, "'model' must be a string", "model");
+    for (const std::string& n : info_.served_names) {
+      if (n == it->get<std::string>()) return;
+    }
+    throw ApiError(404, fmt::format("The model `{}` does not exist.", it->get<std::string>()), "model");
+  }
+
+  void Tokenize(const HttpRequest& r, std::shared_ptr<HttpExchange> ex) {
+    AsyncEngine& engine = ReadyEngine();
+    json body = ParseBody(r);
+    CheckModel(body);
+    const Tokenizer& tok = engine.core().tokenizer();
+    std::vector<int32_t> ids;
+    if (body.contains("messages")) {
+      if (!prompter_) throw ApiError(400, "this model has no chat template");
+      ParsedRequest pr = ParseGenerateRequest(
+          json{{"messages", body["messages"]},
+               {"add_generation_prompt", body.value("add_generation_prompt", true)},
+               {"continue_final_message", body.value("continue_final_message", false)},
+               {"max_tokens", 1}},
+          true, InfoWithRoom(), tok, prompter_.get());
+      ids = std::move(pr.prompts[0].token_ids);
+    } else {
+      auto it = body.find("prompt");
+      if (it == body.end() || !it->is_string()) throw ApiError(400, "'prompt' must be a string", "prompt");
+      auto add = body.find("add_special_tokens");
+      if (add != body.end() && !add->is_boolean()) throw ApiError(400, "'add_special_tokens' must be a boolean", "add_special_tokens");
+      ids = tok.Encode(it->get<std::string>(), add == body.end() ? true : add->get<bool>(), false);
+    }
+    ojson out = {{"count", ids.size()}, {"max_model_len", info_.max_model_len}, {"tokens", ids}};
+    if (body.value("return_token_strs", false)) {
+      ojson strs = ojson::array();
+      for (int32_t id : ids) strs.push_back(tok.TokenToPiece(id, false));
+      out["token_strs"] = strs;
+    } else {
+      out["token_strs"] = nullptr;
+    }
+    SendJson(ex, 200, Dump(out));
+  }
+
+  // Model info without the context check (tokenize counts whatever it is given).
+  ModelInfo InfoWithRoom() const {
+    ModelInfo i = info_;
+    i.max_model_len = std::numeric_limits<int64_t>::max() / 2;
+    return i;
+  }
+
+  void Detokenize(const HttpRequest& r, std::shared_ptr<HttpExchange> ex) {
+    AsyncEngine& engine = ReadyEngine();
+    json body = ParseBody(r);
+    CheckModel(body);
+    auto it = body.find("tokens");
+    if (it == body.end() || !it->is_array()) throw ApiError(400, "'tokens' must be an array of token ids", "tokens");
+    std::vector<int32_t> ids;
+    for (const json& t : *it) {
+      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= info_.vocab_size) {
+        throw ApiError(400, fmt::format("'tokens' must hold token ids in 0..{}", info_.vocab_size - 1), "tokens");
+      }
+      ids.push_back(t.get<int32_t>());
+    }
+    SendJson(ex, 200, Dump(ojson{{"prompt", engine.core().tokenizer().Decode(ids, false)}}));
+  }
+
+  // ---- generation ------------------------------------------------------------------------
+
+  void Completions(const HttpRequest& r, std::shared_ptr<HttpExchange> ex) { Generate(r, std::move(ex), false); }
+  void ChatCompletions(const HttpRequest& r, std::shared_ptr<HttpExchange> ex) { Generate(r, std::move(ex), true); }
+
+  void Generate(const HttpRequest& r, std::shared_ptr<HttpExchange> ex, bool chat) {
+    AsyncEngine& engine = ReadyEngine();
+    json body = ParseBody(r);
+    auto g = std::make_shared<Generation>();
+    g->req = ParseGenerateRequest(body, chat, info_, engine.core().tokenizer(), prompter_.get());
+    if (options_.max_waiting_requests > 0 &&
+        engine.NumQueued() + g->req.prompts.size() > static_cast<size_t>(options_.max_waiting_requests)) {
+      throw ApiError(503, fmt::format("the server is overloaded: {} requests are already waiting (--max-waiting-requests {})",
+                                      engine.NumQueued(), options_.max_waiting_requests));
+    }
+    const std::string base = g->req.request_id.empty() ? RandomHex(32) : g->req.request_id;
+    const std::string id = (chat ? "chatcmpl-" : "cmpl-") + base;
+    g->builder = std::make_unique<ResponseBuilder>(g->req, id, static_cast<int64_t>(Now()), engine.core().tokenizer());
+    g->ex = ex;
+    g->route = r.path;
+    const size_t np = g->req.prompts.size();
+    g->finals.resize(np);
+    g->last_token_time.assign(np, 0);
+    const double arrival = Now();
+    std::weak_ptr<Generation> weak = g;
+    for (size_t i = 0; i < np; ++i) {
+      GenerateRequest er;
+      er.request_id = np == 1 ? id : fmt::format("{}-{}", id, i);
+      er.prompt = g->req.prompts[i].text;
+      er.prompt_token_ids = g->req.prompts[i].token_ids;
+      er.params = g->req.params;
+      er.priority = g->req.priority;
+      er.arrival_time = arrival;
+      StatusOr<std::shared_ptr<RequestStream>> stream = engine.AddRequest(std::move(er));
+      if (!stream.ok()) {
+        for (const std::string& eid : g->engine_ids) engine.Abort(eid);
+        // Earlier prompts' streams still end; nobody reads them.
+        throw ApiError(HttpStatusFor(stream.status()), stream.status().message());
+      }
+      g->engine_ids.push_back((*stream)->request_id());
+      g->streams.push_back(*stream);
+    }
+    in_flight_[id] = g;
+    if (g->req.stream) {
+      ex->StartStream(200, "text/event-stream");
+      ex->Write(g->builder->StreamStart());
+    }
+    ex->OnClientGone([this, weak] {
+      if (auto gen = weak.lock()) {
+        if (options_.access_log) INFERD_LOG_INFO("client disconnected: aborting {}", gen->builder->id());
+        AbortAll(*gen);
+      }
+    });
+    if (options_.request_timeout_s > 0) {
+      http_->After(options_.request_timeout_s, [this, weak] {
+        auto gen = weak.lock();
+        if (!gen || gen->done) return;
+        gen->timed_out = true;
+        AbortAll(*gen);
+      });
+    }
+    for (auto& s : g->streams) {
+      s->SetNotify([this, weak] {
+        http_->Post([this, weak] {
+          if (auto gen = weak.lock()) Pump(gen);
+        });
+      });
+    }
+  }
+
+  void AbortAll(Generation& g) {
+    if (!engine_) return;
+    for (size_t i = 0; i < g.engine_ids.size(); ++i) {
+      if (!g.finals[i] && !(g.error && i >= g.engine_ids.size())) engine_->Abort(g.engine_ids[i]);
+    }
+  }
+
+  // Drains every stream of `g` (I/O thread) and writes what the client should see.
+  void Pump(const std::shared_ptr<Generation>& g) {
+    if (g->done) return;
+    const double now = Now();
+    for (size_t i = 0; i < g->streams.size(); ++i) {
+      RequestStream::Item item;
+      while (g->streams[i]->TryNext(&item)) {
+        if (item.delta) {
+          const OutputDelta& d = *item.delta;
+          g->completion_tokens += static_cast<int64_t>(d.new_token_ids.size());
+          if (d.index == 0 && !d.new_token_ids.empty()) {
+            if (g->last_token_time[i] > 0 && metrics_) metrics_->ObserveInterToken(now - g->last_token_time[i]);
+            g->last_token_time[i] = now;
+          }
+          if (g->req.stream && !g->timed_out) g->ex->Write(g->builder->StreamDelta(static_cast<int>(i), d));
+        } else if (item.final) {
+          ++g->num_final;
+          if (!item.final->ok()) {
+            if (!g->error) g->error = {HttpStatusFor(item.final->status()), item.final->status().message()};
+            if (metrics_) metrics_->ObserveFinished("error", -1, -1, -1);
+            continue;
+          }
+          RequestOutput& out = **item.final;
+          const RequestMetrics& m = out.metrics;
+          if (metrics_) {
+            const std::string reason =
+                !out.outputs.empty() && out.outputs[0].finish_reason ? *out.outputs[0].finish_reason : "abort";
+            auto since = [&](double t) { return t > 0 && m.arrival_time > 0 ? t - m.arrival_time : -1.0; };
+            metrics_->ObserveFinished(reason, since(m.first_scheduled_time), since(m.first_token_time),
+                                      since(m.finished_time));
+          }
+          g->finals[i] = std::move(out);
+        }
+      }
+    }
+    if (g->num_final == g->streams.size()) Finish(g);
+  }
+
+  void Finish(const std::shared_ptr<Generation>& g) {
+    g->done = true;
+    in_flight_.erase(g->builder->id());
+    HttpExchange& ex = *g->ex;
+    std::optional<std::pair<int, std::string>> err = g->error;
+    if (!err && g->timed_out) {
+      err = {408, fmt::format("the request timed out after {:g} s (--request-timeout)", options_.request_timeout_s)};
+    }
+    if (!err && stopping_) {
+      bool aborted = false;
+      for (const auto& f : g->finals) {
+        for (const CompletionOutput& o : f->outputs) aborted = aborted || (o.finish_reason && *o.finish_reason == "abort");
+      }
+      if (aborted) err = {503, "the server shut down before the request finished"};
+    }
+    if (g->req.stream) {
+      if (err) {
+        ex.Write(ErrorEvent(err->first, err->second));
+        ex.Write("data: [DONE]\n\n");
+      } else {
+        int64_t prompt_tokens = 0, cached = 0;
+        for (const auto& f : g->finals) {
+          prompt_tokens += static_cast<int64_t>(f->prompt_token_ids.size());
+          cached += f->num_cached_tokens;
+        }
+        ex.Write(g->builder->StreamEnd(prompt_tokens, g->completion_tokens, cached));
+      }
+      ex.End();
+      return;
+    }
+    if (err) return SendError(g->ex, err->first, err->second);
+    std::vector<RequestOutput> outs;
+    outs.reserve(g->finals.size());
+    for (auto& f : g->finals) outs.push_back(std::move(*f));
+    SendJson(g->ex, 200, g->builder->Complete(outs));
+  }
+
+  ServeOptions options_;
+  std::unique_ptr<HttpServer> http_;
+  std::thread loader_, shutdown_thread_;
+  std::atomic<int> exit_code_{0};
+  // I/O thread only:
+  bool stopping_ = false;
+  ModelInfo info_;
+  std::unique_ptr<ChatPrompter> prompter_;
+  std::unique_ptr<metrics::ServerMetrics> metrics_;
+  std::unique_ptr<AsyncEngine> engine_;  // set once on the I/O thread; read by the shutdown thread after
+  std::unordered_map<std::string, std::shared_ptr<Generation>> in_flight_;
+};
+
+}  // namespace
+
+int RunServer(ServeOptions options, EngineFactory factory) {
+  Server server(std::move(options));
+  return server.Run(std::move(factory));
+}
+
+}  // namespace inferd::server

@@ -1,0 +1,45 @@
+// `inferd serve`: the OpenAI-compatible API server.
+//
+// Routes: POST /v1/completions, POST /v1/chat/completions, GET /v1/models, POST /tokenize,
+// POST /detokenize, GET /health, GET /metrics, GET /version. The HTTP side runs on one
+// I/O thread (server/http.h), the engine on its own (engine/async_engine.h); outputs
+// travel from the engine thread to the I/O thread through RequestStream notifications.
+//
+// Start-up: the port is bound first and answers /health with 503 while the model loads,
+// so orchestrators can tell "loading" from "down". Shutdown (SIGTERM / SIGINT): stop
+// accepting, let in-flight requests finish for up to shutdown_timeout_s, abort the rest
+// (streams get an error event), exit 0. Every accepted request ends exactly once.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/engine_core.h"
+#include "inferd/status.h"
+#include "server/http.h"
+
+namespace inferd::server {
+
+struct ServeOptions {
+  HttpServerOptions http;
+  std::vector<std::string> served_model_names;  // empty: the model path
+  std::string api_key;                          // empty: no authentication
+  std::string chat_template;                    // template text; empty: the model's
+  std::string generation_config = "auto";       // auto: the model's defaults; vllm: none
+  int64_t max_waiting_requests = 0;             // 0: unbounded
+  double request_timeout_s = 0;                 // 0: none
+  double shutdown_timeout_s = 30;               // drain time on SIGTERM
+  double stats_interval_s = 10;
+  bool access_log = true;
+};
+
+// Builds the engine (on a background thread, while /health answers 503).
+using EngineFactory = std::function<StatusOr<std::unique_ptr<EngineCore>>()>;
+
+// Serves until SIGTERM/SIGINT; returns the process exit code (0 after a clean shutdown,
+// 1 when the port cannot be bound or the model cannot be loaded).
+int RunServer(ServeOptions options, EngineFactory factory);
+
+}  // namespace inferd::server
