@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <random>
 
+#include "cli/bench_serve.h"
 #include "cli/common.h"
 #include "cli/progress.h"
 
@@ -97,6 +98,7 @@ void AddBenchCommands(CLI::App& app) {
   cmd->add_option("--dataset-seed", t->dataset_seed, "seed of the random prompts")->capture_default_str();
   cmd->add_flag("--json", t->json, "print {requests_per_s, total_tokens_per_s, output_tokens_per_s, ...}");
   cmd->callback([t] { RunThroughput(*t); });
+  AddBenchServeCommand(bench);
 }
 
 }  // namespace inferd::cli
