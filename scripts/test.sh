@@ -24,3 +24,6 @@ echo "== reference tests against llama.cpp (pytest)"
 
 echo "== command-line end-to-end tests (pytest)"
 python3 -m pytest tests/cli -q
+
+echo "== server end-to-end tests: openai client, raw HTTP, lifecycle, Prometheus (pytest)"
+python3 -m pytest tests/e2e -q

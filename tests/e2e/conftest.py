@@ -11,3 +11,96 @@ def build_dir():
     """The CMake build directory: $INFERD_BUILD_DIR (relative to the repo root), default build/release."""
     build = pathlib.Path(os.environ.get("INFERD_BUILD_DIR", ROOT / "build" / "release"))
     return build if build.is_absolute() else ROOT / build
+
+
+def _model_path():
+    return os.environ.get("INFERD_MODEL") or os.path.expanduser(
+        "~/.cache/inferd/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """A real `inferd serve` process on a free port; logs go to a file (see .log_text())."""
+
+    def __init__(self, inferd, args, tmp_path, env=None, wait=True):
+        import subprocess
+        import time
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp_path / f"serve-{self.port}.log"
+        self._log = open(self.log_path, "wb")
+        cmd = [str(inferd), "serve", _model_path(), "--host", "127.0.0.1", "--port", str(self.port),
+               "--served-model-name", "smollm2", "--kv-cache-memory", "256MiB", "--max-model-len", "2048",
+               "--disable-log-stats", *map(str, args)]
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {})})
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout=120):
+        import time
+        import urllib.request
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"inferd serve exited with {self.proc.returncode}:\n{self.log_text()}")
+            try:
+                with urllib.request.urlopen(self.base_url + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except Exception:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"inferd serve not ready after {timeout}s:\n{self.log_text()}")
+
+    def log_text(self):
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig=None, timeout=60):
+        import signal
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig or signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="session")
+def inferd_bin(build_dir):
+    exe = build_dir / "src" / "cli" / "inferd"
+    if not exe.exists():
+        pytest.fail(f"inferd binary not found at {exe}: build first (scripts/build.sh)")
+    return exe
+
+
+@pytest.fixture(scope="session")
+def server(inferd_bin, tmp_path_factory):
+    """One shared server for tests that do not change its flags (model name 'smollm2')."""
+    s = ServerProcess(inferd_bin, [], tmp_path_factory.mktemp("server"))
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def start_server(inferd_bin, tmp_path):
+    """start_server(*flags, env=None, wait=True) -> ServerProcess, stopped after the test."""
+    started = []
+
+    def _start(*args, env=None, wait=True):
+        s = ServerProcess(inferd_bin, args, tmp_path, env=env, wait=wait)
+        started.append(s)
+        return s
+    yield _start
+    for s in started:
+        s.stop()
