@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# README's first command: installs dependencies, fetches the embedded model, builds inferd
+# Installs dependencies, fetches the embedded model, builds inferd
 # and generates text with it. Extra arguments go to `inferd generate`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

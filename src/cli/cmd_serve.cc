@@ -23,6 +23,11 @@ struct ServeFlags {
 
 void RunServe(ServeFlags& f) {
   if (!f.positional_model.empty()) f.model.load.model = f.positional_model;
+  if (f.serve.served_model_names.empty()) {
+    // As vLLM: the model as the user named it; the embedded default gets a short name.
+    f.serve.served_model_names.push_back(f.model.load.model == DefaultModelPath() ? "SmolLM2-135M-Instruct"
+                                                                                  : f.model.load.model);
+  }
   if (f.serve.api_key.empty()) {
     if (const char* k = std::getenv("INFERD_API_KEY"); k && *k) f.serve.api_key = k;
   }
