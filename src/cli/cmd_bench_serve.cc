@@ -34,6 +34,7 @@ struct ServeBenchFlags {
   bool ignore_eos = true;
   double timeout_s = 6 * 3600;
   std::string percentile_metrics = "ttft,tpot,itl", metric_percentiles = "99";
+  std::string result_filename;
   bool json = false, disable_tqdm = false, skip_test_run = false;
 };
 
@@ -205,6 +206,12 @@ void RunServeBench(ServeBenchFlags& f) {
     std::fputs(FormatServeResult(m, info).c_str(), stdout);
   }
   std::fflush(stdout);
+  if (!f.result_filename.empty()) {
+    std::FILE* out = std::fopen(f.result_filename.c_str(), "w");
+    if (!out) return Fail(InvalidArgument("cannot write --result-filename " + f.result_filename));
+    std::fprintf(out, "%s\n", ServeResultJson(m, info).dump(2).c_str());
+    std::fclose(out);
+  }
   if (m.completed == 0) return Fail(Internal("all requests failed"));
 }
 
@@ -239,6 +246,7 @@ void AddBenchServeCommand(CLI::App* bench) {
       ->capture_default_str();
   cmd->add_flag("--skip-test-run", f->skip_test_run, "do not send one request before the run");
   cmd->add_flag("--disable-tqdm", f->disable_tqdm, "no progress line on stderr");
+  cmd->add_option("--result-filename", f->result_filename, "also write the JSON result to this file");
   cmd->add_flag("--json", f->json, "print the result as one JSON object (vLLM's keys)");
   cmd->callback([f] { RunServeBench(*f); });
 }
