@@ -364,6 +364,7 @@ class ServerImpl final : public HttpServer {
   template <class Stream>
   awaitable<bool> Serve(Stream& stream, const HttpRequest& hr, std::shared_ptr<Exchange> ex,
                         net::steady_timer& wake, bool keep_alive) {
+    const auto started = Clock::now();
     handler_(hr, ex);
     // Watch for the client going away while the response is pending.
     auto& sock = beast::get_lowest_layer(stream).socket();
@@ -429,6 +430,10 @@ class ServerImpl final : public HttpServer {
       co_await wake.async_wait(net::redirect_error(use_awaitable, ec));
     }
     stream.expires_never();
+    if (options_.on_complete) {
+      options_.on_complete(hr, ex->gone_ ? 499 : ex->status_,
+                           std::chrono::duration<double>(Clock::now() - started).count());
+    }
     ex->MarkDone();
     *watching = false;
     sock.cancel(ec);  // ends the watcher's wait

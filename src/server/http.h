@@ -65,6 +65,8 @@ struct HttpServerOptions {
   double read_timeout_s = 30;          // a request must arrive completely within this
   double keep_alive_timeout_s = 5;     // idle keep-alive connections close after this
   double write_timeout_s = 60;         // a client that does not read for this long is dropped
+  // Called when a response has ended (or the client went away: status 499), for access logs.
+  std::function<void(const HttpRequest&, int status, double seconds)> on_complete;
   // Body and content type for server-generated errors (413, 400 parse errors).
   std::function<std::string(int status, const std::string& message)> error_body;
 };

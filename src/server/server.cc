@@ -71,6 +71,11 @@ class Server {
   int Run(EngineFactory factory) {
     HttpServerOptions http = options_.http;
     http.error_body = [](int status, const std::string& message) { return ErrorBody(status, message); };
+    if (options_.access_log) {
+      http.on_complete = [](const HttpRequest& r, int status, double seconds) {
+        INFERD_LOG_INFO("{} - \"{} {}\" {} {:.3f}s", r.remote, r.method, r.path, status, seconds);
+      };
+    }
     auto created = HttpServer::Create(http, [this](const HttpRequest& r, std::shared_ptr<HttpExchange> ex) {
       Handle(r, std::move(ex));
     });
@@ -185,7 +190,6 @@ class Server {
   // ---- routing ---------------------------------------------------------------------------
 
   void Handle(const HttpRequest& r, std::shared_ptr<HttpExchange> ex) {
-    if (options_.access_log) INFERD_LOG_INFO("{} - \"{} {}\"", r.remote, r.method, r.path);
     const bool v1 = r.path.rfind("/v1/", 0) == 0;
     if (v1 && !options_.api_key.empty()) {
       const std::string auth = r.Header("authorization");
