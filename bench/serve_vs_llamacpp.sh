@@ -14,6 +14,10 @@
 # --max-model-len I + O + 64 and T threads. Prefix caching stays at each server's default
 # (the random prompts share no prefix).
 #
+# Timings are only comparable on a quiet machine: with other jobs on the same cores,
+# llama.cpp's OpenMP threads (which spin at barriers) slow down far more than inferd's; the
+# load average before each run is printed beside its result.
+#
 # inferd: $INFERD, --inferd, or the newest of build/*/src/cli/inferd that has `bench serve`.
 # llama-server: $LLAMACPP_SERVER, else scripts/llamacpp.sh --with-bench (builds it once).
 # Logs and JSON results: $OUT_DIR (default: a fresh directory under /tmp).
@@ -37,7 +41,7 @@ while [ $# -gt 0 ]; do
     --seed) SEED=$2; shift 2 ;;
     --inferd) INFERD=$2; shift 2 ;;
     --port) PORT=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "serve_vs_llamacpp.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -104,7 +108,7 @@ wait_ready() {
 run_bench() {
   local name=$1
   echo
-  echo "######## $name"
+  echo "######## $name (load average before the run: $(cut -d' ' -f1-3 /proc/loadavg))"
   "$INFERD" bench serve --base-url "http://127.0.0.1:$PORT" --model "$MODEL" \
     --num-prompts "$NUM_PROMPTS" --max-concurrency "$CONCURRENCY" --request-rate "$REQUEST_RATE" \
     --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --seed "$SEED" \
