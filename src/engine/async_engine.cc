@@ -164,14 +164,16 @@ void AsyncEngine::Loop() {
       return;
     }
     StepResult result = core_->Step();
-    Dispatch(result);
     {
+      // Before the outputs go out: whoever sees a request's final output also sees a
+      // snapshot that no longer counts it as running.
       std::lock_guard<std::mutex> lock(mu_);
       snapshot_.num_running = core_->num_running();
       snapshot_.num_waiting = core_->num_waiting();
       snapshot_.kv_usage = core_->kv_usage();
       snapshot_.counters = core_->counters();
     }
+    Dispatch(result);
     const auto now = std::chrono::steady_clock::now();
     const double since = std::chrono::duration<double>(now - last_stats).count();
     if (stats_interval_s_ > 0 && since >= stats_interval_s_) {
