@@ -39,9 +39,6 @@ void RunServe(ServeFlags& f) {
   StatusOr<int64_t> body = ParseByteSize(f.max_body);
   if (!body.ok()) return Fail(InvalidArgument("--max-request-body: " + body.status().message()));
   f.serve.http.max_body_bytes = static_cast<size_t>(*body);
-  if (f.serve.generation_config != "auto" && f.serve.generation_config != "vllm") {
-    return Fail(InvalidArgument("--generation-config must be 'auto' (the model's defaults) or 'vllm' (none)"));
-  }
   if (f.serve.request_timeout_s > 0) {
     f.serve.http.read_timeout_s = std::min(f.serve.http.read_timeout_s, f.serve.request_timeout_s);
   }
@@ -78,7 +75,8 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_option("--served-model-name", s.served_model_names, "model name(s) in the API (default: the model path)");
   cmd->add_option("--chat-template", flags->chat_template_file, "Jinja chat template file (default: the model's)");
   cmd->add_option("--generation-config", s.generation_config,
-                  "auto: default sampling values from the model's generation_config; vllm: none")
+                  "auto: default sampling values from the model's generation_config.json; vllm: none; "
+                  "or a folder holding a generation_config.json")
       ->capture_default_str();
   cmd->add_option("--max-waiting-requests", s.max_waiting_requests,
                   "answer 503 when this many requests are already waiting (0 = unbounded)")

@@ -116,7 +116,18 @@ class Server {
     if (info.served_names.empty()) info.served_names.push_back(c.model().path);
     info.max_model_len = c.max_model_len();
     info.vocab_size = c.vocab_size();
-    if (options_.generation_config == "auto") info.defaults = c.model().generation;
+    if (options_.generation_config == "auto") {
+      info.defaults = c.model().generation;
+    } else if (options_.generation_config != "vllm") {
+      StatusOr<GenerationDefaults> d = LoadGenerationConfig(options_.generation_config);
+      if (!d.ok()) {
+        INFERD_LOG_ERROR("--generation-config: {}", d.status().message());
+        exit_code_ = 1;
+        http_->Post([this] { http_->Stop(); });
+        return;
+      }
+      info.defaults = *d;
+    }
     std::unique_ptr<ChatPrompter> prompter;
     auto p = ChatPrompter::Create(c.tokenizer(), options_.chat_template);
     if (p.ok()) {

@@ -27,7 +27,8 @@ struct ServeOptions {
   std::vector<std::string> served_model_names;  // empty: the model path
   std::string api_key;                          // empty: no authentication
   std::string chat_template;                    // template text; empty: the model's
-  std::string generation_config = "auto";       // auto: the model's defaults; vllm: none
+  std::string generation_config = "auto";       // auto: the model's defaults; vllm: none;
+                                                // else a folder with generation_config.json
   int64_t max_waiting_requests = 0;             // 0: unbounded
   double request_timeout_s = 0;                 // 0: none
   double shutdown_timeout_s = 30;               // drain time on SIGTERM
