@@ -37,6 +37,11 @@ void SuggestFlags(const CLI::App& app, const std::vector<std::string>& extras) {
   for (const std::string& extra : extras) {
     if (extra.rfind("--", 0) != 0) continue;
     const std::string flag = extra.substr(0, extra.find('='));
+    bool known = false;
+    for (const CLI::Option* opt : cmd->get_options()) {
+      for (const std::string& name : opt->get_lnames()) known = known || flag == "--" + name;
+    }
+    if (known) continue;
     std::string best;
     size_t best_d = 4;  // suggest only close matches
     for (const CLI::Option* opt : cmd->get_options()) {
@@ -67,7 +72,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ExtrasError& e) {
-    SuggestFlags(app, app.remaining());
+    SuggestFlags(app, std::vector<std::string>(argv + 1, argv + argc));
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);

@@ -302,6 +302,11 @@ class ServerImpl final : public HttpServer {
       co_await http::async_read_header(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
       if (ec == http::error::end_of_stream || ec == net::error::eof) break;
       if (ec == beast::error::timeout) break;  // the stream is closed by the timeout
+      if (ec == http::error::body_limit) {  // Content-Length over the limit, seen with the header
+        co_await WriteError(stream, 413, fmt::format("request body exceeds the limit of {} bytes", options_.max_body_bytes));
+        co_await Drain(stream);
+        break;
+      }
       if (ec) {
         co_await WriteError(stream, 400, fmt::format("malformed HTTP request: {}", ec.message()));
         break;
@@ -310,6 +315,7 @@ class ServerImpl final : public HttpServer {
       if (auto cl = parser.content_length(); cl && *cl > options_.max_body_bytes) {
         co_await WriteError(stream, 413, fmt::format("request body of {} bytes exceeds the limit of {} bytes",
                                                      *cl, options_.max_body_bytes));
+        co_await Drain(stream);
         break;
       }
       if (beast::iequals(hdr[http::field::expect], "100-continue")) {
@@ -321,6 +327,7 @@ class ServerImpl final : public HttpServer {
       if (ec == beast::error::timeout) break;
       if (ec == http::error::body_limit) {
         co_await WriteError(stream, 413, fmt::format("request body exceeds the limit of {} bytes", options_.max_body_bytes));
+        co_await Drain(stream);
         break;
       }
       if (ec) {
@@ -438,6 +445,21 @@ class ServerImpl final : public HttpServer {
     *watching = false;
     sock.cancel(ec);  // ends the watcher's wait
     co_return ok;
+  }
+
+  // After an early error response: stop sending, then read and drop what the client is
+  // still sending (for up to 2 s) so that it gets to read the response instead of a reset.
+  template <class Stream>
+  awaitable<void> Drain(Stream& stream) {
+    boost::system::error_code ec;
+    if constexpr (std::is_same_v<typename Stream::protocol_type, tcp>) {
+      beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_send, ec);
+    }
+    std::vector<char> sink(64 * 1024);
+    stream.expires_after(std::chrono::seconds(2));
+    while (!ec) {
+      co_await stream.async_read_some(net::buffer(sink), net::redirect_error(use_awaitable, ec));
+    }
   }
 
   template <class Stream>
