@@ -45,6 +45,7 @@ namespace inferd::ops {
 namespace {
 
 constexpr int64_t kRowBlock = 16;  // weight rows dequantized together and reused across tokens
+constexpr int64_t kPrefetchRows = 8;
 
 int64_t RoundUpLanes(int64_t n) { return (n + cpu::kLanes - 1) / cpu::kLanes * cpu::kLanes; }
 
@@ -67,8 +68,15 @@ void MatMul(const Matrix& w, const float* x, int64_t num_tokens, float* y) {
     wbuf.resize(static_cast<size_t>(kRowBlock * kp));
     for (int64_t r0 = begin; r0 < end; r0 += kRowBlock) {
       const int64_t nr = std::min(kRowBlock, end - r0);
+      const int64_t row_bytes = static_cast<int64_t>(w.row_bytes);
       for (int64_t i = 0; i < nr; ++i) {
         float* dst = &wbuf[i * kp];
+        // Software prefetch a few rows ahead: the hardware prefetcher stops at page
+        // boundaries, and weight rows stream from DRAM once per step.
+        if (r0 + i + kPrefetchRows < end) {
+          const char* ahead = reinterpret_cast<const char*>(w.row(r0 + i + kPrefetchRows));
+          for (int64_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(ahead + off, 0, 0);
+        }
         kern.dequant_row(w.type, w.row(r0 + i), dst, k);
         std::fill(dst + k, dst + kp, 0.0f);
       }
