@@ -63,6 +63,23 @@ void MatMul(const Matrix& w, const float* x, int64_t num_tokens, float* y) {
     for (int64_t t = 0; t < num_tokens; ++t) std::memcpy(&xpad[t * kp], x + t * k, sizeof(float) * k);
     xs = xpad.data();
   }
+  // One token (single-stream decode): dequantize in registers, no row buffer. Same lanes
+  // and order as the tiled path, so the result does not depend on the batch.
+  float probe = 0.0f;
+  if (num_tokens == 1 && kp == k && kern.dot_quant_row && k % 32 == 0 &&
+      kern.dot_quant_row(w.type, w.row(0), xs, k, &probe)) {
+    ThreadPool::Global().ParallelFor(n, kRowBlock, [&](int64_t begin, int64_t end) {
+      const int64_t row_bytes = static_cast<int64_t>(w.row_bytes);
+      for (int64_t r = begin; r < end; ++r) {
+        if (r + kPrefetchRows < end) {
+          const char* ahead = reinterpret_cast<const char*>(w.row(r + kPrefetchRows));
+          for (int64_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(ahead + off, 0, 0);
+        }
+        kern.dot_quant_row(w.type, w.row(r), xs, k, &y[r]);
+      }
+    });
+    return;
+  }
   ThreadPool::Global().ParallelFor(n, kRowBlock, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> wbuf;
     wbuf.resize(static_cast<size_t>(kRowBlock * kp));

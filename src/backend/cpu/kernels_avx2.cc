@@ -160,7 +160,7 @@ void Avx2DequantRow(GgmlType type, const void* src, float* dst, int64_t n) {
 }
 
 const KernelTable* Avx2KernelsImpl() {
-  static const KernelTable table{"avx2", 2, 2, DotTile, Dot, Axpy, Avx2DequantRow};
+  static const KernelTable table{"avx2", 2, 2, DotTile, Dot, Axpy, Avx2DequantRow, nullptr};
   return &table;
 }
 

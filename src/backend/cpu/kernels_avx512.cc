@@ -1,6 +1,9 @@
 // AVX-512 kernels (compiled with -mavx512f/bw/vl; selected only when the CPU has them).
 // One zmm register holds the 16 accumulation lanes, so results equal the AVX2 and generic
 // kernels bit for bit.
+// GCC 12 reports its own _mm512_undefined_* temporaries inside the widening intrinsics
+// as maybe-uninitialized (a false positive in avx512fintrin.h).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <cstring>
@@ -76,10 +79,66 @@ void Axpy(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] = __builtin_fmaf(a, x[i], y[i]);
 }
 
+inline __m512 HalfToPs(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _mm512_set1_ps(_cvtsh_ss(h));
+}
+
+// Sixteen unsigned nibbles / signed bytes widened to floats.
+inline __m512 U8ToPs(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
+inline __m512 I8ToPs(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v)); }
+
+// Lane l accumulates elements k = l (mod 16) in increasing k, exactly as DotTile does over
+// a dequantized row: within a 32-element block, elements 0..15 then 16..31. The weights
+// are formed as the dequantizers form them (d * q (+ m); the products are exact in fp32).
+bool DotQuantRow(GgmlType type, const void* row, const float* x, int64_t k, float* out) {
+  const auto* s = static_cast<const uint8_t*>(row);
+  const __m128i low4 = _mm_set1_epi8(0x0F);
+  __m512 acc = _mm512_setzero_ps();
+  switch (type) {
+    case GgmlType::kQ4_1:
+      for (int64_t b = 0; b < k; b += 32, s += 20) {
+        const __m512 d = HalfToPs(s), m = HalfToPs(s + 2);
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 4));
+        const __m512 w0 = _mm512_add_ps(_mm512_mul_ps(d, U8ToPs(_mm_and_si128(q, low4))), m);
+        const __m512 w1 = _mm512_add_ps(_mm512_mul_ps(d, U8ToPs(_mm_and_si128(_mm_srli_epi16(q, 4), low4))), m);
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(x + b), w0, acc);
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(x + b + 16), w1, acc);
+      }
+      break;
+    case GgmlType::kQ4_0: {
+      const __m128i eight = _mm_set1_epi8(8);
+      for (int64_t b = 0; b < k; b += 32, s += 18) {
+        const __m512 d = HalfToPs(s);
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2));
+        const __m512 w0 = _mm512_mul_ps(d, I8ToPs(_mm_sub_epi8(_mm_and_si128(q, low4), eight)));
+        const __m512 w1 = _mm512_mul_ps(d, I8ToPs(_mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), low4), eight)));
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(x + b), w0, acc);
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(x + b + 16), w1, acc);
+      }
+      break;
+    }
+    case GgmlType::kQ8_0:
+      for (int64_t b = 0; b < k; b += 32, s += 34) {
+        const __m512 d = HalfToPs(s);
+        const __m512 w0 = _mm512_mul_ps(d, I8ToPs(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2))));
+        const __m512 w1 = _mm512_mul_ps(d, I8ToPs(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 18))));
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(x + b), w0, acc);
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(x + b + 16), w1, acc);
+      }
+      break;
+    default:
+      return false;
+  }
+  *out = Reduce(acc);
+  return true;
+}
+
 }  // namespace
 
 const KernelTable* Avx512KernelsImpl() {
-  static const KernelTable table{"avx512", 4, 4, DotTile, Dot, Axpy, Avx2DequantRow};
+  static const KernelTable table{"avx512", 4, 4, DotTile, Dot, Axpy, Avx2DequantRow, DotQuantRow};
   return &table;
 }
 

@@ -39,7 +39,7 @@ void DequantRow(GgmlType type, const void* src, float* dst, int64_t n) {
 }  // namespace
 
 const KernelTable& GenericKernels() {
-  static const KernelTable table{"generic", 4, 2, DotTile, Dot, Axpy, DequantRow};
+  static const KernelTable table{"generic", 4, 2, DotTile, Dot, Axpy, DequantRow, nullptr};
   return table;
 }
 

@@ -126,6 +126,13 @@ TEST(Kernels, AllIsaPathsAreBitIdentical) {
       t->dequant_row(type, m.m.data, d1.data(), 256);
       gen.dequant_row(type, m.m.data, d2.data(), 256);
       EXPECT_EQ(0, std::memcmp(d1.data(), d2.data(), 256 * 4)) << GgmlTypeName(static_cast<uint32_t>(type));
+      // The fused single-token kernel equals a dot with the dequantized row, bit for bit.
+      float fused = 0.0f;
+      auto xq = RandomVec(256, 10);
+      if (t->dot_quant_row && t->dot_quant_row(type, m.m.data, xq.data(), 256, &fused)) {
+        const float plain = gen.dot(xq.data(), d2.data(), 256);
+        EXPECT_EQ(0, std::memcmp(&fused, &plain, 4)) << "dot_quant_row " << GgmlTypeName(static_cast<uint32_t>(type));
+      }
     }
   }
 }
