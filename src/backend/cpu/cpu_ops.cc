@@ -46,6 +46,7 @@ namespace {
 
 constexpr int64_t kRowBlock = 16;  // weight rows dequantized together and reused across tokens
 constexpr int64_t kPrefetchRows = 8;
+constexpr int64_t kMaxFusedTokens = cpu::kMaxQuantTokens;  // one register pass; 8 tokens (two passes) measured slower
 
 int64_t RoundUpLanes(int64_t n) { return (n + cpu::kLanes - 1) / cpu::kLanes * cpu::kLanes; }
 
@@ -63,11 +64,12 @@ void MatMul(const Matrix& w, const float* x, int64_t num_tokens, float* y) {
     for (int64_t t = 0; t < num_tokens; ++t) std::memcpy(&xpad[t * kp], x + t * k, sizeof(float) * k);
     xs = xpad.data();
   }
-  // One token (single-stream decode): dequantize in registers, no row buffer. Same lanes
-  // and order as the tiled path, so the result does not depend on the batch.
+  // Few tokens (decode of small batches): dequantize in registers once per row for up to
+  // kMaxQuantTokens tokens, no row buffer. Same lanes and order as the tiled path, so the
+  // result does not depend on the batch. Larger batches amortize a dequantized row buffer.
   float probe = 0.0f;
-  if (num_tokens == 1 && kp == k && kern.dot_quant_row && k % 32 == 0 &&
-      kern.dot_quant_row(w.type, w.row(0), xs, k, &probe)) {
+  if (num_tokens <= kMaxFusedTokens && kp == k && kern.dot_quant_row && k % 32 == 0 &&
+      kern.dot_quant_row(w.type, w.row(0), xs, kp, 1, k, &probe, 1)) {
     ThreadPool::Global().ParallelFor(n, kRowBlock, [&](int64_t begin, int64_t end) {
       const int64_t row_bytes = static_cast<int64_t>(w.row_bytes);
       for (int64_t r = begin; r < end; ++r) {
@@ -75,7 +77,10 @@ void MatMul(const Matrix& w, const float* x, int64_t num_tokens, float* y) {
           const char* ahead = reinterpret_cast<const char*>(w.row(r + kPrefetchRows));
           for (int64_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(ahead + off, 0, 0);
         }
-        kern.dot_quant_row(w.type, w.row(r), xs, k, &y[r]);
+        for (int64_t t0 = 0; t0 < num_tokens; t0 += cpu::kMaxQuantTokens) {
+          const int nt = static_cast<int>(std::min<int64_t>(cpu::kMaxQuantTokens, num_tokens - t0));
+          kern.dot_quant_row(w.type, w.row(r), xs + t0 * kp, kp, nt, k, &y[t0 * n + r], n);
+        }
       }
     });
     return;

@@ -91,48 +91,55 @@ inline __m512 I8ToPs(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32
 
 // Lane l accumulates elements k = l (mod 16) in increasing k, exactly as DotTile does over
 // a dequantized row: within a 32-element block, elements 0..15 then 16..31. The weights
-// are formed as the dequantizers form them (d * q (+ m); the products are exact in fp32).
-bool DotQuantRow(GgmlType type, const void* row, const float* x, int64_t k, float* out) {
-  const auto* s = static_cast<const uint8_t*>(row);
-  const __m128i low4 = _mm_set1_epi8(0x0F);
-  __m512 acc = _mm512_setzero_ps();
-  switch (type) {
-    case GgmlType::kQ4_1:
-      for (int64_t b = 0; b < k; b += 32, s += 20) {
-        const __m512 d = HalfToPs(s), m = HalfToPs(s + 2);
-        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 4));
-        const __m512 w0 = _mm512_add_ps(_mm512_mul_ps(d, U8ToPs(_mm_and_si128(q, low4))), m);
-        const __m512 w1 = _mm512_add_ps(_mm512_mul_ps(d, U8ToPs(_mm_and_si128(_mm_srli_epi16(q, 4), low4))), m);
-        acc = _mm512_fmadd_ps(_mm512_loadu_ps(x + b), w0, acc);
-        acc = _mm512_fmadd_ps(_mm512_loadu_ps(x + b + 16), w1, acc);
-      }
-      break;
-    case GgmlType::kQ4_0: {
-      const __m128i eight = _mm_set1_epi8(8);
-      for (int64_t b = 0; b < k; b += 32, s += 18) {
-        const __m512 d = HalfToPs(s);
-        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2));
-        const __m512 w0 = _mm512_mul_ps(d, I8ToPs(_mm_sub_epi8(_mm_and_si128(q, low4), eight)));
-        const __m512 w1 = _mm512_mul_ps(d, I8ToPs(_mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), low4), eight)));
-        acc = _mm512_fmadd_ps(_mm512_loadu_ps(x + b), w0, acc);
-        acc = _mm512_fmadd_ps(_mm512_loadu_ps(x + b + 16), w1, acc);
-      }
-      break;
+// are formed as the dequantizers form them (d * q (+ m); the products are exact in fp32),
+// once per block for all NT tokens.
+template <int NT>
+void DotQuantBlocks(GgmlType type, const uint8_t* s, const float* x, int64_t ldx, int64_t k, float* out,
+                    int64_t ldo) {
+  const __m128i low4 = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+  __m512 acc[NT];
+  for (auto& a : acc) a = _mm512_setzero_ps();
+  auto accumulate = [&](int64_t b, __m512 w0, __m512 w1) {
+    for (int t = 0; t < NT; ++t) {
+      acc[t] = _mm512_fmadd_ps(_mm512_loadu_ps(x + t * ldx + b), w0, acc[t]);
+      acc[t] = _mm512_fmadd_ps(_mm512_loadu_ps(x + t * ldx + b + 16), w1, acc[t]);
     }
-    case GgmlType::kQ8_0:
-      for (int64_t b = 0; b < k; b += 32, s += 34) {
-        const __m512 d = HalfToPs(s);
-        const __m512 w0 = _mm512_mul_ps(d, I8ToPs(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2))));
-        const __m512 w1 = _mm512_mul_ps(d, I8ToPs(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 18))));
-        acc = _mm512_fmadd_ps(_mm512_loadu_ps(x + b), w0, acc);
-        acc = _mm512_fmadd_ps(_mm512_loadu_ps(x + b + 16), w1, acc);
-      }
-      break;
-    default:
-      return false;
+  };
+  if (type == GgmlType::kQ4_1) {
+    for (int64_t b = 0; b < k; b += 32, s += 20) {
+      const __m512 d = HalfToPs(s), m = HalfToPs(s + 2);
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 4));
+      accumulate(b, _mm512_add_ps(_mm512_mul_ps(d, U8ToPs(_mm_and_si128(q, low4))), m),
+                 _mm512_add_ps(_mm512_mul_ps(d, U8ToPs(_mm_and_si128(_mm_srli_epi16(q, 4), low4))), m));
+    }
+  } else if (type == GgmlType::kQ4_0) {
+    for (int64_t b = 0; b < k; b += 32, s += 18) {
+      const __m512 d = HalfToPs(s);
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2));
+      accumulate(b, _mm512_mul_ps(d, I8ToPs(_mm_sub_epi8(_mm_and_si128(q, low4), eight))),
+                 _mm512_mul_ps(d, I8ToPs(_mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), low4), eight))));
+    }
+  } else {  // kQ8_0
+    for (int64_t b = 0; b < k; b += 32, s += 34) {
+      const __m512 d = HalfToPs(s);
+      accumulate(b, _mm512_mul_ps(d, I8ToPs(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2)))),
+                 _mm512_mul_ps(d, I8ToPs(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 18)))));
+    }
   }
-  *out = Reduce(acc);
-  return true;
+  for (int t = 0; t < NT; ++t) out[t * ldo] = Reduce(acc[t]);
+}
+
+bool DotQuantRow(GgmlType type, const void* row, const float* x, int64_t ldx, int nt, int64_t k, float* out,
+                 int64_t ldo) {
+  if (type != GgmlType::kQ4_0 && type != GgmlType::kQ4_1 && type != GgmlType::kQ8_0) return false;
+  const auto* s = static_cast<const uint8_t*>(row);
+  switch (nt) {
+    case 1: DotQuantBlocks<1>(type, s, x, ldx, k, out, ldo); return true;
+    case 2: DotQuantBlocks<2>(type, s, x, ldx, k, out, ldo); return true;
+    case 3: DotQuantBlocks<3>(type, s, x, ldx, k, out, ldo); return true;
+    case 4: DotQuantBlocks<4>(type, s, x, ldx, k, out, ldo); return true;
+    default: return false;
+  }
 }
 
 }  // namespace

@@ -67,6 +67,12 @@ TEST_P(MatMulTest, MatchesReferenceAndIsBatchInvariant) {
   ops::MatMul(w.m, x.data(), tokens, y.data());
   auto ref = ReferenceMatMul(w.m, x, tokens);
   for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], ref[i], 1e-4 * (1 + std::abs(ref[i]))) << i;
+  // Small batches (the fused path) give the same rows as the large batch.
+  for (int64_t nb : {2, 3, 5, 8}) {
+    std::vector<float> part(static_cast<size_t>(nb * rows));
+    ops::MatMul(w.m, x.data(), nb, part.data());
+    ASSERT_EQ(0, std::memcmp(part.data(), y.data(), sizeof(float) * nb * rows)) << nb << " tokens";
+  }
   // Each token alone gives bit-identical rows.
   for (int64_t t = 0; t < tokens; ++t) {
     std::vector<float> one(static_cast<size_t>(rows));
@@ -127,11 +133,15 @@ TEST(Kernels, AllIsaPathsAreBitIdentical) {
       gen.dequant_row(type, m.m.data, d2.data(), 256);
       EXPECT_EQ(0, std::memcmp(d1.data(), d2.data(), 256 * 4)) << GgmlTypeName(static_cast<uint32_t>(type));
       // The fused single-token kernel equals a dot with the dequantized row, bit for bit.
-      float fused = 0.0f;
-      auto xq = RandomVec(256, 10);
-      if (t->dot_quant_row && t->dot_quant_row(type, m.m.data, xq.data(), 256, &fused)) {
-        const float plain = gen.dot(xq.data(), d2.data(), 256);
-        EXPECT_EQ(0, std::memcmp(&fused, &plain, 4)) << "dot_quant_row " << GgmlTypeName(static_cast<uint32_t>(type));
+      auto xq = RandomVec(256 * cpu::kMaxQuantTokens, 10);
+      for (int nt = 1; nt <= cpu::kMaxQuantTokens; ++nt) {
+        std::vector<float> fused(nt);
+        if (!t->dot_quant_row || !t->dot_quant_row(type, m.m.data, xq.data(), 256, nt, 256, fused.data(), 1)) break;
+        for (int i = 0; i < nt; ++i) {
+          const float plain = gen.dot(&xq[i * 256], d2.data(), 256);
+          EXPECT_EQ(0, std::memcmp(&fused[i], &plain, 4))
+              << "dot_quant_row " << GgmlTypeName(static_cast<uint32_t>(type)) << " nt=" << nt << " t=" << i;
+        }
       }
     }
   }
