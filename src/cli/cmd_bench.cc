@@ -1,9 +1,12 @@
-// inferd bench throughput: offline throughput with random prompts (like `vllm bench
+// inferd bench throughput / latency: offline throughput with random prompts (like `vllm bench
 // throughput --dataset-name random`): every request has input_len random token ids and
 // generates exactly output_len tokens (ignore_eos).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
+#include <numeric>
+#include <set>
 #include <cstdio>
 #include <random>
 
@@ -84,6 +87,87 @@ void RunThroughput(ThroughputFlags& f) {
   }
 }
 
+struct LatencyFlags {
+  ModelFlags model;
+  int64_t input_len = 32, output_len = 128, batch_size = 8;
+  int num_iters = 3, num_iters_warmup = 1;
+  uint64_t dataset_seed = 0;
+  bool json = false;
+};
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0.0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
+}
+
+// inferd bench latency: one batch of batch_size random prompts, run to completion, timed
+// as prefill (until every request has its first token) and decode (the rest), like
+// `vllm bench latency` plus the split that CPU comparisons with llama-bench need.
+void RunLatency(LatencyFlags& f) {
+  if (f.batch_size <= 0 || f.input_len <= 0 || f.output_len <= 1 || f.num_iters <= 0) {
+    return Fail(InvalidArgument("--batch-size, --input-len, --num-iters must be positive and --output-len above 1"));
+  }
+  if (f.model.engine.max_model_len == 0) f.model.engine.max_model_len = f.input_len + f.output_len;
+  f.model.engine.max_num_seqs = std::max(f.model.engine.max_num_seqs, f.batch_size);
+  f.model.engine.enable_prefix_caching = false;  // every iteration computes its prompts
+  auto engine_or = EngineFromFlags(f.model);
+  if (!engine_or.ok()) return Fail(engine_or.status());
+  EngineCore& core = (*engine_or)->core();
+  std::mt19937_64 rng(f.dataset_seed);
+  std::vector<double> latencies, prefill_rates, decode_rates;
+  for (int it = 0; it < f.num_iters_warmup + f.num_iters; ++it) {
+    for (int64_t b = 0; b < f.batch_size; ++b) {
+      GenerateRequest r;
+      r.request_id = fmt::format("lat-{}-{}", it, b);
+      r.prompt_token_ids = RandomPrompt(rng, core.tokenizer(), core.vocab_size(), f.input_len);
+      r.params.temperature = 0.0f;
+      r.params.ignore_eos = true;
+      r.params.max_tokens = static_cast<int>(f.output_len);
+      if (Status st = core.AddRequest(std::move(r)); !st.ok()) return Fail(st);
+    }
+    std::set<std::string> started;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto t_prefill = t0;
+    while (core.HasUnfinished()) {
+      StepResult res = core.Step();
+      for (const OutputDelta& d : res.deltas) {
+        if (!d.new_token_ids.empty() && started.insert(d.request_id).second &&
+            static_cast<int64_t>(started.size()) == f.batch_size) {
+          t_prefill = std::chrono::steady_clock::now();
+        }
+      }
+      for (const FinishedRequest& fr : res.finished) {
+        if (!fr.output.ok()) return Fail(fr.output.status());
+      }
+    }
+    const auto t1 = std::chrono::steady_clock::now();
+    if (it < f.num_iters_warmup) continue;
+    const double total = std::chrono::duration<double>(t1 - t0).count();
+    const double prefill = std::chrono::duration<double>(t_prefill - t0).count();
+    latencies.push_back(total);
+    prefill_rates.push_back(f.batch_size * f.input_len / prefill);
+    decode_rates.push_back(f.batch_size * (f.output_len - 1) / (total - prefill));
+  }
+  const double avg = std::accumulate(latencies.begin(), latencies.end(), 0.0) / latencies.size();
+  nlohmann::json j = {{"avg_latency", avg},
+                      {"latencies", latencies},
+                      {"batch_size", f.batch_size},
+                      {"input_len", f.input_len},
+                      {"output_len", f.output_len},
+                      {"prefill_tokens_per_s", Median(prefill_rates)},
+                      {"decode_tokens_per_s", Median(decode_rates)}};
+  if (f.json) {
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("Avg latency: %.4f seconds (batch %lld, %lld in / %lld out, %d iterations)\n", avg,
+                static_cast<long long>(f.batch_size), static_cast<long long>(f.input_len),
+                static_cast<long long>(f.output_len), f.num_iters);
+    std::printf("Prefill: %.1f tokens/s, decode: %.1f tokens/s (medians)\n", Median(prefill_rates),
+                Median(decode_rates));
+  }
+}
+
 }  // namespace
 
 void AddBenchCommands(CLI::App& app) {
@@ -98,6 +182,17 @@ void AddBenchCommands(CLI::App& app) {
   cmd->add_option("--dataset-seed", t->dataset_seed, "seed of the random prompts")->capture_default_str();
   cmd->add_flag("--json", t->json, "print {requests_per_s, total_tokens_per_s, output_tokens_per_s, ...}");
   cmd->callback([t] { RunThroughput(*t); });
+  auto l = std::make_shared<LatencyFlags>();
+  CLI::App* lat = bench->add_subcommand("latency", "latency of one batch: prefill and decode tokens/s");
+  l->model.Add(lat, /*engine_flags=*/true);
+  lat->add_option("--input-len", l->input_len, "prompt tokens per request")->capture_default_str();
+  lat->add_option("--output-len", l->output_len, "generated tokens per request")->capture_default_str();
+  lat->add_option("--batch-size", l->batch_size, "requests in the batch")->capture_default_str();
+  lat->add_option("--num-iters", l->num_iters, "timed iterations")->capture_default_str();
+  lat->add_option("--num-iters-warmup", l->num_iters_warmup, "untimed iterations first")->capture_default_str();
+  lat->add_option("--dataset-seed", l->dataset_seed, "seed of the random prompts")->capture_default_str();
+  lat->add_flag("--json", l->json, "print {prefill_tokens_per_s, decode_tokens_per_s, avg_latency, ...}");
+  lat->callback([l] { RunLatency(*l); });
   AddBenchServeCommand(bench);
 }
 

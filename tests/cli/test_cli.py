@@ -122,3 +122,16 @@ def test_chat_prompt_uses_template_and_stops_at_end_of_turn(run, model_path, tmp
     out2 = json.loads(run("generate", "--model", model_path, "--input", inp, "--json").stdout)
     assert out2["prompt_token_ids"] == out["prompt_token_ids"]
     assert out2["outputs"][0]["token_ids"] == comp["token_ids"]
+
+
+def test_bench_throughput_and_latency_json(run, model_path):
+    t = json.loads(run("bench", "throughput", "--model", model_path, "--num-prompts", "3", "--input-len", "16",
+                       "--output-len", "4", "--json").stdout)
+    assert t["num_requests"] == 3 and t["total_num_tokens"] == 3 * 20 and t["output_tokens_per_s"] > 0
+    lat = json.loads(run("bench", "latency", "--model", model_path, "--batch-size", "2", "--input-len", "16",
+                         "--output-len", "4", "--num-iters", "2", "--json").stdout)
+    assert len(lat["latencies"]) == 2 and lat["batch_size"] == 2
+    assert lat["prefill_tokens_per_s"] > 0 and lat["decode_tokens_per_s"] > 0
+    assert abs(lat["avg_latency"] - sum(lat["latencies"]) / 2) < 1e-9
+    bad = run("bench", "latency", "--model", model_path, "--output-len", "1", check=False)
+    assert bad.returncode != 0 and "--output-len" in bad.stderr
