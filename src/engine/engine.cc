@@ -13,7 +13,8 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<LoadedModel> mo
 }
 
 std::vector<StatusOr<RequestOutput>> Engine::Generate(std::vector<GenerateRequest> requests,
-                                                      const FinishedFn& on_finished) {
+                                                      const FinishedFn& on_finished,
+                                                      const ContinueFn& should_continue) {
   std::vector<StatusOr<RequestOutput>> results(requests.size(), Status(StatusCode::kInternal, "not run"));
   std::vector<std::string> user_ids(requests.size());
   std::unordered_map<std::string, size_t> index_of;
@@ -28,7 +29,12 @@ std::vector<StatusOr<RequestOutput>> Engine::Generate(std::vector<GenerateReques
       if (on_finished) on_finished(i, results[i]);
     }
   }
+  bool aborted = false;
   while (core_->HasUnfinished()) {
+    if (!aborted && should_continue && !should_continue()) {
+      aborted = true;  // ids already finished (or never added) are ignored by AbortRequest
+      for (const auto& [id, i] : index_of) core_->AbortRequest(id);
+    }
     StepResult step = core_->Step();
     for (FinishedRequest& f : step.finished) {
       const size_t i = index_of.at(f.request_id);

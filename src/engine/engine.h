@@ -18,9 +18,13 @@ class Engine {
   // Runs every request to completion. Results are in input order; a request that cannot
   // run (prompt too long, invalid parameters) gets its error Status, others still run.
   // `on_finished(index, result)` is called as each request completes (progress reporting).
+  // `should_continue()` (optional) is asked once per step; when it returns false, every
+  // unfinished request is aborted and ends with finish_reason "abort" (e.g. on Ctrl-C).
   using FinishedFn = std::function<void(size_t, const StatusOr<RequestOutput>&)>;
+  using ContinueFn = std::function<bool()>;
   std::vector<StatusOr<RequestOutput>> Generate(std::vector<GenerateRequest> requests,
-                                                const FinishedFn& on_finished = {});
+                                                const FinishedFn& on_finished = {},
+                                                const ContinueFn& should_continue = {});
 
   Status ScoreTokens(std::span<const int32_t> ids, float* out) { return core_->ScoreTokens(ids, out); }
 

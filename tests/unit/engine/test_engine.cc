@@ -159,6 +159,37 @@ TEST_F(EngineTest, LogprobsAndPromptLogprobs) {
   EXPECT_TRUE((*out[0]->prompt_logprobs)[1].has_value());
 }
 
+// should_continue() returning false aborts the whole batch: every request ends exactly once
+// (finish_reason "abort"), its blocks are free, and the engine runs the next batch normally.
+TEST_F(EngineTest, ShouldContinueFalseAbortsEveryRequestOnce) {
+  SamplingParams p;
+  p.temperature = 0.8f;
+  p.max_tokens = 400;
+  p.ignore_eos = true;
+  std::vector<GenerateRequest> reqs;
+  for (int i = 0; i < 6; ++i) reqs.push_back(Req(*engine_, "Story number " + std::to_string(i), p));
+  std::vector<int> finished_calls(reqs.size(), 0);
+  int asked = 0;
+  auto out = engine_->Generate(
+      std::move(reqs), [&](size_t i, const StatusOr<RequestOutput>&) { ++finished_calls[i]; },
+      [&] { return ++asked < 5; });
+  EXPECT_EQ(asked, 5);  // not asked again once it said stop
+  for (size_t i = 0; i < out.size(); ++i) {
+    ASSERT_TRUE(out[i].ok()) << i << ": " << out[i].status().ToString();
+    EXPECT_EQ(out[i]->outputs[0].finish_reason, "abort") << i;
+    EXPECT_LT(out[i]->outputs[0].token_ids.size(), 400u) << i;
+    EXPECT_EQ(finished_calls[i], 1) << i;
+  }
+  EXPECT_FALSE(engine_->core().HasUnfinished());
+  EXPECT_EQ(engine_->core().kv_usage(), 0.0);
+  SamplingParams q;
+  q.max_tokens = 3;
+  q.ignore_eos = true;
+  auto after = engine_->Generate({Req(*engine_, "Hello", q)});
+  ASSERT_TRUE(after[0].ok());
+  EXPECT_EQ(after[0]->outputs[0].token_ids.size(), 3u);
+}
+
 std::vector<GenerateRequest> ManyRequests(const Engine& e, int count, int max_tokens) {
   std::vector<GenerateRequest> reqs;
   for (int i = 0; i < count; ++i) {
