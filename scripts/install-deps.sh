@@ -11,7 +11,8 @@ APT_PKGS=(
   clang libclang-rt-14-dev
   prometheus
 )
-PIP_PKGS=(pytest numpy jinja2 openai requests safetensors diskcache typing_extensions gguf prometheus_client)
+PIP_PKGS=(pytest numpy jinja2 openai requests safetensors diskcache typing_extensions gguf prometheus_client
+  pybind11 scikit-build-core tqdm)  # the last three: the Python package (pip install . --no-build-isolation)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

@@ -1,0 +1,394 @@
+// inferd._C: the thin pybind11 layer under the `inferd` package (python/inferd/*.py).
+//
+// It loads a model into an Engine (LoadOptions + EngineOptions, as the CLI does), runs
+// batches through Engine::Generate with the GIL released, and exposes the tokenizer and the
+// chat template. Everything vLLM-shaped (SamplingParams checks, RequestOutput classes,
+// tqdm, beam search) lives in Python.
+//
+// Threads: Generate runs on the calling thread without the GIL; it takes the GIL briefly
+// (a) in the per-request callback (progress bar) and (b) every ~100 ms to run
+// PyErr_CheckSignals(), so Ctrl-C aborts the batch and raises KeyboardInterrupt. One
+// batch runs at a time per engine (a mutex); tokenizer calls are safe from any thread.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/chat_prompt.h"
+#include "engine/engine.h"
+#include "kv/kv_cache.h"
+#include "model/model.h"
+#include "util/logging.h"
+#include "util/thread_pool.h"
+
+namespace py = pybind11;
+
+namespace inferd {
+namespace {
+
+// Text from the engine as a Python str; bytes that are not UTF-8 (a token that is half a
+// character) become U+FFFD instead of raising.
+py::str Str(const std::string& s) {
+  PyObject* o = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace");
+  if (!o) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(o);
+}
+
+[[noreturn]] void Throw(const Status& st) {
+  switch (st.code()) {
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kOutOfRange:
+    case StatusCode::kDataLoss:  // a corrupt or truncated model file
+      throw py::value_error(st.message());
+    case StatusCode::kNotFound:
+      PyErr_SetString(PyExc_FileNotFoundError, st.message().c_str());
+      throw py::error_already_set();
+    case StatusCode::kUnimplemented:
+      PyErr_SetString(PyExc_NotImplementedError, st.message().c_str());
+      throw py::error_already_set();
+    default:
+      throw std::runtime_error(st.message());
+  }
+}
+
+template <typename T>
+T Unwrap(StatusOr<T> v) {
+  if (!v.ok()) Throw(v.status());
+  return std::move(v).value();
+}
+
+// Reads d[key] into `out` when present and not None.
+template <typename T>
+void Get(const py::dict& d, const char* key, T& out) {
+  if (d.contains(key) && !d[key].is_none()) out = d[key].cast<T>();
+}
+template <typename T>
+void GetOptional(const py::dict& d, const char* key, std::optional<T>& out) {
+  if (!d.contains(key)) return;
+  if (d[key].is_none()) out.reset();
+  else out = d[key].cast<T>();
+}
+
+// The C++ SamplingParams from the dict that inferd.SamplingParams._to_engine() builds.
+SamplingParams ParamsFromDict(const py::dict& d) {
+  SamplingParams p;
+  Get(d, "n", p.n);
+  Get(d, "presence_penalty", p.presence_penalty);
+  Get(d, "frequency_penalty", p.frequency_penalty);
+  Get(d, "repetition_penalty", p.repetition_penalty);
+  Get(d, "temperature", p.temperature);
+  Get(d, "top_p", p.top_p);
+  Get(d, "top_k", p.top_k);
+  Get(d, "min_p", p.min_p);
+  GetOptional(d, "seed", p.seed);
+  Get(d, "stop", p.stop);
+  Get(d, "stop_token_ids", p.stop_token_ids);
+  Get(d, "ignore_eos", p.ignore_eos);
+  GetOptional(d, "max_tokens", p.max_tokens);
+  Get(d, "min_tokens", p.min_tokens);
+  GetOptional(d, "logprobs", p.logprobs);
+  GetOptional(d, "prompt_logprobs", p.prompt_logprobs);
+  Get(d, "include_stop_str_in_output", p.include_stop_str_in_output);
+  Get(d, "skip_special_tokens", p.skip_special_tokens);
+  Get(d, "spaces_between_special_tokens", p.spaces_between_special_tokens);
+  Get(d, "logit_bias", p.logit_bias);
+  return p;
+}
+
+py::dict PositionToPy(const PositionLogprobs& pos, const py::handle& logprob_cls) {
+  py::dict d;
+  for (const auto& [id, lp] : pos) d[py::int_(id)] = logprob_cls(lp.logprob, lp.rank, Str(lp.decoded_token));
+  return d;
+}
+
+// One RequestOutput as a dict of vLLM's field names (the Python layer builds the classes).
+py::dict OutputToPy(const RequestOutput& r, const py::handle& logprob_cls) {
+  py::dict d;
+  d["request_id"] = Str(r.request_id);
+  d["prompt"] = Str(r.prompt);
+  d["prompt_token_ids"] = r.prompt_token_ids;
+  if (r.prompt_logprobs) {
+    py::list pl;
+    for (const auto& pos : *r.prompt_logprobs) {
+      if (pos) pl.append(PositionToPy(*pos, logprob_cls));
+      else pl.append(py::none());
+    }
+    d["prompt_logprobs"] = pl;
+  } else {
+    d["prompt_logprobs"] = py::none();
+  }
+  py::list outs;
+  for (const CompletionOutput& o : r.outputs) {
+    py::dict c;
+    c["index"] = o.index;
+    c["text"] = Str(o.text);
+    c["token_ids"] = o.token_ids;
+    c["cumulative_logprob"] = o.cumulative_logprob;
+    if (o.logprobs) {
+      py::list lps;
+      for (const auto& pos : *o.logprobs) lps.append(PositionToPy(pos, logprob_cls));
+      c["logprobs"] = lps;
+    } else {
+      c["logprobs"] = py::none();
+    }
+    c["finish_reason"] = o.finish_reason ? py::object(py::str(*o.finish_reason)) : py::object(py::none());
+    if (std::holds_alternative<int32_t>(o.stop_reason)) c["stop_reason"] = std::get<int32_t>(o.stop_reason);
+    else if (std::holds_alternative<std::string>(o.stop_reason)) c["stop_reason"] = Str(std::get<std::string>(o.stop_reason));
+    else c["stop_reason"] = py::none();
+    outs.append(c);
+  }
+  d["outputs"] = outs;
+  d["finished"] = r.finished;
+  d["num_cached_tokens"] = r.num_cached_tokens;
+  py::dict m;
+  m["arrival_time"] = r.metrics.arrival_time;
+  m["first_scheduled_time"] = r.metrics.first_scheduled_time;
+  m["first_token_time"] = r.metrics.first_token_time;
+  m["last_token_time"] = r.metrics.last_token_time;
+  m["finished_time"] = r.metrics.finished_time;
+  d["metrics"] = m;
+  return d;
+}
+
+nlohmann::ordered_json JsonArg(const std::string& text, const char* what) {
+  if (text.empty()) return nullptr;
+  try {
+    return nlohmann::ordered_json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw py::value_error(std::string(what) + " is not valid JSON: " + e.what());
+  }
+}
+
+class PyEngine {
+ public:
+  PyEngine(const std::string& model, const std::string& tokenizer, const std::string& load_format,
+           const std::string& dtype, uint64_t seed, int64_t max_model_len, int64_t block_size,
+           const std::string& kv_cache_memory, int64_t max_num_batched_tokens, int64_t max_num_seqs,
+           bool enable_prefix_caching, const std::string& scheduling_policy, int threads) {
+    LoadOptions load;
+    load.model = model;
+    load.tokenizer = tokenizer;
+    load.load_format = load_format;
+    load.dtype = dtype;
+    EngineOptions opts;
+    opts.seed = seed;
+    opts.max_model_len = max_model_len;
+    opts.block_size = block_size;
+    if (!kv_cache_memory.empty()) opts.kv_cache_bytes = Unwrap(ParseByteSize(kv_cache_memory));
+    opts.max_num_batched_tokens = max_num_batched_tokens;
+    opts.max_num_seqs = max_num_seqs;
+    opts.enable_prefix_caching = enable_prefix_caching;
+    opts.scheduling_policy = scheduling_policy;
+    StatusOr<std::unique_ptr<Engine>> engine = Status(StatusCode::kInternal, "not loaded");
+    {
+      py::gil_scoped_release release;
+      if (threads != 0) ThreadPool::SetGlobalThreads(threads);
+      engine = [&]() -> StatusOr<std::unique_ptr<Engine>> {
+        INFERD_ASSIGN_OR_RETURN(std::unique_ptr<LoadedModel> m, LoadModel(load));
+        if (!m->tokenizer) return InvalidArgument("the model has no tokenizer: pass tokenizer=PATH for dummy weights");
+        INFERD_ASSIGN_OR_RETURN(std::unique_ptr<Engine> e, Engine::Create(std::move(m), opts));
+        LogEngineSummary(e->core());
+        return e;
+      }();
+    }
+    engine_ = Unwrap(std::move(engine));
+  }
+
+  // requests: [(request_id, prompt, prompt_token_ids, params dict, priority)].
+  // Returns one dict (RequestOutput fields) or one str (the request's error) per request.
+  py::list Generate(const py::list& requests, const py::object& logprob_cls, const py::object& on_finished) {
+    std::vector<GenerateRequest> batch;
+    batch.reserve(requests.size());
+    for (const py::handle& h : requests) {
+      auto t = h.cast<py::tuple>();
+      GenerateRequest r;
+      r.request_id = t[0].cast<std::string>();
+      r.prompt = t[1].cast<std::string>();
+      r.prompt_token_ids = t[2].cast<std::vector<int32_t>>();
+      r.params = ParamsFromDict(t[3].cast<py::dict>());
+      r.priority = t[4].cast<int>();
+      batch.push_back(std::move(r));
+    }
+    std::optional<py::error_already_set> error;  // KeyboardInterrupt or a callback's exception
+    const bool report = !on_finished.is_none();
+    auto last_check = std::chrono::steady_clock::now();
+    auto should_continue = [&]() -> bool {
+      if (error) return false;
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_check < std::chrono::milliseconds(100)) return true;
+      last_check = now;
+      py::gil_scoped_acquire gil;
+      if (PyErr_CheckSignals() != 0) {
+        error.emplace();  // fetches the pending exception (KeyboardInterrupt)
+        return false;
+      }
+      return true;
+    };
+    auto finished = [&](size_t i, const StatusOr<RequestOutput>& r) {
+      if (!report || error) return;
+      size_t in = 0, out = 0;
+      if (r.ok()) {
+        in = r->prompt_token_ids.size() * r->outputs.size();
+        for (const CompletionOutput& o : r->outputs) out += o.token_ids.size();
+      }
+      py::gil_scoped_acquire gil;
+      try {
+        on_finished(i, in, out);
+      } catch (py::error_already_set& e) {
+        error.emplace(std::move(e));
+      }
+    };
+    std::vector<StatusOr<RequestOutput>> results;
+    {
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mu_);
+      results = engine_->Generate(std::move(batch), finished, should_continue);
+    }
+    if (error) throw *error;
+    py::list out;
+    for (const auto& r : results) {
+      if (r.ok()) out.append(OutputToPy(*r, logprob_cls));
+      else out.append(Str(r.status().message()));
+    }
+    return out;
+  }
+
+  std::vector<int32_t> Encode(const std::string& text, bool add_special, bool parse_special) const {
+    return tok().Encode(text, add_special, parse_special);
+  }
+  py::str Decode(const std::vector<int32_t>& ids, bool skip_special) const {
+    CheckIds(ids);
+    return Str(tok().Decode(ids, skip_special));
+  }
+  py::str TokenText(int32_t id) const {
+    CheckIds({id});
+    return Str(tok().TokenText(id));
+  }
+  py::bytes TokenBytes(int32_t id) const {
+    CheckIds({id});
+    return py::bytes(tok().TokenToPiece(id, /*skip_special=*/false));
+  }
+
+  // messages etc. as JSON text; returns (prompt text, token ids).
+  py::tuple ApplyChatTemplate(const std::string& messages, const std::string& chat_template, bool add_generation_prompt,
+                              bool continue_final_message, const std::string& tools, const std::string& kwargs) {
+    const ChatPrompter* prompter = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(prompters_mu_);
+      auto it = prompters_.find(chat_template);
+      if (it == prompters_.end()) {
+        it = prompters_.emplace(chat_template, Unwrap(ChatPrompter::Create(tok(), chat_template))).first;
+      }
+      prompter = it->second.get();
+    }
+    ChatPrompter::Prompt p = Unwrap(prompter->Apply(JsonArg(messages, "messages"), add_generation_prompt,
+                                                    continue_final_message, JsonArg(tools, "tools"),
+                                                    JsonArg(kwargs, "chat_template_kwargs")));
+    return py::make_tuple(Str(p.text), p.token_ids);
+  }
+
+  // Engine state between batches (waits for a running batch): what tests check after an
+  // abort, i.e. no request left unfinished and no KV block still referenced.
+  py::dict Stats() {
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(mu_);
+    const EngineCore& core = engine_->core();
+    const EngineCounters c = core.counters();
+    py::gil_scoped_acquire gil;
+    py::dict d;
+    d["has_unfinished"] = core.HasUnfinished();
+    d["num_running"] = core.num_running();
+    d["num_waiting"] = core.num_waiting();
+    d["kv_usage"] = core.kv_usage();
+    d["prompt_tokens"] = c.prompt_tokens;
+    d["generation_tokens"] = c.generation_tokens;
+    d["num_preemptions"] = c.num_preemptions;
+    d["prefix_cache_queries"] = c.prefix_queries;
+    d["prefix_cache_hits"] = c.prefix_hits;
+    d["requests_finished"] = c.requests_finished;
+    return d;
+  }
+
+  py::dict Info() const {
+    const LoadedModel& m = engine_->model();
+    const Tokenizer& t = tok();
+    py::dict d;
+    d["path"] = m.path;
+    d["format"] = m.format;
+    d["weight_type"] = m.weight_type;
+    d["architecture"] = m.config.arch;
+    d["name"] = Str(m.config.name);
+    d["num_layers"] = m.config.num_layers;
+    d["hidden_size"] = m.config.hidden_size;
+    d["max_model_len"] = engine_->max_model_len();
+    d["vocab_size"] = engine_->vocab_size();
+    d["kv_capacity_tokens"] = engine_->kv_capacity_tokens();
+    d["block_size"] = engine_->core().block_size();
+    d["tokenizer_vocab_size"] = t.vocab_size();
+    d["bos_token_id"] = t.bos_id() >= 0 ? py::object(py::int_(t.bos_id())) : py::object(py::none());
+    d["eos_token_id"] = t.eos_id() >= 0 ? py::object(py::int_(t.eos_id())) : py::object(py::none());
+    d["eog_token_ids"] = t.eog_ids();
+    d["add_bos"] = t.add_bos();
+    d["chat_template"] = t.chat_template().empty() ? py::object(py::none()) : py::object(Str(t.chat_template()));
+    const GenerationDefaults& g = m.generation;
+    py::dict gen;
+    if (g.temperature) gen["temperature"] = *g.temperature;
+    if (g.top_p) gen["top_p"] = *g.top_p;
+    if (g.top_k) gen["top_k"] = *g.top_k;
+    if (g.min_p) gen["min_p"] = *g.min_p;
+    if (g.repetition_penalty) gen["repetition_penalty"] = *g.repetition_penalty;
+    if (g.max_new_tokens) gen["max_tokens"] = *g.max_new_tokens;
+    d["generation_config"] = gen;
+    return d;
+  }
+
+ private:
+  const Tokenizer& tok() const { return engine_->tokenizer(); }
+  void CheckIds(const std::vector<int32_t>& ids) const {
+    for (int32_t id : ids) {
+      if (id < 0 || id >= tok().vocab_size()) {
+        throw py::value_error("token id " + std::to_string(id) + " is out of vocabulary (size " +
+                              std::to_string(tok().vocab_size()) + ")");
+      }
+    }
+  }
+
+  std::unique_ptr<Engine> engine_;
+  std::mutex mu_;  // one Generate at a time
+  std::mutex prompters_mu_;
+  std::map<std::string, std::unique_ptr<ChatPrompter>> prompters_;  // by template source ("" = the model's)
+};
+
+}  // namespace
+}  // namespace inferd
+
+PYBIND11_MODULE(_C, m) {
+  using inferd::PyEngine;
+  m.doc() = "inferd C++ engine (thin binding; use the `inferd` package)";
+  inferd::InitLogging();
+  py::class_<PyEngine>(m, "Engine")
+      .def(py::init<const std::string&, const std::string&, const std::string&, const std::string&, uint64_t, int64_t,
+                    int64_t, const std::string&, int64_t, int64_t, bool, const std::string&, int>(),
+           py::arg("model"), py::arg("tokenizer") = "", py::arg("load_format") = "auto", py::arg("dtype") = "auto",
+           py::arg("seed") = 0, py::arg("max_model_len") = 0, py::arg("block_size") = 16,
+           py::arg("kv_cache_memory") = "", py::arg("max_num_batched_tokens") = 512, py::arg("max_num_seqs") = 64,
+           py::arg("enable_prefix_caching") = true, py::arg("scheduling_policy") = "fcfs", py::arg("threads") = 0)
+      .def("generate", &PyEngine::Generate, py::arg("requests"), py::arg("logprob_cls"),
+           py::arg("on_finished") = py::none())
+      .def("encode", &PyEngine::Encode, py::arg("text"), py::arg("add_special_tokens") = true,
+           py::arg("parse_special") = false)
+      .def("decode", &PyEngine::Decode, py::arg("ids"), py::arg("skip_special_tokens") = true)
+      .def("token_text", &PyEngine::TokenText, py::arg("id"))
+      .def("token_bytes", &PyEngine::TokenBytes, py::arg("id"))
+      .def("apply_chat_template", &PyEngine::ApplyChatTemplate, py::arg("messages"), py::arg("chat_template") = "",
+           py::arg("add_generation_prompt") = true, py::arg("continue_final_message") = false,
+           py::arg("tools") = "", py::arg("chat_template_kwargs") = "")
+      .def("info", &PyEngine::Info)
+      .def("stats", &PyEngine::Stats);
+}
