@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README's second command: installs dependencies, fetches the embedded model, builds
-# inferd and runs every test: unit tests (ctest), CLI end-to-end tests and the
-# comparisons against llama.cpp (pytest).
+# inferd and runs every test: unit tests (ctest), CLI end-to-end tests, the comparisons
+# against llama.cpp, the Python package and the server end to end (pytest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -24,6 +24,11 @@ echo "== reference tests against llama.cpp (pytest)"
 
 echo "== command-line end-to-end tests (pytest)"
 python3 -m pytest tests/cli -q
+
+echo "== Python package: pip install . (the engine as extension inferd._C, incremental in build/python) and its tests (pytest)"
+CMAKE_BUILD_PARALLEL_LEVEL=${INFERD_BUILD_JOBS:-$(nproc)} \
+  python3 -m pip install --no-build-isolation --root-user-action=ignore -q .
+python3 -m pytest tests/python -q
 
 echo "== server end-to-end tests: openai client, raw HTTP, lifecycle, Prometheus (pytest)"
 python3 -m pytest tests/e2e -q
