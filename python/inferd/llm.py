@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import os
 import threading
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -120,8 +121,12 @@ class LLM:
                 close = difflib.get_close_matches(key, known, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise TypeError(f"LLM() got an unexpected keyword argument {key!r}{hint}")
+        if isinstance(model, os.PathLike):
+            model = os.fspath(model)
         if not isinstance(model, str) or not model:
             raise ValueError(f"model must be a path (str), got {model!r}")
+        model = os.path.expanduser(model)
+        tokenizer = os.path.expanduser(os.fspath(tokenizer)) if tokenizer else None
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
         if max_model_len is not None and max_model_len < 1:

@@ -4,6 +4,7 @@ seeds, logprobs, stops, input forms, errors, and a cross-check against the CLI."
 import json
 import math
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -272,7 +273,7 @@ def test_construction_errors(model_path, tmp_path):
 
 
 def test_engine_flags_and_vllm_arguments(model_path):
-    small = LLM(model=model_path, max_model_len=256, kv_cache_memory=32 << 20, max_num_seqs=2,
+    small = LLM(model=pathlib.Path(model_path), max_model_len=256, kv_cache_memory=32 << 20, max_num_seqs=2,
                 max_num_batched_tokens=32, enable_prefix_caching=False, block_size=8, scheduling_policy="priority",
                 gpu_memory_utilization=0.9, enforce_eager=True, trust_remote_code=True, disable_log_stats=True)
     assert small.max_model_len == 256
