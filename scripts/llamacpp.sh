@@ -65,7 +65,20 @@ EOF
   mv "$ENV_FILE.tmp" "$ENV_FILE"
 }
 
+# CPU features: -march=native, except on CPUs with AMX. There ggml's AMX matmul crashes
+# (SIGSEGV at ldtilecfg in ggml_backend_amx_mul_mat, llama.cpp of llama-cpp-python 0.3.36,
+# seen on a 2-core Xeon VM where AMX itself works after ARCH_REQ_XCOMP_PERM), so we list
+# every other feature the CPU has instead of -march=native.
+ARCH_OPTS=(-DGGML_NATIVE=ON)
+if grep -qw amx_int8 /proc/cpuinfo 2>/dev/null; then
+  has() { grep -m1 '^flags' /proc/cpuinfo | grep -qw "$1" && echo ON || echo OFF; }
+  ARCH_OPTS=(-DGGML_NATIVE=OFF -DGGML_SSE42="$(has sse4_2)" -DGGML_AVX="$(has avx)" -DGGML_AVX2="$(has avx2)"
+    -DGGML_BMI2="$(has bmi2)" -DGGML_FMA="$(has fma)" -DGGML_F16C="$(has f16c)" -DGGML_AVX_VNNI="$(has avx_vnni)"
+    -DGGML_AVX512="$(has avx512bw)" -DGGML_AVX512_VBMI="$(has avx512vbmi)" -DGGML_AVX512_VNNI="$(has avx512_vnni)"
+    -DGGML_AVX512_BF16="$(has avx512_bf16)" -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF)
+fi
 is_done() {
+  [ "$(cat "$BUILD/.arch" 2>/dev/null)" = "${ARCH_OPTS[*]}" ] || return 1
   [ -f "$ROOT/.stamp-core" ] && [ -f "$BIN/libllama.so" ] || return 1
   if [ "$WITH_BENCH" -eq 1 ]; then [ -f "$ROOT/.stamp-bench" ] || return 1; fi
   return 0
@@ -107,18 +120,21 @@ fi
 SERVER=OFF
 if [ "$WITH_BENCH" -eq 1 ]; then SERVER=ON; fi
 if [ ! -f "$BUILD/build.ninja" ] || \
-   ! grep -q "^LLAMA_BUILD_SERVER:BOOL=$SERVER" "$BUILD/CMakeCache.txt" 2>/dev/null; then
-  log "cmake configure (server=$SERVER)"
+   ! grep -q "^LLAMA_BUILD_SERVER:BOOL=$SERVER" "$BUILD/CMakeCache.txt" 2>/dev/null || \
+   [ "$(cat "$BUILD/.arch" 2>/dev/null)" != "${ARCH_OPTS[*]}" ]; then
+  log "cmake configure (server=$SERVER; ${ARCH_OPTS[*]})"
+  rm -f "$ROOT/.stamp-core" "$ROOT/.stamp-bench"
   cmake -S "$SRC/vendor/llama.cpp" -B "$BUILD" -G Ninja \
     -DCMAKE_BUILD_TYPE=Release \
     -DBUILD_SHARED_LIBS=ON \
-    -DGGML_NATIVE=ON \
+    "${ARCH_OPTS[@]}" \
     -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
     -DLLAMA_BUILD_COMMON=ON -DLLAMA_BUILD_TOOLS=ON \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF \
     -DLLAMA_BUILD_SERVER=$SERVER -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
     -DLLAMA_ALL_WARNINGS=OFF \
     >"$ROOT/configure.log" 2>&1 || { tail -n 40 "$ROOT/configure.log" >&2; exit 1; }
+  echo "${ARCH_OPTS[*]}" > "$BUILD/.arch"
 fi
 
 # 3. Build only what is needed.
