@@ -2,6 +2,7 @@
 
 #include "format/gguf.h"
 #include "model/model.h"
+#include "ops/ops.h"
 #include "util/logging.h"
 
 namespace inferd {
@@ -101,6 +102,7 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const LoadOptions& options) {
     return InvalidArgument(fmt::format("tokenizer has {} tokens but the model's vocabulary is {}",
                                        model->tokenizer->vocab_size(), model->config.vocab_size));
   }
+  ops::PrepareWeights(model->weights);  // repack once for the backend's kernels
   return model;
 }
 

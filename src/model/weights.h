@@ -17,6 +17,9 @@ struct Matrix {
   int64_t rows = 0, cols = 0;
   const uint8_t* data = nullptr;
   size_t row_bytes = 0;
+  // The backend's repacked copy for its fast kernels (ops::PrepareWeights), or nullptr;
+  // owned by ModelWeights::storage (or whoever packed it).
+  const void* packed = nullptr;
 
   bool empty() const { return data == nullptr; }
   const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }

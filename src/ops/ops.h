@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 
 #include "model/weights.h"
@@ -14,7 +15,18 @@
 namespace inferd::ops {
 
 // y[t, r] = sum_k x[t, k] * W[r, k]   x: [T, W.cols]  y: [T, W.rows]
+// With w.packed (Q4_0 / Q4_1 / Q8_0 after PrepareWeights) activations are quantized to
+// int8 per 32-element block and multiplied with integer dot products, as llama.cpp does
+// (numerics in backend/cpu/qgemm.h); otherwise rows are dequantized and multiplied in fp32.
 void MatMul(const Matrix& w, const float* x, int64_t num_tokens, float* y);
+
+// Repacks every matrix of `weights` once, at load, into the layout the backend's kernels
+// want, and sets Matrix::packed (the copies are kept in weights.storage). Matrices without
+// a packed form are left as they are. INFERD_CPU_MATMUL=fp32 in the environment skips it,
+// so that every matmul runs in fp32 on dequantized rows (the exact mode tests use).
+void PrepareWeights(ModelWeights& weights);
+// The packed form of one matrix (nullptr when it has none); the caller keeps it alive.
+std::shared_ptr<const void> PackMatrix(const Matrix& w);
 
 // y[t, :] = x[t, :] / rms(x[t, :]) * weight   x, y: [T, d]; y may alias x
 void RmsNorm(const float* x, const float* weight, int64_t num_tokens, int64_t d, float eps, float* y);

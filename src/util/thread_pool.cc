@@ -1,69 +1,134 @@
 #include "util/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <memory>
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <climits>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define INFERD_PAUSE() _mm_pause()
+#else
+#define INFERD_PAUSE() ((void)0)
+#endif
+
 namespace inferd {
+namespace {
+
+constexpr int64_t kChunksPerThread = 4;
+
+using Clock = std::chrono::steady_clock;
+
+// Waits until pred() holds or `micros` pass; true when pred() held. The first few
+// microseconds spin with pause; after that each round yields the core, so that a thread
+// that shares our core (when the machine is oversubscribed) can run while we wait.
+template <typename Pred>
+bool SpinUntil(Pred pred, int micros) {
+  if (micros <= 0) return pred();
+  const auto start = Clock::now();
+  const auto deadline = start + std::chrono::microseconds(micros);
+  const auto yield_after = start + std::chrono::microseconds(std::min(micros, 5));
+  for (;;) {
+    for (int i = 0; i < 32; ++i) {
+      if (pred()) return true;
+      INFERD_PAUSE();
+    }
+    const auto now = Clock::now();
+    if (now >= deadline) return pred();
+    if (now >= yield_after) std::this_thread::yield();
+  }
+}
+
+// Blocks while *word == expected (the kernel compares atomically), or spuriously returns.
+void FutexWait(std::atomic<uint32_t>* word, uint32_t expected) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+}
+
+void FutexWakeAll(std::atomic<uint32_t>* word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+}
+
+}  // namespace
 
 ThreadPool::ThreadPool(int num_threads) {
   if (num_threads <= 0) num_threads = std::max(1u, std::thread::hardware_concurrency());
-  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
+  if (const char* env = std::getenv("INFERD_SPIN_US")) spin_micros_ = std::max(0, std::atoi(env));
+  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
 ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-  }
-  cv_work_.notify_all();
+  stop_.store(true);
+  generation_.fetch_add(1);
+  FutexWakeAll(&generation_);
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::WorkerLoop(int index) {
-  uint64_t seen = 0;
+void ThreadPool::RunChunks(uint32_t generation) {
+  uint64_t v = next_.load(std::memory_order_acquire);
   for (;;) {
-    const std::function<void(int64_t, int64_t)>* fn;
-    int64_t begin, end;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_work_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      fn = fn_;
-      begin = std::min(n_, index * chunk_);
-      end = std::min(n_, begin + chunk_);
-    }
-    if (begin < end) (*fn)(begin, end);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) cv_done_.notify_one();
-    }
+    if (static_cast<uint32_t>(v >> 32) != generation) return;  // that job is over
+    const int64_t c = static_cast<int64_t>(v & 0xFFFFFFFFu);
+    if (c >= num_chunks_.load(std::memory_order_relaxed)) return;
+    if (!next_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    const int64_t begin = c * chunk_;
+    (*fn_)(begin, std::min(n_, begin + chunk_));
+    done_.fetch_add(1, std::memory_order_acq_rel);
+    v = next_.load(std::memory_order_acquire);
   }
 }
 
-void ThreadPool::ParallelFor(int64_t n, int64_t grain,
-                             const std::function<void(int64_t, int64_t)>& fn) {
+void ThreadPool::WorkerLoop() {
+  uint32_t seen = 0;  // generation_ at construction: a job posted before this thread ran is still seen
+  for (;;) {
+    if (!SpinUntil([&] { return generation_.load(std::memory_order_acquire) != seen; }, spin_micros_)) {
+      // Sleep. The caller bumps generation_ before it reads sleepers_, and we raise
+      // sleepers_ before the futex re-reads generation_ (all seq_cst): either it sees us
+      // and wakes us, or the futex sees the new generation and returns at once.
+      sleepers_.fetch_add(1);
+      FutexWait(&generation_, seen);
+      sleepers_.fetch_sub(1);
+    }
+    const uint32_t g = generation_.load(std::memory_order_acquire);
+    if (g == seen) continue;  // spurious wake-up
+    seen = g;
+    if (stop_.load()) return;
+    RunChunks(g);
+  }
+}
+
+void ThreadPool::ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
   const int64_t threads = num_threads();
-  int64_t chunk = (n + threads - 1) / threads;
-  chunk = (chunk + grain - 1) / grain * grain;
-  if (workers_.empty() || chunk >= n) {
+  const int64_t max_chunks = (n + grain - 1) / grain;
+  const int64_t want = std::min(max_chunks, threads * kChunksPerThread);
+  if (workers_.empty() || want <= 1) {
     fn(0, n);
     return;
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    fn_ = &fn;
-    n_ = n;
-    chunk_ = chunk;
-    pending_ = static_cast<int>(workers_.size());
-    ++generation_;
+  std::lock_guard<std::mutex> lock(call_mu_);
+  int64_t chunk = (n + want - 1) / want;
+  chunk = (chunk + grain - 1) / grain * grain;
+  const int64_t num_chunks = (n + chunk - 1) / chunk;
+  const uint32_t gen = generation_.load(std::memory_order_relaxed) + 1;
+  fn_ = &fn;
+  n_ = n;
+  chunk_ = chunk;
+  num_chunks_.store(num_chunks, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  next_.store(static_cast<uint64_t>(gen) << 32, std::memory_order_release);
+  generation_.store(gen);  // seq_cst: publishes the job (see WorkerLoop)
+  if (sleepers_.load() > 0) FutexWakeAll(&generation_);
+  RunChunks(gen);
+  // Only chunks that other threads claimed can still be running.
+  if (!SpinUntil([&] { return done_.load(std::memory_order_acquire) == num_chunks; }, 1000)) {
+    while (done_.load(std::memory_order_acquire) != num_chunks) std::this_thread::yield();
   }
-  cv_work_.notify_all();
-  fn(0, std::min(n, chunk));
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_done_.wait(lock, [&] { return pending_ == 0; });
 }
 
 namespace {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/qgemm.h"
 #include "ops/ops.h"
 #include "util/thread_pool.h"
 
@@ -50,9 +51,87 @@ constexpr int64_t kMaxFusedTokens = cpu::kMaxQuantTokens;  // one register pass;
 
 int64_t RoundUpLanes(int64_t n) { return (n + cpu::kLanes - 1) / cpu::kLanes * cpu::kLanes; }
 
+// Quantized activations of one MatMul call; grown, never shrunk (no allocation once warm).
+struct ActBuffers {
+  std::vector<int8_t> q;
+  std::vector<float> d;
+  std::vector<int32_t> s, aux;
+  std::vector<float> tail;  // outputs of a partial last row group
+};
+
+constexpr int64_t kTokenChunk = 128;        // token rows whose activations stay in L2 together
+constexpr int64_t kParallelQuantRows = 32;  // fewer rows are quantized on the calling thread
+
+void PackedMatMul(const cpu::PackedMatrix& p, const float* x, int64_t num_tokens, float* y) {
+  const auto& kern = cpu::QuantKernels();
+  thread_local ActBuffers tls;
+  ActBuffers& buf = tls;  // the workers below must use the calling thread's buffers
+  const int64_t k = p.cols, nb = p.nb, n = p.rows, T = num_tokens;
+  if (static_cast<int64_t>(buf.q.size()) < T * k) buf.q.resize(static_cast<size_t>(T * k));
+  if (static_cast<int64_t>(buf.d.size()) < T * nb) {
+    buf.d.resize(static_cast<size_t>(T * nb));
+    buf.s.resize(static_cast<size_t>(T * nb));
+    buf.aux.resize(static_cast<size_t>(T * nb));
+  }
+  auto quantize = [&](int64_t t0, int64_t t1) {
+    kern.quantize(x + t0 * k, k, t1 - t0, k, buf.q.data() + t0 * k, buf.d.data() + t0 * nb, buf.s.data() + t0 * nb);
+    cpu::ComputeAux(p.type, buf.d.data() + t0 * nb, buf.s.data() + t0 * nb, (t1 - t0) * nb, buf.aux.data() + t0 * nb);
+  };
+  if (T >= kParallelQuantRows) {
+    ThreadPool::Global().ParallelFor(T, 1, quantize);
+  } else {
+    quantize(0, T);
+  }
+  const cpu::QuantActs acts{buf.q.data(), buf.d.data(), buf.aux.data(), k, nb};
+  const int64_t full_groups = n / cpu::kGroupRows;
+  const int64_t tail_rows = n - full_groups * cpu::kGroupRows;
+  if (tail_rows > 0 && static_cast<int64_t>(buf.tail.size()) < T * cpu::kGroupRows) {
+    buf.tail.resize(static_cast<size_t>(T * cpu::kGroupRows));
+  }
+  float* tail = buf.tail.data();
+  ThreadPool::Global().ParallelFor(p.num_groups, 1, [&](int64_t g0, int64_t g1) {
+    const int64_t g1_full = std::min(g1, full_groups);
+    for (int64_t t0 = 0; t0 < T; t0 += kTokenChunk) {
+      const int64_t nt = std::min(kTokenChunk, T - t0);
+      if (g1_full > g0) kern.gemm(p, g0, g1_full - g0, acts, t0, nt, y + t0 * n + g0 * cpu::kGroupRows, n);
+      if (g1 > full_groups) {  // the partial last group goes through a 16-wide buffer
+        kern.gemm(p, full_groups, 1, acts, t0, nt, tail, cpu::kGroupRows);
+        for (int64_t t = 0; t < nt; ++t)
+          std::memcpy(y + (t0 + t) * n + full_groups * cpu::kGroupRows, tail + t * cpu::kGroupRows,
+                      sizeof(float) * tail_rows);
+      }
+    }
+  });
+}
+
 }  // namespace
 
+std::shared_ptr<const void> PackMatrix(const Matrix& w) {
+  if (!cpu::CanPack(w)) return nullptr;
+  return std::shared_ptr<const cpu::PackedMatrix>(cpu::Pack(w));
+}
+
+void PrepareWeights(ModelWeights& weights) {
+  const char* env = std::getenv("INFERD_CPU_MATMUL");
+  if (env && std::string(env) == "fp32") return;
+  auto pack = [&](Matrix& m) {
+    if (m.packed || m.empty()) return;
+    auto p = PackMatrix(m);
+    if (!p) return;
+    m.packed = p.get();
+    weights.storage.push_back(std::move(p));
+  };
+  pack(weights.output);
+  for (LayerWeights& l : weights.layers) {
+    for (Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) pack(*m);
+  }
+}
+
 void MatMul(const Matrix& w, const float* x, int64_t num_tokens, float* y) {
+  if (w.packed) {
+    PackedMatMul(*static_cast<const cpu::PackedMatrix*>(w.packed), x, num_tokens, y);
+    return;
+  }
   const auto& kern = cpu::Kernels();
   const int64_t k = w.cols, kp = RoundUpLanes(k), n = w.rows;
   const int token_tile = kern.token_tile, row_tile = kern.row_tile;
@@ -69,17 +148,18 @@ void MatMul(const Matrix& w, const float* x, int64_t num_tokens, float* y) {
   // result does not depend on the batch. Larger batches amortize a dequantized row buffer.
   float probe = 0.0f;
   if (num_tokens <= kMaxFusedTokens && kp == k && kern.dot_quant_row && k % 32 == 0 &&
-      kern.dot_quant_row(w.type, w.row(0), xs, kp, 1, k, &probe, 1)) {
+      kern.dot_quant_row(w.type, w.row(0), w.row_bytes, 1, xs, kp, 1, k, &probe, 1)) {
     ThreadPool::Global().ParallelFor(n, kRowBlock, [&](int64_t begin, int64_t end) {
       const int64_t row_bytes = static_cast<int64_t>(w.row_bytes);
-      for (int64_t r = begin; r < end; ++r) {
+      for (int64_t r = begin; r < end; r += cpu::kMaxQuantRows) {
+        const int nr = static_cast<int>(std::min<int64_t>(cpu::kMaxQuantRows, end - r));
         if (r + kPrefetchRows < end) {
           const char* ahead = reinterpret_cast<const char*>(w.row(r + kPrefetchRows));
-          for (int64_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(ahead + off, 0, 0);
+          for (int64_t off = 0; off < row_bytes * nr; off += 64) __builtin_prefetch(ahead + off, 0, 0);
         }
         for (int64_t t0 = 0; t0 < num_tokens; t0 += cpu::kMaxQuantTokens) {
           const int nt = static_cast<int>(std::min<int64_t>(cpu::kMaxQuantTokens, num_tokens - t0));
-          kern.dot_quant_row(w.type, w.row(r), xs + t0 * kp, kp, nt, k, &y[t0 * n + r], n);
+          kern.dot_quant_row(w.type, w.row(r), w.row_bytes, nr, xs + t0 * kp, kp, nt, k, &y[t0 * n + r], n);
         }
       }
     });

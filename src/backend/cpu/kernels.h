@@ -15,6 +15,7 @@ namespace inferd::cpu {
 
 constexpr int kLanes = 16;
 constexpr int kMaxQuantTokens = 4;  // tokens per dot_quant_row call
+constexpr int kMaxQuantRows = 4;    // rows per dot_quant_row call
 
 struct KernelTable {
   const char* name;
@@ -30,12 +31,13 @@ struct KernelTable {
   // Dequantizes n elements (a whole row) of `type`; fast paths for the common types,
   // otherwise the reference DequantizeRow. Values are identical to the reference.
   void (*dequant_row)(GgmlType type, const void* src, float* dst, int64_t n);
-  // Small-batch fast path: out[t * ldo] = dot(x[t * ldx : +k], dequant(row)) for t < nt
-  // (nt <= kMaxQuantTokens), with the same lanes and order as dot_tile on a dequantized
-  // row (so results are bit-identical), but dequantizing in registers once for all nt
-  // tokens. Returns false for types it does not handle; may be nullptr. k % 32 == 0.
-  bool (*dot_quant_row)(GgmlType type, const void* row, const float* x, int64_t ldx, int nt, int64_t k,
-                        float* out, int64_t ldo);
+  // Small-batch fast path: out[t * ldo + r] = dot(x[t * ldx : +k], dequant(row r)) for
+  // t < nt <= kMaxQuantTokens and r < nr <= kMaxQuantRows (row r at rows + r * row_bytes),
+  // with the same lanes and order as dot_tile on dequantized rows (so results are
+  // bit-identical), dequantizing in registers once for all nt tokens. Returns false for
+  // types it does not handle; may be nullptr. k % 32 == 0.
+  bool (*dot_quant_row)(GgmlType type, const void* rows, size_t row_bytes, int nr, const float* x, int64_t ldx,
+                        int nt, int64_t k, float* out, int64_t ldo);
 };
 
 const KernelTable& Kernels();

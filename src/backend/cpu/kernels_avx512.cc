@@ -92,53 +92,73 @@ inline __m512 I8ToPs(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32
 // Lane l accumulates elements k = l (mod 16) in increasing k, exactly as DotTile does over
 // a dequantized row: within a 32-element block, elements 0..15 then 16..31. The weights
 // are formed as the dequantizers form them (d * q (+ m); the products are exact in fp32),
-// once per block for all NT tokens.
-template <int NT>
-void DotQuantBlocks(GgmlType type, const uint8_t* s, const float* x, int64_t ldx, int64_t k, float* out,
-                    int64_t ldo) {
+// once per block for all NT tokens. NR rows run side by side so that the FMA chains of
+// different rows overlap (one row's chain alone is latency-bound); each row keeps its order.
+template <int NT, int NR>
+void DotQuantBlocks(GgmlType type, const uint8_t* s, size_t row_bytes, const float* x, int64_t ldx, int64_t k,
+                    float* out, int64_t ldo) {
   const __m128i low4 = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
-  __m512 acc[NT];
-  for (auto& a : acc) a = _mm512_setzero_ps();
-  auto accumulate = [&](int64_t b, __m512 w0, __m512 w1) {
+  __m512 acc[NT][NR];
+  for (auto& t : acc)
+    for (auto& a : t) a = _mm512_setzero_ps();
+  const int64_t nb = k / 32;
+  for (int64_t blk = 0; blk < nb; ++blk) {
+    const int64_t b = blk * 32;
+    __m512 w0[NR], w1[NR];
+    for (int r = 0; r < NR; ++r) {
+      const uint8_t* p = s + r * row_bytes;
+      if (type == GgmlType::kQ4_1) {
+        p += blk * 20;
+        const __m512 d = HalfToPs(p), m = HalfToPs(p + 2);
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 4));
+        w0[r] = _mm512_add_ps(_mm512_mul_ps(d, U8ToPs(_mm_and_si128(q, low4))), m);
+        w1[r] = _mm512_add_ps(_mm512_mul_ps(d, U8ToPs(_mm_and_si128(_mm_srli_epi16(q, 4), low4))), m);
+      } else if (type == GgmlType::kQ4_0) {
+        p += blk * 18;
+        const __m512 d = HalfToPs(p);
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2));
+        w0[r] = _mm512_mul_ps(d, I8ToPs(_mm_sub_epi8(_mm_and_si128(q, low4), eight)));
+        w1[r] = _mm512_mul_ps(d, I8ToPs(_mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), low4), eight)));
+      } else {  // kQ8_0
+        p += blk * 34;
+        const __m512 d = HalfToPs(p);
+        w0[r] = _mm512_mul_ps(d, I8ToPs(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2))));
+        w1[r] = _mm512_mul_ps(d, I8ToPs(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 18))));
+      }
+    }
     for (int t = 0; t < NT; ++t) {
-      acc[t] = _mm512_fmadd_ps(_mm512_loadu_ps(x + t * ldx + b), w0, acc[t]);
-      acc[t] = _mm512_fmadd_ps(_mm512_loadu_ps(x + t * ldx + b + 16), w1, acc[t]);
-    }
-  };
-  if (type == GgmlType::kQ4_1) {
-    for (int64_t b = 0; b < k; b += 32, s += 20) {
-      const __m512 d = HalfToPs(s), m = HalfToPs(s + 2);
-      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 4));
-      accumulate(b, _mm512_add_ps(_mm512_mul_ps(d, U8ToPs(_mm_and_si128(q, low4))), m),
-                 _mm512_add_ps(_mm512_mul_ps(d, U8ToPs(_mm_and_si128(_mm_srli_epi16(q, 4), low4))), m));
-    }
-  } else if (type == GgmlType::kQ4_0) {
-    for (int64_t b = 0; b < k; b += 32, s += 18) {
-      const __m512 d = HalfToPs(s);
-      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2));
-      accumulate(b, _mm512_mul_ps(d, I8ToPs(_mm_sub_epi8(_mm_and_si128(q, low4), eight))),
-                 _mm512_mul_ps(d, I8ToPs(_mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), low4), eight))));
-    }
-  } else {  // kQ8_0
-    for (int64_t b = 0; b < k; b += 32, s += 34) {
-      const __m512 d = HalfToPs(s);
-      accumulate(b, _mm512_mul_ps(d, I8ToPs(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 2)))),
-                 _mm512_mul_ps(d, I8ToPs(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 18)))));
+      const __m512 x0 = _mm512_loadu_ps(x + t * ldx + b), x1 = _mm512_loadu_ps(x + t * ldx + b + 16);
+      for (int r = 0; r < NR; ++r) {
+        acc[t][r] = _mm512_fmadd_ps(x0, w0[r], acc[t][r]);
+        acc[t][r] = _mm512_fmadd_ps(x1, w1[r], acc[t][r]);
+      }
     }
   }
-  for (int t = 0; t < NT; ++t) out[t * ldo] = Reduce(acc[t]);
+  for (int t = 0; t < NT; ++t)
+    for (int r = 0; r < NR; ++r) out[t * ldo + r] = Reduce(acc[t][r]);
 }
 
-bool DotQuantRow(GgmlType type, const void* row, const float* x, int64_t ldx, int nt, int64_t k, float* out,
-                 int64_t ldo) {
+template <int NT>
+void DotQuantRows(GgmlType type, const uint8_t* s, size_t row_bytes, int nr, const float* x, int64_t ldx,
+                  int64_t k, float* out, int64_t ldo) {
+  switch (nr) {
+    case 1: return DotQuantBlocks<NT, 1>(type, s, row_bytes, x, ldx, k, out, ldo);
+    case 2: return DotQuantBlocks<NT, 2>(type, s, row_bytes, x, ldx, k, out, ldo);
+    case 3: return DotQuantBlocks<NT, 3>(type, s, row_bytes, x, ldx, k, out, ldo);
+    default: return DotQuantBlocks<NT, 4>(type, s, row_bytes, x, ldx, k, out, ldo);
+  }
+}
+
+bool DotQuantRow(GgmlType type, const void* rows, size_t row_bytes, int nr, const float* x, int64_t ldx, int nt,
+                 int64_t k, float* out, int64_t ldo) {
   if (type != GgmlType::kQ4_0 && type != GgmlType::kQ4_1 && type != GgmlType::kQ8_0) return false;
-  const auto* s = static_cast<const uint8_t*>(row);
+  if (nr < 1 || nr > kMaxQuantRows || nt < 1 || nt > kMaxQuantTokens) return false;
+  const auto* s = static_cast<const uint8_t*>(rows);
   switch (nt) {
-    case 1: DotQuantBlocks<1>(type, s, x, ldx, k, out, ldo); return true;
-    case 2: DotQuantBlocks<2>(type, s, x, ldx, k, out, ldo); return true;
-    case 3: DotQuantBlocks<3>(type, s, x, ldx, k, out, ldo); return true;
-    case 4: DotQuantBlocks<4>(type, s, x, ldx, k, out, ldo); return true;
-    default: return false;
+    case 1: DotQuantRows<1>(type, s, row_bytes, nr, x, ldx, k, out, ldo); return true;
+    case 2: DotQuantRows<2>(type, s, row_bytes, nr, x, ldx, k, out, ldo); return true;
+    case 3: DotQuantRows<3>(type, s, row_bytes, nr, x, ldx, k, out, ldo); return true;
+    default: DotQuantRows<4>(type, s, row_bytes, nr, x, ldx, k, out, ldo); return true;
   }
 }
 

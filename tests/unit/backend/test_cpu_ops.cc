@@ -136,7 +136,10 @@ TEST(Kernels, AllIsaPathsAreBitIdentical) {
       auto xq = RandomVec(256 * cpu::kMaxQuantTokens, 10);
       for (int nt = 1; nt <= cpu::kMaxQuantTokens; ++nt) {
         std::vector<float> fused(nt);
-        if (!t->dot_quant_row || !t->dot_quant_row(type, m.m.data, xq.data(), 256, nt, 256, fused.data(), 1)) break;
+        if (!t->dot_quant_row ||
+            !t->dot_quant_row(type, m.m.data, m.m.row_bytes, 1, xq.data(), 256, nt, 256, fused.data(), 1)) {
+          break;
+        }
         for (int i = 0; i < nt; ++i) {
           const float plain = gen.dot(&xq[i * 256], d2.data(), 256);
           EXPECT_EQ(0, std::memcmp(&fused[i], &plain, 4))

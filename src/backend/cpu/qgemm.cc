@@ -1,0 +1,197 @@
+// Packing, the plain reference kernels and the dispatch for qgemm.h.
+#include "backend/cpu/qgemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace inferd::cpu {
+namespace {
+
+uint16_t LoadHalf(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return h;
+}
+
+// GGML block layouts: byte offsets of d, m and the quant bytes, and the block size.
+struct GgmlBlock {
+  size_t bytes, d, m, qs, nqs;
+};
+GgmlBlock BlockOf(PackedType t) {
+  switch (t) {
+    case PackedType::kQ4_0: return {18, 0, 0, 2, 16};
+    case PackedType::kQ4_1: return {20, 0, 2, 4, 16};
+    case PackedType::kQ8_0: return {34, 0, 0, 2, 32};
+  }
+  return {};
+}
+
+void QuantizeGeneric(const float* x, int64_t ldx, int64_t nt, int64_t k, int8_t* q, float* d, int32_t* s) {
+  const int64_t nb = k / kQBlock;
+  for (int64_t t = 0; t < nt; ++t) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* xb = x + t * ldx + b * kQBlock;
+      float amax = 0.0f;
+      for (int i = 0; i < kQBlock; ++i) amax = std::max(amax, std::fabs(xb[i]));
+      const float db = amax / 127.0f;
+      const float id = db != 0.0f ? 1.0f / db : 0.0f;
+      int32_t sum = 0;
+      int8_t* qb = q + t * k + b * kQBlock;
+      for (int i = 0; i < kQBlock; ++i) {
+        const int v = static_cast<int>(std::nearbyint(xb[i] * id));
+        qb[i] = static_cast<int8_t>(v);
+        sum += v;
+      }
+      d[t * nb + b] = db;
+      s[t * nb + b] = sum;
+    }
+  }
+}
+
+// The definition in qgemm.h, one output at a time.
+void GemmGeneric(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt,
+                 float* y, int64_t ldy) {
+  const bool q8 = w.type == PackedType::kQ8_0;
+  const int chunks = static_cast<int>(w.qs_bytes / 64);
+  for (int64_t gi = 0; gi < ng; ++gi) {
+    const uint8_t* grp = w.group(g0 + gi);
+    for (int64_t t = 0; t < nt; ++t) {
+      const int8_t* aq = a.q + (t0 + t) * a.k;
+      const float* ad = a.d + (t0 + t) * a.nb;
+      const int32_t* aux = a.aux + (t0 + t) * a.nb;
+      for (int l = 0; l < kGroupRows; ++l) {
+        float acc = 0.0f;
+        for (int64_t b = 0; b < w.nb; ++b) {
+          const uint8_t* qs = grp + w.qs_offset(b);
+          const int8_t* xq = aq + b * kQBlock;
+          int32_t isum = 0;
+          for (int c = 0; c < chunks; ++c) {
+            for (int j = 0; j < 4; ++j) {
+              const uint8_t u = qs[c * 64 + l * 4 + j];
+              if (q8) {
+                isum += static_cast<int32_t>(u) * xq[4 * c + j];
+              } else {
+                isum += static_cast<int32_t>(u & 0x0F) * xq[4 * c + j];
+                isum += static_cast<int32_t>(u >> 4) * xq[16 + 4 * c + j];
+              }
+            }
+          }
+          const float dw = Fp16ToFp32(LoadHalf(grp + w.d_offset(b) + 2 * l));
+          if (w.type == PackedType::kQ4_1) {
+            float dsa;
+            std::memcpy(&dsa, &aux[b], 4);
+            acc = std::fma(dw * ad[b], static_cast<float>(isum), acc);
+            acc = std::fma(Fp16ToFp32(LoadHalf(grp + w.m_offset(b) + 2 * l)), dsa, acc);
+          } else {
+            acc = std::fma(dw * ad[b], static_cast<float>(isum - aux[b]), acc);
+          }
+        }
+        y[t * ldy + gi * kGroupRows + l] = acc;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool CanPack(const Matrix& w) {
+  const bool type_ok = w.type == GgmlType::kQ4_0 || w.type == GgmlType::kQ4_1 || w.type == GgmlType::kQ8_0;
+  return type_ok && w.cols % kQBlock == 0 && w.rows > 0 && w.data != nullptr;
+}
+
+std::unique_ptr<PackedMatrix> Pack(const Matrix& w) {
+  auto p = std::make_unique<PackedMatrix>();
+  p->type = w.type == GgmlType::kQ4_0 ? PackedType::kQ4_0
+            : w.type == GgmlType::kQ4_1 ? PackedType::kQ4_1
+                                        : PackedType::kQ8_0;
+  const GgmlBlock blk = BlockOf(p->type);
+  p->rows = w.rows;
+  p->cols = w.cols;
+  p->nb = w.cols / kQBlock;
+  p->num_groups = (w.rows + kGroupRows - 1) / kGroupRows;
+  p->qs_bytes = blk.nqs * kGroupRows;
+  // Groups start on cache lines (the kernels use aligned loads).
+  p->group_bytes = (static_cast<size_t>(p->nb) * (p->qs_bytes + 32 + (p->type == PackedType::kQ4_1 ? 32 : 0)) + 63) / 64 * 64;
+  const size_t total = static_cast<size_t>(p->num_groups) * p->group_bytes;
+  void* mem = std::aligned_alloc(64, (total + 63) / 64 * 64);
+  std::memset(mem, 0, total);
+  p->owner = std::unique_ptr<uint8_t, void (*)(void*)>(static_cast<uint8_t*>(mem), std::free);
+  p->data = p->owner.get();
+  const int chunks = static_cast<int>(p->qs_bytes / 64);
+  for (int64_t g = 0; g < p->num_groups; ++g) {
+    uint8_t* grp = p->data + static_cast<size_t>(g) * p->group_bytes;
+    for (int l = 0; l < kGroupRows; ++l) {
+      const int64_t r = g * kGroupRows + l;
+      if (r >= w.rows) break;  // padding rows stay zero: d = 0, so they contribute 0
+      const uint8_t* row = w.row(r);
+      for (int64_t b = 0; b < p->nb; ++b) {
+        const uint8_t* src = row + b * blk.bytes;
+        uint8_t* qs = grp + p->qs_offset(b);
+        for (int c = 0; c < chunks; ++c) {
+          for (int j = 0; j < 4; ++j) {
+            uint8_t u = src[blk.qs + 4 * c + j];
+            if (p->type == PackedType::kQ8_0) u ^= 0x80;  // int8 q -> u = q + 128
+            qs[c * 64 + l * 4 + j] = u;
+          }
+        }
+        std::memcpy(grp + p->d_offset(b) + 2 * l, src + blk.d, 2);
+        if (p->type == PackedType::kQ4_1) std::memcpy(grp + p->m_offset(b) + 2 * l, src + blk.m, 2);
+      }
+    }
+  }
+  return p;
+}
+
+void ComputeAux(PackedType type, const float* d, const int32_t* s, int64_t n, int32_t* aux) {
+  switch (type) {
+    case PackedType::kQ4_0:
+      for (int64_t i = 0; i < n; ++i) aux[i] = 8 * s[i];
+      break;
+    case PackedType::kQ8_0:
+      for (int64_t i = 0; i < n; ++i) aux[i] = 128 * s[i];
+      break;
+    case PackedType::kQ4_1:
+      for (int64_t i = 0; i < n; ++i) {
+        const float v = d[i] * static_cast<float>(s[i]);
+        std::memcpy(&aux[i], &v, 4);
+      }
+      break;
+  }
+}
+
+const QKernels* Avx2QKernelsImpl();
+const QKernels* Avx512VnniQKernelsImpl();
+
+const QKernels* Avx2QKernels() {
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                         __builtin_cpu_supports("f16c");
+  return ok ? Avx2QKernelsImpl() : nullptr;
+}
+
+const QKernels* Avx512VnniQKernels() {
+  static const bool ok = Avx2QKernels() != nullptr && __builtin_cpu_supports("avx512f") &&
+                         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                         __builtin_cpu_supports("avx512vnni");
+  return ok ? Avx512VnniQKernelsImpl() : nullptr;
+}
+
+const QKernels& GenericQKernels() {
+  static const QKernels k{"generic", QuantizeGeneric, GemmGeneric};
+  return k;
+}
+
+const QKernels& QuantKernels() {
+  static const QKernels* table = [] {
+    const char* env = std::getenv("INFERD_CPU_KERNELS");
+    const std::string cap = env ? env : "";
+    if (cap != "generic" && cap != "avx2" && Avx512VnniQKernels()) return Avx512VnniQKernels();
+    if (cap != "generic" && Avx2QKernels()) return Avx2QKernels();
+    return &GenericQKernels();
+  }();
+  return *table;
+}
+
+}  // namespace inferd::cpu

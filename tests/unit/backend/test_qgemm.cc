@@ -1,0 +1,187 @@
+// The quantized matmul (backend/cpu/qgemm.h): packing, the definition of its numerics
+// against a float64 evaluation, ISA paths bit for bit against the plain kernel, and batch
+// invariance through ops::MatMul.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "backend/cpu/qgemm.h"
+#include "ops/ops.h"
+
+namespace inferd {
+namespace {
+
+std::vector<float> RandomVec(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-scale, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+struct OwnedMatrix {
+  std::vector<uint8_t> bytes;
+  Matrix m;
+  std::shared_ptr<const void> packed;
+};
+
+OwnedMatrix MakeMatrix(GgmlType type, int64_t rows, int64_t cols, uint32_t seed) {
+  OwnedMatrix o;
+  o.m.type = type;
+  o.m.rows = rows;
+  o.m.cols = cols;
+  o.m.row_bytes = GgmlRowSize(type, cols);
+  o.bytes.resize(o.m.row_bytes * rows);
+  auto v = RandomVec(static_cast<size_t>(rows * cols), seed, 0.5f);
+  for (int64_t r = 0; r < rows; ++r) {
+    EXPECT_TRUE(QuantizeRow(type, &v[r * cols], o.bytes.data() + r * o.m.row_bytes, cols).ok());
+  }
+  o.m.data = o.bytes.data();
+  o.packed = ops::PackMatrix(o.m);
+  return o;
+}
+
+// Quantized activations owned by a test.
+struct Acts {
+  std::vector<int8_t> q;
+  std::vector<float> d;
+  std::vector<int32_t> s, aux;
+  cpu::QuantActs view(cpu::PackedType type, int64_t k) {
+    aux.resize(s.size());
+    cpu::ComputeAux(type, d.data(), s.data(), static_cast<int64_t>(s.size()), aux.data());
+    return {q.data(), d.data(), aux.data(), k, k / cpu::kQBlock};
+  }
+};
+
+Acts Quantize(const cpu::QKernels& kern, const std::vector<float>& x, int64_t t, int64_t k) {
+  Acts a;
+  a.q.resize(t * k);
+  a.d.resize(t * k / 32);
+  a.s.resize(t * k / 32);
+  kern.quantize(x.data(), k, t, k, a.q.data(), a.d.data(), a.s.data());
+  return a;
+}
+
+class QGemmTest : public ::testing::TestWithParam<GgmlType> {};
+
+// ops::MatMul on packed weights equals the float64 evaluation of qgemm.h's definition
+// (activations quantized per block, weights dequantized exactly) to fp32 rounding, and is
+// close to the unquantized product.
+TEST_P(QGemmTest, MatchesDefinitionAndFloatProduct) {
+  const GgmlType type = GetParam();
+  const int64_t rows = 37, cols = 256, tokens = 11;
+  OwnedMatrix w = MakeMatrix(type, rows, cols, 1);
+  ASSERT_NE(w.packed, nullptr);
+  auto x = RandomVec(static_cast<size_t>(tokens * cols), 2);
+  Matrix pm = w.m;
+  pm.packed = w.packed.get();
+  std::vector<float> y(static_cast<size_t>(tokens * rows));
+  ops::MatMul(pm, x.data(), tokens, y.data());
+
+  Acts a = Quantize(cpu::GenericQKernels(), x, tokens, cols);
+  std::vector<float> row(cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    DequantizeRow(type, w.m.row(r), row.data(), cols);
+    for (int64_t t = 0; t < tokens; ++t) {
+      double def = 0, exact = 0, mag = 0;
+      for (int64_t k = 0; k < cols; ++k) {
+        const double xq = double(a.q[t * cols + k]) * a.d[t * cols / 32 + k / 32];
+        def += double(row[k]) * xq;
+        exact += double(row[k]) * x[t * cols + k];
+        mag += std::abs(double(row[k]) * x[t * cols + k]);
+      }
+      const float got = y[t * rows + r];
+      ASSERT_NEAR(got, def, 1e-5 * mag) << "row " << r << " token " << t;
+      // int8 activations: each element is off by at most d / 2 = amax / 254.
+      ASSERT_NEAR(got, exact, 0.01 * mag) << "row " << r << " token " << t;
+    }
+  }
+}
+
+// Every available ISA kernel gives bit-identical quantized activations and outputs to the
+// plain one, for all tile shapes (tokens 1..19, group counts 1..5).
+TEST_P(QGemmTest, IsaPathsAreBitIdentical) {
+  const GgmlType type = GetParam();
+  std::vector<const cpu::QKernels*> tables;
+  if (cpu::Avx2QKernels()) tables.push_back(cpu::Avx2QKernels());
+  if (cpu::Avx512VnniQKernels()) tables.push_back(cpu::Avx512VnniQKernels());
+  if (tables.empty()) GTEST_SKIP() << "no SIMD kernels on this CPU";
+  const int64_t rows = 80, cols = 160, tokens = 19;
+  OwnedMatrix w = MakeMatrix(type, rows, cols, 3);
+  const auto& p = *static_cast<const cpu::PackedMatrix*>(w.packed.get());
+  auto x = RandomVec(static_cast<size_t>(tokens * cols), 4, 3.0f);
+  for (int i = 0; i < 32; ++i) x[cols + i] = 0.0f;  // an all-zero block: d = 0
+  const cpu::QKernels& gen = cpu::GenericQKernels();
+  Acts ga = Quantize(gen, x, tokens, cols);
+  const cpu::QuantActs gv = ga.view(p.type, cols);
+  for (const cpu::QKernels* k : tables) {
+    SCOPED_TRACE(k->name);
+    Acts ka = Quantize(*k, x, tokens, cols);
+    ASSERT_EQ(ka.q, ga.q);
+    ASSERT_EQ(0, std::memcmp(ka.d.data(), ga.d.data(), ga.d.size() * 4));
+    ASSERT_EQ(ka.s, ga.s);
+    for (int64_t nt : {1, 2, 3, 4, 5, 7, 8, 9, 16, 19}) {
+      for (int64_t ng : {1, 2, 3, 4, 5}) {
+        std::vector<float> y1(nt * ng * 16, -1.0f), y2(nt * ng * 16, -2.0f);
+        gen.gemm(p, 0, ng, gv, 0, nt, y1.data(), ng * 16);
+        k->gemm(p, 0, ng, gv, 0, nt, y2.data(), ng * 16);
+        ASSERT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * 4)) << nt << " tokens x " << ng << " groups";
+      }
+    }
+    // An offset token range and group range address the same outputs.
+    std::vector<float> all(tokens * 80), part(3 * 32);
+    gen.gemm(p, 0, 5, gv, 0, tokens, all.data(), 80);
+    k->gemm(p, 2, 2, gv, 5, 3, part.data(), 32);
+    for (int t = 0; t < 3; ++t) ASSERT_EQ(0, std::memcmp(&part[t * 32], &all[(5 + t) * 80 + 32], 32 * 4)) << t;
+  }
+}
+
+// A token's outputs do not depend on the batch: every batch size (crossing the 8-token
+// tiles and the 128-token cache chunks) gives the rows of the big batch bit for bit.
+TEST_P(QGemmTest, BatchInvariantThroughMatMul) {
+  const GgmlType type = GetParam();
+  const int64_t rows = 50, cols = 96, tokens = 140;
+  OwnedMatrix w = MakeMatrix(type, rows, cols, 5);
+  Matrix pm = w.m;
+  pm.packed = w.packed.get();
+  auto x = RandomVec(static_cast<size_t>(tokens * cols), 6);
+  std::vector<float> y(static_cast<size_t>(tokens * rows));
+  ops::MatMul(pm, x.data(), tokens, y.data());
+  for (int64_t n : {1, 2, 3, 4, 5, 8, 9, 17, 33, 129}) {
+    for (int64_t start : {int64_t{0}, tokens - n}) {
+      std::vector<float> part(static_cast<size_t>(n * rows));
+      ops::MatMul(pm, &x[start * cols], n, part.data());
+      ASSERT_EQ(0, std::memcmp(part.data(), &y[start * rows], sizeof(float) * n * rows)) << n << " from " << start;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, QGemmTest, ::testing::Values(GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0),
+                         [](const auto& info) { return GgmlTypeName(static_cast<uint32_t>(info.param)); });
+
+TEST(QGemm, PackLayout) {
+  OwnedMatrix w = MakeMatrix(GgmlType::kQ4_1, 20, 64, 7);
+  const auto& p = *static_cast<const cpu::PackedMatrix*>(w.packed.get());
+  EXPECT_EQ(p.num_groups, 2);
+  EXPECT_EQ(p.nb, 2);
+  EXPECT_EQ(p.group_bytes, 2u * (256 + 32 + 32));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p.data) % 64, 0u);
+  // Row 17 = group 1 lane 1; block 1, chunk 2 holds its quant bytes 8..11.
+  const uint8_t* src = w.m.row(17) + 20;  // block 1 of the GGML row
+  const uint8_t* dst = p.group(1) + p.qs_offset(1) + 2 * 64 + 1 * 4;
+  EXPECT_EQ(0, std::memcmp(dst, src + 4 + 8, 4));
+  EXPECT_EQ(0, std::memcmp(p.group(1) + p.d_offset(1) + 2, src, 2));
+  EXPECT_EQ(0, std::memcmp(p.group(1) + p.m_offset(1) + 2, src + 2, 2));
+  // Rows past the end are zero.
+  const uint8_t* pad = p.group(1) + p.d_offset(0) + 2 * 4;
+  EXPECT_EQ(pad[0] | pad[1], 0);
+  Matrix f16;
+  f16.type = GgmlType::kF16;
+  EXPECT_EQ(ops::PackMatrix(f16), nullptr);
+}
+
+}  // namespace
+}  // namespace inferd
