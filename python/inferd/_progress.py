@@ -35,6 +35,7 @@ class _PlainBar:
         self.start = self.last = time.monotonic()
         self.tty = sys.stderr.isatty()
         self._closed = False
+        self._shown = -1  # the count last written (a finished bar is not written twice)
 
     @property
     def format_dict(self) -> dict:
@@ -54,6 +55,7 @@ class _PlainBar:
         if now - self.last < (0.1 if self.tty else 5.0) and self.n < self.total:
             return
         self.last = now
+        self._shown = self.n
         sys.stderr.write(("\r" if self.tty else "") + self._render() + ("" if self.tty else "\n"))
         sys.stderr.flush()
 
@@ -61,7 +63,10 @@ class _PlainBar:
         if self._closed:
             return
         self._closed = True
-        sys.stderr.write(("\r" if self.tty else "") + self._render() + "\n")
+        if self.tty:
+            sys.stderr.write("\r" + self._render() + "\n")
+        elif self._shown != self.n:
+            sys.stderr.write(self._render() + "\n")
         sys.stderr.flush()
 
 

@@ -83,6 +83,7 @@ def test_progress_bar(llm, capfd, monkeypatch):
     llm.generate(["One", "Two"], SamplingParams(temperature=0, max_tokens=4))
     err = capfd.readouterr().err
     assert "Processed prompts: 100%| 2/2 [" in err and "est. speed input:" in err
+    assert err.count("Processed prompts: 100%") == 1  # the final state once
 
 
 CTRL_C_SCRIPT = """
