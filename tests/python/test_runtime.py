@@ -22,7 +22,7 @@ def test_gil_is_released_while_the_engine_runs(llm):
 
     def work():
         window["start"] = time.monotonic()
-        llm.generate(["Tell me about the moon."] * 4, SamplingParams(temperature=0, max_tokens=48, ignore_eos=True),
+        llm.generate(["Tell me about the moon."] * 4, SamplingParams(temperature=0, max_tokens=96, ignore_eos=True),
                      use_tqdm=False)
         window["end"] = time.monotonic()
         done.set()
