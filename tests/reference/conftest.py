@@ -277,9 +277,11 @@ def f32_model_path(model_path, gguf_module) -> Path:
 def run_inferd(inferd_bin):
     """run_inferd([args...]) runs our CLI; fails the test with its stderr on a non-zero exit."""
 
-    def run(args: list, timeout: float = 900) -> subprocess.CompletedProcess:
+    def run(args: list, timeout: float = 900, env: dict | None = None) -> subprocess.CompletedProcess:
         cmd = [str(inferd_bin)] + [str(a) for a in args]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        full_env = {**os.environ, **env} if env else None
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
+                           env=full_env)
         if r.returncode != 0:
             pytest.fail(f"{' '.join(cmd)} exited {r.returncode}\nstderr:\n{r.stderr[-4000:]}",
                         pytrace=False)
@@ -293,8 +295,8 @@ def run_inferd_json(run_inferd):
     """run_inferd_json([args...]) -> the JSON object on our CLI's last stdout line
     (all_lines=True: a list with one object per non-empty stdout line)."""
 
-    def run(args: list, timeout: float = 900, all_lines: bool = False):
-        r = run_inferd(args, timeout=timeout)
+    def run(args: list, timeout: float = 900, all_lines: bool = False, env: dict | None = None):
+        r = run_inferd(args, timeout=timeout, env=env)
         lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
         objs, err = [], None
         try:

@@ -21,9 +21,22 @@ Two model files, two kinds of assertion:
   own f16-K/V run only ~96% of the time. 99% agreement with a reference that does not agree
   with itself to 99% measures llama.cpp's rounding, not inferd. So on Q4_1 the figures are
   still measured and recorded, and the assertions are relative to that noise: inferd vs
-  llama.cpp top-1 >= (llama.cpp f16-KV vs llama.cpp f32-KV) - 1 point, inferd vs the exact
-  forward >= 99.9%, greedy divergences from llama.cpp only at llama.cpp near-ties (its own
-  top-2 margin < 0.5) and inferd's greedy continuations identical to the exact forward's.
+  llama.cpp top-1 >= (llama.cpp f16-KV vs llama.cpp f32-KV) - 1 point, greedy divergences
+  from llama.cpp only at llama.cpp near-ties (its own top-2 margin < 0.5).
+
+inferd itself runs Q4_0/Q4_1/Q8_0 matmuls two ways (backend/cpu/qgemm.h):
+* by default, like llama.cpp, on int8 activations (per 32-element block, d = amax / 127).
+  There is no tight reference for that at the level of a whole model: the activation
+  quantization is discontinuous, and a 1e-7 relative perturbation before each rounding
+  (fp32 vs float64 upstream) moves the logits of this model by as much as the quantization
+  itself (mean |diff| ~0.17, 92% top-1, measured with the float64 forward). So the default
+  path is held to llama.cpp's own standard: against the exact forward it must be at least
+  as close as llama.cpp (top-1, mean |diff|), and its greedy continuations may leave the
+  exact forward's only at near-ties (top-2 margin < 0.5). The kernel arithmetic itself is
+  checked exactly, one matmul at a time, in tests/unit/backend/test_qgemm.cc.
+* with INFERD_CPU_MATMUL=fp32, in fp32 on dequantized weights: top-1 >= 99.9% against the
+  exact forward and identical greedy continuations (the strict check of everything but
+  the activation quantization).
 """
 
 import json
@@ -35,7 +48,8 @@ import pytest
 TEXT = Path("/usr/share/common-licenses/Apache-2.0")
 NUM_POSITIONS = 1200          # >= 1000 teacher-forced positions
 MIN_TOP1_AGREEMENT = 0.99     # strict threshold (F32 copy, lossless llama.cpp arithmetic)
-MIN_TOP1_VS_EXACT = 0.999     # inferd vs the exact float64 forward (Q4_1)
+MIN_TOP1_VS_EXACT = 0.999     # inferd (fp32 matmuls) vs the exact float64 forward (Q4_1)
+FP32_MATMUL = {"INFERD_CPU_MATMUL": "fp32"}
 NOISE_FLOOR_SLACK = 0.01      # Q4_1: inferd-vs-llama.cpp >= llama.cpp-vs-itself - 1 point
 NEAR_TIE_MARGIN = 0.5         # Q4_1: greedy may leave llama.cpp only where its top-2 gap < this
 GREEDY_TOKENS = 16
@@ -77,11 +91,11 @@ def _llamacpp_teacher_logits(llm, ids):
     return np.array(llm.scores[: len(ids)], dtype=np.float32, copy=True)
 
 
-def _inferd_teacher_logits(run_inferd_json, model, ids, d):
+def _inferd_teacher_logits(run_inferd_json, model, ids, d, env=None):
     ids_file, npy = d / "ids.json", d / "logits.npy"
     ids_file.write_text(json.dumps(ids))
     out = run_inferd_json(["logits", "--model", model, "--token-ids-file", ids_file,
-                           "--npy", npy, "--json"])
+                           "--npy", npy, "--json"], env=env)
     logits = np.load(npy) if npy.is_file() else None
     return np.asarray(out["argmax"], dtype=np.int64), logits
 
@@ -100,8 +114,16 @@ def llamacpp_logits_f32kv(llama_models, model_path, teacher_ids):
 
 @pytest.fixture(scope="module")
 def inferd_logits(run_inferd_json, model_path, teacher_ids, tmp_path_factory):
+    """Default matmuls: int8 activations."""
     return _inferd_teacher_logits(run_inferd_json, model_path, teacher_ids,
                                   tmp_path_factory.mktemp("logits"))
+
+
+@pytest.fixture(scope="module")
+def inferd_logits_fp32(run_inferd_json, model_path, teacher_ids, tmp_path_factory):
+    """INFERD_CPU_MATMUL=fp32: fp32 matmuls on dequantized weights."""
+    return _inferd_teacher_logits(run_inferd_json, model_path, teacher_ids,
+                                  tmp_path_factory.mktemp("logits_fp32"), env=FP32_MATMUL)
 
 
 @pytest.fixture(scope="module")
@@ -240,16 +262,18 @@ def llamacpp_greedy(llama_model, prompt_ids, n):
 
 @pytest.fixture(scope="module")
 def inferd_greedy(run_inferd_json, model_path, f32_model_path):
-    """inferd_greedy(prompt, f32=False) -> our CLI's RequestOutput for a greedy 16-token run
-    on the shipped model (or its F32 copy), memoized."""
+    """inferd_greedy(prompt, f32=False, fp32_matmul=False) -> our CLI's RequestOutput for a
+    greedy 16-token run on the shipped model (or its F32 copy), memoized."""
     memo = {}
 
-    def get(prompt, f32=False):
-        if (prompt, f32) not in memo:
-            memo[prompt, f32] = run_inferd_json(
+    def get(prompt, f32=False, fp32_matmul=False):
+        key = (prompt, f32, fp32_matmul)
+        if key not in memo:
+            memo[key] = run_inferd_json(
                 ["generate", "--model", f32_model_path if f32 else model_path, "--prompt", prompt,
-                 "--max-tokens", GREEDY_TOKENS, "--temperature", "0", "--ignore-eos", "--json"])
-        return memo[prompt, f32]
+                 "--max-tokens", GREEDY_TOKENS, "--temperature", "0", "--ignore-eos", "--json"],
+                env=FP32_MATMUL if fp32_matmul else None)
+        return memo[key]
 
     return get
 
@@ -339,9 +363,11 @@ class ExactLlama:
             a = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float64)
             self.w[t.name] = a.reshape([int(d) for d in reversed(t.shape)])  # ~1 GB for 135M
         emb = self.w["token_embd.weight"]                       # [vocab, hidden]
-        self.out = self.w.get("output.weight", emb)
+        self.out_name = "output.weight" if "output.weight" in self.w else "token_embd.weight"
+        self.out = self.w[self.out_name]
         self.head_dim = emb.shape[1] // self.n_head
         self.inv_freq = theta ** (-np.arange(0, self.head_dim, 2) / self.head_dim)
+        self._greedy_memo = {}
 
     def _rms(self, x, w):
         return x / np.sqrt((x * x).mean(-1, keepdims=True) + self.eps) * w
@@ -355,38 +381,52 @@ class ExactLlama:
         out[..., 1::2] = q0 * s + q1 * c
         return out
 
+    def _mm(self, x, name):
+        return x @ self.w[name].T
+
     def logits(self, ids, last_only=False):
         """[n, vocab] float64 logits of a full causal forward over ids."""
         n, hd, nh, nkv = len(ids), self.head_dim, self.n_head, self.n_head_kv
-        w = self.w.__getitem__
+        w, mm = self.w.__getitem__, self._mm
         x = self.w["token_embd.weight"][ids]                    # [n, hidden]
         pos = np.arange(n, dtype=np.float64)
         mask = np.triu(np.full((n, n), -np.inf), 1)
         for layer in range(self.n_layer):
             p = f"blk.{layer}."
             h = self._rms(x, w(p + "attn_norm.weight"))
-            q = self._rope((h @ w(p + "attn_q.weight").T).reshape(n, nh, hd), pos)
-            k = self._rope((h @ w(p + "attn_k.weight").T).reshape(n, nkv, hd), pos)
-            v = (h @ w(p + "attn_v.weight").T).reshape(n, nkv, hd)
+            q = self._rope(mm(h, p + "attn_q.weight").reshape(n, nh, hd), pos)
+            k = self._rope(mm(h, p + "attn_k.weight").reshape(n, nkv, hd), pos)
+            v = mm(h, p + "attn_v.weight").reshape(n, nkv, hd)
             o = np.empty((n, nh, hd))
             for head in range(nh):
                 kv = head // (nh // nkv)
                 sc = q[:, head] @ k[:, kv].T / np.sqrt(hd) + mask     # [n, n]
                 sc = np.exp(sc - sc.max(1, keepdims=True))
                 o[:, head] = (sc / sc.sum(1, keepdims=True)) @ v[:, kv]
-            x = x + o.reshape(n, nh * hd) @ w(p + "attn_output.weight").T
+            x = x + mm(o.reshape(n, nh * hd), p + "attn_output.weight")
             h = self._rms(x, w(p + "ffn_norm.weight"))
-            g = h @ w(p + "ffn_gate.weight").T
-            u = h @ w(p + "ffn_up.weight").T
-            x = x + (g / (1.0 + np.exp(-g)) * u) @ w(p + "ffn_down.weight").T
+            g = mm(h, p + "ffn_gate.weight")
+            u = mm(h, p + "ffn_up.weight")
+            x = x + mm(g / (1.0 + np.exp(-g)) * u, p + "ffn_down.weight")
         x = self._rms(x[-1:] if last_only else x, w("output_norm.weight"))
-        return x @ self.out.T
+        return mm(x, self.out_name)
 
-    def greedy(self, prompt_ids, n):
-        ids = list(prompt_ids)
-        for _ in range(n):
-            ids.append(int(np.argmax(self.logits(ids, last_only=True)[-1])))
-        return ids[len(prompt_ids):]
+    def greedy(self, prompt_ids, n, margins=None):
+        """Argmax continuation (memoized); extends `margins` with each step's top-2 logit
+        margin."""
+        key = (tuple(prompt_ids), n)
+        if key not in self._greedy_memo:
+            ids, steps = list(prompt_ids), []
+            for _ in range(n):
+                row = self.logits(ids, last_only=True)[-1]
+                top2 = np.sort(row)[-2:]
+                steps.append(float(top2[1] - top2[0]))
+                ids.append(int(np.argmax(row)))
+            self._greedy_memo[key] = (ids[len(prompt_ids):], steps)
+        tokens, steps = self._greedy_memo[key]
+        if margins is not None:
+            margins.extend(steps)
+        return list(tokens)
 
 
 @pytest.fixture(scope="module")
@@ -410,17 +450,37 @@ def test_llamacpp_vs_exact_forward(exact_logits, llamacpp_logits, reference_repo
     assert rate > 0.9 and float(diff.mean()) < 1.0
 
 
-def test_inferd_vs_exact_forward(exact_logits, inferd_logits, reference_report):
-    """Shipped Q4_1 model: inferd vs the exact float64 forward of the same weights, >= 99.9%."""
-    ours_argmax, ours = inferd_logits
-    rate = float((ours_argmax == exact_logits.argmax(1)).mean())
-    figures = {"inferd_vs_exact_top1": rate}
+def _vs(ref_logits, inferd, prefix):
+    ours_argmax, ours = inferd
+    rate = float((ours_argmax == ref_logits.argmax(1)).mean())
+    figures = {f"{prefix}_top1": rate}
     if ours is not None:
-        diff = np.abs(ours - exact_logits)
-        figures.update(inferd_vs_exact_max_abs=float(diff.max()),
-                       inferd_vs_exact_mean_abs=float(diff.mean()))
+        diff = np.abs(ours - ref_logits)
+        figures.update({f"{prefix}_max_abs": float(diff.max()),
+                        f"{prefix}_mean_abs": float(diff.mean())})
+    return rate, figures
+
+
+def test_inferd_vs_exact_forward(exact_logits, inferd_logits_fp32, reference_report):
+    """Shipped Q4_1 model, fp32 matmuls: inferd vs the exact float64 forward, >= 99.9%."""
+    rate, figures = _vs(exact_logits, inferd_logits_fp32, "inferd_fp32_vs_exact")
     reference_report.record("teacher_forced_apache2", **figures)
-    assert rate >= MIN_TOP1_VS_EXACT, f"inferd vs exact forward top-1 agreement {rate:.2%}"
+    assert rate >= MIN_TOP1_VS_EXACT, f"inferd (fp32) vs exact forward top-1 agreement {rate:.2%}"
+
+
+def test_inferd_int8_as_close_as_llamacpp(exact_logits, inferd_logits, llamacpp_logits,
+                                          reference_report):
+    """Default int8 matmuls vs the plain exact forward: no further from it than llama.cpp
+    (which also quantizes activations, and rounds K/V to f16)."""
+    rate, figures = _vs(exact_logits, inferd_logits, "inferd_int8_vs_exact")
+    reference_report.record("teacher_forced_apache2", **figures)
+    ref_rate = float((llamacpp_logits.argmax(1) == exact_logits.argmax(1)).mean())
+    assert rate >= ref_rate - NOISE_FLOOR_SLACK, (
+        f"inferd (int8) vs exact {rate:.2%}, llama.cpp vs exact {ref_rate:.2%}")
+    if inferd_logits[1] is not None:
+        ours_mean = figures["inferd_int8_vs_exact_mean_abs"]
+        ref_mean = float(np.abs(llamacpp_logits - exact_logits).mean())
+        assert ours_mean <= ref_mean * 1.1, (ours_mean, ref_mean)
 
 
 def test_f32_copy_vs_exact_forward(exact_logits, llamacpp_f32_logits, inferd_f32_logits,
@@ -444,11 +504,32 @@ def test_f32_copy_vs_exact_forward(exact_logits, llamacpp_f32_logits, inferd_f32
 @pytest.mark.parametrize("prompt", PROMPTS, ids=[f"p{i}" for i in range(len(PROMPTS))])
 def test_greedy_matches_exact_forward(prompt, exact_model, llama_vocab, inferd_greedy,
                                       reference_report):
-    """Shipped Q4_1 model: inferd's greedy 16 tokens equal the exact float64 forward's."""
+    """Shipped Q4_1 model, fp32 matmuls: greedy 16 tokens equal the exact float64 forward's."""
     prompt_ids = llama_vocab.tokenize(prompt.encode(), add_bos=True, special=False)
     ref = exact_model.greedy(prompt_ids, GREEDY_TOKENS)
-    ours = list(inferd_greedy(prompt)["outputs"][0]["token_ids"])
+    ours = list(inferd_greedy(prompt, fp32_matmul=True)["outputs"][0]["token_ids"])
     name = "greedy16_" + prompt[:24].encode("unicode_escape").decode()
-    reference_report.record(name, identical_to_exact=(ours == ref))
-    _tally(reference_report, "q4_1_identical_to_exact", ours == ref)
+    reference_report.record(name, fp32_identical_to_exact=(ours == ref))
+    _tally(reference_report, "q4_1_fp32_identical_to_exact", ours == ref)
     assert ours == ref, f"greedy vs exact forward:\n inferd {ours}\n exact  {ref}"
+
+
+@pytest.mark.parametrize("prompt", PROMPTS, ids=[f"p{i}" for i in range(len(PROMPTS))])
+def test_greedy_int8_near_exact_forward(prompt, exact_model, llama_vocab, inferd_greedy,
+                                        reference_report):
+    """Default int8 matmuls: greedy 16 tokens leave the exact forward's only where its own
+    top-2 margin < NEAR_TIE_MARGIN (the rule llama.cpp is held to above)."""
+    prompt_ids = llama_vocab.tokenize(prompt.encode(), add_bos=True, special=False)
+    ours = list(inferd_greedy(prompt)["outputs"][0]["token_ids"])
+    margins = []
+    ref = exact_model.greedy(prompt_ids, GREEDY_TOKENS, margins)
+    first = next((i for i, (a, b) in enumerate(zip(ours, ref)) if a != b), None)
+    name = "greedy16_" + prompt[:24].encode("unicode_escape").decode()
+    margin = margins[first] if first is not None else None  # exact forward's, at divergence
+    reference_report.record(name, int8_identical_to_exact=(ours == ref),
+                            int8_first_divergence=first, exact_margin_at_int8_divergence=margin)
+    _tally(reference_report, "q4_1_int8_identical_to_exact", ours == ref)
+    if first is not None:
+        assert margin < NEAR_TIE_MARGIN, (
+            f"greedy differs at token {first} where the exact forward's top-2 margin is "
+            f"{margin:.3f}:\n inferd {ours}\n exact  {ref}")
