@@ -23,7 +23,8 @@ struct KvCacheShape {
   int64_t bytes_per_token() const { return 2 * num_layers * num_kv_heads * head_dim * 4; }
 };
 
-// K and V tensors for every layer: [num_blocks, block_size, num_kv_heads, head_dim] fp32.
+// K and V tensors for every layer, fp32, each block_size * num_kv_heads * head_dim floats per
+// block; the backend decides the layout inside a block (CPU: ops.h KvLayerView).
 class KvCache {
  public:
   explicit KvCache(const KvCacheShape& shape);

@@ -58,8 +58,8 @@ struct AttnSeq {
 };
 
 struct KvLayerView {
-  float* k = nullptr;   // [num_blocks, block_size, num_kv_heads, head_dim]
-  float* v = nullptr;
+  float* k = nullptr;   // [num_blocks, num_kv_heads, head_dim, block_size] (keys side by side)
+  float* v = nullptr;   // [num_blocks, num_kv_heads, block_size, head_dim]
   int64_t block_size = 16, num_kv_heads = 0, head_dim = 0;
 };
 
@@ -68,7 +68,8 @@ void WriteKv(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t
              const float* k, const float* v);
 
 // Causal attention through block tables: row t of sequence s attends to positions
-// [0, positions[t]] of s.   q, out: [T, num_heads, head_dim]
+// [0, positions[t]] of s.   q, out: [T, num_heads, head_dim]; head_dim <= 256.
+// Split-K over partitions of 512 positions; numerics in backend/cpu/attention.h.
 void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t* positions,
                     const float* q, int64_t num_heads, float scale, float* out);
 

@@ -71,9 +71,12 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::RunChunks(uint32_t generation) {
   uint64_t v = next_.load(std::memory_order_acquire);
   for (;;) {
+    // One word holds the job's generation, its chunk count and the next chunk, so a
+    // claim can only succeed on the job it was meant for: a stale worker's CAS against a
+    // finished job finds every chunk taken.
     if (static_cast<uint32_t>(v >> 32) != generation) return;  // that job is over
-    const int64_t c = static_cast<int64_t>(v & 0xFFFFFFFFu);
-    if (c >= num_chunks_.load(std::memory_order_relaxed)) return;
+    const int64_t c = static_cast<int64_t>(v & 0xFFFFu);
+    if (c >= static_cast<int64_t>((v >> 16) & 0xFFFFu)) return;
     if (!next_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
     const int64_t begin = c * chunk_;
     (*fn_)(begin, std::min(n_, begin + chunk_));
@@ -107,21 +110,20 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain, const std::function<void(
   const int64_t threads = num_threads();
   const int64_t max_chunks = (n + grain - 1) / grain;
   const int64_t want = std::min(max_chunks, threads * kChunksPerThread);
-  if (workers_.empty() || want <= 1) {
+  if (workers_.empty() || want <= 1 || threads * kChunksPerThread >= (1 << 16)) {
     fn(0, n);
     return;
   }
   std::lock_guard<std::mutex> lock(call_mu_);
   int64_t chunk = (n + want - 1) / want;
   chunk = (chunk + grain - 1) / grain * grain;
-  const int64_t num_chunks = (n + chunk - 1) / chunk;
+  const int64_t num_chunks = (n + chunk - 1) / chunk;  // <= threads * kChunksPerThread < 2^16
   const uint32_t gen = generation_.load(std::memory_order_relaxed) + 1;
   fn_ = &fn;
   n_ = n;
   chunk_ = chunk;
-  num_chunks_.store(num_chunks, std::memory_order_relaxed);
   done_.store(0, std::memory_order_relaxed);
-  next_.store(static_cast<uint64_t>(gen) << 32, std::memory_order_release);
+  next_.store(static_cast<uint64_t>(gen) << 32 | static_cast<uint64_t>(num_chunks) << 16, std::memory_order_release);
   generation_.store(gen);  // seq_cst: publishes the job (see WorkerLoop)
   if (sleepers_.load() > 0) FutexWakeAll(&generation_);
   RunChunks(gen);

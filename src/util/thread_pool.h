@@ -56,15 +56,14 @@ class ThreadPool {
   std::mutex call_mu_;  // serialises ParallelFor callers
   int spin_micros_ = kDefaultSpinMicros;
 
-  // The current job. The caller writes fn_ / n_ / chunk_ / num_chunks_, then next_ =
-  // (generation << 32 | 0) (release), then bumps generation_. A chunk is claimed by a CAS
-  // on next_ that also checks the generation, so a worker that wakes up late can never
-  // take a chunk of a later job by mistake, and the caller waits only for the chunks to
-  // be done (done_), not for every worker to check in: a worker descheduled by another
-  // process does not stall the step.
+  // The current job. The caller writes fn_ / n_ / chunk_, then next_ = (generation << 32 |
+  // num_chunks << 16 | 0) (release), then bumps generation_. A chunk is claimed by a CAS on
+  // next_, which also checks the generation and the count, so a worker that wakes up late
+  // can never take a chunk of another job; the caller waits only for the chunks to be done
+  // (done_), not for every worker to check in: a worker descheduled by another process
+  // does not stall the step.
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
   int64_t n_ = 0, chunk_ = 0;
-  std::atomic<int64_t> num_chunks_{0};
   alignas(64) std::atomic<uint64_t> next_{0};
   alignas(64) std::atomic<int64_t> done_{0};
   alignas(64) std::atomic<uint32_t> generation_{0};  // a futex word

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/attention.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/qgemm.h"
 #include "ops/ops.h"
@@ -243,66 +244,129 @@ void Rope(float* x, int64_t num_tokens, int64_t num_heads, int64_t head_dim, con
   }
 }
 
-namespace {
-inline int64_t SlotOf(const AttnSeq& s, int64_t pos, int64_t block_size) {
-  return static_cast<int64_t>(s.block_table[pos / block_size]) * block_size + pos % block_size;
-}
-}  // namespace
-
 void WriteKv(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t* positions,
              const float* k, const float* v) {
-  const int64_t row = kv.num_kv_heads * kv.head_dim;
+  const int64_t d = kv.head_dim, nkv = kv.num_kv_heads, bs = kv.block_size;
   for (const AttnSeq& s : seqs) {
     for (int64_t i = 0; i < s.num_tokens; ++i) {
-      const int64_t t = s.token_begin + i;
-      const int64_t slot = SlotOf(s, positions[t], kv.block_size);
-      std::memcpy(kv.k + slot * row, k + t * row, sizeof(float) * row);
-      std::memcpy(kv.v + slot * row, v + t * row, sizeof(float) * row);
+      const int64_t t = s.token_begin + i, pos = positions[t];
+      const int64_t blk = s.block_table[pos / bs], off = pos % bs;
+      for (int64_t g = 0; g < nkv; ++g) {
+        const float* kr = k + (t * nkv + g) * d;
+        float* kt = kv.k + (blk * nkv + g) * d * bs + off;  // [d][bs]
+        for (int64_t dd = 0; dd < d; ++dd) kt[dd * bs] = kr[dd];
+        std::memcpy(kv.v + ((blk * nkv + g) * bs + off) * d, v + (t * nkv + g) * d, sizeof(float) * d);
+      }
     }
   }
 }
 
+namespace {
+
+// One unit of attention work: `nt` consecutive rows of one sequence, the query heads of
+// one KV head, one split-K partition.
+struct AttnItem {
+  int32_t seq, nt, kv_head, part;
+  int64_t t0;
+};
+
+struct AttnBuffers {
+  std::vector<AttnItem> items;
+  std::vector<int64_t> part_base;  // [T + 1]: first partial slot / num_heads of each row
+  std::vector<float> m, l, o;      // partials: slot (part_base[t] * H + h * nparts(t) + p)
+};
+
+}  // namespace
+
 void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t* positions,
                     const float* q, int64_t num_heads, float scale, float* out) {
-  const auto& kern = cpu::Kernels();
-  const int64_t d = kv.head_dim, group = num_heads / kv.num_kv_heads, row = kv.num_kv_heads * d;
-  // One work item per (token row, head); rows of all sequences are laid out back to back.
-  std::vector<int32_t> seq_of_row;
+  const auto& kern = cpu::AttentionKernels();
+  const int64_t d = kv.head_dim, nkv = kv.num_kv_heads, group = num_heads / nkv;
+  const int64_t P = cpu::kAttnPartition;
+  thread_local AttnBuffers tls;
+  AttnBuffers& buf = tls;  // workers use the calling thread's buffers
   int64_t total = 0;
-  for (size_t si = 0; si < seqs.size(); ++si) total = std::max(total, seqs[si].token_begin + seqs[si].num_tokens);
-  seq_of_row.assign(total, -1);
-  for (size_t si = 0; si < seqs.size(); ++si)
-    for (int64_t i = 0; i < seqs[si].num_tokens; ++i) seq_of_row[seqs[si].token_begin + i] = static_cast<int32_t>(si);
-
-  ThreadPool::Global().ParallelFor(total * num_heads, 1, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> scores;
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t t = item / num_heads, h = item % num_heads;
-      if (seq_of_row[t] < 0) continue;
-      const AttnSeq& s = seqs[seq_of_row[t]];
-      const int64_t ctx = positions[t] + 1;
-      const int64_t g = h / group;
-      const float* qv = q + (t * num_heads + h) * d;
-      scores.resize(ctx);
-      float max_score = -INFINITY;
-      for (int64_t j = 0; j < ctx; ++j) {
-        const float* kj = kv.k + SlotOf(s, j, kv.block_size) * row + g * d;
-        scores[j] = kern.dot(qv, kj, d) * scale;
-        max_score = std::max(max_score, scores[j]);
+  for (const AttnSeq& s : seqs) total = std::max(total, s.token_begin + s.num_tokens);
+  auto nparts = [&](int64_t t) { return (static_cast<int64_t>(positions[t]) + P) / P; };  // ceil((pos + 1) / P)
+  buf.part_base.assign(static_cast<size_t>(total + 1), 0);
+  for (const AttnSeq& s : seqs)
+    for (int64_t i = 0; i < s.num_tokens; ++i) buf.part_base[s.token_begin + i] = nparts(s.token_begin + i);
+  int64_t acc = 0;
+  for (int64_t t = 0; t <= total; ++t) {
+    const int64_t n = t < total ? buf.part_base[t] : 0;
+    buf.part_base[t] = acc;
+    acc += n;
+  }
+  const int64_t slots = acc * num_heads;
+  if (static_cast<int64_t>(buf.m.size()) < slots) {
+    buf.m.resize(static_cast<size_t>(slots));
+    buf.l.resize(static_cast<size_t>(slots));
+  }
+  if (static_cast<int64_t>(buf.o.size()) < slots * d) buf.o.resize(static_cast<size_t>(slots * d));
+  // Tiles: as many rows as fit kAttnMaxQueries query heads, one partition each.
+  const int64_t rows_per_tile = std::max<int64_t>(1, cpu::kAttnMaxQueries / group);
+  buf.items.clear();
+  for (size_t si = 0; si < seqs.size(); ++si) {
+    const AttnSeq& s = seqs[si];
+    for (int64_t t0 = 0; t0 < s.num_tokens; t0 += rows_per_tile) {
+      const int64_t nt = std::min(rows_per_tile, s.num_tokens - t0);
+      const int64_t max_parts = nparts(s.token_begin + t0 + nt - 1);  // rows are in position order
+      for (int64_t g = 0; g < nkv; ++g)
+        for (int64_t p = 0; p < max_parts; ++p)
+          buf.items.push_back({static_cast<int32_t>(si), static_cast<int32_t>(nt), static_cast<int32_t>(g),
+                               static_cast<int32_t>(p), s.token_begin + t0});
+    }
+  }
+  ThreadPool::Global().ParallelFor(static_cast<int64_t>(buf.items.size()), 1, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> m, l, o;
+    const int64_t nq_max = cpu::kAttnMaxQueries;
+    m.resize(nq_max);
+    l.resize(nq_max);
+    o.resize(static_cast<size_t>(nq_max * d));
+    for (int64_t it = begin; it < end; ++it) {
+      const AttnItem& item = buf.items[it];
+      cpu::AttnTile tile;
+      tile.k = kv.k;
+      tile.v = kv.v;
+      tile.block_size = kv.block_size;
+      tile.num_kv_heads = nkv;
+      tile.head_dim = d;
+      tile.block_table = seqs[item.seq].block_table;
+      tile.kv_head = item.kv_head;
+      tile.scale = scale;
+      tile.k0 = item.part * P;
+      tile.k1 = tile.k0 + P;
+      tile.m = m.data();
+      tile.l = l.data();
+      tile.o = o.data();
+      for (int32_t r = 0; r < item.nt; ++r) {
+        const int64_t t = item.t0 + r;
+        for (int64_t j = 0; j < group; ++j) {
+          const int64_t h = item.kv_head * group + j;
+          tile.q[tile.nq] = q + (t * num_heads + h) * d;
+          tile.limit[tile.nq] = positions[t] + 1;
+          ++tile.nq;
+        }
       }
-      float sum = 0.0f;
-      for (int64_t j = 0; j < ctx; ++j) {
-        scores[j] = std::exp(scores[j] - max_score);
-        sum += scores[j];
+      kern.tile(tile);
+      for (int i = 0; i < tile.nq; ++i) {
+        const int64_t t = item.t0 + i / group, h = item.kv_head * group + i % group;
+        const int64_t np = buf.part_base[t + 1] - buf.part_base[t];
+        if (item.part >= np) continue;  // this row sees no key of the partition
+        const int64_t slot = buf.part_base[t] * num_heads + h * np + item.part;
+        buf.m[slot] = m[i];
+        buf.l[slot] = l[i];
+        std::memcpy(&buf.o[slot * d], &o[i * d], sizeof(float) * d);
       }
-      float* o = out + (t * num_heads + h) * d;
-      std::fill(o, o + d, 0.0f);
-      for (int64_t j = 0; j < ctx; ++j) {
-        const float* vj = kv.v + SlotOf(s, j, kv.block_size) * row + g * d;
-        kern.axpy(scores[j], vj, o, d);
-      }
-      const float inv = 1.0f / sum;
-      for (int64_t i = 0; i < d; ++i) o[i] *= inv;
+    }
+  });
+  ThreadPool::Global().ParallelFor(total * num_heads, 4, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t t = r / num_heads, h = r % num_heads;
+      const int64_t np = buf.part_base[t + 1] - buf.part_base[t];
+      if (np == 0) continue;  // not a row of any sequence
+      const int64_t slot = buf.part_base[t] * num_heads + h * np;
+      kern.merge(static_cast<int>(np), &buf.m[slot], &buf.l[slot], &buf.o[slot * d], d, d, out + r * d);
     }
   });
 }

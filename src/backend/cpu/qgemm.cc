@@ -113,8 +113,8 @@ std::unique_ptr<PackedMatrix> Pack(const Matrix& w) {
   p->nb = w.cols / kQBlock;
   p->num_groups = (w.rows + kGroupRows - 1) / kGroupRows;
   p->qs_bytes = blk.nqs * kGroupRows;
-  // Groups start on cache lines (the kernels use aligned loads).
-  p->group_bytes = (static_cast<size_t>(p->nb) * (p->qs_bytes + 32 + (p->type == PackedType::kQ4_1 ? 32 : 0)) + 63) / 64 * 64;
+  p->pair_bytes = 2 * (p->qs_bytes + 32 + (p->type == PackedType::kQ4_1 ? 32 : 0));
+  p->group_bytes = static_cast<size_t>((p->nb + 1) / 2) * p->pair_bytes;  // 64-byte multiple
   const size_t total = static_cast<size_t>(p->num_groups) * p->group_bytes;
   void* mem = std::aligned_alloc(64, (total + 63) / 64 * 64);
   std::memset(mem, 0, total);

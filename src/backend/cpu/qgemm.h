@@ -14,10 +14,13 @@
 //   over blocks b = 0, 1, ... in order, from acc = 0. y = acc.
 // So a token's outputs depend only on its own activations and the weights.
 //
-// Packed weights (built once at load): rows in groups of 16. Group g holds, for each block
-// b, the 16 rows' quant bytes interleaved 4 bytes at a time (chunk c = bytes 4c..4c+3 of
-// rows 0..15: 64 bytes), then all blocks' 16 fp16 scales, then (Q4_1) all blocks' 16 fp16
-// mins:  [qs: nb x kQsBytes][d: nb x 16 x fp16][m: nb x 16 x fp16]. A vpdpbusd lane is a row.
+// Packed weights (built once at load): rows in groups of 16. For each block b, a group
+// holds the 16 rows' quant bytes interleaved 4 bytes at a time (chunk c = bytes 4c..4c+3
+// of rows 0..15: 64 bytes; a vpdpbusd lane is a row), their 16 fp16 scales and (Q4_1)
+// their 16 fp16 mins. Blocks go in pairs, so that a group is one contiguous stream of
+// whole cache lines (one prefetch stream per group):
+//   pair = [qs b][qs b+1][d b][d b+1]([m b][m b+1])   (Q4_0 576, Q4_1 640, Q8_0 1088 bytes)
+// An odd last block leaves its pair half empty.
 #pragma once
 
 #include <cstddef>
@@ -40,15 +43,17 @@ struct PackedMatrix {
   int64_t num_groups = 0;   // ceil(rows / 16); rows past `rows` in the last group are zero
   int64_t nb = 0;           // blocks per row (cols / 32)
   size_t qs_bytes = 0;      // quant bytes of one block of one group: 256 (Q4) or 512 (Q8)
-  size_t group_bytes = 0;   // one group, all blocks, a multiple of 64
+  size_t pair_bytes = 0;    // two blocks of one group, a multiple of 64
+  size_t group_bytes = 0;   // one group, all blocks
   uint8_t* data = nullptr;  // 64-byte aligned, num_groups * group_bytes
   std::unique_ptr<uint8_t, void (*)(void*)> owner{nullptr, nullptr};
 
   const uint8_t* group(int64_t g) const { return data + static_cast<size_t>(g) * group_bytes; }
   // Within a group: block b's chunks, scales and mins.
-  size_t qs_offset(int64_t b) const { return static_cast<size_t>(b) * qs_bytes; }
-  size_t d_offset(int64_t b) const { return static_cast<size_t>(nb) * qs_bytes + static_cast<size_t>(b) * 32; }
-  size_t m_offset(int64_t b) const { return static_cast<size_t>(nb) * (qs_bytes + 32) + static_cast<size_t>(b) * 32; }
+  size_t pair(int64_t b) const { return static_cast<size_t>(b >> 1) * pair_bytes; }
+  size_t qs_offset(int64_t b) const { return pair(b) + static_cast<size_t>(b & 1) * qs_bytes; }
+  size_t d_offset(int64_t b) const { return pair(b) + 2 * qs_bytes + static_cast<size_t>(b & 1) * 32; }
+  size_t m_offset(int64_t b) const { return pair(b) + 2 * qs_bytes + 64 + static_cast<size_t>(b & 1) * 32; }
 };
 
 // True for the GGML types that have a packed form (Q4_0, Q4_1, Q8_0) with cols % 32 == 0.

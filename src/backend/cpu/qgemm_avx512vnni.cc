@@ -12,11 +12,9 @@
 namespace inferd::cpu {
 namespace {
 
-inline int32_t Load32(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
+// Four int8 activations broadcast to every lane: a load-port broadcast (vpbroadcastd
+// zmm, m32) or, with one use, vpdpbusd's embedded {1to16} operand; never through a GPR.
+inline __m512i Bcast4(const int8_t* p) { return _mm512_broadcastd_epi32(_mm_loadu_si32(p)); }
 
 void Quantize(const float* x, int64_t ldx, int64_t nt, int64_t k, int8_t* q, float* d, int32_t* s) {
   const int64_t nb = k / kQBlock;
@@ -39,12 +37,15 @@ void Quantize(const float* x, int64_t ldx, int64_t nt, int64_t k, int8_t* q, flo
   }
 }
 
+// Software prefetch distance within a group's stream, in block pairs; 0 = none.
+constexpr int64_t kPrefetch = 2;
+
 // NG groups x NT tokens. kSplit: two integer chains per token (short tiles are latency-bound
 // on one chain); integer sums are exact, so the split does not change any result.
 template <PackedType kType, int NG, int NT>
 void Tile(const PackedMatrix& w, const uint8_t* grp0, const QuantActs& a, int64_t t0, float* y, int64_t ldy) {
   constexpr int kChunks = kType == PackedType::kQ8_0 ? 8 : 4;
-  constexpr int kSplit = NT <= 4 ? 2 : 1;
+  constexpr int kSplit = NT == 1 ? 2 : 1;
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   __m512 acc[NG][NT];
   for (auto& g : acc)
@@ -62,6 +63,10 @@ void Tile(const PackedMatrix& w, const uint8_t* grp0, const QuantActs& a, int64_
     for (int g = 0; g < NG; ++g) {
       const uint8_t* grp = grp0 + g * w.group_bytes;
       const uint8_t* qs = grp + w.qs_offset(b);
+      if (kPrefetch && (b & 1) == 0) {  // the pair kPrefetch bytes ahead in this group's stream
+        const char* ahead = reinterpret_cast<const char*>(grp + w.pair(b)) + kPrefetch * w.pair_bytes;
+        for (size_t off = 0; off < w.pair_bytes; off += 64) _mm_prefetch(ahead + off, _MM_HINT_T0);
+      }
       __m512i isum[NT][kSplit];
       for (auto& v : isum)
         for (auto& s : v) s = _mm512_setzero_si512();
@@ -70,15 +75,15 @@ void Tile(const PackedMatrix& w, const uint8_t* grp0, const QuantActs& a, int64_
         if constexpr (kType == PackedType::kQ8_0) {
           for (int t = 0; t < NT; ++t) {
             __m512i& s = isum[t][c % kSplit];
-            s = _mm512_dpbusd_epi32(s, wv, _mm512_set1_epi32(Load32(aq[t] + b * kQBlock + 4 * c)));
+            s = _mm512_dpbusd_epi32(s, wv, Bcast4(aq[t] + b * kQBlock + 4 * c));
           }
         } else {
           const __m512i lo = _mm512_and_si512(wv, low4);
           const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), low4);
           for (int t = 0; t < NT; ++t) {
-            isum[t][0] = _mm512_dpbusd_epi32(isum[t][0], lo, _mm512_set1_epi32(Load32(aq[t] + b * kQBlock + 4 * c)));
+            isum[t][0] = _mm512_dpbusd_epi32(isum[t][0], lo, Bcast4(aq[t] + b * kQBlock + 4 * c));
             isum[t][kSplit - 1] =
-                _mm512_dpbusd_epi32(isum[t][kSplit - 1], hi, _mm512_set1_epi32(Load32(aq[t] + b * kQBlock + 16 + 4 * c)));
+                _mm512_dpbusd_epi32(isum[t][kSplit - 1], hi, Bcast4(aq[t] + b * kQBlock + 16 + 4 * c));
           }
         }
       }
@@ -127,11 +132,13 @@ void GemmType(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a,
       default: break;
     }
   };
+  // Registers: the broadcast activations (8 per token) are shared by the NG groups, so
+  // several groups side by side only for one or two tokens.
   int64_t g = 0;
-  if (nt <= 2) {
+  if (nt == 1) {
     for (; g + 4 <= ng; g += 4)
       tokens(std::integral_constant<int, 4>{}, w.group(g0 + g), y + g * kGroupRows);
-  } else if (nt <= 4) {
+  } else if (nt == 2) {
     for (; g + 2 <= ng; g += 2)
       tokens(std::integral_constant<int, 2>{}, w.group(g0 + g), y + g * kGroupRows);
   }

@@ -167,7 +167,10 @@ TEST(QGemm, PackLayout) {
   const auto& p = *static_cast<const cpu::PackedMatrix*>(w.packed.get());
   EXPECT_EQ(p.num_groups, 2);
   EXPECT_EQ(p.nb, 2);
-  EXPECT_EQ(p.group_bytes, 2u * (256 + 32 + 32));
+  EXPECT_EQ(p.group_bytes, 2u * (256 + 32 + 32));  // one pair of blocks
+  EXPECT_EQ(p.qs_offset(1), 256u);
+  EXPECT_EQ(p.d_offset(1), 512u + 32u);
+  EXPECT_EQ(p.m_offset(0), 512u + 64u);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(p.data) % 64, 0u);
   // Row 17 = group 1 lane 1; block 1, chunk 2 holds its quant bytes 8..11.
   const uint8_t* src = w.m.row(17) + 20;  // block 1 of the GGML row

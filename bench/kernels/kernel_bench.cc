@@ -1,0 +1,208 @@
+// Kernel micro-benchmarks beside the kernels (src/backend/cpu): matmul per weight type
+// and batch size (the packed int8 path and the fp32 path), paged attention, activation
+// quantization, and the machine's read bandwidth (the ceiling for batch-1 decode).
+//
+//   build/release/bench/kernels/inferd_kernel_bench [--benchmark_filter=MatMul/q4_1]
+// Counters: bytes_per_second = weight bytes streamed; items_per_second = MACs (matmul)
+// or query-key pairs (attention). Shapes are SmolLM2-135M's and Llama-2-7B's.
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "backend/cpu/attention.h"
+#include "backend/cpu/qgemm.h"
+#include "ops/ops.h"
+#include "util/thread_pool.h"
+
+namespace inferd {
+namespace {
+
+std::vector<float> RandomVec(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+struct BenchMatrix {
+  std::vector<uint8_t> bytes;
+  Matrix m;
+  std::shared_ptr<const void> packed;
+};
+
+BenchMatrix MakeMatrix(GgmlType type, int64_t rows, int64_t cols, bool pack) {
+  BenchMatrix b;
+  b.m.type = type;
+  b.m.rows = rows;
+  b.m.cols = cols;
+  b.m.row_bytes = GgmlRowSize(type, cols);
+  b.bytes.resize(b.m.row_bytes * rows);
+  std::vector<float> row = RandomVec(static_cast<size_t>(cols), 1);
+  for (int64_t r = 0; r < rows; ++r) {
+    row[r % cols] += 0.5f;  // rows differ
+    (void)QuantizeRow(type, row.data(), b.bytes.data() + r * b.m.row_bytes, cols);
+  }
+  b.m.data = b.bytes.data();
+  if (pack) {
+    b.packed = ops::PackMatrix(b.m);
+    b.m.packed = b.packed.get();
+  }
+  return b;
+}
+
+// args: rows, cols, tokens, packed (1 = int8 activations, 0 = fp32)
+template <GgmlType kType>
+void BM_MatMul(benchmark::State& state) {
+  const int64_t rows = state.range(0), cols = state.range(1), tokens = state.range(2);
+  BenchMatrix w = MakeMatrix(kType, rows, cols, state.range(3) != 0);
+  auto x = RandomVec(static_cast<size_t>(tokens * cols), 2);
+  std::vector<float> y(static_cast<size_t>(tokens * rows));
+  for (auto _ : state) {
+    ops::MatMul(w.m, x.data(), tokens, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(w.m.nbytes()));
+  state.SetItemsProcessed(state.iterations() * rows * cols * tokens);
+}
+
+void MatMulArgs(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"rows", "cols", "tokens", "int8"});
+  for (int64_t packed : {1, 0}) {
+    for (int64_t tokens : {1, 4, 64, 512}) {
+      if (!packed && tokens > 64) continue;
+      b->Args({1536, 576, tokens, packed});  // SmolLM2 gate/up
+      b->Args({576, 1536, tokens, packed});  // SmolLM2 down
+    }
+    b->Args({11008, 4096, 1, packed});  // Llama-2-7B gate/up, decode
+    if (packed) b->Args({11008, 4096, 64, packed});
+  }
+  b->Args({49152, 576, 1, 1});  // SmolLM2 LM head, decode
+  b->UseRealTime();
+}
+
+BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kQ4_0)->Name("MatMul/q4_0")->Apply(MatMulArgs);
+BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kQ4_1)->Name("MatMul/q4_1")->Apply(MatMulArgs);
+BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kQ8_0)->Name("MatMul/q8_0")->Apply(MatMulArgs);
+BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kF16)->Name("MatMul/f16")->Args({4096, 4096, 1, 0})->Args({4096, 4096, 64, 0})->UseRealTime();
+
+// Activation quantization of `tokens` rows of 1536.
+void BM_QuantizeActs(benchmark::State& state) {
+  const int64_t tokens = state.range(0), k = 1536;
+  auto x = RandomVec(static_cast<size_t>(tokens * k), 3);
+  std::vector<int8_t> q(tokens * k);
+  std::vector<float> d(tokens * k / 32);
+  std::vector<int32_t> s(tokens * k / 32);
+  const auto& kern = cpu::QuantKernels();
+  for (auto _ : state) {
+    kern.quantize(x.data(), k, tokens, k, q.data(), d.data(), s.data());
+    benchmark::DoNotOptimize(q.data());
+  }
+  state.SetItemsProcessed(state.iterations() * tokens * k);
+}
+BENCHMARK(BM_QuantizeActs)->Arg(1)->Arg(512);
+
+// Paged attention: `seqs` sequences of `tokens` new rows each at context `ctx`
+// (SmolLM2 heads: 9 query, 3 KV, head_dim 64; block size 16).
+void BM_Attention(benchmark::State& state) {
+  const int64_t seqs = state.range(0), tokens = state.range(1), ctx = state.range(2);
+  const int64_t heads = 9, kvh = 3, d = 64, bs = 16;
+  const int64_t blocks_per_seq = (ctx + bs - 1) / bs;
+  std::vector<float> kc(seqs * blocks_per_seq * bs * kvh * d), vc(kc.size());
+  auto r = RandomVec(kc.size(), 4);
+  kc = r;
+  vc = r;
+  std::vector<int32_t> tables(seqs * blocks_per_seq);
+  for (size_t i = 0; i < tables.size(); ++i) tables[i] = static_cast<int32_t>(i);
+  std::vector<ops::AttnSeq> as(seqs);
+  std::vector<int32_t> pos(seqs * tokens);
+  for (int64_t s = 0; s < seqs; ++s) {
+    as[s] = {s * tokens, tokens, ctx, &tables[s * blocks_per_seq]};
+    for (int64_t i = 0; i < tokens; ++i) pos[s * tokens + i] = static_cast<int32_t>(ctx - tokens + i);
+  }
+  auto q = RandomVec(static_cast<size_t>(seqs * tokens * heads * d), 5);
+  std::vector<float> out(q.size());
+  ops::KvLayerView view{kc.data(), vc.data(), bs, kvh, d};
+  for (auto _ : state) {
+    ops::PagedAttention(view, as, pos.data(), q.data(), heads, 0.125f, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  int64_t pairs = 0;
+  for (int64_t i = 0; i < tokens; ++i) pairs += ctx - tokens + i + 1;
+  state.SetItemsProcessed(state.iterations() * seqs * heads * pairs);
+}
+BENCHMARK(BM_Attention)
+    ->ArgNames({"seqs", "tokens", "ctx"})
+    ->Args({1, 1, 512})
+    ->Args({1, 1, 4096})
+    ->Args({64, 1, 256})
+    ->Args({1, 512, 512})
+    ->UseRealTime();
+
+// One decode step's matmuls of SmolLM2-135M (30 layers of distinct Q4_1 matrices and the
+// Q8_0 LM head, 96 MB): weights stream from memory as in a real decode, unlike the
+// cache-hot single-matrix runs above. bytes_per_second against BM_ReadBandwidth/92 is the
+// fraction of the bandwidth ceiling the matmuls reach.
+void BM_DecodeMatMuls(benchmark::State& state) {
+  const int64_t tokens = state.range(0);
+  struct Layer {
+    BenchMatrix q, k, v, o, gate, up, down;
+  };
+  std::vector<Layer> layers;
+  for (int i = 0; i < 30; ++i) {
+    layers.push_back({MakeMatrix(GgmlType::kQ4_1, 576, 576, true), MakeMatrix(GgmlType::kQ4_1, 192, 576, true),
+                      MakeMatrix(GgmlType::kQ4_1, 192, 576, true), MakeMatrix(GgmlType::kQ4_1, 576, 576, true),
+                      MakeMatrix(GgmlType::kQ4_1, 1536, 576, true), MakeMatrix(GgmlType::kQ4_1, 1536, 576, true),
+                      MakeMatrix(GgmlType::kQ4_1, 576, 1536, true)});
+  }
+  BenchMatrix head = MakeMatrix(GgmlType::kQ8_0, 49152, 576, true);
+  auto x = RandomVec(static_cast<size_t>(tokens * 1536), 6);
+  std::vector<float> y(static_cast<size_t>(tokens * 49152));
+  int64_t bytes = static_cast<int64_t>(head.m.nbytes());
+  for (auto& l : layers)
+    for (BenchMatrix* m : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) bytes += static_cast<int64_t>(m->m.nbytes());
+  for (auto _ : state) {
+    for (auto& l : layers)
+      for (BenchMatrix* m : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) ops::MatMul(m->m, x.data(), tokens, y.data());
+    ops::MatMul(head.m, x.data(), tokens, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * bytes);
+}
+BENCHMARK(BM_DecodeMatMuls)->ArgName("tokens")->Arg(1)->Arg(4)->UseRealTime();
+
+// The cost of one ParallelFor round trip on the global pool (an empty job).
+void BM_ParallelForOverhead(benchmark::State& state) {
+  std::vector<int64_t> sink(64 * 16);
+  for (auto _ : state) {
+    ThreadPool::Global().ParallelFor(64, 1, [&](int64_t b, int64_t e) { sink[b * 16] += e; });
+  }
+  benchmark::DoNotOptimize(sink.data());
+}
+BENCHMARK(BM_ParallelForOverhead)->UseRealTime();
+
+// Read bandwidth over `mib` MiB with the global pool's threads (the decode ceiling).
+void BM_ReadBandwidth(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0)) << 20;
+  std::vector<float> buf(n / 4, 1.0f);
+  std::vector<float> sums(64 * 16);
+  for (auto _ : state) {
+    ThreadPool::Global().ParallelFor(static_cast<int64_t>(buf.size()), 1 << 16, [&](int64_t b, int64_t e) {
+      float s[16] = {};
+      for (int64_t i = b; i + 16 <= e; i += 16)
+        for (int j = 0; j < 16; ++j) s[j] += buf[i + j];  // vectorized by the compiler
+      for (int j = 0; j < 16; ++j) sums[(b >> 16) % 64 * 16 + j] += s[j];
+    });
+    benchmark::DoNotOptimize(sums.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n));
+}
+BENCHMARK(BM_ReadBandwidth)->ArgName("MiB")->Arg(92)->Arg(1024)->UseRealTime();
+
+}  // namespace
+}  // namespace inferd
+
+BENCHMARK_MAIN();

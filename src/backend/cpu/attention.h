@@ -1,0 +1,58 @@
+// Paged attention on the CPU: one kernel, written once over vec16.h and compiled per ISA.
+//
+// KV cache layout (per layer), chosen so that no horizontal reduction is needed:
+//   K: [num_blocks][num_kv_heads][head_dim][block_size]   (keys of a block side by side)
+//   V: [num_blocks][num_kv_heads][block_size][head_dim]
+// Scores of up to 16 keys are one vector: s = sum_d q[d] * K[d][keys] (broadcast q[d]).
+//
+// Numerics (identical for every ISA, batch, tile and thread split):
+//   a query at position p sees keys [0, p]. Keys go in partitions of kAttnPartition
+//   positions; inside a partition, in chunks of up to 16 that never cross a KV block
+//   (chunk boundaries depend only on positions and block_size). Per chunk: scores
+//   s = q * scale . k (d summed as four interleaved fma chains d mod 4, then
+//   (c0 + c1) + (c2 + c3)), m' = max(m, max s); when m' != m, l *= e and o *= e with
+//   e = exp(m - m'); p = exp(s - m'); l += sum p (HorizontalSum16 order); o += p_j v_j for
+//   the chunk's keys in order. Partitions merge in order: M = max m_i,
+//   L = sum l_i exp(m_i - M), O = sum o_i exp(m_i - M) (empty partitions skipped),
+//   out = O / L. exp is vec16.h's Exp.
+#pragma once
+
+#include <cstdint>
+
+namespace inferd::cpu {
+
+constexpr int64_t kAttnPartition = 512;  // keys per split-K partition
+constexpr int kAttnMaxQueries = 16;      // query rows per tile
+constexpr int64_t kAttnMaxHeadDim = 256;
+
+struct AttnTile {
+  const float* k = nullptr;  // layer base, layout above
+  const float* v = nullptr;
+  int64_t block_size = 16, num_kv_heads = 0, head_dim = 0;
+  const int32_t* block_table = nullptr;  // of the tile's sequence
+  int64_t kv_head = 0;
+  float scale = 1.0f;
+  int nq = 0;                             // <= kAttnMaxQueries
+  const float* q[kAttnMaxQueries] = {};   // [head_dim] each
+  int64_t limit[kAttnMaxQueries] = {};    // keys [0, limit) are visible to query i
+  int64_t k0 = 0, k1 = 0;                 // partition [k0, k1)
+  // Outputs per query: running max, sum, and unnormalised output [head_dim]. A query that
+  // sees no key of the partition gets m = -inf, l = 0, o = 0.
+  float* m = nullptr;
+  float* l = nullptr;
+  float* o = nullptr;  // [nq][head_dim]
+};
+
+struct AttnKernels {
+  const char* name;
+  void (*tile)(const AttnTile& t);
+  // out[0:d] = merge of n partials (m[i], l[i], o[i * ostride : +d]), as above.
+  void (*merge)(int n, const float* m, const float* l, const float* o, int64_t ostride, int64_t d, float* out);
+};
+
+const AttnKernels& GenericAttnKernels();
+const AttnKernels* Avx2AttnKernels();    // nullptr without AVX2 + FMA
+const AttnKernels* Avx512AttnKernels();  // nullptr without AVX-512 F/BW/VL
+const AttnKernels& AttentionKernels();   // the best available (INFERD_CPU_KERNELS caps it)
+
+}  // namespace inferd::cpu

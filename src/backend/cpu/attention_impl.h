@@ -1,0 +1,203 @@
+// The paged-attention kernel of attention.h as a template over a vec16.h type. Included by
+// one translation unit per ISA (attention_generic.cc, attention_avx2.cc,
+// attention_avx512.cc); each instantiates it with its own vector type. Compiled with
+// -ffp-contract=off, so the compiler never fuses a scalar a * b + c on one ISA only.
+#pragma once
+
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+#include "backend/cpu/attention.h"
+#include "backend/cpu/vec16.h"
+
+namespace inferd::cpu {
+namespace {
+
+constexpr int kAttnGroup = 4;  // queries whose scores are computed together (registers)
+
+template <class V>
+float ExpScalar(float x) {
+  return Exp(V::Set1(x)).Lane(0);
+}
+
+// One chunk of w <= 16 keys (positions pos0.., block slot off.. of block `blk`) for the
+// G queries [i0, i0 + G) of the tile. NV = vectors per head (head_dim / 16, rounded up).
+// G and NV are compile-time so that the accumulators stay in registers.
+template <class V, int NV, int G>
+void Chunk(const AttnTile& t, int i0, const float* qs, int64_t pos0, int64_t blk, int64_t off, int w, float* m,
+           float* l) {
+  const int64_t d = t.head_dim, bs = t.block_size;
+  const float* kb = t.k + ((blk * t.num_kv_heads + t.kv_head) * d) * bs + off;  // [d][bs]
+  const float* vb = t.v + ((blk * t.num_kv_heads + t.kv_head) * bs + off) * d;  // [w][d]
+  int nvis[G];
+  int nmax = 0;
+  for (int i = 0; i < G; ++i) {
+    const int64_t n = t.limit[i0 + i] - pos0;
+    nvis[i] = static_cast<int>(n < 0 ? 0 : (n > w ? w : n));
+    nmax = nvis[i] > nmax ? nvis[i] : nmax;
+  }
+  if (nmax == 0) return;
+  // Scores: four fma chains per query (element dd goes to chain dd mod 4), K rows shared.
+  V acc[G][4];
+  for (int i = 0; i < G; ++i)
+    for (auto& a : acc[i]) a = V::Zero();
+  auto krow = [&](int64_t dd) { return w == 16 ? V::Load(kb + dd * bs) : V::LoadN(kb + dd * bs, w); };
+  int64_t dd = 0;
+  for (; dd + 4 <= d; dd += 4) {
+    const V k0 = krow(dd), k1 = krow(dd + 1), k2 = krow(dd + 2), k3 = krow(dd + 3);
+    for (int i = 0; i < G; ++i) {
+      const float* qi = qs + i * d + dd;
+      acc[i][0] = Fma(V::Set1(qi[0]), k0, acc[i][0]);
+      acc[i][1] = Fma(V::Set1(qi[1]), k1, acc[i][1]);
+      acc[i][2] = Fma(V::Set1(qi[2]), k2, acc[i][2]);
+      acc[i][3] = Fma(V::Set1(qi[3]), k3, acc[i][3]);
+    }
+  }
+  for (; dd < d; ++dd) {  // head_dim = 2 mod 4
+    const V kv = krow(dd);
+    for (int i = 0; i < G; ++i) acc[i][dd & 3] = Fma(V::Set1(qs[i * d + dd]), kv, acc[i][dd & 3]);
+  }
+  alignas(64) float p[G][16];
+  const V neg_inf = V::Set1(-std::numeric_limits<float>::infinity());
+  for (int i = 0; i < G; ++i) {
+    if (nvis[i] == 0) continue;
+    const int q = i0 + i;
+    const V s = V::SelectFirst(nvis[i], (acc[i][0] + acc[i][1]) + (acc[i][2] + acc[i][3]), neg_inf);
+    const float bm = s.ReduceMax();
+    const float m_new = m[q] < bm ? bm : m[q];
+    if (m_new != m[q] && l[q] != 0.0f) {  // rescale what was accumulated
+      const float e = ExpScalar<V>(m[q] - m_new);
+      l[q] = l[q] * e;
+      float* o = t.o + q * d;
+      const V ev = V::Set1(e);
+      for (int c = 0; c < NV; ++c) {
+        const int n = static_cast<int>(d - 16 * c < 16 ? d - 16 * c : 16);
+        (ev * V::LoadN(o + 16 * c, n)).StoreN(o + 16 * c, n);
+      }
+    }
+    m[q] = m_new;
+    const V pv = V::SelectFirst(nvis[i], Exp(s - V::Set1(m_new)), V::Zero());
+    l[q] = l[q] + pv.ReduceAdd();
+    pv.Store(p[i]);
+  }
+  // o += p_j v_j, keys in order; V rows shared by the queries. A query past its last
+  // visible key adds nothing (p = 0 there is skipped, not multiplied: unwritten V may be NaN).
+  V o[G][NV];
+  for (int i = 0; i < G; ++i)
+    for (int c = 0; c < NV; ++c) {
+      const int n = static_cast<int>(d - 16 * c < 16 ? d - 16 * c : 16);
+      o[i][c] = V::LoadN(t.o + (i0 + i) * d + 16 * c, n);
+    }
+  const bool tail = d % 16 != 0;
+  for (int j = 0; j < nmax; ++j) {
+    V vv[NV];
+    for (int c = 0; c < NV; ++c) {
+      if (tail && c == NV - 1) {
+        vv[c] = V::LoadN(vb + j * d + 16 * c, static_cast<int>(d - 16 * c));
+      } else {
+        vv[c] = V::Load(vb + j * d + 16 * c);
+      }
+    }
+    for (int i = 0; i < G; ++i) {
+      if (j >= nvis[i]) continue;
+      const V pj = V::Set1(p[i][j]);
+      for (int c = 0; c < NV; ++c) o[i][c] = Fma(pj, vv[c], o[i][c]);
+    }
+  }
+  for (int i = 0; i < G; ++i) {
+    if (nvis[i] == 0) continue;
+    for (int c = 0; c < NV; ++c) {
+      const int n = static_cast<int>(d - 16 * c < 16 ? d - 16 * c : 16);
+      o[i][c].StoreN(t.o + (i0 + i) * d + 16 * c, n);
+    }
+  }
+}
+
+template <class V, int NV>
+void TileNv(const AttnTile& t) {
+  const int64_t d = t.head_dim, bs = t.block_size;
+  thread_local std::vector<float> qbuf;
+  if (static_cast<int64_t>(qbuf.size()) < kAttnMaxQueries * d) qbuf.resize(static_cast<size_t>(kAttnMaxQueries * d));
+  float* qs = qbuf.data();
+  int64_t max_limit = 0;
+  const V sc = V::Set1(t.scale);
+  for (int i = 0; i < t.nq; ++i) {
+    for (int c = 0; c < NV; ++c) {
+      const int n = static_cast<int>(d - 16 * c < 16 ? d - 16 * c : 16);
+      (V::LoadN(t.q[i] + 16 * c, n) * sc).StoreN(qs + i * d + 16 * c, n);
+    }
+    t.m[i] = -std::numeric_limits<float>::infinity();
+    t.l[i] = 0.0f;
+    std::fill(t.o + i * d, t.o + (i + 1) * d, 0.0f);
+    max_limit = t.limit[i] > max_limit ? t.limit[i] : max_limit;
+  }
+  const int64_t end = t.k1 < max_limit ? t.k1 : max_limit;
+  for (int64_t pos = t.k0; pos < end;) {
+    const int64_t off = pos % bs;
+    const int64_t w64 = std::min<int64_t>({16, bs - off, t.k1 - pos});
+    const int w = static_cast<int>(w64);
+    const int64_t blk = t.block_table[pos / bs];
+    for (int i0 = 0; i0 < t.nq; i0 += kAttnGroup) {
+      switch (t.nq - i0 < kAttnGroup ? t.nq - i0 : kAttnGroup) {
+        case 1: Chunk<V, NV, 1>(t, i0, qs + i0 * d, pos, blk, off, w, t.m, t.l); break;
+        case 2: Chunk<V, NV, 2>(t, i0, qs + i0 * d, pos, blk, off, w, t.m, t.l); break;
+        case 3: Chunk<V, NV, 3>(t, i0, qs + i0 * d, pos, blk, off, w, t.m, t.l); break;
+        default: Chunk<V, NV, 4>(t, i0, qs + i0 * d, pos, blk, off, w, t.m, t.l); break;
+      }
+    }
+    pos += w64;
+  }
+}
+
+template <class V>
+void TileImpl(const AttnTile& t) {
+  switch ((t.head_dim + 15) / 16) {  // head_dim <= kAttnMaxHeadDim, checked by the caller
+    case 1: return TileNv<V, 1>(t);
+    case 2: return TileNv<V, 2>(t);
+    case 3: return TileNv<V, 3>(t);
+    case 4: return TileNv<V, 4>(t);
+    case 5: return TileNv<V, 5>(t);
+    case 6: return TileNv<V, 6>(t);
+    case 7: return TileNv<V, 7>(t);
+    case 8: return TileNv<V, 8>(t);
+    case 9: return TileNv<V, 9>(t);
+    case 10: return TileNv<V, 10>(t);
+    case 11: return TileNv<V, 11>(t);
+    case 12: return TileNv<V, 12>(t);
+    case 13: return TileNv<V, 13>(t);
+    case 14: return TileNv<V, 14>(t);
+    case 15: return TileNv<V, 15>(t);
+    case 16: return TileNv<V, 16>(t);
+    default: break;
+  }
+}
+
+template <class V>
+void MergeImpl(int n, const float* m, const float* l, const float* o, int64_t ostride, int64_t d, float* out) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int i = 0; i < n; ++i)
+    if (l[i] != 0.0f) mx = mx < m[i] ? m[i] : mx;
+  float sum = 0.0f;
+  const int64_t nv = (d + 15) / 16;
+  V acc[16];
+  for (int64_t c = 0; c < nv; ++c) acc[c] = V::Zero();
+  for (int i = 0; i < n; ++i) {
+    if (l[i] == 0.0f) continue;
+    const float e = ExpScalar<V>(m[i] - mx);
+    sum = sum + l[i] * e;
+    const V ev = V::Set1(e);
+    for (int64_t c = 0; c < nv; ++c) {
+      const int k = static_cast<int>(d - 16 * c < 16 ? d - 16 * c : 16);
+      acc[c] = Fma(ev, V::LoadN(o + i * ostride + 16 * c, k), acc[c]);
+    }
+  }
+  const V inv = V::Set1(sum != 0.0f ? 1.0f / sum : 0.0f);
+  for (int64_t c = 0; c < nv; ++c) {
+    const int k = static_cast<int>(d - 16 * c < 16 ? d - 16 * c : 16);
+    (acc[c] * inv).StoreN(out + 16 * c, k);
+  }
+}
+
+}  // namespace
+}  // namespace inferd::cpu

@@ -1,0 +1,220 @@
+// Sixteen fp32 lanes with one arithmetic, three implementations: a zmm register
+// (AVX-512), two ymm registers (AVX2 + FMA) and a plain array. Kernels written once as
+// templates over these types (attention_impl.h) compute bit-identical results on every
+// ISA: each operation here is exact IEEE arithmetic (fma, mul, add, max, round to nearest
+// even, conversions), and the two reductions use one fixed order (HorizontalSum16 for the
+// sum; max is order-free).
+//
+// Each translation unit includes this header with its own target flags and uses only the
+// type its flags allow; everything here is in an anonymous namespace, so the copies
+// compiled for different ISAs never meet at link time.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "backend/cpu/kernels.h"
+
+namespace inferd::cpu {
+namespace {
+
+// The plain implementation (any CPU).
+struct VecGeneric {
+  float v[16];
+  static VecGeneric Zero() { return Set1(0.0f); }
+  static VecGeneric Set1(float x) {
+    VecGeneric r;
+    for (float& e : r.v) e = x;
+    return r;
+  }
+  static VecGeneric Load(const float* p) {
+    VecGeneric r;
+    std::memcpy(r.v, p, sizeof r.v);
+    return r;
+  }
+  // Lanes >= n read as 0 (n <= 16); nothing past p[n - 1] is read.
+  static VecGeneric LoadN(const float* p, int n) {
+    VecGeneric r = Zero();
+    std::memcpy(r.v, p, sizeof(float) * n);
+    return r;
+  }
+  void Store(float* p) const { std::memcpy(p, v, sizeof v); }
+  void StoreN(float* p, int n) const { std::memcpy(p, v, sizeof(float) * n); }
+  friend VecGeneric Fma(VecGeneric a, VecGeneric b, VecGeneric c) {
+    for (int i = 0; i < 16; ++i) c.v[i] = std::fma(a.v[i], b.v[i], c.v[i]);
+    return c;
+  }
+  friend VecGeneric operator*(VecGeneric a, VecGeneric b) {
+    for (int i = 0; i < 16; ++i) a.v[i] *= b.v[i];
+    return a;
+  }
+  friend VecGeneric operator+(VecGeneric a, VecGeneric b) {
+    for (int i = 0; i < 16; ++i) a.v[i] += b.v[i];
+    return a;
+  }
+  friend VecGeneric operator-(VecGeneric a, VecGeneric b) {
+    for (int i = 0; i < 16; ++i) a.v[i] -= b.v[i];
+    return a;
+  }
+  friend VecGeneric Max(VecGeneric a, VecGeneric b) {
+    for (int i = 0; i < 16; ++i) a.v[i] = a.v[i] < b.v[i] ? b.v[i] : a.v[i];
+    return a;
+  }
+  friend VecGeneric Min(VecGeneric a, VecGeneric b) {
+    for (int i = 0; i < 16; ++i) a.v[i] = b.v[i] < a.v[i] ? b.v[i] : a.v[i];
+    return a;
+  }
+  // Lanes < n from a, the rest from b.
+  static VecGeneric SelectFirst(int n, VecGeneric a, VecGeneric b) {
+    for (int i = n; i < 16; ++i) a.v[i] = b.v[i];
+    return a;
+  }
+  // 2^round(x) * y for |round(x)| <= 126: rounds x to nearest even, builds the power of two.
+  friend VecGeneric RoundScale(VecGeneric x, VecGeneric y, VecGeneric* rounded) {
+    for (int i = 0; i < 16; ++i) {
+      const float n = std::nearbyint(x.v[i]);
+      rounded->v[i] = n;
+      const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+      float p;
+      std::memcpy(&p, &bits, 4);
+      y.v[i] *= p;
+    }
+    return y;
+  }
+  float ReduceMax() const {
+    float m = v[0];
+    for (int i = 1; i < 16; ++i) m = m < v[i] ? v[i] : m;
+    return m;
+  }
+  float ReduceAdd() const { return HorizontalSum16(v); }
+  float Lane(int i) const { return v[i]; }
+};
+
+#if defined(__AVX2__) && defined(__FMA__)
+// Lanes 0-7 in lo, 8-15 in hi.
+struct VecAvx2 {
+  __m256 lo, hi;
+  static VecAvx2 Zero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
+  static VecAvx2 Set1(float x) { return {_mm256_set1_ps(x), _mm256_set1_ps(x)}; }
+  static VecAvx2 Load(const float* p) { return {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
+  static __m256i Mask8(int n) {  // lanes < n all-ones
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static VecAvx2 LoadN(const float* p, int n) {
+    return {_mm256_maskload_ps(p, Mask8(n)), _mm256_maskload_ps(p + 8, Mask8(n - 8))};
+  }
+  void Store(float* p) const {
+    _mm256_storeu_ps(p, lo);
+    _mm256_storeu_ps(p + 8, hi);
+  }
+  void StoreN(float* p, int n) const {
+    _mm256_maskstore_ps(p, Mask8(n), lo);
+    _mm256_maskstore_ps(p + 8, Mask8(n - 8), hi);
+  }
+  friend VecAvx2 Fma(VecAvx2 a, VecAvx2 b, VecAvx2 c) {
+    return {_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)};
+  }
+  friend VecAvx2 operator*(VecAvx2 a, VecAvx2 b) { return {_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)}; }
+  friend VecAvx2 operator+(VecAvx2 a, VecAvx2 b) { return {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)}; }
+  friend VecAvx2 operator-(VecAvx2 a, VecAvx2 b) { return {_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi)}; }
+  // max(a, b) = a < b ? b : a, as the generic code (vmaxps returns its second operand
+  // when either is NaN or both are zero; operands are ordered so that it matches).
+  friend VecAvx2 Max(VecAvx2 a, VecAvx2 b) { return {_mm256_max_ps(b.lo, a.lo), _mm256_max_ps(b.hi, a.hi)}; }
+  friend VecAvx2 Min(VecAvx2 a, VecAvx2 b) { return {_mm256_min_ps(b.lo, a.lo), _mm256_min_ps(b.hi, a.hi)}; }
+  static VecAvx2 SelectFirst(int n, VecAvx2 a, VecAvx2 b) {
+    return {_mm256_blendv_ps(b.lo, a.lo, _mm256_castsi256_ps(Mask8(n))),
+            _mm256_blendv_ps(b.hi, a.hi, _mm256_castsi256_ps(Mask8(n - 8)))};
+  }
+  friend VecAvx2 RoundScale(VecAvx2 x, VecAvx2 y, VecAvx2* rounded) {
+    const __m256 nl = _mm256_round_ps(x.lo, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 nh = _mm256_round_ps(x.hi, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    *rounded = {nl, nh};
+    const __m256i bias = _mm256_set1_epi32(127);
+    const __m256 pl = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(nl), bias), 23));
+    const __m256 ph = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(nh), bias), 23));
+    return {_mm256_mul_ps(y.lo, pl), _mm256_mul_ps(y.hi, ph)};
+  }
+  float ReduceMax() const {
+    alignas(32) float l[16];
+    Store(l);
+    return VecGeneric::Load(l).ReduceMax();
+  }
+  float ReduceAdd() const {
+    alignas(32) float l[16];
+    Store(l);
+    return HorizontalSum16(l);
+  }
+  float Lane(int i) const {
+    alignas(32) float l[16];
+    Store(l);
+    return l[i];
+  }
+};
+#endif
+
+#if defined(__AVX512F__)
+struct VecAvx512 {
+  __m512 v;
+  static VecAvx512 Zero() { return {_mm512_setzero_ps()}; }
+  static VecAvx512 Set1(float x) { return {_mm512_set1_ps(x)}; }
+  static VecAvx512 Load(const float* p) { return {_mm512_loadu_ps(p)}; }
+  static __mmask16 Mask(int n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFF : (1u << n) - 1); }
+  static VecAvx512 LoadN(const float* p, int n) { return {_mm512_maskz_loadu_ps(Mask(n), p)}; }
+  void Store(float* p) const { _mm512_storeu_ps(p, v); }
+  void StoreN(float* p, int n) const { _mm512_mask_storeu_ps(p, Mask(n), v); }
+  friend VecAvx512 Fma(VecAvx512 a, VecAvx512 b, VecAvx512 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
+  friend VecAvx512 operator*(VecAvx512 a, VecAvx512 b) { return {_mm512_mul_ps(a.v, b.v)}; }
+  friend VecAvx512 operator+(VecAvx512 a, VecAvx512 b) { return {_mm512_add_ps(a.v, b.v)}; }
+  friend VecAvx512 operator-(VecAvx512 a, VecAvx512 b) { return {_mm512_sub_ps(a.v, b.v)}; }
+  friend VecAvx512 Max(VecAvx512 a, VecAvx512 b) { return {_mm512_max_ps(b.v, a.v)}; }
+  friend VecAvx512 Min(VecAvx512 a, VecAvx512 b) { return {_mm512_min_ps(b.v, a.v)}; }
+  static VecAvx512 SelectFirst(int n, VecAvx512 a, VecAvx512 b) { return {_mm512_mask_blend_ps(Mask(n), b.v, a.v)}; }
+  friend VecAvx512 RoundScale(VecAvx512 x, VecAvx512 y, VecAvx512* rounded) {
+    const __m512 n = _mm512_roundscale_ps(x.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    rounded->v = n;
+    const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return {_mm512_mul_ps(y.v, _mm512_castsi512_ps(bits))};
+  }
+  float ReduceMax() const { return _mm512_reduce_max_ps(v); }
+  float ReduceAdd() const {
+    alignas(64) float l[16];
+    Store(l);
+    return HorizontalSum16(l);
+  }
+  float Lane(int i) const {
+    alignas(64) float l[16];
+    Store(l);
+    return l[i];
+  }
+};
+#endif
+
+// exp(x) for every lane, Cephes' single-precision polynomial in fma form (max relative
+// error ~2 ulp on [-87, 88]; inputs outside are clamped, so exp(-inf) gives 1.6e-38, not 0:
+// callers mask what must be exactly 0). exp(0) is exactly 1.
+template <class V>
+V Exp(V x) {
+  x = Min(Max(x, V::Set1(-87.0f)), V::Set1(88.0f));
+  V n;
+  // Scale by 2^n at the end: p(r) with r = x - n ln2, |r| <= ln2 / 2.
+  const V unit = RoundScale(x * V::Set1(1.44269504088896341f), V::Set1(1.0f), &n);
+  V r = Fma(n, V::Set1(-0.693359375f), x);
+  r = Fma(n, V::Set1(2.12194440e-4f), r);
+  V p = V::Set1(1.9875691500e-4f);
+  p = Fma(p, r, V::Set1(1.3981999507e-3f));
+  p = Fma(p, r, V::Set1(8.3334519073e-3f));
+  p = Fma(p, r, V::Set1(4.1665795894e-2f));
+  p = Fma(p, r, V::Set1(1.6666665459e-1f));
+  p = Fma(p, r, V::Set1(5.0000001201e-1f));
+  const V y = Fma(p, r * r, r) + V::Set1(1.0f);
+  return y * unit;
+}
+
+}  // namespace
+}  // namespace inferd::cpu

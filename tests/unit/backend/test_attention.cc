@@ -1,0 +1,178 @@
+// Paged attention (backend/cpu/attention.h): against float64 dense attention over contexts
+// that span several split-K partitions, ISA kernels bit for bit, and batch invariance
+// (a row's output does not depend on which rows share its tile or step).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "backend/cpu/attention.h"
+#include "ops/ops.h"
+
+namespace inferd {
+namespace {
+
+std::vector<float> RandomVec(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-scale, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// A cache with one sequence of `len` tokens written through a scrambled block table.
+struct Fixture {
+  int64_t heads, kv_heads, d, bs, len;
+  std::vector<float> kc, vc, k, v, q;
+  std::vector<int32_t> table, pos;
+  Fixture(int64_t heads_, int64_t kv_heads_, int64_t d_, int64_t bs_, int64_t len_, uint32_t seed)
+      : heads(heads_), kv_heads(kv_heads_), d(d_), bs(bs_), len(len_) {
+    const int64_t nblocks = (len + bs - 1) / bs;
+    table.resize(nblocks);
+    std::iota(table.begin(), table.end(), 0);
+    std::shuffle(table.begin(), table.end(), std::mt19937(seed));
+    kc.assign((nblocks + 1) * bs * kv_heads * d, NAN);  // unwritten slots hold NaN: never read
+    vc = kc;
+    k = RandomVec(len * kv_heads * d, seed + 1, 2.0f);
+    v = RandomVec(len * kv_heads * d, seed + 2);
+    q = RandomVec(len * heads * d, seed + 3, 2.0f);
+    pos.resize(len);
+    std::iota(pos.begin(), pos.end(), 0);
+    ops::AttnSeq seq{0, len, len, table.data()};
+    ops::WriteKv(view(), {&seq, 1}, pos.data(), k.data(), v.data());
+  }
+  ops::KvLayerView view() { return {kc.data(), vc.data(), bs, kv_heads, d}; }
+  // Rows [first, first + n) as one sequence of a batch.
+  std::vector<float> Run(int64_t first, int64_t n, float scale) {
+    ops::AttnSeq seq{0, n, first + n, table.data()};
+    std::vector<float> out(n * heads * d);
+    ops::PagedAttention(view(), {&seq, 1}, &pos[first], &q[first * heads * d], heads, scale, out.data());
+    return out;
+  }
+  double Dense(int64_t t, int64_t h, int64_t i, float scale) const {
+    const int64_t g = h / (heads / kv_heads);
+    std::vector<double> p(t + 1);
+    double mx = -1e300, sum = 0;
+    for (int64_t j = 0; j <= t; ++j) {
+      double s = 0;
+      for (int64_t c = 0; c < d; ++c) s += double(q[(t * heads + h) * d + c]) * k[(j * kv_heads + g) * d + c];
+      p[j] = s * scale;
+      mx = std::max(mx, p[j]);
+    }
+    for (auto& e : p) sum += (e = std::exp(e - mx));
+    double o = 0;
+    for (int64_t j = 0; j <= t; ++j) o += p[j] / sum * v[(j * kv_heads + g) * d + i];
+    return o;
+  }
+};
+
+struct Shape {
+  int64_t heads, kv_heads, d, bs, len;
+};
+
+class AttentionTest : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(AttentionTest, MatchesDenseAndIsInvariant) {
+  const Shape sh = GetParam();
+  Fixture f(sh.heads, sh.kv_heads, sh.d, sh.bs, sh.len, 7);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(sh.d));
+  const auto all = f.Run(0, sh.len, scale);
+  // Against float64 dense attention, at rows in every partition.
+  for (int64_t t : {int64_t{0}, int64_t{1}, sh.len / 2, sh.len - 1}) {
+    for (int64_t h = 0; h < sh.heads; ++h)
+      for (int64_t i = 0; i < sh.d; i += 7)
+        ASSERT_NEAR(all[(t * sh.heads + h) * sh.d + i], f.Dense(t, h, i, scale), 2e-5) << t << " " << h << " " << i;
+  }
+  // A row alone (a decode step) and rows in other chunkings equal the prefill rows bit for bit.
+  for (int64_t t : {int64_t{0}, sh.len / 3, sh.len - 1}) {
+    const auto one = f.Run(t, 1, scale);
+    ASSERT_EQ(0, std::memcmp(one.data(), &all[t * sh.heads * sh.d], one.size() * 4)) << "row " << t;
+  }
+  const int64_t mid = sh.len / 2;
+  const auto tail = f.Run(mid, sh.len - mid, scale);
+  ASSERT_EQ(0, std::memcmp(tail.data(), &all[mid * sh.heads * sh.d], tail.size() * 4));
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
+                         ::testing::Values(Shape{9, 3, 64, 16, 1100},  // SmolLM2: 3 partitions
+                                           Shape{4, 4, 128, 32, 600},  // MHA, Llama-2 head size
+                                           Shape{8, 1, 80, 8, 70},     // MQA, small blocks, d % 16 != 0
+                                           Shape{2, 2, 16, 1, 33},     // one-slot blocks
+                                           Shape{4, 2, 48, 64, 530}));
+
+// Every ISA's tile and merge kernels give the plain kernels' bits.
+TEST(Attention, IsaKernelsAreBitIdentical) {
+  std::vector<const cpu::AttnKernels*> tables;
+  if (cpu::Avx2AttnKernels()) tables.push_back(cpu::Avx2AttnKernels());
+  if (cpu::Avx512AttnKernels()) tables.push_back(cpu::Avx512AttnKernels());
+  if (tables.empty()) GTEST_SKIP() << "no SIMD kernels on this CPU";
+  for (const Shape sh : {Shape{9, 3, 64, 16, 700}, Shape{8, 1, 80, 8, 50}, Shape{4, 4, 128, 32, 90}}) {
+    Fixture f(sh.heads, sh.kv_heads, sh.d, sh.bs, sh.len, 11);
+    const int group = static_cast<int>(sh.heads / sh.kv_heads);
+    for (int64_t part = 0; part * cpu::kAttnPartition < sh.len; ++part) {
+      cpu::AttnTile t;
+      t.k = f.kc.data();
+      t.v = f.vc.data();
+      t.block_size = sh.bs;
+      t.num_kv_heads = sh.kv_heads;
+      t.head_dim = sh.d;
+      t.block_table = f.table.data();
+      t.kv_head = sh.kv_heads - 1;
+      t.scale = 0.125f;
+      t.k0 = part * cpu::kAttnPartition;
+      t.k1 = t.k0 + cpu::kAttnPartition;
+      for (int64_t row : {int64_t{0}, sh.len / 2, sh.len - 2, sh.len - 1}) {
+        for (int j = 0; j < group && t.nq < cpu::kAttnMaxQueries; ++j) {
+          t.q[t.nq] = &f.q[(row * sh.heads + t.kv_head * group + j) * sh.d];
+          t.limit[t.nq++] = row + 1;
+        }
+      }
+      std::vector<float> m1(t.nq), l1(t.nq), o1(t.nq * sh.d), m2(t.nq), l2(t.nq), o2(t.nq * sh.d);
+      t.m = m1.data(), t.l = l1.data(), t.o = o1.data();
+      cpu::GenericAttnKernels().tile(t);
+      for (const cpu::AttnKernels* k : tables) {
+        SCOPED_TRACE(k->name);
+        t.m = m2.data(), t.l = l2.data(), t.o = o2.data();
+        k->tile(t);
+        ASSERT_EQ(0, std::memcmp(m1.data(), m2.data(), m1.size() * 4));
+        ASSERT_EQ(0, std::memcmp(l1.data(), l2.data(), l1.size() * 4));
+        ASSERT_EQ(0, std::memcmp(o1.data(), o2.data(), o1.size() * 4));
+        std::vector<float> r1(sh.d), r2(sh.d);
+        const int n = std::min(t.nq, 3);
+        cpu::GenericAttnKernels().merge(n, m1.data(), l1.data(), o1.data(), sh.d, sh.d, r1.data());
+        k->merge(n, m1.data(), l1.data(), o1.data(), sh.d, sh.d, r2.data());
+        ASSERT_EQ(0, std::memcmp(r1.data(), r2.data(), r1.size() * 4));
+      }
+    }
+  }
+}
+
+// Several sequences in one call give the rows each gives alone.
+TEST(Attention, SequencesInOneBatchAreIndependent) {
+  Fixture a(9, 3, 64, 16, 200, 21), b(9, 3, 64, 16, 600, 22);
+  const float scale = 0.125f;
+  const auto a_alone = a.Run(150, 50, scale), b_alone = b.Run(590, 10, scale);
+  // Both sequences' caches in one buffer: b's blocks after a's.
+  const int64_t a_blocks = static_cast<int64_t>(a.table.size()) + 1;
+  std::vector<float> kc = a.kc, vc = a.vc;
+  kc.insert(kc.end(), b.kc.begin(), b.kc.end());
+  vc.insert(vc.end(), b.vc.begin(), b.vc.end());
+  std::vector<int32_t> bt = b.table;
+  for (auto& x : bt) x += static_cast<int32_t>(a_blocks);
+  std::vector<int32_t> pos(a.pos.begin() + 150, a.pos.end());
+  pos.insert(pos.end(), b.pos.begin() + 590, b.pos.end());
+  std::vector<float> q(a.q.begin() + 150 * 9 * 64, a.q.end());
+  q.insert(q.end(), b.q.begin() + 590 * 9 * 64, b.q.end());
+  ops::AttnSeq seqs[2] = {{0, 50, 200, a.table.data()}, {50, 10, 600, bt.data()}};
+  std::vector<float> out(60 * 9 * 64);
+  ops::KvLayerView view{kc.data(), vc.data(), 16, 3, 64};
+  ops::PagedAttention(view, seqs, pos.data(), q.data(), 9, scale, out.data());
+  EXPECT_EQ(0, std::memcmp(out.data(), a_alone.data(), a_alone.size() * 4));
+  EXPECT_EQ(0, std::memcmp(&out[50 * 9 * 64], b_alone.data(), b_alone.size() * 4));
+}
+
+}  // namespace
+}  // namespace inferd
