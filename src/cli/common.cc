@@ -33,6 +33,9 @@ void ModelFlags::Add(CLI::App* app, bool engine_flags) {
     app->add_option("--max-model-len", engine.max_model_len, "maximum tokens per sequence (0 = model's)");
     app->add_option("--block-size", engine.block_size, "KV cache block size in tokens")->capture_default_str();
     app->add_option("--kv-cache-memory", kv_cache_memory, "KV cache size, e.g. 512MiB, 2GiB");
+    app->add_option("--kv-cache-dtype", engine.kv_cache_dtype,
+                    "KV cache element type: auto (fp32 for fp32 weights, else fp16), float16, float32")
+        ->capture_default_str();
     app->add_option("--max-num-batched-tokens", engine.max_num_batched_tokens, "token budget per step")
         ->capture_default_str();
     app->add_option("--max-num-seqs", engine.max_num_seqs, "maximum running sequences")->capture_default_str();

@@ -60,6 +60,15 @@ struct EngineCore::Group {
 
 EngineCore::~EngineCore() = default;
 
+namespace {
+bool AllWeightsFp32(const ModelWeights& w) {
+  bool all = w.output.type == GgmlType::kF32;
+  for (const LayerWeights& l : w.layers)
+    for (const Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) all = all && m->type == GgmlType::kF32;
+  return all;
+}
+}  // namespace
+
 StatusOr<std::unique_ptr<EngineCore>> EngineCore::Create(std::unique_ptr<LoadedModel> model,
                                                          const EngineOptions& options) {
   std::unique_ptr<EngineCore> e(new EngineCore());
@@ -80,6 +89,7 @@ StatusOr<std::unique_ptr<EngineCore>> EngineCore::Create(std::unique_ptr<LoadedM
   shape.num_kv_heads = c.num_kv_heads;
   shape.head_dim = c.head_dim;
   shape.block_size = options.block_size;
+  INFERD_ASSIGN_OR_RETURN(shape.dtype, ParseKvDtype(options.kv_cache_dtype, AllWeightsFp32(model->weights)));
   int64_t max_len = options.max_model_len > 0 ? options.max_model_len : c.max_position_embeddings;
   int64_t bytes = options.kv_cache_bytes;
   if (bytes <= 0) bytes = std::max(kDefaultKvBytes, (max_len + shape.block_size) * shape.bytes_per_token());
@@ -118,8 +128,11 @@ void LogEngineSummary(const EngineCore& engine) {
                   c.num_heads, c.num_kv_heads);
   INFERD_LOG_INFO("weights: {:.1f} MiB", m.weights.nbytes / 1048576.0);
   const int64_t tokens = engine.kv_capacity_tokens();
-  INFERD_LOG_INFO("KV cache: {} blocks x {} = {} tokens ({:.1f} MiB, fp32); prefix caching {}; max model length {}",
-                  engine.num_blocks(), engine.block_size(), tokens, tokens * c.KvBytesPerToken(4) / 1048576.0,
+  const KvCacheShape& kv = engine.kv_shape();
+  INFERD_LOG_INFO("KV cache: {} blocks x {} = {} tokens ({:.1f} MiB, {}); prefix caching {}; max model length {}",
+                  engine.num_blocks(), engine.block_size(), tokens,
+                  static_cast<double>(tokens) * static_cast<double>(kv.bytes_per_token()) / 1048576.0,
+                  KvDtypeName(kv.dtype),
                   engine.options().enable_prefix_caching ? "on" : "off", engine.max_model_len());
   INFERD_LOG_INFO("maximum concurrency for {}-token requests: {:.2f}x", engine.max_model_len(),
                   static_cast<double>(tokens) / engine.max_model_len());

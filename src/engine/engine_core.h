@@ -40,6 +40,7 @@ struct EngineOptions {
   bool enable_prefix_caching = true;
   std::string scheduling_policy = "fcfs";  // fcfs | priority
   uint64_t seed = 0;                     // seeds requests that have no seed of their own
+  std::string kv_cache_dtype = "auto";   // auto | float32 | float16 (kv/kv_cache.h ParseKvDtype)
 };
 
 struct GenerateRequest {
@@ -103,6 +104,7 @@ class EngineCore {
   int64_t block_size() const { return kv_manager_->block_size(); }
   int64_t num_blocks() const { return kv_manager_->num_blocks(); }
   int64_t kv_capacity_tokens() const { return num_blocks() * block_size(); }
+  const KvCacheShape& kv_shape() const { return kv_->shape(); }
   int64_t vocab_size() const { return model_->config.vocab_size; }
   size_t num_running() const { return scheduler_->num_running(); }
   size_t num_waiting() const { return scheduler_->num_waiting(); }

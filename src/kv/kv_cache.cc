@@ -8,11 +8,23 @@
 
 namespace inferd {
 
+const char* KvDtypeName(KvDtype d) { return d == KvDtype::kF16 ? "fp16" : "fp32"; }
+
+StatusOr<KvDtype> ParseKvDtype(const std::string& name, bool weights_are_fp32) {
+  if (name == "auto") return weights_are_fp32 ? KvDtype::kF32 : KvDtype::kF16;
+  if (name == "float32" || name == "fp32") return KvDtype::kF32;
+  if (name == "float16" || name == "fp16" || name == "half") return KvDtype::kF16;
+  if (name == "bfloat16" || name.rfind("fp8", 0) == 0) {
+    return Unimplemented("--kv-cache-dtype " + name + " is not supported yet; use auto, float16 or float32");
+  }
+  return InvalidArgument("unknown --kv-cache-dtype '" + name + "': use auto, float16 or float32");
+}
+
 KvCache::KvCache(const KvCacheShape& shape) : shape_(shape) {
-  const size_t n = static_cast<size_t>(shape.num_blocks * block_stride());
+  const size_t n = static_cast<size_t>(shape.num_blocks * block_stride() * shape.elem_bytes());
   for (int64_t l = 0; l < shape.num_layers; ++l) {
-    k_.emplace_back(new float[n]);
-    v_.emplace_back(new float[n]);
+    k_.emplace_back(new uint8_t[n]);
+    v_.emplace_back(new uint8_t[n]);
   }
 }
 

@@ -17,23 +17,32 @@
 
 namespace inferd {
 
+// Element type of the cached K and V.
+enum class KvDtype : uint8_t { kF32, kF16 };
+const char* KvDtypeName(KvDtype d);  // "fp32" | "fp16"
+// vLLM's --kv-cache-dtype values that inferd runs: auto, float32/fp32, float16/fp16/half.
+// "auto" is fp32 for a model whose weights are all fp32 and fp16 otherwise (llama.cpp's
+// default cache type for quantized models). Unknown or unsupported values are errors.
+StatusOr<KvDtype> ParseKvDtype(const std::string& name, bool weights_are_fp32);
+
 struct KvCacheShape {
   int64_t num_layers = 0, num_kv_heads = 0, head_dim = 0;
   int64_t block_size = 16, num_blocks = 0;
-  int64_t bytes_per_token() const { return 2 * num_layers * num_kv_heads * head_dim * 4; }
+  KvDtype dtype = KvDtype::kF32;
+  int64_t elem_bytes() const { return dtype == KvDtype::kF16 ? 2 : 4; }
+  int64_t bytes_per_token() const { return 2 * num_layers * num_kv_heads * head_dim * elem_bytes(); }
 };
 
-// K and V tensors for every layer, fp32, each block_size * num_kv_heads * head_dim floats per
-// block; the backend decides the layout inside a block (CPU: ops.h KvLayerView).
+// K and V tensors for every layer, shape.dtype elements, block_size * num_kv_heads *
+// head_dim per block; the backend decides the layout inside a block (CPU: ops.h
+// KvLayerView).
 class KvCache {
  public:
   explicit KvCache(const KvCacheShape& shape);
   const KvCacheShape& shape() const { return shape_; }
-  float* k(int64_t layer) { return k_[layer].get(); }
-  float* v(int64_t layer) { return v_[layer].get(); }
-  const float* k(int64_t layer) const { return k_[layer].get(); }
-  const float* v(int64_t layer) const { return v_[layer].get(); }
-  // Floats per block per layer for one of K or V.
+  void* k(int64_t layer) { return k_[layer].get(); }
+  void* v(int64_t layer) { return v_[layer].get(); }
+  // Elements per block per layer for one of K or V.
   int64_t block_stride() const { return shape_.block_size * shape_.num_kv_heads * shape_.head_dim; }
   size_t nbytes() const;
 
@@ -41,7 +50,7 @@ class KvCache {
   KvCacheShape shape_;
   // Left uninitialized on purpose: large allocations are mapped lazily, so start-up does
   // not touch every page; a slot is always written before attention reads it.
-  std::vector<std::unique_ptr<float[]>> k_, v_;
+  std::vector<std::unique_ptr<uint8_t[]>> k_, v_;
 };
 
 // Number of blocks that fit in `bytes` (at least 1 block is required).

@@ -27,6 +27,9 @@ Status ModelConfig::Validate() const {
       head_dim > 1024 || num_heads > 4096 || intermediate_size > (1 << 22)) {
     return OutOfRange("model config: sizes out of the supported range");
   }
+  if (head_dim > 256) {  // the CPU attention kernel keeps a head in 16 vector registers
+    return Unimplemented(fmt::format("model config: head_dim {} is not supported (at most 256)", head_dim));
+  }
   if (!(rms_norm_eps > 0.0f) || !(rope_theta > 0.0f) || !(rope_factor > 0.0f)) {
     return InvalidArgument("model config: rms_norm_eps, rope_theta and rope factor must be positive");
   }

@@ -92,7 +92,8 @@ Status LlamaModel::Forward(const ForwardBatch& batch, KvCache& kv, float* logits
     if (!l.bv.empty()) ops::AddBias(v_.data(), l.bv.data(), T, kvd);
     ops::Rope(q_.data(), T, c.num_heads, d, cos_sin_.data(), neox);
     ops::Rope(k_.data(), T, c.num_kv_heads, d, cos_sin_.data(), neox);
-    ops::KvLayerView view{kv.k(li), kv.v(li), kv.shape().block_size, c.num_kv_heads, d};
+    ops::KvLayerView view{kv.k(li), kv.v(li), kv.shape().block_size, c.num_kv_heads, d,
+                          kv.shape().dtype == KvDtype::kF16};
     ops::WriteKv(view, batch.seqs, batch.positions.data(), k_.data(), v_.data());
     ops::PagedAttention(view, batch.seqs, batch.positions.data(), q_.data(), c.num_heads, scale, attn_.data());
     ops::MatMul(l.wo, attn_.data(), T, xn_.data());  // [T, hidden]

@@ -58,9 +58,10 @@ struct AttnSeq {
 };
 
 struct KvLayerView {
-  float* k = nullptr;   // [num_blocks, num_kv_heads, head_dim, block_size] (keys side by side)
-  float* v = nullptr;   // [num_blocks, num_kv_heads, block_size, head_dim]
+  void* k = nullptr;   // [num_blocks, num_kv_heads, head_dim, block_size] (keys side by side)
+  void* v = nullptr;   // [num_blocks, num_kv_heads, block_size, head_dim]
   int64_t block_size = 16, num_kv_heads = 0, head_dim = 0;
+  bool fp16 = false;   // elements are IEEE half (rounded to nearest even on write), else fp32
 };
 
 // Writes k, v ([T, num_kv_heads, head_dim]) of each row into the cache slot of its position.

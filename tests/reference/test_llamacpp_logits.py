@@ -34,9 +34,10 @@ inferd itself runs Q4_0/Q4_1/Q8_0 matmuls two ways (backend/cpu/qgemm.h):
   as close as llama.cpp (top-1, mean |diff|), and its greedy continuations may leave the
   exact forward's only at near-ties (top-2 margin < 0.5). The kernel arithmetic itself is
   checked exactly, one matmul at a time, in tests/unit/backend/test_qgemm.cc.
-* with INFERD_CPU_MATMUL=fp32, in fp32 on dequantized weights: top-1 >= 99.9% against the
+* with INFERD_CPU_MATMUL=fp32 (and --kv-cache-dtype float32; auto is fp16 for quantized
+  weights, as in llama.cpp), in fp32 on dequantized weights: top-1 >= 99.9% against the
   exact forward and identical greedy continuations (the strict check of everything but
-  the activation quantization).
+  the activation quantization and the half K/V cache).
 """
 
 import json
@@ -49,7 +50,8 @@ TEXT = Path("/usr/share/common-licenses/Apache-2.0")
 NUM_POSITIONS = 1200          # >= 1000 teacher-forced positions
 MIN_TOP1_AGREEMENT = 0.99     # strict threshold (F32 copy, lossless llama.cpp arithmetic)
 MIN_TOP1_VS_EXACT = 0.999     # inferd (fp32 matmuls) vs the exact float64 forward (Q4_1)
-FP32_MATMUL = {"INFERD_CPU_MATMUL": "fp32"}
+FP32_MATMUL = {"INFERD_CPU_MATMUL": "fp32"}   # the exact mode: fp32 matmuls ...
+EXACT_KV = ["--kv-cache-dtype", "float32"]   # ... and an fp32 K/V cache (auto is fp16 here)
 NOISE_FLOOR_SLACK = 0.01      # Q4_1: inferd-vs-llama.cpp >= llama.cpp-vs-itself - 1 point
 NEAR_TIE_MARGIN = 0.5         # Q4_1: greedy may leave llama.cpp only where its top-2 gap < this
 GREEDY_TOKENS = 16
@@ -91,11 +93,11 @@ def _llamacpp_teacher_logits(llm, ids):
     return np.array(llm.scores[: len(ids)], dtype=np.float32, copy=True)
 
 
-def _inferd_teacher_logits(run_inferd_json, model, ids, d, env=None):
+def _inferd_teacher_logits(run_inferd_json, model, ids, d, env=None, extra=()):
     ids_file, npy = d / "ids.json", d / "logits.npy"
     ids_file.write_text(json.dumps(ids))
     out = run_inferd_json(["logits", "--model", model, "--token-ids-file", ids_file,
-                           "--npy", npy, "--json"], env=env)
+                           "--npy", npy, "--json", *extra], env=env)
     logits = np.load(npy) if npy.is_file() else None
     return np.asarray(out["argmax"], dtype=np.int64), logits
 
@@ -121,9 +123,10 @@ def inferd_logits(run_inferd_json, model_path, teacher_ids, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def inferd_logits_fp32(run_inferd_json, model_path, teacher_ids, tmp_path_factory):
-    """INFERD_CPU_MATMUL=fp32: fp32 matmuls on dequantized weights."""
+    """INFERD_CPU_MATMUL=fp32 and an fp32 K/V cache: fp32 arithmetic on dequantized weights."""
     return _inferd_teacher_logits(run_inferd_json, model_path, teacher_ids,
-                                  tmp_path_factory.mktemp("logits_fp32"), env=FP32_MATMUL)
+                                  tmp_path_factory.mktemp("logits_fp32"), env=FP32_MATMUL,
+                                  extra=EXACT_KV)
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +274,8 @@ def inferd_greedy(run_inferd_json, model_path, f32_model_path):
         if key not in memo:
             memo[key] = run_inferd_json(
                 ["generate", "--model", f32_model_path if f32 else model_path, "--prompt", prompt,
-                 "--max-tokens", GREEDY_TOKENS, "--temperature", "0", "--ignore-eos", "--json"],
+                 "--max-tokens", GREEDY_TOKENS, "--temperature", "0", "--ignore-eos", "--json",
+                 *(EXACT_KV if fp32_matmul else [])],
                 env=FP32_MATMUL if fp32_matmul else None)
         return memo[key]
 

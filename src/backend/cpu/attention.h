@@ -14,7 +14,7 @@
 //   e = exp(m - m'); p = exp(s - m'); l += sum p (HorizontalSum16 order); o += p_j v_j for
 //   the chunk's keys in order. Partitions merge in order: M = max m_i,
 //   L = sum l_i exp(m_i - M), O = sum o_i exp(m_i - M) (empty partitions skipped),
-//   out = O / L. exp is vec16.h's Exp.
+//   out = O / L. exp is vec16.h's Exp. A half K/V cache is widened exactly to fp32 on load.
 #pragma once
 
 #include <cstdint>
@@ -26,8 +26,9 @@ constexpr int kAttnMaxQueries = 16;      // query rows per tile
 constexpr int64_t kAttnMaxHeadDim = 256;
 
 struct AttnTile {
-  const float* k = nullptr;  // layer base, layout above
-  const float* v = nullptr;
+  const void* k = nullptr;  // layer base, layout above
+  const void* v = nullptr;
+  bool fp16 = false;        // K/V elements are IEEE halves (else fp32)
   int64_t block_size = 16, num_kv_heads = 0, head_dim = 0;
   const int32_t* block_table = nullptr;  // of the tile's sequence
   int64_t kv_head = 0;

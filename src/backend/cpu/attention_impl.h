@@ -24,12 +24,12 @@ float ExpScalar(float x) {
 // One chunk of w <= 16 keys (positions pos0.., block slot off.. of block `blk`) for the
 // G queries [i0, i0 + G) of the tile. NV = vectors per head (head_dim / 16, rounded up).
 // G and NV are compile-time so that the accumulators stay in registers.
-template <class V, int NV, int G>
+template <class V, class E, int NV, int G>
 void Chunk(const AttnTile& t, int i0, const float* qs, int64_t pos0, int64_t blk, int64_t off, int w, float* m,
            float* l) {
   const int64_t d = t.head_dim, bs = t.block_size;
-  const float* kb = t.k + ((blk * t.num_kv_heads + t.kv_head) * d) * bs + off;  // [d][bs]
-  const float* vb = t.v + ((blk * t.num_kv_heads + t.kv_head) * bs + off) * d;  // [w][d]
+  const E* kb = static_cast<const E*>(t.k) + ((blk * t.num_kv_heads + t.kv_head) * d) * bs + off;  // [d][bs]
+  const E* vb = static_cast<const E*>(t.v) + ((blk * t.num_kv_heads + t.kv_head) * bs + off) * d;  // [w][d]
   int nvis[G];
   int nmax = 0;
   for (int i = 0; i < G; ++i) {
@@ -114,7 +114,7 @@ void Chunk(const AttnTile& t, int i0, const float* qs, int64_t pos0, int64_t blk
   }
 }
 
-template <class V, int NV>
+template <class V, class E, int NV>
 void TileNv(const AttnTile& t) {
   const int64_t d = t.head_dim, bs = t.block_size;
   thread_local std::vector<float> qbuf;
@@ -140,36 +140,45 @@ void TileNv(const AttnTile& t) {
     const int64_t blk = t.block_table[pos / bs];
     for (int i0 = 0; i0 < t.nq; i0 += kAttnGroup) {
       switch (t.nq - i0 < kAttnGroup ? t.nq - i0 : kAttnGroup) {
-        case 1: Chunk<V, NV, 1>(t, i0, qs + i0 * d, pos, blk, off, w, t.m, t.l); break;
-        case 2: Chunk<V, NV, 2>(t, i0, qs + i0 * d, pos, blk, off, w, t.m, t.l); break;
-        case 3: Chunk<V, NV, 3>(t, i0, qs + i0 * d, pos, blk, off, w, t.m, t.l); break;
-        default: Chunk<V, NV, 4>(t, i0, qs + i0 * d, pos, blk, off, w, t.m, t.l); break;
+        case 1: Chunk<V, E, NV, 1>(t, i0, qs + i0 * d, pos, blk, off, w, t.m, t.l); break;
+        case 2: Chunk<V, E, NV, 2>(t, i0, qs + i0 * d, pos, blk, off, w, t.m, t.l); break;
+        case 3: Chunk<V, E, NV, 3>(t, i0, qs + i0 * d, pos, blk, off, w, t.m, t.l); break;
+        default: Chunk<V, E, NV, 4>(t, i0, qs + i0 * d, pos, blk, off, w, t.m, t.l); break;
       }
     }
     pos += w64;
   }
 }
 
+template <class V, class E>
+void TileType(const AttnTile& t) {
+  switch ((t.head_dim + 15) / 16) {  // head_dim <= kAttnMaxHeadDim, checked by the caller
+    case 1: return TileNv<V, E, 1>(t);
+    case 2: return TileNv<V, E, 2>(t);
+    case 3: return TileNv<V, E, 3>(t);
+    case 4: return TileNv<V, E, 4>(t);
+    case 5: return TileNv<V, E, 5>(t);
+    case 6: return TileNv<V, E, 6>(t);
+    case 7: return TileNv<V, E, 7>(t);
+    case 8: return TileNv<V, E, 8>(t);
+    case 9: return TileNv<V, E, 9>(t);
+    case 10: return TileNv<V, E, 10>(t);
+    case 11: return TileNv<V, E, 11>(t);
+    case 12: return TileNv<V, E, 12>(t);
+    case 13: return TileNv<V, E, 13>(t);
+    case 14: return TileNv<V, E, 14>(t);
+    case 15: return TileNv<V, E, 15>(t);
+    case 16: return TileNv<V, E, 16>(t);
+    default: break;
+  }
+}
+
 template <class V>
 void TileImpl(const AttnTile& t) {
-  switch ((t.head_dim + 15) / 16) {  // head_dim <= kAttnMaxHeadDim, checked by the caller
-    case 1: return TileNv<V, 1>(t);
-    case 2: return TileNv<V, 2>(t);
-    case 3: return TileNv<V, 3>(t);
-    case 4: return TileNv<V, 4>(t);
-    case 5: return TileNv<V, 5>(t);
-    case 6: return TileNv<V, 6>(t);
-    case 7: return TileNv<V, 7>(t);
-    case 8: return TileNv<V, 8>(t);
-    case 9: return TileNv<V, 9>(t);
-    case 10: return TileNv<V, 10>(t);
-    case 11: return TileNv<V, 11>(t);
-    case 12: return TileNv<V, 12>(t);
-    case 13: return TileNv<V, 13>(t);
-    case 14: return TileNv<V, 14>(t);
-    case 15: return TileNv<V, 15>(t);
-    case 16: return TileNv<V, 16>(t);
-    default: break;
+  if (t.fp16) {
+    TileType<V, uint16_t>(t);
+  } else {
+    TileType<V, float>(t);
   }
 }
 

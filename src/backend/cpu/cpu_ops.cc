@@ -247,17 +247,26 @@ void Rope(float* x, int64_t num_tokens, int64_t num_heads, int64_t head_dim, con
 void WriteKv(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t* positions,
              const float* k, const float* v) {
   const int64_t d = kv.head_dim, nkv = kv.num_kv_heads, bs = kv.block_size;
-  for (const AttnSeq& s : seqs) {
-    for (int64_t i = 0; i < s.num_tokens; ++i) {
-      const int64_t t = s.token_begin + i, pos = positions[t];
-      const int64_t blk = s.block_table[pos / bs], off = pos % bs;
-      for (int64_t g = 0; g < nkv; ++g) {
-        const float* kr = k + (t * nkv + g) * d;
-        float* kt = kv.k + (blk * nkv + g) * d * bs + off;  // [d][bs]
-        for (int64_t dd = 0; dd < d; ++dd) kt[dd * bs] = kr[dd];
-        std::memcpy(kv.v + ((blk * nkv + g) * bs + off) * d, v + (t * nkv + g) * d, sizeof(float) * d);
+  auto write = [&](auto* kc, auto* vc, auto convert) {
+    for (const AttnSeq& s : seqs) {
+      for (int64_t i = 0; i < s.num_tokens; ++i) {
+        const int64_t t = s.token_begin + i, pos = positions[t];
+        const int64_t blk = s.block_table[pos / bs], off = pos % bs;
+        for (int64_t g = 0; g < nkv; ++g) {
+          const float* kr = k + (t * nkv + g) * d;
+          const float* vr = v + (t * nkv + g) * d;
+          auto* kt = kc + (blk * nkv + g) * d * bs + off;  // [d][bs]
+          auto* vt = vc + ((blk * nkv + g) * bs + off) * d;
+          for (int64_t dd = 0; dd < d; ++dd) kt[dd * bs] = convert(kr[dd]);
+          for (int64_t dd = 0; dd < d; ++dd) vt[dd] = convert(vr[dd]);
+        }
       }
     }
+  };
+  if (kv.fp16) {
+    write(static_cast<uint16_t*>(kv.k), static_cast<uint16_t*>(kv.v), [](float x) { return Fp32ToFp16(x); });
+  } else {
+    write(static_cast<float*>(kv.k), static_cast<float*>(kv.v), [](float x) { return x; });
   }
 }
 
@@ -328,6 +337,7 @@ void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const 
       cpu::AttnTile tile;
       tile.k = kv.k;
       tile.v = kv.v;
+      tile.fp16 = kv.fp16;
       tile.block_size = kv.block_size;
       tile.num_kv_heads = nkv;
       tile.head_dim = d;

@@ -20,6 +20,7 @@
 #endif
 
 #include "backend/cpu/kernels.h"
+#include "format/ggml_types.h"
 
 namespace inferd::cpu {
 namespace {
@@ -42,6 +43,13 @@ struct VecGeneric {
   static VecGeneric LoadN(const float* p, int n) {
     VecGeneric r = Zero();
     std::memcpy(r.v, p, sizeof(float) * n);
+    return r;
+  }
+  // IEEE halves, widened exactly.
+  static VecGeneric Load(const uint16_t* p) { return LoadN(p, 16); }
+  static VecGeneric LoadN(const uint16_t* p, int n) {
+    VecGeneric r = Zero();
+    for (int i = 0; i < n; ++i) r.v[i] = Fp16ToFp32(p[i]);
     return r;
   }
   void Store(float* p) const { std::memcpy(p, v, sizeof v); }
@@ -109,6 +117,15 @@ struct VecAvx2 {
   static VecAvx2 LoadN(const float* p, int n) {
     return {_mm256_maskload_ps(p, Mask8(n)), _mm256_maskload_ps(p + 8, Mask8(n - 8))};
   }
+  static VecAvx2 Load(const uint16_t* p) {
+    return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)))};
+  }
+  static VecAvx2 LoadN(const uint16_t* p, int n) {
+    alignas(32) uint16_t tmp[16] = {};
+    std::memcpy(tmp, p, sizeof(uint16_t) * n);
+    return Load(tmp);
+  }
   void Store(float* p) const {
     _mm256_storeu_ps(p, lo);
     _mm256_storeu_ps(p + 8, hi);
@@ -166,6 +183,10 @@ struct VecAvx512 {
   static VecAvx512 Load(const float* p) { return {_mm512_loadu_ps(p)}; }
   static __mmask16 Mask(int n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFF : (1u << n) - 1); }
   static VecAvx512 LoadN(const float* p, int n) { return {_mm512_maskz_loadu_ps(Mask(n), p)}; }
+  static VecAvx512 Load(const uint16_t* p) {
+    return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))};
+  }
+  static VecAvx512 LoadN(const uint16_t* p, int n) { return {_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(Mask(n), p))}; }
   void Store(float* p) const { _mm512_storeu_ps(p, v); }
   void StoreN(float* p, int n) const { _mm512_mask_storeu_ps(p, Mask(n), v); }
   friend VecAvx512 Fma(VecAvx512 a, VecAvx512 b, VecAvx512 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }

@@ -26,10 +26,11 @@ std::vector<float> RandomVec(size_t n, uint32_t seed, float scale = 1.0f) {
 // A cache with one sequence of `len` tokens written through a scrambled block table.
 struct Fixture {
   int64_t heads, kv_heads, d, bs, len;
-  std::vector<float> kc, vc, k, v, q;
+  bool fp16;
+  std::vector<float> kc, vc, k, v, q;  // kc / vc hold halves in their first bytes when fp16
   std::vector<int32_t> table, pos;
-  Fixture(int64_t heads_, int64_t kv_heads_, int64_t d_, int64_t bs_, int64_t len_, uint32_t seed)
-      : heads(heads_), kv_heads(kv_heads_), d(d_), bs(bs_), len(len_) {
+  Fixture(int64_t heads_, int64_t kv_heads_, int64_t d_, int64_t bs_, int64_t len_, uint32_t seed, bool fp16_ = false)
+      : heads(heads_), kv_heads(kv_heads_), d(d_), bs(bs_), len(len_), fp16(fp16_) {
     const int64_t nblocks = (len + bs - 1) / bs;
     table.resize(nblocks);
     std::iota(table.begin(), table.end(), 0);
@@ -43,8 +44,12 @@ struct Fixture {
     std::iota(pos.begin(), pos.end(), 0);
     ops::AttnSeq seq{0, len, len, table.data()};
     ops::WriteKv(view(), {&seq, 1}, pos.data(), k.data(), v.data());
+    if (fp16) {  // the reference sees what the cache holds
+      for (auto& x : k) x = Fp16ToFp32(Fp32ToFp16(x));
+      for (auto& x : v) x = Fp16ToFp32(Fp32ToFp16(x));
+    }
   }
-  ops::KvLayerView view() { return {kc.data(), vc.data(), bs, kv_heads, d}; }
+  ops::KvLayerView view() { return {kc.data(), vc.data(), bs, kv_heads, d, fp16}; }
   // Rows [first, first + n) as one sequence of a batch.
   std::vector<float> Run(int64_t first, int64_t n, float scale) {
     ops::AttnSeq seq{0, n, first + n, table.data()};
@@ -71,13 +76,14 @@ struct Fixture {
 
 struct Shape {
   int64_t heads, kv_heads, d, bs, len;
+  bool fp16 = false;
 };
 
 class AttentionTest : public ::testing::TestWithParam<Shape> {};
 
 TEST_P(AttentionTest, MatchesDenseAndIsInvariant) {
   const Shape sh = GetParam();
-  Fixture f(sh.heads, sh.kv_heads, sh.d, sh.bs, sh.len, 7);
+  Fixture f(sh.heads, sh.kv_heads, sh.d, sh.bs, sh.len, 7, sh.fp16);
   const float scale = 1.0f / std::sqrt(static_cast<float>(sh.d));
   const auto all = f.Run(0, sh.len, scale);
   // Against float64 dense attention, at rows in every partition.
@@ -101,7 +107,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
                                            Shape{4, 4, 128, 32, 600},  // MHA, Llama-2 head size
                                            Shape{8, 1, 80, 8, 70},     // MQA, small blocks, d % 16 != 0
                                            Shape{2, 2, 16, 1, 33},     // one-slot blocks
-                                           Shape{4, 2, 48, 64, 530}));
+                                           Shape{4, 2, 48, 64, 530},
+                                           Shape{9, 3, 64, 16, 700, true},   // fp16 cache
+                                           Shape{8, 1, 80, 8, 70, true}));
 
 // Every ISA's tile and merge kernels give the plain kernels' bits.
 TEST(Attention, IsaKernelsAreBitIdentical) {
@@ -109,13 +117,15 @@ TEST(Attention, IsaKernelsAreBitIdentical) {
   if (cpu::Avx2AttnKernels()) tables.push_back(cpu::Avx2AttnKernels());
   if (cpu::Avx512AttnKernels()) tables.push_back(cpu::Avx512AttnKernels());
   if (tables.empty()) GTEST_SKIP() << "no SIMD kernels on this CPU";
-  for (const Shape sh : {Shape{9, 3, 64, 16, 700}, Shape{8, 1, 80, 8, 50}, Shape{4, 4, 128, 32, 90}}) {
-    Fixture f(sh.heads, sh.kv_heads, sh.d, sh.bs, sh.len, 11);
+  for (const Shape sh : {Shape{9, 3, 64, 16, 700}, Shape{8, 1, 80, 8, 50}, Shape{4, 4, 128, 32, 90},
+                         Shape{9, 3, 64, 16, 700, true}, Shape{8, 1, 80, 8, 50, true}}) {
+    Fixture f(sh.heads, sh.kv_heads, sh.d, sh.bs, sh.len, 11, sh.fp16);
     const int group = static_cast<int>(sh.heads / sh.kv_heads);
     for (int64_t part = 0; part * cpu::kAttnPartition < sh.len; ++part) {
       cpu::AttnTile t;
       t.k = f.kc.data();
       t.v = f.vc.data();
+      t.fp16 = sh.fp16;
       t.block_size = sh.bs;
       t.num_kv_heads = sh.kv_heads;
       t.head_dim = sh.d;
