@@ -38,7 +38,7 @@ _IGNORED_ENGINE_ARGS = {
     "tokenizer_mode", "revision", "tokenizer_revision", "code_revision", "disable_custom_all_reduce",
     "disable_async_output_proc", "compilation_config", "distributed_executor_backend", "hf_token",
     "hf_overrides", "max_seq_len_to_capture", "task", "allowed_local_media_path", "download_dir",
-    "enable_chunked_prefill", "max_num_partial_prefills", "async_scheduling", "worker_cls", "kv_cache_dtype",
+    "enable_chunked_prefill", "max_num_partial_prefills", "async_scheduling", "worker_cls",
     "mm_processor_kwargs", "limit_mm_per_prompt", "override_pooler_config", "served_model_name",
 }
 # vLLM arguments that inferd accepts only at their default value.
@@ -102,7 +102,8 @@ class LLM:
         trust_remote_code: bool = False,
         **kwargs: Any,
     ) -> None:
-        engine_flags = {"block_size": 16, "scheduling_policy": "fcfs", "max_logprobs": 20, "threads": 0}
+        engine_flags = {"block_size": 16, "scheduling_policy": "fcfs", "max_logprobs": 20, "threads": 0,
+                        "kv_cache_dtype": "auto"}
         for key, value in kwargs.items():
             if key in engine_flags:
                 engine_flags[key] = value
@@ -148,6 +149,7 @@ class LLM:
                 enable_prefix_caching=bool(enable_prefix_caching),
                 scheduling_policy=str(engine_flags["scheduling_policy"]),
                 threads=int(engine_flags["threads"] or 0),
+                kv_cache_dtype=str(engine_flags["kv_cache_dtype"]),
             )
         except FileNotFoundError as e:
             # The engine's message names the CLI flag; say it the Python way.

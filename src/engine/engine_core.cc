@@ -8,6 +8,7 @@
 #include "sample/sampler.h"
 #include "sample/stop_checker.h"
 #include "util/logging.h"
+#include "util/thread_pool.h"
 
 namespace inferd {
 namespace {
@@ -267,7 +268,7 @@ void EngineCore::CompleteGroupIfDone(Group& g, StepResult& result) {
   result.finished.push_back({g.request.request_id, std::move(g.output)});
 }
 
-void EngineCore::ProcessSample(Sequence& s, std::span<float> logits, StepResult& result) {
+SampleResult EngineCore::Sample(const Sequence& s, std::span<float> logits) const {
   const Tokenizer& tok = tokenizer();
   const SamplingParams& params = s.req.params;
   std::vector<int32_t> stop_ids(params.stop_token_ids.begin(), params.stop_token_ids.end());
@@ -279,7 +280,12 @@ void EngineCore::ProcessSample(Sequence& s, std::span<float> logits, StepResult&
   in.seed = s.req.seed;
   in.step = static_cast<int64_t>(in.output_ids.size());
   in.stop_ids = stop_ids;
-  SampleResult r = SampleToken(logits, in);
+  return SampleToken(logits, in);
+}
+
+void EngineCore::ProcessSample(Sequence& s, const SampleResult& r, StepResult& result) {
+  const Tokenizer& tok = tokenizer();
+  const SamplingParams& params = s.req.params;
   s.req.tokens.push_back(r.token);
   ++counters_.generation_tokens;
   if (s.first_token_time == 0) s.first_token_time = NowSeconds();
@@ -380,6 +386,15 @@ StepResult EngineCore::Step() {
   } else {
     scheduler_->OnStepComputed(sched);
     const Tokenizer& tok = tokenizer();
+    // Sampling reads only its own row and its sequence's state (a counter-based RNG), so
+    // the rows are sampled in parallel; the results are then applied in order.
+    samples_.resize(uses.size());
+    ThreadPool::Global().ParallelFor(static_cast<int64_t>(uses.size()), 1, [&](int64_t b, int64_t e) {
+      for (int64_t u = b; u < e; ++u) {
+        if (uses[u].prompt_pos >= 0 || uses[u].seq->finished) continue;
+        samples_[u] = Sample(*uses[u].seq, std::span<float>(&logits_[u * vocab], static_cast<size_t>(vocab)));
+      }
+    });
     for (size_t u = 0; u < uses.size(); ++u) {
       Sequence& s = *uses[u].seq;
       if (s.finished) continue;
@@ -390,7 +405,7 @@ StepResult EngineCore::Step() {
         RowLogprobs rl = ComputeRowLogprobs(row, *s.req.params.prompt_logprobs, target);
         s.prompt_logprobs.push_back(MakePositionLogprobs(tok, target, rl.target_logprob, rl.target_rank, rl.top));
       } else {
-        ProcessSample(s, row, result);
+        ProcessSample(s, samples_[u], result);
       }
     }
   }

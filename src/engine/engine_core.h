@@ -27,6 +27,7 @@
 #include "kv/kv_cache_manager.h"
 #include "model/llama.h"
 #include "model/model.h"
+#include "sample/sampler.h"
 #include "sched/scheduler.h"
 
 namespace inferd {
@@ -116,7 +117,10 @@ class EngineCore {
   struct Sequence;
   struct Group;
   EngineCore() = default;
-  void ProcessSample(Sequence& s, std::span<float> logits, StepResult& result);
+  // Draws the next token of s from its logits row (pure: safe to run for several
+  // sequences in parallel); ProcessSample then appends it, checks stops, emits deltas.
+  SampleResult Sample(const Sequence& s, std::span<float> logits) const;
+  void ProcessSample(Sequence& s, const SampleResult& r, StepResult& result);
   void FinishSequence(Sequence& s, RequestStatus status, const char* reason, StepResult& result);
   void CompleteGroupIfDone(Group& g, StepResult& result);
   void EmitDelta(Sequence& s, std::vector<int32_t> new_ids, bool finished, StepResult& result);
@@ -129,6 +133,7 @@ class EngineCore {
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<LlamaModel> llama_;
   std::vector<float> logits_;
+  std::vector<SampleResult> samples_;  // one per logits row of the step
   std::unordered_map<std::string, std::unique_ptr<Group>> groups_;
   std::unordered_map<std::string, Sequence*> sequences_;  // by sequence (scheduler) id
   std::vector<FinishedRequest> pending_finished_;         // aborted between steps

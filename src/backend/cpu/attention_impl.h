@@ -1,6 +1,6 @@
 // The paged-attention kernel of attention.h as a template over a vec16.h type. Included by
-// one translation unit per ISA (attention_generic.cc, attention_avx2.cc,
-// attention_avx512.cc); each instantiates it with its own vector type. Compiled with
+// one translation unit per ISA (vec_kernels_generic.cc, vec_kernels_avx2.cc,
+// vec_kernels_avx512.cc); each instantiates it with its own vector type. Compiled with
 // -ffp-contract=off, so the compiler never fuses a scalar a * b + c on one ISA only.
 #pragma once
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "backend/cpu/attention.h"
+#include "backend/cpu/elementwise.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/qgemm.h"
 #include "ops/ops.h"
@@ -206,10 +207,11 @@ void RmsNorm(const float* x, const float* weight, int64_t num_tokens, int64_t d,
 }
 
 void SiluMul(const float* gate, const float* up, int64_t count, float* out) {
-  for (int64_t i = 0; i < count; ++i) {
-    const float g = gate[i];
-    out[i] = g / (1.0f + std::exp(-g)) * up[i];
-  }
+  const auto& kern = cpu::VectorKernels();
+  constexpr int64_t kGrain = 1 << 14;  // elementwise: split only big batches
+  ThreadPool::Global().ParallelFor(count, kGrain, [&](int64_t b, int64_t e) {
+    kern.silu_mul(gate + b, up + b, e - b, out + b);
+  });
 }
 
 void Embedding(const Matrix& emb, std::span<const int32_t> ids, float* out) {

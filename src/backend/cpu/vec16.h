@@ -70,6 +70,10 @@ struct VecGeneric {
     for (int i = 0; i < 16; ++i) a.v[i] -= b.v[i];
     return a;
   }
+  friend VecGeneric operator/(VecGeneric a, VecGeneric b) {
+    for (int i = 0; i < 16; ++i) a.v[i] /= b.v[i];
+    return a;
+  }
   friend VecGeneric Max(VecGeneric a, VecGeneric b) {
     for (int i = 0; i < 16; ++i) a.v[i] = a.v[i] < b.v[i] ? b.v[i] : a.v[i];
     return a;
@@ -140,6 +144,7 @@ struct VecAvx2 {
   friend VecAvx2 operator*(VecAvx2 a, VecAvx2 b) { return {_mm256_mul_ps(a.lo, b.lo), _mm256_mul_ps(a.hi, b.hi)}; }
   friend VecAvx2 operator+(VecAvx2 a, VecAvx2 b) { return {_mm256_add_ps(a.lo, b.lo), _mm256_add_ps(a.hi, b.hi)}; }
   friend VecAvx2 operator-(VecAvx2 a, VecAvx2 b) { return {_mm256_sub_ps(a.lo, b.lo), _mm256_sub_ps(a.hi, b.hi)}; }
+  friend VecAvx2 operator/(VecAvx2 a, VecAvx2 b) { return {_mm256_div_ps(a.lo, b.lo), _mm256_div_ps(a.hi, b.hi)}; }
   // max(a, b) = a < b ? b : a, as the generic code (vmaxps returns its second operand
   // when either is NaN or both are zero; operands are ordered so that it matches).
   friend VecAvx2 Max(VecAvx2 a, VecAvx2 b) { return {_mm256_max_ps(b.lo, a.lo), _mm256_max_ps(b.hi, a.hi)}; }
@@ -193,6 +198,7 @@ struct VecAvx512 {
   friend VecAvx512 operator*(VecAvx512 a, VecAvx512 b) { return {_mm512_mul_ps(a.v, b.v)}; }
   friend VecAvx512 operator+(VecAvx512 a, VecAvx512 b) { return {_mm512_add_ps(a.v, b.v)}; }
   friend VecAvx512 operator-(VecAvx512 a, VecAvx512 b) { return {_mm512_sub_ps(a.v, b.v)}; }
+  friend VecAvx512 operator/(VecAvx512 a, VecAvx512 b) { return {_mm512_div_ps(a.v, b.v)}; }
   friend VecAvx512 Max(VecAvx512 a, VecAvx512 b) { return {_mm512_max_ps(b.v, a.v)}; }
   friend VecAvx512 Min(VecAvx512 a, VecAvx512 b) { return {_mm512_min_ps(b.v, a.v)}; }
   static VecAvx512 SelectFirst(int n, VecAvx512 a, VecAvx512 b) { return {_mm512_mask_blend_ps(Mask(n), b.v, a.v)}; }

@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "backend/cpu/elementwise.h"
 #include "backend/cpu/kernels.h"
 #include "ops/ops.h"
 
@@ -146,6 +147,31 @@ TEST(Kernels, AllIsaPathsAreBitIdentical) {
               << "dot_quant_row " << GgmlTypeName(static_cast<uint32_t>(type)) << " nt=" << nt << " t=" << i;
         }
       }
+    }
+  }
+}
+
+// silu(g) * u against the libm formula, every ISA bit for bit, tails and aliasing.
+TEST(SiluMul, MatchesFormulaOnEveryIsa) {
+  const int64_t n = 1000 + 7;
+  auto g = RandomVec(n, 30, 20.0f), u = RandomVec(n, 31);
+  g[0] = 0.0f, g[1] = -100.0f, g[2] = 100.0f, g[3] = -87.5f;
+  std::vector<float> out(n);
+  ops::SiluMul(g.data(), u.data(), n, out.data());
+  for (int64_t i = 0; i < n; ++i) {
+    const double ref = double(g[i]) / (1.0 + std::exp(-double(g[i]))) * u[i];
+    ASSERT_NEAR(out[i], ref, 4e-7 * std::abs(ref) + 1e-30) << i << " g=" << g[i];
+  }
+  std::vector<const cpu::VecKernels*> tables = {&cpu::GenericVecKernels()};
+  if (cpu::Avx2VecKernels()) tables.push_back(cpu::Avx2VecKernels());
+  if (cpu::Avx512VecKernels()) tables.push_back(cpu::Avx512VecKernels());
+  for (const cpu::VecKernels* k : tables) {
+    for (int64_t len : {n, int64_t{5}, int64_t{16}, int64_t{17}}) {
+      std::vector<float> mine(len), aliased(g.begin(), g.begin() + len);
+      k->silu_mul(g.data(), u.data(), len, mine.data());
+      k->silu_mul(aliased.data(), u.data(), len, aliased.data());
+      ASSERT_EQ(0, std::memcmp(mine.data(), out.data(), len * 4)) << k->name << " " << len;
+      ASSERT_EQ(0, std::memcmp(aliased.data(), out.data(), len * 4)) << k->name << " aliased " << len;
     }
   }
 }

@@ -1,0 +1,20 @@
+// Elementwise CPU kernels written once over vec16.h (elementwise_impl.h) and compiled per
+// ISA, so that every ISA computes the same bits.
+#pragma once
+
+#include <cstdint>
+
+namespace inferd::cpu {
+
+struct VecKernels {
+  const char* name;
+  // out[i] = g / (1 + exp(-g)) * u[i] with g = gate[i] (exp: vec16.h Exp); out may alias gate.
+  void (*silu_mul)(const float* gate, const float* up, int64_t n, float* out);
+};
+
+const VecKernels& GenericVecKernels();
+const VecKernels* Avx2VecKernels();    // nullptr without AVX2 + FMA
+const VecKernels* Avx512VecKernels();  // nullptr without AVX-512 F/BW/VL
+const VecKernels& VectorKernels();     // the best available (INFERD_CPU_KERNELS caps it)
+
+}  // namespace inferd::cpu

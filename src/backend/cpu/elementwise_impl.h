@@ -1,0 +1,27 @@
+// elementwise.h as templates over a vec16.h type; see attention_impl.h for how the
+// per-ISA translation units use them.
+#pragma once
+
+#include "backend/cpu/elementwise.h"
+#include "backend/cpu/vec16.h"
+
+namespace inferd::cpu {
+namespace {
+
+template <class V>
+inline V Silu(V g) {
+  return g / (V::Set1(1.0f) + Exp(V::Zero() - g));
+}
+
+template <class V>
+void SiluMulImpl(const float* gate, const float* up, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) (Silu(V::Load(gate + i)) * V::Load(up + i)).Store(out + i);
+  if (i < n) {
+    const int r = static_cast<int>(n - i);
+    (Silu(V::LoadN(gate + i, r)) * V::LoadN(up + i, r)).StoreN(out + i, r);
+  }
+}
+
+}  // namespace
+}  // namespace inferd::cpu
