@@ -154,12 +154,16 @@ rows = [  # (label, key, higher is better)
     ("Request throughput (req/s)", "request_throughput", True),
     ("Output token throughput (tok/s)", "output_throughput", True),
     ("Median TTFT (ms)", "median_ttft_ms", False),
+    ("P99 TTFT (ms)", "p99_ttft_ms", False),
     ("Median TPOT (ms)", "median_tpot_ms", False),
     ("Median ITL (ms)", "median_itl_ms", False),
+    ("P99 ITL (ms)", "p99_itl_ms", False),
 ]
 print()
 print(f"{'':34} {'llama-server':>13} {'inferd':>13} {'inferd/llama':>13}")
 for label, key, _ in rows:
+    if key not in a or key not in b:
+        continue
     x, y = a[key], b[key]
     ratio = f"{y / x:.2f}x" if x else "-"
     print(f"{label:34} {x:13.2f} {y:13.2f} {ratio:>13}")

@@ -274,10 +274,10 @@ void WriteKv(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t
 
 namespace {
 
-// One unit of attention work: `nt` consecutive rows of one sequence, the query heads of
-// one KV head, one split-K partition.
+// One unit of attention work: `nt` consecutive rows of one sequence, query heads
+// [h0, h0 + nh) (all of one KV head), one split-K partition.
 struct AttnItem {
-  int32_t seq, nt, kv_head, part;
+  int32_t seq, nt, h0, nh, part;
   int64_t t0;
 };
 
@@ -300,32 +300,47 @@ void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const 
   for (const AttnSeq& s : seqs) total = std::max(total, s.token_begin + s.num_tokens);
   auto nparts = [&](int64_t t) { return (static_cast<int64_t>(positions[t]) + P) / P; };  // ceil((pos + 1) / P)
   buf.part_base.assign(static_cast<size_t>(total + 1), 0);
+  int64_t max_parts = 0;
   for (const AttnSeq& s : seqs)
-    for (int64_t i = 0; i < s.num_tokens; ++i) buf.part_base[s.token_begin + i] = nparts(s.token_begin + i);
+    for (int64_t i = 0; i < s.num_tokens; ++i) {
+      buf.part_base[s.token_begin + i] = nparts(s.token_begin + i);
+      max_parts = std::max(max_parts, buf.part_base[s.token_begin + i]);
+    }
   int64_t acc = 0;
   for (int64_t t = 0; t <= total; ++t) {
     const int64_t n = t < total ? buf.part_base[t] : 0;
     buf.part_base[t] = acc;
     acc += n;
   }
-  const int64_t slots = acc * num_heads;
-  if (static_cast<int64_t>(buf.m.size()) < slots) {
-    buf.m.resize(static_cast<size_t>(slots));
-    buf.l.resize(static_cast<size_t>(slots));
+  // With one partition per row (context <= P) each item normalises its own rows; else the
+  // partials go to slots and a second pass merges them.
+  const bool split_k = max_parts > 1;
+  if (split_k) {
+    const int64_t slots = acc * num_heads;
+    if (static_cast<int64_t>(buf.m.size()) < slots) {
+      buf.m.resize(static_cast<size_t>(slots));
+      buf.l.resize(static_cast<size_t>(slots));
+    }
+    if (static_cast<int64_t>(buf.o.size()) < slots * d) buf.o.resize(static_cast<size_t>(slots * d));
   }
-  if (static_cast<int64_t>(buf.o.size()) < slots * d) buf.o.resize(static_cast<size_t>(slots * d));
-  // Tiles: as many rows as fit kAttnMaxQueries query heads, one partition each.
+  // Tiles: as many rows as fit kAttnMaxQueries query heads. The grouping only decides what
+  // shares K/V loads, never the arithmetic of a row, so it may depend on the batch: few
+  // tiles (small decode batches) are split per query head to keep every thread busy.
+  const int threads = ThreadPool::Global().num_threads();
+  int64_t tiles = 0;
   const int64_t rows_per_tile = std::max<int64_t>(1, cpu::kAttnMaxQueries / group);
+  for (const AttnSeq& s : seqs) tiles += (s.num_tokens + rows_per_tile - 1) / rows_per_tile;
+  const int64_t heads_per_item = tiles * nkv < 4 * threads ? 1 : group;
   buf.items.clear();
   for (size_t si = 0; si < seqs.size(); ++si) {
     const AttnSeq& s = seqs[si];
     for (int64_t t0 = 0; t0 < s.num_tokens; t0 += rows_per_tile) {
       const int64_t nt = std::min(rows_per_tile, s.num_tokens - t0);
-      const int64_t max_parts = nparts(s.token_begin + t0 + nt - 1);  // rows are in position order
-      for (int64_t g = 0; g < nkv; ++g)
-        for (int64_t p = 0; p < max_parts; ++p)
-          buf.items.push_back({static_cast<int32_t>(si), static_cast<int32_t>(nt), static_cast<int32_t>(g),
-                               static_cast<int32_t>(p), s.token_begin + t0});
+      const int64_t parts = nparts(s.token_begin + t0 + nt - 1);  // rows are in position order
+      for (int64_t h0 = 0; h0 < num_heads; h0 += heads_per_item)
+        for (int64_t p = 0; p < parts; ++p)
+          buf.items.push_back({static_cast<int32_t>(si), static_cast<int32_t>(nt), static_cast<int32_t>(h0),
+                               static_cast<int32_t>(heads_per_item), static_cast<int32_t>(p), s.token_begin + t0});
     }
   }
   ThreadPool::Global().ParallelFor(static_cast<int64_t>(buf.items.size()), 1, [&](int64_t begin, int64_t end) {
@@ -344,7 +359,7 @@ void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const 
       tile.num_kv_heads = nkv;
       tile.head_dim = d;
       tile.block_table = seqs[item.seq].block_table;
-      tile.kv_head = item.kv_head;
+      tile.kv_head = item.h0 / group;
       tile.scale = scale;
       tile.k0 = item.part * P;
       tile.k1 = tile.k0 + P;
@@ -353,8 +368,7 @@ void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const 
       tile.o = o.data();
       for (int32_t r = 0; r < item.nt; ++r) {
         const int64_t t = item.t0 + r;
-        for (int64_t j = 0; j < group; ++j) {
-          const int64_t h = item.kv_head * group + j;
+        for (int64_t h = item.h0; h < item.h0 + item.nh; ++h) {
           tile.q[tile.nq] = q + (t * num_heads + h) * d;
           tile.limit[tile.nq] = positions[t] + 1;
           ++tile.nq;
@@ -362,7 +376,11 @@ void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const 
       }
       kern.tile(tile);
       for (int i = 0; i < tile.nq; ++i) {
-        const int64_t t = item.t0 + i / group, h = item.kv_head * group + i % group;
+        const int64_t t = item.t0 + i / item.nh, h = item.h0 + i % item.nh;
+        if (!split_k) {  // the merge of one partial: out = o / l
+          kern.merge(1, &m[i], &l[i], &o[i * d], d, d, out + (t * num_heads + h) * d);
+          continue;
+        }
         const int64_t np = buf.part_base[t + 1] - buf.part_base[t];
         if (item.part >= np) continue;  // this row sees no key of the partition
         const int64_t slot = buf.part_base[t] * num_heads + h * np + item.part;
@@ -372,6 +390,7 @@ void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const 
       }
     }
   });
+  if (!split_k) return;
   ThreadPool::Global().ParallelFor(total * num_heads, 4, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t t = r / num_heads, h = r % num_heads;
