@@ -84,9 +84,14 @@ Status LlamaModel::Forward(const ForwardBatch& batch, KvCache& kv, float* logits
     const LayerWeights& l = weights_.layers[li];
     // Attention block.
     ops::RmsNorm(x_.data(), l.attn_norm.data(), T, h, c.rms_norm_eps, xn_.data());
-    ops::MatMul(l.wq, xn_.data(), T, q_.data());  // [T, num_heads, head_dim]
-    ops::MatMul(l.wk, xn_.data(), T, k_.data());  // [T, num_kv_heads, head_dim]
-    ops::MatMul(l.wv, xn_.data(), T, v_.data());  // [T, num_kv_heads, head_dim]
+    if (l.wqkv.packed) {  // one fused matmul
+      const ops::MatMulOut outs[] = {{q_.data(), qd}, {k_.data(), kvd}, {v_.data(), kvd}};
+      ops::MatMulSegments(l.wqkv, xn_.data(), T, outs);
+    } else {
+      ops::MatMul(l.wq, xn_.data(), T, q_.data());  // [T, num_heads, head_dim]
+      ops::MatMul(l.wk, xn_.data(), T, k_.data());  // [T, num_kv_heads, head_dim]
+      ops::MatMul(l.wv, xn_.data(), T, v_.data());  // [T, num_kv_heads, head_dim]
+    }
     if (!l.bq.empty()) ops::AddBias(q_.data(), l.bq.data(), T, qd);
     if (!l.bk.empty()) ops::AddBias(k_.data(), l.bk.data(), T, kvd);
     if (!l.bv.empty()) ops::AddBias(v_.data(), l.bv.data(), T, kvd);
@@ -100,8 +105,13 @@ Status LlamaModel::Forward(const ForwardBatch& batch, KvCache& kv, float* logits
     ops::Add(x_.data(), xn_.data(), T * h);
     // SwiGLU feed-forward block.
     ops::RmsNorm(x_.data(), l.ffn_norm.data(), T, h, c.rms_norm_eps, xn_.data());
-    ops::MatMul(l.w_gate, xn_.data(), T, gate_.data());  // [T, ffn]
-    ops::MatMul(l.w_up, xn_.data(), T, up_.data());      // [T, ffn]
+    if (l.w_gate_up.packed) {
+      const ops::MatMulOut outs[] = {{gate_.data(), ffn}, {up_.data(), ffn}};
+      ops::MatMulSegments(l.w_gate_up, xn_.data(), T, outs);
+    } else {
+      ops::MatMul(l.w_gate, xn_.data(), T, gate_.data());  // [T, ffn]
+      ops::MatMul(l.w_up, xn_.data(), T, up_.data());      // [T, ffn]
+    }
     ops::SiluMul(gate_.data(), up_.data(), T * ffn, gate_.data());
     ops::MatMul(l.w_down, gate_.data(), T, xn_.data());  // [T, hidden]
     ops::Add(x_.data(), xn_.data(), T * h);

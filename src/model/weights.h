@@ -32,6 +32,9 @@ struct LayerWeights {
   std::vector<float> bq, bk, bv;         // Qwen2 QKV biases; empty when absent
   std::vector<float> ffn_norm;           // [hidden]
   Matrix w_gate, w_up, w_down;           // [ffn, hidden] x2, [hidden, ffn]
+  // Backend-fused copies (ops::PrepareWeights), or empty: [q; k; v] and [gate; up] rows,
+  // packed only (data is null; use with ops::MatMulSegments).
+  Matrix wqkv, w_gate_up;
 };
 
 struct ModelWeights {

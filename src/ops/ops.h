@@ -20,6 +20,15 @@ namespace inferd::ops {
 // (numerics in backend/cpu/qgemm.h); otherwise rows are dequantized and multiplied in fp32.
 void MatMul(const Matrix& w, const float* x, int64_t num_tokens, float* y);
 
+// One matmul whose output rows go to several arrays: rows [r0, r0 + outs[0].rows) of w to
+// outs[0].y as [T, outs[0].rows], the next ones to outs[1].y, ... (sum of rows = w.rows).
+// For the fused matrices of PrepareWeights (LayerWeights::wqkv, w_gate_up).
+struct MatMulOut {
+  float* y;
+  int64_t rows;
+};
+void MatMulSegments(const Matrix& w, const float* x, int64_t num_tokens, std::span<const MatMulOut> outs);
+
 // Repacks every matrix of `weights` once, at load, into the layout the backend's kernels
 // want, and sets Matrix::packed (the copies are kept in weights.storage). Matrices without
 // a packed form are left as they are. INFERD_CPU_MATMUL=fp32 in the environment skips it,

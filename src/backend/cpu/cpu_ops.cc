@@ -64,11 +64,13 @@ struct ActBuffers {
 constexpr int64_t kTokenChunk = 128;        // token rows whose activations stay in L2 together
 constexpr int64_t kParallelQuantRows = 32;  // fewer rows are quantized on the calling thread
 
-void PackedMatMul(const cpu::PackedMatrix& p, const float* x, int64_t num_tokens, float* y) {
+// y segments: consecutive row ranges of p, each written to its own [T, rows] array. Every
+// segment but the last has rows % 16 == 0 (it ends on a group boundary).
+void PackedMatMul(const cpu::PackedMatrix& p, const float* x, int64_t num_tokens, std::span<const MatMulOut> outs) {
   const auto& kern = cpu::QuantKernels();
   thread_local ActBuffers tls;
   ActBuffers& buf = tls;  // the workers below must use the calling thread's buffers
-  const int64_t k = p.cols, nb = p.nb, n = p.rows, T = num_tokens;
+  const int64_t k = p.cols, nb = p.nb, T = num_tokens;
   if (static_cast<int64_t>(buf.q.size()) < T * k) buf.q.resize(static_cast<size_t>(T * k));
   if (static_cast<int64_t>(buf.d.size()) < T * nb) {
     buf.d.resize(static_cast<size_t>(T * nb));
@@ -85,23 +87,31 @@ void PackedMatMul(const cpu::PackedMatrix& p, const float* x, int64_t num_tokens
     quantize(0, T);
   }
   const cpu::QuantActs acts{buf.q.data(), buf.d.data(), buf.aux.data(), k, nb};
-  const int64_t full_groups = n / cpu::kGroupRows;
-  const int64_t tail_rows = n - full_groups * cpu::kGroupRows;
-  if (tail_rows > 0 && static_cast<int64_t>(buf.tail.size()) < T * cpu::kGroupRows) {
-    buf.tail.resize(static_cast<size_t>(T * cpu::kGroupRows));
-  }
+  if (static_cast<int64_t>(buf.tail.size()) < T * cpu::kGroupRows) buf.tail.resize(static_cast<size_t>(T * cpu::kGroupRows));
   float* tail = buf.tail.data();
-  ThreadPool::Global().ParallelFor(p.num_groups, 1, [&](int64_t g0, int64_t g1) {
-    const int64_t g1_full = std::min(g1, full_groups);
-    for (int64_t t0 = 0; t0 < T; t0 += kTokenChunk) {
-      const int64_t nt = std::min(kTokenChunk, T - t0);
-      if (g1_full > g0) kern.gemm(p, g0, g1_full - g0, acts, t0, nt, y + t0 * n + g0 * cpu::kGroupRows, n);
-      if (g1 > full_groups) {  // the partial last group goes through a 16-wide buffer
-        kern.gemm(p, full_groups, 1, acts, t0, nt, tail, cpu::kGroupRows);
-        for (int64_t t = 0; t < nt; ++t)
-          std::memcpy(y + (t0 + t) * n + full_groups * cpu::kGroupRows, tail + t * cpu::kGroupRows,
-                      sizeof(float) * tail_rows);
+  // Chunks of whole 4-group tiles for one token (the kernel runs 4 groups side by side).
+  const int64_t grain = T == 1 ? 4 : T == 2 ? 2 : 1;
+  ThreadPool::Global().ParallelFor(p.num_groups, grain, [&](int64_t g0, int64_t g1) {
+    int64_t seg_begin = 0;  // first group of the segment
+    for (const MatMulOut& out : outs) {
+      const int64_t n = out.rows, seg_groups = (n + cpu::kGroupRows - 1) / cpu::kGroupRows;
+      const int64_t a = std::max(g0, seg_begin), b = std::min(g1, seg_begin + seg_groups);
+      const int64_t full_end = seg_begin + n / cpu::kGroupRows;
+      for (int64_t t0 = 0; a < b && t0 < T; t0 += kTokenChunk) {
+        const int64_t nt = std::min(kTokenChunk, T - t0);
+        const int64_t b_full = std::min(b, full_end);
+        if (b_full > a) {
+          kern.gemm(p, a, b_full - a, acts, t0, nt, out.y + t0 * n + (a - seg_begin) * cpu::kGroupRows, n);
+        }
+        if (b > full_end) {  // a partial last group goes through a 16-wide buffer
+          const int64_t rows = n - (full_end - seg_begin) * cpu::kGroupRows;
+          kern.gemm(p, full_end, 1, acts, t0, nt, tail, cpu::kGroupRows);
+          for (int64_t t = 0; t < nt; ++t)
+            std::memcpy(out.y + (t0 + t) * n + (full_end - seg_begin) * cpu::kGroupRows, tail + t * cpu::kGroupRows,
+                        sizeof(float) * rows);
+        }
       }
+      seg_begin += seg_groups;
     }
   });
 }
@@ -124,14 +134,58 @@ void PrepareWeights(ModelWeights& weights) {
     weights.storage.push_back(std::move(p));
   };
   pack(weights.output);
+  // QKV and gate/up are kept only as fused copies ([q; k; v], [gate; up]): one pass over the
+  // activations and one parallel region instead of three or two, with the same row
+  // arithmetic (results are identical). When they cannot be fused they are packed alone.
+  auto pack_fused = [&](std::initializer_list<Matrix*> parts, Matrix& fused) {
+    std::vector<std::shared_ptr<const void>> owned;
+    std::vector<const cpu::PackedMatrix*> packed;
+    for (const Matrix* m : parts) {
+      owned.push_back(m->packed ? nullptr : PackMatrix(*m));
+      if (!owned.back()) break;
+      packed.push_back(static_cast<const cpu::PackedMatrix*>(owned.back().get()));
+    }
+    std::shared_ptr<const cpu::PackedMatrix> cat;
+    if (packed.size() == parts.size()) cat = cpu::Concat(packed);
+    if (!cat) {
+      for (Matrix* m : parts) pack(*m);
+      return;
+    }
+    fused = Matrix{};
+    fused.type = (*parts.begin())->type;
+    fused.rows = cat->rows;
+    fused.cols = cat->cols;
+    fused.packed = cat.get();
+    weights.storage.push_back(std::move(cat));
+  };
   for (LayerWeights& l : weights.layers) {
-    for (Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) pack(*m);
+    pack_fused({&l.wq, &l.wk, &l.wv}, l.wqkv);
+    pack_fused({&l.w_gate, &l.w_up}, l.w_gate_up);
+    pack(l.wo);
+    pack(l.w_down);
+  }
+}
+
+void MatMulSegments(const Matrix& w, const float* x, int64_t num_tokens, std::span<const MatMulOut> outs) {
+  if (w.packed) {
+    PackedMatMul(*static_cast<const cpu::PackedMatrix*>(w.packed), x, num_tokens, outs);
+    return;
+  }
+  // Unpacked: one matmul per segment over that segment's rows.
+  int64_t off = 0;
+  for (const MatMulOut& o : outs) {
+    Matrix part = w;
+    part.rows = o.rows;
+    part.data = w.row(off);
+    MatMul(part, x, num_tokens, o.y);
+    off += o.rows;
   }
 }
 
 void MatMul(const Matrix& w, const float* x, int64_t num_tokens, float* y) {
   if (w.packed) {
-    PackedMatMul(*static_cast<const cpu::PackedMatrix*>(w.packed), x, num_tokens, y);
+    const MatMulOut out{y, w.rows};
+    PackedMatMul(*static_cast<const cpu::PackedMatrix*>(w.packed), x, num_tokens, {&out, 1});
     return;
   }
   const auto& kern = cpu::Kernels();

@@ -145,6 +145,39 @@ std::unique_ptr<PackedMatrix> Pack(const Matrix& w) {
   return p;
 }
 
+std::unique_ptr<PackedMatrix> Concat(const std::vector<const PackedMatrix*>& parts) {
+  if (parts.empty()) return nullptr;
+  const PackedMatrix& first = *parts[0];
+  int64_t rows = 0, groups = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const PackedMatrix& m = *parts[i];
+    if (m.type != first.type || m.cols != first.cols) return nullptr;
+    if (i + 1 < parts.size() && m.rows % kGroupRows != 0) return nullptr;
+    rows += m.rows;
+    groups += m.num_groups;
+  }
+  auto p = std::make_unique<PackedMatrix>();
+  p->type = first.type;
+  p->rows = rows;
+  p->cols = first.cols;
+  p->nb = first.nb;
+  p->num_groups = groups;
+  p->qs_bytes = first.qs_bytes;
+  p->pair_bytes = first.pair_bytes;
+  p->group_bytes = first.group_bytes;
+  const size_t total = static_cast<size_t>(groups) * p->group_bytes;
+  void* mem = std::aligned_alloc(64, (total + 63) / 64 * 64);
+  p->owner = std::unique_ptr<uint8_t, void (*)(void*)>(static_cast<uint8_t*>(mem), std::free);
+  p->data = p->owner.get();
+  size_t off = 0;
+  for (const PackedMatrix* m : parts) {
+    const size_t n = static_cast<size_t>(m->num_groups) * m->group_bytes;
+    std::memcpy(p->data + off, m->data, n);
+    off += n;
+  }
+  return p;
+}
+
 void ComputeAux(PackedType type, const float* d, const int32_t* s, int64_t n, int32_t* aux) {
   switch (type) {
     case PackedType::kQ4_0:

@@ -26,6 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "format/ggml_types.h"
 #include "model/weights.h"
@@ -60,6 +61,9 @@ struct PackedMatrix {
 bool CanPack(const Matrix& w);
 // Repacks w (precondition: CanPack(w)). The result owns its memory.
 std::unique_ptr<PackedMatrix> Pack(const Matrix& w);
+// The rows of several packed matrices one after the other, or nullptr when they differ in
+// type or columns, or one but the last has rows % 16 != 0.
+std::unique_ptr<PackedMatrix> Concat(const std::vector<const PackedMatrix*>& parts);
 
 // Quantized activations of T token rows of k elements (k % 32 == 0), nb = k / 32:
 // q [T][k], d [T][nb], s [T][nb] (sum of the block's q), aux [T][nb] the per-type

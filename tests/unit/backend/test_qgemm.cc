@@ -162,6 +162,40 @@ TEST_P(QGemmTest, BatchInvariantThroughMatMul) {
 INSTANTIATE_TEST_SUITE_P(Types, QGemmTest, ::testing::Values(GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0),
                          [](const auto& info) { return GgmlTypeName(static_cast<uint32_t>(info.param)); });
 
+// A fused matrix ([a; b; c], as PrepareWeights builds for QKV) writes each part's rows to
+// its own output, bit-identical to the separate matmuls, for any batch size.
+TEST(QGemm, ConcatenatedSegmentsEqualSeparateMatMuls) {
+  OwnedMatrix a = MakeMatrix(GgmlType::kQ4_1, 64, 96, 11), b = MakeMatrix(GgmlType::kQ4_1, 32, 96, 12),
+              c = MakeMatrix(GgmlType::kQ4_1, 21, 96, 13);
+  std::vector<const cpu::PackedMatrix*> parts;
+  for (OwnedMatrix* m : {&a, &b, &c}) parts.push_back(static_cast<const cpu::PackedMatrix*>(m->packed.get()));
+  std::shared_ptr<const cpu::PackedMatrix> cat = cpu::Concat(parts);
+  ASSERT_NE(cat, nullptr);
+  EXPECT_EQ(cat->rows, 64 + 32 + 21);
+  // Parts must end on a 16-row group (but the last) and agree in type and columns.
+  EXPECT_EQ(cpu::Concat({parts[2], parts[0]}), nullptr);
+  OwnedMatrix other = MakeMatrix(GgmlType::kQ8_0, 32, 96, 14);
+  EXPECT_EQ(cpu::Concat({parts[0], static_cast<const cpu::PackedMatrix*>(other.packed.get())}), nullptr);
+  Matrix fused;
+  fused.type = GgmlType::kQ4_1;
+  fused.rows = cat->rows;
+  fused.cols = 96;
+  fused.packed = cat.get();
+  for (int64_t tokens : {1, 2, 3, 9}) {
+    auto x = RandomVec(static_cast<size_t>(tokens * 96), 15);
+    std::vector<float> ya(tokens * 64), yb(tokens * 32), yc(tokens * 21);
+    const ops::MatMulOut outs[] = {{ya.data(), 64}, {yb.data(), 32}, {yc.data(), 21}};
+    ops::MatMulSegments(fused, x.data(), tokens, outs);
+    for (auto [m, y] : {std::pair{&a, &ya}, std::pair{&b, &yb}, std::pair{&c, &yc}}) {
+      Matrix pm = m->m;
+      pm.packed = m->packed.get();
+      std::vector<float> ref(y->size());
+      ops::MatMul(pm, x.data(), tokens, ref.data());
+      ASSERT_EQ(0, std::memcmp(ref.data(), y->data(), ref.size() * 4)) << tokens << " tokens";
+    }
+  }
+}
+
 TEST(QGemm, PackLayout) {
   OwnedMatrix w = MakeMatrix(GgmlType::kQ4_1, 20, 64, 7);
   const auto& p = *static_cast<const cpu::PackedMatrix*>(w.packed.get());
