@@ -209,7 +209,9 @@ void MatMul(const Matrix& w, const float* x, int64_t num_tokens, float* y) {
       const int64_t row_bytes = static_cast<int64_t>(w.row_bytes);
       for (int64_t r = begin; r < end; r += cpu::kMaxQuantRows) {
         const int nr = static_cast<int>(std::min<int64_t>(cpu::kMaxQuantRows, end - r));
-        if (r + kPrefetchRows < end) {
+        // Short rows (quantized, ~0.4 KB) are prefetched whole a few rows ahead; long rows
+        // (fp16: 8 KB) are one sequential stream each, which the hardware prefetches.
+        if (row_bytes < 2048 && r + kPrefetchRows < end) {
           const char* ahead = reinterpret_cast<const char*>(w.row(r + kPrefetchRows));
           for (int64_t off = 0; off < row_bytes * nr; off += 64) __builtin_prefetch(ahead + off, 0, 0);
         }

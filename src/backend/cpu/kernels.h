@@ -34,7 +34,8 @@ struct KernelTable {
   // Small-batch fast path: out[t * ldo + r] = dot(x[t * ldx : +k], dequant(row r)) for
   // t < nt <= kMaxQuantTokens and r < nr <= kMaxQuantRows (row r at rows + r * row_bytes),
   // with the same lanes and order as dot_tile on dequantized rows (so results are
-  // bit-identical), dequantizing in registers once for all nt tokens. Returns false for
+  // bit-identical), dequantizing in registers once for all nt tokens (Q4_0, Q4_1, Q8_0, F16,
+  // BF16). Returns false for
   // types it does not handle; may be nullptr. k % 32 == 0.
   bool (*dot_quant_row)(GgmlType type, const void* rows, size_t row_bytes, int nr, const float* x, int64_t ldx,
                         int nt, int64_t k, float* out, int64_t ldo);

@@ -89,15 +89,49 @@ inline __m512 HalfToPs(const uint8_t* p) {
 inline __m512 U8ToPs(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
 inline __m512 I8ToPs(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v)); }
 
+// The 32 weights of block `blk` of a row, as the dequantizers form them (d * q (+ m); the
+// products are exact in fp32).
+template <GgmlType kType>
+inline void LoadBlock(const uint8_t* row, int64_t blk, __m512& w0, __m512& w1) {
+  const __m128i low4 = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+  if constexpr (kType == GgmlType::kQ4_1) {
+    const uint8_t* p = row + blk * 20;
+    const __m512 d = HalfToPs(p), m = HalfToPs(p + 2);
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 4));
+    w0 = _mm512_add_ps(_mm512_mul_ps(d, U8ToPs(_mm_and_si128(q, low4))), m);
+    w1 = _mm512_add_ps(_mm512_mul_ps(d, U8ToPs(_mm_and_si128(_mm_srli_epi16(q, 4), low4))), m);
+  } else if constexpr (kType == GgmlType::kQ4_0) {
+    const uint8_t* p = row + blk * 18;
+    const __m512 d = HalfToPs(p);
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2));
+    w0 = _mm512_mul_ps(d, I8ToPs(_mm_sub_epi8(_mm_and_si128(q, low4), eight)));
+    w1 = _mm512_mul_ps(d, I8ToPs(_mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), low4), eight)));
+  } else if constexpr (kType == GgmlType::kQ8_0) {
+    const uint8_t* p = row + blk * 34;
+    const __m512 d = HalfToPs(p);
+    w0 = _mm512_mul_ps(d, I8ToPs(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2))));
+    w1 = _mm512_mul_ps(d, I8ToPs(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 18))));
+  } else if constexpr (kType == GgmlType::kF16) {
+    const uint8_t* p = row + blk * 64;
+    w0 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    w1 = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32)));
+  } else {  // kBF16: bf16 -> fp32 is a 16-bit shift
+    const uint8_t* p = row + blk * 64;
+    w0 = _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+    w1 = _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32))), 16));
+  }
+}
+
 // Lane l accumulates elements k = l (mod 16) in increasing k, exactly as DotTile does over
 // a dequantized row: within a 32-element block, elements 0..15 then 16..31. The weights
-// are formed as the dequantizers form them (d * q (+ m); the products are exact in fp32),
-// once per block for all NT tokens. NR rows run side by side so that the FMA chains of
-// different rows overlap (one row's chain alone is latency-bound); each row keeps its order.
-template <int NT, int NR>
-void DotQuantBlocks(GgmlType type, const uint8_t* s, size_t row_bytes, const float* x, int64_t ldx, int64_t k,
-                    float* out, int64_t ldo) {
-  const __m128i low4 = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+// are formed once per block for all NT tokens. NR rows run side by side so that the FMA
+// chains of different rows overlap (one row's chain alone is latency-bound); each row
+// keeps its order.
+template <GgmlType kType, int NT, int NR>
+void DotQuantBlocks(const uint8_t* s, size_t row_bytes, const float* x, int64_t ldx, int64_t k, float* out,
+                    int64_t ldo) {
   __m512 acc[NT][NR];
   for (auto& t : acc)
     for (auto& a : t) a = _mm512_setzero_ps();
@@ -105,27 +139,7 @@ void DotQuantBlocks(GgmlType type, const uint8_t* s, size_t row_bytes, const flo
   for (int64_t blk = 0; blk < nb; ++blk) {
     const int64_t b = blk * 32;
     __m512 w0[NR], w1[NR];
-    for (int r = 0; r < NR; ++r) {
-      const uint8_t* p = s + r * row_bytes;
-      if (type == GgmlType::kQ4_1) {
-        p += blk * 20;
-        const __m512 d = HalfToPs(p), m = HalfToPs(p + 2);
-        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 4));
-        w0[r] = _mm512_add_ps(_mm512_mul_ps(d, U8ToPs(_mm_and_si128(q, low4))), m);
-        w1[r] = _mm512_add_ps(_mm512_mul_ps(d, U8ToPs(_mm_and_si128(_mm_srli_epi16(q, 4), low4))), m);
-      } else if (type == GgmlType::kQ4_0) {
-        p += blk * 18;
-        const __m512 d = HalfToPs(p);
-        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2));
-        w0[r] = _mm512_mul_ps(d, I8ToPs(_mm_sub_epi8(_mm_and_si128(q, low4), eight)));
-        w1[r] = _mm512_mul_ps(d, I8ToPs(_mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), low4), eight)));
-      } else {  // kQ8_0
-        p += blk * 34;
-        const __m512 d = HalfToPs(p);
-        w0[r] = _mm512_mul_ps(d, I8ToPs(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2))));
-        w1[r] = _mm512_mul_ps(d, I8ToPs(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 18))));
-      }
-    }
+    for (int r = 0; r < NR; ++r) LoadBlock<kType>(s + r * row_bytes, blk, w0[r], w1[r]);
     for (int t = 0; t < NT; ++t) {
       const __m512 x0 = _mm512_loadu_ps(x + t * ldx + b), x1 = _mm512_loadu_ps(x + t * ldx + b + 16);
       for (int r = 0; r < NR; ++r) {
@@ -138,27 +152,39 @@ void DotQuantBlocks(GgmlType type, const uint8_t* s, size_t row_bytes, const flo
     for (int r = 0; r < NR; ++r) out[t * ldo + r] = Reduce(acc[t][r]);
 }
 
-template <int NT>
-void DotQuantRows(GgmlType type, const uint8_t* s, size_t row_bytes, int nr, const float* x, int64_t ldx,
-                  int64_t k, float* out, int64_t ldo) {
+template <GgmlType kType, int NT>
+void DotQuantRows(const uint8_t* s, size_t row_bytes, int nr, const float* x, int64_t ldx, int64_t k, float* out,
+                  int64_t ldo) {
   switch (nr) {
-    case 1: return DotQuantBlocks<NT, 1>(type, s, row_bytes, x, ldx, k, out, ldo);
-    case 2: return DotQuantBlocks<NT, 2>(type, s, row_bytes, x, ldx, k, out, ldo);
-    case 3: return DotQuantBlocks<NT, 3>(type, s, row_bytes, x, ldx, k, out, ldo);
-    default: return DotQuantBlocks<NT, 4>(type, s, row_bytes, x, ldx, k, out, ldo);
+    case 1: return DotQuantBlocks<kType, NT, 1>(s, row_bytes, x, ldx, k, out, ldo);
+    case 2: return DotQuantBlocks<kType, NT, 2>(s, row_bytes, x, ldx, k, out, ldo);
+    case 3: return DotQuantBlocks<kType, NT, 3>(s, row_bytes, x, ldx, k, out, ldo);
+    default: return DotQuantBlocks<kType, NT, 4>(s, row_bytes, x, ldx, k, out, ldo);
+  }
+}
+
+template <GgmlType kType>
+void DotQuantType(const uint8_t* s, size_t row_bytes, int nr, const float* x, int64_t ldx, int nt, int64_t k,
+                  float* out, int64_t ldo) {
+  switch (nt) {
+    case 1: return DotQuantRows<kType, 1>(s, row_bytes, nr, x, ldx, k, out, ldo);
+    case 2: return DotQuantRows<kType, 2>(s, row_bytes, nr, x, ldx, k, out, ldo);
+    case 3: return DotQuantRows<kType, 3>(s, row_bytes, nr, x, ldx, k, out, ldo);
+    default: return DotQuantRows<kType, 4>(s, row_bytes, nr, x, ldx, k, out, ldo);
   }
 }
 
 bool DotQuantRow(GgmlType type, const void* rows, size_t row_bytes, int nr, const float* x, int64_t ldx, int nt,
                  int64_t k, float* out, int64_t ldo) {
-  if (type != GgmlType::kQ4_0 && type != GgmlType::kQ4_1 && type != GgmlType::kQ8_0) return false;
   if (nr < 1 || nr > kMaxQuantRows || nt < 1 || nt > kMaxQuantTokens) return false;
   const auto* s = static_cast<const uint8_t*>(rows);
-  switch (nt) {
-    case 1: DotQuantRows<1>(type, s, row_bytes, nr, x, ldx, k, out, ldo); return true;
-    case 2: DotQuantRows<2>(type, s, row_bytes, nr, x, ldx, k, out, ldo); return true;
-    case 3: DotQuantRows<3>(type, s, row_bytes, nr, x, ldx, k, out, ldo); return true;
-    default: DotQuantRows<4>(type, s, row_bytes, nr, x, ldx, k, out, ldo); return true;
+  switch (type) {
+    case GgmlType::kQ4_0: DotQuantType<GgmlType::kQ4_0>(s, row_bytes, nr, x, ldx, nt, k, out, ldo); return true;
+    case GgmlType::kQ4_1: DotQuantType<GgmlType::kQ4_1>(s, row_bytes, nr, x, ldx, nt, k, out, ldo); return true;
+    case GgmlType::kQ8_0: DotQuantType<GgmlType::kQ8_0>(s, row_bytes, nr, x, ldx, nt, k, out, ldo); return true;
+    case GgmlType::kF16: DotQuantType<GgmlType::kF16>(s, row_bytes, nr, x, ldx, nt, k, out, ldo); return true;
+    case GgmlType::kBF16: DotQuantType<GgmlType::kBF16>(s, row_bytes, nr, x, ldx, nt, k, out, ldo); return true;
+    default: return false;
   }
 }
 
