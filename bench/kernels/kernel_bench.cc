@@ -7,7 +7,9 @@
 // or query-key pairs (attention). Shapes are SmolLM2-135M's and Llama-2-7B's.
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <memory>
 #include <random>
 #include <vector>
@@ -184,6 +186,19 @@ void BM_ParallelForOverhead(benchmark::State& state) {
 }
 BENCHMARK(BM_ParallelForOverhead)->UseRealTime();
 
+// The same empty job as an OpenMP parallel for (libgomp, its default spin-then-sleep
+// waiting), for comparison with the pool above.
+void BM_OpenMPOverhead(benchmark::State& state) {
+  std::vector<int64_t> sink(64 * 16);
+  const int threads = ThreadPool::Global().num_threads();
+  for (auto _ : state) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < 64; ++i) sink[i * 16] += i;
+  }
+  benchmark::DoNotOptimize(sink.data());
+}
+BENCHMARK(BM_OpenMPOverhead)->UseRealTime();
+
 // Read bandwidth over `mib` MiB with the global pool's threads (the decode ceiling).
 void BM_ReadBandwidth(benchmark::State& state) {
   const size_t n = static_cast<size_t>(state.range(0)) << 20;
@@ -205,4 +220,20 @@ BENCHMARK(BM_ReadBandwidth)->ArgName("MiB")->Arg(92)->Arg(1024)->UseRealTime();
 }  // namespace
 }  // namespace inferd
 
-BENCHMARK_MAIN();
+// INFERD_BENCH_BW_MIB=N adds BM_ReadBandwidth/MiB:N (bench/vs-llamacpp.sh: a model's size).
+int main(int argc, char** argv) {
+  if (const char* mib = std::getenv("INFERD_BENCH_BW_MIB")) {
+    const int64_t n = std::atoll(mib);
+    if (n > 0 && n != 92 && n != 1024) {
+      benchmark::RegisterBenchmark("BM_ReadBandwidth", inferd::BM_ReadBandwidth)
+          ->ArgName("MiB")
+          ->Arg(n)
+          ->UseRealTime();
+    }
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
