@@ -34,8 +34,10 @@ def model_path():
 
 @pytest.fixture(scope="session")
 def run(inferd_bin):
-    def _run(*args, check=True, timeout=600):
-        proc = subprocess.run([inferd_bin, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    def _run(*args, check=True, timeout=600, env=None):
+        full_env = {**os.environ, **env} if env else None
+        proc = subprocess.run([inferd_bin, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                              env=full_env)
         if check and proc.returncode != 0:
             raise AssertionError(f"inferd {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
         return proc

@@ -94,8 +94,13 @@ def test_export_hf_logits_agree_with_gguf(run, model_path, tmp_path):
     assert ids_gguf == ids_hf
     ids_file = tmp_path / "ids.json"
     ids_file.write_text(json.dumps(ids_gguf))
-    run("logits", "--model", model_path, "--token-ids-file", ids_file, "--npy", tmp_path / "a.npy", "--json")
-    run("logits", "--model", outdir, "--token-ids-file", ids_file, "--npy", tmp_path / "b.npy", "--json")
+    # The same arithmetic on both sides (fp32 matmuls, fp32 K/V), so that only the export's
+    # fp16 rounding of the weights separates them.
+    exact = {"INFERD_CPU_MATMUL": "fp32"}
+    run("logits", "--model", model_path, "--token-ids-file", ids_file, "--npy", tmp_path / "a.npy", "--json",
+        "--kv-cache-dtype", "float32", env=exact)
+    run("logits", "--model", outdir, "--token-ids-file", ids_file, "--npy", tmp_path / "b.npy", "--json",
+        "--kv-cache-dtype", "float32", env=exact)
     a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
     assert a.shape == b.shape == (len(ids_gguf), cfg["vocab_size"])
     diff = np.abs(a - b).max()
@@ -105,8 +110,13 @@ def test_export_hf_logits_agree_with_gguf(run, model_path, tmp_path):
     assert agree >= 0.9
 
 
+QUESTION = "What is the capital of France? Answer in one word."
+
+
 def test_chat_prompt_uses_template_and_stops_at_end_of_turn(run, model_path, tmp_path):
-    proc = run("generate", "--model", model_path, "--chat", "--prompt", "What is the capital of France?",
+    # (A question whose answer is far from a tie: the plain "What is the capital of France?"
+    # starts with a near-tie between "The" and "L" that int8 activations tip, in llama.cpp too.)
+    proc = run("generate", "--model", model_path, "--chat", "--prompt", QUESTION,
                "--max-tokens", "40", "--temperature", "0", "--json")
     out = json.loads(proc.stdout)
     assert out["prompt"].startswith("<|im_start|>system")
@@ -117,7 +127,7 @@ def test_chat_prompt_uses_template_and_stops_at_end_of_turn(run, model_path, tmp
     assert "<|im_end|>" not in comp["text"]
     # The same conversation from JSONL "messages" gives the same prompt tokens.
     inp = tmp_path / "chat.jsonl"
-    inp.write_text(json.dumps({"messages": [{"role": "user", "content": "What is the capital of France?"}],
+    inp.write_text(json.dumps({"messages": [{"role": "user", "content": QUESTION}],
                                "max_tokens": 40, "temperature": 0}) + "\n")
     out2 = json.loads(run("generate", "--model", model_path, "--input", inp, "--json").stdout)
     assert out2["prompt_token_ids"] == out["prompt_token_ids"]

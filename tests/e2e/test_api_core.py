@@ -145,7 +145,9 @@ def test_vllm_extras(client):
 # ---- chat ---------------------------------------------------------------------------------
 
 def test_chat_and_streaming_role(client):
-    msgs = [{"role": "user", "content": "What is the capital of France?"}]
+    # Far from a tie ("What is the capital of France?" alone starts with one that int8
+    # activations tip to "L'Étoile...", in llama.cpp too).
+    msgs = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
     r = client.chat.completions.create(model=MODEL, messages=msgs, max_tokens=12, temperature=0)
     assert r.object == "chat.completion" and r.choices[0].message.role == "assistant"
     assert "Paris" in r.choices[0].message.content

@@ -5,7 +5,9 @@ import pytest
 from inferd import SamplingParams
 
 GREEDY = SamplingParams(temperature=0, max_tokens=32)
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+# Far from a tie: the plain "What is the capital of France?" starts with a near-tie between
+# "The" and "L" that int8 activations tip (in llama.cpp too).
+QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 
 
 def test_tokenizer_round_trip_and_specials(llm):
@@ -31,13 +33,13 @@ def test_apply_chat_template(llm):
     tok = llm.get_tokenizer()
     text = tok.apply_chat_template(QUESTION, tokenize=False, add_generation_prompt=True)
     assert text == ("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
-                    "<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n")
+                    "<|im_end|>\n<|im_start|>user\nWhat is the capital of France? Answer in one word.<|im_end|>\n<|im_start|>assistant\n")
     ids = tok.apply_chat_template(QUESTION, add_generation_prompt=True)
     assert ids == tok.encode(text, add_special_tokens=False)
     no_gen = tok.apply_chat_template(QUESTION, tokenize=False)  # Hugging Face's default: no generation prompt
     assert text.startswith(no_gen) and not no_gen.endswith("assistant\n")
     # OpenAI-style content parts render as their text.
-    parts = [{"role": "user", "content": [{"type": "text", "text": "What is the capital of France?"}]}]
+    parts = [{"role": "user", "content": [{"type": "text", "text": "What is the capital of France? Answer in one word."}]}]
     assert tok.apply_chat_template(parts, tokenize=False, add_generation_prompt=True) == text
     with pytest.raises(ValueError, match="Cannot set both"):
         tok.apply_chat_template(QUESTION, add_generation_prompt=True, continue_final_message=True)
@@ -73,7 +75,7 @@ def test_chat_template_override_and_continue(llm, tmp_path):
     template = ("{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
                 "{% if add_generation_prompt %}[assistant] {% endif %}")
     out = llm.chat(QUESTION, SamplingParams(temperature=0, max_tokens=4), chat_template=template, use_tqdm=False)[0]
-    assert out.prompt == "[user] What is the capital of France?\n[assistant] "
+    assert out.prompt == "[user] What is the capital of France? Answer in one word.\n[assistant] "
     path = tmp_path / "template.jinja"
     path.write_text(template)
     from_file = llm.chat(QUESTION, SamplingParams(temperature=0, max_tokens=4), chat_template=str(path),
