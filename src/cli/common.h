@@ -37,5 +37,6 @@ void AddPerplexityCommands(CLI::App& app);  // perplexity, logits
 void AddExportHfCommand(CLI::App& app);
 void AddBenchCommands(CLI::App& app);  // bench throughput, bench serve
 void AddServeCommand(CLI::App& app);   // serve
+void AddMemoryCommand(CLI::App& app);  // memory
 
 }  // namespace inferd::cli

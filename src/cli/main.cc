@@ -1,4 +1,4 @@
-// inferd command line: serve | generate | tokenize | perplexity | logits | export-hf | bench
+// inferd command line: serve | generate | tokenize | perplexity | logits | export-hf | bench | memory
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
   inferd::cli::AddPerplexityCommands(app);
   inferd::cli::AddExportHfCommand(app);
   inferd::cli::AddBenchCommands(app);
+  inferd::cli::AddMemoryCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ExtrasError& e) {

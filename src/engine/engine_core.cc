@@ -24,8 +24,6 @@ uint64_t MixSeed(uint64_t a, uint64_t b) {
   return x ^ (x >> 31);
 }
 
-constexpr int64_t kDefaultKvBytes = int64_t{1} << 30;
-
 PositionLogprobs MakePositionLogprobs(const Tokenizer& tok, int32_t chosen, float chosen_lp, int chosen_rank,
                                       const std::vector<std::pair<int32_t, float>>& top) {
   PositionLogprobs pl;
@@ -92,16 +90,27 @@ StatusOr<std::unique_ptr<EngineCore>> EngineCore::Create(std::unique_ptr<LoadedM
   shape.block_size = options.block_size;
   INFERD_ASSIGN_OR_RETURN(shape.dtype, ParseKvDtype(options.kv_cache_dtype, AllWeightsFp32(model->weights)));
   int64_t max_len = options.max_model_len > 0 ? options.max_model_len : c.max_position_embeddings;
-  int64_t bytes = options.kv_cache_bytes;
-  if (bytes <= 0) bytes = std::max(kDefaultKvBytes, (max_len + shape.block_size) * shape.bytes_per_token());
-  shape.num_blocks = NumBlocksForBytes(shape, bytes);
+  BackendOptions bo;
+  bo.device = options.device;
+  bo.dtype = options.dtype;
+  bo.kv = shape;
+  bo.kv_cache_dtype = options.kv_cache_dtype;
+  bo.kv_cache_bytes = options.kv_cache_bytes;
+  bo.max_model_len = max_len;
+  bo.max_num_batched_tokens = options.max_num_batched_tokens;
+  bo.max_num_seqs = options.max_num_seqs;
+  bo.gpu_memory_utilization = options.gpu_memory_utilization;
+  bo.enforce_eager = options.enforce_eager;
+  INFERD_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(*model, bo));
+  shape = backend->kv_shape();
   const int64_t capacity = shape.num_blocks * shape.block_size;
   if (capacity < max_len) {
     if (options.max_model_len > 0) {
       return InvalidArgument(fmt::format(
           "max model length {} is larger than the KV cache capacity ({} tokens in {} bytes); raise "
-          "--kv-cache-memory or lower --max-model-len",
-          max_len, capacity, bytes));
+          "--kv-cache-memory{} or lower --max-model-len",
+          max_len, capacity, shape.num_blocks * shape.block_size * shape.bytes_per_token(),
+          backend->name() == "cuda" ? " or --gpu-memory-utilization" : ""));
     }
     INFERD_LOG_WARN("KV cache holds {} tokens, less than the model's context {}; max model length set to {}",
                     capacity, max_len, capacity);
@@ -109,7 +118,6 @@ StatusOr<std::unique_ptr<EngineCore>> EngineCore::Create(std::unique_ptr<LoadedM
   }
   if (max_len < 2) return InvalidArgument("the KV cache is too small to hold a request");
   e->max_model_len_ = max_len;
-  e->kv_ = std::make_unique<KvCache>(shape);
   e->kv_manager_ = std::make_unique<KvCacheManager>(shape.num_blocks, shape.block_size, options.enable_prefix_caching);
   SchedulerConfig sc;
   sc.max_num_batched_tokens = options.max_num_batched_tokens;
@@ -117,7 +125,7 @@ StatusOr<std::unique_ptr<EngineCore>> EngineCore::Create(std::unique_ptr<LoadedM
   sc.max_model_len = max_len;
   e->scheduler_ = std::make_unique<Scheduler>(sc, *e->kv_manager_, std::move(policy));
   e->model_ = std::move(model);
-  e->llama_ = std::make_unique<LlamaModel>(e->model_->config, e->model_->weights);
+  e->backend_ = std::move(backend);
   return e;
 }
 
@@ -135,8 +143,15 @@ void LogEngineSummary(const EngineCore& engine) {
                   static_cast<double>(tokens) * static_cast<double>(kv.bytes_per_token()) / 1048576.0,
                   KvDtypeName(kv.dtype),
                   engine.options().enable_prefix_caching ? "on" : "off", engine.max_model_len());
-  INFERD_LOG_INFO("maximum concurrency for {}-token requests: {:.2f}x", engine.max_model_len(),
+  INFERD_LOG_INFO("{} KV cache size: {} tokens; maximum concurrency for {} tokens per request: {:.2f}x",
+                  engine.backend().name() == "cuda" ? "GPU" : "CPU", tokens, engine.max_model_len(),
                   static_cast<double>(tokens) / engine.max_model_len());
+  const std::string report = FormatMemoryReport(engine.backend().memory());
+  for (size_t b = 0, e; b < report.size(); b = e + 1) {
+    e = report.find('\n', b);
+    if (e == std::string::npos) e = report.size();
+    if (e > b) INFERD_LOG_INFO("{}", report.substr(b, e - b));
+  }
 }
 
 EngineCounters EngineCore::counters() const {
@@ -376,7 +391,7 @@ StepResult EngineCore::Step() {
   }
   const int64_t vocab = vocab_size();
   logits_.resize(static_cast<size_t>(batch.logits_rows.size() * vocab));
-  Status st = llama_->Forward(batch, *kv_, logits_.data());
+  Status st = backend_->Forward(batch, logits_.data());
   if (!st.ok()) {
     INFERD_LOG_ERROR("forward failed: {}", st.message());
     for (const ScheduledRequest& sr : sched.scheduled) {
@@ -445,7 +460,7 @@ Status EngineCore::ScoreTokens(std::span<const int32_t> ids, float* out) {
       batch.positions.push_back(static_cast<int32_t>(begin + i));
       batch.logits_rows.push_back(i);
     }
-    st = llama_->Forward(batch, *kv_, out + begin * vocab_size());
+    st = backend_->Forward(batch, out + begin * vocab_size());
   }
   kv_manager_->Free(id);
   return st;

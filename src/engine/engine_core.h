@@ -25,6 +25,7 @@
 #include "inferd/status.h"
 #include "kv/kv_cache.h"
 #include "kv/kv_cache_manager.h"
+#include "backend/backend.h"
 #include "model/llama.h"
 #include "model/model.h"
 #include "sample/sampler.h"
@@ -42,6 +43,10 @@ struct EngineOptions {
   std::string scheduling_policy = "fcfs";  // fcfs | priority
   uint64_t seed = 0;                     // seeds requests that have no seed of their own
   std::string kv_cache_dtype = "auto";   // auto | float32 | float16 (kv/kv_cache.h ParseKvDtype)
+  std::string device = "auto";           // auto | cpu | cuda | cuda:N (backend/backend.h)
+  std::string dtype = "auto";            // GPU compute dtype: auto | float16 | bfloat16 | float32
+  double gpu_memory_utilization = 0.9;   // fraction of GPU memory for weights, activations and KV
+  bool enforce_eager = false;            // no CUDA graphs
 };
 
 struct GenerateRequest {
@@ -105,7 +110,8 @@ class EngineCore {
   int64_t block_size() const { return kv_manager_->block_size(); }
   int64_t num_blocks() const { return kv_manager_->num_blocks(); }
   int64_t kv_capacity_tokens() const { return num_blocks() * block_size(); }
-  const KvCacheShape& kv_shape() const { return kv_->shape(); }
+  const KvCacheShape& kv_shape() const { return backend_->kv_shape(); }
+  const Backend& backend() const { return *backend_; }
   int64_t vocab_size() const { return model_->config.vocab_size; }
   size_t num_running() const { return scheduler_->num_running(); }
   size_t num_waiting() const { return scheduler_->num_waiting(); }
@@ -128,10 +134,9 @@ class EngineCore {
   std::unique_ptr<LoadedModel> model_;
   EngineOptions options_;
   int64_t max_model_len_ = 0;
-  std::unique_ptr<KvCache> kv_;
   std::unique_ptr<KvCacheManager> kv_manager_;
   std::unique_ptr<Scheduler> scheduler_;
-  std::unique_ptr<LlamaModel> llama_;
+  std::unique_ptr<Backend> backend_;  // the model on its device, with the KV cache
   std::vector<float> logits_;
   std::vector<SampleResult> samples_;  // one per logits row of the step
   std::unordered_map<std::string, std::unique_ptr<Group>> groups_;

@@ -8,16 +8,23 @@
 
 namespace inferd {
 
-const char* KvDtypeName(KvDtype d) { return d == KvDtype::kF16 ? "fp16" : "fp32"; }
+const char* KvDtypeName(KvDtype d) {
+  switch (d) {
+    case KvDtype::kF16: return "fp16";
+    case KvDtype::kBF16: return "bf16";
+    default: return "fp32";
+  }
+}
 
 StatusOr<KvDtype> ParseKvDtype(const std::string& name, bool weights_are_fp32) {
   if (name == "auto") return weights_are_fp32 ? KvDtype::kF32 : KvDtype::kF16;
   if (name == "float32" || name == "fp32") return KvDtype::kF32;
   if (name == "float16" || name == "fp16" || name == "half") return KvDtype::kF16;
-  if (name == "bfloat16" || name.rfind("fp8", 0) == 0) {
-    return Unimplemented("--kv-cache-dtype " + name + " is not supported yet; use auto, float16 or float32");
+  if (name == "bfloat16" || name == "bf16") return KvDtype::kBF16;  // CUDA backend only
+  if (name.rfind("fp8", 0) == 0) {
+    return Unimplemented("--kv-cache-dtype " + name + " is not supported yet; use auto, float16, bfloat16 or float32");
   }
-  return InvalidArgument("unknown --kv-cache-dtype '" + name + "': use auto, float16 or float32");
+  return InvalidArgument("unknown --kv-cache-dtype '" + name + "': use auto, float16, bfloat16 or float32");
 }
 
 KvCache::KvCache(const KvCacheShape& shape) : shape_(shape) {

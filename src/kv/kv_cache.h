@@ -18,8 +18,9 @@
 namespace inferd {
 
 // Element type of the cached K and V.
-enum class KvDtype : uint8_t { kF32, kF16 };
-const char* KvDtypeName(KvDtype d);  // "fp32" | "fp16"
+// kBF16 is the CUDA backend's cache for bfloat16 models (the CPU kernels use kF32 / kF16).
+enum class KvDtype : uint8_t { kF32, kF16, kBF16 };
+const char* KvDtypeName(KvDtype d);  // "fp32" | "fp16" | "bf16"
 // vLLM's --kv-cache-dtype values that inferd runs: auto, float32/fp32, float16/fp16/half.
 // "auto" is fp32 for a model whose weights are all fp32 and fp16 otherwise (llama.cpp's
 // default cache type for quantized models). Unknown or unsupported values are errors.
@@ -29,7 +30,7 @@ struct KvCacheShape {
   int64_t num_layers = 0, num_kv_heads = 0, head_dim = 0;
   int64_t block_size = 16, num_blocks = 0;
   KvDtype dtype = KvDtype::kF32;
-  int64_t elem_bytes() const { return dtype == KvDtype::kF16 ? 2 : 4; }
+  int64_t elem_bytes() const { return dtype == KvDtype::kF32 ? 4 : 2; }
   int64_t bytes_per_token() const { return 2 * num_layers * num_kv_heads * head_dim * elem_bytes(); }
 };
 

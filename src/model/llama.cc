@@ -36,6 +36,13 @@ LlamaModel::LlamaModel(const ModelConfig& config, const ModelWeights& weights)
   }
 }
 
+int64_t LlamaModel::ScratchBytes(const ModelConfig& c, int64_t T) {
+  const int64_t qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
+  // x, xn, rows: hidden; q, attn: q_dim; k, v: kv_dim; gate, up: ffn; cos_sin: head_dim
+  const int64_t floats = T * (3 * c.hidden_size + 2 * qd + 2 * kvd + 2 * c.intermediate_size + c.head_dim);
+  return floats * static_cast<int64_t>(sizeof(float));
+}
+
 void LlamaModel::ComputeRope(const std::vector<int32_t>& positions) {
   const int64_t half = config_.head_dim / 2;
   for (size_t t = 0; t < positions.size(); ++t) {

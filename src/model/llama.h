@@ -32,6 +32,10 @@ class LlamaModel {
   Status Forward(const ForwardBatch& batch, KvCache& kv, float* logits);
 
   const ModelConfig& config() const { return config_; }
+  // RoPE inverse frequencies [head_dim / 2] with scaling and freq factors applied.
+  const std::vector<double>& inv_freq() const { return inv_freq_; }
+  // Bytes of scratch Forward() grows to for a batch of num_tokens rows.
+  static int64_t ScratchBytes(const ModelConfig& config, int64_t num_tokens);
 
  private:
   void ComputeRope(const std::vector<int32_t>& positions);

@@ -1,0 +1,54 @@
+// The CPU backend: LlamaModel on the CPU ops (src/backend/cpu) over a host KvCache.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "backend/backend.h"
+#include "util/thread_pool.h"
+
+namespace inferd {
+namespace {
+
+constexpr int64_t kDefaultCpuKvBytes = int64_t{1} << 30;
+
+class CpuBackend : public Backend {
+ public:
+  CpuBackend(const LoadedModel& model, const KvCacheShape& shape, const BackendOptions& options)
+      : model_(model), kv_(shape), llama_(model.config, model.weights) {
+    report_.device = fmt::format("cpu ({} threads)", ThreadPool::Global().num_threads());
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    report_.total = pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page : 0;
+    report_.weights = static_cast<int64_t>(model.weights.nbytes);
+    report_.kv_cache = static_cast<int64_t>(kv_.nbytes());
+    const int64_t rows = std::max(options.max_num_batched_tokens, options.max_num_seqs);
+    report_.activations = LlamaModel::ScratchBytes(model.config, rows) +
+                          options.max_num_seqs * model.config.vocab_size * static_cast<int64_t>(sizeof(float));
+  }
+  std::string name() const override { return "cpu"; }
+  const KvCacheShape& kv_shape() const override { return kv_.shape(); }
+  Status Forward(const ForwardBatch& batch, float* logits) override { return llama_.Forward(batch, kv_, logits); }
+  MemoryReport memory() const override { return report_; }
+
+ private:
+  const LoadedModel& model_;
+  KvCache kv_;
+  LlamaModel llama_;
+  MemoryReport report_;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(const LoadedModel& model, const BackendOptions& options) {
+  KvCacheShape shape = options.kv;
+  if (shape.dtype == KvDtype::kBF16) {
+    return Unimplemented("--kv-cache-dtype bfloat16 needs the CUDA backend; the CPU cache is float16 or float32");
+  }
+  int64_t bytes = options.kv_cache_bytes;
+  // Default: 1 GiB, and at least one sequence of the maximum length.
+  if (bytes <= 0) bytes = std::max(kDefaultCpuKvBytes, (options.max_model_len + shape.block_size) * shape.bytes_per_token());
+  shape.num_blocks = NumBlocksForBytes(shape, bytes);
+  return std::unique_ptr<Backend>(new CpuBackend(model, shape, options));
+}
+
+}  // namespace inferd

@@ -1,0 +1,568 @@
+// The CUDA backend (docs/cuda-backend.md): the Llama-family forward pass on one NVIDIA
+// GPU over a paged KV cache in device memory.
+//
+// Per step: the host plans the batch (backend/batch_plan.h), copies the metadata in one
+// transfer, and enqueues on one stream:
+//   Embedding -> per layer [AddRmsNorm -> QKV GEMM (+bias) -> RoPE -> WriteKv ->
+//   PagedAttention -> O GEMM -> AddRmsNorm -> gate/up GEMM -> SiluMul -> down GEMM] ->
+//   AddRmsNorm (last residual) -> GatherRmsNorm (logits rows) -> LM head GEMM (fp32 out)
+// and copies the logits back. Decode-only batches up to the largest captured size replay
+// a CUDA graph of the same sequence, captured once per batch-size bucket at start-up.
+//
+// Memory (backend/memory_plan.h): weights, then every per-step buffer at its largest
+// size, then a profiling forward at the largest batch; the KV cache gets the rest of
+// gpu_memory_utilization x total.
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include "backend/backend.h"
+#include "backend/batch_plan.h"
+#include "backend/cuda/cuda_common.h"
+#include "backend/cuda/cuda_weights.h"
+#include "backend/cuda/kernels.h"
+#include "backend/memory_plan.h"
+#include "util/logging.h"
+
+namespace inferd {
+
+using cuda::DeviceMatrix;
+using cuda::DeviceMemory;
+using cuda::DType;
+
+StatusOr<int> CudaDeviceCount() {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return Status(StatusCode::kUnavailable, fmt::format("no CUDA device: {} ({})", cudaGetErrorString(e),
+                                                        cudaGetErrorName(e)));
+  }
+  if (n == 0) return Status(StatusCode::kUnavailable, "no CUDA device: cudaGetDeviceCount found none");
+  return n;
+}
+
+namespace {
+
+constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
+// At most this many rows go through the weight-only quantized GEMV kernel; larger batches
+// dequantize the matrix into a workspace and use cuBLAS.
+constexpr int64_t kQuantGemvMaxTokens = 8;
+
+cudaDataType_t CudaType(DType dt) {
+  switch (dt) {
+    case DType::kF16: return CUDA_R_16F;
+    case DType::kBF16: return CUDA_R_16BF;
+    default: return CUDA_R_32F;
+  }
+}
+
+size_t Align(size_t n) { return (n + 255) & ~size_t{255}; }
+
+// Offsets of the per-step metadata arrays in one pinned host block and one device block.
+struct MetaLayout {
+  size_t token_ids = 0, positions = 0, row_seq = 0, decode_rows = 0, prefill_tiles = 0, logits_rows = 0,
+         block_tables = 0, slot_mapping = 0, total = 0;
+  void Init(int64_t rows, int64_t seqs, int64_t blocks_per_seq) {
+    size_t o = 0;
+    auto take = [&](size_t bytes) {
+      const size_t at = o;
+      o += Align(bytes);
+      return at;
+    };
+    const size_t r = static_cast<size_t>(rows);
+    token_ids = take(r * 4);
+    positions = take(r * 4);
+    row_seq = take(r * 4);
+    decode_rows = take(r * 4);
+    prefill_tiles = take(r * 8);
+    logits_rows = take(r * 4);
+    block_tables = take(static_cast<size_t>(seqs * blocks_per_seq) * 4);
+    slot_mapping = take(r * 8);
+    total = o;
+  }
+};
+
+class CudaBackend : public Backend {
+ public:
+  static StatusOr<std::unique_ptr<Backend>> Create(const LoadedModel& model, const BackendOptions& options,
+                                                   int device);
+  ~CudaBackend() override;
+
+  std::string name() const override { return "cuda"; }
+  const KvCacheShape& kv_shape() const override { return kv_shape_; }
+  Status Forward(const ForwardBatch& batch, float* logits) override;
+  MemoryReport memory() const override { return report_; }
+
+ private:
+  CudaBackend(const LoadedModel& model, const BackendOptions& options) : model_(model), options_(options) {}
+  Status Init(int device);
+  Status AllocateBuffers();
+  Status AllocateKvCache(int64_t num_blocks, bool profiling);
+  Status ProfileRun();
+  Status CaptureGraphs();
+  Status Upload(const DeviceBatchPlan& plan);
+  // Enqueues the layers for `rows` rows of the uploaded plan.
+  Status RunLayers(int64_t rows, int64_t num_decode_rows, int64_t num_prefill_tiles, int64_t max_context);
+  // LM head for logits rows [first, first + count) of the uploaded plan into logits_dev_.
+  Status RunLmHead(int64_t first, int64_t count);
+  // y[T, w.rows] (row stride ldy) = x[T, w.cols] . W^T; out_fp32 writes fp32 (LM head).
+  Status Gemm(const DeviceMatrix& w, const void* x, int64_t num_tokens, void* y, int64_t ldy, bool out_fp32 = false);
+  template <typename T>
+  T* Meta(size_t offset) const {
+    return reinterpret_cast<T*>(static_cast<uint8_t*>(meta_dev_) + offset);
+  }
+  void* At(void* base, int64_t elems) const {
+    return static_cast<uint8_t*>(base) + static_cast<size_t>(elems) * cuda::DTypeBytes(dt_);
+  }
+
+  const LoadedModel& model_;
+  BackendOptions options_;
+  int device_ = 0;
+  cudaDeviceProp prop_{};
+  DType dt_ = DType::kF16;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t blas_ = nullptr;
+  DeviceMemory mem_;
+  cuda::DeviceWeights w_;
+  KvCacheShape kv_shape_;
+  std::vector<void*> k_cache_, v_cache_;
+  // Sizes every per-step buffer is allocated for.
+  int64_t max_rows_ = 0, max_seqs_ = 0, max_blocks_per_seq_ = 0, logits_cap_ = 0;
+  int64_t qkv_dim_ = 0;
+  // Per-step buffers: x (residual) and xn [R, hidden]; qkv [R, q + 2 kv]; attn [R, q];
+  // o [R, hidden] (attention and MLP outputs); gate_up [R, 2 ffn]; act [R, ffn].
+  void *x_ = nullptr, *xn_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *o_ = nullptr, *gate_up_ = nullptr,
+       *act_ = nullptr;
+  float* logits_dev_ = nullptr;  // [logits_cap, vocab]
+  void* dequant_ws_ = nullptr;
+  void* attn_ws_ = nullptr;
+  size_t attn_ws_bytes_ = 0;
+  void* blas_ws_ = nullptr;
+  float* cos_sin_ = nullptr;  // [max_model_len, head_dim / 2, 2]
+  MetaLayout meta_;
+  void* meta_dev_ = nullptr;
+  uint8_t* meta_host_ = nullptr;  // pinned
+  DeviceBatchPlan plan_;
+  std::vector<int64_t> graph_sizes_;
+  std::map<int64_t, cudaGraphExec_t> graphs_;
+  MemoryReport report_;
+};
+
+CudaBackend::~CudaBackend() {
+  if (stream_) cudaStreamSynchronize(stream_);
+  for (auto& [size, exec] : graphs_) cudaGraphExecDestroy(exec);
+  if (blas_) cublasDestroy(blas_);
+  if (meta_host_) cudaFreeHost(meta_host_);
+  if (stream_) cudaStreamDestroy(stream_);
+  // mem_ frees every device allocation.
+}
+
+StatusOr<std::unique_ptr<Backend>> CudaBackend::Create(const LoadedModel& model, const BackendOptions& options,
+                                                       int device) {
+  std::unique_ptr<CudaBackend> b(new CudaBackend(model, options));
+  INFERD_RETURN_IF_ERROR(b->Init(device));
+  return std::unique_ptr<Backend>(std::move(b));
+}
+
+StatusOr<KvDtype> GpuKvDtype(const std::string& name, DType dt) {
+  const KvDtype model_kv = dt == DType::kF32 ? KvDtype::kF32 : dt == DType::kF16 ? KvDtype::kF16 : KvDtype::kBF16;
+  if (name == "auto") return model_kv;
+  KvDtype want;
+  if (name == "float32" || name == "fp32") want = KvDtype::kF32;
+  else if (name == "float16" || name == "fp16" || name == "half") want = KvDtype::kF16;
+  else if (name == "bfloat16" || name == "bf16") want = KvDtype::kBF16;
+  else return InvalidArgument("unknown --kv-cache-dtype '" + name + "': use auto, float16, bfloat16 or float32");
+  if (want != model_kv) {
+    return Unimplemented(fmt::format("the CUDA backend keeps the KV cache in the model dtype ({}); use "
+                                     "--kv-cache-dtype auto or set --dtype to match",
+                                     cuda::DTypeName(dt)));
+  }
+  return want;
+}
+
+Status CudaBackend::Init(int device) {
+  const ModelConfig& c = model_.config;
+  device_ = device;
+  INFERD_CUDA_TRY(cudaSetDevice(device));
+  INFERD_CUDA_TRY(cudaGetDeviceProperties(&prop_, device));
+  if (prop_.major < 8) {
+    return Unimplemented(fmt::format("GPU {} has compute capability {}.{}: inferd's CUDA kernels are built for "
+                                     "sm_80, sm_89, sm_90 and sm_120 (Ampere and newer)",
+                                     prop_.name, prop_.major, prop_.minor));
+  }
+  INFERD_CUDA_TRY(cudaFree(nullptr));  // creates the context, so that free memory below excludes nothing of ours
+  size_t free0 = 0, total = 0;
+  INFERD_CUDA_TRY(cudaMemGetInfo(&free0, &total));
+  if (options_.kv_cache_bytes <= 0) {
+    INFERD_RETURN_IF_ERROR(CheckFreeMemoryAtStart(static_cast<int64_t>(total), static_cast<int64_t>(free0),
+                                                  options_.gpu_memory_utilization));
+  }
+  INFERD_ASSIGN_OR_RETURN(dt_, cuda::ResolveDType(options_.dtype, model_.weights));
+  kv_shape_ = options_.kv;
+  INFERD_ASSIGN_OR_RETURN(kv_shape_.dtype, GpuKvDtype(options_.kv_cache_dtype, dt_));
+  if (c.head_dim != 64 && c.head_dim != 80 && c.head_dim != 96 && c.head_dim != 128 && c.head_dim != 256) {
+    return Unimplemented(fmt::format("head_dim {} is not supported by the CUDA attention kernels (64, 80, 96, 128, 256)",
+                                     c.head_dim));
+  }
+  report_.device = fmt::format("cuda:{} ({}, sm_{}{})", device, prop_.name, prop_.major, prop_.minor);
+  report_.total = static_cast<int64_t>(total);
+  INFERD_LOG_INFO("device: {}, {} total, {} free; compute dtype {}", report_.device, FormatBytes(report_.total),
+                  FormatBytes(static_cast<int64_t>(free0)), cuda::DTypeName(dt_));
+
+  INFERD_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  INFERD_CUBLAS_TRY(cublasCreate(&blas_));
+  INFERD_CUBLAS_TRY(cublasSetStream(blas_, stream_));
+  INFERD_ASSIGN_OR_RETURN(blas_ws_, mem_.Alloc(kCublasWorkspaceBytes, DeviceMemory::kActivations, "cuBLAS workspace"));
+  INFERD_CUBLAS_TRY(cublasSetWorkspace(blas_, blas_ws_, kCublasWorkspaceBytes));
+
+  const auto t0 = std::chrono::steady_clock::now();
+  INFERD_ASSIGN_OR_RETURN(w_, cuda::UploadWeights(c, model_.weights, dt_, mem_));
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  INFERD_LOG_INFO("weights on the GPU: {} in {:.1f} s", FormatBytes(mem_.bytes(DeviceMemory::kWeights)), secs);
+
+  if (!options_.enforce_eager) graph_sizes_ = CudaGraphBatchSizes(options_.max_num_seqs);
+  INFERD_RETURN_IF_ERROR(AllocateBuffers());
+
+  // Profile the largest batch with a small temporary KV cache: loads every kernel module
+  // and lets cuBLAS settle, so that the memory it takes shows up before the plan.
+  const int64_t profile_blocks = (std::min(options_.max_num_batched_tokens, options_.max_model_len) +
+                                  kv_shape_.block_size - 1) / kv_shape_.block_size + 1;
+  INFERD_RETURN_IF_ERROR(AllocateKvCache(profile_blocks, /*profiling=*/true));
+  INFERD_RETURN_IF_ERROR(ProfileRun());
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    mem_.Free(k_cache_[l]);
+    mem_.Free(v_cache_[l]);
+  }
+  k_cache_.clear();
+  v_cache_.clear();
+  INFERD_CUDA_TRY(cudaDeviceSynchronize());
+  size_t free1 = 0;
+  INFERD_CUDA_TRY(cudaMemGetInfo(&free1, &total));
+  const int64_t ours = mem_.total();
+  const int64_t other = std::max<int64_t>(0, static_cast<int64_t>(free0) - static_cast<int64_t>(free1) - ours);
+
+  GpuMemoryInput in;
+  in.total_bytes = static_cast<int64_t>(total);
+  in.free_at_start = static_cast<int64_t>(free0);
+  in.utilization = options_.gpu_memory_utilization;
+  in.weights_bytes = mem_.bytes(DeviceMemory::kWeights);
+  in.activation_bytes = mem_.bytes(DeviceMemory::kActivations);
+  in.other_bytes = other;
+  in.graph_reserve_bytes = graph_sizes_.empty() ? 0 : (int64_t{16} << 20) + static_cast<int64_t>(graph_sizes_.size()) * (int64_t{2} << 20);
+  in.kv_bytes_per_block = kv_shape_.block_size * kv_shape_.bytes_per_token();
+  in.requested_kv_bytes = options_.kv_cache_bytes;
+  INFERD_ASSIGN_OR_RETURN(GpuMemoryPlan plan, PlanGpuMemory(in));
+  INFERD_RETURN_IF_ERROR(AllocateKvCache(plan.num_blocks, /*profiling=*/false));
+  kv_shape_.num_blocks = plan.num_blocks;
+  INFERD_LOG_INFO("available KV cache memory: {} (budget {} = {} x {}; non-KV {})", FormatBytes(plan.kv_bytes),
+                  FormatBytes(plan.budget_bytes), options_.gpu_memory_utilization, FormatBytes(in.total_bytes),
+                  FormatBytes(plan.non_kv_bytes));
+
+  size_t free2 = 0;
+  INFERD_CUDA_TRY(cudaMemGetInfo(&free2, &total));
+  if (!graph_sizes_.empty()) {
+    const auto g0 = std::chrono::steady_clock::now();
+    INFERD_RETURN_IF_ERROR(CaptureGraphs());
+    size_t free3 = 0;
+    INFERD_CUDA_TRY(cudaMemGetInfo(&free3, &total));
+    report_.cuda_graphs = std::max<int64_t>(0, static_cast<int64_t>(free2) - static_cast<int64_t>(free3));
+    INFERD_LOG_INFO("captured {} CUDA graphs (decode batches of 1..{}) in {:.1f} s, {}", graphs_.size(),
+                    graph_sizes_.back(),
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - g0).count(),
+                    FormatBytes(report_.cuda_graphs));
+  }
+  report_.budget = plan.budget_bytes;
+  report_.weights = mem_.bytes(DeviceMemory::kWeights);
+  report_.kv_cache = mem_.bytes(DeviceMemory::kKvCache);
+  report_.activations = mem_.bytes(DeviceMemory::kActivations);
+  report_.other = other;
+  return Status::OK();
+}
+
+Status CudaBackend::AllocateBuffers() {
+  const ModelConfig& c = model_.config;
+  const int64_t h = c.hidden_size, qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
+  const int64_t ffn = c.intermediate_size;
+  const int64_t graph_max = graph_sizes_.empty() ? 0 : graph_sizes_.back();
+  max_rows_ = std::max({options_.max_num_batched_tokens, options_.max_num_seqs, graph_max});
+  max_seqs_ = std::max(options_.max_num_seqs, int64_t{1});
+  max_blocks_per_seq_ = (options_.max_model_len + kv_shape_.block_size - 1) / kv_shape_.block_size;
+  logits_cap_ = std::min(max_rows_, std::max(options_.max_num_seqs, graph_max));
+  qkv_dim_ = qd + 2 * kvd;
+  const size_t eb = cuda::DTypeBytes(dt_);
+  const size_t R = static_cast<size_t>(max_rows_);
+  auto alloc = [&](void** p, size_t bytes, const char* what) -> Status {
+    INFERD_ASSIGN_OR_RETURN(*p, mem_.Alloc(bytes, DeviceMemory::kActivations, what));
+    return Status::OK();
+  };
+  INFERD_RETURN_IF_ERROR(alloc(&x_, R * h * eb, "residual"));
+  INFERD_RETURN_IF_ERROR(alloc(&xn_, R * h * eb, "normed activations"));
+  INFERD_RETURN_IF_ERROR(alloc(&qkv_, R * qkv_dim_ * eb, "qkv"));
+  INFERD_RETURN_IF_ERROR(alloc(&attn_, R * qd * eb, "attention output"));
+  INFERD_RETURN_IF_ERROR(alloc(&o_, R * h * eb, "projection output"));
+  INFERD_RETURN_IF_ERROR(alloc(&gate_up_, R * 2 * ffn * eb, "gate_up"));
+  INFERD_RETURN_IF_ERROR(alloc(&act_, R * ffn * eb, "mlp activations"));
+  void* logits = nullptr;
+  INFERD_RETURN_IF_ERROR(alloc(&logits, static_cast<size_t>(logits_cap_ * c.vocab_size) * sizeof(float), "logits"));
+  logits_dev_ = static_cast<float*>(logits);
+  if (w_.max_dequant_elems > 0) {
+    INFERD_RETURN_IF_ERROR(alloc(&dequant_ws_, static_cast<size_t>(w_.max_dequant_elems) * eb, "dequantize workspace"));
+  }
+  attn_ws_bytes_ = cuda::AttentionWorkspaceBytes(max_rows_, c.num_heads, c.head_dim, options_.max_model_len);
+  INFERD_RETURN_IF_ERROR(alloc(&attn_ws_, attn_ws_bytes_, "attention workspace"));
+  // RoPE table in double on the host, as the CPU computes it.
+  LlamaModel rope(c, model_.weights);
+  const int64_t half = c.head_dim / 2;
+  std::vector<float> cs(static_cast<size_t>(options_.max_model_len * half * 2));
+  for (int64_t p = 0; p < options_.max_model_len; ++p) {
+    for (int64_t i = 0; i < half; ++i) {
+      const double theta = static_cast<double>(p) * rope.inv_freq()[i];
+      cs[(p * half + i) * 2] = static_cast<float>(std::cos(theta));
+      cs[(p * half + i) * 2 + 1] = static_cast<float>(std::sin(theta));
+    }
+  }
+  void* table = nullptr;
+  INFERD_RETURN_IF_ERROR(alloc(&table, cs.size() * sizeof(float), "RoPE table"));
+  cos_sin_ = static_cast<float*>(table);
+  INFERD_CUDA_TRY(cudaMemcpy(cos_sin_, cs.data(), cs.size() * sizeof(float), cudaMemcpyHostToDevice));
+  meta_.Init(max_rows_, max_seqs_, max_blocks_per_seq_);
+  INFERD_RETURN_IF_ERROR(alloc(&meta_dev_, meta_.total, "batch metadata"));
+  INFERD_CUDA_TRY(cudaMallocHost(reinterpret_cast<void**>(&meta_host_), meta_.total));
+  std::memset(meta_host_, 0, meta_.total);
+  INFERD_CUDA_TRY(cudaMemset(meta_dev_, 0, meta_.total));
+  return Status::OK();
+}
+
+Status CudaBackend::AllocateKvCache(int64_t num_blocks, bool profiling) {
+  const ModelConfig& c = model_.config;
+  const size_t bytes = static_cast<size_t>(num_blocks * kv_shape_.block_size * c.num_kv_heads * c.head_dim *
+                                           kv_shape_.elem_bytes());
+  const char* what = profiling ? "profiling KV cache" : "KV cache";
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    INFERD_ASSIGN_OR_RETURN(void* k, mem_.Alloc(bytes, DeviceMemory::kKvCache, what));
+    INFERD_ASSIGN_OR_RETURN(void* v, mem_.Alloc(bytes, DeviceMemory::kKvCache, what));
+    k_cache_.push_back(k);
+    v_cache_.push_back(v);
+  }
+  return Status::OK();
+}
+
+Status CudaBackend::ProfileRun() {
+  const ModelConfig& c = model_.config;
+  const int64_t bs = kv_shape_.block_size;
+  // One prefill of the whole token budget...
+  const int64_t n = std::min(options_.max_num_batched_tokens, options_.max_model_len);
+  std::vector<int32_t> table(static_cast<size_t>((n + bs - 1) / bs));
+  for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int32_t>(i);
+  ForwardBatch prefill;
+  prefill.seqs.push_back(ops::AttnSeq{0, n, n, table.data()});
+  for (int64_t i = 0; i < n; ++i) {
+    prefill.token_ids.push_back(static_cast<int32_t>(i % c.vocab_size));
+    prefill.positions.push_back(static_cast<int32_t>(i));
+  }
+  prefill.logits_rows.push_back(n - 1);
+  std::vector<float> logits(static_cast<size_t>(std::max(options_.max_num_seqs, int64_t{1}) * c.vocab_size));
+  INFERD_RETURN_IF_ERROR(Forward(prefill, logits.data()));
+  // ... and a decode step of max_num_seqs sequences (all in block 0: values do not matter).
+  ForwardBatch decode;
+  for (int64_t s = 0; s < options_.max_num_seqs; ++s) {
+    decode.seqs.push_back(ops::AttnSeq{s, 1, 1, table.data()});
+    decode.token_ids.push_back(static_cast<int32_t>(s % c.vocab_size));
+    decode.positions.push_back(0);
+    decode.logits_rows.push_back(s);
+  }
+  return Forward(decode, logits.data());
+}
+
+Status CudaBackend::Upload(const DeviceBatchPlan& p) {
+  auto put = [&](size_t offset, const void* src, size_t bytes) {
+    if (bytes) std::memcpy(meta_host_ + offset, src, bytes);
+  };
+  put(meta_.token_ids, p.token_ids.data(), p.token_ids.size() * 4);
+  put(meta_.positions, p.positions.data(), p.positions.size() * 4);
+  put(meta_.row_seq, p.row_seq.data(), p.row_seq.size() * 4);
+  put(meta_.decode_rows, p.decode_rows.data(), p.decode_rows.size() * 4);
+  put(meta_.prefill_tiles, p.prefill_tiles.data(), p.prefill_tiles.size() * 4);
+  put(meta_.logits_rows, p.logits_rows.data(), p.logits_rows.size() * 4);
+  put(meta_.block_tables, p.block_tables.data(), p.block_tables.size() * 4);
+  put(meta_.slot_mapping, p.slot_mapping.data(), p.slot_mapping.size() * 8);
+  INFERD_CUDA_TRY(cudaMemcpyAsync(meta_dev_, meta_host_, meta_.total, cudaMemcpyHostToDevice, stream_));
+  return Status::OK();
+}
+
+Status CudaBackend::Gemm(const DeviceMatrix& w, const void* x, int64_t num_tokens, void* y, int64_t ldy,
+                         bool out_fp32) {
+  const void* a = w.data;
+  if (w.quantized) {
+    if (num_tokens <= kQuantGemvMaxTokens && !out_fp32) {
+      INFERD_CUDA_TRY(cuda::QuantMatMul(dt_, w.qtype, w.data, w.rows, w.cols, w.row_bytes, x, num_tokens, y, ldy,
+                                        stream_));
+      return Status::OK();
+    }
+    INFERD_CUDA_TRY(cuda::Dequantize(w.qtype, w.data, w.rows, w.cols, w.row_bytes, dt_, dequant_ws_, stream_));
+    a = dequant_ws_;
+  }
+  // Row-major y[T, N] = x[T, K] . W[N, K]^T is column-major y^T[N, T] = W^T . x^T:
+  // op(A) = W^T with A = W stored column-major [K, N] (lda K), B = x^T [K, T] (ldb K).
+  const float alpha = 1.0f, beta = 0.0f;
+  const cudaDataType_t t = CudaType(dt_);
+  INFERD_CUBLAS_TRY(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(w.rows),
+                                 static_cast<int>(num_tokens), static_cast<int>(w.cols), &alpha, a, t,
+                                 static_cast<int>(w.cols), x, t, static_cast<int>(w.cols), &beta, y,
+                                 out_fp32 ? CUDA_R_32F : t, static_cast<int>(ldy), CUBLAS_COMPUTE_32F,
+                                 CUBLAS_GEMM_DEFAULT));
+  return Status::OK();
+}
+
+Status CudaBackend::RunLayers(int64_t rows, int64_t num_decode_rows, int64_t num_prefill_tiles, int64_t max_context) {
+  const ModelConfig& c = model_.config;
+  const int64_t h = c.hidden_size, d = c.head_dim, qd = c.num_heads * d, kvd = c.num_kv_heads * d;
+  const int64_t ffn = c.intermediate_size;
+  const float eps = c.rms_norm_eps;
+  const bool neox = c.rope_style == RopeStyle::kNeox;
+  const int32_t* positions = Meta<int32_t>(meta_.positions);
+  INFERD_CUDA_TRY(cuda::Embedding(dt_, w_.tok_embd.data, Meta<int32_t>(meta_.token_ids), rows, h, x_, stream_));
+  cuda::AttentionParams ap;
+  ap.dt = dt_;
+  ap.q = qkv_;
+  ap.q_row_stride = qkv_dim_;
+  ap.out = attn_;
+  ap.block_tables = Meta<int32_t>(meta_.block_tables);
+  ap.max_blocks_per_seq = max_blocks_per_seq_;
+  ap.row_seq = Meta<int32_t>(meta_.row_seq);
+  ap.positions = positions;
+  ap.decode_rows = Meta<int32_t>(meta_.decode_rows);
+  ap.num_decode_rows = num_decode_rows;
+  ap.prefill_tiles = Meta<int32_t>(meta_.prefill_tiles);
+  ap.num_prefill_tiles = num_prefill_tiles;
+  ap.num_tokens = rows;
+  ap.num_heads = c.num_heads;
+  ap.num_kv_heads = c.num_kv_heads;
+  ap.head_dim = d;
+  ap.block_size = kv_shape_.block_size;
+  ap.scale = 1.0f / std::sqrt(static_cast<float>(d));
+  ap.max_context_len = max_context;
+  ap.workspace = attn_ws_;
+  ap.workspace_bytes = attn_ws_bytes_;
+  for (int64_t li = 0; li < c.num_layers; ++li) {
+    const cuda::DeviceLayer& l = w_.layers[li];
+    // The previous layer's MLP output (o_) joins the residual here.
+    INFERD_CUDA_TRY(cuda::AddRmsNorm(dt_, x_, li == 0 ? nullptr : o_, l.attn_norm, rows, h, eps, xn_, stream_));
+    INFERD_RETURN_IF_ERROR(Gemm(l.wqkv, xn_, rows, qkv_, qkv_dim_));  // [R, q | k | v]
+    if (l.bqkv) INFERD_CUDA_TRY(cuda::AddBias(dt_, qkv_, qkv_dim_, l.bqkv, rows, qkv_dim_, stream_));
+    void* k = At(qkv_, qd);
+    void* v = At(qkv_, qd + kvd);
+    INFERD_CUDA_TRY(cuda::Rope(dt_, qkv_, k, qkv_dim_, positions, cos_sin_, rows, c.num_heads, c.num_kv_heads, d,
+                               neox, stream_));
+    INFERD_CUDA_TRY(cuda::WriteKv(dt_, k, v, qkv_dim_, Meta<int64_t>(meta_.slot_mapping), rows, c.num_kv_heads, d,
+                                  kv_shape_.block_size, k_cache_[li], v_cache_[li], stream_));
+    ap.k_cache = k_cache_[li];
+    ap.v_cache = v_cache_[li];
+    INFERD_CUDA_TRY(cuda::PagedAttention(ap, stream_));
+    INFERD_RETURN_IF_ERROR(Gemm(l.wo, attn_, rows, o_, h));
+    INFERD_CUDA_TRY(cuda::AddRmsNorm(dt_, x_, o_, l.ffn_norm, rows, h, eps, xn_, stream_));
+    INFERD_RETURN_IF_ERROR(Gemm(l.w_gate_up, xn_, rows, gate_up_, 2 * ffn));  // [R, gate | up]
+    INFERD_CUDA_TRY(cuda::SiluMul(dt_, gate_up_, rows, ffn, act_, stream_));
+    INFERD_RETURN_IF_ERROR(Gemm(l.w_down, act_, rows, o_, h));
+  }
+  // The last MLP output joins the residual (the normed copy is not used: the final norm
+  // runs on the gathered logits rows).
+  INFERD_CUDA_TRY(cuda::AddRmsNorm(dt_, x_, o_, w_.output_norm, rows, h, eps, xn_, stream_));
+  return Status::OK();
+}
+
+Status CudaBackend::RunLmHead(int64_t first, int64_t count) {
+  const ModelConfig& c = model_.config;
+  INFERD_CUDA_TRY(cuda::GatherRmsNorm(dt_, x_, Meta<int32_t>(meta_.logits_rows) + first, count, c.hidden_size,
+                                      w_.output_norm, c.rms_norm_eps, xn_, stream_));
+  return Gemm(w_.output, xn_, count, logits_dev_, c.vocab_size, /*out_fp32=*/true);
+}
+
+Status CudaBackend::CaptureGraphs() {
+  // Capture reads only buffer addresses and sizes, not the metadata contents; give it a
+  // valid all-padding plan anyway so that a replay before any Forward is harmless.
+  for (int64_t size : graph_sizes_) {
+    ForwardBatch empty;
+    DeviceBatchPlan p;
+    INFERD_RETURN_IF_ERROR(PlanDeviceBatch(empty, kv_shape_.block_size, max_blocks_per_seq_, size,
+                                           cuda::kPrefillTileRows, &p));
+    p.logits_rows.resize(static_cast<size_t>(size));
+    for (int64_t i = 0; i < size; ++i) p.logits_rows[i] = static_cast<int32_t>(i);
+    INFERD_RETURN_IF_ERROR(Upload(p));
+    INFERD_CUDA_TRY(cudaStreamSynchronize(stream_));
+    cudaGraph_t graph = nullptr;
+    INFERD_CUDA_TRY(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    Status st = RunLayers(size, size, 0, options_.max_model_len);
+    if (st.ok()) st = RunLmHead(0, size);
+    const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
+    INFERD_RETURN_IF_ERROR(st);
+    INFERD_CUDA_TRY(end);
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    INFERD_CUDA_TRY(inst);
+    graphs_[size] = exec;
+  }
+  return Status::OK();
+}
+
+Status CudaBackend::Forward(const ForwardBatch& batch, float* logits) {
+  const ModelConfig& c = model_.config;
+  const int64_t T = static_cast<int64_t>(batch.token_ids.size());
+  if (T == 0) return Status::OK();
+  if (T > max_rows_ || static_cast<int64_t>(batch.seqs.size()) > max_seqs_) {
+    return Internal(fmt::format("forward: batch of {} rows / {} sequences exceeds the {} / {} the CUDA backend "
+                                "allocated for",
+                                T, batch.seqs.size(), max_rows_, max_seqs_));
+  }
+  for (int32_t id : batch.token_ids) {
+    if (id < 0 || id >= c.vocab_size) {
+      return InvalidArgument(fmt::format("token id {} is out of range for vocabulary size {}", id, c.vocab_size));
+    }
+  }
+  // A decode-only batch whose logits rows are its rows in order replays a CUDA graph.
+  int64_t bucket = -1;
+  if (!graphs_.empty() && static_cast<int64_t>(batch.logits_rows.size()) == T &&
+      static_cast<int64_t>(batch.seqs.size()) == T) {
+    bool decode = true;
+    for (int64_t i = 0; i < T && decode; ++i) decode = batch.logits_rows[i] == i && batch.seqs[i].num_tokens == 1;
+    if (decode) bucket = CudaGraphBucket(graph_sizes_, T);
+  }
+  INFERD_RETURN_IF_ERROR(PlanDeviceBatch(batch, kv_shape_.block_size, max_blocks_per_seq_, bucket > 0 ? bucket : 0,
+                                         cuda::kPrefillTileRows, &plan_));
+  INFERD_RETURN_IF_ERROR(Upload(plan_));
+  const int64_t n = static_cast<int64_t>(batch.logits_rows.size());
+  const size_t row_bytes = static_cast<size_t>(c.vocab_size) * sizeof(float);
+  if (bucket > 0) {
+    INFERD_CUDA_TRY(cudaGraphLaunch(graphs_.at(bucket), stream_));
+    INFERD_CUDA_TRY(cudaMemcpyAsync(logits, logits_dev_, static_cast<size_t>(n) * row_bytes, cudaMemcpyDeviceToHost,
+                                    stream_));
+  } else {
+    INFERD_RETURN_IF_ERROR(RunLayers(plan_.num_rows, static_cast<int64_t>(plan_.decode_rows.size()),
+                                     static_cast<int64_t>(plan_.prefill_tiles.size() / 2), plan_.max_decode_context));
+    for (int64_t first = 0; first < n; first += logits_cap_) {
+      const int64_t count = std::min(logits_cap_, n - first);
+      INFERD_RETURN_IF_ERROR(RunLmHead(first, count));
+      INFERD_CUDA_TRY(cudaMemcpyAsync(logits + first * c.vocab_size, logits_dev_, static_cast<size_t>(count) * row_bytes,
+                                      cudaMemcpyDeviceToHost, stream_));
+    }
+  }
+  INFERD_CUDA_TRY(cudaStreamSynchronize(stream_));
+  return Status::OK();
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const LoadedModel& model, const BackendOptions& options,
+                                                     int device_index) {
+  return CudaBackend::Create(model, options, device_index);
+}
+
+}  // namespace inferd
