@@ -28,6 +28,8 @@ void ModelFlags::Add(CLI::App* app, bool engine_flags) {
   app->add_option("--tokenizer", load.tokenizer, "tokenizer source (GGUF file or HF directory)");
   app->add_option("--dtype", load.dtype, "dummy weight type: auto | float32 | float16 | bfloat16 | q4_0 | q4_1 | q8_0")
       ->capture_default_str();
+  app->add_option("--quantization,-q", load.quantization,
+                  "weight-only quantization of fp16/bf16/fp32 weights at load: int8 (Q8_0) | int4 (Q4_0) | none");
   app->add_option("--threads", threads, "CPU threads (0 = all cores)")->capture_default_str();
   if (engine_flags) {
     app->add_option("--max-model-len", engine.max_model_len, "maximum tokens per sequence (0 = model's)");

@@ -2,6 +2,7 @@
 
 #include "format/gguf.h"
 #include "model/model.h"
+#include "model/quantize.h"
 #include "ops/ops.h"
 #include "util/logging.h"
 
@@ -62,6 +63,7 @@ Status CheckWeightShapes(const ModelConfig& c, const ModelWeights& w) {
 StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const LoadOptions& options) {
   std::unique_ptr<LoadedModel> model;
   const std::string& path = options.model;
+  INFERD_RETURN_IF_ERROR(WeightQuantizationType(options.quantization).status());  // fail before loading
   if (options.load_format == "dummy") {
     INFERD_ASSIGN_OR_RETURN(model, LoadDummyModel(options));
   } else {
@@ -102,6 +104,7 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const LoadOptions& options) {
     return InvalidArgument(fmt::format("tokenizer has {} tokens but the model's vocabulary is {}",
                                        model->tokenizer->vocab_size(), model->config.vocab_size));
   }
+  INFERD_RETURN_IF_ERROR(QuantizeWeights(*model, options.quantization));  // before the repack
   ops::PrepareWeights(model->weights);  // repack once for the backend's kernels
   return model;
 }

@@ -22,6 +22,10 @@ struct LoadOptions {
   // Weight type for dummy weights: auto (f16) | float32 | float16 | bfloat16 | q4_0 | q4_1 | q8_0
   std::string dtype = "auto";
   uint64_t seed = 0;                 // dummy weights are a pure function of the seed
+  // Weight-only quantization at load (vLLM's --quantization): "" / "none" keeps the weights
+  // as stored; "int8" re-encodes every layer matrix of an fp32/fp16/bf16 model as GGUF Q8_0,
+  // "int4" as Q4_0 (group size 32); embedding and LM head stay. See model/quantize.h.
+  std::string quantization;
 };
 
 struct LoadedModel {
