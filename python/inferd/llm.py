@@ -44,8 +44,10 @@ _IGNORED_ENGINE_ARGS = {
 # vLLM arguments that inferd accepts only at their default value.
 _FIXED_ENGINE_ARGS = {
     "tensor_parallel_size": 1, "pipeline_parallel_size": 1, "data_parallel_size": 1,
-    "skip_tokenizer_init": False, "enable_lora": False, "quantization": None,
+    "skip_tokenizer_init": False, "enable_lora": False,
 }
+# quantization=: weight-only quantization at load (vLLM's name; None = weights as stored).
+_QUANTIZATIONS = {None, "none", "int8", "int4"}
 
 
 def _byte_size(value: Union[int, float, str, None]) -> str:
@@ -79,6 +81,9 @@ class LLM:
         enable_prefix_caching: reuse KV blocks of shared prompt prefixes.
         seed: seeds requests that have no seed of their own.
         load_format: "auto", "gguf", "safetensors" or "dummy".
+        quantization: None (weights as stored), "int8" or "int4": weight-only quantization of
+            every layer matrix of an fp16/bf16/fp32 model at load, to GGUF Q8_0 / Q4_0 (group
+            size 32, fp16 scales); embedding and LM head stay as stored.
         trust_remote_code: accepted for compatibility (inferd runs no model code).
         **kwargs: engine flags: ``block_size`` (16), ``scheduling_policy`` ("fcfs" |
             "priority"), ``max_logprobs`` (20), ``threads`` (CPU threads; 0 = all cores).
@@ -99,6 +104,7 @@ class LLM:
         enable_prefix_caching: bool = True,
         seed: Optional[int] = 0,
         load_format: str = "auto",
+        quantization: Optional[str] = None,
         trust_remote_code: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -118,7 +124,8 @@ class LLM:
             else:
                 known = list(engine_flags) + sorted(_IGNORED_ENGINE_ARGS | set(_FIXED_ENGINE_ARGS)) + [
                     "tokenizer", "dtype", "max_model_len", "max_num_seqs", "max_num_batched_tokens",
-                    "kv_cache_memory", "enable_prefix_caching", "seed", "load_format", "trust_remote_code"]
+                    "kv_cache_memory", "enable_prefix_caching", "seed", "load_format", "quantization",
+                    "trust_remote_code"]
                 close = difflib.get_close_matches(key, known, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise TypeError(f"LLM() got an unexpected keyword argument {key!r}{hint}")
@@ -130,6 +137,9 @@ class LLM:
         tokenizer = os.path.expanduser(os.fspath(tokenizer)) if tokenizer else None
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        if quantization not in _QUANTIZATIONS:
+            raise ValueError(f"unknown quantization {quantization!r}: use 'int8' or 'int4' (weight-only, "
+                             "group size 32), or None")
         if max_model_len is not None and max_model_len < 1:
             raise ValueError(f"max_model_len must be positive, got {max_model_len}")
         max_logprobs = engine_flags.pop("max_logprobs")
@@ -150,6 +160,7 @@ class LLM:
                 scheduling_policy=str(engine_flags["scheduling_policy"]),
                 threads=int(engine_flags["threads"] or 0),
                 kv_cache_dtype=str(engine_flags["kv_cache_dtype"]),
+                quantization=quantization or "",
             )
         except FileNotFoundError as e:
             # The engine's message names the CLI flag; say it the Python way.
