@@ -1,0 +1,44 @@
+"""inferd --quantization int8 | int4 (weight-only, at load) on an F16 Hugging Face export of
+the embedded model."""
+import json
+
+import pytest
+
+QUESTION = "What is the capital of France? Answer in one word."
+
+
+@pytest.fixture(scope="module")
+def f16_dir(run, model_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("quant") / "hf-f16"
+    run("export-hf", model_path, out, "--dtype", "float16")
+    return out
+
+
+def test_generate_int8_prints_text(run, f16_dir):
+    proc = run("generate", "--model", f16_dir, "--quantization", "int8", "--chat", "--prompt", QUESTION,
+               "--max-tokens", "40", "--temperature", "0")
+    assert "Paris" in proc.stdout
+    assert "finish_reason=stop" in proc.stdout
+    assert "quantization int8: 210 layer matrices f16 -> q8_0" in proc.stderr
+    assert "token embedding and LM head left unquantized" in proc.stderr
+
+
+def test_generate_int4_json(run, f16_dir):
+    proc = run("generate", "--model", f16_dir, "-q", "int4", "--prompt", "The capital of France is",
+               "--max-tokens", "8", "--temperature", "0", "--json")
+    out = json.loads(proc.stdout)
+    assert out["finished"] is True
+    assert len(out["outputs"][0]["token_ids"]) == 8
+    assert out["outputs"][0]["text"].strip()
+    assert "-> q4_0" in proc.stderr
+
+
+def test_quantization_errors(run, model_path, f16_dir):
+    proc = run("generate", "--model", f16_dir, "--quantization", "fp3", "--prompt", "hi", check=False)
+    assert proc.returncode == 1
+    assert "error: unknown --quantization 'fp3': use int8 or int4 (weight-only, group size 32), or none" in proc.stderr
+    # The embedded model is Q4_1 already.
+    proc = run("generate", "--model", model_path, "--quantization", "int8", "--prompt", "hi", check=False)
+    assert proc.returncode == 1
+    assert ("--quantization int8 re-quantizes fp16/bf16/fp32 weights; this model's weights are already q4_1"
+            in proc.stderr)
