@@ -61,7 +61,7 @@ StatusOr<std::unique_ptr<Backend>> CreateBackend(const LoadedModel& model, const
   StatusOr<int> count = CudaDeviceCount();
   if (!count.ok()) {
     if (want_cuda) return count.status();
-    INFERD_LOG_INFO("no usable CUDA device ({}); running on the CPU", count.status().message());
+    INFERD_LOG_INFO("{}; running on the CPU", count.status().message());
     return CreateCpuBackend(model, options);
   }
   if (index >= *count) {

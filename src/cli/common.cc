@@ -26,7 +26,9 @@ void ModelFlags::Add(CLI::App* app, bool engine_flags) {
       ->capture_default_str();
   app->add_option("--load-format", load.load_format, "auto | gguf | safetensors | dummy")->capture_default_str();
   app->add_option("--tokenizer", load.tokenizer, "tokenizer source (GGUF file or HF directory)");
-  app->add_option("--dtype", load.dtype, "dummy weight type: auto | float32 | float16 | bfloat16 | q4_0 | q4_1 | q8_0")
+  app->add_option("--dtype", load.dtype,
+                  "GPU compute dtype: auto | float16 | bfloat16 | float32; for dummy weights also their type "
+                  "(or q4_0 | q4_1 | q8_0)")
       ->capture_default_str();
   app->add_option("--quantization,-q", load.quantization,
                   "weight-only quantization of fp16/bf16/fp32 weights at load: int8 (Q8_0) | int4 (Q4_0) | none");
@@ -45,6 +47,12 @@ void ModelFlags::Add(CLI::App* app, bool engine_flags) {
     app->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", engine.enable_prefix_caching,
                   "reuse KV blocks of common prompt prefixes (default on)");
     app->add_option("--scheduling-policy", engine.scheduling_policy, "fcfs | priority")->capture_default_str();
+    app->add_option("--device", engine.device, "auto (a CUDA GPU when built with CUDA and present) | cpu | cuda | cuda:N")
+        ->capture_default_str();
+    app->add_option("--gpu-memory-utilization", engine.gpu_memory_utilization,
+                    "fraction of GPU memory for weights, activations and the KV cache")
+        ->capture_default_str();
+    app->add_flag("--enforce-eager", engine.enforce_eager, "no CUDA graphs: launch every kernel of every step");
   }
 }
 
@@ -58,6 +66,7 @@ StatusOr<std::unique_ptr<Engine>> EngineFromFlags(ModelFlags& flags) {
   if (!flags.kv_cache_memory.empty()) {
     INFERD_ASSIGN_OR_RETURN(flags.engine.kv_cache_bytes, ParseByteSize(flags.kv_cache_memory));
   }
+  flags.engine.dtype = flags.load.dtype;  // the GPU's compute dtype (dummy weights: also their type)
   INFERD_ASSIGN_OR_RETURN(std::unique_ptr<LoadedModel> model, LoadFromFlags(flags));
   if (!model->tokenizer) {
     return InvalidArgument("this command needs a tokenizer: pass --tokenizer PATH for dummy weights");

@@ -12,13 +12,13 @@
 // Memory (backend/memory_plan.h): weights, then every per-step buffer at its largest
 // size, then a profiling forward at the largest batch; the KV cache gets the rest of
 // gpu_memory_utilization x total.
-#include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 
@@ -26,6 +26,7 @@
 #include "backend/batch_plan.h"
 #include "backend/cuda/cuda_common.h"
 #include "backend/cuda/cuda_weights.h"
+#include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
 #include "backend/memory_plan.h"
 #include "util/logging.h"
@@ -54,14 +55,6 @@ constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
 // At most this many rows go through the weight-only quantized GEMV kernel; larger batches
 // dequantize the matrix into a workspace and use cuBLAS.
 constexpr int64_t kQuantGemvMaxTokens = 8;
-
-cudaDataType_t CudaType(DType dt) {
-  switch (dt) {
-    case DType::kF16: return CUDA_R_16F;
-    case DType::kBF16: return CUDA_R_16BF;
-    default: return CUDA_R_32F;
-  }
-}
 
 size_t Align(size_t n) { return (n + 255) & ~size_t{255}; }
 
@@ -128,7 +121,7 @@ class CudaBackend : public Backend {
   cudaDeviceProp prop_{};
   DType dt_ = DType::kF16;
   cudaStream_t stream_ = nullptr;
-  cublasHandle_t blas_ = nullptr;
+  cuda::GemmRunner gemm_;
   DeviceMemory mem_;
   cuda::DeviceWeights w_;
   KvCacheShape kv_shape_;
@@ -158,7 +151,6 @@ class CudaBackend : public Backend {
 CudaBackend::~CudaBackend() {
   if (stream_) cudaStreamSynchronize(stream_);
   for (auto& [size, exec] : graphs_) cudaGraphExecDestroy(exec);
-  if (blas_) cublasDestroy(blas_);
   if (meta_host_) cudaFreeHost(meta_host_);
   if (stream_) cudaStreamDestroy(stream_);
   // mem_ frees every device allocation.
@@ -217,10 +209,13 @@ Status CudaBackend::Init(int device) {
                   FormatBytes(static_cast<int64_t>(free0)), cuda::DTypeName(dt_));
 
   INFERD_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-  INFERD_CUBLAS_TRY(cublasCreate(&blas_));
-  INFERD_CUBLAS_TRY(cublasSetStream(blas_, stream_));
   INFERD_ASSIGN_OR_RETURN(blas_ws_, mem_.Alloc(kCublasWorkspaceBytes, DeviceMemory::kActivations, "cuBLAS workspace"));
-  INFERD_CUBLAS_TRY(cublasSetWorkspace(blas_, blas_ws_, kCublasWorkspaceBytes));
+  const char* mode = std::getenv("INFERD_CUDA_GEMM");
+  const bool invariant = !(mode && std::string(mode) == "heuristic");
+  const char* tune = std::getenv("INFERD_CUDA_GEMM_TUNE_ROWS");
+  INFERD_RETURN_IF_ERROR(gemm_.Init(blas_ws_, kCublasWorkspaceBytes, invariant, tune ? std::atoll(tune) : 16));
+  INFERD_LOG_INFO("GEMMs: cuBLASLt, {}", invariant ? "one algorithm per shape without split-K (batch-invariant)"
+                                                   : "heuristic per batch size (INFERD_CUDA_GEMM=heuristic)");
 
   const auto t0 = std::chrono::steady_clock::now();
   INFERD_ASSIGN_OR_RETURN(w_, cuda::UploadWeights(c, model_.weights, dt_, mem_));
@@ -409,16 +404,7 @@ Status CudaBackend::Gemm(const DeviceMatrix& w, const void* x, int64_t num_token
     INFERD_CUDA_TRY(cuda::Dequantize(w.qtype, w.data, w.rows, w.cols, w.row_bytes, dt_, dequant_ws_, stream_));
     a = dequant_ws_;
   }
-  // Row-major y[T, N] = x[T, K] . W[N, K]^T is column-major y^T[N, T] = W^T . x^T:
-  // op(A) = W^T with A = W stored column-major [K, N] (lda K), B = x^T [K, T] (ldb K).
-  const float alpha = 1.0f, beta = 0.0f;
-  const cudaDataType_t t = CudaType(dt_);
-  INFERD_CUBLAS_TRY(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(w.rows),
-                                 static_cast<int>(num_tokens), static_cast<int>(w.cols), &alpha, a, t,
-                                 static_cast<int>(w.cols), x, t, static_cast<int>(w.cols), &beta, y,
-                                 out_fp32 ? CUDA_R_32F : t, static_cast<int>(ldy), CUBLAS_COMPUTE_32F,
-                                 CUBLAS_GEMM_DEFAULT));
-  return Status::OK();
+  return gemm_.Run(dt_, a, w.rows, w.cols, x, num_tokens, y, ldy, out_fp32, stream_);
 }
 
 Status CudaBackend::RunLayers(int64_t rows, int64_t num_decode_rows, int64_t num_prefill_tiles, int64_t max_context) {

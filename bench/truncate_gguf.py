@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Writes a copy of a Llama-family GGUF that keeps only its first N layers (real weights,
+fewer of them), so that a real model fits where a full one does not (e.g. the 64 MiB that
+travel to a GPU machine):
+
+    bench/truncate_gguf.py --layers 12 IN.gguf OUT.gguf
+
+Every metadata field is copied except the block count; tensors of layers >= N are dropped.
+Needs numpy and gguf (PyPI).
+"""
+import argparse
+import os
+import re
+
+import gguf
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--layers", type=int, required=True)
+    ap.add_argument("src")
+    ap.add_argument("dst")
+    a = ap.parse_args()
+    r = gguf.GGUFReader(a.src)
+    arch = r.fields["general.architecture"].contents()
+    w = gguf.GGUFWriter(a.dst + ".part", arch)
+    for key, f in r.fields.items():
+        if key.startswith("GGUF.") or key == "general.architecture":
+            continue
+        vtype = f.types[0]
+        value = f.contents()
+        if key == f"{arch}.block_count":
+            value = a.layers
+        if vtype == gguf.GGUFValueType.ARRAY:
+            w.add_key_value(key, value, vtype, sub_type=f.types[-1])
+        else:
+            w.add_key_value(key, value, vtype)
+    keep = []
+    for t in r.tensors:
+        m = re.match(r"blk\.(\d+)\.", t.name)
+        if m and int(m.group(1)) >= a.layers:
+            continue
+        keep.append(t)
+        w.add_tensor_info(t.name, [int(x) for x in t.data.shape], t.data.dtype, t.data.nbytes,
+                          raw_dtype=t.tensor_type)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    for t in keep:
+        w.write_tensor_data(t.data)
+    w.close()
+    os.replace(a.dst + ".part", a.dst)
+    print(a.dst)
+
+
+if __name__ == "__main__":
+    main()
