@@ -34,7 +34,7 @@ _DTYPES = {"auto", "float32", "float", "fp32", "float16", "half", "fp16", "bfloa
 # vLLM engine arguments with no meaning for inferd's CPU engine: accepted and ignored, so
 # that scripts written for vLLM run unchanged.
 _IGNORED_ENGINE_ARGS = {
-    "disable_log_stats", "enforce_eager", "gpu_memory_utilization", "swap_space", "cpu_offload_gb",
+    "disable_log_stats", "swap_space", "cpu_offload_gb",
     "tokenizer_mode", "revision", "tokenizer_revision", "code_revision", "disable_custom_all_reduce",
     "disable_async_output_proc", "compilation_config", "distributed_executor_backend", "hf_token",
     "hf_overrides", "max_seq_len_to_capture", "task", "allowed_local_media_path", "download_dir",
@@ -86,9 +86,11 @@ class LLM:
             size 32, fp16 scales); embedding and LM head stay as stored.
         trust_remote_code: accepted for compatibility (inferd runs no model code).
         **kwargs: engine flags: ``block_size`` (16), ``scheduling_policy`` ("fcfs" |
-            "priority"), ``max_logprobs`` (20), ``threads`` (CPU threads; 0 = all cores).
-            vLLM's GPU-only arguments (gpu_memory_utilization, enforce_eager, ...) are accepted
-            and ignored; tensor_parallel_size and the like only at their default.
+            "priority"), ``max_logprobs`` (20), ``threads`` (CPU threads; 0 = all cores),
+            ``device`` ("auto" | "cpu" | "cuda" | "cuda:N"), ``gpu_memory_utilization`` (0.9)
+            and ``enforce_eager`` (False) for the CUDA backend (a build with it: see
+            docs/cuda-backend.md). Other vLLM GPU arguments (swap_space, ...) are accepted and
+            ignored; tensor_parallel_size and the like only at their default.
     """
 
     def __init__(
@@ -109,7 +111,8 @@ class LLM:
         **kwargs: Any,
     ) -> None:
         engine_flags = {"block_size": 16, "scheduling_policy": "fcfs", "max_logprobs": 20, "threads": 0,
-                        "kv_cache_dtype": "auto"}
+                        "kv_cache_dtype": "auto", "device": "auto", "gpu_memory_utilization": 0.9,
+                        "enforce_eager": False}
         for key, value in kwargs.items():
             if key in engine_flags:
                 engine_flags[key] = value
@@ -140,6 +143,9 @@ class LLM:
         if quantization not in _QUANTIZATIONS:
             raise ValueError(f"unknown quantization {quantization!r}: use 'int8' or 'int4' (weight-only, "
                              "group size 32), or None")
+        gpu_util = float(engine_flags["gpu_memory_utilization"])
+        if not 0.0 < gpu_util <= 1.0:
+            raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {gpu_util}")
         if max_model_len is not None and max_model_len < 1:
             raise ValueError(f"max_model_len must be positive, got {max_model_len}")
         max_logprobs = engine_flags.pop("max_logprobs")
@@ -161,6 +167,9 @@ class LLM:
                 threads=int(engine_flags["threads"] or 0),
                 kv_cache_dtype=str(engine_flags["kv_cache_dtype"]),
                 quantization=quantization or "",
+                device=str(engine_flags["device"]),
+                gpu_memory_utilization=gpu_util,
+                enforce_eager=bool(engine_flags["enforce_eager"]),
             )
         except FileNotFoundError as e:
             # The engine's message names the CLI flag; say it the Python way.

@@ -287,6 +287,23 @@ def test_engine_flags_and_vllm_arguments(model_path):
     assert all(o.num_cached_tokens == 0 for o in outs)  # prefix caching off
 
 
+def test_device_arguments(model_path):
+    # The package is built without the CUDA backend: device="cpu" and "auto" run on the CPU,
+    # "cuda" is a clear error, and the GPU arguments are validated.
+    cpu = LLM(model=model_path, device="cpu", max_model_len=256, kv_cache_memory="32MiB")
+    auto = LLM(model=model_path, device="auto", max_model_len=256, kv_cache_memory="32MiB")
+    p = SamplingParams(temperature=0, max_tokens=6, ignore_eos=True)
+    a = cpu.generate(["The capital of France is"], p, use_tqdm=False)[0].outputs[0].token_ids
+    b = auto.generate(["The capital of France is"], p, use_tqdm=False)[0].outputs[0].token_ids
+    assert a == b
+    with pytest.raises(ValueError, match="no CUDA backend"):
+        LLM(model=model_path, device="cuda", max_model_len=256, kv_cache_memory="32MiB")
+    with pytest.raises(ValueError, match="unknown --device 'tpu'"):
+        LLM(model=model_path, device="tpu", max_model_len=256, kv_cache_memory="32MiB")
+    with pytest.raises(ValueError, match=r"gpu_memory_utilization must be in \(0, 1\]"):
+        LLM(model=model_path, gpu_memory_utilization=1.5)
+
+
 def test_version():
     assert inferd.__version__ == "0.1.0"
     assert os.path.basename(os.path.dirname(inferd.__file__)) == "inferd"
