@@ -123,4 +123,49 @@ bool QuantMatMulSupports(GgmlType wtype);
 // out[i] = argmax_j logits[i, j] (lowest j on ties)   logits: [n, vocab] fp32; out: [n]
 cudaError_t ArgMax(const float* logits, int64_t n, int64_t vocab, int32_t* out, cudaStream_t stream);
 
+// ---------------------------------------------------------------- sampling (SampleRows)
+// Token sampling on the device with the rules of sample/sampler.cc (SampleToken), so that only
+// token ids (and optionally their raw logprobs) come back to the host.
+
+// One row's sampling parameters (host fills, copies to the device).
+struct DeviceSampleParams {
+  float temperature = 1.0f;  // < 1e-5: greedy (as SamplingParams::greedy())
+  int32_t top_k = 0;         // <= 0 or >= vocab: all
+  float top_p = 1.0f;        // >= 1: off
+  float min_p = 0.0f;        // <= 0: off
+  uint64_t seed = 0;         // CounterUniform(seed, step), bit-identical to sample/sampler.cc
+  uint64_t step = 0;
+  int32_t edit_begin = 0, edit_end = 0;  // this row's entries in `edits`
+};
+
+// A sparse edit of one logit l (the row's edits name distinct tokens), applied before
+// sampling in exactly ApplyLogitsProcessors' order and fp32 arithmetic:
+//   l += bias;                                  // logit_bias
+//   if (set_neg_inf) l = -inf;                  // min_tokens suppression of stop ids
+//   l = l > 0 ? l / rep : l * rep;              // repetition (once per distinct token)
+//   l -= freq;                                  // frequency_penalty * count (an fp32 product)
+//   l -= presence;                              // presence_penalty
+// The defaults are identities, so one edit per distinct token expresses any combination
+// (backend/cuda/sample_host.h builds them from a SampleInput). Tokens outside [0, vocab)
+// are ignored.
+struct LogitEdit {
+  int32_t token = 0;
+  int32_t set_neg_inf = 0;
+  float bias = 0.0f;
+  float rep = 1.0f;
+  float freq = 0.0f;
+  float presence = 0.0f;
+};
+
+// n * vocab * 4 bytes: one fp32 scratch row per row (processed logits, then weights).
+size_t SampleRowsWorkspaceBytes(int64_t n, int64_t vocab);
+// For each row i of logits [n, vocab] fp32 (read only: the edits go to the workspace):
+// out_tokens[i], and out_logprobs[i] (the raw log_softmax of the chosen token, as
+// SampleResult::logprob; nullptr: skipped). params: [n]; edits: indexed by each row's
+// [edit_begin, edit_end) (nullptr when no row has edits). One CTA per row; vocab <= 2^21
+// (cudaErrorInvalidValue otherwise, or when the workspace is too small).
+cudaError_t SampleRows(const float* logits, int64_t n, int64_t vocab, const DeviceSampleParams* params,
+                       const LogitEdit* edits, int32_t* out_tokens, float* out_logprobs, void* workspace,
+                       size_t workspace_bytes, cudaStream_t stream);
+
 }  // namespace inferd::cuda
