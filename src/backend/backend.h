@@ -10,12 +10,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "inferd/status.h"
 #include "kv/kv_cache.h"
 #include "model/llama.h"
 #include "model/model.h"
+#include "sample/sampler.h"
 
 namespace inferd {
 
@@ -46,6 +48,13 @@ struct MemoryReport {
 // Human-readable table of a report, one line per category with MiB and % of the budget.
 std::string FormatMemoryReport(const MemoryReport& r);
 
+// A row the engine asks the backend to sample on its device: `logits_index` indexes the
+// batch's logits_rows; `input` (and the spans in it) stay valid during the call.
+struct DeviceSample {
+  int64_t logits_index = 0;
+  SampleInput input;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -55,6 +64,17 @@ class Backend {
   // logits: [batch.logits_rows.size(), vocab] on the host, in the order of logits_rows.
   virtual Status Forward(const ForwardBatch& batch, float* logits) = 0;
   virtual MemoryReport memory() const = 0;
+
+  // Sampling on the device (so that only token ids come back), for backends that have it.
+  // ForwardSample runs Forward, then samples `rows` there with the rules of SampleToken:
+  // results[r.logits_index] gets the token and its raw logprob (rank and top logprobs are
+  // not computed: the engine samples rows that want logprobs itself). Logits of the rows
+  // not in `rows` are copied to `logits` as Forward does; the others' slots are untouched.
+  virtual bool can_sample() const { return false; }
+  virtual Status ForwardSample(const ForwardBatch& batch, std::span<const DeviceSample> rows, float* logits,
+                               std::span<SampleResult> results) {
+    return Unimplemented("this backend does not sample on its device");
+  }
 };
 
 // Creates the backend for options.device and allocates its KV cache. Errors: unknown

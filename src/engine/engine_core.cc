@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 
 #include "sample/sampler.h"
 #include "sample/stop_checker.h"
@@ -126,6 +127,9 @@ StatusOr<std::unique_ptr<EngineCore>> EngineCore::Create(std::unique_ptr<LoadedM
   e->scheduler_ = std::make_unique<Scheduler>(sc, *e->kv_manager_, std::move(policy));
   e->model_ = std::move(model);
   e->backend_ = std::move(backend);
+  // INFERD_HOST_SAMPLING=1 samples every row on the host even where the backend could.
+  const char* host = std::getenv("INFERD_HOST_SAMPLING");
+  e->device_sampling_ = e->backend_->can_sample() && !(host && std::string(host) == "1");
   return e;
 }
 
@@ -283,19 +287,24 @@ void EngineCore::CompleteGroupIfDone(Group& g, StepResult& result) {
   result.finished.push_back({g.request.request_id, std::move(g.output)});
 }
 
-SampleResult EngineCore::Sample(const Sequence& s, std::span<float> logits) const {
+SampleInput EngineCore::MakeSampleInput(const Sequence& s, std::vector<int32_t>* stop_ids) const {
   const Tokenizer& tok = tokenizer();
   const SamplingParams& params = s.req.params;
-  std::vector<int32_t> stop_ids(params.stop_token_ids.begin(), params.stop_token_ids.end());
-  if (!params.ignore_eos) stop_ids.insert(stop_ids.end(), tok.eog_ids().begin(), tok.eog_ids().end());
+  stop_ids->assign(params.stop_token_ids.begin(), params.stop_token_ids.end());
+  if (!params.ignore_eos) stop_ids->insert(stop_ids->end(), tok.eog_ids().begin(), tok.eog_ids().end());
   SampleInput in;
   in.params = &params;
   in.prompt_ids = std::span<const int32_t>(s.req.tokens).first(static_cast<size_t>(s.req.num_prompt_tokens));
   in.output_ids = std::span<const int32_t>(s.req.tokens).subspan(static_cast<size_t>(s.req.num_prompt_tokens));
   in.seed = s.req.seed;
   in.step = static_cast<int64_t>(in.output_ids.size());
-  in.stop_ids = stop_ids;
-  return SampleToken(logits, in);
+  in.stop_ids = *stop_ids;
+  return in;
+}
+
+SampleResult EngineCore::Sample(const Sequence& s, std::span<float> logits) const {
+  std::vector<int32_t> stop_ids;
+  return SampleToken(logits, MakeSampleInput(s, &stop_ids));
 }
 
 void EngineCore::ProcessSample(Sequence& s, const SampleResult& r, StepResult& result) {
@@ -391,7 +400,21 @@ StepResult EngineCore::Step() {
   }
   const int64_t vocab = vocab_size();
   logits_.resize(static_cast<size_t>(batch.logits_rows.size() * vocab));
-  Status st = backend_->Forward(batch, logits_.data());
+  samples_.assign(uses.size(), SampleResult{});
+  sampled_on_device_.assign(uses.size(), 0);
+  device_rows_.clear();
+  if (device_sampling_) {
+    // Rows that want no logprobs are sampled where the logits are (only ids come back).
+    device_stop_ids_.resize(uses.size());
+    for (size_t u = 0; u < uses.size(); ++u) {
+      const Sequence& s = *uses[u].seq;
+      if (uses[u].prompt_pos >= 0 || s.finished || s.req.params.logprobs) continue;
+      device_rows_.push_back(DeviceSample{static_cast<int64_t>(u), MakeSampleInput(s, &device_stop_ids_[u])});
+      sampled_on_device_[u] = 1;
+    }
+  }
+  Status st = device_rows_.empty() ? backend_->Forward(batch, logits_.data())
+                                   : backend_->ForwardSample(batch, device_rows_, logits_.data(), samples_);
   if (!st.ok()) {
     INFERD_LOG_ERROR("forward failed: {}", st.message());
     for (const ScheduledRequest& sr : sched.scheduled) {
@@ -403,10 +426,9 @@ StepResult EngineCore::Step() {
     const Tokenizer& tok = tokenizer();
     // Sampling reads only its own row and its sequence's state (a counter-based RNG), so
     // the rows are sampled in parallel; the results are then applied in order.
-    samples_.resize(uses.size());
     ThreadPool::Global().ParallelFor(static_cast<int64_t>(uses.size()), 1, [&](int64_t b, int64_t e) {
       for (int64_t u = b; u < e; ++u) {
-        if (uses[u].prompt_pos >= 0 || uses[u].seq->finished) continue;
+        if (uses[u].prompt_pos >= 0 || uses[u].seq->finished || sampled_on_device_[u]) continue;
         samples_[u] = Sample(*uses[u].seq, std::span<float>(&logits_[u * vocab], static_cast<size_t>(vocab)));
       }
     });

@@ -126,6 +126,8 @@ class EngineCore {
   // Draws the next token of s from its logits row (pure: safe to run for several
   // sequences in parallel); ProcessSample then appends it, checks stops, emits deltas.
   SampleResult Sample(const Sequence& s, std::span<float> logits) const;
+  // The sampler's input for s's next token; stop ids are kept in *stop_ids.
+  SampleInput MakeSampleInput(const Sequence& s, std::vector<int32_t>* stop_ids) const;
   void ProcessSample(Sequence& s, const SampleResult& r, StepResult& result);
   void FinishSequence(Sequence& s, RequestStatus status, const char* reason, StepResult& result);
   void CompleteGroupIfDone(Group& g, StepResult& result);
@@ -139,6 +141,11 @@ class EngineCore {
   std::unique_ptr<Backend> backend_;  // the model on its device, with the KV cache
   std::vector<float> logits_;
   std::vector<SampleResult> samples_;  // one per logits row of the step
+  // Device sampling (Backend::can_sample): rows sampled there, and their stop-id storage.
+  bool device_sampling_ = false;
+  std::vector<DeviceSample> device_rows_;
+  std::vector<std::vector<int32_t>> device_stop_ids_;
+  std::vector<char> sampled_on_device_;
   std::unordered_map<std::string, std::unique_ptr<Group>> groups_;
   std::unordered_map<std::string, Sequence*> sequences_;  // by sequence (scheduler) id
   std::vector<FinishedRequest> pending_finished_;         // aborted between steps

@@ -28,6 +28,7 @@
 #include "backend/cuda/cuda_weights.h"
 #include "backend/cuda/gemm.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/sample_host.h"
 #include "backend/memory_plan.h"
 #include "util/logging.h"
 
@@ -92,6 +93,9 @@ class CudaBackend : public Backend {
   const KvCacheShape& kv_shape() const override { return kv_shape_; }
   Status Forward(const ForwardBatch& batch, float* logits) override;
   MemoryReport memory() const override { return report_; }
+  bool can_sample() const override { return true; }
+  Status ForwardSample(const ForwardBatch& batch, std::span<const DeviceSample> rows, float* logits,
+                       std::span<SampleResult> results) override;
 
  private:
   CudaBackend(const LoadedModel& model, const BackendOptions& options) : model_(model), options_(options) {}
@@ -101,6 +105,13 @@ class CudaBackend : public Backend {
   Status ProfileRun();
   Status CaptureGraphs();
   Status Upload(const DeviceBatchPlan& plan);
+  // Plans and uploads the batch and runs every layer; for a decode-only batch that fits a
+  // captured graph, the graph (LM head included, logits rows in batch order). Returns
+  // whether the graph ran.
+  StatusOr<bool> RunBatch(const ForwardBatch& batch, const std::vector<int32_t>* logits_order);
+  // Samples logits_dev_ rows [0, n) with params_host_ / edits_host_ into the results of
+  // `targets` (index into results per device row; -1: not wanted).
+  Status SampleDeviceRows(int64_t n, const std::vector<int64_t>& targets, std::span<SampleResult> results);
   // Enqueues the layers for `rows` rows of the uploaded plan.
   Status RunLayers(int64_t rows, int64_t num_decode_rows, int64_t num_prefill_tiles, int64_t max_context);
   // LM head for logits rows [first, first + count) of the uploaded plan into logits_dev_.
@@ -143,6 +154,19 @@ class CudaBackend : public Backend {
   void* meta_dev_ = nullptr;
   uint8_t* meta_host_ = nullptr;  // pinned
   DeviceBatchPlan plan_;
+  // Device sampling: per-row parameters and logit edits (host staging and device copies),
+  // the kernel's scratch rows, and the sampled ids / logprobs.
+  std::vector<cuda::DeviceSampleParams> params_host_;
+  std::vector<cuda::LogitEdit> edits_host_;
+  void* params_dev_ = nullptr;
+  void* edits_dev_ = nullptr;
+  size_t edits_cap_ = 0;
+  void* sample_ws_ = nullptr;
+  size_t sample_ws_bytes_ = 0;
+  int32_t* tokens_dev_ = nullptr;
+  float* logprobs_dev_ = nullptr;
+  std::vector<int32_t> tokens_host_;
+  std::vector<float> logprobs_host_;
   std::vector<int64_t> graph_sizes_;
   std::map<int64_t, cudaGraphExec_t> graphs_;
   MemoryReport report_;
@@ -327,6 +351,16 @@ Status CudaBackend::AllocateBuffers() {
   INFERD_RETURN_IF_ERROR(alloc(&table, cs.size() * sizeof(float), "RoPE table"));
   cos_sin_ = static_cast<float*>(table);
   INFERD_CUDA_TRY(cudaMemcpy(cos_sin_, cs.data(), cs.size() * sizeof(float), cudaMemcpyHostToDevice));
+  sample_ws_bytes_ = cuda::SampleRowsWorkspaceBytes(logits_cap_, c.vocab_size);
+  INFERD_RETURN_IF_ERROR(alloc(&sample_ws_, sample_ws_bytes_, "sampling workspace"));
+  INFERD_RETURN_IF_ERROR(alloc(&params_dev_, static_cast<size_t>(logits_cap_) * sizeof(cuda::DeviceSampleParams),
+                               "sampling parameters"));
+  void* ids = nullptr;
+  void* lps = nullptr;
+  INFERD_RETURN_IF_ERROR(alloc(&ids, static_cast<size_t>(logits_cap_) * sizeof(int32_t), "sampled tokens"));
+  INFERD_RETURN_IF_ERROR(alloc(&lps, static_cast<size_t>(logits_cap_) * sizeof(float), "sampled logprobs"));
+  tokens_dev_ = static_cast<int32_t*>(ids);
+  logprobs_dev_ = static_cast<float*>(lps);
   meta_.Init(max_rows_, max_seqs_, max_blocks_per_seq_);
   INFERD_RETURN_IF_ERROR(alloc(&meta_dev_, meta_.total, "batch metadata"));
   INFERD_CUDA_TRY(cudaMallocHost(reinterpret_cast<void**>(&meta_host_), meta_.total));
@@ -499,10 +533,9 @@ Status CudaBackend::CaptureGraphs() {
   return Status::OK();
 }
 
-Status CudaBackend::Forward(const ForwardBatch& batch, float* logits) {
+StatusOr<bool> CudaBackend::RunBatch(const ForwardBatch& batch, const std::vector<int32_t>* logits_order) {
   const ModelConfig& c = model_.config;
   const int64_t T = static_cast<int64_t>(batch.token_ids.size());
-  if (T == 0) return Status::OK();
   if (T > max_rows_ || static_cast<int64_t>(batch.seqs.size()) > max_seqs_) {
     return Internal(fmt::format("forward: batch of {} rows / {} sequences exceeds the {} / {} the CUDA backend "
                                 "allocated for",
@@ -523,16 +556,33 @@ Status CudaBackend::Forward(const ForwardBatch& batch, float* logits) {
   }
   INFERD_RETURN_IF_ERROR(PlanDeviceBatch(batch, kv_shape_.block_size, max_blocks_per_seq_, bucket > 0 ? bucket : 0,
                                          cuda::kPrefillTileRows, &plan_));
+  if (bucket > 0) {  // the graph gathers `bucket` rows: padding rows gather themselves
+    plan_.logits_rows.resize(static_cast<size_t>(bucket));
+    for (int64_t i = T; i < bucket; ++i) plan_.logits_rows[i] = static_cast<int32_t>(i);
+  } else if (logits_order) {
+    // Device logits row j is batch logits row (*logits_order)[j].
+    for (size_t j = 0; j < logits_order->size(); ++j) plan_.logits_rows[j] = batch.logits_rows[(*logits_order)[j]];
+  }
   INFERD_RETURN_IF_ERROR(Upload(plan_));
-  const int64_t n = static_cast<int64_t>(batch.logits_rows.size());
-  const size_t row_bytes = static_cast<size_t>(c.vocab_size) * sizeof(float);
   if (bucket > 0) {
     INFERD_CUDA_TRY(cudaGraphLaunch(graphs_.at(bucket), stream_));
+    return true;
+  }
+  INFERD_RETURN_IF_ERROR(RunLayers(plan_.num_rows, static_cast<int64_t>(plan_.decode_rows.size()),
+                                   static_cast<int64_t>(plan_.prefill_tiles.size() / 2), plan_.max_decode_context));
+  return false;
+}
+
+Status CudaBackend::Forward(const ForwardBatch& batch, float* logits) {
+  const ModelConfig& c = model_.config;
+  if (batch.token_ids.empty()) return Status::OK();
+  INFERD_ASSIGN_OR_RETURN(const bool graph, RunBatch(batch, nullptr));
+  const int64_t n = static_cast<int64_t>(batch.logits_rows.size());
+  const size_t row_bytes = static_cast<size_t>(c.vocab_size) * sizeof(float);
+  if (graph) {
     INFERD_CUDA_TRY(cudaMemcpyAsync(logits, logits_dev_, static_cast<size_t>(n) * row_bytes, cudaMemcpyDeviceToHost,
                                     stream_));
   } else {
-    INFERD_RETURN_IF_ERROR(RunLayers(plan_.num_rows, static_cast<int64_t>(plan_.decode_rows.size()),
-                                     static_cast<int64_t>(plan_.prefill_tiles.size() / 2), plan_.max_decode_context));
     for (int64_t first = 0; first < n; first += logits_cap_) {
       const int64_t count = std::min(logits_cap_, n - first);
       INFERD_RETURN_IF_ERROR(RunLmHead(first, count));
@@ -541,6 +591,119 @@ Status CudaBackend::Forward(const ForwardBatch& batch, float* logits) {
     }
   }
   INFERD_CUDA_TRY(cudaStreamSynchronize(stream_));
+  return Status::OK();
+}
+
+Status CudaBackend::SampleDeviceRows(int64_t n, const std::vector<int64_t>& targets, std::span<SampleResult> results) {
+  const ModelConfig& c = model_.config;
+  INFERD_CUDA_TRY(cudaMemcpyAsync(params_dev_, params_host_.data(), static_cast<size_t>(n) * sizeof(params_host_[0]),
+                                  cudaMemcpyHostToDevice, stream_));
+  if (!edits_host_.empty()) {
+    if (edits_host_.size() > edits_cap_) {  // grows rarely: long histories with penalties
+      if (edits_dev_) {
+        INFERD_CUDA_TRY(cudaStreamSynchronize(stream_));
+        mem_.Free(edits_dev_);
+      }
+      edits_cap_ = std::max(edits_host_.size(), 2 * edits_cap_);
+      INFERD_ASSIGN_OR_RETURN(edits_dev_, mem_.Alloc(edits_cap_ * sizeof(cuda::LogitEdit), DeviceMemory::kActivations,
+                                                     "sampling edits"));
+    }
+    INFERD_CUDA_TRY(cudaMemcpyAsync(edits_dev_, edits_host_.data(), edits_host_.size() * sizeof(cuda::LogitEdit),
+                                    cudaMemcpyHostToDevice, stream_));
+  }
+  INFERD_CUDA_TRY(cuda::SampleRows(logits_dev_, n, c.vocab_size,
+                                   static_cast<const cuda::DeviceSampleParams*>(params_dev_),
+                                   edits_host_.empty() ? nullptr : static_cast<const cuda::LogitEdit*>(edits_dev_),
+                                   tokens_dev_, logprobs_dev_, sample_ws_, sample_ws_bytes_, stream_));
+  tokens_host_.resize(static_cast<size_t>(n));
+  logprobs_host_.resize(static_cast<size_t>(n));
+  INFERD_CUDA_TRY(cudaMemcpyAsync(tokens_host_.data(), tokens_dev_, static_cast<size_t>(n) * sizeof(int32_t),
+                                  cudaMemcpyDeviceToHost, stream_));
+  INFERD_CUDA_TRY(cudaMemcpyAsync(logprobs_host_.data(), logprobs_dev_, static_cast<size_t>(n) * sizeof(float),
+                                  cudaMemcpyDeviceToHost, stream_));
+  INFERD_CUDA_TRY(cudaStreamSynchronize(stream_));
+  for (int64_t j = 0; j < n; ++j) {
+    if (targets[j] < 0) continue;
+    SampleResult& r = results[targets[j]];
+    r.token = tokens_host_[j];
+    r.logprob = logprobs_host_[j];
+    r.rank = 0;
+    r.top_logprobs.clear();
+  }
+  return Status::OK();
+}
+
+Status CudaBackend::ForwardSample(const ForwardBatch& batch, std::span<const DeviceSample> rows, float* logits,
+                                  std::span<SampleResult> results) {
+  const ModelConfig& c = model_.config;
+  const int64_t n = static_cast<int64_t>(batch.logits_rows.size());
+  if (batch.token_ids.empty() || n == 0) return Status::OK();
+  std::vector<char> sampled(static_cast<size_t>(n), 0);
+  for (const DeviceSample& r : rows) {
+    if (r.logits_index < 0 || r.logits_index >= n) return Internal("ForwardSample: logits index out of range");
+    sampled[r.logits_index] = 1;
+  }
+  // Device logits order for eager steps: the sampled rows first (one LM-head chunk: at most
+  // one row per sequence), then the others.
+  std::vector<int32_t> order;
+  order.reserve(static_cast<size_t>(n));
+  for (const DeviceSample& r : rows) order.push_back(static_cast<int32_t>(r.logits_index));
+  for (int64_t i = 0; i < n; ++i) {
+    if (!sampled[i]) order.push_back(static_cast<int32_t>(i));
+  }
+  if (static_cast<int64_t>(rows.size()) > logits_cap_) return Internal("ForwardSample: more sampled rows than logits buffer rows");
+  INFERD_ASSIGN_OR_RETURN(const bool graph, RunBatch(batch, &order));
+  // Device row j holds batch logits row dev_to_batch[j] for the first `on_device` rows.
+  std::vector<int32_t> dev_to_batch;
+  int64_t on_device = 0;
+  if (graph) {
+    dev_to_batch.resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) dev_to_batch[i] = static_cast<int32_t>(i);
+    on_device = n;
+  } else {
+    on_device = static_cast<int64_t>(rows.size());
+    INFERD_RETURN_IF_ERROR(RunLmHead(0, on_device));
+    dev_to_batch.assign(order.begin(), order.begin() + on_device);
+  }
+  // Parameters per device row (rows not sampled get greedy parameters; results dropped).
+  std::vector<const DeviceSample*> by_index(static_cast<size_t>(n), nullptr);
+  for (const DeviceSample& r : rows) by_index[r.logits_index] = &r;
+  params_host_.assign(static_cast<size_t>(on_device), cuda::DeviceSampleParams{});
+  edits_host_.clear();
+  std::vector<int64_t> targets(static_cast<size_t>(on_device), -1);
+  for (int64_t j = 0; j < on_device; ++j) {
+    const DeviceSample* r = by_index[dev_to_batch[j]];
+    if (!r) {
+      params_host_[j].temperature = 0.0f;
+      continue;
+    }
+    const int32_t begin = static_cast<int32_t>(edits_host_.size());
+    cuda::BuildLogitEdits(r->input, c.vocab_size, &edits_host_);
+    params_host_[j] = cuda::MakeDeviceSampleParams(r->input, begin, static_cast<int32_t>(edits_host_.size()));
+    targets[j] = r->logits_index;
+  }
+  // Logits of the rows the engine samples itself (logprobs, prompt_logprobs).
+  const size_t row_bytes = static_cast<size_t>(c.vocab_size) * sizeof(float);
+  if (graph) {
+    for (int64_t i = 0; i < n; ++i) {
+      if (!sampled[i]) {
+        INFERD_CUDA_TRY(cudaMemcpyAsync(logits + i * c.vocab_size, logits_dev_ + i * c.vocab_size, row_bytes,
+                                        cudaMemcpyDeviceToHost, stream_));
+      }
+    }
+  }
+  INFERD_RETURN_IF_ERROR(SampleDeviceRows(on_device, targets, results));
+  if (!graph) {
+    for (int64_t first = on_device; first < n; first += logits_cap_) {
+      const int64_t count = std::min(logits_cap_, n - first);
+      INFERD_RETURN_IF_ERROR(RunLmHead(first, count));
+      for (int64_t j = 0; j < count; ++j) {
+        INFERD_CUDA_TRY(cudaMemcpyAsync(logits + static_cast<int64_t>(order[first + j]) * c.vocab_size,
+                                        logits_dev_ + j * c.vocab_size, row_bytes, cudaMemcpyDeviceToHost, stream_));
+      }
+    }
+    INFERD_CUDA_TRY(cudaStreamSynchronize(stream_));
+  }
   return Status::OK();
 }
 

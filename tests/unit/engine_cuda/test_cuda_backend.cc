@@ -229,6 +229,37 @@ TEST(CudaBatchInvarianceTest, SeededRequestGivesTheSameTokensInAnyBatch) {
   EXPECT_EQ(SeededTokens(**eager, true), alone);
 }
 
+TEST(CudaSamplingTest, DeviceSamplingFollowsTheHostSampler) {
+  INFERD_REQUIRE_MODEL(path);
+  INFERD_REQUIRE_GPU();
+  auto device = MakeEngine(path, "cuda");
+  setenv("INFERD_HOST_SAMPLING", "1", 1);
+  auto host = MakeEngine(path, "cuda");
+  unsetenv("INFERD_HOST_SAMPLING");
+  ASSERT_TRUE(device.ok() && host.ok());
+  // Same logits on both (same device, same kernels); only where the sampling runs differs.
+  EXPECT_EQ(SeededTokens(**device, true), SeededTokens(**host, true));
+  // Penalties, min_tokens and logit_bias go to the device as logit edits.
+  SamplingParams p;
+  p.temperature = 0.9f;
+  p.top_k = 40;
+  p.min_p = 0.02f;
+  p.repetition_penalty = 1.3f;
+  p.frequency_penalty = 0.4f;
+  p.presence_penalty = 0.2f;
+  p.min_tokens = 8;
+  p.seed = 99;
+  p.max_tokens = 24;
+  std::vector<GenerateRequest> reqs(1);
+  reqs[0].prompt_token_ids = (*device)->tokenizer().Encode("List some fruits: apple, apple, apple,", true, false);
+  reqs[0].params = p;
+  auto a = (*device)->Generate(reqs);
+  auto b = (*host)->Generate(reqs);
+  ASSERT_TRUE(a[0].ok() && b[0].ok());
+  EXPECT_EQ(a[0]->outputs[0].token_ids, b[0]->outputs[0].token_ids);
+  EXPECT_NEAR(a[0]->outputs[0].cumulative_logprob, b[0]->outputs[0].cumulative_logprob, 1e-3);
+}
+
 TEST(CudaMemoryTest, SplitStaysInsideTheBudget) {
   INFERD_REQUIRE_MODEL(path);
   INFERD_REQUIRE_GPU();
