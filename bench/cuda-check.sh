@@ -23,6 +23,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 
 step "kernel tests"
 "$BIN/test_cuda_kernels" 2>&1 | tee "$OUT/test_cuda_kernels.txt" | grep -E "^\[  (FAILED|PASSED|SKIPPED) |Failure|error" | head -40
+step "sampling kernel tests"
+"$BIN/test_cuda_sampling" 2>&1 | tee "$OUT/test_cuda_sampling.txt" | grep -E "^\[  (FAILED|PASSED|SKIPPED) |random draws|Failure|error" | head -40
 step "engine tests on the GPU"
 "$BIN/test_cuda_backend" 2>&1 | tee "$OUT/test_cuda_backend.txt" | grep -E "^\[  (FAILED|PASSED|SKIPPED) |^\[(float|bfloat)|Failure|error" | head -40
 step "inferd memory"

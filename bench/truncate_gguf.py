@@ -3,9 +3,11 @@
 fewer of them), so that a real model fits where a full one does not (e.g. the 64 MiB that
 travel to a GPU machine):
 
-    bench/truncate_gguf.py --layers 12 IN.gguf OUT.gguf
+    bench/truncate_gguf.py --layers 12 [--embd-type q4_0] IN.gguf OUT.gguf
 
 Every metadata field is copied except the block count; tensors of layers >= N are dropped.
+--embd-type re-encodes the token embedding (the largest tensor of a small model) with
+gguf-py's reference quantizer.
 Needs numpy and gguf (PyPI).
 """
 import argparse
@@ -18,6 +20,7 @@ import gguf
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--layers", type=int, required=True)
+    ap.add_argument("--embd-type", choices=["q4_0", "q8_0"], help="re-encode token_embd.weight")
     ap.add_argument("src")
     ap.add_argument("dst")
     a = ap.parse_args()
@@ -40,14 +43,18 @@ def main():
         m = re.match(r"blk\.(\d+)\.", t.name)
         if m and int(m.group(1)) >= a.layers:
             continue
-        keep.append(t)
-        w.add_tensor_info(t.name, [int(x) for x in t.data.shape], t.data.dtype, t.data.nbytes,
-                          raw_dtype=t.tensor_type)
+        data, qtype = t.data, t.tensor_type
+        if a.embd_type and t.name == "token_embd.weight":
+            floats = gguf.quants.dequantize(t.data, t.tensor_type)
+            qtype = getattr(gguf.GGMLQuantizationType, a.embd_type.upper())
+            data = gguf.quants.quantize(floats, qtype)
+        keep.append(data)
+        w.add_tensor_info(t.name, [int(x) for x in data.shape], data.dtype, data.nbytes, raw_dtype=qtype)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_ti_data_to_file()
-    for t in keep:
-        w.write_tensor_data(t.data)
+    for data in keep:
+        w.write_tensor_data(data)
     w.close()
     os.replace(a.dst + ".part", a.dst)
     print(a.dst)

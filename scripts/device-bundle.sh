@@ -22,10 +22,10 @@ if [ ! -f "$B/build.ninja" ]; then
   cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DINFERD_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCH" \
     -DINFERD_BUILD_BENCH=OFF >/dev/null
 fi
-cmake --build "$B" -j "${INFERD_BUILD_JOBS:-$(nproc)}" --target inferd test_cuda_kernels test_cuda_backend
+cmake --build "$B" -j "${INFERD_BUILD_JOBS:-$(nproc)}" --target inferd test_cuda_kernels test_cuda_sampling test_cuda_backend
 rm -rf .devcarry
 mkdir -p .devcarry/bin .devcarry/lib .devcarry/whl
-cp "$B/src/cli/inferd" "$B/tests/unit/backend/cuda/test_cuda_kernels" "$B/tests/unit/engine_cuda/test_cuda_backend" \
+cp "$B/src/cli/inferd" "$B"/tests/unit/backend/cuda/test_cuda_{kernels,sampling} "$B/tests/unit/engine_cuda/test_cuda_backend" \
   .devcarry/bin/
 strip .devcarry/bin/*
 # Shared libraries from Debian packages (the CUDA ones and the C/C++ runtime are there).
@@ -36,7 +36,7 @@ for bin in .devcarry/bin/*; do ldd "$bin"; done | awk '/=> \// {print $3}' | sor
   esac
 done
 MODEL=${INFERD_MODEL:-$(./scripts/fetch-model.sh)}
-python3 bench/truncate_gguf.py --layers "$LAYERS" "$MODEL" .devcarry/model.gguf >/dev/null
+python3 bench/truncate_gguf.py --layers "$LAYERS" --embd-type q4_0 "$MODEL" .devcarry/model.gguf >/dev/null
 cp ../shared/testdata/tokenizer/ggml-vocab-llama-spm.gguf .devcarry/vocab-llama-spm.gguf
 python3 -m pip download -q --no-deps --only-binary=:all: -d .devcarry/whl "gguf==$(python3 -c 'import importlib.metadata as m; print(m.version("gguf"))')"
 du -sh .devcarry .devcarry/* | sed 's/^/  /'

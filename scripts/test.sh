@@ -23,7 +23,7 @@ NVCC=$(command -v nvcc || true)
 [ -z "$NVCC" ] && [ -x /usr/local/cuda/bin/nvcc ] && NVCC=/usr/local/cuda/bin/nvcc
 if [ -n "$NVCC" ]; then
   echo "== CUDA backend: cmake --preset cuda (nvcc for sm_80/89/90/120); its GPU tests skip without a GPU"
-  ./scripts/build.sh cuda inferd test_cuda_kernels test_cuda_backend
+  ./scripts/build.sh cuda inferd test_cuda_kernels test_cuda_sampling test_cuda_backend
   export INFERD_CUDA_BUILD_DIR=build/cuda
   for t in build/cuda/tests/unit/backend/cuda/test_cuda_* build/cuda/tests/unit/engine_cuda/test_cuda_backend; do
     if [ -x "$t" ]; then "$t" --gtest_brief=1; fi
