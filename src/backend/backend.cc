@@ -41,7 +41,7 @@ std::string FormatMemoryReport(const MemoryReport& r) {
   return s;
 }
 
-StatusOr<std::unique_ptr<Backend>> CreateBackend(const LoadedModel& model, const BackendOptions& options) {
+StatusOr<std::unique_ptr<Backend>> CreateBackend(LoadedModel& model, const BackendOptions& options) {
   const std::string& d = options.device;
   if (d == "cpu") return CreateCpuBackend(model, options);
   const bool want_cuda = d == "cuda" || d.rfind("cuda:", 0) == 0;

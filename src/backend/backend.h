@@ -79,13 +79,14 @@ class Backend {
 
 // Creates the backend for options.device and allocates its KV cache. Errors: unknown
 // device, CUDA requested in a build without it, no GPU, not enough memory.
-StatusOr<std::unique_ptr<Backend>> CreateBackend(const LoadedModel& model, const BackendOptions& options);
+// The CPU backend repacks `model`'s weights for its kernels (once: ops::PrepareWeights).
+StatusOr<std::unique_ptr<Backend>> CreateBackend(LoadedModel& model, const BackendOptions& options);
 
 // True when this binary was built with the CUDA backend.
 bool CudaBackendBuilt();
 
 // Implementation pieces.
-StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(const LoadedModel& model, const BackendOptions& options);
+StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(LoadedModel& model, const BackendOptions& options);
 #ifdef INFERD_HAVE_CUDA
 StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const LoadedModel& model, const BackendOptions& options,
                                                      int device_index);

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "backend/backend.h"
+#include "ops/ops.h"
 #include "util/thread_pool.h"
 
 namespace inferd {
@@ -39,7 +40,7 @@ class CpuBackend : public Backend {
 
 }  // namespace
 
-StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(const LoadedModel& model, const BackendOptions& options) {
+StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(LoadedModel& model, const BackendOptions& options) {
   KvCacheShape shape = options.kv;
   if (shape.dtype == KvDtype::kBF16) {
     return Unimplemented("--kv-cache-dtype bfloat16 needs the CUDA backend; the CPU cache is float16 or float32");
@@ -48,6 +49,7 @@ StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(const LoadedModel& model, co
   // Default: 1 GiB, and at least one sequence of the maximum length.
   if (bytes <= 0) bytes = std::max(kDefaultCpuKvBytes, (options.max_model_len + shape.block_size) * shape.bytes_per_token());
   shape.num_blocks = NumBlocksForBytes(shape, bytes);
+  ops::PrepareWeights(model.weights);  // repack once for the CPU kernels (no-op when done)
   return std::unique_ptr<Backend>(new CpuBackend(model, shape, options));
 }
 

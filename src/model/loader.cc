@@ -105,7 +105,8 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const LoadOptions& options) {
                                        model->tokenizer->vocab_size(), model->config.vocab_size));
   }
   INFERD_RETURN_IF_ERROR(QuantizeWeights(*model, options.quantization));  // before the repack
-  ops::PrepareWeights(model->weights);  // repack once for the backend's kernels
+  // The CPU backend repacks the weights for its kernels when it is created
+  // (ops::PrepareWeights); a model loaded for the GPU or for export is left as stored.
   return model;
 }
 

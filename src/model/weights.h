@@ -46,6 +46,9 @@ struct ModelWeights {
   // Keeps mappings and owned buffers alive for the views above.
   std::vector<std::shared_ptr<const void>> storage;
   size_t nbytes = 0;  // bytes of all matrices and vectors
+  // Set by ops::PrepareWeights (the CPU backend runs it when it is created: a model that
+  // goes to the GPU is never repacked for the CPU).
+  bool prepared = false;
 };
 
 }  // namespace inferd

@@ -124,6 +124,8 @@ std::shared_ptr<const void> PackMatrix(const Matrix& w) {
 }
 
 void PrepareWeights(ModelWeights& weights) {
+  if (weights.prepared) return;
+  weights.prepared = true;
   const char* env = std::getenv("INFERD_CPU_MATMUL");
   if (env && std::string(env) == "fp32") return;
   auto pack = [&](Matrix& m) {

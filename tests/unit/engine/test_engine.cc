@@ -35,6 +35,22 @@ class EngineTest : public ::testing::Test {
   std::unique_ptr<Engine> engine_;
 };
 
+TEST(EngineBackendTest, OnlyTheCpuBackendRepacksWeights) {
+  INFERD_REQUIRE_MODEL(path);
+  auto model = LoadModel(LoadOptions{.model = path});
+  ASSERT_TRUE(model.ok());
+  EXPECT_FALSE((*model)->weights.prepared);  // loading (for the GPU, for export) leaves them as stored
+  EXPECT_EQ((*model)->weights.layers[0].wqkv.packed, nullptr);
+  EngineOptions o;
+  o.device = "cpu";
+  o.max_model_len = 256;
+  auto engine = Engine::Create(std::move(model).value(), o);
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  EXPECT_EQ((*engine)->core().backend().name(), "cpu");
+  EXPECT_TRUE((*engine)->model().weights.prepared);
+  EXPECT_NE((*engine)->model().weights.layers[0].wqkv.packed, nullptr);
+}
+
 TEST_F(EngineTest, GreedyMatchesArgmaxOfScoredLogits) {
   SamplingParams p;
   p.temperature = 0;

@@ -20,6 +20,7 @@ class RealModel : public ::testing::Test {
     auto m = LoadModel(LoadOptions{.model = path});
     ASSERT_TRUE(m.ok()) << m.status().ToString();
     model_ = std::move(m).value();
+    ops::PrepareWeights(model_->weights);  // the CPU backend's packed weights, as the engine runs them
     KvCacheShape s{model_->config.num_layers, model_->config.num_kv_heads, model_->config.head_dim, 16, 32};
     kv_ = std::make_unique<KvCache>(s);
     llama_ = std::make_unique<LlamaModel>(model_->config, model_->weights);
@@ -168,6 +169,7 @@ TEST(LoadModel, DummyWeightsAreDeterministicAndFinite) {
     const Matrix& ma = (*a)->weights.layers[1].w_up;
     EXPECT_EQ(0, std::memcmp(ma.data, (*b)->weights.layers[1].w_up.data, ma.nbytes())) << dtype;
     KvCache kv(KvCacheShape{2, 2, 32, 16, 2});
+    ops::PrepareWeights((*a)->weights);
     LlamaModel llama((*a)->config, (*a)->weights);
     ForwardBatch batch;
     std::vector<int32_t> table = {0, 1};
