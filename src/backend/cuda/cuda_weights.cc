@@ -110,7 +110,8 @@ StatusOr<DeviceMatrix> UploadMatrix(std::initializer_list<const Matrix*> parts, 
     d.rows += p->rows;
     same_type = same_type && p->type == first.type && p->cols == first.cols;
   }
-  d.quantized = same_type && dt != DType::kF32 && QuantMatMulSupports(first.type);
+  // The GEMV kernel reads blocks with 4-byte loads: rows must start 4-byte aligned.
+  d.quantized = same_type && dt != DType::kF32 && QuantMatMulSupports(first.type) && first.row_bytes % 4 == 0;
   d.qtype = d.quantized ? first.type : DenseType(dt);
   d.row_bytes = d.quantized ? first.row_bytes : static_cast<size_t>(d.cols) * DTypeBytes(dt);
   const size_t bytes = static_cast<size_t>(d.rows) * d.row_bytes;
