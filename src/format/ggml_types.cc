@@ -251,6 +251,14 @@ void QuantQ4_1(const float* x, uint8_t* b) {
   }
 }
 
+// std::lround for |v| < 2^31 (round half away from zero), without the libm call: v is
+// exact in double, so adding +-0.5 there and truncating rounds exactly as lround does.
+// NaN gives 0, as lround's LONG_MIN does after the int8 cast.
+inline int RoundHalfAway(float v) {
+  if (!(std::fabs(v) < 2147483520.0f)) return 0;
+  return static_cast<int>(static_cast<double>(v) + std::copysign(0.5, static_cast<double>(v)));
+}
+
 void QuantQ8_0(const float* x, uint8_t* b) {
   float amax = 0.0f;
   for (int j = 0; j < kQk; ++j) amax = std::max(amax, std::fabs(x[j]));
@@ -258,7 +266,7 @@ void QuantQ8_0(const float* x, uint8_t* b) {
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   StoreHalf(b, d);
   for (int j = 0; j < kQk; ++j) {
-    b[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::lround(x[j] * id)));
+    b[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(RoundHalfAway(x[j] * id)));
   }
 }
 

@@ -275,6 +275,25 @@ TEST(Quantize, RoundTripErrorBounds) {
   EXPECT_LT(std::sqrt(se / n), 0.01);
 }
 
+TEST(Quantize, Q8_0RoundsHalfAwayFromZeroLikeGgml) {
+  // amax 127 -> d = 1, so x * id is x: ties round away from zero (ggml's roundf), and
+  // random values round as std::lround does.
+  std::vector<float> x(32, 0.0f);
+  const float ties[] = {127.0f, 2.5f, -2.5f, 0.5f, -0.5f, 1.5f, -1.5f, 126.5f, -126.5f, 0.49999997f, -0.49999997f};
+  std::copy(std::begin(ties), std::end(ties), x.begin());
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-127.0f, 127.0f);
+  for (size_t i = std::size(ties); i < x.size(); ++i) x[i] = u(rng);
+  std::vector<uint8_t> q(34);
+  ASSERT_TRUE(QuantizeRow(GgmlType::kQ8_0, x.data(), q.data(), 32).ok());
+  for (int j = 0; j < 32; ++j) {
+    EXPECT_EQ(static_cast<int8_t>(q[2 + j]), static_cast<int8_t>(std::lround(x[j]))) << "x=" << x[j];
+  }
+  EXPECT_EQ(static_cast<int8_t>(q[3]), 3);
+  EXPECT_EQ(static_cast<int8_t>(q[4]), -3);
+  EXPECT_EQ(static_cast<int8_t>(q[11]), 0);
+}
+
 TEST(Quantize, Q4_0MatchesGgmlReferenceRounding) {
   // Largest magnitude is -4 -> d = -4 / -8 = 0.5; x / d + 8.5 truncated: 1.2 -> 10 (2.4 + 8.5
   // = 10.9 -> 10), -4 -> 0, 3.9 -> 15 (clamped from 16.3).
