@@ -16,7 +16,7 @@ constexpr int64_t kDefaultCpuKvBytes = int64_t{1} << 30;
 class CpuBackend : public Backend {
  public:
   CpuBackend(const LoadedModel& model, const KvCacheShape& shape, const BackendOptions& options)
-      : model_(model), kv_(shape), llama_(model.config, model.weights) {
+      : kv_(shape), llama_(model.config, model.weights) {
     report_.device = fmt::format("cpu ({} threads)", ThreadPool::Global().num_threads());
     const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     report_.total = pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page : 0;
@@ -32,7 +32,6 @@ class CpuBackend : public Backend {
   MemoryReport memory() const override { return report_; }
 
  private:
-  const LoadedModel& model_;
   KvCache kv_;
   LlamaModel llama_;
   MemoryReport report_;

@@ -638,10 +638,10 @@ Status CudaBackend::ForwardSample(const ForwardBatch& batch, std::span<const Dev
   const ModelConfig& c = model_.config;
   const int64_t n = static_cast<int64_t>(batch.logits_rows.size());
   if (batch.token_ids.empty() || n == 0) return Status::OK();
-  std::vector<char> sampled(static_cast<size_t>(n), 0);
+  std::vector<const DeviceSample*> by_index(static_cast<size_t>(n), nullptr);  // null: the engine samples it
   for (const DeviceSample& r : rows) {
     if (r.logits_index < 0 || r.logits_index >= n) return Internal("ForwardSample: logits index out of range");
-    sampled[r.logits_index] = 1;
+    by_index[r.logits_index] = &r;
   }
   // Device logits order for eager steps: the sampled rows first (one LM-head chunk: at most
   // one row per sequence), then the others.
@@ -649,30 +649,20 @@ Status CudaBackend::ForwardSample(const ForwardBatch& batch, std::span<const Dev
   order.reserve(static_cast<size_t>(n));
   for (const DeviceSample& r : rows) order.push_back(static_cast<int32_t>(r.logits_index));
   for (int64_t i = 0; i < n; ++i) {
-    if (!sampled[i]) order.push_back(static_cast<int32_t>(i));
+    if (!by_index[i]) order.push_back(static_cast<int32_t>(i));
   }
   if (static_cast<int64_t>(rows.size()) > logits_cap_) return Internal("ForwardSample: more sampled rows than logits buffer rows");
   INFERD_ASSIGN_OR_RETURN(const bool graph, RunBatch(batch, &order));
-  // Device row j holds batch logits row dev_to_batch[j] for the first `on_device` rows.
-  std::vector<int32_t> dev_to_batch;
-  int64_t on_device = 0;
-  if (graph) {
-    dev_to_batch.resize(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) dev_to_batch[i] = static_cast<int32_t>(i);
-    on_device = n;
-  } else {
-    on_device = static_cast<int64_t>(rows.size());
-    INFERD_RETURN_IF_ERROR(RunLmHead(0, on_device));
-    dev_to_batch.assign(order.begin(), order.begin() + on_device);
-  }
+  // The graph's LM head wrote every logits row in batch order; an eager step's first chunk
+  // holds the sampled rows in `order`.
+  const int64_t on_device = graph ? n : static_cast<int64_t>(rows.size());
+  if (!graph) INFERD_RETURN_IF_ERROR(RunLmHead(0, on_device));
   // Parameters per device row (rows not sampled get greedy parameters; results dropped).
-  std::vector<const DeviceSample*> by_index(static_cast<size_t>(n), nullptr);
-  for (const DeviceSample& r : rows) by_index[r.logits_index] = &r;
   params_host_.assign(static_cast<size_t>(on_device), cuda::DeviceSampleParams{});
   edits_host_.clear();
   std::vector<int64_t> targets(static_cast<size_t>(on_device), -1);
   for (int64_t j = 0; j < on_device; ++j) {
-    const DeviceSample* r = by_index[dev_to_batch[j]];
+    const DeviceSample* r = by_index[graph ? j : order[j]];
     if (!r) {
       params_host_[j].temperature = 0.0f;
       continue;
@@ -686,7 +676,7 @@ Status CudaBackend::ForwardSample(const ForwardBatch& batch, std::span<const Dev
   const size_t row_bytes = static_cast<size_t>(c.vocab_size) * sizeof(float);
   if (graph) {
     for (int64_t i = 0; i < n; ++i) {
-      if (!sampled[i]) {
+      if (!by_index[i]) {
         INFERD_CUDA_TRY(cudaMemcpyAsync(logits + i * c.vocab_size, logits_dev_ + i * c.vocab_size, row_bytes,
                                         cudaMemcpyDeviceToHost, stream_));
       }

@@ -11,17 +11,13 @@
 
 #include "backend/cpu/attention.h"
 #include "ops/ops.h"
+#include "backend_test_util.h"
 
 namespace inferd {
 namespace {
 
-std::vector<float> RandomVec(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-scale, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
+using backend_test::RandomVec;
+
 
 // A cache with one sequence of `len` tokens written through a scrambled block table.
 struct Fixture {

@@ -10,37 +10,15 @@
 #include "backend/cpu/elementwise.h"
 #include "backend/cpu/kernels.h"
 #include "ops/ops.h"
+#include "backend_test_util.h"
 
 namespace inferd {
 namespace {
 
-std::vector<float> RandomVec(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-scale, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
+using backend_test::MakeMatrix;
+using backend_test::OwnedMatrix;
+using backend_test::RandomVec;
 
-struct OwnedMatrix {
-  std::vector<uint8_t> bytes;
-  Matrix m;
-};
-
-OwnedMatrix MakeMatrix(GgmlType type, int64_t rows, int64_t cols, uint32_t seed) {
-  OwnedMatrix o;
-  o.m.type = type;
-  o.m.rows = rows;
-  o.m.cols = cols;
-  o.m.row_bytes = GgmlRowSize(type, cols);
-  o.bytes.resize(o.m.row_bytes * rows);
-  auto v = RandomVec(static_cast<size_t>(rows * cols), seed, 0.5f);
-  for (int64_t r = 0; r < rows; ++r) {
-    EXPECT_TRUE(QuantizeRow(type, &v[r * cols], o.bytes.data() + r * o.m.row_bytes, cols).ok());
-  }
-  o.m.data = o.bytes.data();
-  return o;
-}
 
 // y = x W^T in double over the reference dequantization.
 std::vector<double> ReferenceMatMul(const Matrix& w, const std::vector<float>& x, int64_t t) {

@@ -1,0 +1,49 @@
+// Inputs shared by the CPU backend tests: random vectors and quantized weight matrices.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "format/ggml_types.h"
+#include "model/weights.h"
+#include "ops/ops.h"
+
+namespace inferd::backend_test {
+
+// n floats uniform in (-scale, scale), a pure function of the seed.
+inline std::vector<float> RandomVec(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-scale, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+struct OwnedMatrix {
+  std::vector<uint8_t> bytes;
+  Matrix m;
+  std::shared_ptr<const void> packed;  // ops::PackMatrix(m) when asked for (m.packed stays null)
+};
+
+// A [rows, cols] matrix of random weights in (-0.5, 0.5) quantized to `type`.
+inline OwnedMatrix MakeMatrix(GgmlType type, int64_t rows, int64_t cols, uint32_t seed, bool pack = false) {
+  OwnedMatrix o;
+  o.m.type = type;
+  o.m.rows = rows;
+  o.m.cols = cols;
+  o.m.row_bytes = GgmlRowSize(type, cols);
+  o.bytes.resize(o.m.row_bytes * rows);
+  auto v = RandomVec(static_cast<size_t>(rows * cols), seed, 0.5f);
+  for (int64_t r = 0; r < rows; ++r) {
+    EXPECT_TRUE(QuantizeRow(type, &v[r * cols], o.bytes.data() + r * o.m.row_bytes, cols).ok());
+  }
+  o.m.data = o.bytes.data();
+  if (pack) o.packed = ops::PackMatrix(o.m);
+  return o;
+}
+
+}  // namespace inferd::backend_test
