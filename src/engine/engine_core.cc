@@ -80,6 +80,16 @@ StatusOr<std::unique_ptr<EngineCore>> EngineCore::Create(std::unique_ptr<LoadedM
   }
   if (options.max_num_batched_tokens <= 0) return InvalidArgument("--max-num-batched-tokens must be positive");
   if (options.max_num_seqs <= 0) return InvalidArgument("--max-num-seqs must be positive");
+  // Checked for every device, so that a bad value fails on the CPU too instead of being ignored.
+  if (!(options.gpu_memory_utilization > 0.0 && options.gpu_memory_utilization <= 1.0)) {
+    return InvalidArgument(fmt::format("--gpu-memory-utilization must be in (0, 1], got {}",
+                                       options.gpu_memory_utilization));
+  }
+  static const char* const kDtypes[] = {"auto", "float16", "half", "fp16", "bfloat16", "bf16", "float32",
+                                        "float", "fp32", "q4_0", "q4_1", "q8_0"};
+  if (std::find(std::begin(kDtypes), std::end(kDtypes), options.dtype) == std::end(kDtypes)) {
+    return InvalidArgument("unknown --dtype '" + options.dtype + "': use auto, float16, bfloat16 or float32");
+  }
   auto policy = MakeSchedulingPolicy(options.scheduling_policy);
   if (!policy) {
     return InvalidArgument("unknown --scheduling-policy '" + options.scheduling_policy + "': use fcfs or priority");

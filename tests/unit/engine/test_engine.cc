@@ -51,6 +51,26 @@ TEST(EngineBackendTest, OnlyTheCpuBackendRepacksWeights) {
   EXPECT_NE((*engine)->model().weights.layers[0].wqkv.packed, nullptr);
 }
 
+TEST(EngineBackendTest, DeviceOptionsAreCheckedOnEveryDevice) {
+  INFERD_REQUIRE_MODEL(path);
+  EngineOptions o;
+  o.device = "cpu";
+  o.gpu_memory_utilization = 1.5;
+  auto e = Engine::Create(std::move(LoadModel(LoadOptions{.model = path})).value(), o);
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().message(), "--gpu-memory-utilization must be in (0, 1], got 1.5");
+  o.gpu_memory_utilization = 0.9;
+  o.dtype = "float17";
+  e = Engine::Create(std::move(LoadModel(LoadOptions{.model = path})).value(), o);
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().message(), "unknown --dtype 'float17': use auto, float16, bfloat16 or float32");
+  o.device = "tpu";
+  o.dtype = "auto";
+  e = Engine::Create(std::move(LoadModel(LoadOptions{.model = path})).value(), o);
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST_F(EngineTest, GreedyMatchesArgmaxOfScoredLogits) {
   SamplingParams p;
   p.temperature = 0;
