@@ -10,14 +10,6 @@ namespace {
 double GiB(int64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0 * 1024.0); }
 }  // namespace
 
-std::string FormatBytes(int64_t bytes) {
-  const double b = static_cast<double>(bytes);
-  if (std::llabs(bytes) >= (int64_t{1} << 30)) return fmt::format("{:.2f} GiB", b / (1 << 30));
-  if (std::llabs(bytes) >= (int64_t{1} << 20)) return fmt::format("{:.1f} MiB", b / (1 << 20));
-  if (std::llabs(bytes) >= (int64_t{1} << 10)) return fmt::format("{:.1f} KiB", b / (1 << 10));
-  return fmt::format("{} B", bytes);
-}
-
 Status CheckFreeMemoryAtStart(int64_t total_bytes, int64_t free_bytes, double utilization) {
   if (!(utilization > 0.0 && utilization <= 1.0)) {
     return InvalidArgument(fmt::format("--gpu-memory-utilization must be in (0, 1], got {}", utilization));

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "inferd/status.h"
+#include "util/bytes.h"  // FormatBytes, used with every plan
 
 namespace inferd {
 
@@ -51,7 +52,5 @@ std::vector<int64_t> CudaGraphBatchSizes(int64_t max_num_seqs, int64_t max_captu
 // Smallest captured size >= n, or -1 when n is larger than every size (run eagerly).
 int64_t CudaGraphBucket(const std::vector<int64_t>& sizes, int64_t n);
 
-// "1.50 GiB", "340.2 MiB", "12.0 KiB", "512 B".
-std::string FormatBytes(int64_t bytes);
 
 }  // namespace inferd

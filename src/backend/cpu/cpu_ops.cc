@@ -11,6 +11,7 @@
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/qgemm.h"
 #include "ops/ops.h"
+#include "util/cpu_features.h"
 #include "util/thread_pool.h"
 
 namespace inferd::cpu {
@@ -18,25 +19,17 @@ namespace inferd::cpu {
 const KernelTable* Avx2KernelsImpl();
 const KernelTable* Avx512KernelsImpl();
 
-const KernelTable* Avx2Kernels() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                         __builtin_cpu_supports("f16c");
-  return ok ? Avx2KernelsImpl() : nullptr;
-}
+const KernelTable* Avx2Kernels() { return DetectedCpuLevel() >= CpuLevel::kAvx2 ? Avx2KernelsImpl() : nullptr; }
 
 const KernelTable* Avx512Kernels() {
-  static const bool ok = Avx2Kernels() != nullptr && __builtin_cpu_supports("avx512f") &&
-                         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-  return ok ? Avx512KernelsImpl() : nullptr;
+  return DetectedCpuLevel() >= CpuLevel::kAvx512 ? Avx512KernelsImpl() : nullptr;
 }
 
-// INFERD_CPU_KERNELS=generic|avx2|avx512 caps the choice (for tests and comparisons).
 const KernelTable& Kernels() {
   static const KernelTable* table = [] {
-    const char* env = std::getenv("INFERD_CPU_KERNELS");
-    const std::string cap = env ? env : "";
-    if (cap != "generic" && cap != "avx2" && Avx512Kernels()) return Avx512Kernels();
-    if (cap != "generic" && Avx2Kernels()) return Avx2Kernels();
+    const CpuLevel level = UsableCpuLevel();  // INFERD_CPU_KERNELS caps it
+    if (level >= CpuLevel::kAvx512) return Avx512Kernels();
+    if (level >= CpuLevel::kAvx2) return Avx2Kernels();
     return &GenericKernels();
   }();
   return *table;

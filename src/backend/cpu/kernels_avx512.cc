@@ -3,7 +3,9 @@
 // kernels bit for bit.
 // GCC 12 reports its own _mm512_undefined_* temporaries inside the widening intrinsics
 // as maybe-uninitialized (a false positive in avx512fintrin.h).
+#if defined(__GNUC__) && !defined(__clang__)  // clang has no such warning
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"  // the same false positive at -O1 (asan preset)
 #include <immintrin.h>
 

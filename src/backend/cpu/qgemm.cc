@@ -1,6 +1,8 @@
 // Packing, the plain reference kernels and the dispatch for qgemm.h.
 #include "backend/cpu/qgemm.h"
 
+#include "util/cpu_features.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -198,17 +200,10 @@ void ComputeAux(PackedType type, const float* d, const int32_t* s, int64_t n, in
 const QKernels* Avx2QKernelsImpl();
 const QKernels* Avx512VnniQKernelsImpl();
 
-const QKernels* Avx2QKernels() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                         __builtin_cpu_supports("f16c");
-  return ok ? Avx2QKernelsImpl() : nullptr;
-}
+const QKernels* Avx2QKernels() { return DetectedCpuLevel() >= CpuLevel::kAvx2 ? Avx2QKernelsImpl() : nullptr; }
 
 const QKernels* Avx512VnniQKernels() {
-  static const bool ok = Avx2QKernels() != nullptr && __builtin_cpu_supports("avx512f") &&
-                         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                         __builtin_cpu_supports("avx512vnni");
-  return ok ? Avx512VnniQKernelsImpl() : nullptr;
+  return DetectedCpuLevel() >= CpuLevel::kAvx512Vnni ? Avx512VnniQKernelsImpl() : nullptr;
 }
 
 const QKernels& GenericQKernels() {
@@ -218,10 +213,9 @@ const QKernels& GenericQKernels() {
 
 const QKernels& QuantKernels() {
   static const QKernels* table = [] {
-    const char* env = std::getenv("INFERD_CPU_KERNELS");
-    const std::string cap = env ? env : "";
-    if (cap != "generic" && cap != "avx2" && Avx512VnniQKernels()) return Avx512VnniQKernels();
-    if (cap != "generic" && Avx2QKernels()) return Avx2QKernels();
+    const CpuLevel level = UsableCpuLevel();  // INFERD_CPU_KERNELS caps it
+    if (level >= CpuLevel::kAvx512Vnni) return Avx512VnniQKernels();
+    if (level >= CpuLevel::kAvx2) return Avx2QKernels();
     return &GenericQKernels();
   }();
   return *table;

@@ -4,6 +4,7 @@
 
 #include "backend/cpu/attention_impl.h"
 #include "backend/cpu/elementwise_impl.h"
+#include "util/cpu_features.h"
 
 namespace inferd::cpu {
 
@@ -13,16 +14,8 @@ const VecKernels* Avx2VecKernelsImpl();
 const VecKernels* Avx512VecKernelsImpl();
 
 namespace {
-bool HasAvx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
-bool HasAvx512() {
-  return HasAvx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl");
-}
-// INFERD_CPU_KERNELS=generic|avx2 caps the ISA (tests, comparisons).
-std::string Cap() {
-  const char* env = std::getenv("INFERD_CPU_KERNELS");
-  return env ? env : "";
-}
+bool HasAvx2() { return DetectedCpuLevel() >= CpuLevel::kAvx2; }
+bool HasAvx512() { return DetectedCpuLevel() >= CpuLevel::kAvx512; }
 }  // namespace
 
 const AttnKernels& GenericAttnKernels() {
@@ -35,9 +28,9 @@ const AttnKernels* Avx512AttnKernels() { return HasAvx512() ? Avx512AttnKernelsI
 
 const AttnKernels& AttentionKernels() {
   static const AttnKernels* table = [] {
-    const std::string cap = Cap();
-    if (cap != "generic" && cap != "avx2" && Avx512AttnKernels()) return Avx512AttnKernels();
-    if (cap != "generic" && Avx2AttnKernels()) return Avx2AttnKernels();
+    const CpuLevel level = UsableCpuLevel();  // INFERD_CPU_KERNELS caps it
+    if (level >= CpuLevel::kAvx512) return Avx512AttnKernels();
+    if (level >= CpuLevel::kAvx2) return Avx2AttnKernels();
     return &GenericAttnKernels();
   }();
   return *table;
@@ -52,9 +45,9 @@ const VecKernels* Avx512VecKernels() { return HasAvx512() ? Avx512VecKernelsImpl
 
 const VecKernels& VectorKernels() {
   static const VecKernels* table = [] {
-    const std::string cap = Cap();
-    if (cap != "generic" && cap != "avx2" && Avx512VecKernels()) return Avx512VecKernels();
-    if (cap != "generic" && Avx2VecKernels()) return Avx2VecKernels();
+    const CpuLevel level = UsableCpuLevel();  // INFERD_CPU_KERNELS caps it
+    if (level >= CpuLevel::kAvx512) return Avx512VecKernels();
+    if (level >= CpuLevel::kAvx2) return Avx2VecKernels();
     return &GenericVecKernels();
   }();
   return *table;

@@ -55,15 +55,5 @@ TEST(KvCache, SizingFromBytes) {
   EXPECT_EQ(kv.nbytes(), static_cast<size_t>(5 * 16 * s.bytes_per_token()));
 }
 
-TEST(ParseByteSize, Units) {
-  EXPECT_EQ(*ParseByteSize("512MiB"), 512ll << 20);
-  EXPECT_EQ(*ParseByteSize("2GiB"), 2ll << 30);
-  EXPECT_EQ(*ParseByteSize("1g"), 1ll << 30);
-  EXPECT_EQ(*ParseByteSize("1.5GiB"), 3ll << 29);
-  EXPECT_EQ(*ParseByteSize("4096"), 4096);
-  EXPECT_FALSE(ParseByteSize("lots").ok());
-  EXPECT_FALSE(ParseByteSize("12parsecs").ok());
-}
-
 }  // namespace
 }  // namespace inferd
