@@ -28,6 +28,7 @@ struct BackendOptions {
   std::string kv_cache_dtype = "auto";  // as the user gave it (the GPU's "auto" is the model dtype)
   int64_t kv_cache_bytes = 0;     // --kv-cache-memory; 0: the backend's default
   int64_t max_model_len = 0;      // resolved maximum sequence length
+  std::string max_model_len_source = "--max-model-len";  // for errors: the flag or the model's field
   int64_t max_num_batched_tokens = 512;
   int64_t max_num_seqs = 64;
   double gpu_memory_utilization = 0.9;  // fraction of GPU memory inferd may use

@@ -1,11 +1,11 @@
 // The CPU backend: LlamaModel on the CPU ops (src/backend/cpu) over a host KvCache.
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
 
 #include "backend/backend.h"
 #include "ops/ops.h"
+#include "util/bytes.h"
 #include "util/thread_pool.h"
 
 namespace inferd {
@@ -18,8 +18,7 @@ class CpuBackend : public Backend {
   CpuBackend(const LoadedModel& model, const KvCacheShape& shape, const BackendOptions& options)
       : kv_(shape), llama_(model.config, model.weights) {
     report_.device = fmt::format("cpu ({} threads)", ThreadPool::Global().num_threads());
-    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    report_.total = pages > 0 && page > 0 ? static_cast<int64_t>(pages) * page : 0;
+    report_.total = UsableMemoryBytes();
     report_.weights = static_cast<int64_t>(model.weights.nbytes);
     report_.kv_cache = static_cast<int64_t>(kv_.nbytes());
     const int64_t rows = std::max(options.max_num_batched_tokens, options.max_num_seqs);
@@ -45,8 +44,23 @@ StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(LoadedModel& model, const Ba
     return Unimplemented("--kv-cache-dtype bfloat16 needs the CUDA backend; the CPU cache is float16 or float32");
   }
   int64_t bytes = options.kv_cache_bytes;
-  // Default: 1 GiB, and at least one sequence of the maximum length.
-  if (bytes <= 0) bytes = std::max(kDefaultCpuKvBytes, (options.max_model_len + shape.block_size) * shape.bytes_per_token());
+  if (bytes > 0) {
+    INFERD_RETURN_IF_ERROR(CheckFitsInMemory(bytes, "--kv-cache-memory"));
+  } else {
+    // Default: 1 GiB, and at least one sequence of the maximum length, which must fit in
+    // memory: the length may come from a file (max_position_embeddings: 1e12).
+    const int64_t one_sequence = SaturatingMul(options.max_model_len + shape.block_size, shape.bytes_per_token());
+    Status fits = CheckFitsInMemory(
+        one_sequence, fmt::format("a KV cache for one sequence of {} tokens ({})", options.max_model_len,
+                                  options.max_model_len_source));
+    if (!fits.ok()) {
+      const int64_t usable = UsableMemoryBytes();
+      return ResourceExhausted(fmt::format("{}; pass --max-model-len (about {} tokens fit in half of it) or "
+                                           "--kv-cache-memory",
+                                           fits.message(), usable / 2 / std::max<int64_t>(shape.bytes_per_token(), 1)));
+    }
+    bytes = std::max(kDefaultCpuKvBytes, one_sequence);
+  }
   shape.num_blocks = NumBlocksForBytes(shape, bytes);
   ops::PrepareWeights(model.weights);  // repack once for the CPU kernels (no-op when done)
   return std::unique_ptr<Backend>(new CpuBackend(model, shape, options));

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "util/bytes.h"
 #include "util/logging.h"
 #include "util/thread_pool.h"
 

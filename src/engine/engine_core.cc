@@ -108,6 +108,7 @@ StatusOr<std::unique_ptr<EngineCore>> EngineCore::Create(std::unique_ptr<LoadedM
   bo.kv_cache_dtype = options.kv_cache_dtype;
   bo.kv_cache_bytes = options.kv_cache_bytes;
   bo.max_model_len = max_len;
+  if (options.max_model_len <= 0) bo.max_model_len_source = c.context_length_key;
   bo.max_num_batched_tokens = options.max_num_batched_tokens;
   bo.max_num_seqs = options.max_num_seqs;
   bo.gpu_memory_utilization = options.gpu_memory_utilization;

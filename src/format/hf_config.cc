@@ -147,6 +147,9 @@ StatusOr<ModelConfig> ParseHfConfigImpl(const json& j) {
   // Baichuan-7B names its context "model_max_length"; max_position_embeddings wins if both.
   INFERD_RETURN_IF_ERROR(GetInt(j, "model_max_length", &c.max_position_embeddings));
   INFERD_RETURN_IF_ERROR(GetInt(j, "max_position_embeddings", &c.max_position_embeddings));
+  c.context_length_key = j.contains("max_position_embeddings") || !j.contains("model_max_length")
+                             ? "max_position_embeddings in config.json"
+                             : "model_max_length in config.json";
   INFERD_RETURN_IF_ERROR(GetFloat(j, "rms_norm_eps", &c.rms_norm_eps));
   INFERD_RETURN_IF_ERROR(GetFloat(j, "rope_theta", &c.rope_theta));
   INFERD_RETURN_IF_ERROR(GetBool(j, "tie_word_embeddings", &c.tie_word_embeddings));
@@ -290,14 +293,6 @@ StatusOr<std::string> ReadFileToString(const std::string& path) {
   ss << in.rdbuf();
   if (in.bad()) return InvalidArgument("reading '" + path + "' failed");
   return ss.str();
-}
-
-StatusOr<nlohmann::json> ParseJson(const std::string& text, const std::string& what) {
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    return InvalidArgument(what + ": invalid JSON: " + e.what());
-  }
 }
 
 }  // namespace inferd

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "inferd/status.h"
+#include "util/json.h"  // ParseJson for config files
 #include "model/config.h"
 
 namespace inferd {
@@ -37,7 +38,6 @@ StatusOr<GenerationDefaults> LoadGenerationConfig(const std::string& path_or_dir
 
 // Reads a whole file into a string (NotFound / InvalidArgument on failure).
 StatusOr<std::string> ReadFileToString(const std::string& path);
-// Parses JSON text; errors name `what` and the parser's message.
-StatusOr<nlohmann::json> ParseJson(const std::string& text, const std::string& what);
+
 
 }  // namespace inferd

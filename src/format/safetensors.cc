@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "util/json.h"
+
 namespace inferd {
 namespace {
 
@@ -146,10 +148,11 @@ Status SafetensorsModel::AddFile(const uint8_t* data, size_t size, const std::st
   if (header_len < 2 || header[0] != '{') {
     return DataLoss("safetensors: " + label + ": header is not a JSON object");
   }
-  // Parse without exceptions: a discarded value means malformed JSON.
-  const json h = json::parse(header, header + header_len, nullptr, /*allow_exceptions=*/false);
-  if (h.is_discarded() || !h.is_object()) {
-    return DataLoss("safetensors: " + label + ": header is not valid JSON");
+  json h;
+  JsonError err;
+  if (!ParseJson(std::string_view(header, header_len), &h, &err) || !h.is_object()) {
+    return DataLoss("safetensors: " + label + ": header is not valid JSON" +
+                    (err.message.empty() ? "" : ": " + FormatJsonError(err)));
   }
   std::vector<const StTensor*> file_tensors;  // this file's tensors, for the overlap check
   const uint8_t* body = data + 8 + header_len;
@@ -220,9 +223,11 @@ StatusOr<std::unique_ptr<SafetensorsModel>> SafetensorsModel::Open(const std::st
     return m;
   }
   INFERD_ASSIGN_OR_RETURN(std::string text, ReadText(index.string()));
-  const json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    return InvalidArgument("safetensors: '" + index.string() + "' is not valid JSON");
+  json j;
+  JsonError err;
+  if (!ParseJson(text, &j, &err) || !j.is_object()) {
+    return InvalidArgument("safetensors: '" + index.string() + "' is not valid JSON" +
+                           (err.message.empty() ? "" : ": " + FormatJsonError(err)));
   }
   auto wm = j.find("weight_map");
   if (wm == j.end() || !wm->is_object() || wm->empty()) {

@@ -49,14 +49,12 @@ class KvCache {
 
  private:
   KvCacheShape shape_;
-  // Left uninitialized on purpose: large allocations are mapped lazily, so start-up does
-  // not touch every page; a slot is always written before attention reads it.
+  // Resident from construction (every page is faulted in: see the constructor) but not
+  // initialised: a slot is always written before attention reads it.
   std::vector<std::unique_ptr<uint8_t[]>> k_, v_;
 };
 
 // Number of blocks that fit in `bytes` (at least 1 block is required).
 int64_t NumBlocksForBytes(const KvCacheShape& shape, int64_t bytes);
-// Parses "512MiB", "2GiB", "1G", "1073741824" into bytes.
-StatusOr<int64_t> ParseByteSize(const std::string& text);
 
 }  // namespace inferd

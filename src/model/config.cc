@@ -22,6 +22,10 @@ Status ModelConfig::Validate() const {
     return InvalidArgument(fmt::format("model config: num_heads ({}) must be a multiple of num_kv_heads ({})",
                                        num_heads, num_kv_heads));
   }
+  if (max_position_embeddings <= 0 || max_position_embeddings > kMaxContextLength) {
+    return OutOfRange(fmt::format("model config: {} must be between 1 and {}, got {}", context_length_key,
+                                  kMaxContextLength, max_position_embeddings));
+  }
   if (head_dim % 2 != 0) return InvalidArgument(fmt::format("model config: head_dim must be even, got {}", head_dim));
   if (vocab_size > (int64_t{1} << 31) || hidden_size > (1 << 20) || num_layers > 4096 ||
       head_dim > 1024 || num_heads > 4096 || intermediate_size > (1 << 22)) {

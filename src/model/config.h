@@ -17,6 +17,10 @@ enum class RopeStyle {
 
 enum class RopeScaling { kNone, kLinear, kLlama3 };
 
+// The longest context a config may declare: past every released model (Llama 4 Scout's
+// 10M) with room; beyond it a number in a file is a mistake or an attack.
+inline constexpr int64_t kMaxContextLength = int64_t{1} << 30;
+
 struct ModelConfig {
   std::string arch;          // "llama", "mistral", "qwen2", "baichuan" (lower-case family name)
   std::string name;          // human-readable (general.name), may be empty
@@ -28,6 +32,9 @@ struct ModelConfig {
   int64_t num_kv_heads = 0;         // == num_heads for MHA, < for GQA/MQA
   int64_t head_dim = 0;             // usually hidden_size / num_heads
   int64_t max_position_embeddings = 2048;  // training context length
+  // Where max_position_embeddings came from, for errors about it ("max_position_embeddings
+  // in config.json", "llama.context_length in the GGUF").
+  std::string context_length_key = "max_position_embeddings";
   float rms_norm_eps = 1e-5f;
   float rope_theta = 10000.0f;
   RopeStyle rope_style = RopeStyle::kNormal;

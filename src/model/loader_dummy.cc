@@ -9,6 +9,7 @@
 
 #include "format/hf_config.h"
 #include "model/model.h"
+#include "util/bytes.h"
 #include "util/thread_pool.h"
 
 namespace inferd {
@@ -118,6 +119,11 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadDummyModel(const LoadOptions& options
   INFERD_ASSIGN_OR_RETURN(GgmlType type, DummyType(options.dtype));
   model->weight_type = GgmlTypeName(static_cast<uint32_t>(type));
   const ModelConfig& c = model->config;
+  // The sizes come from a config file: check the total before allocating any of it.
+  const int64_t weight_bytes = SaturatingMul(c.NumParameters(), static_cast<int64_t>(GgmlRowSize(type, 256))) / 256;
+  INFERD_RETURN_IF_ERROR(CheckFitsInMemory(weight_bytes,
+                                           fmt::format("dummy weights for '{}' ({:.1f}B parameters)", options.model,
+                                                       static_cast<double>(c.NumParameters()) / 1e9)));
   ModelWeights& w = model->weights;
   const int64_t q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim, h = c.hidden_size;
   uint64_t seed = SplitMix(options.seed + 1);

@@ -73,6 +73,7 @@ StatusOr<ModelConfig> ConfigFromGguf(const GgufLoader& g, const GgufFile& f) {
   if (c.num_heads <= 0) return InvalidArgument("gguf: attention.head_count must be positive");
   c.head_dim = g.Int("attention.key_length").value_or(c.hidden_size / c.num_heads);
   c.max_position_embeddings = g.Int("context_length").value_or(2048);
+  c.context_length_key = arch + ".context_length in the GGUF";
   c.rms_norm_eps = static_cast<float>(g.Float("attention.layer_norm_rms_epsilon").value_or(1e-5));
   c.rope_theta = static_cast<float>(g.Float("rope.freq_base").value_or(10000.0));
   c.rope_style = arch == "qwen2" ? RopeStyle::kNeox : RopeStyle::kNormal;

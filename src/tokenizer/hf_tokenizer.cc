@@ -11,6 +11,7 @@
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/unicode.h"
+#include "util/json.h"
 
 namespace inferd {
 
@@ -27,9 +28,7 @@ StatusOr<json> ReadJson(const fs::path& path) {
   if (!in) return NotFound("tokenizer: cannot open " + path.string());
   std::stringstream ss;
   ss << in.rdbuf();
-  json j = json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return InvalidArgument("tokenizer: " + path.string() + " is not valid JSON");
-  return j;
+  return ParseJson(ss.str(), "tokenizer: " + path.string());
 }
 
 Status WriteText(const fs::path& path, const std::string& text) {
