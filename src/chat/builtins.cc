@@ -15,7 +15,7 @@ namespace {
 
 [[noreturn]] void Fail(const std::string& m) { throw TemplateError(m); }
 
-[[noreturn]] void FailUndefined(const Value& u) { Fail(u.s.empty() ? "value is undefined" : u.s); }
+[[noreturn]] void FailUndefined(const Value& u) { Fail(u.s().empty() ? "value is undefined" : u.s()); }
 
 // Argument k of a call, by position or keyword, or `dflt`.
 Value Arg(const CallArgs& a, size_t k, const char* name, Value dflt = Value::Undefined()) {
@@ -32,7 +32,7 @@ bool Has(const CallArgs& a, size_t k, const char* name) {
 
 const std::string& Str(const Value& v, const char* what) {
   if (!v.is_string()) Fail(std::string(what) + ": expected a string, got '" + v.TypeName() + "'");
-  return v.s;
+  return v.s();
 }
 
 bool IsPySpace(char32_t c) {
@@ -104,8 +104,13 @@ std::string Strip(const std::string& s, const Value& chars, bool left, bool righ
   std::u32string u = DecodeUtf8(s);
   std::u32string set;
   bool ws = chars.is_none() || chars.is_undefined();
-  if (!ws) set = DecodeUtf8(Str(chars, "strip"));
-  auto strip_it = [&](char32_t c) { return ws ? IsPySpace(c) : set.find(c) != std::u32string::npos; };
+  if (!ws) {
+    // Sorted, so that each test is O(log m): a linear scan of a long `chars` per character
+    // stripped is O(n·m).
+    set = DecodeUtf8(Str(chars, "strip"));
+    std::sort(set.begin(), set.end());
+  }
+  auto strip_it = [&](char32_t c) { return ws ? IsPySpace(c) : std::binary_search(set.begin(), set.end(), c); };
   size_t b = 0, e = u.size();
   if (left)
     while (b < e && strip_it(u[b])) ++b;
@@ -113,6 +118,11 @@ std::string Strip(const std::string& s, const Value& chars, bool left, bool righ
     while (e > b && strip_it(u[e - 1])) --e;
   return EncodeUtf8(u.substr(b, e - b));
 }
+
+// Before adding part number n of a split: each part becomes a string and a Value cell, and
+// a short separator makes many parts of a short string, so the cells are checked as they
+// grow (the parts' bytes never exceed the input's).
+void CheckPart(size_t n) { CheckAlloc(SatMulAdd(n + 1, sizeof(Value) + sizeof(std::u32string))); }
 
 std::vector<Value> Split(const std::string& s, const Value& sep_v, int64_t maxsplit, bool from_right) {
   std::vector<Value> out;
@@ -124,6 +134,7 @@ std::vector<Value> Split(const std::string& s, const Value& sep_v, int64_t maxsp
       while (true) {
         while (k < u.size() && IsPySpace(u[k])) ++k;
         if (k >= u.size()) break;
+        CheckPart(parts.size());
         if (maxsplit >= 0 && static_cast<int64_t>(parts.size()) == maxsplit) {
           size_t e = u.size();
           while (e > k && IsPySpace(u[e - 1])) --e;
@@ -140,6 +151,7 @@ std::vector<Value> Split(const std::string& s, const Value& sep_v, int64_t maxsp
       while (true) {
         while (k > 0 && IsPySpace(u[k - 1])) --k;
         if (k <= 0) break;
+        CheckPart(parts.size());
         if (maxsplit >= 0 && static_cast<int64_t>(parts.size()) == maxsplit) {
           size_t b = 0;
           while (b < static_cast<size_t>(k) && IsPySpace(u[b])) ++b;
@@ -162,7 +174,9 @@ std::vector<Value> Split(const std::string& s, const Value& sep_v, int64_t maxsp
   if (!from_right) {
     size_t k = 0;
     while (true) {
-      size_t f = (maxsplit >= 0 && static_cast<int64_t>(parts.size()) >= maxsplit) ? std::string::npos : s.find(sep, k);
+      CheckPart(parts.size());
+      size_t f = (maxsplit >= 0 && static_cast<int64_t>(parts.size()) >= maxsplit) ? std::string::npos
+                                                                                    : FindCharged(s, sep, k);
       if (f == std::string::npos) {
         parts.push_back(s.substr(k));
         break;
@@ -173,9 +187,10 @@ std::vector<Value> Split(const std::string& s, const Value& sep_v, int64_t maxsp
   } else {
     size_t end = s.size();
     while (true) {
+      CheckPart(parts.size());
       size_t f = std::string::npos;
       if (!(maxsplit >= 0 && static_cast<int64_t>(parts.size()) >= maxsplit) && end >= sep.size())
-        f = s.rfind(sep, end - sep.size());
+        f = RFindCharged(s, sep, end - sep.size());
       if (f == std::string::npos) {
         parts.push_back(s.substr(0, end));
         break;
@@ -189,6 +204,8 @@ std::vector<Value> Split(const std::string& s, const Value& sep_v, int64_t maxsp
   return out;
 }
 
+// The result is checked against the allocation budget as it grows: n replacements of a
+// long `rep` make a result n times longer than the input.
 std::string Replace(const std::string& s, const std::string& old, const std::string& rep, int64_t count) {
   std::string out;
   if (old.empty()) {
@@ -196,6 +213,7 @@ std::string Replace(const std::string& s, const std::string& old, const std::str
     int64_t n = 0;
     for (size_t k = 0; k <= u.size(); ++k) {
       if (count < 0 || n < count) {
+        CheckAlloc(out.size() + rep.size() + 4);
         out += rep;
         ++n;
       }
@@ -206,8 +224,9 @@ std::string Replace(const std::string& s, const std::string& old, const std::str
   size_t k = 0;
   int64_t n = 0;
   while (true) {
-    size_t f = (count >= 0 && n >= count) ? std::string::npos : s.find(old, k);
+    size_t f = (count >= 0 && n >= count) ? std::string::npos : FindCharged(s, old, k);
     if (f == std::string::npos) break;
+    CheckAlloc(out.size() + (f - k) + rep.size());
     out.append(s, k, f - k);
     out += rep;
     k = f + old.size();
@@ -234,6 +253,7 @@ std::vector<std::string> SplitLines(const std::string& s, bool keepends) {
       if (keepends) cur.push_back('\n');
       ++k;
     }
+    CheckPart(out.size());
     out.push_back(EncodeUtf8(cur));
     cur.clear();
   }
@@ -245,7 +265,7 @@ bool PrefixMatch(const std::string& s, const Value& p, bool suffix) {
   auto one = [&](const Value& x) {
     const std::string& t = Str(x, suffix ? "endswith" : "startswith");
     if (t.size() > s.size()) return false;
-    return suffix ? s.compare(s.size() - t.size(), t.size(), t) == 0 : s.compare(0, t.size(), t) == 0;
+    return MatchAt(s, suffix ? s.size() - t.size() : 0, t);
   };
   if (p.is_list()) {
     for (const auto& x : p.list->items)
@@ -299,7 +319,9 @@ std::string PyFormat(const std::string& fmt, const CallArgs& a) {
         if (key == field) { v = val; found = true; }
       if (!found) Fail("KeyError: '" + field + "'");
     }
-    out += v.Str();
+    std::string text = v.Str();
+    CheckAlloc(out.size() + text.size());  // '{0}{0}{0}…' repeats one argument
+    out += text;
     k = e;
   }
   return out;
@@ -343,22 +365,38 @@ std::string PercentFormat(const std::string& fmt, const Value& args) {
     if (k >= fmt.size()) Fail("incomplete format");
     std::string spec = "%" + fmt.substr(spec_start, k - spec_start);
     char conv = fmt[k];
-    char buf[512];
+    // Width and precision size the result ('%999999999d'): bounded and checked first, and
+    // the buffer sized from them (%f of 1e308 alone has 309 digits).
+    size_t spec_size = 0;
+    for (size_t p = 1; p < spec.size();) {
+      if (!std::isdigit(static_cast<unsigned char>(spec[p]))) {
+        ++p;
+        continue;
+      }
+      size_t num = 0;
+      for (; p < spec.size() && std::isdigit(static_cast<unsigned char>(spec[p])); ++p)
+        num = SatMulAdd(num, 10, static_cast<size_t>(spec[p] - '0'));
+      spec_size = SatMulAdd(1, spec_size, num);
+    }
+    if (spec_size > (1u << 30)) Fail("format width or precision too large");
+    CheckAlloc(out.size() + spec_size + 400);
+    std::string buf(spec_size + 400, '\0');
     if (conv == 's' || conv == 'r') {
       std::string text = conv == 's' ? arg.Str() : arg.Repr();
       size_t width = std::strtoul(spec.c_str() + 1 + (spec.size() > 1 && spec[1] == '-'), nullptr, 10);
       size_t n = CodePointCount(text);
+      CheckAlloc(SatMulAdd(1, std::max(width, n), out.size() + text.size()));  // '%999999999s'
       std::string padding = n < width ? std::string(width - n, ' ') : "";
       out += spec.find('-') != std::string::npos ? text + padding : padding + text;
     } else if (std::strchr("diuxXo", conv)) {
       if (!arg.is_number()) Fail(std::string("%") + conv + " format: a real number is required, not " + arg.TypeName());
       char c = conv == 'i' || conv == 'u' ? 'd' : conv;
-      std::snprintf(buf, sizeof(buf), (spec + "ll" + c).c_str(), static_cast<long long>(arg.AsInt()));
-      out += buf;
+      int n = std::snprintf(buf.data(), buf.size(), (spec + "ll" + c).c_str(), static_cast<long long>(arg.AsInt()));
+      out.append(buf.data(), static_cast<size_t>(std::clamp(n, 0, static_cast<int>(buf.size()) - 1)));
     } else if (std::strchr("feEgG", conv)) {
       if (!arg.is_number()) Fail(std::string("must be real number, not ") + arg.TypeName());
-      std::snprintf(buf, sizeof(buf), (spec + conv).c_str(), arg.AsDouble());
-      out += buf;
+      int n = std::snprintf(buf.data(), buf.size(), (spec + conv).c_str(), arg.AsDouble());
+      out.append(buf.data(), static_cast<size_t>(std::clamp(n, 0, static_cast<int>(buf.size()) - 1)));
     } else {
       Fail(std::string("unsupported format character '") + conv + "'");
     }
@@ -373,10 +411,23 @@ int64_t CheckedInt(__int128 r) {
   return static_cast<int64_t>(r);
 }
 
+// base ** exp for exp >= 0, by squaring: O(log exp) (a loop of exp multiplications never
+// overflows for a base of 0, 1 or -1 and ran 2^63 times for `1 ** 9223372036854775807`).
+int64_t IntPow(int64_t base, int64_t exp) {
+  __int128 result = 1, b = base;
+  while (true) {
+    if (exp & 1) result = CheckedInt(result * b);
+    exp >>= 1;
+    if (exp == 0) return static_cast<int64_t>(result);
+    // Another bit of exp remains, so the result is at least b * b in magnitude (or 0).
+    b = CheckedInt(b * b);
+  }
+}
+
 int64_t Len(const Value& v) {
   switch (v.kind) {
     case Kind::kUndefined: return 0;
-    case Kind::kString: return static_cast<int64_t>(CodePointCount(v.s));
+    case Kind::kString: return static_cast<int64_t>(CodePointCount(v.s()));
     case Kind::kList:
       if (v.list->generator) break;
       return static_cast<int64_t>(v.list->items.size());
@@ -392,6 +443,7 @@ int64_t Len(const Value& v) {
 Value AttrPath(Interpreter& in, const Value& item, const Value& attr) {
   if (attr.is_integer()) return in.GetItem(item, attr);
   const std::string& path = Str(attr, "attribute");
+  ChargeWork(path.size());
   Value v = item;
   size_t k = 0;
   while (true) {
@@ -406,7 +458,7 @@ Value AttrPath(Interpreter& in, const Value& item, const Value& attr) {
 }
 
 Value Lowered(const Value& v, bool case_sensitive) {
-  if (!case_sensitive && v.is_string()) return Value::Str(MapChars(v.s, ToLower));
+  if (!case_sensitive && v.is_string()) return Value::Str(MapChars(v.s(), ToLower));
   return v;
 }
 
@@ -435,10 +487,15 @@ Value SelectOrReject(Interpreter& in, const Value& seq, const CallArgs& a, bool 
   return Value::Generator(std::move(out));
 }
 
+// The result is at most the text plus one indent per line: checked before it is built
+// (|indent(100000000) and a text of many short lines multiply).
 std::string Indent(const std::string& s0, const Value& width, bool first, bool blank) {
-  std::string ind = width.is_string() ? width.s : std::string(static_cast<size_t>(std::max<int64_t>(0, width.AsInt())), ' ');
+  size_t ind_size = width.is_string() ? width.s().size() : static_cast<size_t>(std::max<int64_t>(0, width.AsInt()));
+  CheckAlloc(ind_size);
+  std::string ind = width.is_string() ? width.s() : std::string(ind_size, ' ');
   std::string s = s0 + "\n";
   std::vector<std::string> lines = SplitLines(s, false);
+  CheckAlloc(SatMulAdd(lines.size() + 1, ind.size() + 1, s.size()));
   std::string rv;
   if (blank) {
     for (size_t k = 0; k < lines.size(); ++k) rv += (k ? "\n" + ind : "") + lines[k];
@@ -459,7 +516,8 @@ std::string Indent(const std::string& s0, const Value& width, bool first, bool b
 double PyRound(double x, int64_t ndigits) {
   if (!std::isfinite(x)) return x;
   if (ndigits > 300) return x;
-  char buf[512];
+  if (ndigits < -400) return std::copysign(0.0, x);  // 10^400 is beyond any double
+  char buf[720];  // 309 integer digits of 1e308, 300 decimals
   if (ndigits >= 0) {
     std::snprintf(buf, sizeof(buf), "%.*f", static_cast<int>(ndigits), x);
     return std::strtod(buf, nullptr);
@@ -470,6 +528,7 @@ double PyRound(double x, int64_t ndigits) {
 
 Value Sorted(Interpreter& in, std::vector<Value> items, bool reverse, bool case_sensitive, const Value& attr) {
   std::vector<std::pair<Value, Value>> keyed;
+  in.budget().Alloc(SatMulAdd(items.size(), sizeof(Value)));  // the keys' cells
   for (auto& it : items) {
     Value key = attr.is_undefined() || attr.is_none() ? it : AttrPath(in, it, attr);
     keyed.emplace_back(Lowered(key, case_sensitive), std::move(it));
@@ -484,7 +543,7 @@ Value Sorted(Interpreter& in, std::vector<Value> items, bool reverse, bool case_
 
 Value ToInt(const Value& v, const Value& dflt, int base) {
   if (v.is_string()) {
-    std::string t = Strip(v.s, Value::None(), true, true);
+    std::string t = Strip(v.s(), Value::None(), true, true);
     std::string clean;
     for (char c : t)
       if (c != '_') clean.push_back(c);
@@ -494,18 +553,18 @@ Value ToInt(const Value& v, const Value& dflt, int base) {
       long long x = std::strtoll(clean.c_str(), &end, base);
       if (*end == '\0' && errno == 0) return Value::Int(x);
       double d = std::strtod(clean.c_str(), &end);
-      if (*end == '\0' && std::isfinite(d)) return Value::Int(static_cast<int64_t>(d));
+      if (*end == '\0' && std::isfinite(d)) return Value::Int(SaturatingInt(d));
     }
     return dflt;
   }
-  if (v.kind == Kind::kFloat) return std::isfinite(v.f) ? Value::Int(static_cast<int64_t>(v.f)) : dflt;
+  if (v.kind == Kind::kFloat) return std::isfinite(v.f) ? Value::Int(SaturatingInt(v.f)) : dflt;
   if (v.is_integer()) return Value::Int(v.AsInt());
   return dflt;
 }
 
 Value ToFloat(const Value& v, const Value& dflt) {
   if (v.is_string()) {
-    std::string t = Strip(v.s, Value::None(), true, true);
+    std::string t = Strip(v.s(), Value::None(), true, true);
     char* end = nullptr;
     double d = std::strtod(t.c_str(), &end);
     if (!t.empty() && *end == '\0') return Value::Float(d);
@@ -536,13 +595,16 @@ bool Contains(const Value& c, const Value& item) {
     case Kind::kUndefined: return false;
     case Kind::kString:
       if (!item.is_string()) Fail("'in <string>' requires string as left operand");
-      return c.s.find(item.s) != std::string::npos;
+      return FindCharged(c.s(), item.s()) != std::string::npos;
     case Kind::kList: {
       auto& items = c.list->items;
       for (size_t k = 0; k < items.size(); ++k) {
         if (!PyEquals(items[k], item)) continue;
-        // A generator is consumed up to and including the match.
-        if (c.list->generator) items.erase(items.begin(), items.begin() + static_cast<ptrdiff_t>(k) + 1);
+        // A generator is consumed up to and including the match (shifting the rest).
+        if (c.list->generator) {
+          ChargeSteps(static_cast<int64_t>(items.size() / 8));
+          items.erase(items.begin(), items.begin() + static_cast<ptrdiff_t>(k) + 1);
+        }
         return true;
       }
       if (c.list->generator) items.clear();
@@ -552,14 +614,14 @@ bool Contains(const Value& c, const Value& item) {
       if (c.is_namespace()) break;
       if (item.is_undefined() || item.is_tuple()) return false;
       if (item.is_list() || item.is_dict()) Fail(std::string("unhashable type: '") + item.TypeName() + "'");
-      return c.dict->Find(DictKey(item)) != nullptr;
+      return (item.is_string() ? c.dict->Find(item.s()) : c.dict->Find(DictKey(item))) != nullptr;
     default: break;
   }
   Fail(std::string("argument of type '") + c.TypeName() + "' is not iterable");
 }
 
 Value BinaryOp(Interpreter& in, const std::string& op, const Value& a, const Value& b) {
-  if (op == "%" && a.is_string()) return Value::Str(PercentFormat(a.s, b));
+  if (op == "%" && a.is_string()) return Value::Str(PercentFormat(a.s(), b));
   if (a.is_undefined()) FailUndefined(a);
   if (b.is_undefined()) FailUndefined(b);
   const char o = op[0];
@@ -570,14 +632,7 @@ Value BinaryOp(Interpreter& in, const std::string& op, const Value& a, const Val
       return Value::Float(a.AsDouble() / b.AsDouble());
     }
     if (op == "**") {
-      if (!fl && b.AsInt() >= 0) {
-        __int128 r = 1;
-        for (int64_t k = 0; k < b.AsInt(); ++k) {
-          r *= a.AsInt();
-          if (r > INT64_MAX || r < INT64_MIN) Fail("integer overflow");
-        }
-        return Value::Int(static_cast<int64_t>(r));
-      }
+      if (!fl && b.AsInt() >= 0) return Value::Int(IntPow(a.AsInt(), b.AsInt()));
       return Value::Float(std::pow(a.AsDouble(), b.AsDouble()));
     }
     if (fl) {
@@ -628,13 +683,18 @@ Value BinaryOp(Interpreter& in, const std::string& op, const Value& a, const Val
   if (op == "+") {
     if (a.is_string() && b.is_string()) {
       bool markup = a.markup || b.markup;
-      std::string s = a.markup || !markup ? a.s : HtmlEscape(a.s);
-      s += b.markup || !markup ? b.s : HtmlEscape(b.s);
-      in.CheckSize(s.size());
+      std::string s = a.markup || !markup ? a.s() : HtmlEscape(a.s());
+      const std::string& t = b.markup || !markup ? b.s() : HtmlEscape(b.s());
+      in.budget().CheckAlloc(s.size() + t.size());
+      s += t;
       return Value::Str(std::move(s), markup);
     }
     if (a.is_plain_list() && b.is_plain_list() && a.list->tuple == b.list->tuple) {
-      std::vector<Value> items = a.list->items;
+      // The doubling loop `l = l + l` grows exponentially: checked before copying.
+      in.budget().CheckAlloc(SatMulAdd(a.list->items.size() + b.list->items.size(), sizeof(Value)));
+      std::vector<Value> items;
+      items.reserve(a.list->items.size() + b.list->items.size());
+      items = a.list->items;
       items.insert(items.end(), b.list->items.begin(), b.list->items.end());
       return Value::List(std::move(items), a.list->tuple);
     }
@@ -643,16 +703,21 @@ Value BinaryOp(Interpreter& in, const std::string& op, const Value& a, const Val
     const Value* seq = a.is_integer() ? &b : &a;
     const Value* n = a.is_integer() ? &a : &b;
     if (n->is_integer() && (seq->is_string() || seq->is_plain_list())) {
-      int64_t times = std::max<int64_t>(0, n->AsInt());
-      size_t unit = seq->is_string() ? seq->s.size() : seq->list->items.size() * sizeof(Value);
-      if (unit && static_cast<uint64_t>(times) > (64u << 20) / unit) in.CheckSize(SIZE_MAX);
+      const size_t times = static_cast<size_t>(std::max<int64_t>(0, n->AsInt()));
       if (seq->is_string()) {
+        if (seq->s().empty()) return Value::Str("", seq->markup);
+        in.budget().CheckAlloc(SatMulAdd(times, seq->s().size()));  // before building
         std::string s;
-        for (int64_t k = 0; k < times; ++k) s += seq->s;
+        s.reserve(times * seq->s().size());
+        for (size_t k = 0; k < times; ++k) s += seq->s();
         return Value::Str(std::move(s), seq->markup);
       }
+      const auto& src = seq->list->items;
+      if (src.empty()) return Value::List({}, seq->list->tuple);
+      in.budget().CheckAlloc(SatMulAdd(times, src.size() * sizeof(Value)));  // cells; strings are shared
       std::vector<Value> items;
-      for (int64_t k = 0; k < times; ++k) items.insert(items.end(), seq->list->items.begin(), seq->list->items.end());
+      items.reserve(times * src.size());
+      for (size_t k = 0; k < times; ++k) items.insert(items.end(), src.begin(), src.end());
       return Value::List(std::move(items), seq->list->tuple);
     }
   }
@@ -691,7 +756,7 @@ bool HasMethod(const Value& self, const std::string& name, bool* unsafe) {
 namespace {
 
 Value StrMethod(Interpreter& in, const Value& self, const std::string& m, CallArgs& a) {
-  const std::string& s = self.s;
+  const std::string& s = self.s();
   if (m == "strip") return Value::Str(Strip(s, Arg(a, 0, "chars", Value::None()), true, true));
   if (m == "lstrip") return Value::Str(Strip(s, Arg(a, 0, "chars", Value::None()), true, false));
   if (m == "rstrip") return Value::Str(Strip(s, Arg(a, 0, "chars", Value::None()), false, true));
@@ -708,14 +773,15 @@ Value StrMethod(Interpreter& in, const Value& self, const std::string& m, CallAr
     return Value::Str(Replace(s, Str(Arg(a, 0, "old"), "replace"), Str(Arg(a, 1, "new"), "replace"),
                               Arg(a, 2, "count", Value::Int(-1)).AsInt()));
   if (m == "find" || m == "index" || m == "rfind" || m == "rindex" || m == "count") {
-    const std::string sub = Str(Arg(a, 0, "sub"), m.c_str());
+    const Value sub_v = Arg(a, 0, "sub");
+    const std::string& sub = Str(sub_v, m.c_str());
     if (m == "count") {
       if (sub.empty()) return Value::Int(static_cast<int64_t>(CodePointCount(s)) + 1);
       int64_t n = 0;
-      for (size_t k = s.find(sub); k != std::string::npos; k = s.find(sub, k + sub.size())) ++n;
+      for (size_t k = FindCharged(s, sub); k != std::string::npos; k = FindCharged(s, sub, k + sub.size())) ++n;
       return Value::Int(n);
     }
-    size_t f = m[0] == 'r' ? s.rfind(sub) : s.find(sub);
+    size_t f = m[0] == 'r' ? RFindCharged(s, sub) : FindCharged(s, sub);
     if (f == std::string::npos) {
       if (m == "index" || m == "rindex") Fail("substring not found");
       return Value::Int(-1);
@@ -727,9 +793,11 @@ Value StrMethod(Interpreter& in, const Value& self, const std::string& m, CallAr
     std::string out;
     bool first = true;
     for (const auto& it : in.Iterate(Arg(a, 0, "iterable"))) {
+      const std::string& piece = Str(it, "join");
+      in.budget().CheckAlloc(out.size() + s.size() + piece.size());  // n separators
       if (!first) out += s;
       first = false;
-      out += Str(it, "join");
+      out += piece;
     }
     return Value::Str(std::move(out));
   }
@@ -739,9 +807,10 @@ Value StrMethod(Interpreter& in, const Value& self, const std::string& m, CallAr
     return Value::List(std::move(out));
   }
   if (m == "removeprefix" || m == "removesuffix") {
-    const std::string p = Str(Arg(a, 0, "prefix"), m.c_str());
-    if (m == "removeprefix") return Value::Str(s.compare(0, p.size(), p) == 0 ? s.substr(p.size()) : s);
-    bool ends = s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
+    const Value p_v = Arg(a, 0, "prefix");
+    const std::string& p = Str(p_v, m.c_str());
+    if (m == "removeprefix") return Value::Str(MatchAt(s, 0, p) ? s.substr(p.size()) : s);
+    bool ends = s.size() >= p.size() && MatchAt(s, s.size() - p.size(), p);
     return Value::Str(ends ? s.substr(0, s.size() - p.size()) : s);
   }
   std::u32string u = DecodeUtf8(s);
@@ -760,8 +829,10 @@ Value StrMethod(Interpreter& in, const Value& self, const std::string& m, CallAr
   }
   if (m == "zfill" || m == "center" || m == "ljust" || m == "rjust") {
     int64_t width = Arg(a, 0, "width").AsInt();
+    if (width <= static_cast<int64_t>(u.size())) return self;
     int64_t pad = width - static_cast<int64_t>(u.size());
-    if (pad <= 0) return self;
+    // Padding to `width` code points, built as UTF-32 and encoded: checked before.
+    in.budget().CheckAlloc(SatMulAdd(static_cast<size_t>(width), sizeof(char32_t) + 4));
     if (m == "zfill") {
       size_t sign = (!u.empty() && (u[0] == '+' || u[0] == '-')) ? 1 : 0;
       u.insert(sign, std::u32string(pad, U'0'));
@@ -774,8 +845,10 @@ Value StrMethod(Interpreter& in, const Value& self, const std::string& m, CallAr
     return Value::Str(EncodeUtf8(std::u32string(left, fc) + u + std::u32string(pad - left, fc)));
   }
   if (m == "partition" || m == "rpartition") {
-    const std::string sep = Str(Arg(a, 0, "sep"), m.c_str());
-    size_t f = m == "partition" ? s.find(sep) : s.rfind(sep);
+    const Value sep_v = Arg(a, 0, "sep");
+    const std::string& sep = Str(sep_v, m.c_str());
+    if (sep.empty()) Fail("empty separator");
+    size_t f = m == "partition" ? FindCharged(s, sep) : RFindCharged(s, sep);
     if (f == std::string::npos)
       return m == "partition" ? Value::List({self, Value::Str(""), Value::Str("")}, true)
                               : Value::List({Value::Str(""), Value::Str(""), self}, true);
@@ -804,12 +877,16 @@ Value DictMethod(const Value& self, const std::string& m, CallArgs& a) {
   if (m == "get") {
     Value key = Arg(a, 0, "key");
     if (!key.is_list() && !key.is_dict() && !key.is_undefined())
-      if (const Value* v = d.Find(DictKey(key))) return *v;
+      if (const Value* v = key.is_string() ? d.Find(key.s()) : d.Find(DictKey(key))) return *v;
     return Arg(a, 1, "default", Value::None());
   }
   if (m == "copy") {
     Value c = Value::Dict();
+    size_t bytes = SatMulAdd(d.items.size(), sizeof(d.items[0]));
+    for (const auto& kv : d.items) bytes += kv.first.size();
+    ChargeAlloc(bytes);  // cells and keys; the values are shared
     c.dict->items = d.items;
+    c.dict->depth = d.depth;
     return c;
   }
   Fail("dict method '" + m + "' is not supported");
@@ -894,10 +971,11 @@ std::optional<Value> SequenceFilter(Interpreter& in, const std::string& f, Value
     std::string out;
     bool first = true;
     for (const auto& it : in.Iterate(v)) {
+      std::string piece = (attr.is_none() ? it : AttrPath(in, it, attr)).Str();
+      in.budget().CheckAlloc(out.size() + sep.size() + piece.size());  // n separators
       if (!first) out += sep;
       first = false;
-      out += (attr.is_none() ? it : AttrPath(in, it, attr)).Str();
-      in.CheckSize(out.size());
+      out += piece;
     }
     return Value::Str(std::move(out));
   }
@@ -912,6 +990,7 @@ std::optional<Value> SequenceFilter(Interpreter& in, const std::string& f, Value
     auto& items = v.list->items;
     if (items.empty()) return Value::Undefined("No first item, sequence was empty.");
     Value x = std::move(items.front());
+    in.budget().Step(static_cast<int64_t>(items.size() / 8));  // the shift below
     items.erase(items.begin());
     return x;
   }
@@ -926,7 +1005,7 @@ std::optional<Value> SequenceFilter(Interpreter& in, const std::string& f, Value
   }
   if (f == "reverse") {
     if (v.is_string()) {
-      std::u32string u = DecodeUtf8(v.s);
+      std::u32string u = DecodeUtf8(v.s());
       std::reverse(u.begin(), u.end());
       return Value::Str(EncodeUtf8(u));
     }
@@ -1010,7 +1089,7 @@ std::optional<Value> OtherFilter(Interpreter& in, const std::string& f, Value& v
     o.sort_keys = Arg(a, 3, "sort_keys", Value::Bool(false)).Truthy();
     if (indent.is_string()) {
       o.indent_is_str = true;
-      o.indent_str = indent.s;
+      o.indent_str = indent.s();
     } else if (!indent.is_none() && !indent.is_undefined()) {
       o.indent = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(indent.AsInt(), 1000)));
     }
@@ -1034,7 +1113,7 @@ std::optional<Value> OtherFilter(Interpreter& in, const std::string& f, Value& v
   if (f == "float") return ToFloat(v, Arg(a, 0, "default", Value::Float(0.0)));
   if (f == "abs") {
     if (v.kind == Kind::kFloat) return Value::Float(std::fabs(v.f));
-    if (v.is_integer()) return Value::Int(v.AsInt() < 0 ? -v.AsInt() : v.AsInt());
+    if (v.is_integer()) return Value::Int(CheckedInt(v.AsInt() < 0 ? -static_cast<__int128>(v.AsInt()) : v.AsInt()));
     Fail(std::string("bad operand type for abs(): '") + v.TypeName() + "'");
   }
   if (f == "round") {
@@ -1054,6 +1133,7 @@ std::optional<Value> OtherFilter(Interpreter& in, const std::string& f, Value& v
 }  // namespace
 
 Value Interpreter::ApplyFilter(const std::string& name, Value v, CallArgs& a) {
+  budget_.Step();  // map / select apply filters and tests per item, outside Eval
   if (auto r = StringFilter(*this, name, v, a)) return std::move(*r);
   if (auto r = SequenceFilter(*this, name, v, a)) return std::move(*r);
   if (auto r = OtherFilter(*this, name, v, a)) return std::move(*r);
@@ -1061,6 +1141,7 @@ Value Interpreter::ApplyFilter(const std::string& name, Value v, CallArgs& a) {
 }
 
 bool Interpreter::ApplyTest(const std::string& t, const Value& v, CallArgs& a) {
+  budget_.Step();
   auto arg = [&]() { return Arg(a, 0, "other"); };
   if (t == "defined") return !v.is_undefined();
   if (t == "undefined") return v.is_undefined();
@@ -1115,8 +1196,11 @@ void AddGlobalFunctions(Value& globals) {
                                 : (static_cast<__int128>(start) - stop - step - 1) / -step;
           if (n < 0) n = 0;
           if (n > 100000) Fail("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
+          CheckAlloc(static_cast<size_t>(n) * sizeof(Value));
           std::vector<Value> out;
-          for (int64_t k = 0; k < static_cast<int64_t>(n); ++k) out.push_back(Value::Int(start + k * step));
+          out.reserve(static_cast<size_t>(n));
+          for (int64_t k = 0; k < static_cast<int64_t>(n); ++k)  // within [start, stop): fits
+            out.push_back(Value::Int(static_cast<int64_t>(start + static_cast<__int128>(k) * step)));
           return Value::List(std::move(out));
         }));
   g.Set("namespace", Value::Function([](Interpreter& in, CallArgs& a) {

@@ -3,6 +3,7 @@
 #include <ctime>
 #include <new>
 
+#include "chat/budget.h"
 #include "chat/evaluator.h"
 #include "chat/parser.h"
 
@@ -29,13 +30,16 @@ std::string Strftime(const std::string& fmt, const std::optional<int64_t>& now) 
   if (now) gmtime_r(&t, &tm);
   else localtime_r(&t, &tm);
   if (fmt.empty()) return "";
-  std::string buf(256 + fmt.size() * 8, '\0');
+  const size_t size = chat::SatMulAdd(fmt.size(), 8, 256);
+  chat::ChargeAlloc(size);  // runs inside the render, on its budget
+  std::string buf(size, '\0');
   size_t n = std::strftime(buf.data(), buf.size(), fmt.c_str(), &tm);
   buf.resize(n);
   return buf;
 }
 
-// transformers' continue_final_message: cut right after the final message's text.
+// transformers' continue_final_message: cut right after the final message's text. Runs
+// with the render's budget installed (the search is charged).
 StatusOr<std::string> CutAfterFinalMessage(const std::string& rendered, const nlohmann::ordered_json& messages) {
   if (!messages.is_array() || messages.empty() || !messages.back().is_object())
     return InvalidArgument("continue_final_message needs a final message");
@@ -62,7 +66,7 @@ StatusOr<std::string> CutAfterFinalMessage(const std::string& rendered, const nl
   while (e > b && is_ws(text[e - 1])) --e;
   std::string stripped = text.substr(b, e - b);
   std::string lstripped = text.substr(b);
-  size_t loc = rendered.rfind(stripped);
+  size_t loc = chat::RFindCharged(rendered, stripped);  // O(n·m) worst case: charged
   if (loc == std::string::npos)
     return InvalidArgument("continue_final_message is set but the final message does not appear in the rendered chat");
   // Python: rendered[loc : loc + len(lstripped)] == text
@@ -82,7 +86,7 @@ StatusOr<std::string> ChatTemplate::Render(const ChatTemplateInputs& in) const {
     std::optional<int64_t> now = in.now_unix_seconds;
     g.dict->Set("strftime_now", chat::Value::Function([now](chat::Interpreter&, chat::CallArgs& a) {
                   if (a.pos.empty() || !a.pos[0].is_string()) throw chat::TemplateError("strftime_now expects a format string");
-                  return chat::Value::Str(Strftime(a.pos[0].s, now));
+                  return chat::Value::Str(Strftime(a.pos[0].s(), now));
                 }));
     g.dict->Set("messages", chat::Value::FromJson(in.messages));
     g.dict->Set("tools", chat::Value::FromJson(in.tools));
@@ -93,9 +97,12 @@ StatusOr<std::string> ChatTemplate::Render(const ChatTemplateInputs& in) const {
     if (in.extra_context.is_object())
       for (auto it = in.extra_context.begin(); it != in.extra_context.end(); ++it)
         g.dict->Set(it.key(), chat::Value::FromJson(it.value()));
-    chat::Interpreter interp(*tmpl_, std::move(g));
+    chat::Interpreter interp(*tmpl_, std::move(g), in.budget);
     std::string out = interp.Render();
-    if (in.continue_final_message) return CutAfterFinalMessage(out, in.messages);
+    if (in.continue_final_message) {
+      chat::BudgetScope active(&interp.budget());
+      return CutAfterFinalMessage(out, in.messages);
+    }
     return out;
   } catch (const chat::RaisedError& e) {
     return InvalidArgument(e.what());

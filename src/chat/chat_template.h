@@ -8,10 +8,14 @@
 // Thread-safety: Parse once; a ChatTemplate is immutable afterwards and Render may be
 // called concurrently from any number of threads.
 //
-// Limits: a render fails (never crashes) past 100 nested macro calls, 1,000,000 loop
-// iterations, 64 MiB of output, or 128 levels of syntactic nesting at parse time.
+// Limits: a render fails (never crashes) past its RenderBudget (steps, output bytes,
+// allocated bytes, cancellation), 100 nested macro calls, 1,000,000 loop iterations,
+// values nested 512 deep, 512 KiB of C++ stack, or 128 levels of syntactic nesting at parse
+// time. The budget bounds the time and memory of every render, whatever the template does.
 #pragma once
 
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -27,6 +31,32 @@ namespace chat {
 struct Template;
 }
 
+// What one render may spend. Every limit is cumulative over the render and never refunded;
+// exceeding one fails the render with InvalidArgument("chat template: ...") naming it.
+//
+// Defaults: far above what real templates need, far below what hurts a server. Measured
+// on every template in shared/testdata/chat_templates rendering a 1,000-message
+// conversation with tool calls (~200-330 KB of prompt; tests/unit/chat/
+// render_limits_test.cc, which renders them all within half of each default): most take
+// 30k-150k steps and 0.2-2 MB allocated; the templates that rescan all messages for each
+// message are quadratic and the most expensive, DeepSeek-V3.2 at 3.9M steps, gemma-4-31B-it
+// at 62 MB allocated; the largest prompt is 0.33 MB. At the limits a render costs about
+// a second of one core (~50 ns a step; filling 256 MiB with fresh pages takes as long) and
+// a few hundred MiB, transiently.
+struct RenderBudget {
+  // Evaluated nodes + expressions + loop iterations + builtin work units (one per element
+  // visited by a comparison, print or serialization, one per 64 bytes scanned).
+  int64_t max_steps = 10'000'000;
+  // Size of the rendered prompt (and of any text block captured by set / macro / filter).
+  size_t max_output_bytes = 16u << 20;
+  // Cumulative bytes of strings and container cells created during the render (strings
+  // are shared: a new string costs its bytes, passing one around costs nothing).
+  size_t max_alloc_bytes = 256u << 20;
+  // When set and true, the render stops with an error (checked every ~1k steps). Owned by
+  // the caller; must outlive the render.
+  const std::atomic<bool>* cancel = nullptr;
+};
+
 struct ChatTemplateInputs {
   // ordered_json keeps object keys in the order the client sent them, as Python dicts do;
   // tool schemas rendered with tojson depend on it. (nlohmann::json converts implicitly.)
@@ -41,6 +71,8 @@ struct ChatTemplateInputs {
   // Time seen by strftime_now(), seconds since the epoch, formatted as UTC. Unset: the
   // current local time (what Python's datetime.now() gives).
   std::optional<int64_t> now_unix_seconds;
+  // Limits of this render; the defaults suit any request (see RenderBudget).
+  RenderBudget budget;
 };
 
 class ChatTemplate {

@@ -1,14 +1,24 @@
 #include "chat/evaluator.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace inferd::chat {
 
 Value* Scope::Find(const std::string& name) {
-  for (Scope* s = this; s; s = s->parent.get())
-    for (auto& kv : s->vars)
-      if (kv.first == name) return &kv.second;
-  return nullptr;
+  size_t scanned = 0;  // a linear scan: charged by its length, as DictData::Find
+  Value* found = nullptr;
+  for (Scope* s = this; s && !found; s = s->parent.get()) {
+    for (auto& kv : s->vars) {
+      ++scanned;
+      if (kv.first == name) {
+        found = &kv.second;
+        break;
+      }
+    }
+  }
+  ChargeSteps(static_cast<int64_t>(scanned / 16));
+  return found;
 }
 
 void Scope::Set(const std::string& name, Value v) {
@@ -24,7 +34,7 @@ void Scope::Set(const std::string& name, Value v) {
 namespace {
 
 [[noreturn]] void FailUndefined(const Value& u) {
-  throw TemplateError(u.s.empty() ? "value is undefined" : u.s);
+  throw TemplateError(u.s().empty() ? "value is undefined" : u.s());
 }
 
 // Restores the interpreter's scope on exit.
@@ -45,8 +55,12 @@ std::shared_ptr<Scope> Child(const std::shared_ptr<Scope>& parent) {
 
 }  // namespace
 
-Interpreter::Interpreter(const Template& tmpl, Value globals, RenderLimits limits)
-    : tmpl_(tmpl), globals_(std::move(globals)), limits_(limits), scope_(std::make_shared<Scope>()) {}
+Interpreter::Interpreter(const Template& tmpl, Value globals, const RenderBudget& budget, RenderLimits limits)
+    : tmpl_(tmpl),
+      globals_(std::move(globals)),
+      limits_(limits),
+      budget_(budget, limits.max_stack_bytes),
+      scope_(std::make_shared<Scope>()) {}
 
 Interpreter::~Interpreter() {
   // Cut every edge out of a namespace first, then drop the values: no cycle survives and
@@ -57,14 +71,15 @@ Interpreter::~Interpreter() {
 }
 
 std::string Interpreter::Render() {
+  BudgetScope active(&budget_);
   std::string out;
   Exec(tmpl_.body, out);
   return out;
 }
 
-void Interpreter::CheckSize(size_t n) const {
-  if (n > limits_.max_output_bytes)
-    throw TemplateError("rendered output exceeds " + std::to_string(limits_.max_output_bytes) + " bytes");
+void Interpreter::Emit(std::string& out, const std::string& text) {
+  budget_.CheckOutput(out.size() + text.size());
+  out += text;
 }
 
 Interpreter::Flow Interpreter::Exec(const Body& body, std::string& out) {
@@ -76,13 +91,11 @@ Interpreter::Flow Interpreter::Exec(const Body& body, std::string& out) {
 }
 
 Interpreter::Flow Interpreter::ExecNode(const Node& n, std::string& out) {
+  budget_.Step();
+  budget_.CheckStack();
   switch (n.kind) {
-    case NodeKind::kText: out += n.text; break;
-    case NodeKind::kOutput: {
-      Value v = Eval(*n.expr);
-      out += v.Str();
-      break;
-    }
+    case NodeKind::kText: Emit(out, n.text); break;
+    case NodeKind::kOutput: Emit(out, Eval(*n.expr).Str()); break;
     case NodeKind::kIf:
       for (size_t k = 0; k < n.conds.size(); ++k)
         if (Eval(*n.conds[k]).Truthy()) return Exec(n.bodies[k], out);
@@ -102,7 +115,7 @@ Interpreter::Flow Interpreter::ExecNode(const Node& n, std::string& out) {
       CallArgs args;
       CollectArgs(call, 1, &args);
       args.kw.emplace_back("caller", caller);
-      out += CallValue(callee, args).Str();
+      Emit(out, CallValue(callee, args).Str());
       break;
     }
     case NodeKind::kFilterBlock: {
@@ -117,14 +130,13 @@ Interpreter::Flow Interpreter::ExecNode(const Node& n, std::string& out) {
         CollectArgs(**it, 1, &args);
         v = ApplyFilter((*it)->name, std::move(v), args);
       }
-      out += v.Str();
+      Emit(out, v.Str());
       break;
     }
     case NodeKind::kScope: return Exec(n.body, out);
     case NodeKind::kBreak: return Flow::kBreak;
     case NodeKind::kContinue: return Flow::kContinue;
   }
-  CheckSize(out.size());
   return Flow::kNormal;
 }
 
@@ -140,21 +152,27 @@ void Interpreter::Bind(const std::vector<std::string>& targets, const Value& v) 
   for (size_t k = 0; k < targets.size(); ++k) scope_->Set(targets[k], items[k]);
 }
 
+// The items are a new vector: its cells are charged before it is built (the items
+// themselves are shared, or new strings charged as they are made).
 std::vector<Value> Interpreter::Iterate(const Value& v) {
   switch (v.kind) {
     case Kind::kUndefined: return {};
     case Kind::kList:
       if (v.list->generator) return std::exchange(v.list->items, {});  // one pass, as in Python
+      budget_.Alloc(SatMulAdd(v.list->items.size(), sizeof(Value)));
       return v.list->items;
     case Kind::kDict: {
       if (v.is_namespace()) break;
+      budget_.Alloc(SatMulAdd(v.dict->items.size(), sizeof(Value)));
       std::vector<Value> keys;
+      keys.reserve(v.dict->items.size());
       for (const auto& kv : v.dict->items) keys.push_back(KeyValue(kv.first));
       return keys;
     }
     case Kind::kString: {
+      budget_.Alloc(SatMulAdd(CodePointCount(v.s()), sizeof(Value)));
       std::vector<Value> chars;
-      for (char32_t c : DecodeUtf8(v.s)) {
+      for (char32_t c : DecodeUtf8(v.s())) {
         std::string s;
         AppendUtf8(s, c);
         chars.push_back(Value::Str(std::move(s)));
@@ -166,50 +184,123 @@ std::vector<Value> Interpreter::Iterate(const Value& v) {
   throw TemplateError(std::string("'") + v.TypeName() + "' object is not iterable");
 }
 
-Interpreter::Flow Interpreter::ExecFor(const Node& n, std::string& out) {
-  std::vector<Value> items = Iterate(Eval(*n.expr));
-  if (n.cond) {
-    std::vector<Value> kept;
-    for (auto& it : items) {
-      ScopeGuard g(scope_, Child(scope_));
-      Bind(n.targets, it);
-      if (Eval(*n.cond).Truthy()) kept.push_back(std::move(it));
-    }
-    items = std::move(kept);
-  }
-  if (items.empty()) return Exec(n.else_body, out);
+namespace {
+
+// The `loop` variable of iteration k of `items`. It is scaffolding of the iteration, counted
+// as the iteration's step rather than as allocated bytes (only its dict header is charged):
+// it dies with the iteration unless the template keeps it, and keeping many takes a growing
+// list, which is charged. Its depth is tracked all the same: loop.previtem can be the loop
+// of an earlier iteration, and a chain of those is a deep value.
+Value MakeLoop(int64_t k, const std::vector<Value>& items) {
   const int64_t len = static_cast<int64_t>(items.size());
-  for (int64_t k = 0; k < len; ++k) {
+  Value prev = k > 0 ? items[k - 1] : Value::Undefined("there is no previous item");
+  Value next = k + 1 < len ? items[k + 1] : Value::Undefined("there is no next item");
+  const int depth = 1 + std::max(ChildDepth(prev), ChildDepth(next));
+  CheckValueDepth(depth);
+  Value loop = Value::Dict();
+  DictData& d = *loop.dict;
+  d.depth = depth;
+  d.items.reserve(12);
+  d.items.emplace_back("index", Value::Int(k + 1));
+  d.items.emplace_back("index0", Value::Int(k));
+  d.items.emplace_back("revindex", Value::Int(len - k));
+  d.items.emplace_back("revindex0", Value::Int(len - k - 1));
+  d.items.emplace_back("first", Value::Bool(k == 0));
+  d.items.emplace_back("last", Value::Bool(k == len - 1));
+  d.items.emplace_back("length", Value::Int(len));
+  d.items.emplace_back("depth", Value::Int(1));
+  d.items.emplace_back("depth0", Value::Int(0));
+  d.items.emplace_back("previtem", std::move(prev));
+  d.items.emplace_back("nextitem", std::move(next));
+  d.items.emplace_back("cycle", Value::Function([k](Interpreter&, CallArgs& a) {
+    if (a.pos.empty()) throw TemplateError("no items for cycling given");
+    return a.pos[k % a.pos.size()];
+  }));
+  return loop;
+}
+
+}  // namespace
+
+Interpreter::Flow Interpreter::ExecFor(const Node& n, std::string& out) {
+  Value seq = Eval(*n.expr);
+  // A plain list is immutable and `seq` keeps it alive: iterate it in place. Anything else
+  // (generators, dicts, strings, filtered loops) is materialized first.
+  std::vector<Value> owned;
+  const std::vector<Value>* items = &owned;
+  if (seq.is_plain_list() && !n.cond) {
+    items = &seq.list->items;
+  } else {
+    owned = Iterate(seq);
+    if (n.cond) {
+      std::vector<Value> kept;
+      for (auto& it : owned) {
+        ScopeGuard g(scope_, Child(scope_));
+        Bind(n.targets, it);
+        if (Eval(*n.cond).Truthy()) kept.push_back(std::move(it));
+      }
+      owned = std::move(kept);
+    }
+  }
+  if (items->empty()) return Exec(n.else_body, out);
+  for (size_t k = 0; k < items->size(); ++k) {
     if (++iterations_ > limits_.max_loop_iterations)
       throw TemplateError("loop iteration limit exceeded (" + std::to_string(limits_.max_loop_iterations) + ")");
+    budget_.Step();
     ScopeGuard g(scope_, Child(scope_));
-    Value loop = Value::Dict();
-    DictData& d = *loop.dict;
-    d.items.reserve(12);
-    d.items.emplace_back("index", Value::Int(k + 1));
-    d.items.emplace_back("index0", Value::Int(k));
-    d.items.emplace_back("revindex", Value::Int(len - k));
-    d.items.emplace_back("revindex0", Value::Int(len - k - 1));
-    d.items.emplace_back("first", Value::Bool(k == 0));
-    d.items.emplace_back("last", Value::Bool(k == len - 1));
-    d.items.emplace_back("length", Value::Int(len));
-    d.items.emplace_back("depth", Value::Int(1));
-    d.items.emplace_back("depth0", Value::Int(0));
-    d.items.emplace_back("previtem", k > 0 ? items[k - 1] : Value::Undefined("there is no previous item"));
-    d.items.emplace_back("nextitem", k + 1 < len ? items[k + 1] : Value::Undefined("there is no next item"));
-    d.items.emplace_back("cycle", Value::Function([k](Interpreter&, CallArgs& a) {
-      if (a.pos.empty()) throw TemplateError("no items for cycling given");
-      return a.pos[k % a.pos.size()];
-    }));
-    scope_->Set("loop", std::move(loop));
-    Bind(n.targets, items[k]);
+    scope_->Set("loop", MakeLoop(static_cast<int64_t>(k), *items));
+    Bind(n.targets, (*items)[k]);
     Flow f = Exec(n.body, out);
     if (f == Flow::kBreak) break;
   }
   return Flow::kNormal;
 }
 
+// `{% set ns.a = ns.a ~ x ~ ... %}`, the way templates accumulate a prompt: appends to the
+// namespace's string in place when nothing else shares it, so that n such statements cost
+// O(total) bytes instead of O(n * total). The result is exactly jinja2's: ns.a is read
+// first, the other operands are evaluated in order, and if one of them changed ns.a (a
+// macro call can) the old value is used, as jinja2 would. Returns false when the
+// statement has another shape (the caller evaluates it the ordinary way).
+bool Interpreter::AppendToNamespace(const Node& n) {
+  const Expr& e = *n.expr;
+  if (e.kind != ExprKind::kBinary || e.name != "~") return false;
+  std::vector<const Expr*> operands;  // reversed: the head ns.a comes last
+  const Expr* x = &e;
+  for (; x->kind == ExprKind::kBinary && x->name == "~"; x = x->args[0].get()) operands.push_back(x->args[1].get());
+  if (x->kind != ExprKind::kGetAttr || x->name != n.text || x->args[0]->kind != ExprKind::kName ||
+      x->args[0]->name != n.targets[0])
+    return false;
+  Value ns = LookupName(n.targets[0]);
+  if (!ns.is_namespace()) return false;
+  const Value* slot = ns.dict->Find(n.text);
+  if (!slot || !slot->is_string() || slot->markup) return false;
+  budget_.Step(2);  // the head and the `~` chain, not evaluated through Eval
+  Value old = *slot;
+  std::string tail;
+  for (auto it = operands.rbegin(); it != operands.rend(); ++it) {
+    Value v = Eval(**it);
+    std::string text = v.is_string() ? std::string() : v.Str();
+    const std::string& piece = v.is_string() ? v.s() : text;
+    budget_.CheckAlloc(old.s().size() + tail.size() + piece.size());
+    tail += piece;
+  }
+  Value* now = ns.dict->Find(n.text);  // found again: evaluating may have added keys
+  if (now && now->SharesText(old)) {
+    old = Value();  // drop our reference: the namespace may hold the only one
+    if (now->AppendUnshared(tail)) return true;
+    old = *now;
+  }
+  budget_.CheckAlloc(old.s().size() + tail.size());
+  std::string joined;
+  joined.reserve(old.s().size() + tail.size());
+  joined += old.s();
+  joined += tail;
+  ns.dict->Set(n.text, Value::Str(std::move(joined)));
+  return true;
+}
+
 void Interpreter::ExecSet(const Node& n) {
+  if (!n.text.empty() && n.expr && AppendToNamespace(n)) return;
   Value v;
   if (n.expr) {
     v = Eval(*n.expr);
@@ -300,6 +391,8 @@ void Interpreter::CollectArgs(const Expr& e, size_t first, CallArgs* args) {
 }
 
 Value Interpreter::Eval(const Expr& e) {
+  budget_.Step();
+  budget_.CheckStack();
   switch (e.kind) {
     case ExprKind::kLiteral: return e.literal;
     case ExprKind::kName: return LookupName(e.name);
@@ -338,7 +431,10 @@ Value Interpreter::Eval(const Expr& e) {
       Value v = Eval(*e.args[0]);
       if (e.name == "not") return Value::Bool(!v.Truthy());
       if (v.kind == Kind::kFloat) return Value::Float(e.name == "-" ? -v.f : v.f);
-      if (v.is_integer()) return Value::Int(e.name == "-" ? -v.AsInt() : v.AsInt());
+      if (v.is_integer()) {
+        if (e.name == "-" && v.AsInt() == INT64_MIN) throw TemplateError("integer overflow");
+        return Value::Int(e.name == "-" ? -v.AsInt() : v.AsInt());
+      }
       if (v.is_undefined()) FailUndefined(v);
       throw TemplateError(std::string("bad operand type for unary ") + e.name + ": '" + v.TypeName() + "'");
     }
@@ -361,15 +457,34 @@ Value Interpreter::EvalBinary(const Expr& e) {
     Value a = Eval(*e.args[0]);
     return a.Truthy() ? a : Eval(*e.args[1]);
   }
+  if (e.name == "~") return EvalConcat(e);
   Value a = Eval(*e.args[0]);
   Value b = Eval(*e.args[1]);
-  if (e.name == "~") {
-    std::string s = a.Str();
-    s += b.Str();
-    CheckSize(s.size());
-    return Value::Str(std::move(s));
-  }
   return BinaryOp(*this, e.name, a, b);
+}
+
+// `a ~ b ~ c ...` is one join of all operands, as jinja2 compiles it (a Concat node), not
+// a copy of the growing prefix per `~`: `{% set ns.out = ns.out ~ x ~ y %}` in a loop
+// over messages copies ns.out once per statement.
+Value Interpreter::EvalConcat(const Expr& e) {
+  std::vector<const Expr*> operands;  // the left-associated chain ((a ~ b) ~ c), reversed
+  const Expr* x = &e;
+  for (; x->kind == ExprKind::kBinary && x->name == "~"; x = x->args[0].get()) operands.push_back(x->args[1].get());
+  operands.push_back(x);
+  std::vector<Value> parts;
+  parts.reserve(operands.size());
+  size_t total = 0;
+  for (auto it = operands.rbegin(); it != operands.rend(); ++it) {
+    Value v = Eval(**it);
+    if (!v.is_string()) v = Value::Str(v.Str());
+    total += v.s().size();
+    budget_.CheckAlloc(total);
+    parts.push_back(std::move(v));
+  }
+  std::string out;
+  out.reserve(total);
+  for (const auto& p : parts) out += p.s();
+  return Value::Str(std::move(out));
 }
 
 Value Interpreter::EvalCompare(const Expr& e) {
@@ -419,7 +534,8 @@ Value Interpreter::EvalCall(const Expr& e) {
 }
 
 Value Interpreter::CallValue(const Value& callee, CallArgs& args) {
-  if (callee.kind == Kind::kCallable) return (*callee.fn)(*this, args);
+  budget_.Step();
+  if (callee.kind == Kind::kCallable) return callee.fn->call(*this, args);
   if (callee.is_undefined()) FailUndefined(callee);
   throw TemplateError(std::string("'") + callee.TypeName() + "' object is not callable");
 }
@@ -442,8 +558,8 @@ Value Interpreter::GetAttr(const Value& obj, const std::string& name) {
       return Value::Undefined("access to attribute '" + name + "' of '" + obj.TypeName() + "' object is unsafe.");
     Value self = obj;
     std::string method = name;
-    return Value::Function(
-        [self, method](Interpreter& in, CallArgs& a) { return CallMethod(in, self, method, a); });
+    return Value::Function([self, method](Interpreter& in, CallArgs& a) { return CallMethod(in, self, method, a); },
+                           ChildDepth(self) + 1);
   }
   return Value::Undefined("'" + std::string(obj.TypeName()) + " object' has no attribute '" + name + "'");
 }
@@ -453,7 +569,7 @@ Value Interpreter::GetItem(const Value& obj, const Value& key) {
     case Kind::kUndefined: FailUndefined(obj);
     case Kind::kDict:
       if (!obj.is_namespace() && !key.is_list() && !key.is_dict() && !key.is_undefined()) {
-        if (const Value* v = obj.dict->Find(DictKey(key))) return *v;
+        if (const Value* v = key.is_string() ? obj.dict->Find(key.s()) : obj.dict->Find(DictKey(key))) return *v;
       }
       break;
     case Kind::kList:
@@ -467,7 +583,7 @@ Value Interpreter::GetItem(const Value& obj, const Value& key) {
       break;
     case Kind::kString:
       if (key.is_integer()) {
-        std::u32string u = DecodeUtf8(obj.s);
+        std::u32string u = DecodeUtf8(obj.s());
         int64_t n = static_cast<int64_t>(u.size());
         int64_t k = key.AsInt();
         if (k < 0) k += n;
@@ -483,10 +599,10 @@ Value Interpreter::GetItem(const Value& obj, const Value& key) {
   }
   if (key.is_string() && !obj.is_none()) {
     if (obj.is_namespace()) {
-      if (const Value* v = obj.dict->Find(key.s)) return *v;
+      if (const Value* v = obj.dict->Find(key.s())) return *v;
     }
     bool unsafe = false;
-    if (HasMethod(obj, key.s, &unsafe)) return GetAttr(obj, key.s);
+    if (HasMethod(obj, key.s(), &unsafe)) return GetAttr(obj, key.s());
   }
   return Value::Undefined("'" + std::string(obj.TypeName()) + " object' has no attribute '" + key.Str() + "'");
 }
@@ -524,19 +640,19 @@ Value Interpreter::EvalSlice(const Expr& e) {
   auto part = [&](size_t k) { return e.args[k] ? Eval(*e.args[k]) : Value::None(); };
   Value start = part(1), stop = part(2), step = part(3);
   if (obj.is_undefined()) FailUndefined(obj);
-  int64_t b, en, st;
+  int64_t b, en, st;  // the index runs in __int128: b + st can pass INT64_MAX
   if (obj.is_plain_list()) {
     const auto& items = obj.list->items;
     SliceIndices(static_cast<int64_t>(items.size()), start, stop, step, &b, &en, &st);
     std::vector<Value> out;
-    for (int64_t k = b; st > 0 ? k < en : k > en; k += st) out.push_back(items[k]);
+    for (__int128 k = b; st > 0 ? k < en : k > en; k += st) out.push_back(items[static_cast<size_t>(k)]);
     return Value::List(std::move(out), obj.list->tuple);
   }
   if (obj.is_string()) {
-    std::u32string u = DecodeUtf8(obj.s);
+    std::u32string u = DecodeUtf8(obj.s());
     SliceIndices(static_cast<int64_t>(u.size()), start, stop, step, &b, &en, &st);
     std::u32string out;
-    for (int64_t k = b; st > 0 ? k < en : k > en; k += st) out.push_back(u[k]);
+    for (__int128 k = b; st > 0 ? k < en : k > en; k += st) out.push_back(u[static_cast<size_t>(k)]);
     return Value::Str(EncodeUtf8(out));
   }
   return Value::Undefined(std::string("'") + obj.TypeName() + "' object is not subscriptable");

@@ -15,14 +15,25 @@
 #include <vector>
 
 #include "chat/ast.h"
+#include "chat/budget.h"
 #include "chat/value.h"
 
 namespace inferd::chat {
 
+// Structural limits of a render, fixed by the engine (what a render may spend is the
+// caller's RenderBudget).
 struct RenderLimits {
   int max_call_depth = 100;                 // nested macro calls
   int64_t max_loop_iterations = 1'000'000;  // over the whole render
-  size_t max_output_bytes = 64u << 20;      // rendered text and any string built
+  // C++ stack a render may use below Render(), checked by every recursion of the evaluator
+  // and of the value printers and comparers. Parse limits bound the nesting of one
+  // template body (128 blocks, 512-deep expressions), but a macro call re-enters its body,
+  // so 100 nested calls times the body's nesting needs its own bound. Measured in a release
+  // build: ~2.2 KB a macro call, ~0.8 KB an expression or for-loop level, so 512 KiB runs
+  // the deepest expression the parser accepts, or 100 nested calls of a plain macro. It
+  // leaves room on a 1 MiB worker-thread stack for the caller and for destroying a value
+  // kMaxValueDepth deep (~32 KB, the one recursion that cannot check) at the deepest point.
+  size_t max_stack_bytes = (512u << 10) * kStackScale;
 };
 
 struct Scope {
@@ -35,12 +46,13 @@ struct Scope {
 
 class Interpreter {
  public:
-  Interpreter(const Template& tmpl, Value globals, RenderLimits limits = {});
+  Interpreter(const Template& tmpl, Value globals, const RenderBudget& budget = {}, RenderLimits limits = {});
   ~Interpreter();
   Interpreter(const Interpreter&) = delete;
   Interpreter& operator=(const Interpreter&) = delete;
 
-  // Throws TemplateError / RaisedError.
+  // Throws TemplateError / RaisedError. Installs the render's budget as this thread's
+  // current budget (budget.h) while it runs.
   std::string Render();
 
   // ---- used by builtins ----
@@ -50,7 +62,7 @@ class Interpreter {
   Value GetItem(const Value& obj, const Value& key);
   Value ApplyFilter(const std::string& name, Value v, CallArgs& args);
   bool ApplyTest(const std::string& name, const Value& v, CallArgs& args);
-  void CheckSize(size_t n) const;
+  Budget& budget() { return budget_; }
   // namespace() objects are tracked so that reference cycles through them are cut when the
   // render ends.
   void RegisterNamespace(const Value& ns) { namespaces_.push_back(ns.dict); }
@@ -61,13 +73,17 @@ class Interpreter {
   enum class Flow { kNormal, kBreak, kContinue };
 
   Flow Exec(const Body& body, std::string& out);
+  // Appends rendered text to a buffer, within max_output_bytes (checked before growing).
+  void Emit(std::string& out, const std::string& text);
   Flow ExecNode(const Node& n, std::string& out);
   Flow ExecFor(const Node& n, std::string& out);
   void ExecSet(const Node& n);
+  bool AppendToNamespace(const Node& n);
   Value MakeMacro(const Node& n);
   Value CallMacro(const Node& n, const std::weak_ptr<Scope>& def_scope, CallArgs& args, const Value* caller);
   void Bind(const std::vector<std::string>& targets, const Value& v);
   Value EvalBinary(const Expr& e);
+  Value EvalConcat(const Expr& e);
   Value EvalCompare(const Expr& e);
   Value EvalCall(const Expr& e);
   Value EvalSlice(const Expr& e);
@@ -77,6 +93,7 @@ class Interpreter {
   const Template& tmpl_;
   Value globals_;
   RenderLimits limits_;
+  Budget budget_;
   std::shared_ptr<Scope> scope_;
   int call_depth_ = 0;
   int64_t iterations_ = 0;

@@ -4,23 +4,50 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace inferd::chat {
 
 int ChildDepth(const Value& v) {
   if (v.kind == Kind::kList) return v.list->depth;
   if (v.kind == Kind::kDict && !v.dict->is_namespace) return v.dict->depth;
+  if (v.kind == Kind::kCallable) return v.fn->depth;
   return 0;
 }
 
-static void CheckDepth(int d) {
+void CheckValueDepth(int d) {
   if (d > kMaxValueDepth) throw TemplateError("value nested too deeply (limit " + std::to_string(kMaxValueDepth) + ")");
 }
 
+const std::string& Value::EmptyString() {
+  static const std::string empty;
+  return empty;
+}
+
+bool Value::AppendUnshared(const std::string& tail) {
+  if (kind != Kind::kString || markup || !str_ || str_.use_count() != 1) return false;
+  std::string& text = *str_;
+  const size_t need = text.size() + tail.size();
+  // Growing reallocates and copies: charge the new buffer, doubling as std::string does,
+  // so that n appends cost O(total) bytes, not O(n * total).
+  if (need > text.capacity()) {
+    const size_t cap = std::max(need, 2 * text.capacity());
+    ChargeAlloc(cap);
+    text.reserve(cap);
+  } else {
+    ChargeAlloc(tail.size());
+  }
+  text += tail;
+  return true;
+}
+
 Value Value::List(std::vector<Value> items, bool tuple) {
+  // Charged once built: builders of big lists (range, `*`, `+`, split ...) check the size
+  // before they build.
+  ChargeAlloc(SatMulAdd(items.size(), sizeof(Value), sizeof(ListData)));
   int depth = 1;
   for (const auto& it : items) depth = std::max(depth, ChildDepth(it) + 1);
-  CheckDepth(depth);
+  CheckValueDepth(depth);
   Value v;
   v.kind = Kind::kList;
   v.list = std::make_shared<ListData>();
@@ -43,6 +70,7 @@ Value Value::View(std::vector<Value> items, const char* name) {
 }
 
 Value Value::Dict() {
+  ChargeAlloc(sizeof(DictData));
   Value v;
   v.kind = Kind::kDict;
   v.dict = std::make_shared<DictData>();
@@ -55,15 +83,16 @@ Value Value::Namespace() {
   return v;
 }
 
-Value Value::Function(NativeFn fn) {
+Value Value::Function(NativeFn fn, int depth) {
+  CheckValueDepth(depth);
   Value v;
   v.kind = Kind::kCallable;
-  v.fn = std::make_shared<NativeFn>(std::move(fn));
+  v.fn = std::make_shared<Callable>(Callable{std::move(fn), depth});
   return v;
 }
 
 Value Value::FromJson(const nlohmann::ordered_json& j, int depth) {
-  CheckDepth(depth);
+  CheckValueDepth(depth);
   switch (j.type()) {
     case nlohmann::ordered_json::value_t::null: return None();
     case nlohmann::ordered_json::value_t::boolean: return Bool(j.get<bool>());
@@ -82,8 +111,11 @@ Value Value::FromJson(const nlohmann::ordered_json& j, int depth) {
       return List(std::move(items));
     }
     case nlohmann::ordered_json::value_t::object: {
+      // JSON object keys are unique already: append directly. (Set looks each key up,
+      // which made a 100k-key object from a request quadratic.)
       Value d = Dict();
-      for (auto it = j.begin(); it != j.end(); ++it) d.dict->Set(it.key(), FromJson(it.value(), depth + 1));
+      d.dict->items.reserve(j.size());
+      for (auto it = j.begin(); it != j.end(); ++it) d.dict->Append(it.key(), FromJson(it.value(), depth + 1));
       return d;
     }
     default: return None();
@@ -101,12 +133,20 @@ bool Value::Truthy() const {
     case Kind::kBool: return b;
     case Kind::kInt: return i != 0;
     case Kind::kFloat: return f != 0.0;
-    case Kind::kString: return !s.empty();
+    case Kind::kString: return !s().empty();
     case Kind::kList: return list->generator || !list->items.empty();
     case Kind::kDict: return is_namespace() || !dict->items.empty();
     case Kind::kCallable: return true;
   }
   return false;
+}
+
+int64_t SaturatingInt(double d) {
+  if (std::isnan(d)) return 0;
+  // 2^63 is exactly representable; every double below it converts without overflow.
+  if (d >= 9223372036854775808.0) return INT64_MAX;
+  if (d <= -9223372036854775808.0) return INT64_MIN;
+  return static_cast<int64_t>(d);
 }
 
 double Value::AsDouble() const {
@@ -116,7 +156,7 @@ double Value::AsDouble() const {
 
 int64_t Value::AsInt() const {
   if (kind == Kind::kBool) return b ? 1 : 0;
-  if (kind == Kind::kFloat) return static_cast<int64_t>(f);
+  if (kind == Kind::kFloat) return SaturatingInt(f);
   return i;
 }
 
@@ -231,49 +271,69 @@ std::string Value::Str() const {
     case Kind::kBool: return b ? "True" : "False";
     case Kind::kInt: return std::to_string(i);
     case Kind::kFloat: return PyFloatRepr(f);
-    case Kind::kString: return s;
+    case Kind::kString: ChargeWork(s().size()); return s();  // a copy: charged as work
     default: return Repr();
   }
 }
 
-std::string Value::Repr(int depth) const {
+// Appends repr(v) to out. Values are DAGs (`[x, x]` shares x), so the printed size can be
+// exponential in the value's size: each element visited is a step and the text built is
+// checked against the allocation budget as it grows (the caller charges the result).
+static void ReprTo(std::string& out, const Value& v, int depth) {
   if (depth > kMaxValueDepth) throw TemplateError("value nested too deeply to print (or refers to itself)");
-  switch (kind) {
-    case Kind::kString: return markup ? "Markup(" + PyStrRepr(s) + ")" : PyStrRepr(s);
+  ChargeSteps(1);
+  CheckStack();
+  switch (v.kind) {
+    case Kind::kString:
+      if (v.markup) out += "Markup(";
+      out += PyStrRepr(v.s());
+      if (v.markup) out += ")";
+      break;
     case Kind::kList: {
-      if (list->generator) return "<generator object>";
-      if (list->view) {
-        Value plain = List(list->items);
-        return std::string(list->view) + "(" + plain.Repr() + ")";
+      const ListData& l = *v.list;
+      if (l.generator) {
+        out += "<generator object>";
+        break;
       }
-      std::string out = list->tuple ? "(" : "[";
-      for (size_t k = 0; k < list->items.size(); ++k) {
+      if (l.view) out += std::string(l.view) + "(";
+      out += l.tuple ? "(" : "[";
+      for (size_t k = 0; k < l.items.size(); ++k) {
         if (k) out += ", ";
-        out += list->items[k].Repr(depth + 1);
+        ReprTo(out, l.items[k], depth + 1);
       }
-      if (list->tuple && list->items.size() == 1) out += ",";
-      out += list->tuple ? ")" : "]";
-      return out;
+      if (l.tuple && l.items.size() == 1) out += ",";
+      out += l.tuple ? ")" : "]";
+      if (l.view) out += ")";
+      break;
     }
     case Kind::kDict: {
-      std::string out = is_namespace() ? "<Namespace {" : "{";
+      out += v.is_namespace() ? "<Namespace {" : "{";
       bool first = true;
-      for (const auto& [k, v] : dict->items) {
+      for (const auto& [k, x] : v.dict->items) {
         if (!first) out += ", ";
         first = false;
-        out += KeyValue(k).Repr() + ": " + v.Repr(depth + 1);
+        ReprTo(out, KeyValue(k), depth + 1);
+        out += ": ";
+        ReprTo(out, x, depth + 1);
       }
-      out += is_namespace() ? "}>" : "}";
-      return out;
+      out += v.is_namespace() ? "}>" : "}";
+      break;
     }
-    case Kind::kCallable: return "<function>";
-    default: return Str();
+    case Kind::kCallable: out += "<function>"; break;
+    default: out += v.Str(); break;
   }
+  CheckAlloc(out.size());
+}
+
+std::string Value::Repr() const {
+  std::string out;
+  ReprTo(out, *this, 0);
+  return out;
 }
 
 std::string DictKey(const Value& key) {
   switch (key.kind) {
-    case Kind::kString: return key.s;
+    case Kind::kString: ChargeWork(key.s().size()); return key.s();  // a copy: charged as work
     case Kind::kBool:
     case Kind::kInt: return "\x01" + std::to_string(key.AsInt());
     case Kind::kFloat:
@@ -293,26 +353,45 @@ Value KeyValue(const std::string& key) {
   return Value::Int(std::strtoll(r.c_str(), nullptr, 10));
 }
 
+// A linear scan: charged by the dict's size and by the bytes of the keys compared.
 const Value* DictData::Find(const std::string& key) const {
-  for (const auto& kv : items)
+  ChargeSteps(1 + static_cast<int64_t>(items.size() / 16));
+  for (const auto& kv : items) {
+    if (kv.first.size() != key.size()) continue;
+    ChargeWork(key.size());
     if (kv.first == key) return &kv.second;
+  }
   return nullptr;
 }
 
 void DictData::Set(const std::string& key, Value v) {
   int d = ChildDepth(v) + 1;
-  CheckDepth(d);
+  CheckValueDepth(d);
   depth = std::max(depth, d);
+  ChargeSteps(1 + static_cast<int64_t>(items.size() / 16));
   for (auto& kv : items) {
-    if (kv.first == key) {
+    if (kv.first.size() == key.size() && (ChargeWork(key.size()), kv.first == key)) {
       kv.second = std::move(v);
       return;
     }
   }
+  ChargeAlloc(sizeof(items[0]) + key.size());
   items.emplace_back(key, std::move(v));
 }
 
+void DictData::Append(std::string key, Value v) {
+  int d = ChildDepth(v) + 1;
+  CheckValueDepth(d);
+  depth = std::max(depth, d);
+  ChargeAlloc(sizeof(items[0]) + key.size());
+  items.emplace_back(std::move(key), std::move(v));
+}
+
+// PyEquals / PyCompare walk both values: a step per element (values are DAGs, see ReprTo)
+// and work for the bytes compared.
 bool PyEquals(const Value& a, const Value& b) {
+  ChargeSteps(1);
+  CheckStack();
   if (a.is_number() && b.is_number()) {
     if (a.kind == Kind::kFloat || b.kind == Kind::kFloat) return a.AsDouble() == b.AsDouble();
     return a.AsInt() == b.AsInt();
@@ -321,7 +400,11 @@ bool PyEquals(const Value& a, const Value& b) {
   switch (a.kind) {
     case Kind::kUndefined:
     case Kind::kNone: return true;
-    case Kind::kString: return a.s == b.s;
+    case Kind::kString:
+      if (&a.s() == &b.s()) return true;  // shared text
+      if (a.s().size() != b.s().size()) return false;
+      ChargeWork(a.s().size());
+      return a.s() == b.s();
     case Kind::kList: {
       if (!a.list->is_plain() || !b.list->is_plain()) return a.list == b.list;
       if (a.list->tuple != b.list->tuple || a.list->items.size() != b.list->items.size()) return false;
@@ -344,6 +427,8 @@ bool PyEquals(const Value& a, const Value& b) {
 }
 
 int PyCompare(const Value& a, const Value& b) {
+  ChargeSteps(1);
+  CheckStack();
   if (a.is_number() && b.is_number()) {
     if (a.kind == Kind::kFloat || b.kind == Kind::kFloat) {
       double x = a.AsDouble(), y = b.AsDouble();
@@ -352,7 +437,11 @@ int PyCompare(const Value& a, const Value& b) {
     int64_t x = a.AsInt(), y = b.AsInt();
     return x < y ? -1 : (x > y ? 1 : 0);
   }
-  if (a.is_string() && b.is_string()) return a.s < b.s ? -1 : (a.s > b.s ? 1 : 0);
+  if (a.is_string() && b.is_string()) {
+    ChargeWork(std::min(a.s().size(), b.s().size()));
+    int c = a.s().compare(b.s());
+    return c < 0 ? -1 : (c > 0 ? 1 : 0);
+  }
   if (a.is_plain_list() && b.is_plain_list() && a.list->tuple == b.list->tuple) {
     size_t n = std::min(a.list->items.size(), b.list->items.size());
     for (size_t k = 0; k < n; ++k) {
@@ -399,12 +488,22 @@ static void JsonString(std::string& out, const std::string& s, bool ensure_ascii
   out.push_back('"');
 }
 
+// Appends json.dumps(v) to out: a step per element and the text checked against the
+// allocation budget as it grows, as ReprTo (indentation multiplies the size by the depth).
 static void JsonValue(std::string& out, const Value& v, const JsonOptions& o, int depth) {
   if (depth > 500) throw TemplateError("tojson: value nested too deeply");
+  ChargeSteps(1);
+  CheckStack();
+  CheckAlloc(out.size());
   bool pretty = o.indent >= 0 || o.indent_is_str;
   auto newline = [&](int level) {
+    const size_t unit = o.indent_is_str ? o.indent_str.size() : static_cast<size_t>(std::max(o.indent, 0));
+    CheckAlloc(SatMulAdd(unit, static_cast<size_t>(level), out.size() + 1));
     out.push_back('\n');
-    for (int k = 0; k < level; ++k) out += o.indent_is_str ? o.indent_str : std::string(o.indent, ' ');
+    for (int k = 0; k < level; ++k) {
+      if (o.indent_is_str) out += o.indent_str;
+      else out.append(unit, ' ');
+    }
   };
   switch (v.kind) {
     case Kind::kNone: out += "null"; return;
@@ -415,7 +514,7 @@ static void JsonValue(std::string& out, const Value& v, const JsonOptions& o, in
       else if (std::isinf(v.f)) out += v.f < 0 ? "-Infinity" : "Infinity";
       else out += PyFloatRepr(v.f);
       return;
-    case Kind::kString: JsonString(out, v.s, o.ensure_ascii); return;
+    case Kind::kString: JsonString(out, v.s(), o.ensure_ascii); return;
     case Kind::kList: {
       if (!v.list->is_plain())
         throw TemplateError(std::string("Object of type ") + v.TypeName() + " is not JSON serializable");
@@ -468,6 +567,7 @@ static void JsonValue(std::string& out, const Value& v, const JsonOptions& o, in
 std::string ToJson(const Value& v, const JsonOptions& opts) {
   std::string out;
   JsonValue(out, v, opts, 0);
+  CheckAlloc(out.size());
   return out;
 }
 
@@ -480,8 +580,12 @@ Value ParseJsonText(const std::string& text) {
 }
 
 std::string HtmlEscape(const std::string& s) {
+  size_t n = s.size();
+  for (char c : s) n += c == '&' || c == '\'' || c == '"' ? 4 : c == '<' || c == '>' ? 3 : 0;
+  ChargeWork(s.size());
+  CheckAlloc(n);
   std::string out;
-  out.reserve(s.size());
+  out.reserve(n);
   for (char c : s) {
     switch (c) {
       case '&': out += "&amp;"; break;
@@ -496,6 +600,7 @@ std::string HtmlEscape(const std::string& s) {
 }
 
 std::u32string DecodeUtf8(const std::string& s) {
+  ChargeAlloc(SatMulAdd(s.size(), sizeof(char32_t)));  // a transient buffer, but a real one
   std::u32string out;
   out.reserve(s.size());
   size_t k = 0, n = s.size();
@@ -548,10 +653,49 @@ std::string EncodeUtf8(const std::u32string& s) {
 }
 
 size_t CodePointCount(const std::string& s) {
+  ChargeWork(s.size());
   size_t n = 0;
   for (char c : s)
     if ((static_cast<unsigned char>(c) & 0xc0) != 0x80) ++n;
   return n;
+}
+
+size_t FindCharged(const std::string& s, const std::string& sub, size_t from) {
+  const size_t n = s.size(), m = sub.size();
+  if (m == 0) return from <= n ? from : std::string::npos;
+  for (size_t k = from; k + m <= n;) {
+    const void* p = std::memchr(s.data() + k, sub[0], n - m + 1 - k);
+    const size_t at = p ? static_cast<size_t>(static_cast<const char*>(p) - s.data()) : n - m + 1;
+    ChargeWork(at - k + 1);
+    if (!p) break;
+    ChargeWork(m);
+    if (std::memcmp(p, sub.data(), m) == 0) return at;
+    k = at + 1;
+  }
+  return std::string::npos;
+}
+
+size_t RFindCharged(const std::string& s, const std::string& sub, size_t pos) {
+  const size_t n = s.size(), m = sub.size();
+  if (m > n) return std::string::npos;
+  size_t k = std::min(pos, n - m);  // last candidate start
+  if (m == 0) return k;
+  // A plain backward scan, not memrchr: sanitizers check memrchr's whole range on every
+  // call, which made this quadratic in fuzzing builds.
+  for (size_t at = k + 1; at-- > 0;) {
+    if (s[at] != sub[0]) continue;
+    ChargeWork(k - at + 1 + m);  // the bytes scanned since the last candidate, and the compare
+    k = at;
+    if (std::memcmp(s.data() + at, sub.data(), m) == 0) return at;
+  }
+  ChargeWork(k + 1);
+  return std::string::npos;
+}
+
+bool MatchAt(const std::string& s, size_t pos, const std::string& sub) {
+  if (pos > s.size() || sub.size() > s.size() - pos) return false;
+  ChargeWork(sub.size());
+  return s.compare(pos, sub.size(), sub) == 0;
 }
 
 }  // namespace inferd::chat
