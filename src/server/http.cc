@@ -6,6 +6,14 @@
 // ends, while a second coroutine watches the socket for the client going away. With one
 // thread there is no locking: the exchange's state is only touched on that thread, and
 // the pump re-checks the state after every suspension, so a wake-up is never lost.
+//
+// Bytes become requests in http_parse.cc (shared with the tests and the fuzzer); this file
+// does the socket side, CORS (Starlette's rules, before the handler) and the responses.
+// Responses always carry the status line "HTTP/1.1", also to HTTP/1.0 clients: RFC 9110
+// §6.2 has a server send the highest minor version it conforms to, and nginx and uvicorn
+// (h11) do the same. What changes for an HTTP/1.0 client is the framing: no chunked
+// coding (a stream is delimited by closing the connection, RFC 9112 §6.3), and keep-alive
+// only when it asked with "Connection: keep-alive", confirmed by the same header.
 #include <utility>  // Boost 1.74's asio/awaitable.hpp uses std::exchange without it
 
 #include "server/http.h"
@@ -13,6 +21,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -24,9 +33,11 @@
 #include <chrono>
 #include <deque>
 #include <list>
+#include <set>
 
 #include <fmt/format.h>
 
+#include "server/http_parse.h"
 #include "util/logging.h"
 
 namespace inferd::server {
@@ -48,6 +59,123 @@ std::chrono::milliseconds Ms(double seconds) {
 std::string DefaultErrorBody(int status, const std::string& message) {
   return fmt::format("{{\"error\": {{\"message\": \"{}\", \"code\": {}}}}}", message, status);
 }
+
+// Starlette's CORSMiddleware (starlette/middleware/cors.py), which vLLM serves behind:
+// the same decisions and the same header values, precomputed from the options.
+class Cors {
+ public:
+  explicit Cors(const CorsOptions& o) : options_(o) {
+    auto has_star = [](const std::vector<std::string>& v) { return std::find(v.begin(), v.end(), "*") != v.end(); };
+    allow_all_origins_ = has_star(o.allowed_origins);
+    allow_all_headers_ = has_star(o.allowed_headers);
+    methods_ = has_star(o.allowed_methods)
+                   ? std::vector<std::string>{"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"}
+                   : o.allowed_methods;
+    // The CORS-safelisted request headers are always allowed; sorted and unique as
+    // Python's sorted(set(...)) makes them (byte order equals code point order in UTF-8).
+    std::set<std::string> headers = {"Accept", "Accept-Language", "Content-Language", "Content-Type"};
+    headers.insert(o.allowed_headers.begin(), o.allowed_headers.end());
+    for (const std::string& h : headers) {
+      allow_headers_value_ += (allow_headers_value_.empty() ? "" : ", ") + h;
+      allowed_headers_lower_.insert(Lower(h));
+    }
+  }
+
+  // When `r` is a preflight, answers it through `ex` and returns true.
+  bool Preflight(const HttpRequest& r, HttpExchange& ex) const {
+    auto origin = r.headers.find("origin");
+    if (origin == r.headers.end() || r.method != "OPTIONS") return false;
+    auto method = r.headers.find("access-control-request-method");
+    if (method == r.headers.end()) return false;
+    // The origin is explicit (echoed) unless any origin may read without credentials.
+    const bool explicit_origin = !allow_all_origins_ || options_.allow_credentials;
+    HttpHeaders h;
+    h.emplace_back(explicit_origin ? "Vary" : "Access-Control-Allow-Origin", explicit_origin ? "Origin" : "*");
+    h.emplace_back("Access-Control-Allow-Methods", Join(methods_));
+    h.emplace_back("Access-Control-Max-Age", std::to_string(options_.max_age_s));
+    if (!allow_all_headers_) h.emplace_back("Access-Control-Allow-Headers", allow_headers_value_);
+    if (options_.allow_credentials) h.emplace_back("Access-Control-Allow-Credentials", "true");
+    std::vector<std::string> failures;
+    if (!OriginAllowed(origin->second)) {
+      failures.push_back("origin");
+    } else if (explicit_origin) {
+      h.emplace_back("Access-Control-Allow-Origin", origin->second);
+    }
+    if (std::find(methods_.begin(), methods_.end(), method->second) == methods_.end()) failures.push_back("method");
+    if (auto requested = r.headers.find("access-control-request-headers"); requested != r.headers.end()) {
+      if (allow_all_headers_) {
+        h.emplace_back("Access-Control-Allow-Headers", requested->second);  // mirrored, as any is allowed
+      } else if (!HeadersAllowed(requested->second)) {
+        failures.push_back("headers");
+      }
+    }
+    // Starlette's allow_private_network, which vLLM leaves off.
+    if (r.headers.count("access-control-request-private-network")) failures.push_back("private-network");
+    if (failures.empty()) {
+      ex.Respond(200, "text/plain; charset=utf-8", "OK", std::move(h));
+    } else {
+      ex.Respond(400, "text/plain; charset=utf-8", "Disallowed CORS " + Join(failures), std::move(h));
+    }
+    return true;
+  }
+
+  // Headers for the response to an actual (not preflight) request; none without Origin.
+  // "Vary: Origin" means: add Origin to the response's Vary; the others replace.
+  HttpHeaders ResponseHeaders(const HttpRequest& r) const {
+    HttpHeaders h;
+    auto origin = r.headers.find("origin");
+    if (origin == r.headers.end()) return h;
+    // A request with a cookie (or, with credentials, an Authorization) gets the origin
+    // itself, as browsers refuse "*" for a credentialed request; with a list of origins,
+    // an allowed one is always echoed.
+    const bool credentialed =
+        r.headers.count("cookie") || (options_.allow_credentials && r.headers.count("authorization"));
+    const bool echo = allow_all_origins_ ? credentialed : OriginAllowed(origin->second);
+    if (allow_all_origins_ && !echo) h.emplace_back("Access-Control-Allow-Origin", "*");
+    if (options_.allow_credentials) h.emplace_back("Access-Control-Allow-Credentials", "true");
+    if (echo) {
+      h.emplace_back("Access-Control-Allow-Origin", origin->second);
+      h.emplace_back("Vary", "Origin");
+    }
+    return h;
+  }
+
+ private:
+  static std::string Lower(std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  }
+  static std::string Join(const std::vector<std::string>& v) {
+    std::string out;
+    for (const std::string& s : v) out += (out.empty() ? "" : ", ") + s;
+    return out;
+  }
+  bool OriginAllowed(const std::string& origin) const {
+    return allow_all_origins_ ||
+           std::find(options_.allowed_origins.begin(), options_.allowed_origins.end(), origin) !=
+               options_.allowed_origins.end();
+  }
+  // Each comma-separated name, lower-cased and stripped of whitespace, must be allowed
+  // (an empty name is not: Starlette's split(",") gives "" for it, which never matches).
+  bool HeadersAllowed(const std::string& requested) const {
+    for (size_t start = 0; start <= requested.size();) {
+      size_t comma = std::min(requested.find(',', start), requested.size());
+      std::string name = Lower(requested.substr(start, comma - start));
+      const char* ws = " \t\n\r\v\f";
+      name.erase(0, name.find_first_not_of(ws));
+      name.erase(name.find_last_not_of(ws) + 1);
+      if (!allowed_headers_lower_.count(name)) return false;
+      start = comma + 1;
+    }
+    return true;
+  }
+
+  CorsOptions options_;
+  bool allow_all_origins_ = false, allow_all_headers_ = false;
+  std::vector<std::string> methods_;
+  std::string allow_headers_value_;
+  std::set<std::string> allowed_headers_lower_;
+};
 
 class ServerImpl;
 
@@ -117,6 +245,7 @@ class Exchange final : public HttpExchange {
   int status_ = 200;
   std::string content_type_, body_;
   HttpHeaders extra_;
+  HttpHeaders cors_;  // Cors::ResponseHeaders of the request, applied over extra_
   std::deque<std::string> chunks_;
 
  private:
@@ -129,18 +258,35 @@ class Exchange final : public HttpExchange {
   std::function<void()> on_gone_;
 };
 
+// As Starlette's MutableHeaders.update + add_vary_header: CORS headers replace the
+// handler's of the same name, except Vary, which gains "Origin".
 template <class Body>
-void SetCommonHeaders(http::response<Body>& res, const Exchange& ex, bool keep_alive) {
+void ApplyCors(http::response<Body>& res, const HttpHeaders& cors) {
+  for (const auto& [k, v] : cors) {
+    if (beast::iequals(k, "vary") && !res[http::field::vary].empty()) {
+      res.set(http::field::vary, std::string(res[http::field::vary]) + ", " + v);
+    } else {
+      res.set(k, v);
+    }
+  }
+}
+
+// `version`: the request's. res.keep_alive(true) writes no header on an HTTP/1.1 response,
+// but an HTTP/1.0 client closes unless it reads "Connection: keep-alive".
+template <class Body>
+void SetCommonHeaders(http::response<Body>& res, const Exchange& ex, bool keep_alive, int version) {
   res.set(http::field::server, "inferd");
   res.set(http::field::content_type, ex.content_type_);
   for (const auto& [k, v] : ex.extra_) res.set(k, v);
+  ApplyCors(res, ex.cors_);
   res.keep_alive(keep_alive);
+  if (keep_alive && version < 11) res.set(http::field::connection, "keep-alive");
 }
 
 class ServerImpl final : public HttpServer {
  public:
   ServerImpl(HttpServerOptions options, HttpHandler handler)
-      : options_(std::move(options)), handler_(std::move(handler)), ioc_(1), signals_(ioc_) {
+      : options_(std::move(options)), handler_(std::move(handler)), cors_(options_.cors), ioc_(1), signals_(ioc_) {
     if (!options_.error_body) options_.error_body = DefaultErrorBody;
   }
 
@@ -204,6 +350,7 @@ class ServerImpl final : public HttpServer {
       if (!ec) fn();
     });
   }
+  void SetMaxBodyBytes(size_t bytes) override { options_.max_body_bytes = bytes; }
   int port() const override { return port_; }
   int64_t num_connections() const override { return connections_.load(); }
   int64_t num_active_exchanges() const override { return active_.load(); }
@@ -295,66 +442,12 @@ class ServerImpl final : public HttpServer {
         }
       }
       first = false;
-      http::request_parser<http::string_body> parser;
-      parser.header_limit(64 * 1024);
-      parser.body_limit(options_.max_body_bytes);
-      stream.expires_after(Ms(options_.read_timeout_s));
-      co_await http::async_read_header(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
-      if (ec == http::error::end_of_stream || ec == net::error::eof) break;
-      if (ec == beast::error::timeout) break;  // the stream is closed by the timeout
-      if (ec == http::error::body_limit) {  // Content-Length over the limit, seen with the header
-        co_await WriteError(stream, 413, fmt::format("request body exceeds the limit of {} bytes", options_.max_body_bytes));
-        co_await Drain(stream);
-        break;
-      }
-      if (ec) {
-        co_await WriteError(stream, 400, fmt::format("malformed HTTP request: {}", ec.message()));
-        break;
-      }
-      auto& hdr = parser.get();
-      if (auto cl = parser.content_length(); cl && *cl > options_.max_body_bytes) {
-        co_await WriteError(stream, 413, fmt::format("request body of {} bytes exceeds the limit of {} bytes",
-                                                     *cl, options_.max_body_bytes));
-        co_await Drain(stream);
-        break;
-      }
-      if (beast::iequals(hdr[http::field::expect], "100-continue")) {
-        http::response<http::empty_body> cont{http::status::continue_, hdr.version()};
-        co_await http::async_write(stream, cont, net::redirect_error(use_awaitable, ec));
-        if (ec) break;
-      }
-      co_await http::async_read(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
-      if (ec == beast::error::timeout) break;
-      if (ec == http::error::body_limit) {
-        co_await WriteError(stream, 413, fmt::format("request body exceeds the limit of {} bytes", options_.max_body_bytes));
-        co_await Drain(stream);
-        break;
-      }
-      if (ec) {
-        if (ec != http::error::end_of_stream && ec != net::error::eof && ec != net::error::connection_reset) {
-          co_await WriteError(stream, 400, fmt::format("malformed HTTP request: {}", ec.message()));
-        }
-        break;
-      }
+      HttpRequestParser parser(HttpParseLimits{options_.max_header_bytes, options_.max_body_bytes});
+      if (!co_await ReadRequest(stream, buffer, parser)) break;
       stream.expires_never();
-      http::request<http::string_body> req = parser.release();
-      const bool keep_alive = req.keep_alive();
-
-      HttpRequest hr;
-      hr.method = std::string(req.method_string());
-      std::string target(req.target());
-      if (auto q = target.find('?'); q != std::string::npos) {
-        hr.query = target.substr(q + 1);
-        target.resize(q);
-      }
-      hr.path = std::move(target);
-      for (const auto& f : req) {
-        std::string name(f.name_string());
-        for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        hr.headers[name] = std::string(f.value());
-      }
-      hr.body = std::move(req.body());
+      HttpRequest hr = parser.Release();
       hr.remote = remote;
+      const bool keep_alive = hr.keep_alive;
 
       auto ex = std::make_shared<Exchange>(&wake, &active_);
       bool ok = co_await Serve(stream, hr, ex, wake, keep_alive && !stopping_);
@@ -367,12 +460,54 @@ class ServerImpl final : public HttpServer {
     beast::get_lowest_layer(stream).socket().close(ec);
   }
 
+  // Reads one request into `parser`, answering "100 Continue" when the client waits for
+  // it. The whole request must arrive within read_timeout_s. False: the connection ends
+  // (end of stream, timeout, reset, or a parse error, which has been answered).
+  template <class Stream>
+  awaitable<bool> ReadRequest(Stream& stream, beast::flat_buffer& buffer, HttpRequestParser& parser) {
+    constexpr size_t kReadSize = 64 * 1024;
+    stream.expires_after(Ms(options_.read_timeout_s));
+    bool continue_sent = false;
+    boost::system::error_code ec;
+    for (;;) {
+      // The parser consumes a prefix; the rest (a partial header, a pipelined request) stays.
+      auto data = buffer.cdata();
+      buffer.consume(parser.Feed(std::string_view(static_cast<const char*>(data.data()), data.size())));
+      if (parser.failed()) {
+        co_await WriteError(stream, HttpStatusForParseError(parser.error()), parser.error().message(),
+                            parser.Release());
+        co_await Drain(stream);
+        co_return false;
+      }
+      if (parser.done()) co_return true;
+      if (parser.expects_continue() && !continue_sent) {
+        continue_sent = true;
+        http::response<http::empty_body> cont{http::status::continue_, 11};
+        co_await http::async_write(stream, cont, net::redirect_error(use_awaitable, ec));
+        if (ec) co_return false;
+      }
+      size_t n = co_await stream.async_read_some(buffer.prepare(kReadSize), net::redirect_error(use_awaitable, ec));
+      buffer.commit(n);
+      if (ec == net::error::eof && (buffer.size() > 0 || parser.got_some()) && !parser.header_done()) {
+        co_await WriteError(stream, 400, "malformed HTTP request: the header section ends early", parser.Release());
+        co_return false;
+      }
+      // A clean end of stream, a reset, or the read timeout (the stream is closed by then).
+      if (ec) co_return false;
+    }
+  }
+
   // Runs the handler and pumps its exchange. False: the connection must close.
   template <class Stream>
   awaitable<bool> Serve(Stream& stream, const HttpRequest& hr, std::shared_ptr<Exchange> ex,
                         net::steady_timer& wake, bool keep_alive) {
     const auto started = Clock::now();
-    handler_(hr, ex);
+    if (!cors_.Preflight(hr, *ex)) {
+      ex->cors_ = cors_.ResponseHeaders(hr);
+      handler_(hr, ex);
+    }
+    // HTTP/1.0 has no chunked coding: a stream's body ends when the connection closes.
+    const bool close_delimited = hr.version < 11;
     // Watch for the client going away while the response is pending.
     auto& sock = beast::get_lowest_layer(stream).socket();
     auto watching = std::make_shared<bool>(true);
@@ -397,7 +532,7 @@ class ServerImpl final : public HttpServer {
         stream.expires_after(Ms(options_.write_timeout_s));
         if (!ex->streaming_) {
           http::response<http::string_body> res{static_cast<http::status>(ex->status_), 11};
-          SetCommonHeaders(res, *ex, keep_alive);
+          SetCommonHeaders(res, *ex, keep_alive, hr.version);
           res.body() = std::move(ex->body_);
           res.prepare_payload();
           co_await http::async_write(stream, res, net::redirect_error(use_awaitable, ec));
@@ -405,9 +540,9 @@ class ServerImpl final : public HttpServer {
           break;
         }
         http::response<http::empty_body> res{static_cast<http::status>(ex->status_), 11};
-        SetCommonHeaders(res, *ex, keep_alive);
+        SetCommonHeaders(res, *ex, keep_alive && !close_delimited, hr.version);
         res.set(http::field::cache_control, "no-cache");
-        res.chunked(true);
+        res.chunked(!close_delimited);  // else neither Transfer-Encoding nor Content-Length
         http::response_serializer<http::empty_body> sr{res};
         co_await http::async_write_header(stream, sr, net::redirect_error(use_awaitable, ec));
         if (ec) {
@@ -423,11 +558,20 @@ class ServerImpl final : public HttpServer {
           ex->chunks_.pop_front();
         }
         stream.expires_after(Ms(options_.write_timeout_s));
-        co_await net::async_write(stream, http::make_chunk(net::buffer(data)), net::redirect_error(use_awaitable, ec));
+        if (close_delimited) {
+          co_await net::async_write(stream, net::buffer(data), net::redirect_error(use_awaitable, ec));
+        } else {
+          co_await net::async_write(stream, http::make_chunk(net::buffer(data)),
+                                    net::redirect_error(use_awaitable, ec));
+        }
         if (ec) ex->MarkGone();
         continue;
       }
       if (ex->header_sent_ && ex->ended_) {
+        if (close_delimited) {  // closing the connection is the end of the body
+          ok = false;
+          break;
+        }
         stream.expires_after(Ms(options_.write_timeout_s));
         co_await net::async_write(stream, http::make_chunk_last(), net::redirect_error(use_awaitable, ec));
         ok = !ec;
@@ -462,11 +606,14 @@ class ServerImpl final : public HttpServer {
     }
   }
 
+  // An error found by this layer; the connection closes after it. `r`: what was parsed of
+  // the request, for its CORS headers (a browser can then read the error).
   template <class Stream>
-  awaitable<void> WriteError(Stream& stream, int status, std::string message) {
+  awaitable<void> WriteError(Stream& stream, int status, std::string message, const HttpRequest& r) {
     http::response<http::string_body> res{static_cast<http::status>(status), 11};
     res.set(http::field::server, "inferd");
     res.set(http::field::content_type, "application/json");
+    ApplyCors(res, cors_.ResponseHeaders(r));
     res.keep_alive(false);
     res.body() = options_.error_body(status, message);
     res.prepare_payload();
@@ -477,6 +624,7 @@ class ServerImpl final : public HttpServer {
 
   HttpServerOptions options_;
   HttpHandler handler_;
+  Cors cors_;
   net::io_context ioc_;
   net::signal_set signals_;
   std::function<void(int)> on_signal_;

@@ -1,4 +1,5 @@
 // A small asynchronous HTTP/1.1 server (Boost.Beast + Asio behind this plain interface).
+// HTTP/1.0 clients are served too: their streams are close-delimited, not chunked.
 //
 // One I/O thread runs every connection as a coroutine: no thread per connection, so
 // thousands of idle or streaming clients cost a socket and a few KB each. A handler is
@@ -33,6 +34,8 @@ struct HttpRequest {
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
   std::string remote;                         // peer address, for logs
+  int version = 11;                           // 10: HTTP/1.0, 11: HTTP/1.1
+  bool keep_alive = true;                     // the client allows another request after this one
 
   std::string Header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);
@@ -46,7 +49,8 @@ class HttpExchange {
  public:
   virtual ~HttpExchange() = default;
   virtual void Respond(int status, std::string content_type, std::string body, HttpHeaders extra = {}) = 0;
-  // Starts a chunked response (used for server-sent events).
+  // Starts a streamed response (used for server-sent events): chunked for HTTP/1.1; for an
+  // HTTP/1.0 client (no chunked coding there) the body ends when the connection closes.
   virtual void StartStream(int status, std::string content_type, HttpHeaders extra = {}) = 0;
   virtual void Write(std::string data) = 0;
   virtual void End() = 0;
@@ -57,18 +61,40 @@ class HttpExchange {
 
 using HttpHandler = std::function<void(const HttpRequest&, std::shared_ptr<HttpExchange>)>;
 
+// Cross-origin resource sharing, applied by the server before the handler: the semantics
+// of Starlette's CORSMiddleware, which vLLM installs with these four settings (same
+// defaults). A request without an Origin header is untouched. A preflight (OPTIONS with
+// Origin and Access-Control-Request-Method) is answered by the server itself: 200 "OK"
+// with the Access-Control-Allow-* headers, or 400 "Disallowed CORS origin, method,
+// headers" naming what failed; it never reaches the handler. Every other request with an
+// Origin gets Access-Control-Allow-Origin on its response (errors and streams included):
+// "*" when all origins are allowed, else the origin itself (if allowed) with
+// "Vary: Origin" -- also instead of "*" for a request with a Cookie, or with an
+// Authorization when credentials are allowed; and with credentials allowed,
+// "Access-Control-Allow-Credentials: true".
+struct CorsOptions {
+  std::vector<std::string> allowed_origins = {"*"};  // exact origins ("http://a.com:8080"), "*": any
+  std::vector<std::string> allowed_methods = {"*"};  // "*": DELETE GET HEAD OPTIONS PATCH POST PUT
+  std::vector<std::string> allowed_headers = {"*"};  // beyond the CORS-safelisted ones; "*": any
+  bool allow_credentials = false;
+  int max_age_s = 600;  // how long a browser may cache a preflight answer
+};
+
 struct HttpServerOptions {
   std::string host = "0.0.0.0";
   int port = 8000;                     // 0: pick a free port (see HttpServer::port())
   std::string uds;                     // unix socket path: listen there instead of TCP
   size_t max_body_bytes = 64u << 20;   // larger bodies get 413
+  size_t max_header_bytes = 64 * 1024;  // larger header sections get 431
   double read_timeout_s = 30;          // a request must arrive completely within this
   double keep_alive_timeout_s = 5;     // idle keep-alive connections close after this
   double write_timeout_s = 60;         // a client that does not read for this long is dropped
   // Called when a response has ended (or the client went away: status 499), for access logs.
   std::function<void(const HttpRequest&, int status, double seconds)> on_complete;
-  // Body and content type for server-generated errors (413, 400 parse errors).
+  // Body and content type for server-generated errors (parse errors: 400, 413, 431, 501,
+  // see http_parse.h).
   std::function<std::string(int status, const std::string& message)> error_body;
+  CorsOptions cors;
 };
 
 class HttpServer {
@@ -84,6 +110,9 @@ class HttpServer {
   virtual void OnSignal(std::function<void(int)> fn) = 0;
   // Runs `fn` on the I/O thread after `seconds`.
   virtual void After(double seconds, std::function<void()> fn) = 0;
+  // Changes the body limit for requests whose header arrives from now on (I/O thread
+  // only): the server sizes it to the model's context once the model has loaded.
+  virtual void SetMaxBodyBytes(size_t bytes) = 0;
 
   virtual int port() const = 0;                    // bound TCP port (0 for a unix socket)
   virtual int64_t num_connections() const = 0;     // open connections
