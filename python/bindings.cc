@@ -3,7 +3,8 @@
 // It loads a model into an Engine (LoadOptions + EngineOptions, as the CLI does), runs
 // batches through Engine::Generate with the GIL released, and exposes the tokenizer and the
 // chat template. Everything vLLM-shaped (SamplingParams checks, RequestOutput classes,
-// tqdm, beam search) lives in Python.
+// tqdm) lives in Python; beam search's bookkeeping is the C++ BeamSearch the server uses
+// too (engine/beam_search.h), driven from Python one engine batch per step.
 //
 // Threads: Generate runs on the calling thread without the GIL; it takes the GIL briefly
 // (a) in the per-request callback (progress bar) and (b) every ~100 ms to run
@@ -20,10 +21,12 @@
 #include <string>
 #include <vector>
 
+#include "engine/beam_search.h"
 #include "engine/chat_prompt.h"
 #include "engine/engine.h"
-#include "kv/kv_cache.h"
 #include "model/model.h"
+#include "util/bytes.h"
+#include "util/json.h"
 #include "util/logging.h"
 #include "util/thread_pool.h"
 
@@ -158,11 +161,12 @@ py::dict OutputToPy(const RequestOutput& r, const py::handle& logprob_cls) {
 
 nlohmann::ordered_json JsonArg(const std::string& text, const char* what) {
   if (text.empty()) return nullptr;
-  try {
-    return nlohmann::ordered_json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw py::value_error(std::string(what) + " is not valid JSON: " + e.what());
+  nlohmann::ordered_json j;
+  JsonError err;
+  if (!ParseJson(text, &j, &err)) {
+    throw py::value_error(std::string(what) + " is not valid JSON: " + FormatJsonError(err));
   }
+  return j;
 }
 
 class PyEngine {
@@ -373,6 +377,57 @@ class PyEngine {
   std::map<std::string, std::unique_ptr<ChatPrompter>> prompters_;  // by template source ("" = the model's)
 };
 
+// BeamSearch for Python: positions arrive as {token id: Logprob} dicts (the Python
+// Logprob class) and beams leave as dicts of vLLM's BeamSearchSequence fields.
+class PyBeamSearch {
+ public:
+  PyBeamSearch(std::vector<std::vector<int32_t>> prompts, int beam_width, int max_tokens, bool ignore_eos,
+               float temperature, float length_penalty, int32_t eos_token_id, int64_t max_model_len)
+      : search_(std::move(prompts), BeamSearchParams{beam_width, max_tokens, ignore_eos, temperature, length_penalty},
+                eos_token_id, max_model_len) {}
+
+  std::vector<std::vector<int32_t>> NextStep() { return search_.NextStep(); }
+
+  void Update(const py::list& positions) {
+    std::vector<PositionLogprobs> results;
+    results.reserve(positions.size());
+    for (const py::handle& pos : positions) {
+      PositionLogprobs p;
+      for (const auto& [k, v] : py::cast<py::dict>(pos)) {
+        Logprob lp;
+        lp.logprob = py::cast<float>(v.attr("logprob"));
+        lp.rank = py::cast<int>(v.attr("rank"));
+        lp.decoded_token = py::cast<std::string>(v.attr("decoded_token"));
+        p[py::cast<int32_t>(k)] = std::move(lp);
+      }
+      results.push_back(std::move(p));
+    }
+    search_.Update(results);
+  }
+
+  py::list Finish(const py::handle& logprob_cls) {
+    py::list out;
+    for (const std::vector<Beam>& beams : search_.Finish()) {
+      py::list seqs;
+      for (const Beam& b : beams) {
+        py::dict d;
+        d["tokens"] = b.tokens;
+        py::list lps;
+        for (const PositionLogprobs& pos : b.logprobs) lps.append(PositionToPy(pos, logprob_cls));
+        d["logprobs"] = lps;
+        d["cum_logprob"] = b.cum_logprob;
+        d["finish_reason"] = *b.finish_reason;
+        seqs.append(d);
+      }
+      out.append(seqs);
+    }
+    return out;
+  }
+
+ private:
+  BeamSearch search_;
+};
+
 }  // namespace
 }  // namespace inferd
 
@@ -402,4 +457,13 @@ PYBIND11_MODULE(_C, m) {
            py::arg("tools") = "", py::arg("chat_template_kwargs") = "")
       .def("info", &PyEngine::Info)
       .def("stats", &PyEngine::Stats);
+  m.def("beam_score", &inferd::BeamScore, py::arg("tokens"), py::arg("cum_logprob"), py::arg("eos_token_id"),
+        py::arg("length_penalty"));
+  py::class_<inferd::PyBeamSearch>(m, "BeamSearch")
+      .def(py::init<std::vector<std::vector<int32_t>>, int, int, bool, float, float, int32_t, int64_t>(),
+           py::arg("prompts"), py::arg("beam_width"), py::arg("max_tokens"), py::arg("ignore_eos"),
+           py::arg("temperature"), py::arg("length_penalty"), py::arg("eos_token_id"), py::arg("max_model_len"))
+      .def("next_step", &inferd::PyBeamSearch::NextStep)
+      .def("update", &inferd::PyBeamSearch::Update, py::arg("positions"))
+      .def("finish", &inferd::PyBeamSearch::Finish, py::arg("logprob_cls"));
 }

@@ -11,13 +11,16 @@
   ``beam_width`` are returned, their ``text`` decoded from all their tokens.
 
 Every step is one engine batch; prefix caching makes the shared prompt prefixes cheap.
+The bookkeeping is the engine's C++ BeamSearch (src/engine/beam_search.h), which the
+server's ``use_beam_search`` runs as well.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
-from .outputs import BeamSearchOutput, BeamSearchSequence
+from . import _C
+from .outputs import BeamSearchOutput, BeamSearchSequence, Logprob
 from .sampling_params import BeamSearchParams, SamplingParams
 
 if TYPE_CHECKING:
@@ -26,16 +29,8 @@ if TYPE_CHECKING:
 
 def beam_search_score(tokens: List[int], cum_logprob: float, eos_token_id: Optional[int],
                       length_penalty: float = 1.0) -> float:
-    seq_len = len(tokens)
-    if eos_token_id is not None and tokens and tokens[-1] == eos_token_id:
-        seq_len -= 1
-    return cum_logprob / (seq_len ** length_penalty)
-
-
-class _Instance:
-    def __init__(self, prompt_ids: List[int]) -> None:
-        self.beams: List[BeamSearchSequence] = [BeamSearchSequence(tokens=list(prompt_ids), logprobs=[])]
-        self.completed: List[BeamSearchSequence] = []
+    """vLLM's score of a beam: cum_logprob / len(tokens) ** length_penalty, a final EOS not counted."""
+    return _C.beam_score(list(tokens), cum_logprob, -1 if eos_token_id is None else eos_token_id, length_penalty)
 
 
 def run_beam_search(llm: "LLM", prompts: List[Tuple[Optional[str], List[int]]], params: BeamSearchParams,
@@ -45,72 +40,40 @@ def run_beam_search(llm: "LLM", prompts: List[Tuple[Optional[str], List[int]]], 
     tokenizer = llm.get_tokenizer()
     eos = tokenizer.eos_token_id
     width = params.beam_width
-
-    def key(beam: BeamSearchSequence) -> float:
-        return beam_search_score(beam.tokens, beam.cum_logprob, eos, params.length_penalty)
-
     step_params = SamplingParams(logprobs=2 * width, max_tokens=1, temperature=params.temperature,
                                  ignore_eos=True)
-    instances = [_Instance(ids) for _, ids in prompts]
     for _, ids in prompts:  # fail before any step runs, as generate does
         llm._check_request(ids, step_params)
-    chunk = concurrency_limit or len(instances) or 1
+    chunk = concurrency_limit or len(prompts) or 1
     bar = None
     if use_tqdm:
         from ._progress import _tqdm
         if _tqdm is not None:
-            bar = _tqdm(total=params.max_tokens * ((len(instances) + chunk - 1) // chunk), desc="Beam search",
+            bar = _tqdm(total=params.max_tokens * ((len(prompts) + chunk - 1) // chunk), desc="Beam search",
                         unit="token", unit_scale=False)
+    outputs = []
     try:
-        for start in range(0, len(instances), chunk):
-            batch = instances[start:start + chunk]
-            for _ in range(params.max_tokens):
-                if not _step(llm, batch, step_params, width, eos, params.ignore_eos, key):
+        for start in range(0, len(prompts), chunk):
+            # The bookkeeping (candidates, scores, pruning) is the C++ BeamSearch that the
+            # server's use_beam_search runs too; Python only runs each step's batch.
+            search = _C.BeamSearch([ids for _, ids in prompts[start:start + chunk]], width, params.max_tokens,
+                                   params.ignore_eos, params.temperature, params.length_penalty,
+                                   -1 if eos is None else eos, llm.max_model_len)
+            while True:
+                beams = search.next_step()
+                if not beams:
                     break
+                results = llm._run([(None, tokens) for tokens in beams], [step_params] * len(beams), None, False)
+                search.update([out.outputs[0].logprobs[0] for out in results])
                 if bar is not None:
                     bar.update(1)
+            for seqs in search.finish(Logprob):
+                best = [BeamSearchSequence(tokens=s["tokens"], logprobs=s["logprobs"], cum_logprob=s["cum_logprob"],
+                                           finish_reason=s["finish_reason"]) for s in seqs]
+                for beam in best:
+                    beam.text = tokenizer.decode(beam.tokens, skip_special_tokens=params.skip_special_tokens)
+                outputs.append(BeamSearchOutput(sequences=best))
     finally:
         if bar is not None:
             bar.close()
-
-    outputs = []
-    for inst in instances:
-        inst.completed.extend(inst.beams)
-        best = sorted(inst.completed, key=key, reverse=True)[:width]
-        for beam in best:
-            if beam.finish_reason is None:
-                beam.finish_reason = "length"
-            beam.text = tokenizer.decode(beam.tokens, skip_special_tokens=params.skip_special_tokens)
-        outputs.append(BeamSearchOutput(sequences=best))
     return outputs
-
-
-def _step(llm: "LLM", instances: List[_Instance], step_params: SamplingParams, width: int, eos: Optional[int],
-          ignore_eos: bool, key) -> bool:
-    """Extends every live beam by one token; False when no beam is left to extend."""
-    live: List[Tuple[_Instance, BeamSearchSequence]] = []
-    for inst in instances:
-        for beam in inst.beams:
-            if len(beam.tokens) >= llm.max_model_len:  # no room for another token
-                beam.finish_reason = "length"
-                inst.completed.append(beam)
-            else:
-                live.append((inst, beam))
-        inst.beams = []
-    if not live:
-        return False
-    results = llm._run([(None, beam.tokens) for _, beam in live], [step_params] * len(live), None, False)
-    candidates = {id(inst): [] for inst in instances}
-    for (inst, beam), out in zip(live, results):
-        position = out.outputs[0].logprobs[0]
-        for token_id, lp in position.items():
-            new_beam = BeamSearchSequence(tokens=beam.tokens + [token_id], logprobs=beam.logprobs + [position],
-                                          cum_logprob=beam.cum_logprob + lp.logprob)
-            if token_id == eos and not ignore_eos:
-                new_beam.finish_reason = "stop"
-                inst.completed.append(new_beam)
-            else:
-                candidates[id(inst)].append(new_beam)
-    for inst in instances:
-        inst.beams = sorted(candidates[id(inst)], key=key, reverse=True)[:width]
-    return True

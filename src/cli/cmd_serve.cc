@@ -3,10 +3,12 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "cli/common.h"
 #include "format/hf_config.h"
-#include "kv/kv_cache.h"
 #include "server/server.h"
+#include "util/bytes.h"
 #include "util/logging.h"
 
 namespace inferd::cli {
@@ -17,9 +19,21 @@ struct ServeFlags {
   std::string positional_model;
   server::ServeOptions serve;
   std::string chat_template_file;
-  std::string max_body = "64MiB";
+  std::string max_body = "auto";
+  // CORS lists as vLLM takes them: one JSON list of strings each (json.loads in its cli_args).
+  std::string allowed_origins = R"(["*"])", allowed_methods = R"(["*"])", allowed_headers = R"(["*"])";
   bool disable_log_stats = false, disable_access_log = false;
 };
+
+// Parses a --allowed-* value: a JSON list of strings, e.g. '["http://localhost:3000"]'.
+Status ParseJsonStringList(const std::string& flag, const std::string& text, std::vector<std::string>* out) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  bool ok = j.is_array();
+  for (size_t i = 0; ok && i < j.size(); ++i) ok = j[i].is_string();
+  if (!ok) return InvalidArgument(flag + ": expected a JSON list of strings such as '[\"*\"]', got '" + text + "'");
+  *out = j.get<std::vector<std::string>>();
+  return Status::OK();
+}
 
 void RunServe(ServeFlags& f) {
   if (!f.positional_model.empty()) f.model.load.model = f.positional_model;
@@ -36,11 +50,22 @@ void RunServe(ServeFlags& f) {
     if (!text.ok()) return Fail(text.status());
     f.serve.chat_template = std::move(*text);
   }
-  StatusOr<int64_t> body = ParseByteSize(f.max_body);
-  if (!body.ok()) return Fail(InvalidArgument("--max-request-body: " + body.status().message()));
-  f.serve.http.max_body_bytes = static_cast<size_t>(*body);
+  if (f.max_body != "auto") {
+    StatusOr<int64_t> body = ParseByteSize(f.max_body);
+    if (!body.ok()) return Fail(InvalidArgument("--max-request-body: " + body.status().message()));
+    if (*body <= 0) return Fail(InvalidArgument("--max-request-body must be positive"));
+    f.serve.http.max_body_bytes = static_cast<size_t>(*body);
+  } else {
+    f.serve.http.max_body_bytes = 0;  // sized to the model's context once it has loaded
+  }
   if (f.serve.request_timeout_s > 0) {
     f.serve.http.read_timeout_s = std::min(f.serve.http.read_timeout_s, f.serve.request_timeout_s);
+  }
+  server::CorsOptions& cors = f.serve.http.cors;
+  for (const Status& st : {ParseJsonStringList("--allowed-origins", f.allowed_origins, &cors.allowed_origins),
+                           ParseJsonStringList("--allowed-methods", f.allowed_methods, &cors.allowed_methods),
+                           ParseJsonStringList("--allowed-headers", f.allowed_headers, &cors.allowed_headers)}) {
+    if (!st.ok()) return Fail(st);
   }
   if (f.disable_log_stats) f.serve.stats_interval_s = 0;
   f.serve.access_log = !f.disable_access_log;
@@ -85,7 +110,21 @@ void AddServeCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--shutdown-timeout", s.shutdown_timeout_s, "seconds in-flight requests get to finish on SIGTERM")
       ->capture_default_str();
-  cmd->add_option("--max-request-body", flags->max_body, "largest accepted request body")->capture_default_str();
+  cmd->add_option("--max-request-body", flags->max_body,
+                  "largest accepted request body (auto: twice the text the context can hold, plus 1 MiB)")
+      ->capture_default_str();
+  cmd->add_option("--allowed-origins", flags->allowed_origins, "CORS: origins allowed to read responses, a JSON list")
+      ->capture_default_str();
+  cmd->add_option("--allowed-methods", flags->allowed_methods, "CORS: methods allowed in preflights, a JSON list")
+      ->capture_default_str();
+  cmd->add_option("--allowed-headers", flags->allowed_headers,
+                  "CORS: request headers allowed in preflights, a JSON list")
+      ->capture_default_str();
+  cmd->add_flag("--allow-credentials,!--no-allow-credentials", s.http.cors.allow_credentials,
+                "CORS: let browsers send cookies and Authorization cross-origin");
+  cmd->add_flag("--enable-log-requests", s.log_requests, "log one line per accepted request (id, user, sizes, sampling)");
+  cmd->add_flag("--trust-request-chat-template", s.trust_request_chat_template,
+                "let requests bring their own 'chat_template' (rendered with step and size limits)");
   cmd->add_flag("--disable-log-stats", flags->disable_log_stats, "no periodic engine stats in the log");
   cmd->add_flag("--disable-uvicorn-access-log,--disable-access-log", flags->disable_access_log,
                 "no log line per HTTP request");

@@ -7,14 +7,17 @@
 //   {"error": {"message", "type", "param", "code"}} with vLLM's type names.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <exception>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "chat/chat_template.h"
 #include "engine/engine_core.h"
 #include "format/hf_config.h"
 #include "inferd/request_output.h"
@@ -51,8 +54,22 @@ struct ModelInfo {
   std::vector<std::string> served_names;  // the first is reported in responses
   int64_t max_model_len = 0;
   int64_t vocab_size = 0;
+  // Text longer than this cannot fit in max_model_len tokens (see PromptByteBound); such
+  // prompts are rejected before they are tokenized, and a chat template may not render more.
+  size_t max_prompt_bytes = SIZE_MAX;
+  int max_logprobs = 20;                  // vLLM's --max-logprobs default
+  bool trust_request_chat_template = false;  // --trust-request-chat-template
   GenerationDefaults defaults;            // applied to fields the request leaves out
+  // What one chat-template render may spend; its output is further capped at
+  // max_prompt_bytes (a longer prompt could not fit anyway).
+  RenderBudget chat_budget;
 };
+
+// The most bytes of text that could still tokenize to fewer than `max_model_len` tokens:
+// every token decodes to at most `max_token_bytes` bytes, and normalisation (NFKC in some
+// SentencePiece models) shrinks text by at most 3x before it is cut into tokens ("Ａ", 3
+// bytes, becomes "A"), plus one for slack.
+size_t PromptByteBound(int64_t max_model_len, size_t max_token_bytes);
 
 // One engine request derived from an HTTP request (a completions request with several
 // prompts makes several).
@@ -69,15 +86,46 @@ struct ParsedRequest {
   int priority = 0;
   bool stream = false, include_usage = false, continuous_usage = false;
   bool echo = false;             // completions: prompt text before the output
+  std::string chat_echo;         // chat with echo: the final assistant message, put before the output
   int logprobs = -1;             // completions: top-N per token; chat: top_logprobs; -1: off
-  std::string request_id;        // the client's, if any
+  bool prompt_logprobs_field = false;  // prompt_logprobs asked for explicitly: returned as its own field
+  bool return_token_ids = false;       // vLLM's return_token_ids: token_ids / prompt_token_ids fields
+  bool tokens_as_ids = false;          // vLLM's return_tokens_as_token_ids: "token_id:N" in logprobs
+  std::string request_id;        // the client's, if any: a label for the response id only
+  std::string user;              // OpenAI's end-user id: written in the request log
+  // Beam search (use_beam_search): params.n is the beam width.
+  bool beam_search = false;
+  float length_penalty = 1.0f;
+};
+
+// Chat rendering inputs shared by /v1/chat/completions and /tokenize: everything in the
+// body that reaches the chat template.
+struct ChatInputs {
+  nlohmann::ordered_json messages;
+  nlohmann::ordered_json tools;      // null or the tools array (as sent, key order kept)
+  nlohmann::ordered_json kwargs;     // chat_template_kwargs (+ reasoning_effort, documents)
+  bool add_generation_prompt = true;
+  bool continue_final_message = false;
+  bool add_special_tokens = false;
+  std::string chat_template;         // from the request; "" = the server's
 };
 
 // Parses and validates /v1/completions (chat=false) and /v1/chat/completions (chat=true).
-// `prompter` may be null when the model has no chat template (chat requests then fail).
+// `prompter` may be null when the model has no chat template (chat requests then fail
+// unless they bring one). `cancel` (may be null) stops a chat-template render when set.
 // Throws ApiError (400 / 404) naming the parameter at fault.
-ParsedRequest ParseGenerateRequest(const json& body, bool chat, const ModelInfo& model, const Tokenizer& tokenizer,
-                                   const ChatPrompter* prompter);
+ParsedRequest ParseGenerateRequest(const ojson& body, bool chat, const ModelInfo& model, const Tokenizer& tokenizer,
+                                   const ChatPrompter* prompter, const std::atomic<bool>* cancel = nullptr);
+
+// /tokenize: {"prompt": ...} or {"messages": ...} (with the chat fields above) -> the JSON
+// response body. /detokenize likewise. Both throw ApiError.
+std::string TokenizeResponse(const ojson& body, const ModelInfo& model, const Tokenizer& tokenizer,
+                             const ChatPrompter* prompter, const std::atomic<bool>* cancel = nullptr);
+std::string DetokenizeResponse(const ojson& body, const ModelInfo& model, const Tokenizer& tokenizer);
+
+// Parses a request body: a JSON object, nested at most kMaxJsonDepth levels. Throws a 400
+// ApiError naming the field of a malformed number or too deep a value.
+ojson ParseRequestBody(std::string_view text);
 
 // Renders responses. `choice_base` numbers the choices of prompt i as i * n + index.
 class ResponseBuilder {
@@ -102,6 +150,10 @@ class ResponseBuilder {
                            size_t text_offset0, const std::vector<std::optional<PositionLogprobs>>* prompt_lps,
                            const std::vector<int32_t>* prompt_ids) const;
   ojson ChatLogprobs(const std::vector<PositionLogprobs>& lps, const std::vector<int32_t>& ids) const;
+  ojson PromptLogprobs(const RequestOutput& ro) const;
+  // How a token is shown in logprobs: its text, or "token_id:N" (return_tokens_as_token_ids).
+  std::string Shown(int32_t id, const std::string& decoded) const;
+  std::string Piece(int32_t id, const PositionLogprobs* pl) const;
   static ojson Usage(int64_t prompt_tokens, int64_t completion_tokens, int64_t cached_tokens);
 
   const ParsedRequest& req_;
@@ -109,7 +161,8 @@ class ResponseBuilder {
   int64_t created_;
   const Tokenizer& tokenizer_;
   std::vector<size_t> text_offsets_;    // completions streaming: running text offset per choice
-  std::vector<bool> echoed_;            // completions streaming: prompt already sent per choice
+  std::vector<bool> echoed_;            // completions streaming: first chunk sent per choice
+  std::vector<int64_t> completion_tokens_;  // streaming: tokens sent so far per choice
 };
 
 }  // namespace inferd::server

@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <chrono>
@@ -12,10 +13,12 @@
 
 #include "engine/async_engine.h"
 #include "engine/chat_prompt.h"
+#include "server/beam_run.h"
 #include "server/metrics.h"
 #include "server/openai.h"
 #include "tokenizer/tokenizer.h"
 #include "util/logging.h"
+#include "util/work_queue.h"
 
 namespace inferd::server {
 namespace {
@@ -48,6 +51,13 @@ int HttpStatusFor(const Status& s) {
   }
 }
 
+// Workers for request preparation: enough that one slow template or long prompt does
+// not hold up the others, few enough not to compete with the engine's compute threads.
+int PrepThreads() {
+  const unsigned hw = std::thread::hardware_concurrency();
+  return static_cast<int>(std::clamp(hw / 2, 2u, 8u));
+}
+
 // One HTTP generation request: one engine request per prompt.
 struct Generation {
   ParsedRequest req;
@@ -62,6 +72,8 @@ struct Generation {
   bool timed_out = false, done = false;
   int64_t completion_tokens = 0;
   std::string route;
+  std::string internal_id;  // ours, unique; the engine ids are "<internal_id>-<prompt index>"
+  std::shared_ptr<BeamRun> beam;  // use_beam_search: the search in progress (no streams)
 };
 
 class Server {
@@ -70,6 +82,8 @@ class Server {
 
   int Run(EngineFactory factory) {
     HttpServerOptions http = options_.http;
+    // Until the model (and so the context) is known every request is a 503 anyway.
+    if (http.max_body_bytes == 0) http.max_body_bytes = 1u << 20;
     http.error_body = [](int status, const std::string& message) { return ErrorBody(status, message); };
     if (options_.access_log) {
       http.on_complete = [](const HttpRequest& r, int status, double seconds) {
@@ -93,6 +107,8 @@ class Server {
       INFERD_LOG_INFO("Starting server on unix socket {}", options_.http.uds);
     }
     http_->Run();
+    cancel_renders_ = true;
+    prep_.Stop();  // after the loop: its tasks post to it
     if (loader_.joinable()) loader_.join();
     if (shutdown_thread_.joinable()) shutdown_thread_.join();
     if (engine_) engine_->Shutdown();
@@ -116,6 +132,12 @@ class Server {
     if (info.served_names.empty()) info.served_names.push_back(c.model().path);
     info.max_model_len = c.max_model_len();
     info.vocab_size = c.vocab_size();
+    size_t max_token_bytes = 1;
+    for (int32_t id = 0; id < c.tokenizer().vocab_size(); ++id) {
+      max_token_bytes = std::max(max_token_bytes, c.tokenizer().TokenToPiece(id, false).size());
+    }
+    info.max_prompt_bytes = PromptByteBound(info.max_model_len, max_token_bytes);
+    info.trust_request_chat_template = options_.trust_request_chat_template;
     if (options_.generation_config == "auto") {
       info.defaults = c.model().generation;
     } else if (options_.generation_config != "vllm") {
@@ -154,6 +176,11 @@ class Server {
     ready->engine = std::make_unique<AsyncEngine>(std::move(*core), options_.stats_interval_s);
     http_->Post([this, ready] {
       info_ = std::move(ready->info);
+      if (options_.http.max_body_bytes == 0) {
+        http_->SetMaxBodyBytes(DefaultMaxBodyBytes(info_.max_prompt_bytes));
+        INFERD_LOG_INFO("request bodies up to {} bytes (--max-request-body; sized to a {}-token context)",
+                        DefaultMaxBodyBytes(info_.max_prompt_bytes), info_.max_model_len);
+      }
       prompter_ = std::move(ready->prompter);
       metrics_ = std::move(ready->metrics);
       engine_ = std::move(ready->engine);
@@ -176,6 +203,7 @@ class Server {
     INFERD_LOG_INFO("{} received: shutting down (draining in-flight requests for up to {:.0f} s)",
                     sig == SIGINT ? "SIGINT" : "SIGTERM", options_.shutdown_timeout_s);
     stopping_ = true;
+    cancel_renders_ = true;  // a chat template still rendering stops now
     http_->StopAccepting();
     if (engine_) BeginShutdown();  // else the loader calls it when done
   }
@@ -260,21 +288,38 @@ class Server {
     return *engine_;
   }
 
-  static json ParseBody(const HttpRequest& r) {
-    if (r.body.empty()) throw ApiError(400, "the request body is empty; expected a JSON object");
-    json body = json::parse(r.body, nullptr, /*allow_exceptions=*/false);
-    if (body.is_discarded()) {
-      // Parse again for the parser's message (position of the error).
+  // Work that must not run on the I/O thread (JSON parsing, chat templates, tokenizing)
+  // goes to the prep queue; what it returns runs back on the I/O thread to answer. Errors
+  // thrown by `work` are answered like those of a route.
+  using Continuation = std::function<void(const std::shared_ptr<HttpExchange>&)>;
+  void OffThread(const HttpRequest& r, const std::shared_ptr<HttpExchange>& ex, std::function<Continuation()> work) {
+    const std::string what = r.method + " " + r.path;
+    const bool queued = prep_.TrySubmit([this, ex, what, work = std::move(work)] {
+      Continuation done;
+      std::optional<ApiError> error;
       try {
-        json again = json::parse(r.body);
-        (void)again;
-      } catch (const json::parse_error& e) {
-        throw ApiError(400, fmt::format("malformed JSON in the request body: {}", e.what()));
+        done = work();
+      } catch (const ApiError& e) {
+        error = e;
+      } catch (const std::exception& e) {
+        INFERD_LOG_ERROR("{}: {}", what, e.what());
+        error = ApiError(500, std::string("internal error: ") + e.what());
       }
-      throw ApiError(400, "malformed JSON in the request body");
+      http_->Post([this, ex, done = std::move(done), error = std::move(error)] {
+        if (ex->client_gone()) return;
+        // A render cancelled by SIGTERM reports the shutdown, not a template error.
+        if (error && stopping_) return SendError(ex, 503, "the server is shutting down");
+        if (error) return SendError(ex, error->status, error->message, error->param);
+        try {
+          done(ex);
+        } catch (const ApiError& e) {
+          SendError(ex, e.status, e.message, e.param);
+        }
+      });
+    });
+    if (!queued) {
+      throw ApiError(503, fmt::format("the server is overloaded: {} requests are waiting to be parsed", prep_.num_waiting()));
     }
-    if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
-    return body;
   }
 
   // ---- simple routes ---------------------------------------------------------------------
@@ -310,70 +355,20 @@ class Server {
     SendJson(ex, 200, Dump(ojson{{"object", "list"}, {"data", data}}));
   }
 
-  void CheckModel(const json& body) {
-    auto it = body.find("model");
-    if (it == body.end() || it->is_null()) return;
-    if (!it->is_string()) throw ApiError(400, "'model' must be a string", "model");
-    for (const std::string& n : info_.served_names) {
-      if (n == it->get<std::string>()) return;
-    }
-    throw ApiError(404, fmt::format("The model `{}` does not exist.", it->get<std::string>()), "model");
-  }
-
   void Tokenize(const HttpRequest& r, std::shared_ptr<HttpExchange> ex) {
-    AsyncEngine& engine = ReadyEngine();
-    json body = ParseBody(r);
-    CheckModel(body);
-    const Tokenizer& tok = engine.core().tokenizer();
-    std::vector<int32_t> ids;
-    if (body.contains("messages")) {
-      if (!prompter_) throw ApiError(400, "this model has no chat template");
-      ParsedRequest pr = ParseGenerateRequest(
-          json{{"messages", body["messages"]},
-               {"add_generation_prompt", body.value("add_generation_prompt", true)},
-               {"continue_final_message", body.value("continue_final_message", false)},
-               {"max_tokens", 1}},
-          true, InfoWithRoom(), tok, prompter_.get());
-      ids = std::move(pr.prompts[0].token_ids);
-    } else {
-      auto it = body.find("prompt");
-      if (it == body.end() || !it->is_string()) throw ApiError(400, "'prompt' must be a string", "prompt");
-      auto add = body.find("add_special_tokens");
-      if (add != body.end() && !add->is_boolean()) throw ApiError(400, "'add_special_tokens' must be a boolean", "add_special_tokens");
-      ids = tok.Encode(it->get<std::string>(), add == body.end() ? true : add->get<bool>(), false);
-    }
-    ojson out = {{"count", ids.size()}, {"max_model_len", info_.max_model_len}, {"tokens", ids}};
-    if (body.value("return_token_strs", false)) {
-      ojson strs = ojson::array();
-      for (int32_t id : ids) strs.push_back(tok.TokenToPiece(id, false));
-      out["token_strs"] = strs;
-    } else {
-      out["token_strs"] = nullptr;
-    }
-    SendJson(ex, 200, Dump(out));
-  }
-
-  // Model info without the context check (tokenize counts whatever it is given).
-  ModelInfo InfoWithRoom() const {
-    ModelInfo i = info_;
-    i.max_model_len = std::numeric_limits<int64_t>::max() / 2;
-    return i;
+    const Tokenizer& tok = ReadyEngine().core().tokenizer();
+    OffThread(r, ex, [this, body = r.body, &tok]() -> Continuation {
+      std::string out = TokenizeResponse(ParseRequestBody(body), info_, tok, prompter_.get(), &cancel_renders_);
+      return [out = std::move(out)](const std::shared_ptr<HttpExchange>& ex) { ex->Respond(200, kJson, out); };
+    });
   }
 
   void Detokenize(const HttpRequest& r, std::shared_ptr<HttpExchange> ex) {
-    AsyncEngine& engine = ReadyEngine();
-    json body = ParseBody(r);
-    CheckModel(body);
-    auto it = body.find("tokens");
-    if (it == body.end() || !it->is_array()) throw ApiError(400, "'tokens' must be an array of token ids", "tokens");
-    std::vector<int32_t> ids;
-    for (const json& t : *it) {
-      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= info_.vocab_size) {
-        throw ApiError(400, fmt::format("'tokens' must hold token ids in 0..{}", info_.vocab_size - 1), "tokens");
-      }
-      ids.push_back(t.get<int32_t>());
-    }
-    SendJson(ex, 200, Dump(ojson{{"prompt", engine.core().tokenizer().Decode(ids, false)}}));
+    const Tokenizer& tok = ReadyEngine().core().tokenizer();
+    OffThread(r, ex, [this, body = r.body, &tok]() -> Continuation {
+      std::string out = DetokenizeResponse(ParseRequestBody(body), info_, tok);
+      return [out = std::move(out)](const std::shared_ptr<HttpExchange>& ex) { ex->Respond(200, kJson, out); };
+    });
   }
 
   // ---- generation ------------------------------------------------------------------------
@@ -382,28 +377,41 @@ class Server {
   void ChatCompletions(const HttpRequest& r, std::shared_ptr<HttpExchange> ex) { Generate(r, std::move(ex), true); }
 
   void Generate(const HttpRequest& r, std::shared_ptr<HttpExchange> ex, bool chat) {
+    const Tokenizer& tok = ReadyEngine().core().tokenizer();
+    OffThread(r, ex, [this, body = r.body, chat, &tok, path = r.path]() -> Continuation {
+      auto req = std::make_shared<ParsedRequest>(
+          ParseGenerateRequest(ParseRequestBody(body), chat, info_, tok, prompter_.get(), &cancel_renders_));
+      return [this, req, path](const std::shared_ptr<HttpExchange>& ex) { Admit(std::move(*req), path, ex); };
+    });
+  }
+
+  // I/O thread: queues a parsed request on the engine and wires its streams to `ex`.
+  void Admit(ParsedRequest parsed, const std::string& path, const std::shared_ptr<HttpExchange>& ex) {
     AsyncEngine& engine = ReadyEngine();
-    json body = ParseBody(r);
     auto g = std::make_shared<Generation>();
-    g->req = ParseGenerateRequest(body, chat, info_, engine.core().tokenizer(), prompter_.get());
+    g->req = std::move(parsed);
     if (options_.max_waiting_requests > 0 &&
         engine.NumQueued() + g->req.prompts.size() > static_cast<size_t>(options_.max_waiting_requests)) {
       throw ApiError(503, fmt::format("the server is overloaded: {} requests are already waiting (--max-waiting-requests {})",
                                       engine.NumQueued(), options_.max_waiting_requests));
     }
-    const std::string base = g->req.request_id.empty() ? RandomHex(32) : g->req.request_id;
-    const std::string id = (chat ? "chatcmpl-" : "cmpl-") + base;
+    const bool chat = g->req.chat;
+    // Engine ids are always ours: a client's request_id is only a label in the response id,
+    // so two clients sending the same one cannot collide.
+    const std::string internal = RandomHex(32);
+    const std::string id = (chat ? "chatcmpl-" : "cmpl-") + (g->req.request_id.empty() ? internal : g->req.request_id);
+    g->internal_id = internal;
     g->builder = std::make_unique<ResponseBuilder>(g->req, id, static_cast<int64_t>(Now()), engine.core().tokenizer());
     g->ex = ex;
-    g->route = r.path;
+    g->route = path;
     const size_t np = g->req.prompts.size();
     g->finals.resize(np);
     g->last_token_time.assign(np, 0);
     const double arrival = Now();
     std::weak_ptr<Generation> weak = g;
-    for (size_t i = 0; i < np; ++i) {
+    for (size_t i = 0; i < np && !g->req.beam_search; ++i) {
       GenerateRequest er;
-      er.request_id = np == 1 ? id : fmt::format("{}-{}", id, i);
+      er.request_id = fmt::format("{}-{}", internal, i);
       er.prompt = g->req.prompts[i].text;
       er.prompt_token_ids = g->req.prompts[i].token_ids;
       er.params = g->req.params;
@@ -418,7 +426,8 @@ class Server {
       g->engine_ids.push_back((*stream)->request_id());
       g->streams.push_back(*stream);
     }
-    in_flight_[id] = g;
+    in_flight_[internal] = g;
+    if (options_.log_requests) LogRequest(*g);
     if (g->req.stream) {
       ex->StartStream(200, "text/event-stream");
       ex->Write(g->builder->StreamStart());
@@ -444,10 +453,72 @@ class Server {
         });
       });
     }
+    if (g->req.beam_search) StartBeamSearch(g);
+  }
+
+  // use_beam_search: one BeamRun searches every prompt; its result is the request's finals.
+  void StartBeamSearch(const std::shared_ptr<Generation>& g) {
+    const SamplingParams& p = g->req.params;
+    BeamSearchParams bp;
+    bp.beam_width = p.n;
+    bp.max_tokens = p.max_tokens.value_or(static_cast<int>(info_.max_model_len));
+    bp.ignore_eos = p.ignore_eos;
+    bp.temperature = p.temperature;
+    bp.length_penalty = g->req.length_penalty;
+    std::vector<std::vector<int32_t>> prompts;
+    for (const PromptInput& in : g->req.prompts) prompts.push_back(in.token_ids);
+    std::weak_ptr<Generation> weak = g;
+    g->beam = std::make_shared<BeamRun>(
+        *engine_, [this](std::function<void()> fn) { http_->Post(std::move(fn)); }, g->internal_id, std::move(prompts),
+        bp, g->req.priority, [this, weak](StatusOr<std::vector<RequestOutput>> result) {
+          auto gen = weak.lock();
+          if (gen && !gen->done) BeamSearchDone(gen, std::move(result));
+        });
+    g->beam->Start();
+  }
+
+  void BeamSearchDone(const std::shared_ptr<Generation>& g, StatusOr<std::vector<RequestOutput>> result) {
+    g->num_final = g->finals.size();
+    if (!result.ok()) {
+      g->error = {HttpStatusFor(result.status()), result.status().message()};
+      if (metrics_) metrics_->ObserveFinished("error", -1, -1, -1);
+      return Finish(g);
+    }
+    for (size_t i = 0; i < result->size() && i < g->finals.size(); ++i) {
+      RequestOutput& out = (*result)[i];
+      for (const CompletionOutput& o : out.outputs) {
+        g->completion_tokens += static_cast<int64_t>(o.token_ids.size());
+        if (g->req.stream && !g->timed_out) {
+          OutputDelta d;
+          d.index = o.index;
+          d.new_token_ids = o.token_ids;
+          d.new_text = o.text;
+          d.finish_reason = o.finish_reason;
+          g->ex->Write(g->builder->StreamDelta(static_cast<int>(i), d));
+        }
+      }
+      if (metrics_) metrics_->ObserveFinished(out.outputs.at(0).finish_reason.value_or("abort"), -1, -1, -1);
+      g->finals[i] = std::move(out);
+    }
+    Finish(g);
+  }
+
+  // vLLM's --enable-log-requests line: what was asked, by whom.
+  void LogRequest(const Generation& g) {
+    const SamplingParams& p = g.req.params;
+    size_t prompt_tokens = 0;
+    for (const PromptInput& in : g.req.prompts) prompt_tokens += in.token_ids.size();
+    INFERD_LOG_INFO(
+        "Received request {} (engine id {}): user '{}', {} prompt(s), {} prompt tokens, n={}, temperature={}, "
+        "top_p={}, top_k={}, max_tokens={}, seed={}, stream={}",
+        g.builder->id(), g.internal_id, g.req.user, g.req.prompts.size(), prompt_tokens, p.n, p.temperature, p.top_p,
+        p.top_k, p.max_tokens ? std::to_string(*p.max_tokens) : "none", p.seed ? std::to_string(*p.seed) : "none",
+        g.req.stream);
   }
 
   void AbortAll(Generation& g) {
     if (!engine_) return;
+    if (g.beam) g.beam->Abort();
     for (size_t i = 0; i < g.engine_ids.size(); ++i) {
       if (!g.finals[i] && !(g.error && i >= g.engine_ids.size())) engine_->Abort(g.engine_ids[i]);
     }
@@ -493,7 +564,7 @@ class Server {
 
   void Finish(const std::shared_ptr<Generation>& g) {
     g->done = true;
-    in_flight_.erase(g->builder->id());
+    in_flight_.erase(g->internal_id);
     HttpExchange& ex = *g->ex;
     std::optional<std::pair<int, std::string>> err = g->error;
     if (!err && g->timed_out) {
@@ -538,10 +609,19 @@ class Server {
   std::unique_ptr<ChatPrompter> prompter_;
   std::unique_ptr<metrics::ServerMetrics> metrics_;
   std::unique_ptr<AsyncEngine> engine_;  // set once on the I/O thread; read by the shutdown thread after
-  std::unordered_map<std::string, std::shared_ptr<Generation>> in_flight_;
+  std::unordered_map<std::string, std::shared_ptr<Generation>> in_flight_;  // by internal id
+  // Off the I/O thread: request parsing, chat templates and tokenization (see OffThread).
+  // Declared last so that it stops first: its tasks read the members above.
+  std::atomic<bool> cancel_renders_{false};
+  WorkQueue prep_{PrepThreads(), 4096};
 };
 
 }  // namespace
+
+size_t DefaultMaxBodyBytes(size_t max_prompt_bytes) {
+  const size_t mib = 1u << 20;
+  return max_prompt_bytes > (SIZE_MAX - mib) / 2 ? SIZE_MAX : 2 * max_prompt_bytes + mib;
+}
 
 int RunServer(ServeOptions options, EngineFactory factory) {
   Server server(std::move(options));

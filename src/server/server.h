@@ -23,7 +23,7 @@
 namespace inferd::server {
 
 struct ServeOptions {
-  HttpServerOptions http;
+  HttpServerOptions http;  // http.max_body_bytes 0: sized to the model (DefaultMaxBodyBytes)
   std::vector<std::string> served_model_names;  // empty: the model path
   std::string api_key;                          // empty: no authentication
   std::string chat_template;                    // template text; empty: the model's
@@ -34,7 +34,15 @@ struct ServeOptions {
   double shutdown_timeout_s = 30;               // drain time on SIGTERM
   double stats_interval_s = 10;
   bool access_log = true;
+  bool log_requests = false;                    // --enable-log-requests: one line per accepted request
+  bool trust_request_chat_template = false;     // --trust-request-chat-template
 };
+
+// The default request body limit once the model is known: twice the longest prompt text
+// the context could hold, plus 1 MiB for the rest of the request (JSON escaping, other
+// fields). A body past it is a 413 before a byte of it is parsed; batches of many long
+// prompts need --max-request-body.
+size_t DefaultMaxBodyBytes(size_t max_prompt_bytes);
 
 // Builds the engine (on a background thread, while /health answers 503).
 using EngineFactory = std::function<StatusOr<std::unique_ptr<EngineCore>>()>;
