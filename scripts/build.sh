@@ -8,6 +8,13 @@ shift || true
 TARGETS=()
 for t in "$@"; do TARGETS+=(--target "$t"); done
 JOBS=${INFERD_BUILD_JOBS:-$(nproc)}
+# ccache (installed by install-deps.sh) makes rebuilds of unchanged sources instant: across
+# presets that share flags, and across CI runs when ~/.cache survives. CMake reads these.
+if command -v ccache >/dev/null 2>&1; then
+  export CMAKE_C_COMPILER_LAUNCHER=${CMAKE_C_COMPILER_LAUNCHER:-ccache}
+  export CMAKE_CXX_COMPILER_LAUNCHER=${CMAKE_CXX_COMPILER_LAUNCHER:-ccache}
+  export CMAKE_CUDA_COMPILER_LAUNCHER=${CMAKE_CUDA_COMPILER_LAUNCHER:-ccache}
+fi
 if [ ! -f "build/$PRESET/build.ninja" ]; then
   cmake --preset "$PRESET" >/dev/null
 fi

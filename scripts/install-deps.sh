@@ -1,18 +1,34 @@
 #!/usr/bin/env bash
-# Installs every build and test dependency of inferd on Debian 12 (apt-get + pip).
+# Installs the dependencies of inferd on Debian 12 (apt-get + pip).
+#   scripts/install-deps.sh           everything: build, tests, references (README's test command)
+#   scripts/install-deps.sh --serve   only what building and serving need (README's first command)
 # Idempotent: skips work that is already done, so it is quick on a prepared machine.
 set -euo pipefail
 
-APT_PKGS=(
-  build-essential cmake ninja-build pkg-config git curl unzip ca-certificates
+MODE=${1:-all}
+
+# Building inferd (the release preset also configures its unit tests, hence GoogleTest).
+APT_BUILD=(
+  build-essential cmake ninja-build pkg-config git curl unzip ca-certificates ccache
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libpcre2-dev libsentencepiece-dev sentencepiece
   libcli11-dev libspdlog-dev libfmt-dev libboost-dev
+)
+# Testing: clang for the fuzzers, a real Prometheus and a real browser for e2e tests.
+APT_TEST=(
   clang libclang-rt-14-dev
   prometheus
+  chromium
 )
-PIP_PKGS=(pytest numpy jinja2 openai requests safetensors diskcache typing_extensions gguf prometheus_client
+PIP_TEST=(pytest numpy jinja2 openai requests safetensors diskcache typing_extensions gguf prometheus_client
   pybind11 scikit-build-core tqdm)  # the last three: the Python package (pip install . --no-build-isolation)
+
+APT_PKGS=("${APT_BUILD[@]}")
+PIP_PKGS=()
+if [ "$MODE" != "--serve" ]; then
+  APT_PKGS+=("${APT_TEST[@]}")
+  PIP_PKGS+=("${PIP_TEST[@]}")
+fi
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

@@ -4,8 +4,9 @@
 # `inferd serve`, e.g. ./scripts/serve.sh --port 9000 --api-key sekret
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/install-deps.sh >&2
+./scripts/install-deps.sh --serve >&2
 MODEL=$(./scripts/fetch-model.sh)
-./scripts/build.sh release >&2
+# Only the server binary: the test binaries and tools wait for scripts/test.sh.
+./scripts/build.sh release inferd >&2
 export INFERD_MODEL="$MODEL"
 exec build/release/src/cli/inferd serve "$@"

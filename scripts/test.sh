@@ -13,6 +13,11 @@ if [ ! -d "$TESTDATA/tokenizer" ]; then
   exit 1
 fi
 export INFERD_MODEL=${INFERD_MODEL:-$(./scripts/fetch-model.sh)}
+export INFERD_TESTDATA_DIR="$TESTDATA"
+# ccache for every build below (CMake, and pip's scikit-build) when it is installed.
+if command -v ccache >/dev/null 2>&1; then
+  export CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache CMAKE_CUDA_COMPILER_LAUNCHER=ccache
+fi
 export INFERD_BUILD_DIR=${INFERD_BUILD_DIR:-build/release}
 ./scripts/build.sh release
 
@@ -31,6 +36,9 @@ if [ -n "$NVCC" ]; then
 else
   echo "== CUDA backend not built: nvcc not found (install the CUDA toolkit to build it)"
 fi
+
+echo "== fuzz smoke: every libFuzzer target over its seeds plus 20000 runs (ASan + UBSan; docs/fuzzing.md)"
+./scripts/test-fuzz.sh
 
 echo "== reference tests against llama.cpp (pytest)"
 ./scripts/test-reference.sh
