@@ -15,8 +15,6 @@ namespace {
 
 [[noreturn]] void Fail(const std::string& m) { throw TemplateError(m); }
 
-[[noreturn]] void FailUndefined(const Value& u) { Fail(u.s().empty() ? "value is undefined" : u.s()); }
-
 // Argument k of a call, by position or keyword, or `dflt`.
 Value Arg(const CallArgs& a, size_t k, const char* name, Value dflt = Value::Undefined()) {
   for (const auto& [key, v] : a.kw)

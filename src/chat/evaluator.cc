@@ -31,11 +31,11 @@ void Scope::Set(const std::string& name, Value v) {
   vars.emplace_back(name, std::move(v));
 }
 
-namespace {
-
 [[noreturn]] void FailUndefined(const Value& u) {
   throw TemplateError(u.s().empty() ? "value is undefined" : u.s());
 }
+
+namespace {
 
 // Restores the interpreter's scope on exit.
 struct ScopeGuard {

@@ -100,6 +100,9 @@ class Interpreter {
   std::vector<std::shared_ptr<DictData>> namespaces_;
 };
 
+// Throws TemplateError for using an undefined value (its message, or "value is undefined").
+[[noreturn]] void FailUndefined(const Value& u);
+
 // Builtins (builtins.cc).
 Value CallMethod(Interpreter& in, const Value& self, const std::string& name, CallArgs& args);
 // Whether `name` is a method of self's type; *unsafe is set for mutating methods.

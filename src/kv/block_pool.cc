@@ -7,15 +7,14 @@
 #include <cstdlib>
 #include <string>
 
+#include "util/logging.h"
+
 namespace inferd {
 namespace {
 
 // Precondition violations corrupt the cache silently if ignored (a block handed to two
 // requests), so they stop the process with a message instead.
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "inferd BlockPool: precondition violated: %s\n", what.c_str());
-  std::abort();
-}
+[[noreturn]] void DieBlockPool(const std::string& what) { FatalInvariant("BlockPool", "precondition violated: " + what); }
 
 // splitmix64's finalizer: a bijection on 64-bit values with full avalanche.
 inline uint64_t Mix(uint64_t x) {
@@ -57,7 +56,7 @@ BlockPool::BlockPool(int64_t num_blocks, bool enable_caching)
       next_(num_blocks_ + 1),
       hash_(num_blocks_, 0),
       has_hash_(num_blocks_, 0) {
-  if (num_blocks_ > INT32_MAX - 1) Die("num_blocks does not fit block ids (int32)");
+  if (num_blocks_ > INT32_MAX - 1) DieBlockPool("num_blocks does not fit block ids (int32)");
   prev_[sentinel_] = next_[sentinel_] = sentinel_;
   for (int32_t b = 0; b < sentinel_; ++b) QueueAppend(b);
   if (enable_caching_) cached_.reserve(static_cast<size_t>(num_blocks_));
@@ -92,7 +91,7 @@ void BlockPool::DropHash(int32_t block) {
 }
 
 std::vector<int32_t> BlockPool::GetNewBlocks(int64_t n) {
-  if (n < 0 || n > num_free_) Die(fmt::format("GetNewBlocks({}) with {} free", n, num_free_));
+  if (n < 0 || n > num_free_) DieBlockPool(fmt::format("GetNewBlocks({}) with {} free", n, num_free_));
   std::vector<int32_t> out;
   out.reserve(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
@@ -113,7 +112,7 @@ std::optional<int32_t> BlockPool::GetCachedBlock(BlockHash hash) const {
 
 void BlockPool::Touch(std::span<const int32_t> blocks) {
   for (const int32_t b : blocks) {
-    if (!Valid(b)) Die(fmt::format("Touch of invalid block {}", b));
+    if (!Valid(b)) DieBlockPool(fmt::format("Touch of invalid block {}", b));
     if (ref_[b] == 0) QueueRemove(b);
     ++ref_[b];
   }
@@ -121,16 +120,16 @@ void BlockPool::Touch(std::span<const int32_t> blocks) {
 
 void BlockPool::FreeBlocks(std::span<const int32_t> blocks) {
   for (const int32_t b : blocks) {
-    if (!Valid(b) || ref_[b] <= 0) Die(fmt::format("FreeBlocks of block {} not in use", b));
+    if (!Valid(b) || ref_[b] <= 0) DieBlockPool(fmt::format("FreeBlocks of block {} not in use", b));
     if (--ref_[b] == 0) QueueAppend(b);
   }
 }
 
 void BlockPool::CacheBlock(int32_t block, BlockHash hash) {
-  if (!Valid(block)) Die(fmt::format("CacheBlock of invalid block {}", block));
+  if (!Valid(block)) DieBlockPool(fmt::format("CacheBlock of invalid block {}", block));
   if (!enable_caching_) return;
   if (has_hash_[block]) {
-    if (hash_[block] != hash) Die(fmt::format("CacheBlock: block {} already caches another hash", block));
+    if (hash_[block] != hash) DieBlockPool(fmt::format("CacheBlock: block {} already caches another hash", block));
     return;
   }
   if (!cached_.emplace(hash, block).second) return;  // another block already holds these tokens

@@ -6,13 +6,12 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "util/logging.h"
+
 namespace inferd {
 namespace {
 
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "inferd KvCacheManager: precondition violated: %s\n", what.c_str());
-  std::abort();
-}
+[[noreturn]] void Die(const std::string& what) { FatalInvariant("KvCacheManager", "precondition violated: " + what); }
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 

@@ -7,15 +7,14 @@
 #include <cstdlib>
 #include <variant>
 
+#include "util/logging.h"
+
 namespace inferd::metrics {
 
 namespace {
 
 // Straight to stderr, not through the logger, which may not be set up yet (static init).
-[[noreturn]] void Fail(const std::string& what) {
-  std::fprintf(stderr, "inferd metrics: %s\n", what.c_str());
-  std::abort();
-}
+[[noreturn]] void Fail(const std::string& what) { FatalInvariant("metrics", what); }
 
 bool IsMetricName(std::string_view s) {
   if (s.empty()) return false;

@@ -21,7 +21,6 @@ using nlohmann::json;
 namespace tok {
 namespace {
 
-constexpr std::string_view kSpaceMarker = "\xE2\x96\x81";  // "▁"
 
 StatusOr<json> ReadJson(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);

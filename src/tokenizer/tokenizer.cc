@@ -16,7 +16,6 @@ namespace tok {
 
 namespace {
 
-constexpr std::string_view kSpaceMarker = "\xE2\x96\x81";  // "▁" U+2581
 
 // Token texts that end generation (llama.cpp's list), matched exactly.
 constexpr std::array<std::string_view, 13> kEogTexts = {

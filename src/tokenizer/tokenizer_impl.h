@@ -18,6 +18,9 @@ class SentencePieceProcessor;
 
 namespace inferd::tok {
 
+// SentencePiece's word-boundary marker "▁" (U+2581).
+inline constexpr std::string_view kSpaceMarker = "\xE2\x96\x81";
+
 enum class Algo { kByteBpe, kSpm, kSentencePiece };
 
 // The byte of a "<0xNN>" token text, or -1.

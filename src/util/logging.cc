@@ -2,6 +2,7 @@
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -21,6 +22,11 @@ void InitLogging(const char* level) {
     name = env ? env : "info";
   }
   spdlog::set_level(spdlog::level::from_str(name));
+}
+
+void FatalInvariant(const char* component, const std::string& what) {
+  std::fprintf(stderr, "inferd %s: %s\n", component, what.c_str());
+  std::abort();
 }
 
 }  // namespace inferd

@@ -4,10 +4,16 @@
 
 #include <spdlog/spdlog.h>
 
+#include <string>
+
 namespace inferd {
 
 // Sets the level from a name ("debug", "info", "warning", "error") or INFERD_LOG_LEVEL.
 void InitLogging(const char* level = nullptr);
+
+// A broken internal invariant (never bad input): prints "inferd <component>: <what>"
+// straight to stderr (the logger may not be set up yet) and aborts.
+[[noreturn]] void FatalInvariant(const char* component, const std::string& what);
 
 }  // namespace inferd
 
