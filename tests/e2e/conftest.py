@@ -75,6 +75,31 @@ class ServerProcess:
         self._log.close()
         return self.proc.returncode
 
+    def sanitizer_report(self):
+        """The first sanitizer report in the server's log (ASan, UBSan, TSan, LSan), or None."""
+        text = self.log_path.read_text(errors="replace")
+        for marker in SANITIZER_MARKERS:
+            at = text.find(marker)
+            if at >= 0:
+                return text[max(0, at - 200):at + 4000]
+        return None
+
+
+# What sanitizer builds (scripts/test-sanitizers.sh) print when they find something.
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer",
+                     "runtime error: ")
+
+
+def _stop_and_check(servers):
+    reports = []
+    for s in servers:
+        s.stop()
+        report = s.sanitizer_report()
+        if report:
+            reports.append(report)
+    if reports:
+        pytest.fail("sanitizer report in the server log:\n" + reports[0], pytrace=False)
+
 
 @pytest.fixture(scope="session")
 def inferd_bin(build_dir):
@@ -89,7 +114,7 @@ def server(inferd_bin, tmp_path_factory):
     """One shared server for tests that do not change its flags (model name 'smollm2')."""
     s = ServerProcess(inferd_bin, [], tmp_path_factory.mktemp("server"))
     yield s
-    s.stop()
+    _stop_and_check([s])
 
 
 @pytest.fixture
@@ -102,5 +127,4 @@ def start_server(inferd_bin, tmp_path):
         started.append(s)
         return s
     yield _start
-    for s in started:
-        s.stop()
+    _stop_and_check(started)

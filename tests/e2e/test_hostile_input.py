@@ -298,10 +298,10 @@ BIG_OUTPUT = "{{ 'y' * 60000000 }}"
 
 @pytest.fixture(scope="module")
 def template_server(inferd_bin, tmp_path_factory):
-    from conftest import ServerProcess
+    from conftest import ServerProcess, _stop_and_check
     s = ServerProcess(inferd_bin, ["--trust-request-chat-template"], tmp_path_factory.mktemp("tmpl"))
     yield s
-    s.stop()
+    _stop_and_check([s])
 
 
 @pytest.mark.parametrize("template,text", [
@@ -368,6 +368,7 @@ def test_sigterm_during_renders_exits_cleanly(inferd_bin, tmp_path):
     for t in threads:
         t.join(10)
     s.stop()
+    assert s.sanitizer_report() is None, s.sanitizer_report()
     # SIGTERM is honoured while templates render (the server used to need SIGKILL), and
     # every request is answered: the renders under way are cancelled, the waiting ones
     # never start; the client is told the server is shutting down.
