@@ -18,9 +18,9 @@ def client(server):
     return openai.OpenAI(base_url=server.base_url + "/v1", api_key="x", max_retries=0)
 
 
-def raw(server, method, path, body=None, headers=None):
+def raw(server, method, path, body=None, headers=None, timeout=60):
     host, port = server.base_url.removeprefix("http://").split(":")
-    c = http.client.HTTPConnection(host, int(port), timeout=60)
+    c = http.client.HTTPConnection(host, int(port), timeout=timeout)
     data = body if isinstance(body, (bytes, type(None))) else (body if isinstance(body, str) else json.dumps(body))
     c.request(method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
     r = c.getresponse()
