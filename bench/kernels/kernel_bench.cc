@@ -16,7 +16,7 @@
 
 #include "backend/cpu/attention.h"
 #include "backend/cpu/qgemm.h"
-#include "ops/ops.h"
+#include "backend/cpu/cpu_ops.h"
 #include "util/thread_pool.h"
 
 namespace inferd {
@@ -50,7 +50,7 @@ BenchMatrix MakeMatrix(GgmlType type, int64_t rows, int64_t cols, bool pack) {
   }
   b.m.data = b.bytes.data();
   if (pack) {
-    b.packed = ops::PackMatrix(b.m);
+    b.packed = cpu::PackMatrix(b.m);
     b.m.packed = b.packed.get();
   }
   return b;
@@ -64,7 +64,7 @@ void BM_MatMul(benchmark::State& state) {
   auto x = RandomVec(static_cast<size_t>(tokens * cols), 2);
   std::vector<float> y(static_cast<size_t>(tokens * rows));
   for (auto _ : state) {
-    ops::MatMul(w.m, x.data(), tokens, y.data());
+    cpu::MatMul(w.m, x.data(), tokens, y.data());
     benchmark::DoNotOptimize(y.data());
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(w.m.nbytes()));
@@ -127,9 +127,9 @@ void BM_Attention(benchmark::State& state) {
   }
   auto q = RandomVec(static_cast<size_t>(seqs * tokens * heads * d), 5);
   std::vector<float> out(q.size());
-  ops::KvLayerView view{kc.data(), vc.data(), bs, kvh, d};
+  cpu::KvLayerView view{kc.data(), vc.data(), bs, kvh, d};
   for (auto _ : state) {
-    ops::PagedAttention(view, as, pos.data(), q.data(), heads, 0.125f, out.data());
+    cpu::PagedAttention(view, as, pos.data(), q.data(), heads, 0.125f, 0, out.data());
     benchmark::DoNotOptimize(out.data());
   }
   int64_t pairs = 0;
@@ -168,8 +168,8 @@ void BM_DecodeMatMuls(benchmark::State& state) {
     for (BenchMatrix* m : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) bytes += static_cast<int64_t>(m->m.nbytes());
   for (auto _ : state) {
     for (auto& l : layers)
-      for (BenchMatrix* m : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) ops::MatMul(m->m, x.data(), tokens, y.data());
-    ops::MatMul(head.m, x.data(), tokens, y.data());
+      for (BenchMatrix* m : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) cpu::MatMul(m->m, x.data(), tokens, y.data());
+    cpu::MatMul(head.m, x.data(), tokens, y.data());
     benchmark::DoNotOptimize(y.data());
   }
   state.SetBytesProcessed(state.iterations() * bytes);

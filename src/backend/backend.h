@@ -2,7 +2,7 @@
 // batches (DESIGN.md §1, step 2). The engine owns one and sees only this interface:
 // block ids and token counts go in, host logits come out.
 //
-//   CpuBackend  (cpu_backend.cc)        the CPU kernels of src/backend/cpu via LlamaModel
+//   CpuBackend  (cpu_backend.cc)        the layer builder on the CPU kernels (CpuForward)
 //   CudaBackend (cuda/cuda_backend.cc)  NVIDIA GPUs, built with -DINFERD_CUDA=ON
 //
 // Thread-safety: one Forward() at a time (the engine thread).
@@ -15,7 +15,7 @@
 
 #include "inferd/status.h"
 #include "kv/kv_cache.h"
-#include "model/llama.h"
+#include "ops/batch.h"
 #include "model/model.h"
 #include "sample/sampler.h"
 
@@ -80,7 +80,7 @@ class Backend {
 
 // Creates the backend for options.device and allocates its KV cache. Errors: unknown
 // device, CUDA requested in a build without it, no GPU, not enough memory.
-// The CPU backend repacks `model`'s weights for its kernels (once: ops::PrepareWeights).
+// The CPU backend repacks `model`'s weights for its kernels (once: PrepareCpuWeights).
 StatusOr<std::unique_ptr<Backend>> CreateBackend(LoadedModel& model, const BackendOptions& options);
 
 // True when this binary was built with the CUDA backend.

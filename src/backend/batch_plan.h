@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "inferd/status.h"
-#include "model/llama.h"
+#include "ops/batch.h"
 
 namespace inferd {
 

@@ -1,10 +1,11 @@
-// The CPU backend: LlamaModel on the CPU ops (src/backend/cpu) over a host KvCache.
+// The CPU backend: the layer builder (ops/forward.h) on the CPU kernels (CpuForward) over a
+// host KvCache.
 #include <fmt/format.h>
 
 #include <algorithm>
 
 #include "backend/backend.h"
-#include "ops/ops.h"
+#include "backend/cpu_forward.h"
 #include "util/bytes.h"
 #include "util/thread_pool.h"
 
@@ -16,23 +17,23 @@ constexpr int64_t kDefaultCpuKvBytes = int64_t{1} << 30;
 class CpuBackend : public Backend {
  public:
   CpuBackend(const LoadedModel& model, const KvCacheShape& shape, const BackendOptions& options)
-      : kv_(shape), llama_(model.config, model.weights) {
+      : kv_(shape), forward_(model.config, model.weights) {
     report_.device = fmt::format("cpu ({} threads)", ThreadPool::Global().num_threads());
     report_.total = UsableMemoryBytes();
     report_.weights = static_cast<int64_t>(model.weights.nbytes);
     report_.kv_cache = static_cast<int64_t>(kv_.nbytes());
     const int64_t rows = std::max(options.max_num_batched_tokens, options.max_num_seqs);
-    report_.activations = LlamaModel::ScratchBytes(model.config, rows) +
+    report_.activations = CpuForward::ScratchBytes(model.config, rows) +
                           options.max_num_seqs * model.config.vocab_size * static_cast<int64_t>(sizeof(float));
   }
   std::string name() const override { return "cpu"; }
   const KvCacheShape& kv_shape() const override { return kv_.shape(); }
-  Status Forward(const ForwardBatch& batch, float* logits) override { return llama_.Forward(batch, kv_, logits); }
+  Status Forward(const ForwardBatch& batch, float* logits) override { return forward_.Forward(batch, kv_, logits); }
   MemoryReport memory() const override { return report_; }
 
  private:
   KvCache kv_;
-  LlamaModel llama_;
+  CpuForward forward_;
   MemoryReport report_;
 };
 
@@ -62,7 +63,7 @@ StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(LoadedModel& model, const Ba
     bytes = std::max(kDefaultCpuKvBytes, one_sequence);
   }
   shape.num_blocks = NumBlocksForBytes(shape, bytes);
-  ops::PrepareWeights(model.weights);  // repack once for the CPU kernels (no-op when done)
+  PrepareCpuWeights(model.weights);  // repack once for the CPU kernels (no-op when done)
   return std::unique_ptr<Backend>(new CpuBackend(model, shape, options));
 }
 

@@ -8,6 +8,7 @@
 
 #include "cli/common.h"
 #include "format/hf_config.h"
+#include "model/hf_config.h"
 #include "format/safetensors.h"
 
 namespace inferd::cli {
@@ -55,6 +56,7 @@ Status Export(const ExportFlags& f) {
   else return InvalidArgument("--dtype must be float16 or bfloat16, got '" + f.dtype + "'");
   INFERD_ASSIGN_OR_RETURN(std::unique_ptr<LoadedModel> model, LoadGgufModel(f.gguf));
   const ModelConfig& c = model->config;
+  INFERD_RETURN_IF_ERROR(MakeHfConfig(c, f.dtype, 0, 0).status());  // a family it cannot write: before any file
   const ModelWeights& w = model->weights;
   std::filesystem::create_directories(f.outdir);
   const bool unpermute = c.rope_style == RopeStyle::kNormal;
@@ -89,7 +91,7 @@ Status Export(const ExportFlags& f) {
   INFERD_RETURN_IF_ERROR(WriteSafetensors(f.outdir + "/model.safetensors", tensors, {{"format", "pt"}}));
 
   const Tokenizer& tok = *model->tokenizer;
-  nlohmann::json config = MakeHfConfig(c, f.dtype, tok.bos_id(), tok.eos_id());
+  INFERD_ASSIGN_OR_RETURN(nlohmann::json config, MakeHfConfig(c, f.dtype, tok.bos_id(), tok.eos_id()));
   std::ofstream(f.outdir + "/config.json") << config.dump(2) << "\n";
   INFERD_RETURN_IF_ERROR(tok.WriteHfFiles(f.outdir));
   std::fprintf(stderr, "wrote %zu tensors to %s\n", tensors.size(), f.outdir.c_str());

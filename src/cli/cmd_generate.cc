@@ -121,15 +121,28 @@ void Run(GenerateFlags& f) {
       if (!j.ok()) return Fail(j.status());
       const bool has_prompt = j->is_object() && j->contains("prompt") && (*j)["prompt"].is_string();
       const bool has_messages = j->is_object() && j->contains("messages") && (*j)["messages"].is_array();
-      if (!has_prompt && !has_messages) {
-        return Fail(InvalidArgument(
-            fmt::format("{} line {}: expected an object with a string \"prompt\" or a \"messages\" array", f.input, line_no)));
+      // vLLM's TokensPrompt: {"prompt_token_ids": [1, 2, 3]}, no tokenization.
+      const bool has_ids = j->is_object() && j->contains("prompt_token_ids") && (*j)["prompt_token_ids"].is_array();
+      if (int(has_prompt) + int(has_messages) + int(has_ids) != 1) {
+        return Fail(InvalidArgument(fmt::format("{} line {}: expected an object with one of a string \"prompt\", a "
+                                                "\"messages\" array or a \"prompt_token_ids\" array",
+                                                f.input, line_no)));
+      }
+      std::vector<int32_t> ids;
+      for (const auto& id : has_ids ? (*j)["prompt_token_ids"] : nlohmann::json::array()) {
+        if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) {
+          return Fail(InvalidArgument(fmt::format("{} line {}: prompt_token_ids must be non-negative integers",
+                                                  f.input, line_no)));
+        }
+        ids.push_back(static_cast<int32_t>(id.get<int64_t>()));
       }
       SamplingParams params = f.params;
       Status st = ParamsFromJson(*j, params);
       if (st.ok() && has_messages) st = add_messages(nlohmann::ordered_json::parse(line)["messages"], params);
       if (!st.ok()) return Fail(InvalidArgument(fmt::format("{} line {}: {}", f.input, line_no, st.message())));
-      if (!has_messages) {
+      if (has_ids) {
+        add_tokens("", std::move(ids), params);
+      } else if (!has_messages) {
         const std::string text = (*j)["prompt"].get<std::string>();
         add_tokens(text, tok.Encode(text, /*add_special=*/true, /*parse_special=*/false), params);
       }
@@ -180,7 +193,7 @@ void AddGenerateCommand(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("generate", "generate text for prompts");
   f->model.Add(cmd, /*engine_flags=*/true);
   cmd->add_option("--prompt,-p", f->prompts, "prompt text (repeatable)");
-  cmd->add_option("--input", f->input, "JSONL file: {\"prompt\": ..., sampling fields as in vLLM}");
+  cmd->add_option("--input", f->input, "JSONL file: {\"prompt\": ...} or {\"messages\": [...]} or {\"prompt_token_ids\": [...]}, sampling fields as in vLLM");
   cmd->add_option("--max-tokens", f->max_tokens, "maximum generated tokens")->capture_default_str();
   cmd->add_option("--temperature", f->params.temperature, "sampling temperature (0 = greedy)")->capture_default_str();
   cmd->add_option("--top-p", f->params.top_p, "nucleus sampling mass")->capture_default_str();

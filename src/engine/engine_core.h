@@ -26,7 +26,7 @@
 #include "kv/kv_cache.h"
 #include "kv/kv_cache_manager.h"
 #include "backend/backend.h"
-#include "model/llama.h"
+#include "ops/batch.h"
 #include "model/model.h"
 #include "sample/sampler.h"
 #include "sched/scheduler.h"

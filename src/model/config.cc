@@ -2,9 +2,9 @@
 
 #include <fmt/format.h>
 
-namespace inferd {
+#include <cmath>
 
-const char* SupportedArchitectures() { return "llama, mistral, qwen2, baichuan"; }
+namespace inferd {
 
 Status ModelConfig::Validate() const {
   auto positive = [](const char* name, int64_t v) -> Status {
@@ -37,7 +37,21 @@ Status ModelConfig::Validate() const {
   if (!(rms_norm_eps > 0.0f) || !(rope_theta > 0.0f) || !(rope_factor > 0.0f)) {
     return InvalidArgument("model config: rms_norm_eps, rope_theta and rope factor must be positive");
   }
+  if (sliding_window < 0 || sliding_window_pattern < 0 || !(final_logit_softcap >= 0.0f) ||
+      !(attention_scale >= 0.0f) || !std::isfinite(attention_scale) || !(embedding_scale >= 0.0f) ||
+      !std::isfinite(embedding_scale) || !(rope_local_theta >= 0.0f) || !std::isfinite(final_logit_softcap)) {
+    return InvalidArgument("model config: sliding window, soft-capping, attention and embedding scales must be "
+                           "non-negative and finite");
+  }
+  if (attn_logit_softcap != 0.0f) {
+    return Unimplemented(fmt::format("model config: attention logit soft-capping ({}) is not supported yet",
+                                     attn_logit_softcap));
+  }
   return Status::OK();
+}
+
+float ModelConfig::AttentionScale() const {
+  return attention_scale > 0.0f ? attention_scale : 1.0f / std::sqrt(static_cast<float>(head_dim));
 }
 
 int64_t ModelConfig::NumParameters() const {
@@ -46,6 +60,8 @@ int64_t ModelConfig::NumParameters() const {
                       + 3 * hidden_size * intermediate_size                    // SwiGLU FFN
                       + 2 * hidden_size;                                       // norms
   if (qkv_bias) per_layer += q + 2 * kv;
+  if (qk_norm) per_layer += 2 * head_dim;
+  if (post_norms) per_layer += 2 * hidden_size;
   int64_t total = num_layers * per_layer + vocab_size * hidden_size + hidden_size;
   if (!tie_word_embeddings) total += vocab_size * hidden_size;
   return total;

@@ -1,6 +1,7 @@
-// Architecture hyper-parameters of a decoder-only transformer, independent of file format.
-// Filled from GGUF metadata (model/loader.cc) or from a Hugging Face config.json
-// (format/hf_config.cc); consumed by the forward pass and the KV-cache sizing.
+// Architecture hyper-parameters and features of a decoder-only transformer, independent of
+// file format: the description of a family (docs/model-families.md). Filled from GGUF
+// metadata or a Hugging Face config.json by the family's file in model/arch/; read by the
+// one layer builder (ops/forward.h) and the KV-cache sizing.
 #pragma once
 
 #include <cstdint>
@@ -17,12 +18,24 @@ enum class RopeStyle {
 
 enum class RopeScaling { kNone, kLinear, kLlama3 };
 
+// The activation of the gated FFN: act(gate) * up.
+enum class Activation {
+  kSilu,      // x * sigmoid(x) (llama, qwen, mistral)
+  kGeluTanh,  // 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) (gemma)
+};
+
+// What differs between the layers of one model.
+struct LayerSpec {
+  int64_t sliding_window = 0;  // 0: full causal attention; W: a query at p sees keys (p - W, p]
+  bool local_rope = false;     // RoPE base rope_local_theta without scaling (gemma3 local layers)
+};
+
 // The longest context a config may declare: past every released model (Llama 4 Scout's
 // 10M) with room; beyond it a number in a file is a mistake or an attack.
 inline constexpr int64_t kMaxContextLength = int64_t{1} << 30;
 
 struct ModelConfig {
-  std::string arch;          // "llama", "mistral", "qwen2", "baichuan" (lower-case family name)
+  std::string arch;          // the family: "llama", "qwen3", "gemma3", ... (model/arch/)
   std::string name;          // human-readable (general.name), may be empty
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;          // d_model
@@ -46,6 +59,29 @@ struct ModelConfig {
   bool tie_word_embeddings = false;
   bool qkv_bias = false;             // Qwen2
 
+  // Features (docs/model-families.md); the defaults are Llama's.
+  Activation activation = Activation::kSilu;
+  bool qk_norm = false;               // RMSNorm over each head of q and k before RoPE (qwen3, gemma3)
+  bool post_norms = false;            // RMSNorm of the attention and FFN outputs before the residual (gemma2/3)
+  float embedding_scale = 0.0f;       // 0: none; else embeddings are multiplied by it (gemma: sqrt(hidden))
+  float attention_scale = 0.0f;       // 0: 1 / sqrt(head_dim); else the query scale
+  float final_logit_softcap = 0.0f;   // 0: none; else logits = c * tanh(logits / c) (gemma2)
+  float attn_logit_softcap = 0.0f;    // 0: none (gemma2's attention soft-capping: not implemented yet)
+  int64_t sliding_window = 0;         // 0: none; else the window of the local layers
+  // Which layers are local: 0 every layer (mistral), N: all but every N-th (gemma3: 6, 5:1).
+  int64_t sliding_window_pattern = 0;
+  float rope_local_theta = 0.0f;      // RoPE base of the local layers; 0: rope_theta (gemma3: 10000)
+
+  // The features of layer i (window, RoPE base), from the fields above.
+  LayerSpec Layer(int64_t i) const {
+    LayerSpec s;
+    const bool local = sliding_window > 0 && (sliding_window_pattern <= 0 || (i + 1) % sliding_window_pattern != 0);
+    if (local) s.sliding_window = sliding_window;
+    s.local_rope = local && rope_local_theta > 0.0f;
+    return s;
+  }
+  float AttentionScale() const;  // attention_scale or 1 / sqrt(head_dim)
+
   // Checks that sizes are positive and consistent (heads divide, head_dim even, ...).
   Status Validate() const;
   // Total parameters implied by the shapes (embeddings counted once when tied).
@@ -56,7 +92,5 @@ struct ModelConfig {
   }
 };
 
-// Architectures inferd runs, for error messages: "llama, mistral, qwen2, baichuan".
-const char* SupportedArchitectures();
 
 }  // namespace inferd

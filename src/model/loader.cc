@@ -3,7 +3,6 @@
 #include "format/gguf.h"
 #include "model/model.h"
 #include "model/quantize.h"
-#include "ops/ops.h"
 #include "util/logging.h"
 
 namespace inferd {
@@ -53,6 +52,13 @@ Status CheckWeightShapes(const ModelConfig& c, const ModelWeights& w) {
     INFERD_RETURN_IF_ERROR(CheckVector(l.bq, p + "q bias", q, true));
     INFERD_RETURN_IF_ERROR(CheckVector(l.bk, p + "k bias", kv, true));
     INFERD_RETURN_IF_ERROR(CheckVector(l.bv, p + "v bias", kv, true));
+    INFERD_RETURN_IF_ERROR(CheckVector(l.q_norm, p + "q_norm", c.head_dim, !c.qk_norm));
+    INFERD_RETURN_IF_ERROR(CheckVector(l.k_norm, p + "k_norm", c.head_dim, !c.qk_norm));
+    INFERD_RETURN_IF_ERROR(CheckVector(l.post_attn_norm, p + "post_attention_norm", h, !c.post_norms));
+    INFERD_RETURN_IF_ERROR(CheckVector(l.post_ffn_norm, p + "post_ffn_norm", h, !c.post_norms));
+    if (c.qkv_bias && (l.bq.empty() || l.bk.empty() || l.bv.empty())) {
+      return InvalidArgument(p + "has no q/k/v bias, which this family (" + c.arch + ") needs");
+    }
   }
   if (!w.rope_freq_factors.empty() && static_cast<int64_t>(w.rope_freq_factors.size()) != c.head_dim / 2) {
     return InvalidArgument("rope_freqs has the wrong length for the head dimension");
@@ -98,6 +104,9 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const LoadOptions& options) {
     return NotFound("no tokenizer for model '" + path + "': pass --tokenizer PATH (a .gguf file or a Hugging Face "
                     "directory with tokenizer.json or tokenizer.model)");
   }
+  // A checkpoint with q/k/v biases uses them whatever its family says (Llama configs have
+  // attention_bias); the shape check then wants them in every layer.
+  if (!model->weights.layers.empty() && !model->weights.layers[0].bq.empty()) model->config.qkv_bias = true;
   INFERD_RETURN_IF_ERROR(model->config.Validate());
   INFERD_RETURN_IF_ERROR(CheckWeightShapes(model->config, model->weights));
   if (model->tokenizer && model->tokenizer->vocab_size() > model->config.vocab_size) {
@@ -106,7 +115,7 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const LoadOptions& options) {
   }
   INFERD_RETURN_IF_ERROR(QuantizeWeights(*model, options.quantization));  // before the repack
   // The CPU backend repacks the weights for its kernels when it is created
-  // (ops::PrepareWeights); a model loaded for the GPU or for export is left as stored.
+  // (PrepareCpuWeights); a model loaded for the GPU or for export is left as stored.
   return model;
 }
 

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "format/hf_config.h"
+#include "model/hf_config.h"
 #include "model/model.h"
 #include "util/bytes.h"
 #include "util/thread_pool.h"
@@ -143,6 +144,19 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadDummyModel(const LoadOptions& options
     l.w_gate = RandomMatrix(type, c.intermediate_size, h, scale(h), next(), w);
     l.w_up = RandomMatrix(type, c.intermediate_size, h, scale(h), next(), w);
     l.w_down = RandomMatrix(type, h, c.intermediate_size, scale(c.intermediate_size), next(), w);
+    if (c.qkv_bias) {
+      l.bq.assign(q, 0.0f);
+      l.bk.assign(kv, 0.0f);
+      l.bv.assign(kv, 0.0f);
+    }
+    if (c.qk_norm) {
+      l.q_norm.assign(c.head_dim, 1.0f);
+      l.k_norm.assign(c.head_dim, 1.0f);
+    }
+    if (c.post_norms) {
+      l.post_attn_norm.assign(h, 1.0f);
+      l.post_ffn_norm.assign(h, 1.0f);
+    }
   }
   // A directory given as the shape may also hold tokenizer files.
   std::error_code ec;

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "format/gguf.h"
+#include "model/arch.h"
 #include "model/model.h"
 
 namespace inferd {
@@ -60,10 +61,10 @@ struct GgufLoader {
   }
 };
 
-StatusOr<ModelConfig> ConfigFromGguf(const GgufLoader& g, const GgufFile& f) {
+StatusOr<ModelConfig> ConfigFromGguf(const GgufLoader& g, const GgufFile& f, const ArchInfo& info) {
   ModelConfig c;
   const std::string& arch = g.arch;
-  c.arch = arch;
+  c.arch = info.name;
   c.name = f.GetString("general.name").value_or("");
   INFERD_ASSIGN_OR_RETURN(c.hidden_size, g.RequireInt("embedding_length"));
   INFERD_ASSIGN_OR_RETURN(c.intermediate_size, g.RequireInt("feed_forward_length"));
@@ -76,8 +77,7 @@ StatusOr<ModelConfig> ConfigFromGguf(const GgufLoader& g, const GgufFile& f) {
   c.context_length_key = arch + ".context_length in the GGUF";
   c.rms_norm_eps = static_cast<float>(g.Float("attention.layer_norm_rms_epsilon").value_or(1e-5));
   c.rope_theta = static_cast<float>(g.Float("rope.freq_base").value_or(10000.0));
-  c.rope_style = arch == "qwen2" ? RopeStyle::kNeox : RopeStyle::kNormal;
-  c.qkv_bias = arch == "qwen2";
+  c.rope_style = RopeStyle::kNormal;  // the family's hook sets NeoX where llama.cpp uses it
   const std::string scaling = f.GetString(arch + ".rope.scaling.type").value_or("none");
   if (scaling == "linear") {
     c.rope_scaling = RopeScaling::kLinear;
@@ -91,6 +91,7 @@ StatusOr<ModelConfig> ConfigFromGguf(const GgufLoader& g, const GgufFile& f) {
     c.vocab_size = t->shape[1];
   }
   c.tie_word_embeddings = f.FindTensor("output.weight") == nullptr;
+  if (info.from_gguf) INFERD_RETURN_IF_ERROR(info.from_gguf(f, arch + ".", &c));
   return c;
 }
 
@@ -101,14 +102,15 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadGgufModel(const std::string& path) {
   const GgufFile& f = *file;
   GgufLoader g{f, f.GetString("general.architecture").value_or("")};
   if (g.arch.empty()) return DataLoss("gguf: '" + path + "' has no general.architecture");
-  if (g.arch != "llama" && g.arch != "mistral" && g.arch != "qwen2" && g.arch != "baichuan") {
+  const ArchInfo* info = FindArchByGguf(g.arch);
+  if (info == nullptr) {
     return Unimplemented("gguf: architecture '" + g.arch + "' is not supported (supported: " +
                          SupportedArchitectures() + ")");
   }
   auto model = std::make_unique<LoadedModel>();
   model->format = "gguf";
   model->path = path;
-  INFERD_ASSIGN_OR_RETURN(model->config, ConfigFromGguf(g, f));
+  INFERD_ASSIGN_OR_RETURN(model->config, ConfigFromGguf(g, f, *info));
   INFERD_RETURN_IF_ERROR(model->config.Validate());
 
   ModelWeights& w = model->weights;
@@ -133,6 +135,15 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadGgufModel(const std::string& path) {
     INFERD_ASSIGN_OR_RETURN(l.bq, g.Vec(p + "attn_q.bias", true));
     INFERD_ASSIGN_OR_RETURN(l.bk, g.Vec(p + "attn_k.bias", true));
     INFERD_ASSIGN_OR_RETURN(l.bv, g.Vec(p + "attn_v.bias", true));
+    const ModelConfig& c = model->config;
+    if (c.qk_norm) {
+      INFERD_ASSIGN_OR_RETURN(l.q_norm, g.Vec(p + "attn_q_norm.weight"));
+      INFERD_ASSIGN_OR_RETURN(l.k_norm, g.Vec(p + "attn_k_norm.weight"));
+    }
+    if (c.post_norms) {
+      INFERD_ASSIGN_OR_RETURN(l.post_attn_norm, g.Vec(p + "post_attention_norm.weight"));
+      INFERD_ASSIGN_OR_RETURN(l.post_ffn_norm, g.Vec(p + "post_ffw_norm.weight"));
+    }
   }
   size_t bytes = 0;
   for (const GgufTensorInfo& t : f.tensors()) bytes += t.nbytes;

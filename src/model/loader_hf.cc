@@ -1,4 +1,5 @@
-// Hugging Face directory (config.json + safetensors) → ModelConfig + weights.
+// Hugging Face directory (config.json + safetensors) → ModelConfig + weights, with the tensor
+// names of the family (ArchInfo::hf_tensors).
 // Matrices are zero-copy views of the mapped safetensors (F32/F16/BF16 rows).
 #include <fmt/format.h>
 
@@ -7,6 +8,8 @@
 
 #include "format/hf_config.h"
 #include "format/safetensors.h"
+#include "model/arch.h"
+#include "model/hf_config.h"
 #include "model/model.h"
 
 namespace inferd {
@@ -80,39 +83,57 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadHfModel(const std::string& dir) {
   INFERD_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsModel> st, SafetensorsModel::Open(dir));
   HfLoader g{*st};
 
+  const ArchInfo* info = FindArch(c.arch);
+  if (info == nullptr) return Internal("no ArchInfo for family " + c.arch);
+  const HfTensorNames& n = info->hf_tensors;
+  // A norm weight, with the family's offset added (Gemma stores w for x * (1 + w)).
+  auto norm = [&](const std::string& name) -> StatusOr<std::vector<float>> {
+    INFERD_ASSIGN_OR_RETURN(std::vector<float> v, g.Vec(name));
+    if (n.norm_offset != 0.0f)
+      for (float& x : v) x += n.norm_offset;
+    return v;
+  };
   ModelWeights& w = model->weights;
-  INFERD_ASSIGN_OR_RETURN(w.tok_embd, g.Mat("model.embed_tokens.weight"));
-  INFERD_ASSIGN_OR_RETURN(w.output_norm, g.Vec("model.norm.weight"));
-  INFERD_ASSIGN_OR_RETURN(w.output, g.Mat("lm_head.weight", /*optional=*/true));
+  INFERD_ASSIGN_OR_RETURN(w.tok_embd, g.Mat(n.embed));
+  INFERD_ASSIGN_OR_RETURN(w.output_norm, norm(n.final_norm));
+  INFERD_ASSIGN_OR_RETURN(w.output, g.Mat(n.lm_head, /*optional=*/true));
   if (w.output.empty()) w.output = w.tok_embd;
   w.layers.resize(c.num_layers);
   const int64_t q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
   for (int64_t i = 0; i < c.num_layers; ++i) {
     LayerWeights& l = w.layers[i];
     const std::string p = fmt::format("model.layers.{}.", i);
-    INFERD_ASSIGN_OR_RETURN(l.attn_norm, g.Vec(p + "input_layernorm.weight"));
-    INFERD_ASSIGN_OR_RETURN(l.ffn_norm, g.Vec(p + "post_attention_layernorm.weight"));
-    if (c.arch == "baichuan") {
-      INFERD_ASSIGN_OR_RETURN(Matrix pack, g.Mat(p + "self_attn.W_pack.weight"));
+    INFERD_ASSIGN_OR_RETURN(l.attn_norm, norm(p + n.attn_norm));
+    INFERD_ASSIGN_OR_RETURN(l.ffn_norm, norm(p + n.ffn_norm));
+    if (n.qkv != nullptr) {
+      const std::string name = p + n.qkv + ".weight";
+      INFERD_ASSIGN_OR_RETURN(Matrix pack, g.Mat(name));
       if (pack.rows != q + 2 * kv) {
-        return InvalidArgument(fmt::format("safetensors: '{}self_attn.W_pack.weight' has {} rows, expected {}", p,
-                                           pack.rows, q + 2 * kv));
+        return InvalidArgument(fmt::format("safetensors: '{}' has {} rows, expected {}", name, pack.rows, q + 2 * kv));
       }
       l.wq = RowSlice(pack, 0, q);
       l.wk = RowSlice(pack, q, kv);
       l.wv = RowSlice(pack, q + kv, kv);
     } else {
-      INFERD_ASSIGN_OR_RETURN(l.wq, g.Mat(p + "self_attn.q_proj.weight"));
-      INFERD_ASSIGN_OR_RETURN(l.wk, g.Mat(p + "self_attn.k_proj.weight"));
-      INFERD_ASSIGN_OR_RETURN(l.wv, g.Mat(p + "self_attn.v_proj.weight"));
+      INFERD_ASSIGN_OR_RETURN(l.wq, g.Mat(p + n.q + ".weight"));
+      INFERD_ASSIGN_OR_RETURN(l.wk, g.Mat(p + n.k + ".weight"));
+      INFERD_ASSIGN_OR_RETURN(l.wv, g.Mat(p + n.v + ".weight"));
+      INFERD_ASSIGN_OR_RETURN(l.bq, g.Vec(p + n.q + ".bias", true));
+      INFERD_ASSIGN_OR_RETURN(l.bk, g.Vec(p + n.k + ".bias", true));
+      INFERD_ASSIGN_OR_RETURN(l.bv, g.Vec(p + n.v + ".bias", true));
     }
-    INFERD_ASSIGN_OR_RETURN(l.wo, g.Mat(p + "self_attn.o_proj.weight"));
-    INFERD_ASSIGN_OR_RETURN(l.w_gate, g.Mat(p + "mlp.gate_proj.weight"));
-    INFERD_ASSIGN_OR_RETURN(l.w_up, g.Mat(p + "mlp.up_proj.weight"));
-    INFERD_ASSIGN_OR_RETURN(l.w_down, g.Mat(p + "mlp.down_proj.weight"));
-    INFERD_ASSIGN_OR_RETURN(l.bq, g.Vec(p + "self_attn.q_proj.bias", true));
-    INFERD_ASSIGN_OR_RETURN(l.bk, g.Vec(p + "self_attn.k_proj.bias", true));
-    INFERD_ASSIGN_OR_RETURN(l.bv, g.Vec(p + "self_attn.v_proj.bias", true));
+    INFERD_ASSIGN_OR_RETURN(l.wo, g.Mat(p + n.o));
+    INFERD_ASSIGN_OR_RETURN(l.w_gate, g.Mat(p + n.gate));
+    INFERD_ASSIGN_OR_RETURN(l.w_up, g.Mat(p + n.up));
+    INFERD_ASSIGN_OR_RETURN(l.w_down, g.Mat(p + n.down));
+    if (c.qk_norm) {
+      INFERD_ASSIGN_OR_RETURN(l.q_norm, norm(p + n.q_norm));
+      INFERD_ASSIGN_OR_RETURN(l.k_norm, norm(p + n.k_norm));
+    }
+    if (c.post_norms) {
+      INFERD_ASSIGN_OR_RETURN(l.post_attn_norm, norm(p + n.post_attn_norm));
+      INFERD_ASSIGN_OR_RETURN(l.post_ffn_norm, norm(p + n.post_ffn_norm));
+    }
   }
   size_t bytes = 0;
   for (const auto& [name, t] : st->tensors()) bytes += t.nbytes;

@@ -22,7 +22,7 @@ namespace inferd {
 StatusOr<GgmlType> WeightQuantizationType(const std::string& quantization);
 
 // Re-encodes the layer matrices of `model` as `quantization` says (no-op for "" / "none"),
-// in parallel over rows on ThreadPool::Global(). Must run before ops::PrepareWeights (the
+// in parallel over rows on ThreadPool::Global(). Must run before PrepareCpuWeights (the
 // matrices must not be packed yet). Owned buffers that held only replaced matrices (dummy
 // weights) are released; mapped files stay mapped. Updates the matrices, weights.nbytes and
 // model.weight_type ("q8_0 (int8 from f16)"), and logs one line with the time and sizes.

@@ -6,7 +6,8 @@
 // Scores of up to 16 keys are one vector: s = sum_d q[d] * K[d][keys] (broadcast q[d]).
 //
 // Numerics (identical for every ISA, batch, tile and thread split):
-//   a query at position p sees keys [0, p]. Keys go in partitions of kAttnPartition
+//   a query at position p sees keys [0, p] (with a sliding window W: [p - W + 1, p]; keys
+//   outside it get no score and add nothing, whatever chunk they share). Keys go in partitions of kAttnPartition
 //   positions; inside a partition, in chunks of up to 16 that never cross a KV block
 //   (chunk boundaries depend only on positions and block_size). Per chunk: scores
 //   s = q * scale . k (d summed as four interleaved fma chains d mod 4, then
@@ -35,7 +36,8 @@ struct AttnTile {
   float scale = 1.0f;
   int nq = 0;                             // <= kAttnMaxQueries
   const float* q[kAttnMaxQueries] = {};   // [head_dim] each
-  int64_t limit[kAttnMaxQueries] = {};    // keys [0, limit) are visible to query i
+  int64_t limit[kAttnMaxQueries] = {};    // keys [first, limit) are visible to query i
+  int64_t first[kAttnMaxQueries] = {};    // 0 without a sliding window
   int64_t k0 = 0, k1 = 0;                 // partition [k0, k1)
   // Outputs per query: running max, sum, and unnormalised output [head_dim]. A query that
   // sees no key of the partition gets m = -inf, l = 0, o = 0.

@@ -30,11 +30,14 @@ void Chunk(const AttnTile& t, int i0, const float* qs, int64_t pos0, int64_t blk
   const int64_t d = t.head_dim, bs = t.block_size;
   const E* kb = static_cast<const E*>(t.k) + ((blk * t.num_kv_heads + t.kv_head) * d) * bs + off;  // [d][bs]
   const E* vb = static_cast<const E*>(t.v) + ((blk * t.num_kv_heads + t.kv_head) * bs + off) * d;  // [w][d]
-  int nvis[G];
+  int nvis[G], lo[G];  // query i sees the chunk's keys [lo, nvis)
   int nmax = 0;
   for (int i = 0; i < G; ++i) {
     const int64_t n = t.limit[i0 + i] - pos0;
+    const int64_t f = t.first[i0 + i] - pos0;
     nvis[i] = static_cast<int>(n < 0 ? 0 : (n > w ? w : n));
+    lo[i] = static_cast<int>(f < 0 ? 0 : (f > w ? w : f));
+    if (lo[i] >= nvis[i]) nvis[i] = lo[i] = 0;
     nmax = nvis[i] > nmax ? nvis[i] : nmax;
   }
   if (nmax == 0) return;
@@ -63,7 +66,8 @@ void Chunk(const AttnTile& t, int i0, const float* qs, int64_t pos0, int64_t blk
   for (int i = 0; i < G; ++i) {
     if (nvis[i] == 0) continue;
     const int q = i0 + i;
-    const V s = V::SelectFirst(nvis[i], (acc[i][0] + acc[i][1]) + (acc[i][2] + acc[i][3]), neg_inf);
+    V s = V::SelectFirst(nvis[i], (acc[i][0] + acc[i][1]) + (acc[i][2] + acc[i][3]), neg_inf);
+    if (lo[i] > 0) s = V::SelectFirst(lo[i], neg_inf, s);  // before the sliding window
     const float bm = s.ReduceMax();
     const float m_new = m[q] < bm ? bm : m[q];
     if (m_new != m[q] && l[q] != 0.0f) {  // rescale what was accumulated
@@ -77,7 +81,8 @@ void Chunk(const AttnTile& t, int i0, const float* qs, int64_t pos0, int64_t blk
       }
     }
     m[q] = m_new;
-    const V pv = V::SelectFirst(nvis[i], Exp(s - V::Set1(m_new)), V::Zero());
+    V pv = V::SelectFirst(nvis[i], Exp(s - V::Set1(m_new)), V::Zero());
+    if (lo[i] > 0) pv = V::SelectFirst(lo[i], V::Zero(), pv);
     l[q] = l[q] + pv.ReduceAdd();
     pv.Store(p[i]);
   }
@@ -100,7 +105,7 @@ void Chunk(const AttnTile& t, int i0, const float* qs, int64_t pos0, int64_t blk
       }
     }
     for (int i = 0; i < G; ++i) {
-      if (j >= nvis[i]) continue;
+      if (j >= nvis[i] || j < lo[i]) continue;
       const V pj = V::Set1(p[i][j]);
       for (int c = 0; c < NV; ++c) o[i][c] = Fma(pj, vv[c], o[i][c]);
     }
@@ -120,7 +125,7 @@ void TileNv(const AttnTile& t) {
   thread_local std::vector<float> qbuf;
   if (static_cast<int64_t>(qbuf.size()) < kAttnMaxQueries * d) qbuf.resize(static_cast<size_t>(kAttnMaxQueries * d));
   float* qs = qbuf.data();
-  int64_t max_limit = 0;
+  int64_t max_limit = 0, min_first = t.k1;
   const V sc = V::Set1(t.scale);
   for (int i = 0; i < t.nq; ++i) {
     for (int c = 0; c < NV; ++c) {
@@ -131,9 +136,15 @@ void TileNv(const AttnTile& t) {
     t.l[i] = 0.0f;
     std::fill(t.o + i * d, t.o + (i + 1) * d, 0.0f);
     max_limit = t.limit[i] > max_limit ? t.limit[i] : max_limit;
+    min_first = t.first[i] < min_first ? t.first[i] : min_first;
   }
   const int64_t end = t.k1 < max_limit ? t.k1 : max_limit;
-  for (int64_t pos = t.k0; pos < end;) {
+  // Blocks before every query's window are skipped: a block start is always a chunk start,
+  // so the chunks that remain are the ones a walk from k0 would make (and skipped chunks
+  // would have added nothing).
+  int64_t start = t.k0;
+  if (min_first > start) start = std::max(t.k0, min_first / bs * bs);
+  for (int64_t pos = start; pos < end;) {
     const int64_t off = pos % bs;
     const int64_t w64 = std::min<int64_t>({16, bs - off, t.k1 - pos});
     const int w = static_cast<int>(w64);

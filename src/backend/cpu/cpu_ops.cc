@@ -1,4 +1,4 @@
-// CPU implementations of src/ops/ops.h.
+// The CPU kernels of cpu_ops.h.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -10,7 +10,7 @@
 #include "backend/cpu/elementwise.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/qgemm.h"
-#include "ops/ops.h"
+#include "backend/cpu/cpu_ops.h"
 #include "util/cpu_features.h"
 #include "util/thread_pool.h"
 
@@ -35,9 +35,6 @@ const KernelTable& Kernels() {
   return *table;
 }
 
-}  // namespace inferd::cpu
-
-namespace inferd::ops {
 namespace {
 
 constexpr int64_t kRowBlock = 16;  // weight rows dequantized together and reused across tokens
@@ -114,51 +111,6 @@ void PackedMatMul(const cpu::PackedMatrix& p, const float* x, int64_t num_tokens
 std::shared_ptr<const void> PackMatrix(const Matrix& w) {
   if (!cpu::CanPack(w)) return nullptr;
   return std::shared_ptr<const cpu::PackedMatrix>(cpu::Pack(w));
-}
-
-void PrepareWeights(ModelWeights& weights) {
-  if (weights.prepared) return;
-  weights.prepared = true;
-  const char* env = std::getenv("INFERD_CPU_MATMUL");
-  if (env && std::string(env) == "fp32") return;
-  auto pack = [&](Matrix& m) {
-    if (m.packed || m.empty()) return;
-    auto p = PackMatrix(m);
-    if (!p) return;
-    m.packed = p.get();
-    weights.storage.push_back(std::move(p));
-  };
-  pack(weights.output);
-  // QKV and gate/up are kept only as fused copies ([q; k; v], [gate; up]): one pass over the
-  // activations and one parallel region instead of three or two, with the same row
-  // arithmetic (results are identical). When they cannot be fused they are packed alone.
-  auto pack_fused = [&](std::initializer_list<Matrix*> parts, Matrix& fused) {
-    std::vector<std::shared_ptr<const void>> owned;
-    std::vector<const cpu::PackedMatrix*> packed;
-    for (const Matrix* m : parts) {
-      owned.push_back(m->packed ? nullptr : PackMatrix(*m));
-      if (!owned.back()) break;
-      packed.push_back(static_cast<const cpu::PackedMatrix*>(owned.back().get()));
-    }
-    std::shared_ptr<const cpu::PackedMatrix> cat;
-    if (packed.size() == parts.size()) cat = cpu::Concat(packed);
-    if (!cat) {
-      for (Matrix* m : parts) pack(*m);
-      return;
-    }
-    fused = Matrix{};
-    fused.type = (*parts.begin())->type;
-    fused.rows = cat->rows;
-    fused.cols = cat->cols;
-    fused.packed = cat.get();
-    weights.storage.push_back(std::move(cat));
-  };
-  for (LayerWeights& l : weights.layers) {
-    pack_fused({&l.wq, &l.wk, &l.wv}, l.wqkv);
-    pack_fused({&l.w_gate, &l.w_up}, l.w_gate_up);
-    pack(l.wo);
-    pack(l.w_down);
-  }
 }
 
 void MatMulSegments(const Matrix& w, const float* x, int64_t num_tokens, std::span<const MatMulOut> outs) {
@@ -265,6 +217,22 @@ void SiluMul(const float* gate, const float* up, int64_t count, float* out) {
   });
 }
 
+void GeluTanhMul(const float* gate, const float* up, int64_t count, float* out) {
+  const auto& kern = cpu::VectorKernels();
+  constexpr int64_t kGrain = 1 << 14;
+  ThreadPool::Global().ParallelFor(count, kGrain, [&](int64_t b, int64_t e) {
+    kern.gelu_tanh_mul(gate + b, up + b, e - b, out + b);
+  });
+}
+
+void Scale(float* x, int64_t count, float s) {
+  for (int64_t i = 0; i < count; ++i) x[i] *= s;
+}
+
+void Softcap(float* x, int64_t count, float c) {
+  for (int64_t i = 0; i < count; ++i) x[i] = c * std::tanh(x[i] / c);
+}
+
 void Embedding(const Matrix& emb, std::span<const int32_t> ids, float* out) {
   const auto& kern = cpu::Kernels();
   for (size_t t = 0; t < ids.size(); ++t) kern.dequant_row(emb.type, emb.row(ids[t]), out + t * emb.cols, emb.cols);
@@ -341,7 +309,7 @@ struct AttnBuffers {
 }  // namespace
 
 void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t* positions,
-                    const float* q, int64_t num_heads, float scale, float* out) {
+                    const float* q, int64_t num_heads, float scale, int64_t sliding_window, float* out) {
   const auto& kern = cpu::AttentionKernels();
   const int64_t d = kv.head_dim, nkv = kv.num_kv_heads, group = num_heads / nkv;
   const int64_t P = cpu::kAttnPartition;
@@ -422,6 +390,7 @@ void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const 
         for (int64_t h = item.h0; h < item.h0 + item.nh; ++h) {
           tile.q[tile.nq] = q + (t * num_heads + h) * d;
           tile.limit[tile.nq] = positions[t] + 1;
+          tile.first[tile.nq] = sliding_window > 0 ? std::max<int64_t>(0, positions[t] + 1 - sliding_window) : 0;
           ++tile.nq;
         }
       }
@@ -453,4 +422,4 @@ void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const 
   });
 }
 
-}  // namespace inferd::ops
+}  // namespace inferd::cpu

@@ -10,6 +10,8 @@ struct VecKernels {
   const char* name;
   // out[i] = g / (1 + exp(-g)) * u[i] with g = gate[i] (exp: vec16.h Exp); out may alias gate.
   void (*silu_mul)(const float* gate, const float* up, int64_t n, float* out);
+  // out[i] = g / (1 + exp(-2 sqrt(2/pi) (g + 0.044715 g^3))) * up[i] (GELU, tanh form).
+  void (*gelu_tanh_mul)(const float* gate, const float* up, int64_t n, float* out);
 };
 
 const VecKernels& GenericVecKernels();

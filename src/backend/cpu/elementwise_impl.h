@@ -23,5 +23,23 @@ void SiluMulImpl(const float* gate, const float* up, int64_t n, float* out) {
   }
 }
 
+// gelu_tanh(x) = 0.5 x (1 + tanh u) = x / (1 + exp(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3).
+template <class V>
+inline V GeluTanh(V x) {
+  const V k = V::Set1(-2.0f * 0.7978845608028654f);
+  const V u = x + V::Set1(0.044715f) * (x * x * x);
+  return x / (V::Set1(1.0f) + Exp(k * u));
+}
+
+template <class V>
+void GeluTanhMulImpl(const float* gate, const float* up, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) (GeluTanh(V::Load(gate + i)) * V::Load(up + i)).Store(out + i);
+  if (i < n) {
+    const int r = static_cast<int>(n - i);
+    (GeluTanh(V::LoadN(gate + i, r)) * V::LoadN(up + i, r)).StoreN(out + i, r);
+  }
+}
+
 }  // namespace
 }  // namespace inferd::cpu

@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "format/ggml_types.h"
-#include "model/weights.h"
+#include "format/matrix.h"
 
 namespace inferd::cpu {
 

@@ -11,7 +11,7 @@ const AttnKernels* Avx2AttnKernelsImpl() {
 }
 
 const VecKernels* Avx2VecKernelsImpl() {
-  static const VecKernels k{"avx2", SiluMulImpl<VecAvx2>};
+  static const VecKernels k{"avx2", SiluMulImpl<VecAvx2>, GeluTanhMulImpl<VecAvx2>};
   return &k;
 }
 

@@ -15,7 +15,7 @@ const AttnKernels* Avx512AttnKernelsImpl() {
 }
 
 const VecKernels* Avx512VecKernelsImpl() {
-  static const VecKernels k{"avx512", SiluMulImpl<VecAvx512>};
+  static const VecKernels k{"avx512", SiluMulImpl<VecAvx512>, GeluTanhMulImpl<VecAvx512>};
   return &k;
 }
 

@@ -37,7 +37,7 @@ const AttnKernels& AttentionKernels() {
 }
 
 const VecKernels& GenericVecKernels() {
-  static const VecKernels k{"generic", SiluMulImpl<VecGeneric>};
+  static const VecKernels k{"generic", SiluMulImpl<VecGeneric>, GeluTanhMulImpl<VecGeneric>};
   return k;
 }
 const VecKernels* Avx2VecKernels() { return HasAvx2() ? Avx2VecKernelsImpl() : nullptr; }

@@ -12,31 +12,9 @@
 // Memory (backend/memory_plan.h): weights, then every per-step buffer at its largest
 // size, then a profiling forward at the largest batch; the KV cache gets the rest of
 // gpu_memory_utilization x total.
-#include <cuda_runtime_api.h>
-#include <fmt/format.h>
-
-#include <algorithm>
-#include <chrono>
-#include <cmath>
-#include <cstdlib>
-#include <cstring>
-#include <map>
-
-#include "backend/backend.h"
-#include "backend/batch_plan.h"
-#include "backend/cuda/cuda_common.h"
-#include "backend/cuda/cuda_weights.h"
-#include "backend/cuda/gemm.h"
-#include "backend/cuda/kernels.h"
-#include "backend/cuda/sample_host.h"
-#include "backend/memory_plan.h"
-#include "util/logging.h"
+#include "backend/cuda/cuda_backend_impl.h"
 
 namespace inferd {
-
-using cuda::DeviceMatrix;
-using cuda::DeviceMemory;
-using cuda::DType;
 
 StatusOr<int> CudaDeviceCount() {
   int n = 0;
@@ -57,120 +35,7 @@ constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
 // dequantize the matrix into a workspace and use cuBLAS.
 constexpr int64_t kQuantGemvMaxTokens = 8;
 
-size_t Align(size_t n) { return (n + 255) & ~size_t{255}; }
-
-// Offsets of the per-step metadata arrays in one pinned host block and one device block.
-struct MetaLayout {
-  size_t token_ids = 0, positions = 0, row_seq = 0, decode_rows = 0, prefill_tiles = 0, logits_rows = 0,
-         block_tables = 0, slot_mapping = 0, total = 0;
-  void Init(int64_t rows, int64_t seqs, int64_t blocks_per_seq) {
-    size_t o = 0;
-    auto take = [&](size_t bytes) {
-      const size_t at = o;
-      o += Align(bytes);
-      return at;
-    };
-    const size_t r = static_cast<size_t>(rows);
-    token_ids = take(r * 4);
-    positions = take(r * 4);
-    row_seq = take(r * 4);
-    decode_rows = take(r * 4);
-    prefill_tiles = take(r * 8);
-    logits_rows = take(r * 4);
-    block_tables = take(static_cast<size_t>(seqs * blocks_per_seq) * 4);
-    slot_mapping = take(r * 8);
-    total = o;
-  }
-};
-
-class CudaBackend : public Backend {
- public:
-  static StatusOr<std::unique_ptr<Backend>> Create(const LoadedModel& model, const BackendOptions& options,
-                                                   int device);
-  ~CudaBackend() override;
-
-  std::string name() const override { return "cuda"; }
-  const KvCacheShape& kv_shape() const override { return kv_shape_; }
-  Status Forward(const ForwardBatch& batch, float* logits) override;
-  MemoryReport memory() const override { return report_; }
-  bool can_sample() const override { return true; }
-  Status ForwardSample(const ForwardBatch& batch, std::span<const DeviceSample> rows, float* logits,
-                       std::span<SampleResult> results) override;
-
- private:
-  CudaBackend(const LoadedModel& model, const BackendOptions& options) : model_(model), options_(options) {}
-  Status Init(int device);
-  Status AllocateBuffers();
-  Status AllocateKvCache(int64_t num_blocks, bool profiling);
-  Status ProfileRun();
-  Status CaptureGraphs();
-  Status Upload(const DeviceBatchPlan& plan);
-  // Plans and uploads the batch and runs every layer; for a decode-only batch that fits a
-  // captured graph, the graph (LM head included, logits rows in batch order). Returns
-  // whether the graph ran.
-  StatusOr<bool> RunBatch(const ForwardBatch& batch, const std::vector<int32_t>* logits_order);
-  // Samples logits_dev_ rows [0, n) with params_host_ / edits_host_ into the results of
-  // `targets` (index into results per device row; -1: not wanted).
-  Status SampleDeviceRows(int64_t n, const std::vector<int64_t>& targets, std::span<SampleResult> results);
-  // Enqueues the layers for `rows` rows of the uploaded plan.
-  Status RunLayers(int64_t rows, int64_t num_decode_rows, int64_t num_prefill_tiles, int64_t max_context);
-  // LM head for logits rows [first, first + count) of the uploaded plan into logits_dev_.
-  Status RunLmHead(int64_t first, int64_t count);
-  // y[T, w.rows] (row stride ldy) = x[T, w.cols] . W^T; out_fp32 writes fp32 (LM head).
-  Status Gemm(const DeviceMatrix& w, const void* x, int64_t num_tokens, void* y, int64_t ldy, bool out_fp32 = false);
-  template <typename T>
-  T* Meta(size_t offset) const {
-    return reinterpret_cast<T*>(static_cast<uint8_t*>(meta_dev_) + offset);
-  }
-  void* At(void* base, int64_t elems) const {
-    return static_cast<uint8_t*>(base) + static_cast<size_t>(elems) * cuda::DTypeBytes(dt_);
-  }
-
-  const LoadedModel& model_;
-  BackendOptions options_;
-  int device_ = 0;
-  cudaDeviceProp prop_{};
-  DType dt_ = DType::kF16;
-  cudaStream_t stream_ = nullptr;
-  cuda::GemmRunner gemm_;
-  DeviceMemory mem_;
-  cuda::DeviceWeights w_;
-  KvCacheShape kv_shape_;
-  std::vector<void*> k_cache_, v_cache_;
-  // Sizes every per-step buffer is allocated for.
-  int64_t max_rows_ = 0, max_seqs_ = 0, max_blocks_per_seq_ = 0, logits_cap_ = 0;
-  int64_t qkv_dim_ = 0;
-  // Per-step buffers: x (residual) and xn [R, hidden]; qkv [R, q + 2 kv]; attn [R, q];
-  // o [R, hidden] (attention and MLP outputs); gate_up [R, 2 ffn]; act [R, ffn].
-  void *x_ = nullptr, *xn_ = nullptr, *qkv_ = nullptr, *attn_ = nullptr, *o_ = nullptr, *gate_up_ = nullptr,
-       *act_ = nullptr;
-  float* logits_dev_ = nullptr;  // [logits_cap, vocab]
-  void* dequant_ws_ = nullptr;
-  void* attn_ws_ = nullptr;
-  size_t attn_ws_bytes_ = 0;
-  void* blas_ws_ = nullptr;
-  float* cos_sin_ = nullptr;  // [max_model_len, head_dim / 2, 2]
-  MetaLayout meta_;
-  void* meta_dev_ = nullptr;
-  uint8_t* meta_host_ = nullptr;  // pinned
-  DeviceBatchPlan plan_;
-  // Device sampling: per-row parameters and logit edits (host staging and device copies),
-  // the kernel's scratch rows, and the sampled ids / logprobs.
-  std::vector<cuda::DeviceSampleParams> params_host_;
-  std::vector<cuda::LogitEdit> edits_host_;
-  void* params_dev_ = nullptr;
-  void* edits_dev_ = nullptr;
-  size_t edits_cap_ = 0;
-  void* sample_ws_ = nullptr;
-  size_t sample_ws_bytes_ = 0;
-  int32_t* tokens_dev_ = nullptr;
-  float* logprobs_dev_ = nullptr;
-  std::vector<int32_t> tokens_host_;
-  std::vector<float> logprobs_host_;
-  std::vector<int64_t> graph_sizes_;
-  std::map<int64_t, cudaGraphExec_t> graphs_;
-  MemoryReport report_;
-};
+}  // namespace
 
 CudaBackend::~CudaBackend() {
   if (stream_) cudaStreamSynchronize(stream_);
@@ -187,7 +52,7 @@ StatusOr<std::unique_ptr<Backend>> CudaBackend::Create(const LoadedModel& model,
   return std::unique_ptr<Backend>(std::move(b));
 }
 
-StatusOr<KvDtype> GpuKvDtype(const std::string& name, DType dt) {
+static StatusOr<KvDtype> GpuKvDtype(const std::string& name, DType dt) {
   const KvDtype model_kv = dt == DType::kF32 ? KvDtype::kF32 : dt == DType::kF16 ? KvDtype::kF16 : KvDtype::kBF16;
   if (name == "auto") return model_kv;
   KvDtype want;
@@ -221,6 +86,7 @@ Status CudaBackend::Init(int device) {
                                                   options_.gpu_memory_utilization));
   }
   INFERD_ASSIGN_OR_RETURN(dt_, cuda::ResolveDType(options_.dtype, model_.weights));
+  INFERD_RETURN_IF_ERROR(CheckCudaFeatures(c));
   kv_shape_ = options_.kv;
   INFERD_ASSIGN_OR_RETURN(kv_shape_.dtype, GpuKvDtype(options_.kv_cache_dtype, dt_));
   if (c.head_dim != 64 && c.head_dim != 80 && c.head_dim != 96 && c.head_dim != 128 && c.head_dim != 256) {
@@ -337,12 +203,12 @@ Status CudaBackend::AllocateBuffers() {
   attn_ws_bytes_ = cuda::AttentionWorkspaceBytes(max_rows_, c.num_heads, c.head_dim, options_.max_model_len);
   INFERD_RETURN_IF_ERROR(alloc(&attn_ws_, attn_ws_bytes_, "attention workspace"));
   // RoPE table in double on the host, as the CPU computes it.
-  LlamaModel rope(c, model_.weights);
+  const std::vector<double> inv_freq = ops::RopeInvFreq(c, /*local=*/false, model_.weights.rope_freq_factors);
   const int64_t half = c.head_dim / 2;
   std::vector<float> cs(static_cast<size_t>(options_.max_model_len * half * 2));
   for (int64_t p = 0; p < options_.max_model_len; ++p) {
     for (int64_t i = 0; i < half; ++i) {
-      const double theta = static_cast<double>(p) * rope.inv_freq()[i];
+      const double theta = static_cast<double>(p) * inv_freq[i];
       cs[(p * half + i) * 2] = static_cast<float>(std::cos(theta));
       cs[(p * half + i) * 2 + 1] = static_cast<float>(std::sin(theta));
     }
@@ -443,13 +309,9 @@ Status CudaBackend::Gemm(const DeviceMatrix& w, const void* x, int64_t num_token
 
 Status CudaBackend::RunLayers(int64_t rows, int64_t num_decode_rows, int64_t num_prefill_tiles, int64_t max_context) {
   const ModelConfig& c = model_.config;
-  const int64_t h = c.hidden_size, d = c.head_dim, qd = c.num_heads * d, kvd = c.num_kv_heads * d;
-  const int64_t ffn = c.intermediate_size;
-  const float eps = c.rms_norm_eps;
-  const bool neox = c.rope_style == RopeStyle::kNeox;
-  const int32_t* positions = Meta<int32_t>(meta_.positions);
-  INFERD_CUDA_TRY(cuda::Embedding(dt_, w_.tok_embd.data, Meta<int32_t>(meta_.token_ids), rows, h, x_, stream_));
-  cuda::AttentionParams ap;
+  const int64_t d = c.head_dim;
+  cuda::AttentionParams& ap = step_attn_;
+  ap = cuda::AttentionParams{};
   ap.dt = dt_;
   ap.q = qkv_;
   ap.q_row_stride = qkv_dim_;
@@ -457,7 +319,7 @@ Status CudaBackend::RunLayers(int64_t rows, int64_t num_decode_rows, int64_t num
   ap.block_tables = Meta<int32_t>(meta_.block_tables);
   ap.max_blocks_per_seq = max_blocks_per_seq_;
   ap.row_seq = Meta<int32_t>(meta_.row_seq);
-  ap.positions = positions;
+  ap.positions = Meta<int32_t>(meta_.positions);
   ap.decode_rows = Meta<int32_t>(meta_.decode_rows);
   ap.num_decode_rows = num_decode_rows;
   ap.prefill_tiles = Meta<int32_t>(meta_.prefill_tiles);
@@ -471,39 +333,11 @@ Status CudaBackend::RunLayers(int64_t rows, int64_t num_decode_rows, int64_t num
   ap.max_context_len = max_context;
   ap.workspace = attn_ws_;
   ap.workspace_bytes = attn_ws_bytes_;
-  for (int64_t li = 0; li < c.num_layers; ++li) {
-    const cuda::DeviceLayer& l = w_.layers[li];
-    // The previous layer's MLP output (o_) joins the residual here.
-    INFERD_CUDA_TRY(cuda::AddRmsNorm(dt_, x_, li == 0 ? nullptr : o_, l.attn_norm, rows, h, eps, xn_, stream_));
-    INFERD_RETURN_IF_ERROR(Gemm(l.wqkv, xn_, rows, qkv_, qkv_dim_));  // [R, q | k | v]
-    if (l.bqkv) INFERD_CUDA_TRY(cuda::AddBias(dt_, qkv_, qkv_dim_, l.bqkv, rows, qkv_dim_, stream_));
-    void* k = At(qkv_, qd);
-    void* v = At(qkv_, qd + kvd);
-    INFERD_CUDA_TRY(cuda::Rope(dt_, qkv_, k, qkv_dim_, positions, cos_sin_, rows, c.num_heads, c.num_kv_heads, d,
-                               neox, stream_));
-    INFERD_CUDA_TRY(cuda::WriteKv(dt_, k, v, qkv_dim_, Meta<int64_t>(meta_.slot_mapping), rows, c.num_kv_heads, d,
-                                  kv_shape_.block_size, k_cache_[li], v_cache_[li], stream_));
-    ap.k_cache = k_cache_[li];
-    ap.v_cache = v_cache_[li];
-    INFERD_CUDA_TRY(cuda::PagedAttention(ap, stream_));
-    INFERD_RETURN_IF_ERROR(Gemm(l.wo, attn_, rows, o_, h));
-    INFERD_CUDA_TRY(cuda::AddRmsNorm(dt_, x_, o_, l.ffn_norm, rows, h, eps, xn_, stream_));
-    INFERD_RETURN_IF_ERROR(Gemm(l.w_gate_up, xn_, rows, gate_up_, 2 * ffn));  // [R, gate | up]
-    INFERD_CUDA_TRY(cuda::SiluMul(dt_, gate_up_, rows, ffn, act_, stream_));
-    INFERD_RETURN_IF_ERROR(Gemm(l.w_down, act_, rows, o_, h));
-  }
-  // The last MLP output joins the residual (the normed copy is not used: the final norm
-  // runs on the gathered logits rows).
-  INFERD_CUDA_TRY(cuda::AddRmsNorm(dt_, x_, o_, w_.output_norm, rows, h, eps, xn_, stream_));
-  return Status::OK();
+  step_rows_ = rows;
+  return ops::RunLayers(c, *this);
 }
 
-Status CudaBackend::RunLmHead(int64_t first, int64_t count) {
-  const ModelConfig& c = model_.config;
-  INFERD_CUDA_TRY(cuda::GatherRmsNorm(dt_, x_, Meta<int32_t>(meta_.logits_rows) + first, count, c.hidden_size,
-                                      w_.output_norm, c.rms_norm_eps, xn_, stream_));
-  return Gemm(w_.output, xn_, count, logits_dev_, c.vocab_size, /*out_fp32=*/true);
-}
+Status CudaBackend::RunLmHead(int64_t first, int64_t count) { return ops::RunHead(model_.config, *this, first, count); }
 
 Status CudaBackend::CaptureGraphs() {
   // Capture reads only buffer addresses and sizes, not the metadata contents; give it a
@@ -696,8 +530,6 @@ Status CudaBackend::ForwardSample(const ForwardBatch& batch, std::span<const Dev
   }
   return Status::OK();
 }
-
-}  // namespace
 
 StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const LoadedModel& model, const BackendOptions& options,
                                                      int device_index) {

@@ -50,7 +50,7 @@ cudaError_t AddBias(DType dt, void* y, int64_t row_stride, const float* bias, in
 // Rotary embedding in place. q: [T, num_heads, head_dim] and k: [T, num_kv_heads, head_dim],
 // both with row stride `row_stride` (elements between rows t and t + 1).
 // cos_sin: [max_positions, head_dim / 2, 2] fp32 (cos, sin), indexed by positions[t].
-// neox pairs element i with i + head_dim / 2; otherwise 2i with 2i + 1 (as ops::Rope).
+// neox pairs element i with i + head_dim / 2; otherwise 2i with 2i + 1 (as cpu::Rope).
 cudaError_t Rope(DType dt, void* q, void* k, int64_t row_stride, const int32_t* positions, const float* cos_sin,
                  int64_t num_tokens, int64_t num_heads, int64_t num_kv_heads, int64_t head_dim, bool neox,
                  cudaStream_t stream);

@@ -10,7 +10,7 @@
 
 #include "format/ggml_types.h"
 #include "model/weights.h"
-#include "ops/ops.h"
+#include "backend/cpu/cpu_ops.h"
 
 namespace inferd::backend_test {
 
@@ -26,7 +26,7 @@ inline std::vector<float> RandomVec(size_t n, uint32_t seed, float scale = 1.0f)
 struct OwnedMatrix {
   std::vector<uint8_t> bytes;
   Matrix m;
-  std::shared_ptr<const void> packed;  // ops::PackMatrix(m) when asked for (m.packed stays null)
+  std::shared_ptr<const void> packed;  // cpu::PackMatrix(m) when asked for (m.packed stays null)
 };
 
 // A [rows, cols] matrix of random weights in (-0.5, 0.5) quantized to `type`.
@@ -42,7 +42,7 @@ inline OwnedMatrix MakeMatrix(GgmlType type, int64_t rows, int64_t cols, uint32_
     EXPECT_TRUE(QuantizeRow(type, &v[r * cols], o.bytes.data() + r * o.m.row_bytes, cols).ok());
   }
   o.m.data = o.bytes.data();
-  if (pack) o.packed = ops::PackMatrix(o.m);
+  if (pack) o.packed = cpu::PackMatrix(o.m);
   return o;
 }
 

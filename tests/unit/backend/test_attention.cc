@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "backend/cpu/attention.h"
-#include "ops/ops.h"
+#include "backend/cpu/cpu_ops.h"
 #include "backend_test_util.h"
 
 namespace inferd {
@@ -39,33 +39,35 @@ struct Fixture {
     pos.resize(len);
     std::iota(pos.begin(), pos.end(), 0);
     ops::AttnSeq seq{0, len, len, table.data()};
-    ops::WriteKv(view(), {&seq, 1}, pos.data(), k.data(), v.data());
+    cpu::WriteKv(view(), {&seq, 1}, pos.data(), k.data(), v.data());
     if (fp16) {  // the reference sees what the cache holds
       for (auto& x : k) x = Fp16ToFp32(Fp32ToFp16(x));
       for (auto& x : v) x = Fp16ToFp32(Fp32ToFp16(x));
     }
   }
-  ops::KvLayerView view() { return {kc.data(), vc.data(), bs, kv_heads, d, fp16}; }
+  cpu::KvLayerView view() { return {kc.data(), vc.data(), bs, kv_heads, d, fp16}; }
   // Rows [first, first + n) as one sequence of a batch.
-  std::vector<float> Run(int64_t first, int64_t n, float scale) {
+  std::vector<float> Run(int64_t first, int64_t n, float scale, int64_t window = 0) {
     ops::AttnSeq seq{0, n, first + n, table.data()};
     std::vector<float> out(n * heads * d);
-    ops::PagedAttention(view(), {&seq, 1}, &pos[first], &q[first * heads * d], heads, scale, out.data());
+    cpu::PagedAttention(view(), {&seq, 1}, &pos[first], &q[first * heads * d], heads, scale, window, out.data());
     return out;
   }
-  double Dense(int64_t t, int64_t h, int64_t i, float scale) const {
+  // float64 attention of row t over keys (t - window, t] (all of [0, t] when window is 0).
+  double Dense(int64_t t, int64_t h, int64_t i, float scale, int64_t window = 0) const {
     const int64_t g = h / (heads / kv_heads);
-    std::vector<double> p(t + 1);
+    const int64_t j0 = window > 0 ? std::max<int64_t>(0, t - window + 1) : 0;
+    std::vector<double> p(t + 1, -1e300);
     double mx = -1e300, sum = 0;
-    for (int64_t j = 0; j <= t; ++j) {
+    for (int64_t j = j0; j <= t; ++j) {
       double s = 0;
       for (int64_t c = 0; c < d; ++c) s += double(q[(t * heads + h) * d + c]) * k[(j * kv_heads + g) * d + c];
       p[j] = s * scale;
       mx = std::max(mx, p[j]);
     }
-    for (auto& e : p) sum += (e = std::exp(e - mx));
+    for (int64_t j = j0; j <= t; ++j) sum += (p[j] = std::exp(p[j] - mx));
     double o = 0;
-    for (int64_t j = 0; j <= t; ++j) o += p[j] / sum * v[(j * kv_heads + g) * d + i];
+    for (int64_t j = j0; j <= t; ++j) o += p[j] / sum * v[(j * kv_heads + g) * d + i];
     return o;
   }
 };
@@ -106,6 +108,33 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
                                            Shape{4, 2, 48, 64, 530},
                                            Shape{9, 3, 64, 16, 700, true},   // fp16 cache
                                            Shape{8, 1, 80, 8, 70, true}));
+
+// A sliding window: keys before it get no weight, whatever chunk, block or partition they
+// share with visible ones; rows alone equal rows in a prefill bit for bit.
+TEST(Attention, SlidingWindowMatchesDense) {
+  for (const Shape sh : {Shape{4, 2, 64, 16, 1100}, Shape{8, 1, 80, 8, 70}, Shape{4, 4, 32, 24, 300, true}}) {
+    Fixture f(sh.heads, sh.kv_heads, sh.d, sh.bs, sh.len, 5, sh.fp16);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(sh.d));
+    for (int64_t window : {int64_t{1}, int64_t{7}, int64_t{40}, int64_t{600}}) {
+      const auto all = f.Run(0, sh.len, scale, window);
+      for (int64_t t : {int64_t{0}, window - 1, window, sh.len / 2, sh.len - 1}) {
+        if (t < 0 || t >= sh.len) continue;
+        for (int64_t h = 0; h < sh.heads; ++h)
+          for (int64_t i = 0; i < sh.d; i += 5)
+            ASSERT_NEAR(all[(t * sh.heads + h) * sh.d + i], f.Dense(t, h, i, scale, window), 2e-5)
+                << "window " << window << " row " << t << " head " << h << " elem " << i;
+      }
+      for (int64_t t : {sh.len / 3, sh.len - 1}) {
+        const auto one = f.Run(t, 1, scale, window);
+        ASSERT_EQ(0, std::memcmp(one.data(), &all[t * sh.heads * sh.d], one.size() * 4)) << "row " << t;
+      }
+    }
+    // A window as long as the context is full attention, bit for bit.
+    const auto full = f.Run(0, sh.len, scale);
+    const auto wide = f.Run(0, sh.len, scale, sh.len);
+    ASSERT_EQ(0, std::memcmp(full.data(), wide.data(), full.size() * 4));
+  }
+}
 
 // Every ISA's tile and merge kernels give the plain kernels' bits.
 TEST(Attention, IsaKernelsAreBitIdentical) {
@@ -174,8 +203,8 @@ TEST(Attention, SequencesInOneBatchAreIndependent) {
   q.insert(q.end(), b.q.begin() + 590 * 9 * 64, b.q.end());
   ops::AttnSeq seqs[2] = {{0, 50, 200, a.table.data()}, {50, 10, 600, bt.data()}};
   std::vector<float> out(60 * 9 * 64);
-  ops::KvLayerView view{kc.data(), vc.data(), 16, 3, 64};
-  ops::PagedAttention(view, seqs, pos.data(), q.data(), 9, scale, out.data());
+  cpu::KvLayerView view{kc.data(), vc.data(), 16, 3, 64};
+  cpu::PagedAttention(view, seqs, pos.data(), q.data(), 9, scale, 0, out.data());
   EXPECT_EQ(0, std::memcmp(out.data(), a_alone.data(), a_alone.size() * 4));
   EXPECT_EQ(0, std::memcmp(&out[50 * 9 * 64], b_alone.data(), b_alone.size() * 4));
 }

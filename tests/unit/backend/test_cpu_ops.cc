@@ -9,7 +9,7 @@
 
 #include "backend/cpu/elementwise.h"
 #include "backend/cpu/kernels.h"
-#include "ops/ops.h"
+#include "backend/cpu/cpu_ops.h"
 #include "backend_test_util.h"
 
 namespace inferd {
@@ -43,19 +43,19 @@ TEST_P(MatMulTest, MatchesReferenceAndIsBatchInvariant) {
   OwnedMatrix w = MakeMatrix(type, rows, cols, 1);
   auto x = RandomVec(static_cast<size_t>(tokens * cols), 2);
   std::vector<float> y(static_cast<size_t>(tokens * rows));
-  ops::MatMul(w.m, x.data(), tokens, y.data());
+  cpu::MatMul(w.m, x.data(), tokens, y.data());
   auto ref = ReferenceMatMul(w.m, x, tokens);
   for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], ref[i], 1e-4 * (1 + std::abs(ref[i]))) << i;
   // Small batches (the fused path) give the same rows as the large batch.
   for (int64_t nb : {2, 3, 5, 8}) {
     std::vector<float> part(static_cast<size_t>(nb * rows));
-    ops::MatMul(w.m, x.data(), nb, part.data());
+    cpu::MatMul(w.m, x.data(), nb, part.data());
     ASSERT_EQ(0, std::memcmp(part.data(), y.data(), sizeof(float) * nb * rows)) << nb << " tokens";
   }
   // Each token alone gives bit-identical rows.
   for (int64_t t = 0; t < tokens; ++t) {
     std::vector<float> one(static_cast<size_t>(rows));
-    ops::MatMul(w.m, &x[t * cols], 1, one.data());
+    cpu::MatMul(w.m, &x[t * cols], 1, one.data());
     ASSERT_EQ(0, std::memcmp(one.data(), &y[t * rows], sizeof(float) * rows)) << "token " << t;
   }
 }
@@ -70,7 +70,7 @@ TEST(MatMul, OddInnerDimensionIsPadded) {
   OwnedMatrix w = MakeMatrix(GgmlType::kF32, rows, cols, 3);
   auto x = RandomVec(static_cast<size_t>(tokens * cols), 4);
   std::vector<float> y(static_cast<size_t>(tokens * rows));
-  ops::MatMul(w.m, x.data(), tokens, y.data());
+  cpu::MatMul(w.m, x.data(), tokens, y.data());
   auto ref = ReferenceMatMul(w.m, x, tokens);
   for (size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], ref[i], 1e-5);
 }
@@ -135,7 +135,7 @@ TEST(SiluMul, MatchesFormulaOnEveryIsa) {
   auto g = RandomVec(n, 30, 20.0f), u = RandomVec(n, 31);
   g[0] = 0.0f, g[1] = -100.0f, g[2] = 100.0f, g[3] = -87.5f;
   std::vector<float> out(n);
-  ops::SiluMul(g.data(), u.data(), n, out.data());
+  cpu::SiluMul(g.data(), u.data(), n, out.data());
   for (int64_t i = 0; i < n; ++i) {
     const double ref = double(g[i]) / (1.0 + std::exp(-double(g[i]))) * u[i];
     ASSERT_NEAR(out[i], ref, 4e-7 * std::abs(ref) + 1e-30) << i << " g=" << g[i];
@@ -158,7 +158,7 @@ TEST(RmsNorm, MatchesFormula) {
   const int64_t d = 48;
   auto x = RandomVec(2 * d, 10), w = RandomVec(d, 11);
   std::vector<float> y(2 * d);
-  ops::RmsNorm(x.data(), w.data(), 2, d, 1e-5f, y.data());
+  cpu::RmsNorm(x.data(), w.data(), 2, d, 1e-5f, y.data());
   for (int t = 0; t < 2; ++t) {
     double ss = 0;
     for (int64_t i = 0; i < d; ++i) ss += double(x[t * d + i]) * x[t * d + i];
@@ -176,8 +176,8 @@ TEST(Rope, NormalAndNeoxRotatePairs) {
   }
   auto x = RandomVec(d, 12);
   auto a = x, b = x;
-  ops::Rope(a.data(), 1, 1, d, cs.data(), /*neox=*/false);
-  ops::Rope(b.data(), 1, 1, d, cs.data(), /*neox=*/true);
+  cpu::Rope(a.data(), 1, 1, d, cs.data(), /*neox=*/false);
+  cpu::Rope(b.data(), 1, 1, d, cs.data(), /*neox=*/true);
   for (int i = 0; i < d / 2; ++i) {
     const float c = cs[2 * i], s = cs[2 * i + 1];
     EXPECT_NEAR(a[2 * i], x[2 * i] * c - x[2 * i + 1] * s, 1e-6);
@@ -197,11 +197,11 @@ TEST(PagedAttention, MatchesDenseAttentionThroughBlockTable) {
   std::vector<int32_t> pos(len);
   for (int i = 0; i < len; ++i) pos[i] = i;
   ops::AttnSeq seq{0, len, len, table.data()};
-  ops::KvLayerView view{kc.data(), vc.data(), bs, kv_heads, d};
-  ops::WriteKv(view, {&seq, 1}, pos.data(), k.data(), v.data());
+  cpu::KvLayerView view{kc.data(), vc.data(), bs, kv_heads, d};
+  cpu::WriteKv(view, {&seq, 1}, pos.data(), k.data(), v.data());
   std::vector<float> out(len * heads * d);
   const float scale = 0.25f;
-  ops::PagedAttention(view, {&seq, 1}, pos.data(), q.data(), heads, scale, out.data());
+  cpu::PagedAttention(view, {&seq, 1}, pos.data(), q.data(), heads, scale, 0, out.data());
   for (int64_t t = 0; t < len; ++t)
     for (int64_t h = 0; h < heads; ++h) {
       const int64_t g = h / (heads / kv_heads);
@@ -224,7 +224,7 @@ TEST(PagedAttention, MatchesDenseAttentionThroughBlockTable) {
   std::vector<float> one(heads * d);
   ops::AttnSeq last{0, 1, len, table.data()};
   const int32_t p_last = len - 1;
-  ops::PagedAttention(view, {&last, 1}, &p_last, &q[(len - 1) * heads * d], heads, scale, one.data());
+  cpu::PagedAttention(view, {&last, 1}, &p_last, &q[(len - 1) * heads * d], heads, scale, 0, one.data());
   EXPECT_EQ(0, std::memcmp(one.data(), &out[(len - 1) * heads * d], sizeof(float) * heads * d));
 }
 

@@ -1,6 +1,6 @@
 // The quantized matmul (backend/cpu/qgemm.h): packing, the definition of its numerics
 // against a float64 evaluation, ISA paths bit for bit against the plain kernel, and batch
-// invariance through ops::MatMul.
+// invariance through cpu::MatMul.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "backend/cpu/qgemm.h"
-#include "ops/ops.h"
+#include "backend/cpu/cpu_ops.h"
 #include "backend_test_util.h"
 
 namespace inferd {
@@ -46,7 +46,7 @@ Acts Quantize(const cpu::QKernels& kern, const std::vector<float>& x, int64_t t,
 
 class QGemmTest : public ::testing::TestWithParam<GgmlType> {};
 
-// ops::MatMul on packed weights equals the float64 evaluation of qgemm.h's definition
+// cpu::MatMul on packed weights equals the float64 evaluation of qgemm.h's definition
 // (activations quantized per block, weights dequantized exactly) to fp32 rounding, and is
 // close to the unquantized product.
 TEST_P(QGemmTest, MatchesDefinitionAndFloatProduct) {
@@ -58,7 +58,7 @@ TEST_P(QGemmTest, MatchesDefinitionAndFloatProduct) {
   Matrix pm = w.m;
   pm.packed = w.packed.get();
   std::vector<float> y(static_cast<size_t>(tokens * rows));
-  ops::MatMul(pm, x.data(), tokens, y.data());
+  cpu::MatMul(pm, x.data(), tokens, y.data());
 
   Acts a = Quantize(cpu::GenericQKernels(), x, tokens, cols);
   std::vector<float> row(cols);
@@ -128,11 +128,11 @@ TEST_P(QGemmTest, BatchInvariantThroughMatMul) {
   pm.packed = w.packed.get();
   auto x = RandomVec(static_cast<size_t>(tokens * cols), 6);
   std::vector<float> y(static_cast<size_t>(tokens * rows));
-  ops::MatMul(pm, x.data(), tokens, y.data());
+  cpu::MatMul(pm, x.data(), tokens, y.data());
   for (int64_t n : {1, 2, 3, 4, 5, 8, 9, 17, 33, 129}) {
     for (int64_t start : {int64_t{0}, tokens - n}) {
       std::vector<float> part(static_cast<size_t>(n * rows));
-      ops::MatMul(pm, &x[start * cols], n, part.data());
+      cpu::MatMul(pm, &x[start * cols], n, part.data());
       ASSERT_EQ(0, std::memcmp(part.data(), &y[start * rows], sizeof(float) * n * rows)) << n << " from " << start;
     }
   }
@@ -163,13 +163,13 @@ TEST(QGemm, ConcatenatedSegmentsEqualSeparateMatMuls) {
   for (int64_t tokens : {1, 2, 3, 9}) {
     auto x = RandomVec(static_cast<size_t>(tokens * 96), 15);
     std::vector<float> ya(tokens * 64), yb(tokens * 32), yc(tokens * 21);
-    const ops::MatMulOut outs[] = {{ya.data(), 64}, {yb.data(), 32}, {yc.data(), 21}};
-    ops::MatMulSegments(fused, x.data(), tokens, outs);
+    const cpu::MatMulOut outs[] = {{ya.data(), 64}, {yb.data(), 32}, {yc.data(), 21}};
+    cpu::MatMulSegments(fused, x.data(), tokens, outs);
     for (auto [m, y] : {std::pair{&a, &ya}, std::pair{&b, &yb}, std::pair{&c, &yc}}) {
       Matrix pm = m->m;
       pm.packed = m->packed.get();
       std::vector<float> ref(y->size());
-      ops::MatMul(pm, x.data(), tokens, ref.data());
+      cpu::MatMul(pm, x.data(), tokens, ref.data());
       ASSERT_EQ(0, std::memcmp(ref.data(), y->data(), ref.size() * 4)) << tokens << " tokens";
     }
   }
@@ -196,7 +196,7 @@ TEST(QGemm, PackLayout) {
   EXPECT_EQ(pad[0] | pad[1], 0);
   Matrix f16;
   f16.type = GgmlType::kF16;
-  EXPECT_EQ(ops::PackMatrix(f16), nullptr);
+  EXPECT_EQ(cpu::PackMatrix(f16), nullptr);
 }
 
 }  // namespace

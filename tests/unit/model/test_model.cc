@@ -7,7 +7,7 @@
 
 #include "../model_test_util.h"
 #include "format/gguf.h"
-#include "model/llama.h"
+#include "backend/cpu_forward.h"
 #include "model/model.h"
 
 namespace inferd {
@@ -20,10 +20,10 @@ class RealModel : public ::testing::Test {
     auto m = LoadModel(LoadOptions{.model = path});
     ASSERT_TRUE(m.ok()) << m.status().ToString();
     model_ = std::move(m).value();
-    ops::PrepareWeights(model_->weights);  // the CPU backend's packed weights, as the engine runs them
+    PrepareCpuWeights(model_->weights);  // the CPU backend's packed weights, as the engine runs them
     KvCacheShape s{model_->config.num_layers, model_->config.num_kv_heads, model_->config.head_dim, 16, 32};
     kv_ = std::make_unique<KvCache>(s);
-    llama_ = std::make_unique<LlamaModel>(model_->config, model_->weights);
+    llama_ = std::make_unique<CpuForward>(model_->config, model_->weights);
   }
 
   // Runs rows [begin, begin + count) of `ids` as one sequence with blocks `table`;
@@ -44,7 +44,7 @@ class RealModel : public ::testing::Test {
 
   std::unique_ptr<LoadedModel> model_;
   std::unique_ptr<KvCache> kv_;
-  std::unique_ptr<LlamaModel> llama_;
+  std::unique_ptr<CpuForward> llama_;
 };
 
 TEST_F(RealModel, ConfigFromGguf) {
@@ -169,8 +169,8 @@ TEST(LoadModel, DummyWeightsAreDeterministicAndFinite) {
     const Matrix& ma = (*a)->weights.layers[1].w_up;
     EXPECT_EQ(0, std::memcmp(ma.data, (*b)->weights.layers[1].w_up.data, ma.nbytes())) << dtype;
     KvCache kv(KvCacheShape{2, 2, 32, 16, 2});
-    ops::PrepareWeights((*a)->weights);
-    LlamaModel llama((*a)->config, (*a)->weights);
+    PrepareCpuWeights((*a)->weights);
+    CpuForward llama((*a)->config, (*a)->weights);
     ForwardBatch batch;
     std::vector<int32_t> table = {0, 1};
     batch.seqs.push_back(ops::AttnSeq{0, 3, 3, table.data()});

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "../model_test_util.h"
-#include "model/llama.h"
+#include "backend/cpu_forward.h"
 #include "model/model.h"
 #include "model/quantize.h"
 #include "util/thread_pool.h"
@@ -134,7 +134,7 @@ TEST(Quantize, Int8AndInt4FromEveryFloatType) {
       for (int k = 0; k < 2; ++k) {
         const LoadedModel& m = k == 0 ? *base : *q;
         KvCache kv(KvCacheShape{2, 2, 32, 16, 2});
-        LlamaModel llama(m.config, m.weights);
+        CpuForward llama(m.config, m.weights);
         ForwardBatch batch;
         std::vector<int32_t> table = {0, 1};
         batch.seqs.push_back(ops::AttnSeq{0, 3, 3, table.data()});

@@ -1,4 +1,5 @@
 #include "format/hf_config.h"
+#include "model/hf_config.h"
 
 #include <gtest/gtest.h>
 
@@ -162,7 +163,9 @@ TEST(HfConfig, MakeHfConfigRoundTrips) {
   c.rope_scaling = RopeScaling::kLlama3;
   c.rope_factor = 8.0f;
   c.rope_original_max_position = 4096;
-  const json j = MakeHfConfig(c, "bfloat16", 1, 2);
+  auto made = MakeHfConfig(c, "bfloat16", 1, 2);
+  ASSERT_TRUE(made.ok());
+  const json& j = *made;
   EXPECT_EQ(j["architectures"][0], "LlamaForCausalLM");
   EXPECT_EQ(j["torch_dtype"], "bfloat16");
   EXPECT_EQ(j["eos_token_id"], 2);
@@ -182,11 +185,17 @@ TEST(HfConfig, MakeHfConfigRoundTrips) {
   ModelConfig q = c;
   q.arch = "qwen2";
   q.rope_scaling = RopeScaling::kNone;
-  auto qb = ParseHfConfig(MakeHfConfig(q, "float16", 0, 0));
+  auto qj = MakeHfConfig(q, "float16", 0, 0);
+  ASSERT_TRUE(qj.ok());
+  auto qb = ParseHfConfig(*qj);
   ASSERT_TRUE(qb.ok());
   EXPECT_EQ(qb->arch, "qwen2");
   EXPECT_TRUE(qb->qkv_bias);
   EXPECT_EQ(qb->rope_scaling, RopeScaling::kNone);
+
+  ModelConfig g = c;
+  g.arch = "gemma3";  // its config.json has keys export-hf does not write
+  EXPECT_EQ(MakeHfConfig(g, "float16", 0, 0).status().code(), StatusCode::kUnimplemented);
 }
 
 class HfFilesTest : public ::testing::Test {

@@ -1,0 +1,177 @@
+// config.json → ModelConfig: the keys every family shares here, the rest in the family's
+// ArchInfo::from_hf (model/arch/). Every field is read through config_json's typed
+// accessors; nlohmann exceptions never leave this file.
+#include "model/hf_config.h"
+
+#include <charconv>
+#include <filesystem>
+
+#include "model/arch.h"
+#include "model/config_json.h"
+#include "util/file.h"
+#include "util/json.h"
+
+namespace inferd {
+namespace {
+
+using json = nlohmann::json;
+using config_json::GetBool;
+using config_json::GetFloat;
+using config_json::GetInt;
+
+Status ParseRopeScaling(const json& j, ModelConfig* c) {
+  auto it = j.find("rope_scaling");
+  if (it == j.end() || it->is_null()) return Status::OK();
+  if (!it->is_object()) {
+    return InvalidArgument("config.json: 'rope_scaling' must be an object or null, got " +
+                           std::string(it->type_name()));
+  }
+  const json& rs = *it;
+  // Newer configs use "rope_type", older ones "type".
+  std::string type;
+  for (const char* key : {"rope_type", "type"}) {
+    auto t = rs.find(key);
+    if (t == rs.end() || t->is_null()) continue;
+    if (!t->is_string()) {
+      return InvalidArgument(std::string("config.json: 'rope_scaling.") + key + "' must be a string");
+    }
+    type = t->get<std::string>();
+    break;
+  }
+  if (type.empty() || type == "default") return Status::OK();
+  if (type == "linear") {
+    c->rope_scaling = RopeScaling::kLinear;
+  } else if (type == "llama3") {
+    c->rope_scaling = RopeScaling::kLlama3;
+    INFERD_RETURN_IF_ERROR(GetFloat(rs, "low_freq_factor", &c->rope_low_freq_factor));
+    INFERD_RETURN_IF_ERROR(GetFloat(rs, "high_freq_factor", &c->rope_high_freq_factor));
+    INFERD_RETURN_IF_ERROR(
+        GetInt(rs, "original_max_position_embeddings", &c->rope_original_max_position));
+  } else {
+    return Unimplemented("config.json: rope_scaling type '" + type +
+                         "' is not supported (linear, llama3 are)");
+  }
+  if (rs.find("factor") == rs.end()) {
+    return InvalidArgument("config.json: rope_scaling of type '" + type + "' needs a 'factor'");
+  }
+  INFERD_RETURN_IF_ERROR(GetFloat(rs, "factor", &c->rope_factor));
+  return Status::OK();
+}
+
+StatusOr<ModelConfig> ParseHfConfigImpl(const json& j) {
+  if (!j.is_object()) return InvalidArgument("config.json: top level must be a JSON object");
+  auto archs = j.find("architectures");
+  if (archs == j.end() || !archs->is_array() || archs->empty() || !(*archs)[0].is_string()) {
+    return InvalidArgument("config.json: 'architectures' must be a non-empty array of strings (supported: " +
+                           SupportedHfArchitectures() + ")");
+  }
+  const std::string hf_name = (*archs)[0].get<std::string>();
+  const ArchInfo* info = FindArchByHf(hf_name);
+  if (info == nullptr) {
+    return Unimplemented("config.json: architecture '" + hf_name + "' is not supported (supported: " +
+                         SupportedHfArchitectures() + ")");
+  }
+  ModelConfig c;
+  c.arch = info->name;
+  c.rope_style = RopeStyle::kNeox;  // HF checkpoints rotate halves (rotate_half)
+  if (auto name = j.find("_name_or_path"); name != j.end() && name->is_string()) {
+    c.name = name->get<std::string>();
+  }
+  INFERD_RETURN_IF_ERROR(GetInt(j, "vocab_size", &c.vocab_size, true));
+  INFERD_RETURN_IF_ERROR(GetInt(j, "hidden_size", &c.hidden_size, true));
+  INFERD_RETURN_IF_ERROR(GetInt(j, "intermediate_size", &c.intermediate_size, true));
+  INFERD_RETURN_IF_ERROR(GetInt(j, "num_hidden_layers", &c.num_layers, true));
+  INFERD_RETURN_IF_ERROR(GetInt(j, "num_attention_heads", &c.num_heads, true));
+  c.num_kv_heads = c.num_heads;
+  INFERD_RETURN_IF_ERROR(GetInt(j, "num_key_value_heads", &c.num_kv_heads));
+  c.head_dim = c.num_heads > 0 ? c.hidden_size / c.num_heads : 0;
+  INFERD_RETURN_IF_ERROR(GetInt(j, "head_dim", &c.head_dim));
+  // Baichuan-7B names its context "model_max_length"; max_position_embeddings wins if both.
+  INFERD_RETURN_IF_ERROR(GetInt(j, "model_max_length", &c.max_position_embeddings));
+  INFERD_RETURN_IF_ERROR(GetInt(j, "max_position_embeddings", &c.max_position_embeddings));
+  c.context_length_key = j.contains("max_position_embeddings") || !j.contains("model_max_length")
+                             ? "max_position_embeddings in config.json"
+                             : "model_max_length in config.json";
+  INFERD_RETURN_IF_ERROR(GetFloat(j, "rms_norm_eps", &c.rms_norm_eps));
+  INFERD_RETURN_IF_ERROR(GetFloat(j, "rope_theta", &c.rope_theta));
+  INFERD_RETURN_IF_ERROR(GetBool(j, "tie_word_embeddings", &c.tie_word_embeddings));
+  INFERD_RETURN_IF_ERROR(ParseRopeScaling(j, &c));
+  if (info->from_hf) INFERD_RETURN_IF_ERROR(info->from_hf(j, hf_name, &c));
+  return c;
+}
+
+// Shortest decimal that round-trips the float, so config.json shows 1e-05, not
+// 9.999999747378752e-06.
+json FloatJson(float f) {
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof(buf), f);
+  double d = 0;
+  std::from_chars(buf, r.ptr, d);
+  return d;
+}
+
+}  // namespace
+
+StatusOr<ModelConfig> ParseHfConfig(const nlohmann::json& config) {
+  try {
+    return ParseHfConfigImpl(config);
+  } catch (const nlohmann::json::exception& e) {
+    // Accessors check types first; this is a safety net for anything they missed.
+    return InvalidArgument(std::string("config.json: unexpected value: ") + e.what());
+  }
+}
+
+StatusOr<ModelConfig> LoadHfConfig(const std::string& model_dir) {
+  const std::string path = (std::filesystem::path(model_dir) / "config.json").string();
+  INFERD_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  INFERD_ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(text, path));
+  StatusOr<ModelConfig> c = ParseHfConfig(j);
+  if (!c.ok()) return Status(c.status().code(), c.status().message() + " (in '" + path + "')");
+  return c;
+}
+
+StatusOr<nlohmann::json> MakeHfConfig(const ModelConfig& config, const std::string& dtype, int bos_token_id,
+                                      int eos_token_id) {
+  std::string arch = "LlamaForCausalLM", model_type = "llama";
+  if (config.arch == "qwen2") {
+    arch = "Qwen2ForCausalLM";
+    model_type = "qwen2";
+  } else if (config.arch == "mistral") {
+    arch = "MistralForCausalLM";
+    model_type = "mistral";
+  } else if (config.arch != "llama") {
+    return Unimplemented("export-hf writes llama, mistral and qwen2 models; this one is " + config.arch);
+  }
+  json j = {
+      {"architectures", {arch}},
+      {"model_type", model_type},
+      {"vocab_size", config.vocab_size},
+      {"hidden_size", config.hidden_size},
+      {"intermediate_size", config.intermediate_size},
+      {"num_hidden_layers", config.num_layers},
+      {"num_attention_heads", config.num_heads},
+      {"num_key_value_heads", config.num_kv_heads},
+      {"head_dim", config.head_dim},
+      {"max_position_embeddings", config.max_position_embeddings},
+      {"rms_norm_eps", FloatJson(config.rms_norm_eps)},
+      {"rope_theta", FloatJson(config.rope_theta)},
+      {"tie_word_embeddings", config.tie_word_embeddings},
+      {"hidden_act", "silu"},
+      {"torch_dtype", dtype},
+      {"bos_token_id", bos_token_id},
+      {"eos_token_id", eos_token_id},
+      {"rope_scaling", nullptr},
+  };
+  if (config.rope_scaling == RopeScaling::kLinear) {
+    j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", FloatJson(config.rope_factor)}};
+  } else if (config.rope_scaling == RopeScaling::kLlama3) {
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", FloatJson(config.rope_factor)},
+                         {"low_freq_factor", FloatJson(config.rope_low_freq_factor)},
+                         {"high_freq_factor", FloatJson(config.rope_high_freq_factor)},
+                         {"original_max_position_embeddings", config.rope_original_max_position}};
+  }
+  return j;
+}
+
+}  // namespace inferd

@@ -1,0 +1,28 @@
+// One flat batch of the forward pass: rows from any number of sequences, each a contiguous
+// slice with its own positions and KV block table (prefill chunks and decodes mixed).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace inferd {
+namespace ops {
+
+// The rows of one sequence in a flat batch, for paged attention.
+struct AttnSeq {
+  int64_t token_begin = 0;   // first row of this sequence in the flat batch
+  int64_t num_tokens = 0;    // rows in this batch
+  int64_t context_len = 0;   // tokens in KV after this step (= positions + 1 of the last row)
+  const int32_t* block_table = nullptr;
+};
+
+}  // namespace ops
+
+struct ForwardBatch {
+  std::vector<int32_t> token_ids;    // [T]
+  std::vector<int32_t> positions;    // [T] position of each row within its sequence
+  std::vector<ops::AttnSeq> seqs;    // row ranges and block tables
+  std::vector<int64_t> logits_rows;  // rows whose logits are wanted, in output order
+};
+
+}  // namespace inferd

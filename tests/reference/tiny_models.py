@@ -1,0 +1,114 @@
+"""Tiny random-weight models of each family, written in the layout llama.cpp expects.
+
+write_tiny_gguf(gguf, family, dst, tokenizer_src) writes a GGUF with the metadata keys and
+tensor names of llama.cpp's converter for `family`, F32 tensors (llama.cpp's arithmetic is
+then plain fp32), and the tokenizer of `tokenizer_src` (the embedded SmolLM2 GGUF) copied
+key by key. Weights are a pure function of the family's seed, scaled so that activations
+stay O(1) through the layers and the logits have clear winners.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+# Shapes: q width (heads x head_dim) differs from hidden where the family allows it, so
+# that a mix-up of the two cannot pass.
+FAMILIES = {
+    "llama": dict(layers=4, hidden=128, heads=4, kv_heads=2, head_dim=32, ffn=256, rope_base=10000.0),
+    "qwen2": dict(layers=4, hidden=128, heads=4, kv_heads=2, head_dim=32, ffn=256, rope_base=1e6, bias=True),
+    "qwen3": dict(layers=4, hidden=128, heads=4, kv_heads=2, head_dim=64, ffn=256, rope_base=1e6, qk_norm=True),
+    # 6 layers: five local (sliding window of 8 positions) and one global.
+    "gemma3": dict(layers=6, hidden=128, heads=4, kv_heads=1, head_dim=64, ffn=256, rope_base=1e6, qk_norm=True,
+                   post_norms=True, sliding_window=8),
+    # llama.cpp applies RoPE to Baichuan only when it recognises the 7B (32 layers).
+    "baichuan": dict(layers=32, hidden=64, heads=4, kv_heads=4, head_dim=16, ffn=128, rope_base=10000.0),
+}
+SEEDS = {name: i + 1 for i, name in enumerate(FAMILIES)}
+
+
+def _copy_tokenizer(gguf, w, src: Path):
+    r = gguf.GGUFReader(str(src))
+    for key, f in r.fields.items():
+        if not key.startswith("tokenizer."):
+            continue
+        vtype = f.types[0]
+        if vtype == gguf.GGUFValueType.ARRAY:
+            w.add_key_value(key, f.contents(), vtype, sub_type=f.types[-1])
+        else:
+            w.add_key_value(key, f.contents(), vtype)
+    return len(r.fields["tokenizer.ggml.tokens"].contents())
+
+
+def write_tiny_gguf(gguf, family: str, dst: Path, tokenizer_src: Path) -> Path:
+    cfg = FAMILIES[family]
+    rng = np.random.default_rng(SEEDS[family])
+    tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")
+    w = gguf.GGUFWriter(str(tmp), arch=family)
+    vocab = _copy_tokenizer(gguf, w, tokenizer_src)
+    h, nh, nkv, d, ffn = cfg["hidden"], cfg["heads"], cfg["kv_heads"], cfg["head_dim"], cfg["ffn"]
+    p = family + "."
+    w.add_uint32(p + "context_length", 2048)
+    w.add_uint32(p + "embedding_length", h)
+    w.add_uint32(p + "block_count", cfg["layers"])
+    w.add_uint32(p + "feed_forward_length", ffn)
+    w.add_uint32(p + "attention.head_count", nh)
+    w.add_uint32(p + "attention.head_count_kv", nkv)
+    w.add_uint32(p + "attention.key_length", d)
+    w.add_uint32(p + "attention.value_length", d)
+    w.add_float32(p + "attention.layer_norm_rms_epsilon", 1e-6)
+    w.add_float32(p + "rope.freq_base", cfg["rope_base"])
+    if "sliding_window" in cfg:
+        w.add_uint32(p + "attention.sliding_window", cfg["sliding_window"])
+    w.add_uint32("general.file_type", int(gguf.LlamaFileType.ALL_F32))
+
+    def mat(rows, cols, gain=1.0):
+        return (rng.standard_normal((rows, cols)) * gain / np.sqrt(cols)).astype(np.float32)
+
+    def norm(n):
+        return (1.0 + 0.1 * rng.standard_normal(n)).astype(np.float32)
+
+    def vec(n):
+        return (0.1 * rng.standard_normal(n)).astype(np.float32)
+
+    # Gemma scales the embeddings by sqrt(hidden) on the way in.
+    embd_gain = 1.0 / np.sqrt(h) if family == "gemma3" else 0.5
+    tensors = {"token_embd.weight": (rng.standard_normal((vocab, h)) * embd_gain).astype(np.float32)}
+    for i in range(cfg["layers"]):
+        b = f"blk.{i}."
+        tensors[b + "attn_norm.weight"] = norm(h)
+        tensors[b + "attn_q.weight"] = mat(nh * d, h, 2.0)
+        tensors[b + "attn_k.weight"] = mat(nkv * d, h, 2.0)
+        tensors[b + "attn_v.weight"] = mat(nkv * d, h)
+        tensors[b + "attn_output.weight"] = mat(h, nh * d)
+        if cfg.get("bias"):
+            tensors[b + "attn_q.bias"] = vec(nh * d)
+            tensors[b + "attn_k.bias"] = vec(nkv * d)
+            tensors[b + "attn_v.bias"] = vec(nkv * d)
+        if cfg.get("qk_norm"):
+            tensors[b + "attn_q_norm.weight"] = norm(d)
+            tensors[b + "attn_k_norm.weight"] = norm(d)
+        if cfg.get("post_norms"):
+            tensors[b + "post_attention_norm.weight"] = norm(h)
+            tensors[b + "post_ffw_norm.weight"] = norm(h)
+        tensors[b + "ffn_norm.weight"] = norm(h)
+        tensors[b + "ffn_gate.weight"] = mat(ffn, h)
+        tensors[b + "ffn_up.weight"] = mat(ffn, h)
+        tensors[b + "ffn_down.weight"] = mat(h, ffn)
+    tensors["output_norm.weight"] = norm(h)
+    if family != "gemma3":  # Gemma ties the LM head to the embeddings
+        tensors["output.weight"] = mat(vocab, h, 4.0)
+    try:
+        for name, a in tensors.items():
+            assert a.dtype == np.float32, name
+            w.add_tensor(name, np.ascontiguousarray(a), raw_dtype=gguf.GGMLQuantizationType.F32)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        tmp.replace(dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dst
