@@ -3,7 +3,8 @@
 #
 # Usage: scripts/test-reference.sh [--strict] [pytest args...]
 #   Builds llama.cpp first if needed (scripts/llamacpp.sh; minutes the first time, < 1 s after),
-#   fetches the embedded model if needed (scripts/fetch-model.sh), then runs pytest.
+#   fetches the embedded model and Gemma 3 270M if needed (scripts/fetch-model.sh), then
+#   runs pytest.
 #   --strict (implied when CI is set): a missing model, inferd binary or llama.cpp build
 #   fails the tests instead of skipping them.
 # Environment: INFERD_BUILD_DIR (default build/release), INFERD_MODEL, INFERD_CACHE_DIR,
@@ -22,6 +23,7 @@ fi
 
 eval "$(scripts/llamacpp.sh)"
 export INFERD_MODEL=${INFERD_MODEL:-$(scripts/fetch-model.sh)}
+export INFERD_GEMMA3_MODEL=${INFERD_GEMMA3_MODEL:-$(scripts/fetch-model.sh gemma3)}  # tests/reference/test_gemma3.py
 export INFERD_BUILD_DIR=${INFERD_BUILD_DIR:-build/release}
 
 # Single-threaded OpenBLAS for the numpy references (threads thrash on a shared 2-core box).
