@@ -13,6 +13,8 @@ if [ ! -d "$TESTDATA/tokenizer" ]; then
   exit 1
 fi
 export INFERD_MODEL=${INFERD_MODEL:-$(./scripts/fetch-model.sh)}
+# The second real model (Gemma 3 270M Q4_K_M): tests/reference/test_gemma3.py, tests/e2e.
+export INFERD_GEMMA3_MODEL=${INFERD_GEMMA3_MODEL:-$(./scripts/fetch-model.sh gemma3)}
 export INFERD_TESTDATA_DIR="$TESTDATA"
 # ccache for every build below (CMake, and pip's scikit-build) when it is installed.
 if command -v ccache >/dev/null 2>&1; then

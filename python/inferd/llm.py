@@ -14,7 +14,9 @@ LLM: a second thread's ``generate`` waits for the first to finish.
 from __future__ import annotations
 
 import difflib
+import functools
 import itertools
+import logging
 import os
 import threading
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -23,6 +25,14 @@ from . import _C
 from ._progress import ProgressBar
 from .beam_search import run_beam_search
 from .outputs import BeamSearchOutput, CompletionOutput, Logprob, RequestMetrics, RequestOutput
+
+logger = logging.getLogger("inferd")
+
+
+@functools.lru_cache(maxsize=1)
+def _log_trust_remote_code() -> None:
+    logger.warning("trust_remote_code has no effect: inferd never runs code from a model directory; the model "
+                   "family comes from config.json ('architectures')")
 from .sampling_params import BeamSearchParams, SamplingParams
 from .tokenizer import Tokenizer
 
@@ -84,7 +94,8 @@ class LLM:
         quantization: None (weights as stored), "int8" or "int4": weight-only quantization of
             every layer matrix of an fp16/bf16/fp32 model at load, to GGUF Q8_0 / Q4_0 (group
             size 32, fp16 scales); embedding and LM head stay as stored.
-        trust_remote_code: accepted for compatibility (inferd runs no model code).
+        trust_remote_code: accepted as in vLLM; has no effect (inferd runs no code from a model
+            directory: the family comes from config.json), which is logged once.
         **kwargs: engine flags: ``block_size`` (16), ``scheduling_policy`` ("fcfs" |
             "priority"), ``max_logprobs`` (20), ``threads`` (CPU threads; 0 = all cores),
             ``device`` ("auto" | "cpu" | "cuda" | "cuda:N"), ``gpu_memory_utilization`` (0.9)
@@ -148,6 +159,8 @@ class LLM:
             raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {gpu_util}")
         if max_model_len is not None and max_model_len < 1:
             raise ValueError(f"max_model_len must be positive, got {max_model_len}")
+        if trust_remote_code:
+            _log_trust_remote_code()
         max_logprobs = engine_flags.pop("max_logprobs")
         self._max_logprobs = int(max_logprobs)
         try:

@@ -25,7 +25,7 @@ void ModelFlags::Add(CLI::App* app, bool engine_flags) {
   load.model = DefaultModelPath();
   app->add_option("--model,-m", load.model, "GGUF file, Hugging Face directory, or dummy shape")
       ->capture_default_str();
-  app->add_option("--load-format", load.load_format, "auto | gguf | safetensors | dummy")->capture_default_str();
+  app->add_option("--load-format", load.load_format, "auto | gguf | safetensors | pt (pytorch_model.bin) | dummy")->capture_default_str();
   app->add_option("--tokenizer", load.tokenizer, "tokenizer source (GGUF file or HF directory)");
   app->add_option("--dtype", load.dtype,
                   "GPU compute dtype: auto | float16 | bfloat16 | float32; for dummy weights also their type "
@@ -34,6 +34,8 @@ void ModelFlags::Add(CLI::App* app, bool engine_flags) {
   app->add_option("--quantization,-q", load.quantization,
                   "weight-only quantization of fp16/bf16/fp32 weights at load: int8 (Q8_0) | int4 (Q4_0) | none");
   app->add_option("--threads", threads, "CPU threads (0 = all cores)")->capture_default_str();
+  app->add_flag("--trust-remote-code", load.trust_remote_code,
+                "accepted as in vLLM; has no effect: inferd runs no code from model directories (logged once)");
   if (engine_flags) {
     app->add_option("--max-model-len", engine.max_model_len, "maximum tokens per sequence (0 = model's)");
     app->add_option("--block-size", engine.block_size, "KV cache block size in tokens")->capture_default_str();

@@ -1,4 +1,5 @@
 #include <filesystem>
+#include <mutex>
 
 #include "format/gguf.h"
 #include "model/model.h"
@@ -70,6 +71,13 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const LoadOptions& options) {
   std::unique_ptr<LoadedModel> model;
   const std::string& path = options.model;
   INFERD_RETURN_IF_ERROR(WeightQuantizationType(options.quantization).status());  // fail before loading
+  if (options.trust_remote_code) {
+    static std::once_flag once;
+    std::call_once(once, [] {
+      INFERD_LOG_INFO("--trust-remote-code has no effect: inferd never runs code from a model directory; the "
+                      "model family comes from config.json ('architectures')");
+    });
+  }
   if (options.load_format == "dummy") {
     INFERD_ASSIGN_OR_RETURN(model, LoadDummyModel(options));
   } else {
@@ -80,15 +88,15 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const LoadOptions& options) {
     }
     const bool is_dir = fs::is_directory(path, ec);
     std::string format = options.load_format;
-    if (format == "auto") format = is_dir ? "safetensors" : "gguf";
+    if (format == "auto") format = is_dir ? "hf" : "gguf";
     if (format == "gguf") {
       if (is_dir) return InvalidArgument("'" + path + "' is a directory; --load-format gguf needs a .gguf file");
       INFERD_ASSIGN_OR_RETURN(model, LoadGgufModel(path));
-    } else if (format == "safetensors") {
+    } else if (format == "hf" || format == "safetensors" || format == "pt") {
       if (!is_dir) return InvalidArgument("'" + path + "' is not a directory; Hugging Face models are directories");
-      INFERD_ASSIGN_OR_RETURN(model, LoadHfModel(path));
+      INFERD_ASSIGN_OR_RETURN(model, LoadHfModel(path, format == "hf" ? "auto" : format));
     } else {
-      return InvalidArgument("unknown --load-format '" + options.load_format + "': use auto, gguf, safetensors or dummy");
+      return InvalidArgument("unknown --load-format '" + options.load_format + "': use auto, gguf, safetensors, pt or dummy");
     }
   }
   if (!options.tokenizer.empty()) {

@@ -8,6 +8,7 @@
 
 #include "format/hf_config.h"
 #include "format/safetensors.h"
+#include "format/torch_checkpoint.h"
 #include "model/arch.h"
 #include "model/hf_config.h"
 #include "model/model.h"
@@ -21,22 +22,27 @@ StatusOr<GgmlType> ToGgml(const StTensor& t) {
     case StDtype::kF16: return GgmlType::kF16;
     case StDtype::kBF16: return GgmlType::kBF16;
     default:
-      return Unimplemented(fmt::format("safetensors: tensor '{}' has dtype {}; supported: F32, F16, BF16", t.name,
-                                       t.dtype_name));
+      return Unimplemented(fmt::format("tensor '{}' has dtype {}; supported: F32, F16, BF16", t.name, t.dtype_name));
   }
 }
 
 struct HfLoader {
-  const SafetensorsModel& st;
+  const std::map<std::string, StTensor>& tensors;
+  const char* format;  // "safetensors" | "pytorch" for errors
+
+  const StTensor* Find(const std::string& name) const {
+    auto it = tensors.find(name);
+    return it == tensors.end() ? nullptr : &it->second;
+  }
 
   StatusOr<Matrix> Mat(const std::string& name, bool optional = false) const {
-    const StTensor* t = st.Find(name);
+    const StTensor* t = Find(name);
     if (t == nullptr) {
       if (optional) return Matrix{};
-      return NotFound("safetensors: missing tensor '" + name + "'");
+      return NotFound(std::string(format) + ": missing tensor '" + name + "'");
     }
     if (t->shape.size() != 2) {
-      return InvalidArgument(fmt::format("safetensors: tensor '{}' should be 2-D, has {} dims", name, t->shape.size()));
+      return InvalidArgument(fmt::format("{}: tensor '{}' should be 2-D, has {} dims", format, name, t->shape.size()));
     }
     INFERD_ASSIGN_OR_RETURN(GgmlType type, ToGgml(*t));
     Matrix m;
@@ -49,10 +55,10 @@ struct HfLoader {
   }
 
   StatusOr<std::vector<float>> Vec(const std::string& name, bool optional = false) const {
-    const StTensor* t = st.Find(name);
+    const StTensor* t = Find(name);
     if (t == nullptr) {
       if (optional) return std::vector<float>{};
-      return NotFound("safetensors: missing tensor '" + name + "'");
+      return NotFound(std::string(format) + ": missing tensor '" + name + "'");
     }
     INFERD_ASSIGN_OR_RETURN(GgmlType type, ToGgml(*t));
     int64_t n = 1;
@@ -71,17 +77,45 @@ Matrix RowSlice(const Matrix& m, int64_t begin, int64_t count) {
   return s;
 }
 
+bool HasSafetensors(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (e.path().extension() == ".safetensors" || e.path().filename() == "model.safetensors.index.json") return true;
+  }
+  return false;
+}
+
 }  // namespace
 
-StatusOr<std::unique_ptr<LoadedModel>> LoadHfModel(const std::string& dir) {
+StatusOr<std::unique_ptr<LoadedModel>> LoadHfModel(const std::string& dir, const std::string& weights) {
   auto model = std::make_unique<LoadedModel>();
   model->format = "safetensors";
   model->path = dir;
   INFERD_ASSIGN_OR_RETURN(model->config, LoadHfConfig(dir));
   INFERD_RETURN_IF_ERROR(model->config.Validate());
   const ModelConfig& c = model->config;
-  INFERD_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsModel> st, SafetensorsModel::Open(dir));
-  HfLoader g{*st};
+  // Weights: *.safetensors when there are any, else pytorch_model.bin (restricted unpickler,
+  // format/torch_checkpoint.h). Both are zero-copy views of the mapped files.
+  std::shared_ptr<const void> keep;
+  const std::map<std::string, StTensor>* tensors = nullptr;
+  const char* format = "safetensors";
+  const bool pt = weights == "pt" || (weights != "safetensors" && !HasSafetensors(dir) && HasTorchCheckpoint(dir));
+  if (weights == "auto" && !HasSafetensors(dir) && !HasTorchCheckpoint(dir)) {
+    return NotFound("'" + dir + "' has no weights: expected model.safetensors (or model.safetensors.index.json and "
+                    "its shards) or pytorch_model.bin (or pytorch_model.bin.index.json and its shards)");
+  }
+  if (pt) {
+    INFERD_ASSIGN_OR_RETURN(std::unique_ptr<TorchCheckpoint> tc, TorchCheckpoint::Open(dir));
+    tensors = &tc->tensors();
+    keep = std::shared_ptr<const void>(std::move(tc));
+    format = "pytorch";
+    model->format = "pytorch";
+  } else {
+    INFERD_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsModel> st, SafetensorsModel::Open(dir));
+    tensors = &st->tensors();
+    keep = std::shared_ptr<const void>(std::move(st));
+  }
+  HfLoader g{*tensors, format};
 
   const ArchInfo* info = FindArch(c.arch);
   if (info == nullptr) return Internal("no ArchInfo for family " + c.arch);
@@ -109,7 +143,7 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadHfModel(const std::string& dir) {
       const std::string name = p + n.qkv + ".weight";
       INFERD_ASSIGN_OR_RETURN(Matrix pack, g.Mat(name));
       if (pack.rows != q + 2 * kv) {
-        return InvalidArgument(fmt::format("safetensors: '{}' has {} rows, expected {}", name, pack.rows, q + 2 * kv));
+        return InvalidArgument(fmt::format("{}: '{}' has {} rows, expected {}", format, name, pack.rows, q + 2 * kv));
       }
       l.wq = RowSlice(pack, 0, q);
       l.wk = RowSlice(pack, q, kv);
@@ -136,7 +170,7 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadHfModel(const std::string& dir) {
     }
   }
   size_t bytes = 0;
-  for (const auto& [name, t] : st->tensors()) bytes += t.nbytes;
+  for (const auto& [name, t] : *tensors) bytes += t.nbytes;
   w.nbytes = bytes;
   model->weight_type = GgmlTypeName(static_cast<uint32_t>(w.layers.empty() ? w.tok_embd.type : w.layers[0].w_up.type));
 
@@ -150,7 +184,7 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadHfModel(const std::string& dir) {
   } else if (tok.status().code() != StatusCode::kNotFound) {
     return tok.status();
   }
-  w.storage.push_back(std::shared_ptr<const void>(std::move(st)));
+  w.storage.push_back(std::move(keep));
   return model;
 }
 

@@ -17,7 +17,7 @@ struct LoadOptions {
   // A .gguf file, a HF directory, or with load_format "dummy": a named shape
   // (llama-2-7b, llama-3-8b, smollm2-135m), a config.json, or a directory holding one.
   std::string model;
-  std::string load_format = "auto";  // auto | gguf | safetensors | dummy
+  std::string load_format = "auto";  // auto | gguf | safetensors | pt | dummy (vLLM's names)
   std::string tokenizer;             // overrides where the tokenizer comes from
   // Weight type for dummy weights: auto (f16) | float32 | float16 | bfloat16 | q4_0 | q4_1 | q8_0
   std::string dtype = "auto";
@@ -26,6 +26,9 @@ struct LoadOptions {
   // as stored; "int8" re-encodes every layer matrix of an fp32/fp16/bf16 model as GGUF Q8_0,
   // "int4" as Q4_0 (group size 32); embedding and LM head stay. See model/quantize.h.
   std::string quantization;
+  // vLLM's --trust-remote-code. inferd never runs Python from a model directory: the family
+  // comes from config.json (architectures, model_type), so the flag only logs that.
+  bool trust_remote_code = false;
 };
 
 struct LoadedModel {
@@ -33,7 +36,7 @@ struct LoadedModel {
   ModelWeights weights;
   std::unique_ptr<Tokenizer> tokenizer;
   GenerationDefaults generation;
-  std::string format;  // "gguf" | "safetensors" | "dummy"
+  std::string format;  // "gguf" | "safetensors" | "pytorch" | "dummy"
   std::string path;
   std::string weight_type;  // dominant weight type name, for logs
 };
@@ -45,7 +48,8 @@ const char* DummyShapeNames();
 
 // Implementation pieces (model/loader_*.cc).
 StatusOr<std::unique_ptr<LoadedModel>> LoadGgufModel(const std::string& path);
-StatusOr<std::unique_ptr<LoadedModel>> LoadHfModel(const std::string& dir);
+// weights: "auto" (*.safetensors when present, else pytorch_model.bin), "safetensors" or "pt".
+StatusOr<std::unique_ptr<LoadedModel>> LoadHfModel(const std::string& dir, const std::string& weights = "auto");
 StatusOr<std::unique_ptr<LoadedModel>> LoadDummyModel(const LoadOptions& options);
 // Shape checks shared by the loaders: every matrix has the shape the config implies.
 Status CheckWeightShapes(const ModelConfig& config, const ModelWeights& weights);

@@ -28,7 +28,9 @@ def free_port():
 class ServerProcess:
     """A real `inferd serve` process on a free port; logs go to a file (see .log_text())."""
 
-    def __init__(self, inferd, args, tmp_path, env=None, wait=True):
+    def __init__(self, inferd, args, tmp_path, env=None, wait=True, exact=None, cwd=None):
+        """exact: the whole command line after `inferd serve` ("{port}" is replaced by the
+        port), run in `cwd`, instead of the defaults below followed by args."""
         import subprocess
         import time
         self.port = free_port()
@@ -38,8 +40,10 @@ class ServerProcess:
         cmd = [str(inferd), "serve", _model_path(), "--host", "127.0.0.1", "--port", str(self.port),
                "--served-model-name", "smollm2", "--kv-cache-memory", "256MiB", "--max-model-len", "2048",
                "--disable-log-stats", *map(str, args)]
+        if exact is not None:
+            cmd = [str(inferd), "serve", *(str(a).replace("{port}", str(self.port)) for a in exact)]
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **(env or {})})
+                                     env={**os.environ, **(env or {})}, cwd=cwd)
         if wait:
             self.wait_ready()
 
@@ -122,8 +126,8 @@ def start_server(inferd_bin, tmp_path):
     """start_server(*flags, env=None, wait=True) -> ServerProcess, stopped after the test."""
     started = []
 
-    def _start(*args, env=None, wait=True):
-        s = ServerProcess(inferd_bin, args, tmp_path, env=env, wait=wait)
+    def _start(*args, env=None, wait=True, exact=None, cwd=None):
+        s = ServerProcess(inferd_bin, args, tmp_path, env=env, wait=wait, exact=exact, cwd=cwd)
         started.append(s)
         return s
     yield _start
