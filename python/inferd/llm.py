@@ -90,7 +90,7 @@ class LLM:
             least one maximum-length sequence). ``kv_cache_memory_bytes`` is an alias.
         enable_prefix_caching: reuse KV blocks of shared prompt prefixes.
         seed: seeds requests that have no seed of their own.
-        load_format: "auto", "gguf", "safetensors" or "dummy".
+        load_format: "auto", "gguf", "safetensors", "pt" (pytorch_model.bin) or "dummy".
         quantization: None (weights as stored), "int8" or "int4": weight-only quantization of
             every layer matrix of an fp16/bf16/fp32 model at load, to GGUF Q8_0 / Q4_0 (group
             size 32, fp16 scales); embedding and LM head stay as stored.

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -156,6 +157,79 @@ TEST(HfConfig, Errors) {
     EXPECT_EQ(r.status().code(), c.code) << r.status().ToString();
     EXPECT_TRUE(Contains(r.status().message(), c.part)) << r.status().message();
   }
+}
+
+// Gemma 3 270M's config.json (text model; the fields that matter).
+constexpr const char kGemma3[] = R"({
+  "architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text",
+  "vocab_size": 262144, "hidden_size": 640, "intermediate_size": 2048, "num_hidden_layers": 18,
+  "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 256, "max_position_embeddings": 32768,
+  "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "rope_local_base_freq": 10000.0, "rope_scaling": null,
+  "sliding_window": 512, "query_pre_attn_scalar": 256, "final_logit_softcapping": null,
+  "attn_logit_softcapping": null, "hidden_activation": "gelu_pytorch_tanh",
+  "layer_types": ["sliding_attention", "sliding_attention", "sliding_attention", "sliding_attention",
+                  "sliding_attention", "full_attention", "sliding_attention", "sliding_attention",
+                  "sliding_attention", "sliding_attention", "sliding_attention", "full_attention",
+                  "sliding_attention", "sliding_attention", "sliding_attention", "sliding_attention",
+                  "sliding_attention", "full_attention"]})";
+
+TEST(HfConfig, Gemma3Features) {
+  const ModelConfig c = MustParse(kGemma3);
+  EXPECT_EQ(c.arch, "gemma3");
+  EXPECT_EQ(c.head_dim, 256);
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_TRUE(c.post_norms);
+  EXPECT_TRUE(c.tie_word_embeddings);  // Gemma's default when the key is absent
+  EXPECT_EQ(c.activation, Activation::kGeluTanh);
+  EXPECT_FLOAT_EQ(c.embedding_scale, std::sqrt(640.0f));
+  EXPECT_FLOAT_EQ(c.AttentionScale(), 1.0f / 16.0f);
+  EXPECT_EQ(c.sliding_window_pattern, 6);
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const bool global = (i + 1) % 6 == 0;
+    EXPECT_EQ(c.Layer(i).sliding_window, global ? 0 : 512) << i;
+    EXPECT_EQ(c.Layer(i).local_rope, !global) << i;
+  }
+  EXPECT_FLOAT_EQ(c.rope_local_theta, 10000.0f);
+  EXPECT_EQ(c.final_logit_softcap, 0.0f);
+  EXPECT_TRUE(c.Validate().ok());
+  // layer_types that do not repeat one pattern, and another activation, are refused.
+  auto j = ParseJson(kGemma3, "test");
+  ASSERT_TRUE(j.ok());
+  json bad = *j;
+  bad["layer_types"][0] = "full_attention";
+  EXPECT_EQ(ParseHfConfig(bad).status().code(), StatusCode::kUnimplemented);
+  bad = *j;
+  bad["hidden_activation"] = "relu";
+  EXPECT_TRUE(Contains(ParseHfConfig(bad).status().message(), "relu"));
+  bad = *j;
+  bad["attn_logit_softcapping"] = 50.0;  // gemma2's: refused by Validate, not ignored
+  auto parsed = ParseHfConfig(bad);
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed->Validate().code(), StatusCode::kUnimplemented);
+}
+
+TEST(HfConfig, Qwen3MistralBaichuan) {
+  ModelConfig q = MustParse(R"({"architectures": ["Qwen3ForCausalLM"], "vocab_size": 151936, "hidden_size": 1024,
+    "intermediate_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8,
+    "head_dim": 128, "rope_theta": 1000000, "attention_bias": false, "use_sliding_window": false,
+    "sliding_window": null})");
+  EXPECT_EQ(q.arch, "qwen3");
+  EXPECT_TRUE(q.qk_norm);
+  EXPECT_FALSE(q.qkv_bias);
+  EXPECT_EQ(q.head_dim, 128);  // not hidden / heads (64)
+  EXPECT_EQ(q.sliding_window, 0);
+  ModelConfig m = MustParse(R"({"architectures": ["MistralForCausalLM"], "vocab_size": 32000, "hidden_size": 4096,
+    "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+    "sliding_window": 4096})");
+  EXPECT_EQ(m.Layer(0).sliding_window, 4096);
+  EXPECT_EQ(m.Layer(31).sliding_window, 4096);
+  ModelConfig b = MustParse(R"({"architectures": ["BaiChuanForCausalLM"], "vocab_size": 64000, "hidden_size": 64,
+    "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "model_max_length": 4096})");
+  EXPECT_EQ(b.arch, "baichuan");  // the 7B spelling is RoPE at any size
+  auto j = ParseJson(R"({"architectures": ["BaichuanForCausalLM"], "vocab_size": 64000, "hidden_size": 5120,
+    "intermediate_size": 13696, "num_hidden_layers": 40, "num_attention_heads": 40})", "test");
+  ASSERT_TRUE(j.ok());
+  EXPECT_TRUE(Contains(ParseHfConfig(*j).status().message(), "ALiBi"));
 }
 
 TEST(HfConfig, MakeHfConfigRoundTrips) {
