@@ -240,7 +240,7 @@ Status CpuForward::Attention(int64_t layer, const ops::AttnParams& p) {
                         kv.shape().dtype == KvDtype::kF16};
   cpu::WriteKv(view, batch_->seqs, batch_->positions.data(), Buf(Act::kK), Buf(Act::kV));
   cpu::PagedAttention(view, batch_->seqs, batch_->positions.data(), Buf(Act::kQ), c.num_heads, p.scale,
-                      p.sliding_window, Buf(Act::kAttn));
+                      p.sliding_window, p.softcap, Buf(Act::kAttn));
   return Status::OK();
 }
 

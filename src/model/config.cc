@@ -37,15 +37,11 @@ Status ModelConfig::Validate() const {
   if (!(rms_norm_eps > 0.0f) || !(rope_theta > 0.0f) || !(rope_factor > 0.0f)) {
     return InvalidArgument("model config: rms_norm_eps, rope_theta and rope factor must be positive");
   }
-  if (sliding_window < 0 || sliding_window_pattern < 0 || !(final_logit_softcap >= 0.0f) ||
+  if (sliding_window < 0 || sliding_window_pattern < 0 || !(final_logit_softcap >= 0.0f) || !(attn_logit_softcap >= 0.0f) || !std::isfinite(attn_logit_softcap) ||
       !(attention_scale >= 0.0f) || !std::isfinite(attention_scale) || !(embedding_scale >= 0.0f) ||
       !std::isfinite(embedding_scale) || !(rope_local_theta >= 0.0f) || !std::isfinite(final_logit_softcap)) {
     return InvalidArgument("model config: sliding window, soft-capping, attention and embedding scales must be "
                            "non-negative and finite");
-  }
-  if (attn_logit_softcap != 0.0f) {
-    return Unimplemented(fmt::format("model config: attention logit soft-capping ({}) is not supported yet",
-                                     attn_logit_softcap));
   }
   return Status::OK();
 }

@@ -66,7 +66,7 @@ struct ModelConfig {
   float embedding_scale = 0.0f;       // 0: none; else embeddings are multiplied by it (gemma: sqrt(hidden))
   float attention_scale = 0.0f;       // 0: 1 / sqrt(head_dim); else the query scale
   float final_logit_softcap = 0.0f;   // 0: none; else logits = c * tanh(logits / c) (gemma2)
-  float attn_logit_softcap = 0.0f;    // 0: none (gemma2's attention soft-capping: not implemented yet)
+  float attn_logit_softcap = 0.0f;    // 0: none; else attention scores s = c * tanh(s / c) (gemma2)
   int64_t sliding_window = 0;         // 0: none; else the window of the local layers
   // Which layers are local: 0 every layer (mistral), N: all but every N-th (gemma3: 6, 5:1).
   int64_t sliding_window_pattern = 0;

@@ -20,7 +20,7 @@ Status RunLayers(const ModelConfig& c, Ops& ops) {
       INFERD_RETURN_IF_ERROR(ops.HeadRmsNorm(Act::kK, li, Weight::kKNorm, eps));
     }
     INFERD_RETURN_IF_ERROR(ops.Rope(li));
-    INFERD_RETURN_IF_ERROR(ops.Attention(li, AttnParams{c.AttentionScale(), spec.sliding_window}));
+    INFERD_RETURN_IF_ERROR(ops.Attention(li, AttnParams{c.AttentionScale(), spec.sliding_window, c.attn_logit_softcap}));
     INFERD_RETURN_IF_ERROR(ops.Linear(li, Weight::kO, false));
     if (c.post_norms) INFERD_RETURN_IF_ERROR(ops.RmsNorm(Act::kO, li, Weight::kPostAttnNorm, eps));
     // Gated feed-forward block.

@@ -38,6 +38,7 @@ enum class Weight : uint8_t {
 struct AttnParams {
   float scale = 1.0f;          // query scale (1 / sqrt(head_dim) unless the family says otherwise)
   int64_t sliding_window = 0;  // 0: keys [0, p]; W: keys (p - W, p] for a query at position p
+  float softcap = 0.0f;        // > 0: scaled scores s become softcap * tanh(s / softcap)
 };
 
 class Ops {

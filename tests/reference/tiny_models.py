@@ -20,6 +20,10 @@ FAMILIES = {
     "llama": dict(layers=4, hidden=128, heads=4, kv_heads=2, head_dim=32, ffn=256, rope_base=10000.0),
     "qwen2": dict(layers=4, hidden=128, heads=4, kv_heads=2, head_dim=32, ffn=256, rope_base=1e6, bias=True),
     "qwen3": dict(layers=4, hidden=128, heads=4, kv_heads=2, head_dim=64, ffn=256, rope_base=1e6, qk_norm=True),
+    "gemma": dict(layers=4, hidden=128, heads=4, kv_heads=1, head_dim=64, ffn=256, rope_base=10000.0),
+    # Local and global layers alternate; caps small enough to bend these scores and logits.
+    "gemma2": dict(layers=4, hidden=128, heads=4, kv_heads=2, head_dim=32, ffn=256, rope_base=10000.0,
+                   post_norms=True, sliding_window=8, attn_softcap=5.0, final_softcap=3.0),
     # 6 layers: five local (sliding window of 8 positions) and one global.
     "gemma3": dict(layers=6, hidden=128, heads=4, kv_heads=1, head_dim=64, ffn=256, rope_base=1e6, qk_norm=True,
                    post_norms=True, sliding_window=8),
@@ -62,6 +66,9 @@ def write_tiny_gguf(gguf, family: str, dst: Path, tokenizer_src: Path) -> Path:
     w.add_float32(p + "rope.freq_base", cfg["rope_base"])
     if "sliding_window" in cfg:
         w.add_uint32(p + "attention.sliding_window", cfg["sliding_window"])
+    if "attn_softcap" in cfg:
+        w.add_float32(p + "attn_logit_softcapping", cfg["attn_softcap"])
+        w.add_float32(p + "final_logit_softcapping", cfg["final_softcap"])
     w.add_uint32("general.file_type", int(gguf.LlamaFileType.ALL_F32))
 
     def mat(rows, cols, gain=1.0):
@@ -74,7 +81,8 @@ def write_tiny_gguf(gguf, family: str, dst: Path, tokenizer_src: Path) -> Path:
         return (0.1 * rng.standard_normal(n)).astype(np.float32)
 
     # Gemma scales the embeddings by sqrt(hidden) on the way in.
-    embd_gain = 1.0 / np.sqrt(h) if family == "gemma3" else 0.5
+    gemma = family.startswith("gemma")
+    embd_gain = 1.0 / np.sqrt(h) if gemma else 0.5
     tensors = {"token_embd.weight": (rng.standard_normal((vocab, h)) * embd_gain).astype(np.float32)}
     for i in range(cfg["layers"]):
         b = f"blk.{i}."
@@ -98,7 +106,7 @@ def write_tiny_gguf(gguf, family: str, dst: Path, tokenizer_src: Path) -> Path:
         tensors[b + "ffn_up.weight"] = mat(ffn, h)
         tensors[b + "ffn_down.weight"] = mat(h, ffn)
     tensors["output_norm.weight"] = norm(h)
-    if family != "gemma3":  # Gemma ties the LM head to the embeddings
+    if not gemma:  # Gemma ties the LM head to the embeddings
         tensors["output.weight"] = mat(vocab, h, 4.0)
     try:
         for name, a in tensors.items():

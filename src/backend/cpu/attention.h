@@ -11,7 +11,8 @@
 //   positions; inside a partition, in chunks of up to 16 that never cross a KV block
 //   (chunk boundaries depend only on positions and block_size). Per chunk: scores
 //   s = q * scale . k (d summed as four interleaved fma chains d mod 4, then
-//   (c0 + c1) + (c2 + c3)), m' = max(m, max s); when m' != m, l *= e and o *= e with
+//   (c0 + c1) + (c2 + c3)), with soft-capping s = c * (1 - 2 / (exp(2 s / c) + 1)) (= c tanh(s / c)),
+//   m' = max(m, max s); when m' != m, l *= e and o *= e with
 //   e = exp(m - m'); p = exp(s - m'); l += sum p (HorizontalSum16 order); o += p_j v_j for
 //   the chunk's keys in order. Partitions merge in order: M = max m_i,
 //   L = sum l_i exp(m_i - M), O = sum o_i exp(m_i - M) (empty partitions skipped),
@@ -34,6 +35,7 @@ struct AttnTile {
   const int32_t* block_table = nullptr;  // of the tile's sequence
   int64_t kv_head = 0;
   float scale = 1.0f;
+  float softcap = 0.0f;  // > 0: each score s becomes softcap * tanh(s / softcap) (gemma2)
   int nq = 0;                             // <= kAttnMaxQueries
   const float* q[kAttnMaxQueries] = {};   // [head_dim] each
   int64_t limit[kAttnMaxQueries] = {};    // keys [first, limit) are visible to query i

@@ -16,6 +16,13 @@ namespace {
 
 constexpr int kAttnGroup = 4;  // queries whose scores are computed together (registers)
 
+// c * tanh(s / c) as c * (1 - 2 / (exp(2 s / c) + 1)): vec16.h's Exp, so every ISA agrees.
+template <class V>
+V SoftCap(V s, float c) {
+  const V one = V::Set1(1.0f);
+  return V::Set1(c) * (one - V::Set1(2.0f) / (Exp(s * V::Set1(2.0f / c)) + one));
+}
+
 template <class V>
 float ExpScalar(float x) {
   return Exp(V::Set1(x)).Lane(0);
@@ -66,7 +73,9 @@ void Chunk(const AttnTile& t, int i0, const float* qs, int64_t pos0, int64_t blk
   for (int i = 0; i < G; ++i) {
     if (nvis[i] == 0) continue;
     const int q = i0 + i;
-    V s = V::SelectFirst(nvis[i], (acc[i][0] + acc[i][1]) + (acc[i][2] + acc[i][3]), neg_inf);
+    V raw = (acc[i][0] + acc[i][1]) + (acc[i][2] + acc[i][3]);
+    if (t.softcap > 0.0f) raw = SoftCap(raw, t.softcap);
+    V s = V::SelectFirst(nvis[i], raw, neg_inf);
     if (lo[i] > 0) s = V::SelectFirst(lo[i], neg_inf, s);  // before the sliding window
     const float bm = s.ReduceMax();
     const float m_new = m[q] < bm ? bm : m[q];

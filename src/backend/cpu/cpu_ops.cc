@@ -309,7 +309,7 @@ struct AttnBuffers {
 }  // namespace
 
 void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t* positions,
-                    const float* q, int64_t num_heads, float scale, int64_t sliding_window, float* out) {
+                    const float* q, int64_t num_heads, float scale, int64_t sliding_window, float softcap, float* out) {
   const auto& kern = cpu::AttentionKernels();
   const int64_t d = kv.head_dim, nkv = kv.num_kv_heads, group = num_heads / nkv;
   const int64_t P = cpu::kAttnPartition;
@@ -380,6 +380,7 @@ void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const 
       tile.block_table = seqs[item.seq].block_table;
       tile.kv_head = item.h0 / group;
       tile.scale = scale;
+      tile.softcap = softcap;
       tile.k0 = item.part * P;
       tile.k1 = tile.k0 + P;
       tile.m = m.data();

@@ -77,10 +77,11 @@ void WriteKv(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t
              const float* k, const float* v);
 
 // Causal attention through block tables: row t of sequence s attends to positions
-// [0, positions[t]] of s, or with sliding_window W > 0 to (positions[t] - W, positions[t]].
+// [0, positions[t]] of s, or with sliding_window W > 0 to (positions[t] - W, positions[t]];
+// softcap > 0 caps the scaled scores at softcap * tanh(s / softcap).
 // q, out: [T, num_heads, head_dim]; head_dim <= 256. Split-K over partitions of 512
 // positions; numerics in backend/cpu/attention.h.
 void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t* positions,
-                    const float* q, int64_t num_heads, float scale, int64_t sliding_window, float* out);
+                    const float* q, int64_t num_heads, float scale, int64_t sliding_window, float softcap, float* out);
 
 }  // namespace inferd::cpu

@@ -5,11 +5,13 @@
 
 namespace inferd {
 
-extern const ArchInfo kLlamaArch, kMistralArch, kQwen2Arch, kQwen3Arch, kGemma3Arch, kBaichuanArch;
+extern const ArchInfo kLlamaArch, kMistralArch, kQwen2Arch, kQwen3Arch, kGemmaArch, kGemma2Arch, kGemma3Arch,
+    kBaichuanArch;
 
 namespace {
 
-const ArchInfo* const kArchs[] = {&kLlamaArch, &kMistralArch, &kQwen2Arch, &kQwen3Arch, &kGemma3Arch, &kBaichuanArch};
+const ArchInfo* const kArchs[] = {&kLlamaArch, &kMistralArch, &kQwen2Arch,  &kQwen3Arch,
+                                  &kGemmaArch, &kGemma2Arch,  &kGemma3Arch, &kBaichuanArch};
 
 std::string Join(const std::vector<std::string> ArchInfo::*names) {
   std::string out;

@@ -47,14 +47,14 @@ struct Fixture {
   }
   cpu::KvLayerView view() { return {kc.data(), vc.data(), bs, kv_heads, d, fp16}; }
   // Rows [first, first + n) as one sequence of a batch.
-  std::vector<float> Run(int64_t first, int64_t n, float scale, int64_t window = 0) {
+  std::vector<float> Run(int64_t first, int64_t n, float scale, int64_t window = 0, float softcap = 0.0f) {
     ops::AttnSeq seq{0, n, first + n, table.data()};
     std::vector<float> out(n * heads * d);
-    cpu::PagedAttention(view(), {&seq, 1}, &pos[first], &q[first * heads * d], heads, scale, window, out.data());
+    cpu::PagedAttention(view(), {&seq, 1}, &pos[first], &q[first * heads * d], heads, scale, window, softcap, out.data());
     return out;
   }
   // float64 attention of row t over keys (t - window, t] (all of [0, t] when window is 0).
-  double Dense(int64_t t, int64_t h, int64_t i, float scale, int64_t window = 0) const {
+  double Dense(int64_t t, int64_t h, int64_t i, float scale, int64_t window = 0, double softcap = 0) const {
     const int64_t g = h / (heads / kv_heads);
     const int64_t j0 = window > 0 ? std::max<int64_t>(0, t - window + 1) : 0;
     std::vector<double> p(t + 1, -1e300);
@@ -63,6 +63,7 @@ struct Fixture {
       double s = 0;
       for (int64_t c = 0; c < d; ++c) s += double(q[(t * heads + h) * d + c]) * k[(j * kv_heads + g) * d + c];
       p[j] = s * scale;
+      if (softcap > 0) p[j] = softcap * std::tanh(p[j] / softcap);
       mx = std::max(mx, p[j]);
     }
     for (int64_t j = j0; j <= t; ++j) sum += (p[j] = std::exp(p[j] - mx));
@@ -136,6 +137,25 @@ TEST(Attention, SlidingWindowMatchesDense) {
   }
 }
 
+// Soft-capped scores (gemma2: c * tanh(s / c)), with and without a window.
+TEST(Attention, SoftCapMatchesDense) {
+  Fixture f(4, 2, 64, 16, 700, 9);
+  const float scale = 1.0f / 8.0f;
+  for (float cap : {0.5f, 5.0f, 50.0f}) {
+    for (int64_t window : {int64_t{0}, int64_t{100}}) {
+      const auto all = f.Run(0, 700, scale, window, cap);
+      for (int64_t t : {int64_t{0}, int64_t{350}, int64_t{699}})
+        for (int64_t h = 0; h < 4; ++h)
+          for (int64_t i = 0; i < 64; i += 9)
+            ASSERT_NEAR(all[(t * 4 + h) * 64 + i], f.Dense(t, h, i, scale, window, cap), 2e-5)
+                << "cap " << cap << " window " << window << " row " << t;
+    }
+  }
+  // A cap changes the result (the test would notice a kernel that ignored it).
+  const auto capped = f.Run(0, 700, scale, 0, 0.5f), plain = f.Run(0, 700, scale);
+  EXPECT_NE(0, std::memcmp(capped.data(), plain.data(), capped.size() * 4));
+}
+
 // Every ISA's tile and merge kernels give the plain kernels' bits.
 TEST(Attention, IsaKernelsAreBitIdentical) {
   std::vector<const cpu::AttnKernels*> tables;
@@ -146,8 +166,11 @@ TEST(Attention, IsaKernelsAreBitIdentical) {
                          Shape{9, 3, 64, 16, 700, true}, Shape{8, 1, 80, 8, 50, true}}) {
     Fixture f(sh.heads, sh.kv_heads, sh.d, sh.bs, sh.len, 11, sh.fp16);
     const int group = static_cast<int>(sh.heads / sh.kv_heads);
+    // Plain, then with a sliding window of 37 and soft-capping at 3 (gemma2's code paths).
+    for (int variant = 0; variant < 2; ++variant)
     for (int64_t part = 0; part * cpu::kAttnPartition < sh.len; ++part) {
       cpu::AttnTile t;
+      if (variant == 1) t.softcap = 3.0f;
       t.k = f.kc.data();
       t.v = f.vc.data();
       t.fp16 = sh.fp16;
@@ -162,6 +185,7 @@ TEST(Attention, IsaKernelsAreBitIdentical) {
       for (int64_t row : {int64_t{0}, sh.len / 2, sh.len - 2, sh.len - 1}) {
         for (int j = 0; j < group && t.nq < cpu::kAttnMaxQueries; ++j) {
           t.q[t.nq] = &f.q[(row * sh.heads + t.kv_head * group + j) * sh.d];
+          t.first[t.nq] = variant == 1 ? std::max<int64_t>(0, row + 1 - 37) : 0;
           t.limit[t.nq++] = row + 1;
         }
       }
@@ -204,7 +228,7 @@ TEST(Attention, SequencesInOneBatchAreIndependent) {
   ops::AttnSeq seqs[2] = {{0, 50, 200, a.table.data()}, {50, 10, 600, bt.data()}};
   std::vector<float> out(60 * 9 * 64);
   cpu::KvLayerView view{kc.data(), vc.data(), 16, 3, 64};
-  cpu::PagedAttention(view, seqs, pos.data(), q.data(), 9, scale, 0, out.data());
+  cpu::PagedAttention(view, seqs, pos.data(), q.data(), 9, scale, 0, 0.0f, out.data());
   EXPECT_EQ(0, std::memcmp(out.data(), a_alone.data(), a_alone.size() * 4));
   EXPECT_EQ(0, std::memcmp(&out[50 * 9 * 64], b_alone.data(), b_alone.size() * 4));
 }
