@@ -23,6 +23,14 @@ struct Matrix {
   bool empty() const { return data == nullptr; }
   const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
   size_t nbytes() const { return static_cast<size_t>(rows) * row_bytes; }
+  // Rows [begin, begin + count) as a view (a fused [q; k; v] or [gate; up] split by rows).
+  Matrix Rows(int64_t begin, int64_t count) const {
+    Matrix s = *this;
+    s.data = row(begin);
+    s.rows = count;
+    s.packed = nullptr;
+    return s;
+  }
 };
 
 }  // namespace inferd

@@ -34,6 +34,7 @@ struct HfTensorNames {
   const char* ffn_norm = "post_attention_layernorm.weight";
   const char* post_ffn_norm = nullptr;
   const char* gate = "mlp.gate_proj.weight";
+  const char* gate_up = nullptr;        // fused [gate; up] rows (Phi-3's gate_up_proj), instead of gate/up
   const char* up = "mlp.up_proj.weight";
   const char* down = "mlp.down_proj.weight";
   // Added to every RMSNorm weight on load (Gemma computes x * (1 + w); GGUF stores 1 + w).

@@ -125,12 +125,32 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadGgufModel(const std::string& path) {
     const std::string p = fmt::format("blk.{}.", i);
     INFERD_ASSIGN_OR_RETURN(l.attn_norm, g.Vec(p + "attn_norm.weight"));
     INFERD_ASSIGN_OR_RETURN(l.ffn_norm, g.Vec(p + "ffn_norm.weight"));
-    INFERD_ASSIGN_OR_RETURN(l.wq, g.Mat(p + "attn_q.weight"));
-    INFERD_ASSIGN_OR_RETURN(l.wk, g.Mat(p + "attn_k.weight"));
-    INFERD_ASSIGN_OR_RETURN(l.wv, g.Mat(p + "attn_v.weight"));
+    const ModelConfig& cfg = model->config;
+    const int64_t qd = cfg.num_heads * cfg.head_dim, kvd = cfg.num_kv_heads * cfg.head_dim;
+    if (f.FindTensor(p + "attn_qkv.weight") != nullptr) {  // fused [q; k; v] (phi3)
+      INFERD_ASSIGN_OR_RETURN(Matrix qkv, g.Mat(p + "attn_qkv.weight"));
+      if (qkv.rows != qd + 2 * kvd) {
+        return InvalidArgument(fmt::format("gguf: tensor '{}attn_qkv.weight' has {} rows, expected {}", p, qkv.rows,
+                                           qd + 2 * kvd));
+      }
+      l.wq = qkv.Rows(0, qd);
+      l.wk = qkv.Rows(qd, kvd);
+      l.wv = qkv.Rows(qd + kvd, kvd);
+    } else {
+      INFERD_ASSIGN_OR_RETURN(l.wq, g.Mat(p + "attn_q.weight"));
+      INFERD_ASSIGN_OR_RETURN(l.wk, g.Mat(p + "attn_k.weight"));
+      INFERD_ASSIGN_OR_RETURN(l.wv, g.Mat(p + "attn_v.weight"));
+    }
     INFERD_ASSIGN_OR_RETURN(l.wo, g.Mat(p + "attn_output.weight"));
-    INFERD_ASSIGN_OR_RETURN(l.w_gate, g.Mat(p + "ffn_gate.weight"));
     INFERD_ASSIGN_OR_RETURN(l.w_up, g.Mat(p + "ffn_up.weight"));
+    if (f.FindTensor(p + "ffn_gate.weight") != nullptr) {
+      INFERD_ASSIGN_OR_RETURN(l.w_gate, g.Mat(p + "ffn_gate.weight"));
+    } else if (l.w_up.rows == 2 * cfg.intermediate_size) {  // fused [gate; up] in ffn_up (phi3)
+      l.w_gate = l.w_up.Rows(0, cfg.intermediate_size);
+      l.w_up = l.w_up.Rows(cfg.intermediate_size, cfg.intermediate_size);
+    } else {
+      return NotFound("gguf: missing tensor '" + p + "ffn_gate.weight'");
+    }
     INFERD_ASSIGN_OR_RETURN(l.w_down, g.Mat(p + "ffn_down.weight"));
     INFERD_ASSIGN_OR_RETURN(l.bq, g.Vec(p + "attn_q.bias", true));
     INFERD_ASSIGN_OR_RETURN(l.bk, g.Vec(p + "attn_k.bias", true));

@@ -69,14 +69,6 @@ struct HfLoader {
   }
 };
 
-// Rows [begin, begin + count) of m as a matrix view (Baichuan's fused W_pack).
-Matrix RowSlice(const Matrix& m, int64_t begin, int64_t count) {
-  Matrix s = m;
-  s.data = m.row(begin);
-  s.rows = count;
-  return s;
-}
-
 bool HasSafetensors(const std::string& dir) {
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
@@ -145,9 +137,9 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadHfModel(const std::string& dir, const
       if (pack.rows != q + 2 * kv) {
         return InvalidArgument(fmt::format("{}: '{}' has {} rows, expected {}", format, name, pack.rows, q + 2 * kv));
       }
-      l.wq = RowSlice(pack, 0, q);
-      l.wk = RowSlice(pack, q, kv);
-      l.wv = RowSlice(pack, q + kv, kv);
+      l.wq = pack.Rows(0, q);
+      l.wk = pack.Rows(q, kv);
+      l.wv = pack.Rows(q + kv, kv);
     } else {
       INFERD_ASSIGN_OR_RETURN(l.wq, g.Mat(p + n.q + ".weight"));
       INFERD_ASSIGN_OR_RETURN(l.wk, g.Mat(p + n.k + ".weight"));
@@ -157,8 +149,19 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadHfModel(const std::string& dir, const
       INFERD_ASSIGN_OR_RETURN(l.bv, g.Vec(p + n.v + ".bias", true));
     }
     INFERD_ASSIGN_OR_RETURN(l.wo, g.Mat(p + n.o));
-    INFERD_ASSIGN_OR_RETURN(l.w_gate, g.Mat(p + n.gate));
-    INFERD_ASSIGN_OR_RETURN(l.w_up, g.Mat(p + n.up));
+    if (n.gate_up != nullptr) {
+      const std::string name = p + n.gate_up;
+      INFERD_ASSIGN_OR_RETURN(Matrix gu, g.Mat(name));
+      if (gu.rows != 2 * c.intermediate_size) {
+        return InvalidArgument(fmt::format("{}: '{}' has {} rows, expected {}", format, name, gu.rows,
+                                           2 * c.intermediate_size));
+      }
+      l.w_gate = gu.Rows(0, c.intermediate_size);
+      l.w_up = gu.Rows(c.intermediate_size, c.intermediate_size);
+    } else {
+      INFERD_ASSIGN_OR_RETURN(l.w_gate, g.Mat(p + n.gate));
+      INFERD_ASSIGN_OR_RETURN(l.w_up, g.Mat(p + n.up));
+    }
     INFERD_ASSIGN_OR_RETURN(l.w_down, g.Mat(p + n.down));
     if (c.qk_norm) {
       INFERD_ASSIGN_OR_RETURN(l.q_norm, norm(p + n.q_norm));

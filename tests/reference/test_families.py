@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT
-from tiny_models import FAMILIES, write_tiny_gguf
+from tiny_models import FAMILIES, HF_ARCH, write_tiny_gguf, write_tiny_hf
 
 PROMPT_LEN = 48
 GREEDY = 24
@@ -85,3 +85,24 @@ def test_family_matches_llamacpp(family, tiny_model, llama_models, run_inferd_js
     assert agree >= 0.99, (agree, diff.max())
     assert diff.max() < 1e-2 * max(1.0, np.abs(ref).max()), diff.max()
     assert greedy_ours == greedy_ref
+
+
+@pytest.mark.parametrize("family", sorted(HF_ARCH))
+def test_family_hf_directory_equals_its_gguf(family, tiny_model, gguf_module, run_inferd_json, tmp_path,
+                                            reference_report):
+    """The same weights as a HF directory (config.json in transformers' keys, HF tensor names,
+    fused qkv_proj / gate_up_proj for phi3, Gemma's w - 1 norms) give inferd the logits the
+    GGUF gives (which match llama.cpp's above): the HF config and name tables are right."""
+    path = tiny_model(family)
+    hf_dir = write_tiny_hf(gguf_module, family, path, tmp_path / "hf")
+    ids = _ids(PROMPT_LEN, 11)
+    (tmp_path / "ids.json").write_text(str(ids))
+    got = {}
+    for name, model in (("gguf", path), ("hf", hf_dir)):
+        npy = tmp_path / f"{name}.npy"
+        run_inferd_json(["logits", "--model", model, "--tokenizer", path, "--token-ids-file", tmp_path / "ids.json",
+                         "--npy", npy, "--json", *EXACT_KV])
+        got[name] = np.load(npy).astype(np.float64)
+    diff = np.abs(got["hf"] - got["gguf"]).max()
+    reference_report.record(f"family_{family}_hf_vs_gguf", max_abs_logit_diff=float(diff))
+    assert diff < 1e-3, diff  # Gemma's 1 + (w - 1) rounds; everything else is the same floats

@@ -27,6 +27,9 @@ FAMILIES = {
     # 6 layers: five local (sliding window of 8 positions) and one global.
     "gemma3": dict(layers=6, hidden=128, heads=4, kv_heads=1, head_dim=64, ffn=256, rope_base=1e6, qk_norm=True,
                    post_norms=True, sliding_window=8),
+    # Fused attn_qkv and [gate; up] in ffn_up, as llama.cpp's converter writes Phi-3.
+    "phi3": dict(layers=4, hidden=128, heads=4, kv_heads=4, head_dim=32, ffn=256, rope_base=10000.0, fused=True),
+    "internlm2": dict(layers=4, hidden=128, heads=4, kv_heads=2, head_dim=32, ffn=256, rope_base=1e6),
     # llama.cpp applies RoPE to Baichuan only when it recognises the 7B (32 layers).
     "baichuan": dict(layers=32, hidden=64, heads=4, kv_heads=4, head_dim=16, ffn=128, rope_base=10000.0),
 }
@@ -87,9 +90,11 @@ def write_tiny_gguf(gguf, family: str, dst: Path, tokenizer_src: Path) -> Path:
     for i in range(cfg["layers"]):
         b = f"blk.{i}."
         tensors[b + "attn_norm.weight"] = norm(h)
-        tensors[b + "attn_q.weight"] = mat(nh * d, h, 2.0)
-        tensors[b + "attn_k.weight"] = mat(nkv * d, h, 2.0)
-        tensors[b + "attn_v.weight"] = mat(nkv * d, h)
+        q, k, v = mat(nh * d, h, 2.0), mat(nkv * d, h, 2.0), mat(nkv * d, h)
+        if cfg.get("fused"):
+            tensors[b + "attn_qkv.weight"] = np.concatenate([q, k, v])
+        else:
+            tensors[b + "attn_q.weight"], tensors[b + "attn_k.weight"], tensors[b + "attn_v.weight"] = q, k, v
         tensors[b + "attn_output.weight"] = mat(h, nh * d)
         if cfg.get("bias"):
             tensors[b + "attn_q.bias"] = vec(nh * d)
@@ -102,8 +107,11 @@ def write_tiny_gguf(gguf, family: str, dst: Path, tokenizer_src: Path) -> Path:
             tensors[b + "post_attention_norm.weight"] = norm(h)
             tensors[b + "post_ffw_norm.weight"] = norm(h)
         tensors[b + "ffn_norm.weight"] = norm(h)
-        tensors[b + "ffn_gate.weight"] = mat(ffn, h)
-        tensors[b + "ffn_up.weight"] = mat(ffn, h)
+        gate, up = mat(ffn, h), mat(ffn, h)
+        if cfg.get("fused"):
+            tensors[b + "ffn_up.weight"] = np.concatenate([gate, up])
+        else:
+            tensors[b + "ffn_gate.weight"], tensors[b + "ffn_up.weight"] = gate, up
         tensors[b + "ffn_down.weight"] = mat(h, ffn)
     tensors["output_norm.weight"] = norm(h)
     if not gemma:  # Gemma ties the LM head to the embeddings
@@ -119,4 +127,62 @@ def write_tiny_gguf(gguf, family: str, dst: Path, tokenizer_src: Path) -> Path:
         tmp.replace(dst)
     finally:
         tmp.unlink(missing_ok=True)
+    return dst
+
+
+# The same weights as a Hugging Face directory (families whose GGUF keeps HF's NeoX RoPE
+# layout, so no Q/K permutation): config.json in transformers' keys and model.safetensors
+# with HF tensor names. Gemma's HF norm weights are w for x * (1 + w): GGUF's minus one.
+HF_ARCH = {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "gemma3": "Gemma3ForCausalLM",
+           "gemma2": "Gemma2ForCausalLM", "phi3": "Phi3ForCausalLM"}
+
+
+def write_tiny_hf(gguf, family: str, src: Path, dst: Path) -> Path:
+    from safetensors.numpy import save_file  # noqa: PLC0415
+
+    cfg = FAMILIES[family]
+    gemma = family.startswith("gemma")
+    r = gguf.GGUFReader(str(src))
+    t = {x.name: np.array(x.data, dtype=np.float32).reshape([int(d) for d in reversed(x.shape)]) for x in r.tensors}
+    layer_names = {"attn_norm": "input_layernorm", "attn_output": "self_attn.o_proj", "ffn_down": "mlp.down_proj",
+                   "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+                   "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm",
+                   "attn_qkv": "self_attn.qkv_proj", "ffn_gate": "mlp.gate_proj"}
+    if gemma and cfg.get("post_norms"):
+        layer_names.update(post_attention_norm="post_attention_layernorm", ffn_norm="pre_feedforward_layernorm",
+                           post_ffw_norm="post_feedforward_layernorm")
+    else:
+        layer_names["ffn_norm"] = "post_attention_layernorm"
+    layer_names["ffn_up"] = "mlp.gate_up_proj" if cfg.get("fused") else "mlp.up_proj"
+    out = {}
+    for name, a in t.items():
+        is_norm = name.endswith("norm.weight")
+        if gemma and is_norm:
+            a = a - 1.0
+        if name == "token_embd.weight":
+            out["model.embed_tokens.weight"] = a
+        elif name == "output_norm.weight":
+            out["model.norm.weight"] = a
+        elif name == "output.weight":
+            out["lm_head.weight"] = a
+        else:
+            _, i, base, kind = name.split(".")
+            out[f"model.layers.{i}.{layer_names[base]}.{kind}"] = a
+    dst.mkdir(parents=True, exist_ok=True)
+    save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}, str(dst / "model.safetensors"))
+    config = {"architectures": [HF_ARCH[family]], "vocab_size": int(t["token_embd.weight"].shape[0]),
+              "hidden_size": cfg["hidden"], "intermediate_size": cfg["ffn"], "num_hidden_layers": cfg["layers"],
+              "num_attention_heads": cfg["heads"], "num_key_value_heads": cfg["kv_heads"], "head_dim": cfg["head_dim"],
+              "max_position_embeddings": 2048, "rms_norm_eps": 1e-6, "rope_theta": cfg["rope_base"],
+              "tie_word_embeddings": gemma, "torch_dtype": "float32"}
+    if family == "qwen2":
+        config.pop("head_dim")
+    if gemma:
+        config.update(query_pre_attn_scalar=cfg["head_dim"], hidden_activation="gelu_pytorch_tanh")
+    if family == "gemma3":
+        config.update(sliding_window=cfg["sliding_window"], sliding_window_pattern=6, rope_local_base_freq=10000.0)
+    if family == "gemma2":
+        config.update(sliding_window=cfg["sliding_window"], attn_logit_softcapping=cfg["attn_softcap"],
+                      final_logit_softcapping=cfg["final_softcap"])
+    (dst / "config.json").write_text(__import__("json").dumps(config, indent=1))
     return dst

@@ -6,12 +6,13 @@
 namespace inferd {
 
 extern const ArchInfo kLlamaArch, kMistralArch, kQwen2Arch, kQwen3Arch, kGemmaArch, kGemma2Arch, kGemma3Arch,
-    kBaichuanArch;
+    kPhi3Arch, kInternLm2Arch, kBaichuanArch;
 
 namespace {
 
 const ArchInfo* const kArchs[] = {&kLlamaArch, &kMistralArch, &kQwen2Arch,  &kQwen3Arch,
-                                  &kGemmaArch, &kGemma2Arch,  &kGemma3Arch, &kBaichuanArch};
+                                  &kGemmaArch, &kGemma2Arch,  &kGemma3Arch, &kPhi3Arch,
+                                  &kInternLm2Arch, &kBaichuanArch};
 
 std::string Join(const std::vector<std::string> ArchInfo::*names) {
   std::string out;
