@@ -109,7 +109,11 @@ except KeyboardInterrupt:
 
 def _run_and_interrupt(model_path, tail):
     script = textwrap.dedent(CTRL_C_SCRIPT.format(model=model_path, tail=tail))
-    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell without job control starts background commands with SIGINT ignored, and Python
+    # keeps an ignored SIGINT ignored: give the child the default disposition a terminal's
+    # foreground process has, so that it installs its KeyboardInterrupt handler.
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = p.stdout.readline()
         assert line.strip() == "generating", line + p.stderr.read()
