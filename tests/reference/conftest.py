@@ -235,11 +235,22 @@ def write_f32_copy(gguf, src: Path, dst: Path):
             w.add_key_value(key, f.contents(), vtype)
     if alignment is not None:
         w.data_alignment = int(alignment.contents())
-    try:
+
+    def f32_tensors():
         for t in r.tensors:
             a = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32, copy=False)
-            a = np.ascontiguousarray(a.reshape([int(d) for d in reversed(t.shape)]))
-            w.add_tensor(t.name, a, raw_dtype=gguf.GGMLQuantizationType.F32)
+            yield t.name, np.ascontiguousarray(a.reshape([int(d) for d in reversed(t.shape)]))
+
+    write_gguf(gguf, w, f32_tensors(), tmp, dst)
+
+
+def write_gguf(gguf, w, tensors, tmp: Path, dst: Path):
+    """Adds (name, float32 array) tensors to GGUFWriter `w` (opened on `tmp`), writes the
+    file and moves it to `dst`; `tmp` is removed on failure."""
+    try:
+        for name, a in tensors:
+            assert a.dtype == np.float32, name
+            w.add_tensor(name, np.ascontiguousarray(a), raw_dtype=gguf.GGMLQuantizationType.F32)
         w.write_header_to_file()
         w.write_kv_data_to_file()
         w.write_tensors_to_file()
@@ -247,6 +258,22 @@ def write_f32_copy(gguf, src: Path, dst: Path):
         tmp.replace(dst)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def llamacpp_greedy(llm, prompt_ids, n):
+    """Greedy (argmax) continuation by a llama.cpp Llama, EOS ignored, one token per decode
+    like a server: (tokens, top-2 margins)."""
+    llm.reset()
+    llm.eval(prompt_ids)
+    out, margins = [], []
+    for _ in range(n):
+        row = llm.scores[llm.n_tokens - 1]
+        tok = int(np.argmax(row))
+        top2 = np.sort(row)[-2:]
+        margins.append(float(top2[1] - top2[0]))
+        out.append(tok)
+        llm.eval([tok])
+    return out, margins
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, llamacpp_greedy
 from tiny_models import FAMILIES, HF_ARCH, write_tiny_gguf, write_tiny_hf
 
 PROMPT_LEN = 48
@@ -47,17 +47,6 @@ def _llamacpp_logits(llm, ids):
     return np.array(llm.scores[: len(ids)], dtype=np.float64, copy=True)
 
 
-def _llamacpp_greedy(llm, ids, n):
-    llm.reset()
-    llm.eval(ids)
-    out = []
-    for _ in range(n):
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
-        out.append(tok)
-        llm.eval([tok])
-    return out
-
-
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_family_matches_llamacpp(family, tiny_model, llama_models, run_inferd_json, tmp_path, reference_report):
     path = tiny_model(family)
@@ -74,7 +63,7 @@ def test_family_matches_llamacpp(family, tiny_model, llama_models, run_inferd_js
     assert ref.std() > 0.5, ref.std()
     agree = (ours.argmax(axis=1) == ref.argmax(axis=1)).mean()
     diff = np.abs(ours - ref)
-    greedy_ref = _llamacpp_greedy(llm, ids[:16], GREEDY)
+    greedy_ref = llamacpp_greedy(llm, ids[:16], GREEDY)[0]
     (tmp_path / "prompt.jsonl").write_text(json.dumps({"prompt_token_ids": ids[:16]}) + "\n")
     out = run_inferd_json(["generate", "--model", path, "--input", tmp_path / "prompt.jsonl", "--max-tokens",
                            str(GREEDY), "--temperature", "0", "--ignore-eos", "--json", *EXACT_KV])

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, missing, write_f32_copy
+from conftest import REPO_ROOT, llamacpp_greedy, missing, write_f32_copy
 
 TEXT = Path("/usr/share/common-licenses/GPL-3")
 CTX = 1024
@@ -92,17 +92,6 @@ def test_gemma3_perplexity(llamacpp, run_inferd_json, gemma3_path, gemma3_f32, r
     assert abs(ours32 - ref32) / ref32 < 1e-4, (ours32, ref32)
 
 
-def _llamacpp_greedy(llm, ids, n):
-    llm.reset()
-    llm.eval(ids)
-    out = []
-    for _ in range(n):
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
-        out.append(tok)
-        llm.eval([tok])
-    return out
-
-
 def _inferd_greedy(run_inferd_json, model, prompts_ids, tmp_path, extra=()):
     f = tmp_path / "prompts.jsonl"
     f.write_text("".join(json.dumps({"prompt_token_ids": ids}) + "\n" for ids in prompts_ids))
@@ -118,10 +107,10 @@ def test_gemma3_greedy_and_tokenizer(llama_models, run_inferd_json, gemma3_path,
     ours_tok = [run_inferd_json(["tokenize", "--model", gemma3_path, "--add-special-tokens", "--json", p])["tokens"]
                 for p in PROMPTS]
     assert ours_tok == prompt_ids
-    ref32 = [_llamacpp_greedy(llm32, ids, GREEDY_TOKENS) for ids in prompt_ids]
+    ref32 = [llamacpp_greedy(llm32, ids, GREEDY_TOKENS)[0] for ids in prompt_ids]
     ours32 = _inferd_greedy(run_inferd_json, gemma3_f32, prompt_ids, tmp_path, ["--kv-cache-dtype", "float32"])
     llm = llama_models(gemma3_path, "f16")
-    ref = [_llamacpp_greedy(llm, ids, GREEDY_TOKENS) for ids in prompt_ids]
+    ref = [llamacpp_greedy(llm, ids, GREEDY_TOKENS)[0] for ids in prompt_ids]
     ours = _inferd_greedy(run_inferd_json, gemma3_path, prompt_ids, tmp_path)
     same32 = sum(a == b for a, b in zip(ours32, ref32))
     same = sum(a == b for a, b in zip(ours, ref))

@@ -46,6 +46,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import llamacpp_greedy
+
 TEXT = Path("/usr/share/common-licenses/Apache-2.0")
 NUM_POSITIONS = 1200          # >= 1000 teacher-forced positions
 MIN_TOP1_AGREEMENT = 0.99     # strict threshold (F32 copy, lossless llama.cpp arithmetic)
@@ -246,21 +248,6 @@ def test_teacher_forced_top1_agreement_f32(llamacpp_f32_logits, inferd_f32_logit
     assert rate >= MIN_TOP1_AGREEMENT, (
         f"F32 copy: top-1 agreement {rate:.2%} < {MIN_TOP1_AGREEMENT:.0%} over {n} positions; "
         f"first disagreements at {np.nonzero(~agree)[0][:10].tolist()}")
-
-
-def llamacpp_greedy(llama_model, prompt_ids, n):
-    """Greedy (argmax) continuation, EOS ignored, one token per decode like a server."""
-    llama_model.reset()
-    llama_model.eval(prompt_ids)
-    out, margins = [], []
-    for _ in range(n):
-        row = llama_model.scores[llama_model.n_tokens - 1]
-        tok = int(np.argmax(row))
-        top2 = np.sort(row)[-2:]
-        margins.append(float(top2[1] - top2[0]))
-        out.append(tok)
-        llama_model.eval([tok])
-    return out, margins
 
 
 @pytest.fixture(scope="module")

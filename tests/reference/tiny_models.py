@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from conftest import write_gguf
+
 # Shapes: q width (heads x head_dim) differs from hidden where the family allows it, so
 # that a mix-up of the two cannot pass.
 FAMILIES = {
@@ -116,17 +118,7 @@ def write_tiny_gguf(gguf, family: str, dst: Path, tokenizer_src: Path) -> Path:
     tensors["output_norm.weight"] = norm(h)
     if not gemma:  # Gemma ties the LM head to the embeddings
         tensors["output.weight"] = mat(vocab, h, 4.0)
-    try:
-        for name, a in tensors.items():
-            assert a.dtype == np.float32, name
-            w.add_tensor(name, np.ascontiguousarray(a), raw_dtype=gguf.GGMLQuantizationType.F32)
-        w.write_header_to_file()
-        w.write_kv_data_to_file()
-        w.write_tensors_to_file()
-        w.close()
-        tmp.replace(dst)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_gguf(gguf, w, tensors.items(), tmp, dst)
     return dst
 
 

@@ -13,16 +13,6 @@ inline V Silu(V g) {
   return g / (V::Set1(1.0f) + Exp(V::Zero() - g));
 }
 
-template <class V>
-void SiluMulImpl(const float* gate, const float* up, int64_t n, float* out) {
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) (Silu(V::Load(gate + i)) * V::Load(up + i)).Store(out + i);
-  if (i < n) {
-    const int r = static_cast<int>(n - i);
-    (Silu(V::LoadN(gate + i, r)) * V::LoadN(up + i, r)).StoreN(out + i, r);
-  }
-}
-
 // gelu_tanh(x) = 0.5 x (1 + tanh u) = x / (1 + exp(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3).
 template <class V>
 inline V GeluTanh(V x) {
@@ -31,14 +21,25 @@ inline V GeluTanh(V x) {
   return x / (V::Set1(1.0f) + Exp(k * u));
 }
 
-template <class V>
-void GeluTanhMulImpl(const float* gate, const float* up, int64_t n, float* out) {
+// out = act(gate) * up, 16 lanes at a time, the tail masked.
+template <class V, V (*Act)(V)>
+void GatedMulImpl(const float* gate, const float* up, int64_t n, float* out) {
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) (GeluTanh(V::Load(gate + i)) * V::Load(up + i)).Store(out + i);
+  for (; i + 16 <= n; i += 16) (Act(V::Load(gate + i)) * V::Load(up + i)).Store(out + i);
   if (i < n) {
     const int r = static_cast<int>(n - i);
-    (GeluTanh(V::LoadN(gate + i, r)) * V::LoadN(up + i, r)).StoreN(out + i, r);
+    (Act(V::LoadN(gate + i, r)) * V::LoadN(up + i, r)).StoreN(out + i, r);
   }
+}
+
+template <class V>
+void SiluMulImpl(const float* gate, const float* up, int64_t n, float* out) {
+  GatedMulImpl<V, Silu<V>>(gate, up, n, out);
+}
+
+template <class V>
+void GeluTanhMulImpl(const float* gate, const float* up, int64_t n, float* out) {
+  GatedMulImpl<V, GeluTanh<V>>(gate, up, n, out);
 }
 
 }  // namespace
