@@ -91,8 +91,9 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadHfModel(const std::string& dir, const
   std::shared_ptr<const void> keep;
   const std::map<std::string, StTensor>* tensors = nullptr;
   const char* format = "safetensors";
-  const bool pt = weights == "pt" || (weights != "safetensors" && !HasSafetensors(dir) && HasTorchCheckpoint(dir));
-  if (weights == "auto" && !HasSafetensors(dir) && !HasTorchCheckpoint(dir)) {
+  const bool has_st = HasSafetensors(dir), has_pt = HasTorchCheckpoint(dir);  // one directory scan each
+  const bool pt = weights == "pt" || (weights != "safetensors" && !has_st && has_pt);
+  if (weights == "auto" && !has_st && !has_pt) {
     return NotFound("'" + dir + "' has no weights: expected model.safetensors (or model.safetensors.index.json and "
                     "its shards) or pytorch_model.bin (or pytorch_model.bin.index.json and its shards)");
   }
