@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the dependencies of inferd on Debian 12 (apt-get + pip).
-#   scripts/install-deps.sh           everything: build, tests, references (README's test command)
+#   scripts/install-deps.sh           everything: build, tests, references (README's test command),
+#                                     torch + transformers + peft on the CPU included
 #   scripts/install-deps.sh --serve   only what building and serving need (README's first command)
 # Idempotent: skips work that is already done, so it is quick on a prepared machine.
 set -euo pipefail
@@ -57,5 +58,34 @@ done
 if [ "$need_pip" -eq 1 ]; then
   echo "[install-deps] pip install ${PIP_PKGS[*]}"
   "$PY" -m pip install -q "${PIP_PKGS[@]}"
+fi
+
+# The reference implementations of the model families (tests/reference/test_transformers.py):
+# torch on the CPU and transformers, plus peft. PyPI's torch pulls ~3 GB of CUDA wheels; where
+# the CUDA 13 toolkit with cuDNN 9 is on the loader path (this project's machines), the torch
+# wheel without them plus the four CUDA libraries the toolkit lacks imports as well (~1.2 GB).
+# If that import fails, torch is installed plainly with every dependency.
+# transformers, peft and accelerate go in with --no-deps and their own dependencies listed,
+# because pip would otherwise complete torch's CUDA requirements.
+TORCH=torch==2.15.0
+TORCH_CUDA_EXTRA=(nvidia-cusparselt-cu13==0.8.1 nvidia-nvshmem-cu13==3.7.2 nvidia-cufile==1.20.0.107 nvidia-nccl-cu13==2.30.7)
+TORCH_DEPS=(sympy networkx filelock fsspec typing_extensions jinja2 "setuptools>=77.0.3")
+HF_PKGS=(transformers==5.23.0 peft==0.21.2 accelerate==1.15.0)
+HF_DEPS=("huggingface-hub>=1.31.0,<3.0" "tokenizers>=0.23.1,<0.24.0" "regex>=2025.10.22" typer pyyaml psutil
+  packaging tqdm "safetensors>=0.8.0" numpy)
+if [ "$MODE" != "--serve" ] && ! "$PY" -c "import torch, transformers, peft" 2>/dev/null; then
+  if ! "$PY" -c "import torch" 2>/dev/null; then
+    echo "[install-deps] pip install --no-deps $TORCH ${TORCH_CUDA_EXTRA[*]} (CPU use; CUDA libraries from the toolkit)"
+    "$PY" -m pip install -q --no-deps "$TORCH" "${TORCH_CUDA_EXTRA[@]}"
+    "$PY" -m pip install -q "${TORCH_DEPS[@]}"
+    if ! "$PY" -c "import torch" 2>/dev/null; then
+      echo "[install-deps] torch does not import without its CUDA wheels: pip install $TORCH"
+      "$PY" -m pip install -q "$TORCH"
+    fi
+  fi
+  echo "[install-deps] pip install --no-deps ${HF_PKGS[*]}"
+  "$PY" -m pip install -q --no-deps "${HF_PKGS[@]}"
+  "$PY" -m pip install -q "${HF_DEPS[@]}"
+  "$PY" -c "import torch, transformers, peft"
 fi
 echo "[install-deps] ok"
