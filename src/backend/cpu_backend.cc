@@ -50,7 +50,9 @@ StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(LoadedModel& model, const Ba
   } else {
     // Default: 1 GiB, and at least one sequence of the maximum length, which must fit in
     // memory: the length may come from a file (max_position_embeddings: 1e12).
-    const int64_t one_sequence = SaturatingMul(options.max_model_len + shape.block_size, shape.bytes_per_token());
+    const int64_t one_sequence = SaturatingMul(
+        BlocksPerRequest(shape.layout.windows(), options.max_model_len, shape.block_size, options.max_num_batched_tokens) + 2,
+        shape.bytes_per_block());
     Status fits = CheckFitsInMemory(
         one_sequence, fmt::format("a KV cache for one sequence of {} tokens ({})", options.max_model_len,
                                   options.max_model_len_source));
@@ -58,7 +60,7 @@ StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(LoadedModel& model, const Ba
       const int64_t usable = UsableMemoryBytes();
       return ResourceExhausted(fmt::format("{}; pass --max-model-len (about {} tokens fit in half of it) or "
                                            "--kv-cache-memory",
-                                           fits.message(), usable / 2 / std::max<int64_t>(shape.bytes_per_token(), 1)));
+                                           fits.message(), usable / 2 / std::max<int64_t>(shape.bytes_per_token() * shape.num_groups(), 1)));
     }
     bytes = std::max(kDefaultCpuKvBytes, one_sequence);
   }

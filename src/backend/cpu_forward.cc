@@ -236,11 +236,21 @@ Status CpuForward::Rope(int64_t layer) {
 Status CpuForward::Attention(int64_t layer, const ops::AttnParams& p) {
   const ModelConfig& c = config_;
   KvCache& kv = *kv_;
-  cpu::KvLayerView view{kv.k(layer), kv.v(layer), kv.shape().block_size, c.num_kv_heads, c.head_dim,
-                        kv.shape().dtype == KvDtype::kF16};
-  cpu::WriteKv(view, batch_->seqs, batch_->positions.data(), Buf(Act::kK), Buf(Act::kV));
-  cpu::PagedAttention(view, batch_->seqs, batch_->positions.data(), Buf(Act::kQ), c.num_heads, p.scale,
-                      p.sliding_window, p.softcap, Buf(Act::kAttn));
+  const KvCacheShape& shape = kv.shape();
+  const int64_t slot = shape.slot(layer);
+  // The sequences with this layer's KV group's block tables.
+  std::span<const ops::AttnSeq> seqs = batch_->seqs;
+  if (!batch_->group_block_tables.empty()) {
+    const int64_t groups = shape.num_groups(), g = shape.group(layer);
+    group_seqs_.assign(batch_->seqs.begin(), batch_->seqs.end());
+    for (size_t i = 0; i < group_seqs_.size(); ++i) group_seqs_[i].block_table = batch_->group_block_tables[i * groups + g];
+    seqs = group_seqs_;
+  }
+  cpu::KvLayerView view{kv.k(slot), kv.v(slot), shape.block_size, c.num_kv_heads, c.head_dim,
+                        shape.dtype == KvDtype::kF16};
+  cpu::WriteKv(view, seqs, batch_->positions.data(), Buf(Act::kK), Buf(Act::kV));
+  cpu::PagedAttention(view, seqs, batch_->positions.data(), Buf(Act::kQ), c.num_heads, p.scale, p.sliding_window,
+                      p.softcap, Buf(Act::kAttn));
   return Status::OK();
 }
 

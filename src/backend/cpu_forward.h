@@ -61,6 +61,7 @@ class CpuForward : public ops::Ops {
   // The batch being run (set by Forward).
   const ForwardBatch* batch_ = nullptr;
   KvCache* kv_ = nullptr;
+  std::vector<ops::AttnSeq> group_seqs_;  // Attention: the batch's sequences with one group's tables
   float* logits_ = nullptr;
   int64_t rows_ = 0;
   // Scratch, grown to the largest batch seen: one array per ops::Act, cos_sin [T, head_dim]

@@ -20,7 +20,7 @@ void Run(MemoryFlags& f) {
   const EngineCore& core = (*engine)->core();
   const MemoryReport r = core.backend().memory();
   const int64_t tokens = core.kv_capacity_tokens();
-  const double concurrency = static_cast<double>(tokens) / static_cast<double>(core.max_model_len());
+  const double concurrency = core.max_concurrency();
   if (f.json) {
     nlohmann::json j = {{"device", r.device},
                         {"total_bytes", r.total},

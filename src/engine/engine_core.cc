@@ -95,7 +95,10 @@ StatusOr<std::unique_ptr<EngineCore>> EngineCore::Create(std::unique_ptr<LoadedM
     return InvalidArgument("unknown --scheduling-policy '" + options.scheduling_policy + "': use fcfs or priority");
   }
   KvCacheShape shape;
-  shape.num_layers = c.num_layers;
+  std::vector<int64_t> layer_windows;
+  for (int64_t l = 0; l < c.num_layers; ++l) layer_windows.push_back(c.Layer(l).sliding_window);
+  shape.layout = MakeKvLayout(layer_windows);
+  shape.layers_per_block = shape.layout.layers_per_group();
   shape.num_kv_heads = c.num_kv_heads;
   shape.head_dim = c.head_dim;
   shape.block_size = options.block_size;
@@ -115,22 +118,33 @@ StatusOr<std::unique_ptr<EngineCore>> EngineCore::Create(std::unique_ptr<LoadedM
   bo.enforce_eager = options.enforce_eager;
   INFERD_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(*model, bo));
   shape = backend->kv_shape();
-  const int64_t capacity = shape.num_blocks * shape.block_size;
-  if (capacity < max_len) {
+  e->kv_manager_ = std::make_unique<KvCacheManager>(shape.num_blocks, shape.block_size, options.enable_prefix_caching,
+                                                    shape.layout.windows());
+  // The longest request the cache can hold, windows counted (binary search: the block count
+  // grows with the length).
+  const auto fits = [&](int64_t len) {
+    return e->kv_manager_->BlocksPerRequest(len, options.max_num_batched_tokens) <= e->kv_manager_->num_blocks();
+  };
+  if (!fits(max_len)) {
+    int64_t lo = 0, hi = max_len;  // fits(lo) (or lo == 0), !fits(hi)
+    while (hi - lo > 1) {
+      const int64_t mid = lo + (hi - lo) / 2;
+      (fits(mid) ? lo : hi) = mid;
+    }
     if (options.max_model_len > 0) {
       return InvalidArgument(fmt::format(
-          "max model length {} is larger than the KV cache capacity ({} tokens in {} bytes); raise "
-          "--kv-cache-memory{} or lower --max-model-len",
-          max_len, capacity, shape.num_blocks * shape.block_size * shape.bytes_per_token(),
+          "max model length {} is larger than the KV cache can hold for one request ({} tokens in {} blocks, {} "
+          "bytes); raise --kv-cache-memory{} or lower --max-model-len",
+          max_len, lo, e->kv_manager_->num_blocks(), shape.num_blocks * shape.bytes_per_block(),
           backend->name() == "cuda" ? " or --gpu-memory-utilization" : ""));
     }
-    INFERD_LOG_WARN("KV cache holds {} tokens, less than the model's context {}; max model length set to {}",
-                    capacity, max_len, capacity);
-    max_len = capacity;
+    INFERD_LOG_WARN("KV cache holds {} tokens for one request, less than the model's context {}; max model length "
+                    "set to {}",
+                    lo, max_len, lo);
+    max_len = lo;
   }
   if (max_len < 2) return InvalidArgument("the KV cache is too small to hold a request");
   e->max_model_len_ = max_len;
-  e->kv_manager_ = std::make_unique<KvCacheManager>(shape.num_blocks, shape.block_size, options.enable_prefix_caching);
   SchedulerConfig sc;
   sc.max_num_batched_tokens = options.max_num_batched_tokens;
   sc.max_num_seqs = options.max_num_seqs;
@@ -153,14 +167,26 @@ void LogEngineSummary(const EngineCore& engine) {
   INFERD_LOG_INFO("weights: {:.1f} MiB", m.weights.nbytes / 1048576.0);
   const int64_t tokens = engine.kv_capacity_tokens();
   const KvCacheShape& kv = engine.kv_shape();
-  INFERD_LOG_INFO("KV cache: {} blocks x {} = {} tokens ({:.1f} MiB, {}); prefix caching {}; max model length {}",
-                  engine.num_blocks(), engine.block_size(), tokens,
-                  static_cast<double>(tokens) * static_cast<double>(kv.bytes_per_token()) / 1048576.0,
-                  KvDtypeName(kv.dtype),
-                  engine.options().enable_prefix_caching ? "on" : "off", engine.max_model_len());
+  INFERD_LOG_INFO("KV cache: {} blocks x {} tokens x {} layers ({:.1f} MiB, {}); prefix caching {}; max model "
+                  "length {}",
+                  engine.num_blocks(), engine.block_size(), kv.layers_per_block,
+                  static_cast<double>(engine.num_blocks()) * static_cast<double>(kv.bytes_per_block()) / 1048576.0,
+                  KvDtypeName(kv.dtype), engine.options().enable_prefix_caching ? "on" : "off",
+                  engine.max_model_len());
+  if (kv.layout.has_windows()) {
+    std::string groups;
+    for (const KvGroupSpec& g : kv.layout.groups) {
+      groups += groups.empty() ? "" : ", ";
+      groups += g.sliding_window > 0 ? fmt::format("window {}", g.sliding_window) : std::string("full");
+    }
+    INFERD_LOG_INFO("KV cache groups ({} layers each): {}; a request of {} tokens holds {} blocks ({} with full "
+                    "attention everywhere)",
+                    kv.layers_per_block, groups, engine.max_model_len(), engine.blocks_per_request(engine.max_model_len()),
+                    kv.layout.num_groups() * ((engine.max_model_len() + engine.block_size() - 1) / engine.block_size()));
+  }
   INFERD_LOG_INFO("{} KV cache size: {} tokens; maximum concurrency for {} tokens per request: {:.2f}x",
                   engine.backend().name() == "cuda" ? "GPU" : "CPU", tokens, engine.max_model_len(),
-                  static_cast<double>(tokens) / engine.max_model_len());
+                  engine.max_concurrency());
   const std::string report = FormatMemoryReport(engine.backend().memory());
   for (size_t b = 0, e; b < report.size(); b = e + 1) {
     e = report.find('\n', b);
@@ -372,6 +398,12 @@ void EngineCore::ProcessSample(Sequence& s, const SampleResult& r, StepResult& r
   }
 }
 
+void EngineCore::AddGroupBlockTables(const std::string& id, ForwardBatch& batch) const {
+  const int64_t groups = kv_manager_->num_groups();
+  if (groups == 1) return;
+  for (int64_t g = 0; g < groups; ++g) batch.group_block_tables.push_back(kv_manager_->BlockTable(id, g).data());
+}
+
 StepResult EngineCore::Step() {
   StepResult result;
   result.finished = std::move(pending_finished_);
@@ -391,6 +423,7 @@ StepResult EngineCore::Step() {
     const int64_t row0 = static_cast<int64_t>(batch.token_ids.size());
     batch.seqs.push_back(ops::AttnSeq{row0, sr.num_new_tokens, q.num_computed_tokens + sr.num_new_tokens,
                                       kv_manager_->BlockTable(q.id).data()});
+    AddGroupBlockTables(q.id, batch);
     for (int64_t i = 0; i < sr.num_new_tokens; ++i) {
       const int64_t pos = q.num_computed_tokens + i;
       batch.token_ids.push_back(q.tokens[pos]);
@@ -488,6 +521,7 @@ Status EngineCore::ScoreTokens(std::span<const int32_t> ids, float* out) {
     const int64_t count = std::min(options_.max_num_batched_tokens, n - begin);
     ForwardBatch batch;
     batch.seqs.push_back(ops::AttnSeq{0, count, begin + count, table});
+    AddGroupBlockTables(id, batch);
     for (int64_t i = 0; i < count; ++i) {
       batch.token_ids.push_back(ids[begin + i]);
       batch.positions.push_back(static_cast<int32_t>(begin + i));

@@ -109,7 +109,17 @@ class EngineCore {
   int64_t max_model_len() const { return max_model_len_; }
   int64_t block_size() const { return kv_manager_->block_size(); }
   int64_t num_blocks() const { return kv_manager_->num_blocks(); }
-  int64_t kv_capacity_tokens() const { return num_blocks() * block_size(); }
+  // Tokens the cache holds with full attention in every layer (vLLM's "KV cache size"):
+  // the blocks divided among the KV groups.
+  int64_t kv_capacity_tokens() const { return num_blocks() / kv_manager_->num_groups() * block_size(); }
+  // Blocks one request of `num_tokens` holds at most, windows counted.
+  int64_t blocks_per_request(int64_t num_tokens) const {
+    return kv_manager_->BlocksPerRequest(num_tokens, options_.max_num_batched_tokens);
+  }
+  // Requests of max_model_len tokens the cache holds at once, windows counted.
+  double max_concurrency() const {
+    return static_cast<double>(num_blocks()) / static_cast<double>(blocks_per_request(max_model_len_));
+  }
   const KvCacheShape& kv_shape() const { return backend_->kv_shape(); }
   const Backend& backend() const { return *backend_; }
   int64_t vocab_size() const { return model_->config.vocab_size; }
@@ -132,6 +142,9 @@ class EngineCore {
   void FinishSequence(Sequence& s, RequestStatus status, const char* reason, StepResult& result);
   void CompleteGroupIfDone(Group& g, StepResult& result);
   void EmitDelta(Sequence& s, std::vector<int32_t> new_ids, bool finished, StepResult& result);
+  // Appends request `id`'s block table of every KV group to batch.group_block_tables (nothing
+  // with one group).
+  void AddGroupBlockTables(const std::string& id, ForwardBatch& batch) const;
 
   std::unique_ptr<LoadedModel> model_;
   EngineOptions options_;

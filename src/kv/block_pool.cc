@@ -144,8 +144,8 @@ std::optional<BlockHash> BlockPool::block_hash(int32_t block) const {
   return hash_[block];
 }
 
-bool BlockPool::ResetPrefixCache() {
-  if (num_free_ != num_blocks_) return false;
+bool BlockPool::ResetPrefixCache(int64_t num_reserved) {
+  if (num_free_ + num_reserved != num_blocks_) return false;
   cached_.clear();
   std::fill(hash_.begin(), hash_.end(), 0);
   std::fill(has_hash_.begin(), has_hash_.end(), 0);

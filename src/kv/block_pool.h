@@ -86,10 +86,10 @@ class BlockPool {
   int32_t ref_cnt(int32_t block) const;
   std::optional<BlockHash> block_hash(int32_t block) const;
 
-  // Drops every cached hash (e.g. when the weights change). Only allowed when no block is in use,
-  // since a referenced block's hash is part of its owner's hash chain; returns false otherwise.
-  // The free-queue order is kept.
-  bool ResetPrefixCache();
+  // Drops every cached hash (e.g. when the weights change). Only allowed when no block is in use
+  // but `num_reserved` (held by the caller for good, never hashed), since a referenced block's
+  // hash is part of its owner's hash chain; returns false otherwise. The free-queue order is kept.
+  bool ResetPrefixCache(int64_t num_reserved = 0);
 
   // Free-queue order (head first), for tests.
   std::vector<int32_t> FreeQueueForTest() const;

@@ -31,7 +31,7 @@ StatusOr<KvDtype> ParseKvDtype(const std::string& name, bool weights_are_fp32) {
 
 KvCache::KvCache(const KvCacheShape& shape) : shape_(shape) {
   const size_t n = static_cast<size_t>(shape.num_blocks * block_stride() * shape.elem_bytes());
-  for (int64_t l = 0; l < shape.num_layers; ++l) {
+  for (int64_t l = 0; l < shape.layers_per_block; ++l) {
     k_.emplace_back(new uint8_t[n]);
     v_.emplace_back(new uint8_t[n]);
   }
@@ -41,7 +41,7 @@ KvCache::KvCache(const KvCacheShape& shape) : shape_(shape) {
   // leak, and on an overcommitted machine the OOM killer strikes mid-load instead of the
   // server failing at start-up. The pool is the server's memory; it is taken up front.
   constexpr size_t kPage = 4096;
-  const int64_t buffers = 2 * shape.num_layers;
+  const int64_t buffers = 2 * shape.layers_per_block;
   ThreadPool::Global().ParallelFor(buffers, 1, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       uint8_t* p = (b % 2 == 0 ? k_ : v_)[static_cast<size_t>(b / 2)].get();
@@ -55,7 +55,7 @@ size_t KvCache::nbytes() const {
 }
 
 int64_t NumBlocksForBytes(const KvCacheShape& shape, int64_t bytes) {
-  const int64_t per_block = shape.block_size * shape.bytes_per_token();
+  const int64_t per_block = shape.bytes_per_block();
   return per_block > 0 ? bytes / per_block : 0;
 }
 

@@ -14,6 +14,7 @@
 
 #include "inferd/status.h"
 #include "kv/block_pool.h"  // BlockPool, for users that include only this header
+#include "kv/kv_layout.h"
 
 namespace inferd {
 
@@ -27,22 +28,32 @@ const char* KvDtypeName(KvDtype d);  // "fp32" | "fp16" | "bf16"
 StatusOr<KvDtype> ParseKvDtype(const std::string& name, bool weights_are_fp32);
 
 struct KvCacheShape {
-  int64_t num_layers = 0, num_kv_heads = 0, head_dim = 0;
+  // Layers whose K and V one block holds: the layers of one KV group (kv_layout.h), all of
+  // the model's layers when it has one attention type.
+  int64_t layers_per_block = 0, num_kv_heads = 0, head_dim = 0;
   int64_t block_size = 16, num_blocks = 0;
   KvDtype dtype = KvDtype::kF32;
+  KvLayout layout;  // empty: one group of layers_per_block layers (tests, one attention type)
   int64_t elem_bytes() const { return dtype == KvDtype::kF32 ? 4 : 2; }
-  int64_t bytes_per_token() const { return 2 * num_layers * num_kv_heads * head_dim * elem_bytes(); }
+  // Bytes of one token slot of one block (K and V of layers_per_block layers).
+  int64_t bytes_per_token() const { return 2 * layers_per_block * num_kv_heads * head_dim * elem_bytes(); }
+  int64_t bytes_per_block() const { return block_size * bytes_per_token(); }
+  // The tensor slot and KV group of model layer `l`.
+  int64_t slot(int64_t l) const { return layout.layer_slot.empty() ? l : layout.layer_slot[static_cast<size_t>(l)]; }
+  int64_t group(int64_t l) const { return layout.layer_group.empty() ? 0 : layout.layer_group[static_cast<size_t>(l)]; }
+  int64_t num_groups() const { return layout.groups.empty() ? 1 : layout.num_groups(); }
 };
 
-// K and V tensors for every layer, shape.dtype elements, block_size * num_kv_heads *
+// K and V tensors for each of shape.layers_per_block slots, shape.dtype elements, block_size * num_kv_heads *
 // head_dim per block; the backend decides the layout inside a block (CPU: ops.h
 // KvLayerView).
 class KvCache {
  public:
   explicit KvCache(const KvCacheShape& shape);
   const KvCacheShape& shape() const { return shape_; }
-  void* k(int64_t layer) { return k_[layer].get(); }
-  void* v(int64_t layer) { return v_[layer].get(); }
+  // Slot `slot` (shape().slot(layer) for a model layer).
+  void* k(int64_t slot) { return k_[slot].get(); }
+  void* v(int64_t slot) { return v_[slot].get(); }
   // Elements per block per layer for one of K or V.
   int64_t block_stride() const { return shape_.block_size * shape_.num_kv_heads * shape_.head_dim; }
   size_t nbytes() const;

@@ -13,7 +13,7 @@ struct AttnSeq {
   int64_t token_begin = 0;   // first row of this sequence in the flat batch
   int64_t num_tokens = 0;    // rows in this batch
   int64_t context_len = 0;   // tokens in KV after this step (= positions + 1 of the last row)
-  const int32_t* block_table = nullptr;
+  const int32_t* block_table = nullptr;  // KV group 0's (the only group of most models)
 };
 
 }  // namespace ops
@@ -23,6 +23,9 @@ struct ForwardBatch {
   std::vector<int32_t> positions;    // [T] position of each row within its sequence
   std::vector<ops::AttnSeq> seqs;    // row ranges and block tables
   std::vector<int64_t> logits_rows;  // rows whose logits are wanted, in output order
+  // With more than one KV group (kv/kv_layout.h): seqs[i]'s block table of group g is
+  // group_block_tables[i * num_groups + g]. Empty with one group.
+  std::vector<const int32_t*> group_block_tables;
 };
 
 }  // namespace inferd

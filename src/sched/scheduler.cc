@@ -17,10 +17,11 @@ Status Scheduler::AddRequest(Request* r) {
         "this model's maximum context length is {} tokens, but the prompt has {} tokens (no room to generate)",
         config_.max_model_len, n));
   }
-  const int64_t bs = kv_.block_size();
-  if ((n + 1 + bs - 1) / bs > kv_.num_blocks()) {
-    return ResourceExhausted(fmt::format("the prompt ({} tokens) can never fit in the KV cache ({} tokens)", n,
-                                         kv_.num_blocks() * bs));
+  const int64_t need = kv_.BlocksPerRequest(n + 1, config_.max_num_batched_tokens);
+  if (need > kv_.num_blocks()) {
+    return ResourceExhausted(fmt::format(
+        "the prompt ({} tokens) can never fit in the KV cache ({} blocks of {} tokens; it needs {})", n,
+        kv_.num_blocks(), kv_.block_size(), need));
   }
   r->status = RequestStatus::kWaiting;
   r->arrival_seq = next_seq_++;

@@ -95,3 +95,49 @@ def test_family_hf_directory_equals_its_gguf(family, tiny_model, gguf_module, ru
     diff = np.abs(got["hf"] - got["gguf"]).max()
     reference_report.record(f"family_{family}_hf_vs_gguf", max_abs_logit_diff=float(diff))
     assert diff < 1e-3, diff  # Gemma's 1 + (w - 1) rounds; everything else is the same floats
+
+
+def test_windowed_layers_free_their_blocks(tiny_model, llama_models, run_inferd, tmp_path, reference_report):
+    """Gemma 3's local layers keep only the KV blocks inside their window (KV-cache groups,
+    kv/kv_layout.h): with a cache far too small for full attention everywhere, a long greedy
+    continuation still runs, token for token as llama.cpp's (which keeps every position)."""
+    path = tiny_model("gemma3")
+    ids = _ids(16, 5)
+    n = 100
+    llm = llama_models(path, "f32")
+    greedy_ref = llamacpp_greedy(llm, ids, n)[0]
+    (tmp_path / "prompt.jsonl").write_text(json.dumps({"prompt_token_ids": ids}) + "\n")
+    # Blocks of 4 tokens; 6 layers of K+V at 64 floats: 2 KiB a block; 80 blocks. A request of
+    # 128 tokens holds 32 blocks for the global layer and 7 for each local one (window 8 plus
+    # a chunk of 16): 67 blocks; with every layer global it would take 6 x 32 = 192 > 79.
+    p = run_inferd(["generate", "--model", path, "--input", tmp_path / "prompt.jsonl", "--max-tokens", str(n),
+                    "--temperature", "0", "--ignore-eos", "--json", *EXACT_KV, "--block-size", "4",
+                    "--kv-cache-memory", "160KiB", "--max-model-len", "128", "--max-num-batched-tokens", "16"])
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    log = p.stderr
+    assert "KV cache: 79 blocks x 4 tokens x 1 layers" in log, log  # block 0: the null block
+    assert "a request of 128 tokens holds 67 blocks (192 with full attention everywhere)" in log, log
+    greedy_ours = out["outputs"][0]["token_ids"]
+    reference_report.record("windowed_kv_gemma3_greedy100", identical=greedy_ours == greedy_ref)
+    assert greedy_ours == greedy_ref
+
+
+def test_windowed_prefix_cache_hit(tiny_model, llama_models, run_inferd, tmp_path):
+    """A prefix-cache hit on a model with windowed layers adopts every cached block of the
+    global layer but only the window's blocks of the local ones (the rest stay null): the
+    second of two identical prompts, run after the first (--max-num-seqs 1), hits 36 of its 40
+    tokens and both continue as llama.cpp does."""
+    path = tiny_model("gemma3")
+    ids = _ids(40, 9)
+    llm = llama_models(path, "f32")
+    greedy_ref = llamacpp_greedy(llm, ids, 16)[0]
+    line = json.dumps({"prompt_token_ids": ids}) + "\n"
+    (tmp_path / "prompts.jsonl").write_text(line + line)
+    p = run_inferd(["generate", "--model", path, "--input", tmp_path / "prompts.jsonl", "--max-tokens", "16",
+                    "--temperature", "0", "--ignore-eos", "--json", *EXACT_KV, "--block-size", "4",
+                    "--max-num-seqs", "1"])
+    outs = [json.loads(x) for x in p.stdout.strip().splitlines()]
+    assert [o["num_cached_tokens"] for o in outs] == [0, 36]
+    for o in outs:
+        assert o["outputs"][0]["token_ids"] == greedy_ref

@@ -50,7 +50,7 @@ TEST(CudaDeviceTest, DeviceSelection) {
   auto model = Load(path);
   ASSERT_TRUE(model);
   BackendOptions o;
-  o.kv.num_layers = model->config.num_layers;
+  o.kv.layers_per_block = model->config.num_layers;
   o.kv.num_kv_heads = model->config.num_kv_heads;
   o.kv.head_dim = model->config.head_dim;
   o.kv.dtype = KvDtype::kF16;

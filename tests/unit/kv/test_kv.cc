@@ -43,7 +43,7 @@ TEST(BlockPool, DoubleFreeAndBadIdsAreIgnored) {
 
 TEST(KvCache, SizingFromBytes) {
   KvCacheShape s;
-  s.num_layers = 2;
+  s.layers_per_block = 2;
   s.num_kv_heads = 3;
   s.head_dim = 8;
   s.block_size = 16;
