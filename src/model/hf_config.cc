@@ -19,22 +19,19 @@ using config_json::GetBool;
 using config_json::GetFloat;
 using config_json::GetInt;
 
-Status ParseRopeScaling(const json& j, ModelConfig* c) {
-  auto it = j.find("rope_scaling");
-  if (it == j.end() || it->is_null()) return Status::OK();
-  if (!it->is_object()) {
-    return InvalidArgument("config.json: 'rope_scaling' must be an object or null, got " +
-                           std::string(it->type_name()));
+// One RoPE description: transformers 4's "rope_scaling" object, or an object of transformers
+// 5's "rope_parameters" (which also carries "rope_theta"). `where` names it in errors.
+Status ParseRopeObject(const json& rs, const std::string& where, ModelConfig* c) {
+  if (!rs.is_object()) {
+    return InvalidArgument("config.json: '" + where + "' must be an object or null, got " + std::string(rs.type_name()));
   }
-  const json& rs = *it;
+  INFERD_RETURN_IF_ERROR(GetFloat(rs, "rope_theta", &c->rope_theta));
   // Newer configs use "rope_type", older ones "type".
   std::string type;
   for (const char* key : {"rope_type", "type"}) {
     auto t = rs.find(key);
     if (t == rs.end() || t->is_null()) continue;
-    if (!t->is_string()) {
-      return InvalidArgument(std::string("config.json: 'rope_scaling.") + key + "' must be a string");
-    }
+    if (!t->is_string()) return InvalidArgument("config.json: '" + where + "." + key + "' must be a string");
     type = t->get<std::string>();
     break;
   }
@@ -45,16 +42,54 @@ Status ParseRopeScaling(const json& j, ModelConfig* c) {
     c->rope_scaling = RopeScaling::kLlama3;
     INFERD_RETURN_IF_ERROR(GetFloat(rs, "low_freq_factor", &c->rope_low_freq_factor));
     INFERD_RETURN_IF_ERROR(GetFloat(rs, "high_freq_factor", &c->rope_high_freq_factor));
-    INFERD_RETURN_IF_ERROR(
-        GetInt(rs, "original_max_position_embeddings", &c->rope_original_max_position));
+    INFERD_RETURN_IF_ERROR(GetInt(rs, "original_max_position_embeddings", &c->rope_original_max_position));
   } else {
-    return Unimplemented("config.json: rope_scaling type '" + type +
-                         "' is not supported (linear, llama3 are)");
+    return Unimplemented("config.json: " + where + " type '" + type + "' is not supported (linear, llama3 are)");
   }
   if (rs.find("factor") == rs.end()) {
-    return InvalidArgument("config.json: rope_scaling of type '" + type + "' needs a 'factor'");
+    return InvalidArgument("config.json: " + where + " of type '" + type + "' needs a 'factor'");
   }
   INFERD_RETURN_IF_ERROR(GetFloat(rs, "factor", &c->rope_factor));
+  return Status::OK();
+}
+
+Status ParseRopeScaling(const json& j, ModelConfig* c) {
+  auto it = j.find("rope_scaling");
+  if (it == j.end() || it->is_null()) return Status::OK();
+  return ParseRopeObject(*it, "rope_scaling", c);
+}
+
+// transformers 5 writes RoPE only as "rope_parameters": one object, or one per attention type
+// ("full_attention", "sliding_attention": Gemma 3's global and local layers). It overrides the
+// top-level keys when present.
+Status ParseRopeParameters(const json& j, ModelConfig* c) {
+  auto it = j.find("rope_parameters");
+  if (it == j.end() || it->is_null()) return Status::OK();
+  if (!it->is_object()) {
+    return InvalidArgument("config.json: 'rope_parameters' must be an object or null, got " +
+                           std::string(it->type_name()));
+  }
+  const bool per_type = it->contains("full_attention") || it->contains("sliding_attention");
+  if (!per_type) return ParseRopeObject(*it, "rope_parameters", c);
+  for (const auto& [key, value] : it->items()) {
+    if (key != "full_attention" && key != "sliding_attention") {
+      return InvalidArgument("config.json: 'rope_parameters." + key +
+                             "': unknown attention type (full_attention, sliding_attention are known)");
+    }
+  }
+  if (auto full = it->find("full_attention"); full != it->end()) {
+    INFERD_RETURN_IF_ERROR(ParseRopeObject(*full, "rope_parameters.full_attention", c));
+  }
+  if (auto local = it->find("sliding_attention"); local != it->end()) {
+    // The local layers' base; their RoPE is otherwise plain (Gemma 3 scales only the global one).
+    ModelConfig l;
+    INFERD_RETURN_IF_ERROR(ParseRopeObject(*local, "rope_parameters.sliding_attention", &l));
+    if (l.rope_scaling != RopeScaling::kNone) {
+      return Unimplemented("config.json: 'rope_parameters.sliding_attention': scaled RoPE in the local layers is "
+                           "not supported");
+    }
+    if (local->contains("rope_theta")) c->rope_local_theta = l.rope_theta;
+  }
   return Status::OK();
 }
 
@@ -97,6 +132,7 @@ StatusOr<ModelConfig> ParseHfConfigImpl(const json& j) {
   INFERD_RETURN_IF_ERROR(GetBool(j, "tie_word_embeddings", &c.tie_word_embeddings));
   INFERD_RETURN_IF_ERROR(ParseRopeScaling(j, &c));
   if (info->from_hf) INFERD_RETURN_IF_ERROR(info->from_hf(j, hf_name, &c));
+  INFERD_RETURN_IF_ERROR(ParseRopeParameters(j, &c));
   return c;
 }
 

@@ -32,7 +32,7 @@ logits at 3: the test checks on transformers itself that switching each of these
 the logits by far more than TOLERANCE, so ignoring one in inferd cannot pass.
 
 KNOWN_MISMATCHES lists what fails today (strict xfail, so a fix shows up as XPASS and fails
-until the entry goes): inferd does not read transformers 5's rope_parameters.
+until the entry goes); empty since inferd reads transformers 5's rope_parameters.
 
 Baichuan: transformers has no built-in Baichuan (Baichuan-7B ships modeling code run with
 trust_remote_code). Baichuan-7B is Llama with q, k and v fused row-wise in W_pack, so the
@@ -110,18 +110,7 @@ FEATURES_OFF = {
 # rope_theta / rope_scaling / rope_local_base_freq. src/model/hf_config.cc reads only the
 # top-level keys, so inferd silently runs RoPE base 10000 (ModelConfig's default) without
 # scaling. The v4-config cases (the same weights, the config in transformers 4's form) pass.
-_ROPE_PARAMETERS = ("config.json from transformers 5 keeps the RoPE base in 'rope_parameters', which inferd does "
-                    "not read (src/model/hf_config.cc reads top-level rope_theta only): inferd runs base 10000 ")
-KNOWN_MISMATCHES: dict[str, str] = {
-    "llama": _ROPE_PARAMETERS + "instead of 500000; logits diverge from position 1",
-    "llama3": _ROPE_PARAMETERS + "instead of 500000 and without the llama3 scaling (rope_parameters.rope_type, "
-                                 "factor, ...; rope_scaling is null); logits diverge from position 1",
-    "mistral": _ROPE_PARAMETERS + "instead of 1e6; logits diverge from position 1",
-    "qwen2": _ROPE_PARAMETERS + "instead of 1e6; logits diverge from position 1",
-    "qwen3": _ROPE_PARAMETERS + "instead of 1e6; logits diverge from position 1",
-    "gemma3": _ROPE_PARAMETERS + "in the global layer instead of rope_parameters.full_attention's 1e6 (the local "
-                                 "layers' 10000 equals inferd's built-in default); logits diverge from position 1",
-}
+KNOWN_MISMATCHES: dict[str, str] = {}
 
 BAICHUAN_CONFIG = {  # Baichuan-7B's config.json at the test's shapes
     "architectures": ["BaiChuanForCausalLM"],

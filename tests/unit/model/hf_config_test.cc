@@ -70,6 +70,44 @@ TEST(HfConfig, Llama3RopeScalingAndHeadDim) {
   EXPECT_FALSE(c.tie_word_embeddings);
 }
 
+// transformers 5 writes RoPE only in "rope_parameters" (no top-level rope_theta/rope_scaling).
+TEST(HfConfig, Transformers5RopeParameters) {
+  const ModelConfig c = MustParse(R"({
+    "architectures": ["LlamaForCausalLM"], "vocab_size": 128256, "hidden_size": 4096,
+    "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+    "num_key_value_heads": 8, "max_position_embeddings": 131072, "rms_norm_eps": 1e-05,
+    "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                        "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}})");
+  EXPECT_EQ(c.rope_theta, 500000.0f);
+  EXPECT_EQ(c.rope_scaling, RopeScaling::kLlama3);
+  EXPECT_EQ(c.rope_factor, 8.0f);
+  EXPECT_EQ(c.rope_original_max_position, 8192);
+  // Gemma 3: one object per attention type; the local base goes to the local layers.
+  const ModelConfig g = MustParse(R"({
+    "architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "vocab_size": 262144,
+    "hidden_size": 640, "intermediate_size": 2048, "num_hidden_layers": 18, "num_attention_heads": 4,
+    "num_key_value_heads": 1, "head_dim": 256, "sliding_window": 512,
+    "rope_parameters": {"full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+                        "sliding_attention": {"rope_type": "default", "rope_theta": 20000.0}}})");
+  EXPECT_EQ(g.rope_theta, 1000000.0f);
+  EXPECT_EQ(g.rope_scaling, RopeScaling::kLinear);
+  EXPECT_EQ(g.rope_factor, 8.0f);
+  EXPECT_EQ(g.rope_local_theta, 20000.0f);
+  // Errors name the key.
+  const auto bad = [](const char* rope) {
+    const std::string text = std::string(R"({"architectures": ["LlamaForCausalLM"], "vocab_size": 10, "hidden_size": 8,
+        "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "rope_parameters": )") + rope + "}";
+    auto j = ParseJson(text, "test");
+    if (!j.ok()) return j.status().message();
+    const StatusOr<ModelConfig> c = ParseHfConfig(*j);
+    return c.ok() ? std::string() : std::string(c.status().message());
+  };
+  EXPECT_TRUE(Contains(bad("[1]"), "'rope_parameters' must be an object")) << bad("[1]");
+  EXPECT_TRUE(Contains(bad(R"({"rope_type": "yarn", "factor": 4})"), "rope_parameters type 'yarn' is not supported"));
+  EXPECT_TRUE(Contains(bad(R"({"full_attention": {}, "chunked_attention": {}})"), "rope_parameters.chunked_attention"));
+  EXPECT_TRUE(Contains(bad(R"({"rope_theta": "x"})"), "rope_theta"));
+}
+
 TEST(HfConfig, MistralWithLinearScalingAndDefaultKvHeads) {
   const ModelConfig c = MustParse(R"({
     "architectures": ["MistralForCausalLM"], "vocab_size": 32000, "hidden_size": 4096,
