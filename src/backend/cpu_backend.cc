@@ -17,7 +17,7 @@ constexpr int64_t kDefaultCpuKvBytes = int64_t{1} << 30;
 class CpuBackend : public Backend {
  public:
   CpuBackend(const LoadedModel& model, const KvCacheShape& shape, const BackendOptions& options)
-      : kv_(shape), forward_(model.config, model.weights) {
+      : kv_(shape), forward_(model.config, model.weights, options.max_model_len) {
     report_.device = fmt::format("cpu ({} threads)", ThreadPool::Global().num_threads());
     report_.total = UsableMemoryBytes();
     report_.weights = static_cast<int64_t>(model.weights.nbytes);

@@ -61,10 +61,10 @@ void PrepareCpuWeights(ModelWeights& weights) {
   }
 }
 
-CpuForward::CpuForward(const ModelConfig& config, const ModelWeights& weights)
+CpuForward::CpuForward(const ModelConfig& config, const ModelWeights& weights, int64_t max_model_len)
     : config_(config), weights_(weights) {
-  inv_freq_ = ops::RopeInvFreq(config, /*local=*/false, weights.rope_freq_factors);
-  if (config.rope_local_theta > 0.0f) inv_freq_local_ = ops::RopeInvFreq(config, /*local=*/true, {});
+  inv_freq_ = ops::RopeInvFreq(config, /*local=*/false, weights.rope_freq_factors, max_model_len);
+  if (config.rope_local_theta > 0.0f) inv_freq_local_ = ops::RopeInvFreq(config, /*local=*/true, {}, max_model_len);
 }
 
 int64_t CpuForward::ScratchBytes(const ModelConfig& c, int64_t T) {
@@ -114,15 +114,15 @@ const std::vector<float>& CpuForward::NormWeight(int64_t layer, Weight w) const 
   }
 }
 
-void CpuForward::Tabulate(const std::vector<double>& inv_freq, std::vector<float>& cos_sin) {
+void CpuForward::Tabulate(const std::vector<double>& inv_freq, double mscale, std::vector<float>& cos_sin) {
   const int64_t half = config_.head_dim / 2;
   Grow(cos_sin, rows_ * config_.head_dim);
   for (int64_t t = 0; t < rows_; ++t) {
     float* cs = &cos_sin[static_cast<size_t>(t * config_.head_dim)];
     for (int64_t i = 0; i < half; ++i) {
       const double theta = static_cast<double>(batch_->positions[static_cast<size_t>(t)]) * inv_freq[i];
-      cs[2 * i] = static_cast<float>(std::cos(theta));
-      cs[2 * i + 1] = static_cast<float>(std::sin(theta));
+      cs[2 * i] = static_cast<float>(std::cos(theta) * mscale);
+      cs[2 * i + 1] = static_cast<float>(std::sin(theta) * mscale);
     }
   }
 }
@@ -147,8 +147,8 @@ Status CpuForward::Forward(const ForwardBatch& batch, KvCache& kv, float* logits
   for (Act a : {Act::kX, Act::kXn, Act::kQ, Act::kK, Act::kV, Act::kAttn, Act::kGate, Act::kUp}) {
     Grow(acts_[static_cast<int>(a)], T * Width(a));
   }
-  Tabulate(inv_freq_, cos_sin_);
-  if (!inv_freq_local_.empty()) Tabulate(inv_freq_local_, cos_sin_local_);
+  Tabulate(inv_freq_, c.rope_attn_factor, cos_sin_);
+  if (!inv_freq_local_.empty()) Tabulate(inv_freq_local_, 1.0, cos_sin_local_);
   INFERD_RETURN_IF_ERROR(ops::RunLayers(c, *this));
   return ops::RunHead(c, *this, 0, static_cast<int64_t>(batch.logits_rows.size()));
 }

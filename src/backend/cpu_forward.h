@@ -26,7 +26,9 @@ void PrepareCpuWeights(ModelWeights& weights);
 
 class CpuForward : public ops::Ops {
  public:
-  CpuForward(const ModelConfig& config, const ModelWeights& weights);
+  // max_model_len: the engine's maximum sequence length (picks LongRoPE's factor set,
+  // ModelConfig::LongRopeFactors); 0: the model's context length.
+  CpuForward(const ModelConfig& config, const ModelWeights& weights, int64_t max_model_len = 0);
 
   // logits: [batch.logits_rows.size(), vocab_size], written in the order of logits_rows.
   // The KV cache must have blocks for every position in the batch (block tables).
@@ -53,7 +55,8 @@ class CpuForward : public ops::Ops {
   float* Buf(ops::Act a);
   int64_t Width(ops::Act a) const;
   const std::vector<float>& NormWeight(int64_t layer, ops::Weight w) const;
-  void Tabulate(const std::vector<double>& inv_freq, std::vector<float>& cos_sin);
+  // cos_sin [rows_, head_dim]: (cos, sin) x mscale of position x inv_freq for each row.
+  void Tabulate(const std::vector<double>& inv_freq, double mscale, std::vector<float>& cos_sin);
 
   const ModelConfig& config_;
   const ModelWeights& weights_;

@@ -103,6 +103,8 @@ void RunLogits(LogitsFlags& f) {
     return Fail(InvalidArgument(f.ids_file + ": expected a JSON array of token ids"));
   }
   if (ids.empty()) return Fail(InvalidArgument(f.ids_file + ": no token ids"));
+  // The sequence's length by default (a small cache); with LongRoPE this also picks the factor
+  // set for that length, as transformers does for one sequence (ModelConfig::LongRopeFactors).
   if (f.model.engine.max_model_len == 0) f.model.engine.max_model_len = static_cast<int64_t>(ids.size());
   auto engine_or = EngineFromFlags(f.model);
   if (!engine_or.ok()) return Fail(engine_or.status());

@@ -37,11 +37,45 @@ Status ModelConfig::Validate() const {
   if (!(rms_norm_eps > 0.0f) || !(rope_theta > 0.0f) || !(rope_factor > 0.0f)) {
     return InvalidArgument("model config: rms_norm_eps, rope_theta and rope factor must be positive");
   }
+  if (!(rope_attn_factor > 0.0f) || !std::isfinite(rope_attn_factor)) {
+    return InvalidArgument(fmt::format("model config: the RoPE attention factor must be positive and finite, got {}",
+                                       rope_attn_factor));
+  }
+  INFERD_RETURN_IF_ERROR(ValidateLongRope());
   if (sliding_window < 0 || sliding_window_pattern < 0 || !(final_logit_softcap >= 0.0f) || !(attn_logit_softcap >= 0.0f) || !std::isfinite(attn_logit_softcap) ||
       !(attention_scale >= 0.0f) || !std::isfinite(attention_scale) || !(embedding_scale >= 0.0f) ||
       !std::isfinite(embedding_scale) || !(rope_local_theta >= 0.0f) || !std::isfinite(final_logit_softcap)) {
     return InvalidArgument("model config: sliding window, soft-capping, attention and embedding scales must be "
                            "non-negative and finite");
+  }
+  return Status::OK();
+}
+
+// The loaders check the factors where they read them (naming the field or tensor); this is
+// the invariant the RoPE tables rely on, whatever filled the config.
+Status ModelConfig::ValidateLongRope() const {
+  if (rope_scaling != RopeScaling::kLongRope) {
+    if (!rope_long_factors.empty() || !rope_short_factors.empty()) {
+      return InvalidArgument("model config: LongRoPE factors are set but the RoPE scaling is not LongRoPE");
+    }
+    return Status::OK();
+  }
+  if (rope_original_max_position <= 0 || rope_original_max_position > kMaxContextLength) {
+    return OutOfRange(fmt::format("model config: LongRoPE's original context must be between 1 and {}, got {}",
+                                  kMaxContextLength, rope_original_max_position));
+  }
+  for (const auto* f : {&rope_long_factors, &rope_short_factors}) {
+    const char* which = f == &rope_long_factors ? "long" : "short";
+    if (static_cast<int64_t>(f->size()) != head_dim / 2) {
+      return InvalidArgument(fmt::format("model config: LongRoPE {} factors have {} entries, expected head_dim / 2 = {}",
+                                         which, f->size(), head_dim / 2));
+    }
+    for (float x : *f) {
+      if (!(x > 0.0f) || !std::isfinite(x)) {
+        return InvalidArgument(fmt::format("model config: LongRoPE {} factors must be positive and finite, got {}",
+                                           which, x));
+      }
+    }
   }
   return Status::OK();
 }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "inferd/status.h"
 
@@ -16,7 +17,12 @@ enum class RopeStyle {
   kNeox,    // rotate halves (x[i], x[i + d/2]); HF rotate_half, qwen2, and HF llama checkpoints
 };
 
-enum class RopeScaling { kNone, kLinear, kLlama3 };
+enum class RopeScaling {
+  kNone,
+  kLinear,
+  kLlama3,
+  kLongRope,  // Phi-3 128k / Phi-3.5: per-frequency divisors, a long and a short set (rope_long_factors)
+};
 
 // The activation of the gated FFN: act(gate) * up.
 enum class Activation {
@@ -55,7 +61,12 @@ struct ModelConfig {
   float rope_factor = 1.0f;                 // linear / llama3 factor
   float rope_low_freq_factor = 1.0f;        // llama3
   float rope_high_freq_factor = 4.0f;       // llama3
-  int64_t rope_original_max_position = 8192;  // llama3
+  int64_t rope_original_max_position = 8192;  // llama3; LongRoPE: the pre-training context
+  // Multiplies RoPE's cos and sin in the global layers (so attention scores scale by its
+  // square): LongRoPE's attention factor, GGUF rope.scaling.attn_factor. 1: none.
+  float rope_attn_factor = 1.0f;
+  // LongRoPE: inverse frequency i is divided by factors[i], [head_dim / 2] each; empty otherwise.
+  std::vector<float> rope_long_factors, rope_short_factors;
   bool tie_word_embeddings = false;
   bool qkv_bias = false;             // Qwen2
 
@@ -81,9 +92,18 @@ struct ModelConfig {
     return s;
   }
   float AttentionScale() const;  // attention_scale or 1 / sqrt(head_dim)
+  // LongRoPE's factor set for an engine whose sequences reach `max_model_len` tokens: the
+  // long factors when that exceeds the original context, else the short ones. The choice is
+  // per engine, not per batch or sequence (transformers switches with each sequence's
+  // length): the paged, prefix-cached KV cache keeps keys already rotated, so every key must
+  // be rotated alike. llama.cpp decides the same way from its context size (n_ctx_seq).
+  const std::vector<float>& LongRopeFactors(int64_t max_model_len) const {
+    return max_model_len > rope_original_max_position ? rope_long_factors : rope_short_factors;
+  }
 
   // Checks that sizes are positive and consistent (heads divide, head_dim even, ...).
   Status Validate() const;
+  Status ValidateLongRope() const;  // part of Validate: LongRoPE's factors and original context
   // Total parameters implied by the shapes (embeddings counted once when tied).
   int64_t NumParameters() const;
   // Bytes of K+V per token for all layers at `bytes_per_elem`.

@@ -4,6 +4,7 @@
 #include "model/hf_config.h"
 
 #include <charconv>
+#include <cmath>
 #include <filesystem>
 
 #include "model/arch.h"
@@ -19,6 +20,86 @@ using config_json::GetBool;
 using config_json::GetFloat;
 using config_json::GetInt;
 
+// RoPE over only part of each head (Phi-4-mini's partial_rotary_factor 0.75) is refused, not
+// silently run over the whole head. `where`: "" at the top level, else "rope_parameters.".
+Status CheckFullRotary(const json& j, const std::string& where) {
+  float partial = 1.0f;
+  INFERD_RETURN_IF_ERROR(GetFloat(j, "partial_rotary_factor", &partial));
+  if (partial != 1.0f) {
+    return Unimplemented("config.json: '" + where + "partial_rotary_factor' " + std::to_string(partial) +
+                         " (RoPE over part of each head) is not supported");
+  }
+  return Status::OK();
+}
+
+// LongRoPE's `key` ("long_factor") of the RoPE object `where`: head_dim / 2 positive numbers.
+Status GetRopeFactors(const json& rs, const std::string& where, const char* key, int64_t head_dim,
+                      std::vector<float>* out) {
+  const std::string field = "config.json: '" + where + "." + key + "'";
+  auto it = rs.find(key);
+  if (it == rs.end() || it->is_null()) return InvalidArgument(field + " is missing (LongRoPE needs it)");
+  if (!it->is_array()) return InvalidArgument(field + " must be an array of numbers, got " + std::string(it->type_name()));
+  const int64_t want = head_dim / 2;
+  if (static_cast<int64_t>(it->size()) != want) {  // checked before anything is copied
+    return InvalidArgument(field + " has " + std::to_string(it->size()) + " entries, expected head_dim / 2 = " +
+                           std::to_string(want));
+  }
+  out->clear();
+  for (const json& x : *it) {
+    const double v = x.is_number() ? x.get<double>() : 0.0;
+    if (!(v > 0.0) || !std::isfinite(static_cast<float>(v))) {
+      return InvalidArgument(field + " must hold positive finite numbers, got " + x.dump());
+    }
+    out->push_back(static_cast<float>(v));
+  }
+  return Status::OK();
+}
+
+// Phi-3 128k / Phi-3.5's LongRoPE ("longrope", or "su" in the first Phi-3 configs). What the
+// object leaves out is resolved by ResolveLongRope once the whole config.json is read.
+Status ParseLongRope(const json& rs, const std::string& where, ModelConfig* c) {
+  c->rope_scaling = RopeScaling::kLongRope;
+  INFERD_RETURN_IF_ERROR(GetRopeFactors(rs, where, "long_factor", c->head_dim, &c->rope_long_factors));
+  INFERD_RETURN_IF_ERROR(GetRopeFactors(rs, where, "short_factor", c->head_dim, &c->rope_short_factors));
+  c->rope_original_max_position = 0;  // 0: not given here
+  INFERD_RETURN_IF_ERROR(GetInt(rs, "original_max_position_embeddings", &c->rope_original_max_position));
+  c->rope_factor = 0.0f;  // 0: max_position_embeddings / original
+  INFERD_RETURN_IF_ERROR(GetFloat(rs, "factor", &c->rope_factor));
+  c->rope_attn_factor = 0.0f;  // 0: derived from the factor
+  INFERD_RETURN_IF_ERROR(GetFloat(rs, "attention_factor", &c->rope_attn_factor));
+  if (!(c->rope_factor >= 0.0f) || !(c->rope_attn_factor >= 0.0f) || !std::isfinite(c->rope_factor) ||
+      !std::isfinite(c->rope_attn_factor)) {
+    return InvalidArgument("config.json: '" + where + "': 'factor' and 'attention_factor' must be positive");
+  }
+  return Status::OK();
+}
+
+// LongRoPE's original context and attention factor, as transformers' _compute_longrope_parameters
+// resolves them: the original context from the top-level original_max_position_embeddings
+// (where Phi-3 writes it; transformers prefers it), else the RoPE object's; the attention
+// factor as given, else from factor = the object's "factor" or max_position_embeddings /
+// original: 1 when factor <= 1, else sqrt(1 + ln(factor) / ln(original)).
+Status ResolveLongRope(const json& j, ModelConfig* c) {
+  if (c->rope_scaling != RopeScaling::kLongRope) return Status::OK();
+  INFERD_RETURN_IF_ERROR(GetInt(j, "original_max_position_embeddings", &c->rope_original_max_position));
+  const int64_t orig = c->rope_original_max_position;
+  if (orig <= 0 || orig > kMaxContextLength) {
+    return InvalidArgument("config.json: LongRoPE needs 'original_max_position_embeddings' (top level or in the RoPE "
+                           "object) between 1 and " + std::to_string(kMaxContextLength) + ", got " +
+                           std::to_string(orig));
+  }
+  if (c->rope_attn_factor == 0.0f) {
+    const double factor = c->rope_factor > 0.0f ? static_cast<double>(c->rope_factor)
+                                                : static_cast<double>(c->max_position_embeddings) /
+                                                      static_cast<double>(orig);
+    c->rope_attn_factor =
+        factor <= 1.0 || orig == 1 ? 1.0f
+                                   : static_cast<float>(std::sqrt(1.0 + std::log(factor) / std::log(static_cast<double>(orig))));
+  }
+  c->rope_factor = 1.0f;  // LongRoPE scales through its factor arrays only
+  return Status::OK();
+}
+
 // One RoPE description: transformers 4's "rope_scaling" object, or an object of transformers
 // 5's "rope_parameters" (which also carries "rope_theta"). `where` names it in errors.
 Status ParseRopeObject(const json& rs, const std::string& where, ModelConfig* c) {
@@ -26,6 +107,7 @@ Status ParseRopeObject(const json& rs, const std::string& where, ModelConfig* c)
     return InvalidArgument("config.json: '" + where + "' must be an object or null, got " + std::string(rs.type_name()));
   }
   INFERD_RETURN_IF_ERROR(GetFloat(rs, "rope_theta", &c->rope_theta));
+  INFERD_RETURN_IF_ERROR(CheckFullRotary(rs, where + "."));
   // Newer configs use "rope_type", older ones "type".
   std::string type;
   for (const char* key : {"rope_type", "type"}) {
@@ -43,8 +125,11 @@ Status ParseRopeObject(const json& rs, const std::string& where, ModelConfig* c)
     INFERD_RETURN_IF_ERROR(GetFloat(rs, "low_freq_factor", &c->rope_low_freq_factor));
     INFERD_RETURN_IF_ERROR(GetFloat(rs, "high_freq_factor", &c->rope_high_freq_factor));
     INFERD_RETURN_IF_ERROR(GetInt(rs, "original_max_position_embeddings", &c->rope_original_max_position));
+  } else if (type == "longrope" || type == "su") {
+    return ParseLongRope(rs, where, c);
   } else {
-    return Unimplemented("config.json: " + where + " type '" + type + "' is not supported (linear, llama3 are)");
+    return Unimplemented("config.json: " + where + " type '" + type +
+                         "' is not supported (linear, llama3, longrope are)");
   }
   if (rs.find("factor") == rs.end()) {
     return InvalidArgument("config.json: " + where + " of type '" + type + "' needs a 'factor'");
@@ -130,9 +215,11 @@ StatusOr<ModelConfig> ParseHfConfigImpl(const json& j) {
   INFERD_RETURN_IF_ERROR(GetFloat(j, "rms_norm_eps", &c.rms_norm_eps));
   INFERD_RETURN_IF_ERROR(GetFloat(j, "rope_theta", &c.rope_theta));
   INFERD_RETURN_IF_ERROR(GetBool(j, "tie_word_embeddings", &c.tie_word_embeddings));
+  INFERD_RETURN_IF_ERROR(CheckFullRotary(j, ""));
   INFERD_RETURN_IF_ERROR(ParseRopeScaling(j, &c));
   if (info->from_hf) INFERD_RETURN_IF_ERROR(info->from_hf(j, hf_name, &c));
   INFERD_RETURN_IF_ERROR(ParseRopeParameters(j, &c));
+  INFERD_RETURN_IF_ERROR(ResolveLongRope(j, &c));
   return c;
 }
 

@@ -39,11 +39,13 @@ Status RunHead(const ModelConfig& c, Ops& ops, int64_t first, int64_t count) {
   return ops.Logits(first, count, c.rms_norm_eps, c.final_logit_softcap);
 }
 
-std::vector<double> RopeInvFreq(const ModelConfig& c, bool local, std::span<const float> freq_factors) {
+std::vector<double> RopeInvFreq(const ModelConfig& c, bool local, std::span<const float> freq_factors,
+                                int64_t max_model_len) {
   const int64_t half = c.head_dim / 2;
   std::vector<double> inv(static_cast<size_t>(half));
   const double kPi = 3.14159265358979323846;
   const double theta = local ? static_cast<double>(c.rope_local_theta) : static_cast<double>(c.rope_theta);
+  const std::vector<float>& ext_factors = c.LongRopeFactors(max_model_len > 0 ? max_model_len : c.max_position_embeddings);
   for (int64_t i = 0; i < half; ++i) {
     double f = std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim));
     if (!local) {
@@ -63,6 +65,8 @@ std::vector<double> RopeInvFreq(const ModelConfig& c, bool local, std::span<cons
                                 (c.rope_high_freq_factor - c.rope_low_freq_factor);
           f = (1.0 - smooth) * f / c.rope_factor + smooth * f;
         }
+      } else if (c.rope_scaling == RopeScaling::kLongRope) {
+        f /= ext_factors[static_cast<size_t>(i)];  // 1 / (factor_i * theta^(2i/d)); sizes: ModelConfig::Validate
       }
       if (static_cast<int64_t>(freq_factors.size()) == half) f /= freq_factors[static_cast<size_t>(i)];
     }

@@ -20,7 +20,11 @@ Status RunHead(const ModelConfig& c, Ops& ops, int64_t first, int64_t count);
 
 // RoPE inverse frequencies [head_dim / 2] of the global layers (local = false: rope_theta
 // with the model's scaling and GGUF rope_freqs factors) or of the local ones (local =
-// true: rope_local_theta, unscaled), in double as both backends tabulate them.
-std::vector<double> RopeInvFreq(const ModelConfig& c, bool local, std::span<const float> freq_factors);
+// true: rope_local_theta, unscaled), in double as both backends tabulate them. The backends
+// multiply the global layers' cos and sin by c.rope_attn_factor. max_model_len: the
+// engine's maximum sequence length, which picks LongRoPE's factor set
+// (ModelConfig::LongRopeFactors); 0: the model's context length.
+std::vector<double> RopeInvFreq(const ModelConfig& c, bool local, std::span<const float> freq_factors,
+                                int64_t max_model_len);
 
 }  // namespace inferd::ops

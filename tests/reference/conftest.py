@@ -172,17 +172,18 @@ KV_TYPES = {"f32": GGML_TYPE_F32, "f16": GGML_TYPE_F16}
 
 @pytest.fixture(scope="session")
 def llama_models(llama_cpp_module):
-    """llama_models(path, kv="f16") -> a llama.cpp Llama with logits for every evaluated
-    position (CPU, flash attention off, K/V cache of type `kv`), loaded once per session per
-    (path, kv) and shared by every test file."""
+    """llama_models(path, kv="f16", n_ctx=2048) -> a llama.cpp Llama with logits for every
+    evaluated position (CPU, flash attention off, K/V cache of type `kv`, context n_ctx, which
+    llama.cpp pads to a multiple of 256), loaded once per session per (path, kv, n_ctx) and
+    shared by every test file."""
     n_threads = int(os.environ.get("INFERD_REFERENCE_THREADS", min(os.cpu_count() or 2, 8)))
     loaded = {}
 
-    def get(path, kv: str = "f16"):
-        key = (str(path), kv)
+    def get(path, kv: str = "f16", n_ctx: int = 2048):
+        key = (str(path), kv, n_ctx)
         if key not in loaded:
             loaded[key] = llama_cpp_module.Llama(
-                model_path=str(path), n_ctx=2048, n_batch=512, n_ubatch=512, logits_all=True,
+                model_path=str(path), n_ctx=n_ctx, n_batch=512, n_ubatch=512, logits_all=True,
                 n_threads=n_threads, n_threads_batch=n_threads, flash_attn=False,
                 type_k=KV_TYPES[kv], type_v=KV_TYPES[kv], verbose=False)
         return loaded[key]

@@ -21,6 +21,14 @@ PROMPT_LEN = 48
 GREEDY = 24
 EXACT_KV = ["--kv-cache-dtype", "float32"]
 
+# case -> (tiny model, llama.cpp's n_ctx, inferd's extra flags): one case per model, plus Phi-3
+# LongRoPE's short factors. LongRoPE picks its factor set per context: llama.cpp's n_ctx
+# (padded to 256) and inferd's maximum model length against the original context 256 -- long
+# past it, short up to it. The length is given: `inferd logits` otherwise takes the sequence's.
+CASES = {name: (name, 2048, []) for name in FAMILIES}
+CASES["phi3_longrope"] = ("phi3_longrope", 2048, ["--max-model-len", "2048"])
+CASES["phi3_longrope_short"] = ("phi3_longrope", 256, ["--max-model-len", "256"])
+
 
 @pytest.fixture(scope="module")
 def tiny_model(gguf_module, model_path):
@@ -47,16 +55,17 @@ def _llamacpp_logits(llm, ids):
     return np.array(llm.scores[: len(ids)], dtype=np.float64, copy=True)
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
-def test_family_matches_llamacpp(family, tiny_model, llama_models, run_inferd_json, tmp_path, reference_report):
+@pytest.mark.parametrize("case", list(CASES))
+def test_family_matches_llamacpp(case, tiny_model, llama_models, run_inferd_json, tmp_path, reference_report):
+    family, n_ctx, opts = CASES[case]
     path = tiny_model(family)
-    llm = llama_models(path, "f32")
+    llm = llama_models(path, "f32", n_ctx)
     ids = _ids(PROMPT_LEN, 7)
     ref = _llamacpp_logits(llm, ids)
     (tmp_path / "ids.json").write_text(str(ids))
     npy = tmp_path / "logits.npy"
     run_inferd_json(["logits", "--model", path, "--token-ids-file", tmp_path / "ids.json", "--npy", npy, "--json",
-                     *EXACT_KV])
+                     *EXACT_KV, *opts])
     ours = np.load(npy).astype(np.float64)
     assert ours.shape == ref.shape
     # The references must themselves be informative: logits vary and have clear winners.
@@ -66,9 +75,9 @@ def test_family_matches_llamacpp(family, tiny_model, llama_models, run_inferd_js
     greedy_ref = llamacpp_greedy(llm, ids[:16], GREEDY)[0]
     (tmp_path / "prompt.jsonl").write_text(json.dumps({"prompt_token_ids": ids[:16]}) + "\n")
     out = run_inferd_json(["generate", "--model", path, "--input", tmp_path / "prompt.jsonl", "--max-tokens",
-                           str(GREEDY), "--temperature", "0", "--ignore-eos", "--json", *EXACT_KV])
+                           str(GREEDY), "--temperature", "0", "--ignore-eos", "--json", *EXACT_KV, *opts])
     greedy_ours = out["outputs"][0]["token_ids"]
-    reference_report.record(f"family_{family}", positions=len(ids), top1_agreement=float(agree),
+    reference_report.record(f"family_{case}", positions=len(ids), top1_agreement=float(agree),
                             max_abs_logit_diff=float(diff.max()), logit_std=float(ref.std()),
                             greedy_identical=greedy_ours == greedy_ref)
     assert agree >= 0.99, (agree, diff.max())
@@ -76,12 +85,27 @@ def test_family_matches_llamacpp(family, tiny_model, llama_models, run_inferd_js
     assert greedy_ours == greedy_ref
 
 
-@pytest.mark.parametrize("family", sorted(HF_ARCH))
-def test_family_hf_directory_equals_its_gguf(family, tiny_model, gguf_module, run_inferd_json, tmp_path,
+def test_longrope_factor_sets_matter(tiny_model, llama_models, reference_report):
+    """The phi3_longrope cases are informative: llama.cpp's own logits with the long factors
+    (n_ctx 2048) and with the short ones (n_ctx 256) differ far beyond the tolerance above."""
+    path = tiny_model("phi3_longrope")
+    ids = _ids(PROMPT_LEN, 7)
+    long_ref = _llamacpp_logits(llama_models(path, "f32", 2048), ids)
+    short_ref = _llamacpp_logits(llama_models(path, "f32", 256), ids)
+    delta = float(np.abs(long_ref - short_ref).max())
+    reference_report.record("phi3_longrope_long_vs_short_llamacpp", max_abs_logit_diff=delta,
+                            top1_agreement=float((long_ref.argmax(axis=1) == short_ref.argmax(axis=1)).mean()))
+    assert delta > 0.1 * max(1.0, np.abs(long_ref).max())
+
+
+@pytest.mark.parametrize("case", sorted(c for c, (family, _, _) in CASES.items() if family in HF_ARCH))
+def test_family_hf_directory_equals_its_gguf(case, tiny_model, gguf_module, run_inferd_json, tmp_path,
                                             reference_report):
     """The same weights as a HF directory (config.json in transformers' keys, HF tensor names,
-    fused qkv_proj / gate_up_proj for phi3, Gemma's w - 1 norms) give inferd the logits the
-    GGUF gives (which match llama.cpp's above): the HF config and name tables are right."""
+    fused qkv_proj / gate_up_proj for phi3, Gemma's w - 1 norms, LongRoPE's factors in
+    rope_scaling) give inferd the logits the GGUF gives (which match
+    llama.cpp's above): the HF config and name tables are right."""
+    family, _, opts = CASES[case]
     path = tiny_model(family)
     hf_dir = write_tiny_hf(gguf_module, family, path, tmp_path / "hf")
     ids = _ids(PROMPT_LEN, 11)
@@ -90,10 +114,10 @@ def test_family_hf_directory_equals_its_gguf(family, tiny_model, gguf_module, ru
     for name, model in (("gguf", path), ("hf", hf_dir)):
         npy = tmp_path / f"{name}.npy"
         run_inferd_json(["logits", "--model", model, "--tokenizer", path, "--token-ids-file", tmp_path / "ids.json",
-                         "--npy", npy, "--json", *EXACT_KV])
+                         "--npy", npy, "--json", *EXACT_KV, *opts])
         got[name] = np.load(npy).astype(np.float64)
     diff = np.abs(got["hf"] - got["gguf"]).max()
-    reference_report.record(f"family_{family}_hf_vs_gguf", max_abs_logit_diff=float(diff))
+    reference_report.record(f"family_{case}_hf_vs_gguf", max_abs_logit_diff=float(diff))
     assert diff < 1e-3, diff  # Gemma's 1 + (w - 1) rounds; everything else is the same floats
 
 

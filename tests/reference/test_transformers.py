@@ -34,6 +34,15 @@ the logits by far more than TOLERANCE, so ignoring one in inferd cannot pass.
 KNOWN_MISMATCHES lists what fails today (strict xfail, so a fix shows up as XPASS and fails
 until the entry goes); empty since inferd reads transformers 5's rope_parameters.
 
+Phi-3 LongRoPE (phi3_longrope, phi3_longrope_short: the 128k models' RoPE): original context
+32 under max_position_embeddings 2048 (attention factor sqrt(1 + ln 64 / ln 32)). transformers
+picks the long factors for a sequence longer than the original context, the short ones
+otherwise; inferd picks per engine, by its maximum model length. So phi3_longrope runs 40
+positions and a greedy continuation of a 34-token prompt (every sequence past 32: long factors
+in transformers) with --max-model-len 64, and phi3_longrope_short runs 32 positions and a
+12 + 16-token greedy sequence with --max-model-len 32 (short factors). Each checks on
+transformers that the other factor set and the attention factor move its logits.
+
 Baichuan: transformers has no built-in Baichuan (Baichuan-7B ships modeling code run with
 trust_remote_code). Baichuan-7B is Llama with q, k and v fused row-wise in W_pack, so the
 reference is transformers' LlamaForCausalLM, and the inferd directory holds the same weights
@@ -52,6 +61,7 @@ import pytest
 
 from conftest import missing
 from tiny_models import FAMILIES as SHAPES
+from tiny_models import longrope_factors
 
 try:
     import torch
@@ -68,6 +78,17 @@ TOLERANCE = 1e-3  # max |delta logit| / max(1, max |logit|)
 # F32 K/V cache: fp32 arithmetic throughout. A small cache: the default (1 GiB) costs more
 # page-zeroing than these models' whole forward pass.
 INFERD_OPTS = ["--kv-cache-dtype", "float32", "--kv-cache-memory", "16MiB"]
+
+# Phi-3 LongRoPE at tiny_models' phi3 shapes (head_dim 32: 16 factors each).
+LONGROPE_ORIGINAL = 32
+_LONG, _SHORT = longrope_factors(SHAPES["phi3"]["head_dim"])
+LONGROPE = dict(original_max_position_embeddings=LONGROPE_ORIGINAL,
+                rope_scaling=dict(rope_type="longrope", long_factor=_LONG, short_factor=_SHORT))
+
+
+def _longrope(**changes):
+    return dict(rope_scaling=dict(LONGROPE["rope_scaling"], **changes))
+
 
 # family -> (transformers config class, model class, shapes from tiny_models, config kwargs).
 # RoPE bases are those of released models (Llama 3: 500k, Mistral v0.2+ and Qwen: 1M).
@@ -90,6 +111,15 @@ SPECS = {
     "phi3": ("Phi3Config", "Phi3ForCausalLM", "phi3", dict(rope_theta=10000.0, sliding_window=WINDOW)),
     # Reference: Llama (see the module docstring); 4 layers (tiny_models' 32 are for llama.cpp).
     "baichuan": ("LlamaConfig", "LlamaForCausalLM", "baichuan", dict(rope_theta=10000.0, num_hidden_layers=4)),
+    # Phi-3 128k's LongRoPE (see the module docstring), long and short factor sets.
+    "phi3_longrope": ("Phi3Config", "Phi3ForCausalLM", "phi3", dict(rope_theta=10000.0, **LONGROPE)),
+    "phi3_longrope_short": ("Phi3Config", "Phi3ForCausalLM", "phi3", dict(rope_theta=10000.0, **LONGROPE)),
+}
+
+# Per family, where it differs: teacher-forced positions, greedy prompt length, inferd flags.
+RUNS = {
+    "phi3_longrope": dict(greedy_prompt=34, inferd=["--max-model-len", "64"]),
+    "phi3_longrope_short": dict(positions=32, inferd=["--max-model-len", "32"]),
 }
 
 # What each family's test checks it is sensitive to: config changes that switch a feature
@@ -101,6 +131,10 @@ FEATURES_OFF = {
                "no_final_softcap": dict(final_logit_softcapping=None)},
     "gemma3": {"no_window": dict(sliding_window=4096)},
     "phi3": {"no_window": dict(sliding_window=4096)},
+    "phi3_longrope": {"no_longrope": dict(rope_scaling=None), "short_factors": _longrope(long_factor=_SHORT),
+                      "no_attention_factor": _longrope(attention_factor=1.0)},
+    "phi3_longrope_short": {"no_longrope": dict(rope_scaling=None), "long_factors": _longrope(short_factor=_LONG),
+                            "no_attention_factor": _longrope(attention_factor=1.0)},
 }
 
 # Families whose comparison fails today: {family: reason} (xfail, strict: fixed -> XPASS fails).
@@ -129,10 +163,11 @@ def _config(family, **overrides):
               num_attention_heads=s["heads"], num_key_value_heads=s["kv_heads"], head_dim=s["head_dim"],
               max_position_embeddings=2048, rms_norm_eps=1e-6, bos_token_id=1, eos_token_id=2, pad_token_id=0,
               tie_word_embeddings=family.startswith("gemma"), attention_bias=bool(s.get("bias")))
-    if family in ("qwen2", "phi3", "baichuan"):
+    base = "phi3" if family.startswith("phi3") else family  # phi3_longrope*: Phi-3's config keys
+    if base in ("qwen2", "phi3", "baichuan"):
         kw.pop("head_dim")  # hidden / heads in these classes and in Baichuan-7B
         assert s["hidden"] // s["heads"] == s["head_dim"], family
-    if family in ("qwen2", "phi3", "mistral", "gemma2", "gemma3"):
+    if base in ("qwen2", "phi3", "mistral", "gemma2", "gemma3"):
         kw.pop("attention_bias")  # Qwen2 always has q/k/v bias; the others take no such key
     kw.update(extra)
     kw.update(overrides)
@@ -305,7 +340,8 @@ def hf_reference(tmp_path_factory, inferd_bin):
             assert model.config._attn_implementation == "eager"
             _init_weights(model, family, seed=list(SPECS).index(family) + 1)
             model.generation_config.eos_token_id = None
-            ids = _ids(PROMPT_LEN, 7)
+            run = RUNS.get(family, {})
+            ids = _ids(run.get("positions", PROMPT_LEN), 7)
             ref = _logits(model, ids)
             sensitivity = {name: float(np.abs(_logits(_variant(model, family, **changes), ids) - ref).max())
                            for name, changes in FEATURES_OFF.get(family, {}).items()}
@@ -314,9 +350,9 @@ def hf_reference(tmp_path_factory, inferd_bin):
                 again = transformers.AutoModelForCausalLM.from_pretrained(
                     dirs["v4-config"], attn_implementation="eager", dtype=torch.float32).eval()
                 assert np.array_equal(_logits(again, ids), ref), family
-            made[family] = dict(dirs=dirs, ids=ids, ref=ref,
-                                greedy_prompt=ids[:GREEDY_PROMPT], greedy=_greedy(model, ids[:GREEDY_PROMPT]),
-                                sensitivity=sensitivity)
+            prompt = ids[:run.get("greedy_prompt", GREEDY_PROMPT)]
+            made[family] = dict(dirs=dirs, ids=ids, ref=ref, greedy_prompt=prompt, greedy=_greedy(model, prompt),
+                                sensitivity=sensitivity, inferd=run.get("inferd", []))
         return made[family]
 
     return get
@@ -345,7 +381,7 @@ def test_family_matches_transformers(family, fmt, hf_reference, run_inferd_json,
     (tmp_path / "ids.json").write_text(json.dumps(r["ids"]))
     npy = tmp_path / "logits.npy"
     run_inferd_json(["logits", "--model", model_dir, "--token-ids-file", tmp_path / "ids.json", "--npy", npy,
-                     "--json", *INFERD_OPTS])
+                     "--json", *INFERD_OPTS, *r["inferd"]])
     ours = np.load(npy).astype(np.float64)
     assert ours.shape == ref.shape
     agree = float((ours.argmax(axis=1) == ref.argmax(axis=1)).mean())
@@ -354,7 +390,7 @@ def test_family_matches_transformers(family, fmt, hf_reference, run_inferd_json,
 
     (tmp_path / "prompt.jsonl").write_text(json.dumps({"prompt_token_ids": r["greedy_prompt"]}) + "\n")
     out = run_inferd_json(["generate", "--model", model_dir, "--input", tmp_path / "prompt.jsonl", "--max-tokens",
-                           str(GREEDY), "--temperature", "0", "--ignore-eos", "--json", *INFERD_OPTS])
+                           str(GREEDY), "--temperature", "0", "--ignore-eos", "--json", *INFERD_OPTS, *r["inferd"]])
     greedy_ours = out["outputs"][0]["token_ids"]
     reference_report.record(f"transformers_{family}_{fmt}", positions=len(r["ids"]), top1_agreement=agree,
                             max_abs_logit_diff=float(diff.max()), max_abs_logit=scale, logit_std=float(ref.std()),

@@ -9,6 +9,7 @@ stay O(1) through the layers and the logits have clear winners.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -34,8 +35,26 @@ FAMILIES = {
     "internlm2": dict(layers=4, hidden=128, heads=4, kv_heads=2, head_dim=32, ffn=256, rope_base=1e6),
     # llama.cpp applies RoPE to Baichuan only when it recognises the 7B (32 layers).
     "baichuan": dict(layers=32, hidden=64, heads=4, kv_heads=4, head_dim=16, ffn=128, rope_base=10000.0),
+    # Phi-3 LongRoPE (the 128k models): context 4096 over an original 256, so the long factors
+    # apply past a context of 256 (llama.cpp's n_ctx, inferd's --max-model-len), the short ones
+    # up to it; attention factor sqrt(1 + ln 16 / ln 256).
+    "phi3_longrope": dict(arch="phi3", layers=4, hidden=128, heads=4, kv_heads=4, head_dim=32, ffn=256,
+                          rope_base=10000.0, fused=True, context=4096, original_context=256),
 }
 SEEDS = {name: i + 1 for i, name in enumerate(FAMILIES)}
+
+
+def longrope_factors(head_dim: int) -> tuple[list[float], list[float]]:
+    """LongRoPE's (long, short) factor sets for head_dim / 2 frequencies, shaped like Phi-3's:
+    1 at the highest frequency, rising to 64 (long) and 3 (short) at the lowest."""
+    n = head_dim // 2
+    return [1.0 + 63.0 * (i / (n - 1)) ** 2 for i in range(n)], [1.0 + 2.0 * i / (n - 1) for i in range(n)]
+
+
+def longrope_attn_factor(context: int, original: int) -> float:
+    """llama.cpp's converter and transformers: sqrt(1 + ln(scale) / ln(original)), 1 when not extended."""
+    scale = context / original
+    return math.sqrt(1 + math.log(scale) / math.log(original)) if scale > 1.0 else 1.0
 
 
 def _copy_tokenizer(gguf, w, src: Path):
@@ -55,11 +74,12 @@ def write_tiny_gguf(gguf, family: str, dst: Path, tokenizer_src: Path) -> Path:
     cfg = FAMILIES[family]
     rng = np.random.default_rng(SEEDS[family])
     tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")
-    w = gguf.GGUFWriter(str(tmp), arch=family)
+    arch = cfg.get("arch", family)
+    w = gguf.GGUFWriter(str(tmp), arch=arch)
     vocab = _copy_tokenizer(gguf, w, tokenizer_src)
     h, nh, nkv, d, ffn = cfg["hidden"], cfg["heads"], cfg["kv_heads"], cfg["head_dim"], cfg["ffn"]
-    p = family + "."
-    w.add_uint32(p + "context_length", 2048)
+    p = arch + "."
+    w.add_uint32(p + "context_length", cfg.get("context", 2048))
     w.add_uint32(p + "embedding_length", h)
     w.add_uint32(p + "block_count", cfg["layers"])
     w.add_uint32(p + "feed_forward_length", ffn)
@@ -74,6 +94,9 @@ def write_tiny_gguf(gguf, family: str, dst: Path, tokenizer_src: Path) -> Path:
     if "attn_softcap" in cfg:
         w.add_float32(p + "attn_logit_softcapping", cfg["attn_softcap"])
         w.add_float32(p + "final_logit_softcapping", cfg["final_softcap"])
+    if "original_context" in cfg:  # LongRoPE, as llama.cpp's converter writes Phi-3 128k
+        w.add_uint32(p + "rope.scaling.original_context_length", cfg["original_context"])
+        w.add_float32(p + "rope.scaling.attn_factor", longrope_attn_factor(cfg["context"], cfg["original_context"]))
     w.add_uint32("general.file_type", int(gguf.LlamaFileType.ALL_F32))
 
     def mat(rows, cols, gain=1.0):
@@ -116,6 +139,10 @@ def write_tiny_gguf(gguf, family: str, dst: Path, tokenizer_src: Path) -> Path:
             tensors[b + "ffn_gate.weight"], tensors[b + "ffn_up.weight"] = gate, up
         tensors[b + "ffn_down.weight"] = mat(h, ffn)
     tensors["output_norm.weight"] = norm(h)
+    if "original_context" in cfg:
+        long_f, short_f = longrope_factors(d)
+        tensors["rope_factors_long.weight"] = np.array(long_f, dtype=np.float32)
+        tensors["rope_factors_short.weight"] = np.array(short_f, dtype=np.float32)
     if not gemma:  # Gemma ties the LM head to the embeddings
         tensors["output.weight"] = mat(vocab, h, 4.0)
     write_gguf(gguf, w, tensors.items(), tmp, dst)
@@ -126,7 +153,8 @@ def write_tiny_gguf(gguf, family: str, dst: Path, tokenizer_src: Path) -> Path:
 # layout, so no Q/K permutation): config.json in transformers' keys and model.safetensors
 # with HF tensor names. Gemma's HF norm weights are w for x * (1 + w): GGUF's minus one.
 HF_ARCH = {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "gemma3": "Gemma3ForCausalLM",
-           "gemma2": "Gemma2ForCausalLM", "phi3": "Phi3ForCausalLM"}
+           "gemma2": "Gemma2ForCausalLM", "phi3": "Phi3ForCausalLM",
+           "phi3_longrope": "Phi3ForCausalLM"}
 
 
 def write_tiny_hf(gguf, family: str, src: Path, dst: Path) -> Path:
@@ -157,6 +185,8 @@ def write_tiny_hf(gguf, family: str, src: Path, dst: Path) -> Path:
             out["model.norm.weight"] = a
         elif name == "output.weight":
             out["lm_head.weight"] = a
+        elif name.startswith("rope_factors_"):
+            continue  # LongRoPE: in config.json
         else:
             _, i, base, kind = name.split(".")
             out[f"model.layers.{i}.{layer_names[base]}.{kind}"] = a
@@ -169,6 +199,10 @@ def write_tiny_hf(gguf, family: str, src: Path, dst: Path) -> Path:
               "tie_word_embeddings": gemma, "torch_dtype": "float32"}
     if family == "qwen2":
         config.pop("head_dim")
+    if "original_context" in cfg:  # Phi-3 128k's config.json
+        config.update(max_position_embeddings=cfg["context"], original_max_position_embeddings=cfg["original_context"],
+                      rope_scaling={"type": "longrope", "long_factor": t["rope_factors_long.weight"].tolist(),
+                                    "short_factor": t["rope_factors_short.weight"].tolist()})
     if gemma:
         config.update(query_pre_attn_scalar=cfg["head_dim"], hidden_activation="gelu_pytorch_tanh")
     if family == "gemma3":

@@ -202,15 +202,18 @@ Status CudaBackend::AllocateBuffers() {
   }
   attn_ws_bytes_ = cuda::AttentionWorkspaceBytes(max_rows_, c.num_heads, c.head_dim, options_.max_model_len);
   INFERD_RETURN_IF_ERROR(alloc(&attn_ws_, attn_ws_bytes_, "attention workspace"));
-  // RoPE table in double on the host, as the CPU computes it.
-  const std::vector<double> inv_freq = ops::RopeInvFreq(c, /*local=*/false, model_.weights.rope_freq_factors);
+  // RoPE table in double on the host, as the CPU computes it (LongRoPE's factor set and
+  // attention factor included).
+  const std::vector<double> inv_freq =
+      ops::RopeInvFreq(c, /*local=*/false, model_.weights.rope_freq_factors, options_.max_model_len);
+  const double mscale = c.rope_attn_factor;
   const int64_t half = c.head_dim / 2;
   std::vector<float> cs(static_cast<size_t>(options_.max_model_len * half * 2));
   for (int64_t p = 0; p < options_.max_model_len; ++p) {
     for (int64_t i = 0; i < half; ++i) {
       const double theta = static_cast<double>(p) * inv_freq[i];
-      cs[(p * half + i) * 2] = static_cast<float>(std::cos(theta));
-      cs[(p * half + i) * 2 + 1] = static_cast<float>(std::sin(theta));
+      cs[(p * half + i) * 2] = static_cast<float>(std::cos(theta) * mscale);
+      cs[(p * half + i) * 2 + 1] = static_cast<float>(std::sin(theta) * mscale);
     }
   }
   void* table = nullptr;

@@ -381,5 +381,132 @@ TEST_F(HfFilesTest, ReadFileToStringAndParseJson) {
   EXPECT_TRUE(Contains(j.status().message(), "thing.json: invalid JSON")) << j.status().message();
 }
 
+// Phi-3 LongRoPE (Phi-3-mini-128k-instruct's config.json at its shapes; head_dim 96: 48
+// factors each, here 1 + i / 10 and 1 + i / 100).
+std::string Phi3LongRopeConfig(const std::string& rope, const std::string& extra = "", int64_t num_factors = 48) {
+  std::string longf, shortf;
+  for (int64_t i = 0; i < num_factors; ++i) {
+    if (i > 0) {
+      longf += ", ";
+      shortf += ", ";
+    }
+    longf += std::to_string(1.0 + static_cast<double>(i) / 10.0);
+    shortf += std::to_string(1.0 + static_cast<double>(i) / 100.0);
+  }
+  std::string r = rope;
+  for (auto [key, value] : {std::pair{std::string("LONG"), longf}, std::pair{std::string("SHORT"), shortf}}) {
+    if (auto at = r.find(key); at != std::string::npos) r.replace(at, key.size(), value);
+  }
+  return R"({"architectures": ["Phi3ForCausalLM"], "vocab_size": 32064, "hidden_size": 3072,
+    "intermediate_size": 8192, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
+    "max_position_embeddings": 131072, "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "sliding_window": 262144)" +
+         extra + R"(, "rope_scaling": )" + r + "}";
+}
+
+std::string ParseError(const std::string& text) {
+  auto j = ParseJson(text, "test");
+  if (!j.ok()) return "json: " + j.status().message();
+  const StatusOr<ModelConfig> c = ParseHfConfig(*j);
+  return c.ok() ? std::string("ok") : std::string(c.status().message());
+}
+
+TEST(HfConfig, Phi3LongRope) {
+  const std::string kLongRope = R"({"type": "longrope", "long_factor": [LONG], "short_factor": [SHORT]})";
+  const ModelConfig c = MustParse(Phi3LongRopeConfig(kLongRope, R"(, "original_max_position_embeddings": 4096)").c_str());
+  EXPECT_EQ(c.rope_scaling, RopeScaling::kLongRope);
+  ASSERT_EQ(c.rope_long_factors.size(), 48u);
+  ASSERT_EQ(c.rope_short_factors.size(), 48u);
+  EXPECT_FLOAT_EQ(c.rope_long_factors[47], 5.7f);
+  EXPECT_FLOAT_EQ(c.rope_short_factors[47], 1.47f);
+  EXPECT_EQ(c.rope_original_max_position, 4096);
+  // transformers: sqrt(1 + ln(131072 / 4096) / ln(4096)).
+  EXPECT_FLOAT_EQ(c.rope_attn_factor, static_cast<float>(std::sqrt(1.0 + std::log(32.0) / std::log(4096.0))));
+  EXPECT_FLOAT_EQ(c.rope_factor, 1.0f);
+  EXPECT_TRUE(c.Validate().ok()) << c.Validate().ToString();
+  // The factor set follows the engine's maximum model length.
+  EXPECT_EQ(&c.LongRopeFactors(131072), &c.rope_long_factors);
+  EXPECT_EQ(&c.LongRopeFactors(4097), &c.rope_long_factors);
+  EXPECT_EQ(&c.LongRopeFactors(4096), &c.rope_short_factors);
+
+  // The first Phi-3 configs say "su"; transformers 5 writes "rope_parameters" with the original
+  // context inside (the top-level key wins when both are there). A given attention_factor is
+  // used as is; a given factor replaces max_position_embeddings / original.
+  const ModelConfig su = MustParse(Phi3LongRopeConfig(
+      R"({"type": "su", "long_factor": [LONG], "short_factor": [SHORT], "original_max_position_embeddings": 8192})")
+                                       .c_str());
+  EXPECT_EQ(su.rope_scaling, RopeScaling::kLongRope);
+  EXPECT_EQ(su.rope_original_max_position, 8192);
+  std::string v5 = Phi3LongRopeConfig(
+      R"(null, "rope_parameters": {"rope_type": "longrope", "rope_theta": 250000.0, "long_factor": [LONG],
+          "short_factor": [SHORT], "original_max_position_embeddings": 2048, "attention_factor": 1.5,
+          "partial_rotary_factor": 1.0})");
+  const ModelConfig t5 = MustParse(v5.c_str());
+  EXPECT_EQ(t5.rope_theta, 250000.0f);
+  EXPECT_EQ(t5.rope_original_max_position, 2048);
+  EXPECT_EQ(t5.rope_attn_factor, 1.5f);
+  const ModelConfig top = MustParse(Phi3LongRopeConfig(
+      R"({"type": "longrope", "long_factor": [LONG], "short_factor": [SHORT], "original_max_position_embeddings": 2048,
+          "factor": 4.0})", R"(, "original_max_position_embeddings": 4096)").c_str());
+  EXPECT_EQ(top.rope_original_max_position, 4096);
+  EXPECT_FLOAT_EQ(top.rope_attn_factor, static_cast<float>(std::sqrt(1.0 + std::log(4.0) / std::log(4096.0))));
+  // No extension (max_position_embeddings = original): attention factor 1.
+  const ModelConfig same = MustParse(Phi3LongRopeConfig(kLongRope, R"(, "original_max_position_embeddings": 131072)").c_str());
+  EXPECT_EQ(same.rope_attn_factor, 1.0f);
+}
+
+TEST(HfConfig, Phi3LongRopeErrors) {
+  const std::string orig = R"(, "original_max_position_embeddings": 4096)";
+  struct Case { std::string text; const char* part; };
+  const Case cases[] = {
+      {Phi3LongRopeConfig(R"({"type": "longrope", "long_factor": [LONG], "short_factor": [SHORT]})", orig, 47),
+       "'rope_scaling.long_factor' has 47 entries, expected head_dim / 2 = 48"},
+      {Phi3LongRopeConfig(R"({"type": "longrope", "long_factor": [LONG], "short_factor": [SHORT]})", orig, 100000),
+       "'rope_scaling.long_factor' has 100000 entries"},
+      {Phi3LongRopeConfig(R"({"type": "longrope", "long_factor": [LONG]})", orig),
+       "'rope_scaling.short_factor' is missing"},
+      {Phi3LongRopeConfig(R"({"type": "longrope", "long_factor": {"a": 1}, "short_factor": [SHORT]})", orig),
+       "'rope_scaling.long_factor' must be an array"},
+      {Phi3LongRopeConfig(R"({"type": "longrope", "long_factor": [LONG], "short_factor": [SHORT, "x"]})", orig),
+       "'rope_scaling.short_factor' has 49 entries"},
+      {Phi3LongRopeConfig(R"({"type": "longrope", "long_factor": ["x", LONG], "short_factor": [SHORT]})", orig, 47),
+       "'rope_scaling.long_factor' must hold positive finite numbers, got \"x\""},
+      {Phi3LongRopeConfig(R"({"type": "longrope", "long_factor": [0, LONG], "short_factor": [SHORT]})", orig, 47),
+       "must hold positive finite numbers, got 0"},
+      {Phi3LongRopeConfig(R"({"type": "longrope", "long_factor": [-1, LONG], "short_factor": [SHORT]})", orig, 47),
+       "must hold positive finite numbers, got -1"},
+      {Phi3LongRopeConfig(R"({"type": "longrope", "long_factor": [1e300, LONG], "short_factor": [SHORT]})", orig, 47),
+       "must hold positive finite numbers"},
+      {Phi3LongRopeConfig(R"({"type": "longrope", "long_factor": [LONG], "short_factor": [SHORT]})"),
+       "LongRoPE needs 'original_max_position_embeddings'"},
+      {Phi3LongRopeConfig(R"({"type": "longrope", "long_factor": [LONG], "short_factor": [SHORT]})",
+                          R"(, "original_max_position_embeddings": -5)"),
+       "between 1 and"},
+      {Phi3LongRopeConfig(R"({"type": "longrope", "long_factor": [LONG], "short_factor": [SHORT],
+                              "attention_factor": -2})", orig),
+       "'factor' and 'attention_factor' must be positive"},
+      {Phi3LongRopeConfig(R"({"type": "longrope", "long_factor": [LONG], "short_factor": [SHORT]})",
+                          orig + R"(, "partial_rotary_factor": 0.75)"),
+       "'partial_rotary_factor' 0.75"},
+      {Phi3LongRopeConfig(R"(null, "rope_parameters": {"rope_type": "longrope", "long_factor": [LONG],
+                              "short_factor": [SHORT], "partial_rotary_factor": 0.5})", orig),
+       "'rope_parameters.partial_rotary_factor' 0.5"},
+      {Phi3LongRopeConfig(R"({"type": "yarn", "factor": 4.0})", orig), "type 'yarn' is not supported"},
+  };
+  for (const Case& c : cases) {
+    const std::string got = ParseError(c.text);
+    EXPECT_TRUE(Contains(got, c.part)) << "expected '" << c.part << "', got: " << got;
+  }
+  // A config filled elsewhere (a GGUF, a test) is held to the same sizes.
+  ModelConfig m = MustParse(Phi3LongRopeConfig(R"({"type": "longrope", "long_factor": [LONG], "short_factor": [SHORT]})",
+                                               orig).c_str());
+  m.rope_short_factors.pop_back();
+  EXPECT_TRUE(Contains(m.Validate().message(), "LongRoPE short factors have 47 entries, expected head_dim / 2 = 48"));
+  m.rope_short_factors.push_back(std::nanf(""));
+  EXPECT_TRUE(Contains(m.Validate().message(), "positive and finite"));
+  m.rope_short_factors.back() = 1.0f;
+  m.rope_attn_factor = 0.0f;
+  EXPECT_TRUE(Contains(m.Validate().message(), "attention factor"));
+}
+
 }  // namespace
 }  // namespace inferd

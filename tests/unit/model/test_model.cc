@@ -9,6 +9,7 @@
 #include "format/gguf.h"
 #include "backend/cpu_forward.h"
 #include "model/model.h"
+#include "ops/forward.h"
 
 namespace inferd {
 namespace {
@@ -189,6 +190,77 @@ TEST(LoadModel, DummyWeightsAreDeterministicAndFinite) {
   ASSERT_FALSE(bad_dtype.ok());
   EXPECT_NE(bad_dtype.status().message().find("q4_0"), std::string::npos);
   std::filesystem::remove(cfg);
+}
+
+// Phi-3 LongRoPE from a GGUF (llama.cpp's converter's names): the factor tensors are checked
+// where they are read, naming the tensor. Loading stops at the configuration.
+TEST(LoadModel, Phi3LongRopeFactorTensorsAreChecked) {
+  const auto load = [](int64_t n_long, const std::vector<float>& short_factors) {
+    GgufWriter w;
+    w.AddString("general.architecture", "phi3");
+    w.AddUint32("phi3.context_length", 131072);
+    w.AddUint32("phi3.embedding_length", 128);
+    w.AddUint32("phi3.feed_forward_length", 256);
+    w.AddUint32("phi3.block_count", 1);
+    w.AddUint32("phi3.attention.head_count", 4);  // head_dim 32: 16 factors
+    w.AddUint32("phi3.vocab_size", 64);
+    w.AddUint32("phi3.rope.scaling.original_context_length", 4096);
+    w.AddFloat32("phi3.rope.scaling.attn_factor", 1.19f);
+    auto bytes = [](const std::vector<float>& v) {
+      std::vector<uint8_t> b(v.size() * sizeof(float));
+      std::memcpy(b.data(), v.data(), b.size());
+      return b;
+    };
+    if (n_long > 0) {
+      w.AddTensor("rope_factors_long.weight", GgmlType::kF32, {n_long}, bytes(std::vector<float>(n_long, 2.0f)));
+    }
+    if (!short_factors.empty()) {
+      w.AddTensor("rope_factors_short.weight", GgmlType::kF32, {static_cast<int64_t>(short_factors.size())},
+                  bytes(short_factors));
+    }
+    const std::string path = ::testing::TempDir() + "/phi3_longrope.gguf";
+    EXPECT_TRUE(w.WriteFile(path).ok());
+    auto m = LoadModel(LoadOptions{.model = path});
+    std::filesystem::remove(path);
+    return m.ok() ? std::string("ok") : m.status().message();
+  };
+  const std::vector<float> ok16(16, 1.0f);
+  std::string e = load(15, ok16);
+  EXPECT_NE(e.find("'rope_factors_long.weight' has 15 elements in 1 dimensions, expected a vector of head_dim / 2 = 16"),
+            std::string::npos) << e;
+  e = load(16, {});
+  EXPECT_NE(e.find("'rope_factors_short.weight' is missing"), std::string::npos) << e;
+  std::vector<float> bad = ok16;
+  bad[3] = std::nanf("");
+  e = load(16, bad);
+  EXPECT_NE(e.find("'rope_factors_short.weight' must hold positive finite factors"), std::string::npos) << e;
+  bad[3] = 0.0f;
+  e = load(16, bad);
+  EXPECT_NE(e.find("positive finite factors, got 0"), std::string::npos) << e;
+  e = load(16, ok16);  // the factors pass; the file has no weights
+  EXPECT_NE(e.find("missing tensor 'token_embd.weight'"), std::string::npos) << e;
+}
+
+// LongRoPE's inverse frequencies: 1 / (factor_i * base^(2i / d)) with the long set when the
+// maximum model length exceeds the original context, else the short set (0: the model's
+// context length).
+TEST(LongRope, InverseFrequenciesFollowTheMaxModelLength) {
+  ModelConfig c;
+  c.head_dim = 8;
+  c.rope_theta = 10000.0f;
+  c.max_position_embeddings = 128;
+  c.rope_scaling = RopeScaling::kLongRope;
+  c.rope_original_max_position = 32;
+  c.rope_long_factors = {1.0f, 2.0f, 4.0f, 8.0f};
+  c.rope_short_factors = {1.0f, 1.5f, 1.25f, 1.125f};
+  for (auto [len, factors] : {std::pair{int64_t{33}, &c.rope_long_factors}, std::pair{int64_t{0}, &c.rope_long_factors},
+                              std::pair{int64_t{32}, &c.rope_short_factors}, std::pair{int64_t{8}, &c.rope_short_factors}}) {
+    const std::vector<double> inv = ops::RopeInvFreq(c, /*local=*/false, {}, len);
+    ASSERT_EQ(inv.size(), 4u);
+    for (int i = 0; i < 4; ++i) {
+      EXPECT_DOUBLE_EQ(inv[i], 1.0 / ((*factors)[i] * std::pow(10000.0, 2.0 * i / 8.0))) << len << " " << i;
+    }
+  }
 }
 
 }  // namespace
