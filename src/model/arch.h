@@ -27,6 +27,9 @@ struct HfTensorNames {
   const char* k = "self_attn.k_proj";
   const char* v = "self_attn.v_proj";
   const char* qkv = nullptr;            // fused [q; k; v] rows (Baichuan's W_pack), instead of q/k/v
+  // qkv's rows grouped per KV head instead: for each KV head, its num_heads / num_kv_heads
+  // query heads, its key head, its value head (InternLM2's wqkv); regrouped on load.
+  bool qkv_grouped = false;
   const char* o = "self_attn.o_proj.weight";
   const char* q_norm = "self_attn.q_norm.weight";
   const char* k_norm = "self_attn.k_norm.weight";

@@ -125,11 +125,18 @@ Status ParseRopeObject(const json& rs, const std::string& where, ModelConfig* c)
     INFERD_RETURN_IF_ERROR(GetFloat(rs, "low_freq_factor", &c->rope_low_freq_factor));
     INFERD_RETURN_IF_ERROR(GetFloat(rs, "high_freq_factor", &c->rope_high_freq_factor));
     INFERD_RETURN_IF_ERROR(GetInt(rs, "original_max_position_embeddings", &c->rope_original_max_position));
+  } else if (type == "dynamic") {
+    // Dynamic NTK (InternLM2's checkpoints ship it): transformers changes the base only for a
+    // sequence longer than max_position_embeddings, recomputing it from that sequence's
+    // length, which a cache of rotated keys cannot follow. Within max_position_embeddings
+    // (inferd's default maximum model length) it is plain RoPE, which is what runs here
+    // (llama.cpp's converter drops it the same way).
+    return Status::OK();
   } else if (type == "longrope" || type == "su") {
     return ParseLongRope(rs, where, c);
   } else {
     return Unimplemented("config.json: " + where + " type '" + type +
-                         "' is not supported (linear, llama3, longrope are)");
+                         "' is not supported (linear, llama3, longrope, dynamic are)");
   }
   if (rs.find("factor") == rs.end()) {
     return InvalidArgument("config.json: " + where + " of type '" + type + "' needs a 'factor'");

@@ -3,6 +3,7 @@
 // Matrices are zero-copy views of the mapped safetensors (F32/F16/BF16 rows).
 #include <fmt/format.h>
 
+#include <cstring>
 #include <filesystem>
 #include <memory>
 
@@ -68,6 +69,31 @@ struct HfLoader {
     return v;
   }
 };
+
+// A wqkv whose rows are grouped per KV head ([kv_heads][heads / kv_heads + 2][head_dim]: the
+// group's query heads, its key head, its value head; InternLM2) copied into [q; k; v] order,
+// the layout every backend reads. The copy is kept in `storage`; the rows keep their type.
+Matrix RegroupQkv(const Matrix& pack, const ModelConfig& c, std::vector<std::shared_ptr<const void>>* storage) {
+  const int64_t d = c.head_dim, group = c.num_heads / c.num_kv_heads;
+  auto buf = std::make_shared<std::vector<uint8_t>>(pack.nbytes());
+  uint8_t* q = buf->data();
+  uint8_t* k = q + static_cast<size_t>(c.num_heads * d) * pack.row_bytes;
+  uint8_t* v = k + static_cast<size_t>(c.num_kv_heads * d) * pack.row_bytes;
+  const size_t head_bytes = static_cast<size_t>(d) * pack.row_bytes;
+  for (int64_t g = 0; g < c.num_kv_heads; ++g) {
+    const uint8_t* src = pack.row(g * (group + 2) * d);
+    std::memcpy(q, src, group * head_bytes);
+    std::memcpy(k, src + group * head_bytes, head_bytes);
+    std::memcpy(v, src + (group + 1) * head_bytes, head_bytes);
+    q += group * head_bytes;
+    k += head_bytes;
+    v += head_bytes;
+  }
+  Matrix out = pack;
+  out.data = buf->data();
+  storage->push_back(std::move(buf));
+  return out;
+}
 
 bool HasSafetensors(const std::string& dir) {
   std::error_code ec;
@@ -138,6 +164,7 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadHfModel(const std::string& dir, const
       if (pack.rows != q + 2 * kv) {
         return InvalidArgument(fmt::format("{}: '{}' has {} rows, expected {}", format, name, pack.rows, q + 2 * kv));
       }
+      if (n.qkv_grouped) pack = RegroupQkv(pack, c, &w.storage);
       l.wq = pack.Rows(0, q);
       l.wk = pack.Rows(q, kv);
       l.wv = pack.Rows(q + kv, kv);

@@ -102,8 +102,8 @@ def test_longrope_factor_sets_matter(tiny_model, llama_models, reference_report)
 def test_family_hf_directory_equals_its_gguf(case, tiny_model, gguf_module, run_inferd_json, tmp_path,
                                             reference_report):
     """The same weights as a HF directory (config.json in transformers' keys, HF tensor names,
-    fused qkv_proj / gate_up_proj for phi3, Gemma's w - 1 norms, LongRoPE's factors in
-    rope_scaling) give inferd the logits the GGUF gives (which match
+    fused qkv_proj / gate_up_proj for phi3, Gemma's w - 1 norms, InternLM2's grouped wqkv,
+    LongRoPE's factors in rope_scaling) give inferd the logits the GGUF gives (which match
     llama.cpp's above): the HF config and name tables are right."""
     family, _, opts = CASES[case]
     path = tiny_model(family)

@@ -152,9 +152,38 @@ def write_tiny_gguf(gguf, family: str, dst: Path, tokenizer_src: Path) -> Path:
 # The same weights as a Hugging Face directory (families whose GGUF keeps HF's NeoX RoPE
 # layout, so no Q/K permutation): config.json in transformers' keys and model.safetensors
 # with HF tensor names. Gemma's HF norm weights are w for x * (1 + w): GGUF's minus one.
+# InternLM2's GGUF q and k are permuted for GGML's RoPE by llama.cpp's converter: undone here,
+# and q, k, v are grouped per KV head into attention.wqkv as InternLM2's checkpoints hold them.
 HF_ARCH = {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "gemma3": "Gemma3ForCausalLM",
            "gemma2": "Gemma2ForCausalLM", "phi3": "Phi3ForCausalLM",
-           "phi3_longrope": "Phi3ForCausalLM"}
+           "phi3_longrope": "Phi3ForCausalLM", "internlm2": "InternLM2ForCausalLM"}
+
+
+def _unpermute(w, n_head):
+    """The inverse of llama.cpp's LlamaModel.permute (HF's rotate-half rows from GGML's pairs)."""
+    return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def _internlm2_tensors(out, cfg):
+    """HF Llama names (as the loop below writes them) -> InternLM2's, with the grouped wqkv: for
+    each KV head, its heads / kv_heads query heads, then its key head, then its value head."""
+    nh, nkv, d = cfg["heads"], cfg["kv_heads"], cfg["head_dim"]
+    renamed = {"model.embed_tokens.weight": "model.tok_embeddings.weight", "lm_head.weight": "output.weight",
+               "input_layernorm": "attention_norm", "self_attn.o_proj": "attention.wo",
+               "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "feed_forward.w1",
+               "mlp.up_proj": "feed_forward.w3", "mlp.down_proj": "feed_forward.w2"}
+    res = {}
+    for name, a in out.items():
+        for old, new in renamed.items():
+            name = name.replace(old, new)
+        res[name] = a
+    for i in range(cfg["layers"]):
+        p = f"model.layers.{i}."
+        q = _unpermute(res.pop(p + "self_attn.q_proj.weight"), nh).reshape(nkv, nh // nkv * d, -1)
+        k = _unpermute(res.pop(p + "self_attn.k_proj.weight"), nkv).reshape(nkv, d, -1)
+        v = res.pop(p + "self_attn.v_proj.weight").reshape(nkv, d, -1)
+        res[p + "attention.wqkv.weight"] = np.concatenate([np.concatenate([q[g], k[g], v[g]]) for g in range(nkv)])
+    return res
 
 
 def write_tiny_hf(gguf, family: str, src: Path, dst: Path) -> Path:
@@ -190,6 +219,8 @@ def write_tiny_hf(gguf, family: str, src: Path, dst: Path) -> Path:
         else:
             _, i, base, kind = name.split(".")
             out[f"model.layers.{i}.{layer_names[base]}.{kind}"] = a
+    if family == "internlm2":
+        out = _internlm2_tensors(out, cfg)
     dst.mkdir(parents=True, exist_ok=True)
     save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}, str(dst / "model.safetensors"))
     config = {"architectures": [HF_ARCH[family]], "vocab_size": int(t["token_embd.weight"].shape[0]),
@@ -197,8 +228,10 @@ def write_tiny_hf(gguf, family: str, src: Path, dst: Path) -> Path:
               "num_attention_heads": cfg["heads"], "num_key_value_heads": cfg["kv_heads"], "head_dim": cfg["head_dim"],
               "max_position_embeddings": 2048, "rms_norm_eps": 1e-6, "rope_theta": cfg["rope_base"],
               "tie_word_embeddings": gemma, "torch_dtype": "float32"}
-    if family == "qwen2":
+    if family in ("qwen2", "internlm2"):
         config.pop("head_dim")
+    if family == "internlm2":  # internlm2-chat-7b's keys; "dynamic" is plain RoPE within the context
+        config.update(bias=False, rope_scaling={"type": "dynamic", "factor": 2.0})
     if "original_context" in cfg:  # Phi-3 128k's config.json
         config.update(max_position_embeddings=cfg["context"], original_max_position_embeddings=cfg["original_context"],
                       rope_scaling={"type": "longrope", "long_factor": t["rope_factors_long.weight"].tolist(),

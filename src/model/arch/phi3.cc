@@ -82,18 +82,8 @@ HfTensorNames Phi3Tensors() {
   return n;
 }
 
-// internlm2: Llama's computation under its own names. Its GGUF (llama.cpp's converter
-// reorders the grouped wqkv) loads as is; its HF checkpoint keeps q, k and v interleaved
-// per KV head in attention.wqkv, which needs a reordering copy not written yet.
-Status InternLm2FromHf(const nlohmann::json&, const std::string&, ModelConfig*) {
-  return Unimplemented("config.json: InternLM2ForCausalLM checkpoints (grouped attention.wqkv) are not supported "
-                       "yet; its GGUF conversion is");
-}
-
 }  // namespace
 
 extern const ArchInfo kPhi3Arch{"phi3", {"phi3"}, {"Phi3ForCausalLM"}, Phi3FromGguf, Phi3FromHf, Phi3Tensors()};
-extern const ArchInfo kInternLm2Arch{"internlm2", {"internlm2"}, {"InternLM2ForCausalLM"}, nullptr, InternLm2FromHf,
-                                     {}};
 
 }  // namespace inferd

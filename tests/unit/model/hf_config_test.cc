@@ -508,5 +508,26 @@ TEST(HfConfig, Phi3LongRopeErrors) {
   EXPECT_TRUE(Contains(m.Validate().message(), "attention factor"));
 }
 
+// InternLM2 (remote code): its own tensor names, grouped wqkv; "dynamic" RoPE scaling is plain
+// RoPE within max_position_embeddings. internlm2-chat-7b's config.json at its shapes.
+TEST(HfConfig, InternLm2) {
+  const char* kInternLm2 = R"({"architectures": ["InternLM2ForCausalLM"], "model_type": "internlm2",
+    "auto_map": {"AutoConfig": "configuration_internlm2.InternLM2Config"}, "bias": false, "hidden_act": "silu",
+    "vocab_size": 92544, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+    "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 32768,
+    "rms_norm_eps": 1e-05, "rope_theta": 1000000, "rope_scaling": {"type": "dynamic", "factor": 2.0},
+    "tie_word_embeddings": false})";
+  const ModelConfig c = MustParse(kInternLm2);
+  EXPECT_EQ(c.arch, "internlm2");
+  EXPECT_EQ(c.num_kv_heads, 8);
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_EQ(c.rope_theta, 1e6f);
+  EXPECT_EQ(c.rope_style, RopeStyle::kNeox);
+  EXPECT_EQ(c.rope_scaling, RopeScaling::kNone);
+  std::string bias = kInternLm2;
+  bias.replace(bias.find(R"("bias": false)"), 13, R"("bias": true)");
+  EXPECT_TRUE(Contains(ParseError(bias), "\"bias\": true")) << ParseError(bias);
+}
+
 }  // namespace
 }  // namespace inferd
