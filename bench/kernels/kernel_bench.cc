@@ -129,7 +129,7 @@ void BM_Attention(benchmark::State& state) {
   std::vector<float> out(q.size());
   cpu::KvLayerView view{kc.data(), vc.data(), bs, kvh, d};
   for (auto _ : state) {
-    cpu::PagedAttention(view, as, pos.data(), q.data(), heads, 0.125f, 0, 0.0f, out.data());
+    cpu::PagedAttention(view, as, pos.data(), q.data(), heads, cpu::AttnOptions{0.125f}, out.data());
     benchmark::DoNotOptimize(out.data());
   }
   int64_t pairs = 0;

@@ -65,6 +65,7 @@ CpuForward::CpuForward(const ModelConfig& config, const ModelWeights& weights, i
     : config_(config), weights_(weights) {
   inv_freq_ = ops::RopeInvFreq(config, /*local=*/false, weights.rope_freq_factors, max_model_len);
   if (config.rope_local_theta > 0.0f) inv_freq_local_ = ops::RopeInvFreq(config, /*local=*/true, {}, max_model_len);
+  if (config.alibi) alibi_slopes_ = ops::AlibiSlopes(config.num_heads);
 }
 
 int64_t CpuForward::ScratchBytes(const ModelConfig& c, int64_t T) {
@@ -249,8 +250,8 @@ Status CpuForward::Attention(int64_t layer, const ops::AttnParams& p) {
   cpu::KvLayerView view{kv.k(slot), kv.v(slot), shape.block_size, c.num_kv_heads, c.head_dim,
                         shape.dtype == KvDtype::kF16};
   cpu::WriteKv(view, seqs, batch_->positions.data(), Buf(Act::kK), Buf(Act::kV));
-  cpu::PagedAttention(view, seqs, batch_->positions.data(), Buf(Act::kQ), c.num_heads, p.scale, p.sliding_window,
-                      p.softcap, Buf(Act::kAttn));
+  const cpu::AttnOptions opt{p.scale, p.sliding_window, p.softcap, p.alibi ? alibi_slopes_.data() : nullptr};
+  cpu::PagedAttention(view, seqs, batch_->positions.data(), Buf(Act::kQ), c.num_heads, opt, Buf(Act::kAttn));
   return Status::OK();
 }
 

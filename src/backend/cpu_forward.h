@@ -61,6 +61,7 @@ class CpuForward : public ops::Ops {
   const ModelConfig& config_;
   const ModelWeights& weights_;
   std::vector<double> inv_freq_, inv_freq_local_;  // [head_dim / 2] global and local layers
+  std::vector<float> alibi_slopes_;                // [num_heads] when the model uses ALiBi
   // The batch being run (set by Forward).
   const ForwardBatch* batch_ = nullptr;
   KvCache* kv_ = nullptr;

@@ -19,8 +19,9 @@ Status RunLayers(const ModelConfig& c, Ops& ops) {
       INFERD_RETURN_IF_ERROR(ops.HeadRmsNorm(Act::kQ, li, Weight::kQNorm, eps));
       INFERD_RETURN_IF_ERROR(ops.HeadRmsNorm(Act::kK, li, Weight::kKNorm, eps));
     }
-    INFERD_RETURN_IF_ERROR(ops.Rope(li));
-    INFERD_RETURN_IF_ERROR(ops.Attention(li, AttnParams{c.AttentionScale(), spec.sliding_window, c.attn_logit_softcap}));
+    if (!c.alibi) INFERD_RETURN_IF_ERROR(ops.Rope(li));
+    INFERD_RETURN_IF_ERROR(
+        ops.Attention(li, AttnParams{c.AttentionScale(), spec.sliding_window, c.attn_logit_softcap, c.alibi}));
     INFERD_RETURN_IF_ERROR(ops.Linear(li, Weight::kO, false));
     if (c.post_norms) INFERD_RETURN_IF_ERROR(ops.RmsNorm(Act::kO, li, Weight::kPostAttnNorm, eps));
     // Gated feed-forward block.
@@ -33,6 +34,20 @@ Status RunLayers(const ModelConfig& c, Ops& ops) {
   }
   if (pending) INFERD_RETURN_IF_ERROR(ops.Add(Act::kX, *pending));
   return Status::OK();
+}
+
+std::vector<float> AlibiSlopes(int64_t num_heads) {
+  std::vector<float> out;
+  if (num_heads <= 0) return out;
+  int64_t n = 1;
+  while (n * 2 <= num_heads) n *= 2;
+  const double m0 = std::pow(2.0, -8.0 / static_cast<double>(n));
+  const double m1 = std::pow(2.0, -4.0 / static_cast<double>(n));
+  for (int64_t h = 0; h < num_heads; ++h) {
+    out.push_back(static_cast<float>(h < n ? std::pow(m0, static_cast<double>(h + 1))
+                                           : std::pow(m1, static_cast<double>(2 * (h - n) + 1))));
+  }
+  return out;
 }
 
 Status RunHead(const ModelConfig& c, Ops& ops, int64_t first, int64_t count) {

@@ -27,4 +27,9 @@ Status RunHead(const ModelConfig& c, Ops& ops, int64_t first, int64_t count);
 std::vector<double> RopeInvFreq(const ModelConfig& c, bool local, std::span<const float> freq_factors,
                                 int64_t max_model_len);
 
+// ALiBi slopes of `num_heads` heads (Press et al.; llama.cpp's max_alibi_bias 8): with n the
+// largest power of two <= num_heads, head h < n gets 2^(-8 (h + 1) / n), the others the odd
+// steps of the half-bias series, 2^(-4 (2 (h - n) + 1) / n).
+std::vector<float> AlibiSlopes(int64_t num_heads);
+
 }  // namespace inferd::ops

@@ -39,6 +39,7 @@ struct AttnParams {
   float scale = 1.0f;          // query scale (1 / sqrt(head_dim) unless the family says otherwise)
   int64_t sliding_window = 0;  // 0: keys [0, p]; W: keys (p - W, p] for a query at position p
   float softcap = 0.0f;        // > 0: scaled scores s become softcap * tanh(s / softcap)
+  bool alibi = false;          // ALiBi: scores += AlibiSlopes(num_heads)[h] * (key - query position)
 };
 
 class Ops {

@@ -35,6 +35,9 @@ FAMILIES = {
     "internlm2": dict(layers=4, hidden=128, heads=4, kv_heads=2, head_dim=32, ffn=256, rope_base=1e6),
     # llama.cpp applies RoPE to Baichuan only when it recognises the 7B (32 layers).
     "baichuan": dict(layers=32, hidden=64, heads=4, kv_heads=4, head_dim=16, ffn=128, rope_base=10000.0),
+    # ... and ALiBi when it recognises the 13B (40 layers); 6 heads: slopes from both series.
+    "baichuan13b": dict(arch="baichuan", layers=40, hidden=96, heads=6, kv_heads=6, head_dim=16, ffn=128,
+                        rope_base=10000.0),
     # Phi-3 LongRoPE (the 128k models): context 4096 over an original 256, so the long factors
     # apply past a context of 256 (llama.cpp's n_ctx, inferd's --max-model-len), the short ones
     # up to it; attention factor sqrt(1 + ln 16 / ln 256).
@@ -152,10 +155,12 @@ def write_tiny_gguf(gguf, family: str, dst: Path, tokenizer_src: Path) -> Path:
 # The same weights as a Hugging Face directory (families whose GGUF keeps HF's NeoX RoPE
 # layout, so no Q/K permutation): config.json in transformers' keys and model.safetensors
 # with HF tensor names. Gemma's HF norm weights are w for x * (1 + w): GGUF's minus one.
+# Baichuan-13B has no RoPE, so its GGUF's q/k row order (permuted per head alike) gives the
+# same scores: W_pack is [q; k; v] as stored.
 # InternLM2's GGUF q and k are permuted for GGML's RoPE by llama.cpp's converter: undone here,
 # and q, k, v are grouped per KV head into attention.wqkv as InternLM2's checkpoints hold them.
 HF_ARCH = {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "gemma3": "Gemma3ForCausalLM",
-           "gemma2": "Gemma2ForCausalLM", "phi3": "Phi3ForCausalLM",
+           "gemma2": "Gemma2ForCausalLM", "phi3": "Phi3ForCausalLM", "baichuan13b": "BaichuanForCausalLM",
            "phi3_longrope": "Phi3ForCausalLM", "internlm2": "InternLM2ForCausalLM"}
 
 
@@ -219,6 +224,10 @@ def write_tiny_hf(gguf, family: str, src: Path, dst: Path) -> Path:
         else:
             _, i, base, kind = name.split(".")
             out[f"model.layers.{i}.{layer_names[base]}.{kind}"] = a
+    if family == "baichuan13b":
+        for i in range(cfg["layers"]):
+            a = f"model.layers.{i}.self_attn."
+            out[a + "W_pack.weight"] = np.concatenate([out.pop(a + x + "_proj.weight") for x in "qkv"])
     if family == "internlm2":
         out = _internlm2_tensors(out, cfg)
     dst.mkdir(parents=True, exist_ok=True)
@@ -228,7 +237,7 @@ def write_tiny_hf(gguf, family: str, src: Path, dst: Path) -> Path:
               "num_attention_heads": cfg["heads"], "num_key_value_heads": cfg["kv_heads"], "head_dim": cfg["head_dim"],
               "max_position_embeddings": 2048, "rms_norm_eps": 1e-6, "rope_theta": cfg["rope_base"],
               "tie_word_embeddings": gemma, "torch_dtype": "float32"}
-    if family in ("qwen2", "internlm2"):
+    if family in ("qwen2", "baichuan13b", "internlm2"):
         config.pop("head_dim")
     if family == "internlm2":  # internlm2-chat-7b's keys; "dynamic" is plain RoPE within the context
         config.update(bias=False, rope_scaling={"type": "dynamic", "factor": 2.0})

@@ -12,6 +12,7 @@
 //   (chunk boundaries depend only on positions and block_size). Per chunk: scores
 //   s = q * scale . k (d summed as four interleaved fma chains d mod 4, then
 //   (c0 + c1) + (c2 + c3)), with soft-capping s = c * (1 - 2 / (exp(2 s / c) + 1)) (= c tanh(s / c)),
+//   then ALiBi s = s + slope * float(j - p) (one rounding each: exact across ISAs),
 //   m' = max(m, max s); when m' != m, l *= e and o *= e with
 //   e = exp(m - m'); p = exp(s - m'); l += sum p (HorizontalSum16 order); o += p_j v_j for
 //   the chunk's keys in order. Partitions merge in order: M = max m_i,
@@ -40,6 +41,9 @@ struct AttnTile {
   const float* q[kAttnMaxQueries] = {};   // [head_dim] each
   int64_t limit[kAttnMaxQueries] = {};    // keys [first, limit) are visible to query i
   int64_t first[kAttnMaxQueries] = {};    // 0 without a sliding window
+  // ALiBi slope of query i (0: none): its score for the key at position j gains
+  // alibi[i] * (j - (limit[i] - 1)), the key's distance back from the query, times -1.
+  float alibi[kAttnMaxQueries] = {};
   int64_t k0 = 0, k1 = 0;                 // partition [k0, k1)
   // Outputs per query: running max, sum, and unnormalised output [head_dim]. A query that
   // sees no key of the partition gets m = -inf, l = 0, o = 0.

@@ -75,6 +75,13 @@ void Chunk(const AttnTile& t, int i0, const float* qs, int64_t pos0, int64_t blk
     const int q = i0 + i;
     V raw = (acc[i][0] + acc[i][1]) + (acc[i][2] + acc[i][3]);
     if (t.softcap > 0.0f) raw = SoftCap(raw, t.softcap);
+    if (t.alibi[q] != 0.0f) {
+      // Distances key - query for the chunk's keys: small integers, exact in float.
+      alignas(64) float dist[16];
+      const int64_t d0 = pos0 - (t.limit[q] - 1);
+      for (int j = 0; j < 16; ++j) dist[j] = static_cast<float>(d0 + j);
+      raw = raw + V::Set1(t.alibi[q]) * V::Load(dist);
+    }
     V s = V::SelectFirst(nvis[i], raw, neg_inf);
     if (lo[i] > 0) s = V::SelectFirst(lo[i], neg_inf, s);  // before the sliding window
     const float bm = s.ReduceMax();

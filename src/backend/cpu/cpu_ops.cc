@@ -309,7 +309,8 @@ struct AttnBuffers {
 }  // namespace
 
 void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t* positions,
-                    const float* q, int64_t num_heads, float scale, int64_t sliding_window, float softcap, float* out) {
+                    const float* q, int64_t num_heads, const AttnOptions& opt, float* out) {
+  const int64_t sliding_window = opt.sliding_window;
   const auto& kern = cpu::AttentionKernels();
   const int64_t d = kv.head_dim, nkv = kv.num_kv_heads, group = num_heads / nkv;
   const int64_t P = cpu::kAttnPartition;
@@ -317,30 +318,21 @@ void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const 
   AttnBuffers& buf = tls;  // workers use the calling thread's buffers
   int64_t total = 0;
   for (const AttnSeq& s : seqs) total = std::max(total, s.token_begin + s.num_tokens);
-  auto nparts = [&](int64_t t) { return (static_cast<int64_t>(positions[t]) + P) / P; };  // ceil((pos + 1) / P)
+  // Row t sees keys [first, pos]: partitions first_part(t) .. last_part(t). Partitions wholly
+  // before a sliding window get no work item (they would add nothing).
+  auto first_key = [&](int64_t t) {
+    return sliding_window > 0 ? std::max<int64_t>(0, positions[t] + 1 - sliding_window) : int64_t{0};
+  };
+  auto first_part = [&](int64_t t) { return first_key(t) / P; };
+  auto last_part = [&](int64_t t) { return static_cast<int64_t>(positions[t]) / P; };
   buf.part_base.assign(static_cast<size_t>(total + 1), 0);
-  int64_t max_parts = 0;
   for (const AttnSeq& s : seqs)
-    for (int64_t i = 0; i < s.num_tokens; ++i) {
-      buf.part_base[s.token_begin + i] = nparts(s.token_begin + i);
-      max_parts = std::max(max_parts, buf.part_base[s.token_begin + i]);
-    }
+    for (int64_t i = s.token_begin; i < s.token_begin + s.num_tokens; ++i) buf.part_base[i] = last_part(i) - first_part(i) + 1;
   int64_t acc = 0;
   for (int64_t t = 0; t <= total; ++t) {
     const int64_t n = t < total ? buf.part_base[t] : 0;
     buf.part_base[t] = acc;
     acc += n;
-  }
-  // With one partition per row (context <= P) each item normalises its own rows; else the
-  // partials go to slots and a second pass merges them.
-  const bool split_k = max_parts > 1;
-  if (split_k) {
-    const int64_t slots = acc * num_heads;
-    if (static_cast<int64_t>(buf.m.size()) < slots) {
-      buf.m.resize(static_cast<size_t>(slots));
-      buf.l.resize(static_cast<size_t>(slots));
-    }
-    if (static_cast<int64_t>(buf.o.size()) < slots * d) buf.o.resize(static_cast<size_t>(slots * d));
   }
   // Tiles: as many rows as fit kAttnMaxQueries query heads. The grouping only decides what
   // shares K/V loads, never the arithmetic of a row, so it may depend on the batch: few
@@ -350,17 +342,30 @@ void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const 
   const int64_t rows_per_tile = std::max<int64_t>(1, cpu::kAttnMaxQueries / group);
   for (const AttnSeq& s : seqs) tiles += (s.num_tokens + rows_per_tile - 1) / rows_per_tile;
   const int64_t heads_per_item = tiles * nkv < 4 * threads ? 1 : group;
+  // Rows are in position order within a sequence, so a tile's partitions run from its first
+  // row's first to its last row's last. When every tile has one partition each item
+  // normalises its own rows; else the partials go to slots and a second pass merges them.
+  bool split_k = false;
   buf.items.clear();
   for (size_t si = 0; si < seqs.size(); ++si) {
     const AttnSeq& s = seqs[si];
     for (int64_t t0 = 0; t0 < s.num_tokens; t0 += rows_per_tile) {
       const int64_t nt = std::min(rows_per_tile, s.num_tokens - t0);
-      const int64_t parts = nparts(s.token_begin + t0 + nt - 1);  // rows are in position order
+      const int64_t p0 = first_part(s.token_begin + t0), p1 = last_part(s.token_begin + t0 + nt - 1);
+      split_k = split_k || p1 > p0;
       for (int64_t h0 = 0; h0 < num_heads; h0 += heads_per_item)
-        for (int64_t p = 0; p < parts; ++p)
+        for (int64_t p = p0; p <= p1; ++p)
           buf.items.push_back({static_cast<int32_t>(si), static_cast<int32_t>(nt), static_cast<int32_t>(h0),
                                static_cast<int32_t>(heads_per_item), static_cast<int32_t>(p), s.token_begin + t0});
     }
+  }
+  if (split_k) {
+    const int64_t slots = acc * num_heads;
+    if (static_cast<int64_t>(buf.m.size()) < slots) {
+      buf.m.resize(static_cast<size_t>(slots));
+      buf.l.resize(static_cast<size_t>(slots));
+    }
+    if (static_cast<int64_t>(buf.o.size()) < slots * d) buf.o.resize(static_cast<size_t>(slots * d));
   }
   ThreadPool::Global().ParallelFor(static_cast<int64_t>(buf.items.size()), 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> m, l, o;
@@ -379,8 +384,8 @@ void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const 
       tile.head_dim = d;
       tile.block_table = seqs[item.seq].block_table;
       tile.kv_head = item.h0 / group;
-      tile.scale = scale;
-      tile.softcap = softcap;
+      tile.scale = opt.scale;
+      tile.softcap = opt.softcap;
       tile.k0 = item.part * P;
       tile.k1 = tile.k0 + P;
       tile.m = m.data();
@@ -391,7 +396,8 @@ void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const 
         for (int64_t h = item.h0; h < item.h0 + item.nh; ++h) {
           tile.q[tile.nq] = q + (t * num_heads + h) * d;
           tile.limit[tile.nq] = positions[t] + 1;
-          tile.first[tile.nq] = sliding_window > 0 ? std::max<int64_t>(0, positions[t] + 1 - sliding_window) : 0;
+          tile.first[tile.nq] = first_key(t);
+          tile.alibi[tile.nq] = opt.alibi != nullptr ? opt.alibi[h] : 0.0f;
           ++tile.nq;
         }
       }
@@ -403,8 +409,9 @@ void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const 
           continue;
         }
         const int64_t np = buf.part_base[t + 1] - buf.part_base[t];
-        if (item.part >= np) continue;  // this row sees no key of the partition
-        const int64_t slot = buf.part_base[t] * num_heads + h * np + item.part;
+        const int64_t p = item.part - first_part(t);
+        if (p < 0 || p >= np) continue;  // this row sees no key of the partition
+        const int64_t slot = buf.part_base[t] * num_heads + h * np + p;
         buf.m[slot] = m[i];
         buf.l[slot] = l[i];
         std::memcpy(&buf.o[slot * d], &o[i * d], sizeof(float) * d);

@@ -76,12 +76,18 @@ struct KvLayerView {
 void WriteKv(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t* positions,
              const float* k, const float* v);
 
+struct AttnOptions {
+  float scale = 1.0f;              // query scale
+  int64_t sliding_window = 0;      // W > 0: row t sees (positions[t] - W, positions[t]]
+  float softcap = 0.0f;            // > 0: scaled scores s become softcap * tanh(s / softcap)
+  const float* alibi = nullptr;    // [num_heads] ALiBi slopes: score += slope * (key - query position)
+};
+
 // Causal attention through block tables: row t of sequence s attends to positions
-// [0, positions[t]] of s, or with sliding_window W > 0 to (positions[t] - W, positions[t]];
-// softcap > 0 caps the scaled scores at softcap * tanh(s / softcap).
+// [0, positions[t]] of s (or its window), with the options above.
 // q, out: [T, num_heads, head_dim]; head_dim <= 256. Split-K over partitions of 512
 // positions; numerics in backend/cpu/attention.h.
 void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t* positions,
-                    const float* q, int64_t num_heads, float scale, int64_t sliding_window, float softcap, float* out);
+                    const float* q, int64_t num_heads, const AttnOptions& o, float* out);
 
 }  // namespace inferd::cpu

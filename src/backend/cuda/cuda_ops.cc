@@ -27,6 +27,7 @@ Status CheckCudaFeatures(const ModelConfig& c) {
   need(c.final_logit_softcap != 0.0f || c.attn_logit_softcap != 0.0f, "logit soft-capping");
   need(c.sliding_window > 0, "sliding-window attention");
   need(c.rope_local_theta > 0.0f, "per-layer RoPE bases");
+  need(c.alibi, "ALiBi attention");
   if (missing.empty()) return Status::OK();
   return Unimplemented(fmt::format("the CUDA backend does not run {} yet (needed by this {} model); use "
                                    "--device cpu",
@@ -108,7 +109,9 @@ Status CudaBackend::Rope(int64_t) {
 
 Status CudaBackend::Attention(int64_t layer, const ops::AttnParams& p) {
   const ModelConfig& c = model_.config;
-  if (p.sliding_window != 0 || p.softcap != 0.0f) return Internal("CUDA backend: sliding windows are not implemented (CheckCudaFeatures)");
+  if (p.sliding_window != 0 || p.softcap != 0.0f || p.alibi) {
+    return Internal("CUDA backend: sliding windows, soft-capping and ALiBi are not implemented (CheckCudaFeatures)");
+  }
   INFERD_ASSIGN_OR_RETURN(void* k, ActPtr(Act::kK));
   INFERD_ASSIGN_OR_RETURN(void* v, ActPtr(Act::kV));
   INFERD_CUDA_TRY(cuda::WriteKv(dt_, k, v, qkv_dim_, Meta<int64_t>(meta_.slot_mapping), step_rows_, c.num_kv_heads,

@@ -1,6 +1,10 @@
-// baichuan: Llama with the QKV projections fused in one W_pack matrix. Baichuan-7B
-// (BaiChuanForCausalLM, its own spelling) uses RoPE; BaichuanForCausalLM is the 13B and
-// Baichuan2 name, which uses ALiBi unless hidden_size is 4096 (the 7B size), as vLLM decides.
+// baichuan: Llama with the QKV projections fused in one W_pack matrix. Baichuan-7B and
+// Baichuan2-7B use RoPE; Baichuan-13B and Baichuan2-13B use ALiBi (no rotary embedding; a
+// per-head linear bias on the attention scores). The variant is not written in the files:
+//   HF:   BaiChuanForCausalLM (Baichuan-7B's own spelling) is RoPE; BaichuanForCausalLM (the
+//         13B and Baichuan2 name) is ALiBi unless hidden_size is 4096, the 7B size, as vLLM
+//         decides.
+//   GGUF: 40 layers (the 13B) is ALiBi, anything else RoPE, as llama.cpp decides.
 #include <string>
 
 #include "model/arch.h"
@@ -9,13 +13,15 @@ namespace inferd {
 namespace {
 
 constexpr int64_t kBaichuanRopeHiddenSize = 4096;
+constexpr int64_t kBaichuan13BLayers = 40;
+
+Status BaichuanFromGguf(const GgufFile&, const std::string&, ModelConfig* c) {
+  c->alibi = c->num_layers == kBaichuan13BLayers;
+  return Status::OK();
+}
 
 Status BaichuanFromHf(const nlohmann::json&, const std::string& hf_name, ModelConfig* c) {
-  if (hf_name == "BaichuanForCausalLM" && c->hidden_size != kBaichuanRopeHiddenSize) {
-    return Unimplemented("config.json: BaichuanForCausalLM with hidden_size " + std::to_string(c->hidden_size) +
-                         " is Baichuan-13B, which uses ALiBi attention: not supported yet (Baichuan-7B, "
-                         "BaiChuanForCausalLM or hidden_size 4096, uses RoPE and is)");
-  }
+  c->alibi = hf_name == "BaichuanForCausalLM" && c->hidden_size != kBaichuanRopeHiddenSize;
   return Status::OK();
 }
 
@@ -27,7 +33,7 @@ HfTensorNames BaichuanTensors() {
 
 }  // namespace
 
-extern const ArchInfo kBaichuanArch{"baichuan",         {"baichuan"}, {"BaiChuanForCausalLM", "BaichuanForCausalLM"},
-                                    nullptr,            BaichuanFromHf, BaichuanTensors()};
+extern const ArchInfo kBaichuanArch{"baichuan",         {"baichuan"},    {"BaiChuanForCausalLM", "BaichuanForCausalLM"},
+                                    BaichuanFromGguf,   BaichuanFromHf,  BaichuanTensors()};
 
 }  // namespace inferd

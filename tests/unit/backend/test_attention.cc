@@ -11,6 +11,7 @@
 
 #include "backend/cpu/attention.h"
 #include "backend/cpu/cpu_ops.h"
+#include "ops/forward.h"
 #include "backend_test_util.h"
 
 namespace inferd {
@@ -47,10 +48,12 @@ struct Fixture {
   }
   cpu::KvLayerView view() { return {kc.data(), vc.data(), bs, kv_heads, d, fp16}; }
   // Rows [first, first + n) as one sequence of a batch.
+  std::vector<float> alibi;  // per query head, empty: none
   std::vector<float> Run(int64_t first, int64_t n, float scale, int64_t window = 0, float softcap = 0.0f) {
     ops::AttnSeq seq{0, n, first + n, table.data()};
     std::vector<float> out(n * heads * d);
-    cpu::PagedAttention(view(), {&seq, 1}, &pos[first], &q[first * heads * d], heads, scale, window, softcap, out.data());
+    const cpu::AttnOptions o{scale, window, softcap, alibi.empty() ? nullptr : alibi.data()};
+    cpu::PagedAttention(view(), {&seq, 1}, &pos[first], &q[first * heads * d], heads, o, out.data());
     return out;
   }
   // float64 attention of row t over keys (t - window, t] (all of [0, t] when window is 0).
@@ -64,6 +67,7 @@ struct Fixture {
       for (int64_t c = 0; c < d; ++c) s += double(q[(t * heads + h) * d + c]) * k[(j * kv_heads + g) * d + c];
       p[j] = s * scale;
       if (softcap > 0) p[j] = softcap * std::tanh(p[j] / softcap);
+      if (!alibi.empty()) p[j] += double(alibi[h]) * double(j - t);
       mx = std::max(mx, p[j]);
     }
     for (int64_t j = j0; j <= t; ++j) sum += (p[j] = std::exp(p[j] - mx));
@@ -137,6 +141,36 @@ TEST(Attention, SlidingWindowMatchesDense) {
   }
 }
 
+// ALiBi (Baichuan-13B): each head's scores gain slope * (key - query position), across
+// blocks and split-K partitions, alone or with a window; the slopes are the standard ones.
+TEST(Attention, AlibiMatchesDense) {
+  const std::vector<float> s8 = ops::AlibiSlopes(8);
+  for (int h = 0; h < 8; ++h) EXPECT_EQ(s8[h], std::ldexp(1.0f, -(h + 1)));  // 2^-1 .. 2^-8
+  // 40 heads (Baichuan-13B): 32 of 2^(-(h + 1) / 4), then 8 of 2^(-(2 (h - 32) + 1) / 8).
+  const std::vector<float> s40 = ops::AlibiSlopes(40);
+  EXPECT_FLOAT_EQ(s40[31], std::pow(2.0f, -8.0f));
+  EXPECT_FLOAT_EQ(s40[32], std::pow(2.0f, -1.0f / 8.0f));
+  EXPECT_FLOAT_EQ(s40[39], std::pow(2.0f, -15.0f / 8.0f));
+  Fixture f(6, 2, 64, 16, 700, 13);
+  f.alibi = ops::AlibiSlopes(6);
+  const float scale = 1.0f / 8.0f;
+  for (int64_t window : {int64_t{0}, int64_t{100}}) {
+    const auto all = f.Run(0, 700, scale, window);
+    for (int64_t t : {int64_t{0}, int64_t{1}, int64_t{350}, int64_t{699}})
+      for (int64_t h = 0; h < 6; ++h)
+        for (int64_t i = 0; i < 64; i += 7)
+          ASSERT_NEAR(all[(t * 6 + h) * 64 + i], f.Dense(t, h, i, scale, window), 2e-5)
+              << "window " << window << " row " << t << " head " << h;
+    const auto one = f.Run(699, 1, scale, window);
+    ASSERT_EQ(0, std::memcmp(one.data(), &all[699 * 6 * 64], one.size() * 4));
+  }
+  // The bias changes the result (a kernel that ignored it would not pass).
+  const auto with = f.Run(0, 700, scale);
+  f.alibi.clear();
+  const auto without = f.Run(0, 700, scale);
+  EXPECT_GT(std::abs(with[699 * 6 * 64] - without[699 * 6 * 64]) + std::abs(with[350 * 6 * 64 + 64] - without[350 * 6 * 64 + 64]), 1e-3);
+}
+
 // Soft-capped scores (gemma2: c * tanh(s / c)), with and without a window.
 TEST(Attention, SoftCapMatchesDense) {
   Fixture f(4, 2, 64, 16, 700, 9);
@@ -166,8 +200,9 @@ TEST(Attention, IsaKernelsAreBitIdentical) {
                          Shape{9, 3, 64, 16, 700, true}, Shape{8, 1, 80, 8, 50, true}}) {
     Fixture f(sh.heads, sh.kv_heads, sh.d, sh.bs, sh.len, 11, sh.fp16);
     const int group = static_cast<int>(sh.heads / sh.kv_heads);
-    // Plain, then with a sliding window of 37 and soft-capping at 3 (gemma2's code paths).
-    for (int variant = 0; variant < 2; ++variant)
+    // Plain, with a sliding window of 37 and soft-capping at 3 (gemma2's code paths), then
+    // with ALiBi slopes.
+    for (int variant = 0; variant < 3; ++variant)
     for (int64_t part = 0; part * cpu::kAttnPartition < sh.len; ++part) {
       cpu::AttnTile t;
       if (variant == 1) t.softcap = 3.0f;
@@ -186,6 +221,7 @@ TEST(Attention, IsaKernelsAreBitIdentical) {
         for (int j = 0; j < group && t.nq < cpu::kAttnMaxQueries; ++j) {
           t.q[t.nq] = &f.q[(row * sh.heads + t.kv_head * group + j) * sh.d];
           t.first[t.nq] = variant == 1 ? std::max<int64_t>(0, row + 1 - 37) : 0;
+          t.alibi[t.nq] = variant == 2 ? std::ldexp(1.0f, -(t.nq + 1)) * 3.0f : 0.0f;
           t.limit[t.nq++] = row + 1;
         }
       }
@@ -228,7 +264,7 @@ TEST(Attention, SequencesInOneBatchAreIndependent) {
   ops::AttnSeq seqs[2] = {{0, 50, 200, a.table.data()}, {50, 10, 600, bt.data()}};
   std::vector<float> out(60 * 9 * 64);
   cpu::KvLayerView view{kc.data(), vc.data(), 16, 3, 64};
-  cpu::PagedAttention(view, seqs, pos.data(), q.data(), 9, scale, 0, 0.0f, out.data());
+  cpu::PagedAttention(view, seqs, pos.data(), q.data(), 9, cpu::AttnOptions{scale}, out.data());
   EXPECT_EQ(0, std::memcmp(out.data(), a_alone.data(), a_alone.size() * 4));
   EXPECT_EQ(0, std::memcmp(&out[50 * 9 * 64], b_alone.data(), b_alone.size() * 4));
 }

@@ -201,7 +201,7 @@ TEST(PagedAttention, MatchesDenseAttentionThroughBlockTable) {
   cpu::WriteKv(view, {&seq, 1}, pos.data(), k.data(), v.data());
   std::vector<float> out(len * heads * d);
   const float scale = 0.25f;
-  cpu::PagedAttention(view, {&seq, 1}, pos.data(), q.data(), heads, scale, 0, 0.0f, out.data());
+  cpu::PagedAttention(view, {&seq, 1}, pos.data(), q.data(), heads, cpu::AttnOptions{scale}, out.data());
   for (int64_t t = 0; t < len; ++t)
     for (int64_t h = 0; h < heads; ++h) {
       const int64_t g = h / (heads / kv_heads);
@@ -224,7 +224,7 @@ TEST(PagedAttention, MatchesDenseAttentionThroughBlockTable) {
   std::vector<float> one(heads * d);
   ops::AttnSeq last{0, 1, len, table.data()};
   const int32_t p_last = len - 1;
-  cpu::PagedAttention(view, {&last, 1}, &p_last, &q[(len - 1) * heads * d], heads, scale, 0, 0.0f, one.data());
+  cpu::PagedAttention(view, {&last, 1}, &p_last, &q[(len - 1) * heads * d], heads, cpu::AttnOptions{scale}, one.data());
   EXPECT_EQ(0, std::memcmp(one.data(), &out[(len - 1) * heads * d], sizeof(float) * heads * d));
 }
 
