@@ -33,16 +33,17 @@ void Run(MemoryFlags& f) {
                         {"kv_cache_tokens", tokens},
                         {"kv_cache_dtype", KvDtypeName(core.kv_shape().dtype)},
                         {"max_model_len", core.max_model_len()},
+                        {"kv_blocks_per_request", core.blocks_per_request(core.max_model_len())},
                         {"max_concurrency", concurrency}};
     std::printf("%s\n", j.dump().c_str());
     return;
   }
   std::printf("%s", FormatMemoryReport(r).c_str());
-  std::printf("KV cache: %lld tokens (%lld blocks of %lld, %s, %s per token); maximum concurrency for %lld "
-              "tokens per request: %.2fx\n",
+  std::printf("KV cache: %lld tokens (%lld blocks of %lld, %s, %s per token in every layer); maximum concurrency "
+              "for %lld tokens per request: %.2fx\n",
               static_cast<long long>(tokens), static_cast<long long>(core.num_blocks()),
               static_cast<long long>(core.block_size()), KvDtypeName(core.kv_shape().dtype),
-              FormatBytes(core.kv_shape().bytes_per_token()).c_str(), static_cast<long long>(core.max_model_len()),
+              FormatBytes(core.kv_shape().bytes_per_token() * core.kv_shape().num_groups()).c_str(), static_cast<long long>(core.max_model_len()),
               concurrency);
 }
 
