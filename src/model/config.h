@@ -75,6 +75,8 @@ struct ModelConfig {
   bool qk_norm = false;               // RMSNorm over each head of q and k before RoPE (qwen3, gemma3)
   bool post_norms = false;            // RMSNorm of the attention and FFN outputs before the residual (gemma2/3)
   bool alibi = false;                 // positions by ALiBi score biases instead of RoPE (baichuan-13B)
+  // The LM head's rows are L2-normalised at load (Baichuan2's NormHead; HF checkpoints).
+  bool normalize_lm_head = false;
   float embedding_scale = 0.0f;       // 0: none; else embeddings are multiplied by it (gemma: sqrt(hidden))
   float attention_scale = 0.0f;       // 0: 1 / sqrt(head_dim); else the query scale
   float final_logit_softcap = 0.0f;   // 0: none; else logits = c * tanh(logits / c) (gemma2)

@@ -3,6 +3,8 @@
 // Matrices are zero-copy views of the mapped safetensors (F32/F16/BF16 rows).
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -95,6 +97,36 @@ Matrix RegroupQkv(const Matrix& pack, const ModelConfig& c, std::vector<std::sha
   return out;
 }
 
+// The LM head with every row scaled to unit L2 norm (x / max(|x|, 1e-12), torch's
+// F.normalize), in its own type (F32, F16 or BF16: what HF checkpoints hold).
+StatusOr<Matrix> NormalizedRows(const Matrix& m, std::vector<std::shared_ptr<const void>>* storage) {
+  if (m.type != GgmlType::kF32 && m.type != GgmlType::kF16 && m.type != GgmlType::kBF16) {
+    return Unimplemented(std::string("normalising the LM head of type ") + GgmlTypeName(static_cast<uint32_t>(m.type)));
+  }
+  auto buf = std::make_shared<std::vector<uint8_t>>(m.nbytes());
+  std::vector<float> row(static_cast<size_t>(m.cols));
+  for (int64_t r = 0; r < m.rows; ++r) {
+    DequantizeRow(m.type, m.row(r), row.data(), m.cols);
+    double sum = 0;
+    for (const float x : row) sum += static_cast<double>(x) * x;
+    const double inv = 1.0 / std::max(std::sqrt(sum), 1e-12);
+    uint8_t* out = buf->data() + static_cast<size_t>(r) * m.row_bytes;
+    for (int64_t i = 0; i < m.cols; ++i) {
+      const float y = static_cast<float>(row[i] * inv);
+      if (m.type == GgmlType::kF32) {
+        std::memcpy(out + i * 4, &y, 4);
+      } else {
+        const uint16_t h = m.type == GgmlType::kF16 ? Fp32ToFp16(y) : Fp32ToBf16(y);
+        std::memcpy(out + i * 2, &h, 2);
+      }
+    }
+  }
+  Matrix out = m;
+  out.data = buf->data();
+  storage->push_back(std::move(buf));
+  return out;
+}
+
 bool HasSafetensors(const std::string& dir) {
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
@@ -151,6 +183,9 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadHfModel(const std::string& dir, const
   INFERD_ASSIGN_OR_RETURN(w.output_norm, norm(n.final_norm));
   INFERD_ASSIGN_OR_RETURN(w.output, g.Mat(n.lm_head, /*optional=*/true));
   if (w.output.empty()) w.output = w.tok_embd;
+  if (c.normalize_lm_head) {
+    INFERD_ASSIGN_OR_RETURN(w.output, NormalizedRows(w.output, &w.storage));
+  }
   w.layers.resize(c.num_layers);
   const int64_t q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim;
   for (int64_t i = 0; i < c.num_layers; ++i) {

@@ -169,3 +169,24 @@ def test_baichuan_13b_name_is_alibi_unless_7b_sized(run, baichuan, tmp_path):
         got[name] = np.load(npy)
     assert np.allclose(got["rope"][0], got["alibi"][0], atol=1e-5)  # position 0: no relative offset yet
     assert np.abs(got["rope"][1:] - got["alibi"][1:]).max() > 1e-2
+
+
+def test_baichuan2_lm_head_rows_are_normalized(run, baichuan, tmp_path):
+    # Baichuan2 (vocabulary 125696) normalises its LM head's rows at inference (NormHead), as
+    # vLLM does at load: a checkpoint with the raw head gives the logits of the same
+    # checkpoint whose head numpy normalised beforehand (normalising again changes nothing).
+    cfg = json.loads((baichuan / "config.json").read_text())
+    cfg.update(architectures=["BaichuanForCausalLM"], vocab_size=125696)
+    sd = hf.baichuan_state_dict(cfg)
+    head = sd["lm_head.weight"]
+    assert head.shape[0] == 125696
+    normed = head / np.maximum(np.linalg.norm(head, axis=1, keepdims=True), 1e-12)
+    assert np.abs(head - normed).max() > 0.1  # the raw rows are far from unit norm
+    got = []
+    for name, h in (("raw", head), ("normed", normed.astype(np.float32))):
+        d = _copy_dir_with(baichuan, tmp_path / name)
+        (d / "config.json").write_text(json.dumps(cfg))
+        save_file({**sd, "lm_head.weight": np.ascontiguousarray(h)}, str(d / "model.safetensors"))
+        got.append(_logits(run, d, tmp_path))
+    assert np.abs(got[0] - got[1]).max() < 1e-4, np.abs(got[0] - got[1]).max()
+    assert np.abs(got[0]).max() > 1e-2  # informative logits

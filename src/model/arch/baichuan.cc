@@ -5,6 +5,8 @@
 //         13B and Baichuan2 name) is ALiBi unless hidden_size is 4096, the 7B size, as vLLM
 //         decides.
 //   GGUF: 40 layers (the 13B) is ALiBi, anything else RoPE, as llama.cpp decides.
+// Baichuan2 (vocabulary 125 696) normalises the rows of its LM head: done at load for HF
+// directories (vLLM's rule); a GGUF carries whatever its converter wrote.
 #include <string>
 
 #include "model/arch.h"
@@ -20,8 +22,13 @@ Status BaichuanFromGguf(const GgufFile&, const std::string&, ModelConfig* c) {
   return Status::OK();
 }
 
+// Baichuan2's vocabulary; its modeling code normalises the LM head's rows at inference
+// (NormHead), which vLLM recognises by this size.
+constexpr int64_t kBaichuan2VocabSize = 125696;
+
 Status BaichuanFromHf(const nlohmann::json&, const std::string& hf_name, ModelConfig* c) {
   c->alibi = hf_name == "BaichuanForCausalLM" && c->hidden_size != kBaichuanRopeHiddenSize;
+  c->normalize_lm_head = c->vocab_size == kBaichuan2VocabSize;
   return Status::OK();
 }
 

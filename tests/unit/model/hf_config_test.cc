@@ -150,6 +150,8 @@ TEST(HfConfig, Baichuan7B) {
     "hidden_size": 5120, "intermediate_size": 13696, "num_hidden_layers": 40,
     "num_attention_heads": 40})");
   EXPECT_TRUE(b13.alibi);
+  EXPECT_TRUE(b13.normalize_lm_head);  // Baichuan2's vocabulary: NormHead
+  EXPECT_TRUE(c.normalize_lm_head);    // c is Baichuan2-7B
   // Baichuan2-7B (the 13B spelling at the 7B size): RoPE, as vLLM decides.
   const ModelConfig b2 = MustParse(R"({"architectures": ["BaichuanForCausalLM"], "vocab_size": 125696,
     "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
@@ -270,6 +272,7 @@ TEST(HfConfig, Qwen3MistralBaichuan) {
     "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "model_max_length": 4096})");
   EXPECT_EQ(b.arch, "baichuan");  // the 7B spelling is RoPE at any size
   EXPECT_FALSE(b.alibi);
+  EXPECT_FALSE(b.normalize_lm_head);  // Baichuan-7B's vocabulary (64000): a plain head
 }
 
 TEST(HfConfig, MakeHfConfigRoundTrips) {
