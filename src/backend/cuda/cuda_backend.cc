@@ -88,6 +88,10 @@ Status CudaBackend::Init(int device) {
   INFERD_ASSIGN_OR_RETURN(dt_, cuda::ResolveDType(options_.dtype, model_.weights));
   INFERD_RETURN_IF_ERROR(CheckCudaFeatures(c));
   kv_shape_ = options_.kv;
+  if (kv_shape_.num_groups() > 1 || kv_shape_.layout.has_windows()) {  // windows are refused above; belt and braces
+    return Unimplemented("the CUDA backend has one block table per request: KV-cache groups (sliding-window layers) "
+                         "need --device cpu");
+  }
   INFERD_ASSIGN_OR_RETURN(kv_shape_.dtype, GpuKvDtype(options_.kv_cache_dtype, dt_));
   if (c.head_dim != 64 && c.head_dim != 80 && c.head_dim != 96 && c.head_dim != 128 && c.head_dim != 256) {
     return Unimplemented(fmt::format("head_dim {} is not supported by the CUDA attention kernels (64, 80, 96, 128, 256)",
