@@ -133,7 +133,7 @@ StatusOr<std::unique_ptr<EngineCore>> EngineCore::Create(std::unique_ptr<LoadedM
     }
     if (options.max_model_len > 0) {
       return InvalidArgument(fmt::format(
-          "max model length {} is larger than the KV cache can hold for one request ({} tokens in {} blocks, {} "
+          "max model length {} is larger than the KV cache capacity for one request ({} tokens in {} blocks, {} "
           "bytes); raise --kv-cache-memory{} or lower --max-model-len",
           max_len, lo, e->kv_manager_->num_blocks(), shape.num_blocks * shape.bytes_per_block(),
           backend->name() == "cuda" ? " or --gpu-memory-utilization" : ""));
