@@ -44,33 +44,18 @@ BlockHash KvCacheManager::GroupHash(BlockHash h, int64_t group) const {
   return group == 0 ? h : HashBlockTokens(h, std::span<const int32_t>(), static_cast<uint64_t>(group));
 }
 
-int64_t KvCacheManager::LongestHit(std::span<const BlockHash> hashes) const {
-  int64_t k = static_cast<int64_t>(hashes.size());
-  // Full-attention groups: the cached chain prefix, the shortest over the groups.
-  for (size_t g = 0; g < windows_.size(); ++g) {
-    if (windows_[g] > 0) continue;
-    int64_t n = 0;
-    while (n < k && pool_.GetCachedBlock(GroupHash(hashes[n], static_cast<int64_t>(g)))) ++n;
-    k = n;
-  }
-  // Windowed groups: the longest k whose window [FirstNeededBlock(k * bs), k) is cached in
-  // every one of them; run[g][i] = cached blocks ending at i.
-  std::vector<std::vector<int64_t>> runs;
-  std::vector<int64_t> windows;
+int64_t KvCacheManager::LongestWindowedHit(const std::vector<std::vector<int32_t>>& found, int64_t k) const {
+  // run[g][i] = cached blocks of group g ending at block i.
+  std::vector<std::vector<int64_t>> runs(windows_.size());
   for (size_t g = 0; g < windows_.size(); ++g) {
     if (windows_[g] <= 0) continue;
-    std::vector<int64_t> run(static_cast<size_t>(k), 0);
-    for (int64_t i = 0; i < k; ++i) {
-      const bool hit = pool_.GetCachedBlock(GroupHash(hashes[i], static_cast<int64_t>(g))).has_value();
-      run[i] = hit ? (i > 0 ? run[i - 1] : 0) + 1 : 0;
-    }
-    runs.push_back(std::move(run));
-    windows.push_back(windows_[g]);
+    runs[g].assign(static_cast<size_t>(k), 0);
+    for (int64_t i = 0; i < k; ++i) runs[g][i] = found[g][i] < 0 ? 0 : (i > 0 ? runs[g][i - 1] : 0) + 1;
   }
   for (; k > 0; --k) {
     bool ok = true;
-    for (size_t w = 0; w < runs.size() && ok; ++w) {
-      ok = runs[w][k - 1] >= k - FirstNeededBlock(windows[w], k * block_size_, block_size_);
+    for (size_t g = 0; g < windows_.size() && ok; ++g) {
+      ok = windows_[g] <= 0 || runs[g][k - 1] >= k - FirstNeededBlock(windows_[g], k * block_size_, block_size_);
     }
     if (ok) break;
   }
@@ -84,24 +69,33 @@ KvCacheManager::ComputedBlocks KvCacheManager::GetComputedBlocks(std::span<const
   // Look up at most size - 1 tokens so at least the last token is computed.
   const int64_t max_hit = tokens.empty() ? 0 : static_cast<int64_t>(tokens.size()) - 1;
   const int64_t max_blocks = max_hit / block_size_;
+  const size_t G = windows_.size();
+  // found[g][i]: group g's cached block for block i (-1: none). Each block is looked up once
+  // per group; a miss in a full-attention group ends the hit there (the chain makes every
+  // later block a miss too).
+  std::vector<std::vector<int32_t>> found(G);
+  std::vector<int32_t> row(G);
   BlockHash parent = 0;
   for (int64_t i = 0; i < max_blocks; ++i) {
     parent = HashBlockTokens(parent, tokens.subspan(i * block_size_, block_size_), extra_key);
-    // One group: the chain makes every block after a miss a miss too.
-    if (windows_.size() == 1 && windows_[0] <= 0 && !pool_.GetCachedBlock(parent)) break;
+    bool full_miss = false;
+    for (size_t g = 0; g < G && !full_miss; ++g) {
+      const std::optional<int32_t> b = pool_.GetCachedBlock(GroupHash(parent, static_cast<int64_t>(g)));
+      row[g] = b.value_or(-1);
+      full_miss = windows_[g] <= 0 && !b;
+    }
+    if (full_miss) break;
+    for (size_t g = 0; g < G; ++g) found[g].push_back(row[g]);
     out.hashes.push_back(parent);
   }
-  const int64_t k = LongestHit(out.hashes);
+  const int64_t k = LongestWindowedHit(found, static_cast<int64_t>(out.hashes.size()));
   out.hashes.resize(static_cast<size_t>(k));
   out.num_tokens = k * block_size_;
   if (k > 0) {
-    out.blocks.resize(windows_.size());
-    for (size_t g = 0; g < windows_.size(); ++g) {
+    out.blocks.resize(G);
+    for (size_t g = 0; g < G; ++g) {
       const int64_t lo = FirstNeededBlock(windows_[g], out.num_tokens, block_size_);
-      for (int64_t i = 0; i < k; ++i) {
-        out.blocks[g].push_back(i < lo ? kNullBlock
-                                       : *pool_.GetCachedBlock(GroupHash(out.hashes[i], static_cast<int64_t>(g))));
-      }
+      for (int64_t i = 0; i < k; ++i) out.blocks[g].push_back(i < lo ? kNullBlock : found[g][i]);
     }
   }
   if (record_stats) {

@@ -132,9 +132,9 @@ class KvCacheManager {
   };
   bool IsNull(int32_t b) const { return num_reserved_ > 0 && b == kNullBlock; }
   BlockHash GroupHash(BlockHash h, int64_t group) const;
-  // Number of leading blocks of the sequence that `group` holds cached under `hashes`
-  // (full groups: the chain prefix), and the last hit length every windowed group can resume.
-  int64_t LongestHit(std::span<const BlockHash> hashes) const;
+  // The longest k <= found[g].size() such that every windowed group g holds cached blocks
+  // (found[g][i] != -1) for the blocks its window still sees after k full blocks.
+  int64_t LongestWindowedHit(const std::vector<std::vector<int32_t>>& found, int64_t k) const;
   // Frees the blocks of windowed groups that no query from position `first_pos` on can see.
   void DropSkippedBlocks(RequestBlocks& req, int64_t first_pos);
 
