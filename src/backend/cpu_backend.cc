@@ -51,7 +51,7 @@ StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(LoadedModel& model, const Ba
     // Default: 1 GiB, and at least one sequence of the maximum length, which must fit in
     // memory: the length may come from a file (max_position_embeddings: 1e12).
     const int64_t one_sequence = SaturatingMul(
-        BlocksPerRequest(shape.layout.windows(), options.max_model_len, shape.block_size, options.max_num_batched_tokens) + 2,
+        shape.layout.BlocksPerRequest(options.max_model_len, shape.block_size, options.max_num_batched_tokens) + 2,
         shape.bytes_per_block());
     Status fits = CheckFitsInMemory(
         one_sequence, fmt::format("a KV cache for one sequence of {} tokens ({})", options.max_model_len,

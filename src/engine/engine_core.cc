@@ -141,8 +141,8 @@ StatusOr<std::unique_ptr<EngineCore>> EngineCore::Create(std::unique_ptr<LoadedM
     INFERD_LOG_WARN("KV cache holds {} tokens for one request, less than the model's context {}; max model length "
                     "set to {}",
                     lo, max_len, lo);
-    if (c.rope_scaling == RopeScaling::kLongRope && max_len > c.rope_original_max_position &&
-        lo <= c.rope_original_max_position) {
+    if (c.rope_scaling == RopeScaling::kLongRope && c.LongRopeUsesLongFactors(max_len) &&
+        !c.LongRopeUsesLongFactors(lo)) {
       // The backend's RoPE tables were built for max_len (BackendOptions::max_model_len).
       INFERD_LOG_WARN("LongRoPE keeps the long factors chosen for the model's context {}; pass --max-model-len {} or "
                       "less for the short ones",
@@ -183,10 +183,11 @@ void LogEngineSummary(const EngineCore& engine) {
   if (c.rope_scaling == RopeScaling::kLongRope) {
     // The length the backend built its RoPE tables for (BackendOptions::max_model_len).
     const int64_t len = engine.options().max_model_len > 0 ? engine.options().max_model_len : c.max_position_embeddings;
+    const bool long_factors = c.LongRopeUsesLongFactors(len);
     INFERD_LOG_INFO("LongRoPE: {} factors, chosen for a maximum model length of {} ({} the original context {}); "
                     "attention factor {:.4f}",
-                    len > c.rope_original_max_position ? "long" : "short", len,
-                    len > c.rope_original_max_position ? ">" : "<=", c.rope_original_max_position, c.rope_attn_factor);
+                    long_factors ? "long" : "short", len, long_factors ? ">" : "<=", c.rope_original_max_position,
+                    c.rope_attn_factor);
   }
   if (kv.layout.has_windows()) {
     std::string groups;

@@ -100,8 +100,12 @@ struct ModelConfig {
   // per engine, not per batch or sequence (transformers switches with each sequence's
   // length): the paged, prefix-cached KV cache keeps keys already rotated, so every key must
   // be rotated alike. llama.cpp decides the same way from its context size (n_ctx_seq).
+  // max_model_len 0 means the model's context length (max_position_embeddings).
+  bool LongRopeUsesLongFactors(int64_t max_model_len) const {
+    return (max_model_len > 0 ? max_model_len : max_position_embeddings) > rope_original_max_position;
+  }
   const std::vector<float>& LongRopeFactors(int64_t max_model_len) const {
-    return max_model_len > rope_original_max_position ? rope_long_factors : rope_short_factors;
+    return LongRopeUsesLongFactors(max_model_len) ? rope_long_factors : rope_short_factors;
   }
 
   // Checks that sizes are positive and consistent (heads divide, head_dim even, ...).

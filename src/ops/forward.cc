@@ -60,7 +60,7 @@ std::vector<double> RopeInvFreq(const ModelConfig& c, bool local, std::span<cons
   std::vector<double> inv(static_cast<size_t>(half));
   const double kPi = 3.14159265358979323846;
   const double theta = local ? static_cast<double>(c.rope_local_theta) : static_cast<double>(c.rope_theta);
-  const std::vector<float>& ext_factors = c.LongRopeFactors(max_model_len > 0 ? max_model_len : c.max_position_embeddings);
+  const std::vector<float>& ext_factors = c.LongRopeFactors(max_model_len);
   for (int64_t i = 0; i < half; ++i) {
     double f = std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim));
     if (!local) {
