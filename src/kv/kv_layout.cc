@@ -27,7 +27,7 @@ int64_t BlocksPerRequest(std::span<const int64_t> group_windows, int64_t num_tok
   const int64_t full = (num_tokens + block_size - 1) / block_size;
   int64_t total = 0;
   for (const int64_t w : group_windows) {
-    if (w <= 0) {
+    if (w <= 0 || w >= num_tokens) {  // no window, or one the sequence never outgrows (any size from a file)
       total += full;
       continue;
     }

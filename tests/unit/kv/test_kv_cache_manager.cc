@@ -558,6 +558,9 @@ TEST(KvLayout, GroupsOfEqualSize) {
   // each of 5 window groups ceil(512 / 16) + 1 = 33.
   EXPECT_EQ(g3.BlocksPerRequest(1000, 16, 1), 63 + 5 * 33);
   EXPECT_EQ(g3.BlocksPerRequest(100, 16, 1), 6 * 7);  // shorter than the window: like full
+  // A window from a file may be any size: one past every length is full attention, no overflow.
+  const int64_t huge[] = {INT64_MAX, 0};
+  EXPECT_EQ(BlocksPerRequest(huge, 1000, 16, 512), 2 * 63);
 }
 
 }  // namespace
