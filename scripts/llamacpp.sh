@@ -5,7 +5,8 @@
 #
 # Usage:
 #   scripts/llamacpp.sh                # libllama + llama-perplexity + llama-tokenize
-#   scripts/llamacpp.sh --with-bench   # also llama-bench, llama-batched-bench, llama-server
+#   scripts/llamacpp.sh --with-bench   # also llama-bench, llama-batched-bench, llama-server,
+#                                      # llama-quantize
 #   eval "$(scripts/llamacpp.sh)"      # stdout is `export VAR=...` lines (also in env.sh)
 #
 # Layout (outside the repository; llama.cpp code is never committed):
@@ -40,7 +41,7 @@ JOBS=${INFERD_LLAMACPP_JOBS:-2}
 PY=${PYTHON:-python3}
 
 CORE_TARGETS=(llama llama-perplexity llama-tokenize)
-BENCH_TARGETS=(llama-bench llama-batched-bench llama-server)
+BENCH_TARGETS=(llama-bench llama-batched-bench llama-server llama-quantize)
 
 log() { echo "[llamacpp] $*" >&2; }
 
@@ -60,6 +61,7 @@ EOF
 export LLAMACPP_BENCH=$BIN/llama-bench
 export LLAMACPP_BATCHED_BENCH=$BIN/llama-batched-bench
 export LLAMACPP_SERVER=$BIN/llama-server
+export LLAMACPP_QUANTIZE=$BIN/llama-quantize
 EOF
   fi
   mv "$ENV_FILE.tmp" "$ENV_FILE"
@@ -80,7 +82,11 @@ fi
 is_done() {
   [ "$(cat "$BUILD/.arch" 2>/dev/null)" = "${ARCH_OPTS[*]}" ] || return 1
   [ -f "$ROOT/.stamp-core" ] && [ -f "$BIN/libllama.so" ] || return 1
-  if [ "$WITH_BENCH" -eq 1 ]; then [ -f "$ROOT/.stamp-bench" ] || return 1; fi
+  if [ "$WITH_BENCH" -eq 1 ]; then
+    [ -f "$ROOT/.stamp-bench" ] || return 1
+    # A stamp from before a tool joined BENCH_TARGETS does not cover it.
+    for t in "${BENCH_TARGETS[@]}"; do [ -x "$BIN/$t" ] || return 1; done
+  fi
   return 0
 }
 
@@ -147,6 +153,11 @@ cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" >"$ROOT/build.log" 2>
 for t in llama-perplexity llama-tokenize libllama.so; do
   [ -e "$BIN/$t" ] || { log "missing $BIN/$t after build"; exit 1; }
 done
+if [ "$WITH_BENCH" -eq 1 ]; then
+  for t in "${BENCH_TARGETS[@]}"; do
+    [ -x "$BIN/$t" ] || { log "missing $BIN/$t after build"; exit 1; }
+  done
+fi
 date -u +%FT%TZ > "$ROOT/.stamp-core"
 if [ "$WITH_BENCH" -eq 1 ]; then date -u +%FT%TZ > "$ROOT/.stamp-bench"; fi
 write_env
