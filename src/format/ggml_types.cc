@@ -40,6 +40,8 @@ constexpr TypeTraits kTypes[] = {
     {28, "f64", 1, 8, false},        {29, "iq1_m", 256, 56, false},
     {30, "bf16", 1, 2, true},        {34, "tq1_0", 256, 54, false},
     {35, "tq2_0", 256, 66, false},   {39, "mxfp4", 32, 17, false},
+    {40, "nvfp4", 64, 36, false},    {41, "q1_0", 128, 18, false},
+    {42, "q2_0", 64, 18, false},
 };
 
 const TypeTraits* FindTraits(uint32_t id) {

@@ -27,8 +27,13 @@ TEST(GgmlTypes, TableMatchesGgml) {
   EXPECT_EQ(GgmlTypeName(12), "q4_K");
   EXPECT_EQ(GgmlTypeName(30), "bf16");
   EXPECT_EQ(GgmlTypeName(4), "type(4)");
+  EXPECT_EQ(GgmlTypeName(16), "iq2_xxs");
+  EXPECT_EQ(GgmlTypeName(39), "mxfp4");
+  EXPECT_EQ(GgmlTypeName(42), "q2_0");
   EXPECT_TRUE(GgmlTypeIsKnown(23));
+  EXPECT_TRUE(GgmlTypeIsKnown(42));  // the last id of the pinned llama.cpp's ggml.h
   EXPECT_FALSE(GgmlTypeIsKnown(31));
+  EXPECT_FALSE(GgmlTypeIsKnown(43));
   EXPECT_FALSE(GgmlTypeIsKnown(1000));
   EXPECT_TRUE(GgmlTypeIsSupported(GgmlType::kQ6_K));
   EXPECT_FALSE(GgmlTypeIsSupported(GgmlType::kQ2_K));
@@ -40,6 +45,11 @@ TEST(GgmlTypes, TableMatchesGgml) {
       {GgmlType::kQ5_1, 32, 24},   {GgmlType::kQ8_0, 32, 34},   {GgmlType::kQ8_1, 32, 40},
       {GgmlType::kQ2_K, 256, 84},  {GgmlType::kQ3_K, 256, 110}, {GgmlType::kQ4_K, 256, 144},
       {GgmlType::kQ5_K, 256, 176}, {GgmlType::kQ6_K, 256, 210}, {GgmlType::kQ8_K, 256, 292},
+      {GgmlType::kIQ2_XXS, 256, 66}, {GgmlType::kIQ2_XS, 256, 74}, {GgmlType::kIQ3_XXS, 256, 98},
+      {GgmlType::kIQ1_S, 256, 50}, {GgmlType::kIQ4_NL, 32, 18},   {GgmlType::kIQ3_S, 256, 110},
+      {GgmlType::kIQ2_S, 256, 82},  {GgmlType::kIQ4_XS, 256, 136}, {GgmlType::kIQ1_M, 256, 56},
+      {GgmlType::kTQ1_0, 256, 54},  {GgmlType::kTQ2_0, 256, 66},  {GgmlType::kMXFP4, 32, 17},
+      {GgmlType::kNVFP4, 64, 36},   {GgmlType::kQ1_0, 128, 18},   {GgmlType::kQ2_0, 64, 18},
   };
   for (const auto& e : expected) {
     EXPECT_EQ(GgmlBlockSize(e.t), e.block) << GgmlTypeName(static_cast<uint32_t>(e.t));
