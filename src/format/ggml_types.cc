@@ -28,13 +28,13 @@ constexpr TypeTraits kTypes[] = {
     {2, "q4_0", 32, 18, true},       {3, "q4_1", 32, 20, true},
     {6, "q5_0", 32, 22, true},       {7, "q5_1", 32, 24, true},
     {8, "q8_0", 32, 34, true},       {9, "q8_1", 32, 40, false},
-    {10, "q2_K", 256, 84, false},    {11, "q3_K", 256, 110, false},
+    {10, "q2_K", 256, 84, true},     {11, "q3_K", 256, 110, true},
     {12, "q4_K", 256, 144, true},    {13, "q5_K", 256, 176, true},
     {14, "q6_K", 256, 210, true},    {15, "q8_K", 256, 292, false},
     {16, "iq2_xxs", 256, 66, false}, {17, "iq2_xs", 256, 74, false},
     {18, "iq3_xxs", 256, 98, false}, {19, "iq1_s", 256, 50, false},
-    {20, "iq4_nl", 32, 18, false},   {21, "iq3_s", 256, 110, false},
-    {22, "iq2_s", 256, 82, false},   {23, "iq4_xs", 256, 136, false},
+    {20, "iq4_nl", 32, 18, true},    {21, "iq3_s", 256, 110, false},
+    {22, "iq2_s", 256, 82, false},   {23, "iq4_xs", 256, 136, true},
     {24, "i8", 1, 1, false},         {25, "i16", 1, 2, false},
     {26, "i32", 1, 4, false},        {27, "i64", 1, 8, false},
     {28, "f64", 1, 8, false},        {29, "iq1_m", 256, 56, false},
@@ -53,7 +53,8 @@ const TypeTraits* FindTraits(uint32_t id) {
 
 // Block sizes (elements) shared by the formats below.
 constexpr int kQk = 32;    // Q4_0 .. Q8_0
-// K-quant super-blocks hold 256 elements: 8 sub-blocks of 32 (Q4_K/Q5_K) or 16 of 16 (Q6_K).
+// K-quant super-blocks hold 256 elements: 8 sub-blocks of 32 (Q4_K/Q5_K) or 16 of 16
+// (Q2_K/Q3_K/Q6_K).
 constexpr int kKScaleBytes = 12;  // 8 packed 6-bit scales + 8 packed 6-bit mins
 
 uint16_t LoadU16(const uint8_t* p) {
@@ -213,6 +214,89 @@ void DequantQ6_K(const uint8_t* b, float* y) {
   }
 }
 
+// Q2_K super-block (84 B): uint8 scales[16]; uint8 qs[64]; half d; half dmin.
+// 16 sub-blocks of 16; scales[s] holds sub-block s's 4-bit scale (low nibble) and 4-bit min
+// (high nibble). Each 128-element half reads 32 bytes of qs four times, 2 bits at a time:
+// for l < 32, element l + 32k of the half is (qs[l] >> 2k) & 3, in sub-block 2k + l / 16.
+// value = d * sc * q - dmin * m.
+void DequantQ2_K(const uint8_t* b, float* y) {
+  const uint8_t* scales = b;
+  const uint8_t* qs = b + 16;
+  const float d = LoadHalf(b + 80);
+  const float dmin = LoadHalf(b + 82);
+  float dl[16], ml[16];
+  for (int s = 0; s < 16; ++s) {
+    dl[s] = d * static_cast<float>(scales[s] & 0x0F);
+    ml[s] = dmin * static_cast<float>(scales[s] >> 4);
+  }
+  for (int e = 0; e < 256; ++e) {
+    const int half = e / 128, k = (e % 128) / 32, l = e % 32;
+    const int s = half * 8 + 2 * k + l / 16;
+    y[e] = dl[s] * static_cast<float>((qs[half * 32 + l] >> (2 * k)) & 3) - ml[s];
+  }
+}
+
+// Q3_K super-block (110 B): uint8 hmask[32]; uint8 qs[64]; uint8 scales[12]; half d.
+// 16 sub-blocks of 16 with signed 6-bit scales (stored + 32): scale s takes its low 4 bits
+// from the low (s < 8) or high (s >= 8) nibble of scales[s % 8] and its top 2 bits from
+// bits 2 * (s / 4) of scales[8 + s % 4]. The 2 low bits of each code are laid out as Q2_K's;
+// element e's third bit is bit e / 32 of hmask[e % 32], and a clear bit subtracts 4.
+// value = d * (scale - 32) * q, q in [-4, 3].
+void DequantQ3_K(const uint8_t* b, float* y) {
+  const uint8_t* hmask = b;
+  const uint8_t* qs = b + 32;
+  const uint8_t* sb = b + 96;
+  const float d = LoadHalf(b + 108);
+  float dl[16];
+  for (int s = 0; s < 16; ++s) {
+    const int lo = (sb[s % 8] >> (s < 8 ? 0 : 4)) & 0x0F;
+    const int hi = (sb[8 + s % 4] >> (2 * (s / 4))) & 3;
+    dl[s] = d * static_cast<float>((lo | (hi << 4)) - 32);
+  }
+  for (int e = 0; e < 256; ++e) {
+    const int half = e / 128, k = (e % 128) / 32, l = e % 32;
+    const int low = (qs[half * 32 + l] >> (2 * k)) & 3;
+    const bool high = ((hmask[l] >> (e / 32)) & 1) != 0;
+    const int q = low - (high ? 0 : 4);
+    y[e] = dl[half * 8 + 2 * k + l / 16] * static_cast<float>(q);
+  }
+}
+
+// IQ4_NL / IQ4_XS codes index a fixed non-linear table of 16 int8 levels.
+constexpr int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                     1,    13,   25,  38,  53,  69,  89,  113};
+
+// IQ4_NL block (18 B): half d; uint8 qs[16] (nibbles as Q4_0); value = d * table[q].
+void DequantIQ4_NL(const uint8_t* b, float* y) {
+  const float d = LoadHalf(b);
+  const uint8_t* qs = b + 2;
+  for (int j = 0; j < kQk / 2; ++j) {
+    y[j] = d * static_cast<float>(kIq4nlValues[qs[j] & 0x0F]);
+    y[j + kQk / 2] = d * static_cast<float>(kIq4nlValues[qs[j] >> 4]);
+  }
+}
+
+// IQ4_XS super-block (136 B): half d; uint16 scales_h; uint8 scales_l[4]; uint8 qs[128].
+// 8 sub-blocks of 32, each laid out as an IQ4_NL block's codes (16 bytes of qs). Sub-block
+// s's 6-bit scale: low 4 bits from nibble s % 2 of scales_l[s / 2], top 2 bits from bits
+// 2s of scales_h. value = d * (scale - 32) * table[q].
+void DequantIQ4_XS(const uint8_t* b, float* y) {
+  const float d = LoadHalf(b);
+  const uint16_t scales_h = LoadU16(b + 2);
+  const uint8_t* scales_l = b + 4;
+  const uint8_t* qs = b + 8;
+  for (int s = 0; s < 8; ++s) {
+    const int ls = ((scales_l[s / 2] >> (4 * (s % 2))) & 0x0F) | (((scales_h >> (2 * s)) & 3) << 4);
+    const float dl = d * static_cast<float>(ls - 32);
+    for (int j = 0; j < 16; ++j) {
+      y[j] = dl * static_cast<float>(kIq4nlValues[qs[j] & 0x0F]);
+      y[j + 16] = dl * static_cast<float>(kIq4nlValues[qs[j] >> 4]);
+    }
+    y += 32;
+    qs += 16;
+  }
+}
+
 // Round-to-nearest reference quantizers, matching GGML's *_ref functions so that files
 // written by inferd dequantize identically in other engines.
 void QuantQ4_0(const float* x, uint8_t* b) {
@@ -336,9 +420,13 @@ void DequantizeRow(GgmlType type, const void* src, float* dst, int64_t n) {
     case GgmlType::kQ5_0: fn = DequantQ5_0; break;
     case GgmlType::kQ5_1: fn = DequantQ5_1; break;
     case GgmlType::kQ8_0: fn = DequantQ8_0; break;
+    case GgmlType::kQ2_K: fn = DequantQ2_K; break;
+    case GgmlType::kQ3_K: fn = DequantQ3_K; break;
     case GgmlType::kQ4_K: fn = DequantQ4_K; break;
     case GgmlType::kQ5_K: fn = DequantQ5_K; break;
     case GgmlType::kQ6_K: fn = DequantQ6_K; break;
+    case GgmlType::kIQ4_NL: fn = DequantIQ4_NL; break;
+    case GgmlType::kIQ4_XS: fn = DequantIQ4_XS; break;
     default:
       // Precondition violated (unsupported type): leave a recognisable pattern, not garbage.
       std::fill(dst, dst + n, std::nanf(""));

@@ -55,12 +55,14 @@ enum class GgmlType : uint32_t {
 std::string GgmlTypeName(uint32_t type);
 // True for every type id that GGML defines (whether or not inferd computes with it).
 bool GgmlTypeIsKnown(uint32_t type);
-// True for the types inferd can dequantize: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q4_K Q5_K Q6_K.
+// True for the types inferd can dequantize: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K
+// Q4_K Q5_K Q6_K IQ4_NL IQ4_XS.
 bool GgmlTypeIsSupported(GgmlType type);
 // Comma-separated list of supported type names, for error messages.
 std::string SupportedGgmlTypeNames();
 
-// Elements per block (1 for plain types, 32 for Q4_0..Q8_1, 256 for K-quants).
+// Elements per block (1 for plain types, 32 for Q4_0..Q8_1, IQ4_NL and MXFP4, 256 for
+// K-quants and the other I-quants).
 int64_t GgmlBlockSize(GgmlType type);
 // Bytes per block.
 size_t GgmlTypeSize(GgmlType type);

@@ -25,9 +25,12 @@ MODEL = Path(os.environ.get("INFERD_MODEL",
 
 # Byte offsets of the fp16 scale fields inside one block, per type. Random bytes there
 # could be inf/nan; we overwrite them with finite values so the comparison is meaningful.
+# (ggml-common.h block structs: Q2_K {scales[16], qs[64], d, dmin}; Q3_K {hmask[32], qs[64],
+# scales[12], d}; IQ4_NL {d, qs[16]}; IQ4_XS {d, scales_h, scales_l[4], qs[128]}.)
 HALF_FIELDS = {
     Q.Q4_0: [0], Q.Q4_1: [0, 2], Q.Q5_0: [0], Q.Q5_1: [0, 2], Q.Q8_0: [0],
-    Q.Q4_K: [0, 2], Q.Q5_K: [0, 2], Q.Q6_K: [208],
+    Q.Q2_K: [80, 82], Q.Q3_K: [108], Q.Q4_K: [0, 2], Q.Q5_K: [0, 2], Q.Q6_K: [208],
+    Q.IQ4_NL: [0], Q.IQ4_XS: [0],
 }
 QUANT_TYPES = list(HALF_FIELDS)
 
@@ -62,10 +65,14 @@ def _expected(data, qtype):
 
 
 def _assert_same(got, want, what):
+    """Bit for bit: the same float operations in the same order give the same floats."""
     assert got.shape == want.shape, f"{what}: shape {got.shape} vs {want.shape}"
     assert got.dtype == np.float32
-    # Exact in practice; allow 1e-6 relative for a different association of the scale math.
-    np.testing.assert_allclose(got, want.astype(np.float32), rtol=1e-6, atol=0, err_msg=what)
+    want = want.astype(np.float32)
+    differ = np.flatnonzero(got.view(np.uint32).ravel() != want.view(np.uint32).ravel())
+    assert differ.size == 0, (f"{what}: {differ.size} of {got.size} values differ in their bits; "
+                              f"first at flat index {differ[:8].tolist()}: "
+                              f"{got.ravel()[differ[:4]].tolist()} vs {want.ravel()[differ[:4]].tolist()}")
 
 
 def test_random_blocks_every_supported_type(tmp_path):

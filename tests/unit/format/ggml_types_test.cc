@@ -36,9 +36,11 @@ TEST(GgmlTypes, TableMatchesGgml) {
   EXPECT_FALSE(GgmlTypeIsKnown(43));
   EXPECT_FALSE(GgmlTypeIsKnown(1000));
   EXPECT_TRUE(GgmlTypeIsSupported(GgmlType::kQ6_K));
-  EXPECT_FALSE(GgmlTypeIsSupported(GgmlType::kQ2_K));
+  EXPECT_TRUE(GgmlTypeIsSupported(GgmlType::kQ2_K));
+  EXPECT_TRUE(GgmlTypeIsSupported(GgmlType::kIQ4_XS));
+  EXPECT_FALSE(GgmlTypeIsSupported(GgmlType::kQ8_K));
   EXPECT_FALSE(GgmlTypeIsSupported(static_cast<GgmlType>(4)));
-  EXPECT_EQ(SupportedGgmlTypeNames(), "f32, f16, q4_0, q4_1, q5_0, q5_1, q8_0, q4_K, q5_K, q6_K, bf16");
+  EXPECT_EQ(SupportedGgmlTypeNames(), "f32, f16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K, iq4_nl, iq4_xs, bf16");
   const struct { GgmlType t; int64_t block; size_t bytes; } expected[] = {
       {GgmlType::kF32, 1, 4},      {GgmlType::kF16, 1, 2},      {GgmlType::kBF16, 1, 2},
       {GgmlType::kQ4_0, 32, 18},   {GgmlType::kQ4_1, 32, 20},   {GgmlType::kQ5_0, 32, 22},
@@ -220,6 +222,93 @@ TEST(Dequantize, Q6_K) {
   const std::vector<float> y = Dequant(GgmlType::kQ6_K, b);
   for (int e = 0; e < 256; ++e) {
     EXPECT_EQ(y[e], 0.125f * static_cast<float>((e / 16) * 9 - 70) * (q_of(e) - 32)) << e;
+  }
+}
+
+// Q2_K and Q3_K share the 2-bit layout: element e = 128 h + 32 k + l (l < 32) is
+// (qs[32 h + l] >> 2k) & 3, in sub-block 8 h + 2 k + l / 16.
+void PutCode2(uint8_t* qs, int e, int q) {
+  const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+  qs[32 * h + l] |= static_cast<uint8_t>((q & 3) << (2 * k));
+}
+int SubBlock16(int e) { return 8 * (e / 128) + 2 * ((e % 128) / 32) + (e % 32) / 16; }
+
+TEST(Dequantize, Q2_K) {
+  std::vector<uint8_t> b(84);
+  for (int s = 0; s < 16; ++s) b[s] = static_cast<uint8_t>((s % 16) | (((s * 5) % 16) << 4));
+  auto q_of = [](int e) { return (e * 3 + e / 7) % 4; };
+  for (int e = 0; e < 256; ++e) PutCode2(b.data() + 16, e, q_of(e));
+  PutHalf(b, 80, 0.5f);
+  PutHalf(b, 82, 0.125f);
+  const std::vector<float> y = Dequant(GgmlType::kQ2_K, b);
+  for (int e = 0; e < 256; ++e) {
+    const int s = SubBlock16(e);
+    EXPECT_EQ(y[e], 0.5f * static_cast<float>(s) * q_of(e) - 0.125f * static_cast<float>((s * 5) % 16)) << e;
+  }
+}
+
+TEST(Dequantize, Q3_K) {
+  std::vector<uint8_t> b(110);
+  auto q_of = [](int e) { return (e * 5 + e / 9) % 8 - 4; };  // [-4, 3]
+  for (int e = 0; e < 256; ++e) {
+    const int u = q_of(e) + 4;  // low 2 bits in qs; hmask bit set when u >= 4
+    PutCode2(b.data() + 32, e, u & 3);
+    if (u >= 4) b[e % 32] |= static_cast<uint8_t>(1u << (e / 32));
+  }
+  // 6-bit scales (stored + 32): low nibbles in bytes 0-7 (s < 8 low, s >= 8 high nibble of
+  // byte s % 8), top 2 bits in bits 2 (s / 4) of byte 8 + s % 4.
+  auto sc_of = [](int s) { return (s * 23 + 3) % 64; };
+  for (int s = 0; s < 16; ++s) {
+    b[96 + s % 8] |= static_cast<uint8_t>((sc_of(s) & 15) << (s < 8 ? 0 : 4));
+    b[104 + s % 4] |= static_cast<uint8_t>((sc_of(s) >> 4) << (2 * (s / 4)));
+  }
+  PutHalf(b, 108, 0.25f);
+  const std::vector<float> y = Dequant(GgmlType::kQ3_K, b);
+  for (int e = 0; e < 256; ++e) {
+    EXPECT_EQ(y[e], 0.25f * static_cast<float>(sc_of(SubBlock16(e)) - 32) * q_of(e)) << e;
+  }
+}
+
+constexpr int kIq4Levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+TEST(Dequantize, IQ4_NL) {
+  std::vector<uint8_t> b(2 * 18);
+  PutHalf(b, 0, 0.5f);
+  PutHalf(b, 18, -2.0f);
+  for (int j = 0; j < 16; ++j) {
+    b[2 + j] = static_cast<uint8_t>(j | ((15 - j) << 4));
+    b[20 + j] = static_cast<uint8_t>(((j * 7) % 16) | ((j * 3 % 16) << 4));
+  }
+  const std::vector<float> y = Dequant(GgmlType::kIQ4_NL, b);
+  for (int j = 0; j < 16; ++j) {
+    EXPECT_EQ(y[j], 0.5f * kIq4Levels[j]);
+    EXPECT_EQ(y[j + 16], 0.5f * kIq4Levels[15 - j]);
+    EXPECT_EQ(y[32 + j], -2.0f * kIq4Levels[(j * 7) % 16]);
+    EXPECT_EQ(y[48 + j], -2.0f * kIq4Levels[j * 3 % 16]);
+  }
+}
+
+TEST(Dequantize, IQ4_XS) {
+  std::vector<uint8_t> b(136);
+  PutHalf(b, 0, 0.125f);
+  // Sub-block s's 6-bit scale (stored + 32): low 4 bits in nibble s % 2 of byte 4 + s / 2,
+  // top 2 bits in bits 2s of the uint16 at byte 2.
+  auto ls_of = [](int s) { return (s * 19 + 7) % 64; };
+  uint16_t scales_h = 0;
+  for (int s = 0; s < 8; ++s) {
+    b[4 + s / 2] |= static_cast<uint8_t>((ls_of(s) & 15) << (4 * (s % 2)));
+    scales_h |= static_cast<uint16_t>((ls_of(s) >> 4) << (2 * s));
+  }
+  std::memcpy(b.data() + 2, &scales_h, 2);
+  for (int i = 0; i < 128; ++i) b[8 + i] = static_cast<uint8_t>((i % 16) | (((i * 5 + 1) % 16) << 4));
+  const std::vector<float> y = Dequant(GgmlType::kIQ4_XS, b);
+  for (int s = 0; s < 8; ++s) {
+    const float dl = 0.125f * static_cast<float>(ls_of(s) - 32);
+    for (int j = 0; j < 16; ++j) {
+      const int i = 16 * s + j;
+      EXPECT_EQ(y[32 * s + j], dl * kIq4Levels[i % 16]) << s << "," << j;
+      EXPECT_EQ(y[32 * s + j + 16], dl * kIq4Levels[(i * 5 + 1) % 16]) << s << "," << j;
+    }
   }
 }
 

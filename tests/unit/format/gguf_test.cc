@@ -399,8 +399,8 @@ TEST(GgufCorrupt, CorruptFieldsAreNamed) {
        }, StatusCode::kDataLoss, "tensor #0 ('a.weight'): shape overflows"},
       {"unknown type id", [=](auto& b) { Poke<uint32_t>(b, a_type, 77); }, StatusCode::kDataLoss,
        "tensor #0 ('a.weight'): unknown GGML type id 77"},
-      {"unsupported type", [=](auto& b) { Poke<uint32_t>(b, a_type, 10); },
-       StatusCode::kUnimplemented, "tensor 'a.weight' has type q2_K"},
+      {"unsupported type", [=](auto& b) { Poke<uint32_t>(b, a_type, 15); },
+       StatusCode::kUnimplemented, "tensor 'a.weight' has type q8_K"},
       {"misaligned offset", [=](auto& b) { Poke<uint64_t>(b, a_offset, 3); }, StatusCode::kDataLoss,
        "tensor #0 ('a.weight'): data offset 3 is not a multiple of the alignment 32"},
       {"offset past end", [=](auto& b) { Poke<uint64_t>(b, b_offset, 1ull << 20); },
@@ -426,12 +426,12 @@ TEST(GgufCorrupt, CorruptFieldsAreNamed) {
 
 TEST(GgufCorrupt, UnsupportedTypeMessageListsSupported) {
   GgufWriter w;
-  w.AddTensor("x", GgmlType::kQ2_K, {256}, std::vector<uint8_t>(84));
+  w.AddTensor("x", GgmlType::kQ8_K, {256}, std::vector<uint8_t>(292));
   const std::vector<uint8_t> b = w.Serialize();
   auto r = GgufFile::Parse(b.data(), b.size());
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kUnimplemented);
-  EXPECT_TRUE(Contains(r.status().message(), "'x' has type q2_K")) << r.status().message();
+  EXPECT_TRUE(Contains(r.status().message(), "'x' has type q8_K")) << r.status().message();
   EXPECT_TRUE(Contains(r.status().message(), SupportedGgmlTypeNames())) << r.status().message();
 }
 
