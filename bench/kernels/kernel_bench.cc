@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backend/cpu/attention.h"
+#include "format/ggml_int.h"
 #include "backend/cpu/qgemm.h"
 #include "backend/cpu/cpu_ops.h"
 #include "util/thread_pool.h"
@@ -43,10 +44,24 @@ BenchMatrix MakeMatrix(GgmlType type, int64_t rows, int64_t cols, bool pack) {
   b.m.cols = cols;
   b.m.row_bytes = GgmlRowSize(type, cols);
   b.bytes.resize(b.m.row_bytes * rows);
-  std::vector<float> row = RandomVec(static_cast<size_t>(cols), 1);
-  for (int64_t r = 0; r < rows; ++r) {
-    row[r % cols] += 0.5f;  // rows differ
-    (void)QuantizeRow(type, row.data(), b.bytes.data() + r * b.m.row_bytes, cols);
+  int halves[2];
+  if (const int nh = IntBlockHalfFields(type, halves); nh > 0) {
+    // No QuantizeRow for this type: random blocks with small finite fp16 scales.
+    std::mt19937 rng(1);
+    for (auto& byte : b.bytes) byte = static_cast<uint8_t>(rng());
+    const size_t bb = GgmlTypeSize(type);
+    for (size_t off = 0; off < b.bytes.size(); off += bb) {
+      for (int i = 0; i < nh; ++i) {
+        const uint16_t h = Fp32ToFp16(static_cast<float>(rng() % 1000) * 1e-5f);
+        std::memcpy(&b.bytes[off + halves[i]], &h, 2);
+      }
+    }
+  } else {
+    std::vector<float> row = RandomVec(static_cast<size_t>(cols), 1);
+    for (int64_t r = 0; r < rows; ++r) {
+      row[r % cols] += 0.5f;  // rows differ
+      (void)QuantizeRow(type, row.data(), b.bytes.data() + r * b.m.row_bytes, cols);
+    }
   }
   b.m.data = b.bytes.data();
   if (pack) {
@@ -89,6 +104,30 @@ void MatMulArgs(benchmark::internal::Benchmark* b) {
 BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kQ4_0)->Name("MatMul/q4_0")->Apply(MatMulArgs);
 BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kQ4_1)->Name("MatMul/q4_1")->Apply(MatMulArgs);
 BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kQ8_0)->Name("MatMul/q8_0")->Apply(MatMulArgs);
+// The unit types (qgemm.h): SmolLM2's shapes where the type allows them, a model whose widths
+// are multiples of 256 (1024 x 2816), and the 7B gate/up.
+void UnitMatMulArgs(benchmark::internal::Benchmark* b, bool k_quant) {
+  b->ArgNames({"rows", "cols", "tokens", "int8"});
+  for (int64_t tokens : {1, 4, 64, 512}) {
+    if (!k_quant) b->Args({1536, 576, tokens, 1});
+    b->Args({576, 1536, tokens, 1});
+    if (k_quant) b->Args({2816, 1024, tokens, 1});
+  }
+  b->Args({11008, 4096, 1, 1});
+  b->Args({11008, 4096, 64, 1});
+  b->UseRealTime();
+}
+void Unit32Args(benchmark::internal::Benchmark* b) { UnitMatMulArgs(b, false); }
+void UnitKArgs(benchmark::internal::Benchmark* b) { UnitMatMulArgs(b, true); }
+BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kQ5_0)->Name("MatMul/q5_0")->Apply(Unit32Args);
+BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kQ5_1)->Name("MatMul/q5_1")->Apply(Unit32Args);
+BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kIQ4_NL)->Name("MatMul/iq4_nl")->Apply(Unit32Args);
+BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kQ2_K)->Name("MatMul/q2_K")->Apply(UnitKArgs);
+BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kQ3_K)->Name("MatMul/q3_K")->Apply(UnitKArgs);
+BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kQ4_K)->Name("MatMul/q4_K")->Apply(UnitKArgs);
+BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kQ5_K)->Name("MatMul/q5_K")->Apply(UnitKArgs);
+BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kQ6_K)->Name("MatMul/q6_K")->Apply(UnitKArgs);
+BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kIQ4_XS)->Name("MatMul/iq4_xs")->Apply(UnitKArgs);
 BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kF16)->Name("MatMul/f16")->Args({4096, 4096, 1, 0})->Args({4096, 4096, 64, 0})->UseRealTime();
 
 // Activation quantization of `tokens` rows of 1536.

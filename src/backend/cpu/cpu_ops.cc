@@ -47,7 +47,7 @@ int64_t RoundUpLanes(int64_t n) { return (n + cpu::kLanes - 1) / cpu::kLanes * c
 struct ActBuffers {
   std::vector<int8_t> q;
   std::vector<float> d;
-  std::vector<int32_t> s, aux;
+  std::vector<int32_t> s, aux, s16;
   std::vector<float> tail;  // outputs of a partial last row group
 };
 
@@ -66,17 +66,20 @@ void PackedMatMul(const cpu::PackedMatrix& p, const float* x, int64_t num_tokens
     buf.d.resize(static_cast<size_t>(T * nb));
     buf.s.resize(static_cast<size_t>(T * nb));
     buf.aux.resize(static_cast<size_t>(T * nb));
+    buf.s16.resize(static_cast<size_t>(T * nb));
   }
+  const bool unit = cpu::IsUnitType(p.type);
   auto quantize = [&](int64_t t0, int64_t t1) {
     kern.quantize(x + t0 * k, k, t1 - t0, k, buf.q.data() + t0 * k, buf.d.data() + t0 * nb, buf.s.data() + t0 * nb);
     cpu::ComputeAux(p.type, buf.d.data() + t0 * nb, buf.s.data() + t0 * nb, (t1 - t0) * nb, buf.aux.data() + t0 * nb);
+    if (unit) cpu::ComputeSums16(buf.q.data() + t0 * k, t1 - t0, k, buf.s16.data() + t0 * nb);
   };
   if (T >= kParallelQuantRows) {
     ThreadPool::Global().ParallelFor(T, 1, quantize);
   } else {
     quantize(0, T);
   }
-  const cpu::QuantActs acts{buf.q.data(), buf.d.data(), buf.aux.data(), k, nb};
+  const cpu::QuantActs acts{buf.q.data(), buf.d.data(), buf.aux.data(), k, nb, buf.s16.data()};
   if (static_cast<int64_t>(buf.tail.size()) < T * cpu::kGroupRows) buf.tail.resize(static_cast<size_t>(T * cpu::kGroupRows));
   float* tail = buf.tail.data();
   // Chunks of whole 4-group tiles for one token (the kernel runs 4 groups side by side).

@@ -27,8 +27,8 @@ GgmlBlock BlockOf(PackedType t) {
     case PackedType::kQ4_0: return {18, 0, 0, 2, 16};
     case PackedType::kQ4_1: return {20, 0, 2, 4, 16};
     case PackedType::kQ8_0: return {34, 0, 0, 2, 32};
+    default: return {};
   }
-  return {};
 }
 
 void QuantizeGeneric(const float* x, int64_t ldx, int64_t nt, int64_t k, int8_t* q, float* d, int32_t* s) {
@@ -56,6 +56,7 @@ void QuantizeGeneric(const float* x, int64_t ldx, int64_t nt, int64_t k, int8_t*
 // The definition in qgemm.h, one output at a time.
 void GemmGeneric(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt,
                  float* y, int64_t ldy) {
+  if (IsUnitType(w.type)) return GemmUnitGeneric(w, g0, ng, a, t0, nt, y, ldy);
   const bool q8 = w.type == PackedType::kQ8_0;
   const int chunks = static_cast<int>(w.qs_bytes / 64);
   for (int64_t gi = 0; gi < ng; ++gi) {
@@ -99,21 +100,54 @@ void GemmGeneric(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs&
 
 }  // namespace
 
+namespace {
+
+bool PackedTypeOf(GgmlType t, PackedType* out) {
+  switch (t) {
+    case GgmlType::kQ4_0: *out = PackedType::kQ4_0; return true;
+    case GgmlType::kQ4_1: *out = PackedType::kQ4_1; return true;
+    case GgmlType::kQ8_0: *out = PackedType::kQ8_0; return true;
+    case GgmlType::kQ5_0: *out = PackedType::kQ5_0; return true;
+    case GgmlType::kQ5_1: *out = PackedType::kQ5_1; return true;
+    case GgmlType::kIQ4_NL: *out = PackedType::kIQ4_NL; return true;
+    case GgmlType::kQ2_K: *out = PackedType::kQ2_K; return true;
+    case GgmlType::kQ3_K: *out = PackedType::kQ3_K; return true;
+    case GgmlType::kQ4_K: *out = PackedType::kQ4_K; return true;
+    case GgmlType::kQ5_K: *out = PackedType::kQ5_K; return true;
+    case GgmlType::kQ6_K: *out = PackedType::kQ6_K; return true;
+    case GgmlType::kIQ4_XS: *out = PackedType::kIQ4_XS; return true;
+    default: return false;
+  }
+}
+
+}  // namespace
+
 bool CanPack(const Matrix& w) {
-  const bool type_ok = w.type == GgmlType::kQ4_0 || w.type == GgmlType::kQ4_1 || w.type == GgmlType::kQ8_0;
-  return type_ok && w.cols % kQBlock == 0 && w.rows > 0 && w.data != nullptr;
+  PackedType t;
+  if (!PackedTypeOf(w.type, &t)) return false;
+  return w.cols % GgmlBlockSize(w.type) == 0 && w.cols % kQBlock == 0 && w.rows > 0 && w.data != nullptr;
 }
 
 std::unique_ptr<PackedMatrix> Pack(const Matrix& w) {
   auto p = std::make_unique<PackedMatrix>();
-  p->type = w.type == GgmlType::kQ4_0 ? PackedType::kQ4_0
-            : w.type == GgmlType::kQ4_1 ? PackedType::kQ4_1
-                                        : PackedType::kQ8_0;
-  const GgmlBlock blk = BlockOf(p->type);
+  PackedTypeOf(w.type, &p->type);
   p->rows = w.rows;
   p->cols = w.cols;
   p->nb = w.cols / kQBlock;
   p->num_groups = (w.rows + kGroupRows - 1) / kGroupRows;
+  if (IsUnitType(p->type)) {
+    const UnitLayout L = UnitLayoutOf(p->type);
+    p->num_units = (p->nb + L.blocks - 1) / L.blocks;
+    p->group_bytes = static_cast<size_t>(p->num_units) * static_cast<size_t>(L.unit_bytes);
+    const size_t total = static_cast<size_t>(p->num_groups) * p->group_bytes;
+    void* mem = std::aligned_alloc(64, (total + 63) / 64 * 64);
+    std::memset(mem, 0, total);
+    p->owner = std::unique_ptr<uint8_t, void (*)(void*)>(static_cast<uint8_t*>(mem), std::free);
+    p->data = p->owner.get();
+    PackUnits(w, p.get());
+    return p;
+  }
+  const GgmlBlock blk = BlockOf(p->type);
   p->qs_bytes = blk.nqs * kGroupRows;
   p->pair_bytes = 2 * (p->qs_bytes + 32 + (p->type == PackedType::kQ4_1 ? 32 : 0));
   p->group_bytes = static_cast<size_t>((p->nb + 1) / 2) * p->pair_bytes;  // 64-byte multiple
@@ -167,6 +201,7 @@ std::unique_ptr<PackedMatrix> Concat(const std::vector<const PackedMatrix*>& par
   p->qs_bytes = first.qs_bytes;
   p->pair_bytes = first.pair_bytes;
   p->group_bytes = first.group_bytes;
+  p->num_units = first.num_units;
   const size_t total = static_cast<size_t>(groups) * p->group_bytes;
   void* mem = std::aligned_alloc(64, (total + 63) / 64 * 64);
   p->owner = std::unique_ptr<uint8_t, void (*)(void*)>(static_cast<uint8_t*>(mem), std::free);
@@ -189,11 +224,13 @@ void ComputeAux(PackedType type, const float* d, const int32_t* s, int64_t n, in
       for (int64_t i = 0; i < n; ++i) aux[i] = 128 * s[i];
       break;
     case PackedType::kQ4_1:
+    case PackedType::kQ5_1:
       for (int64_t i = 0; i < n; ++i) {
         const float v = d[i] * static_cast<float>(s[i]);
         std::memcpy(&aux[i], &v, 4);
       }
       break;
+    default: break;  // the other unit types use QuantActs::s16
   }
 }
 

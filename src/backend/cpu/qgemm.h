@@ -21,6 +21,9 @@
 // whole cache lines (one prefetch stream per group):
 //   pair = [qs b][qs b+1][d b][d b+1]([m b][m b+1])   (Q4_0 576, Q4_1 640, Q8_0 1088 bytes)
 // An odd last block leaves its pair half empty.
+//
+// The other integer types (Q5_0, Q5_1, IQ4_NL, the K-quants, IQ4_XS) use the "unit" layout
+// and numerics of UnitLayout below, over their integer form (format/ggml_int.h).
 #pragma once
 
 #include <cstddef>
@@ -36,7 +39,83 @@ namespace inferd::cpu {
 constexpr int kGroupRows = 16;
 constexpr int kQBlock = 32;
 
-enum class PackedType : uint8_t { kQ4_0, kQ4_1, kQ8_0 };
+enum class PackedType : uint8_t { kQ4_0, kQ4_1, kQ8_0, kQ5_0, kQ5_1, kIQ4_NL, kQ2_K, kQ3_K, kQ4_K, kQ5_K, kQ6_K, kIQ4_XS };
+
+// Unit types: w = D * sc_j * (v(u) - z) - Dmin * m_j per 16-element sub-block j
+// (format/ggml_int.h). Numerics, per row, token and 32-block b (activations as above, plus
+// S0, S1: the sums of q over the block's two 16-element halves):
+//   I = sum_e sc_{j(e)} v(u_e) q_e - z (sc_0 S0 + sc_1 S1)      exact int32
+//   J = m_0 S0 + m_1 S1                                         (integer mins)
+//   acc = fma(D * d, float(I), acc)                             D: the block's d (32-types)
+//   acc = fma(-(Dmin * d), float(J), acc)                       (integer mins)
+//   acc = fma(m_b, d * float(S0 + S1), acc)                     (Q5_1's fp16 min)
+// Layout: a group (16 rows) is a sequence of units of `blocks` 32-blocks (a block pair, or
+// a 256-element super-block), each padded to 64 bytes:
+//   codes   per block: lo plane, then per block: hi plane
+//           P4 (256 B): chunk c (64 B) byte 4 r + i: u[4c+i] & 15 | (u[16+4c+i] & 15) << 4
+//           L2 (128 B): vector v (64 B) byte 4 r + i, bits 2k..2k+1: u[4(4v+k)+i] & 3
+//           H1 (64 B):  byte 4 r + i, bit k: the top bit of u[4k+i] (bit 4 or bit 2 for L2)
+//           H2 (128 B): vector v byte 4 r + i, bits 2k..2k+1: u[4(4v+k)+i] >> 4
+//   sc      per block: a byte per row (sc per 32) or two (sc_0, sc_1 per 16); Q2_K keeps
+//           its min in the high nibble of the same byte
+//   m       per block: a byte per row (Q4_K, Q5_K)
+//   D       16 fp16 per block (32-types) or per unit; Dmin 16 fp16 per unit (or Q5_1's m per block)
+// where r is the row in the group (so rows 8h..8h+7 are the 32-byte half h of a 64-byte row).
+enum class CodeKind : uint8_t { kP4, kP4H1, kP4H2, kL2, kL2H1 };
+struct UnitLayout {
+  int blocks = 0;          // 32-blocks per unit: 2 or 8
+  CodeKind code = CodeKind::kP4;
+  bool lut = false;        // IQ4: v(u) = kIq4Values[u]
+  int z_shift = -1;        // z = 1 << z_shift; -1: z = 0
+  int sc_bytes = 0;        // per block per group: 0 (sc = 1), 16 (per 32), 32 (per 16)
+  bool sc_min_nibbles = false;  // Q2_K: byte = sc | m << 4
+  bool m_bytes = false;    // Q4_K, Q5_K: 16 bytes of m per block
+  bool fp_min = false;     // Q5_1: 16 fp16 m per block at dmin_off
+  bool d_per_block = false;
+  bool int_min = false;    // J term with Dmin per unit
+  int lo_bytes = 0, hi_bytes = 0;
+  int sc_off = 0, m_off = 0, d_off = 0, dmin_off = 0, unit_bytes = 0;
+  constexpr int lo_off(int b) const { return b * lo_bytes; }
+  constexpr int hi_off(int b) const { return blocks * lo_bytes + b * hi_bytes; }
+};
+constexpr UnitLayout MakeUnitLayout(int blocks, CodeKind code, bool lut, int z_shift, int sc_bytes, bool nibbles,
+                                    bool m_bytes, bool fp_min, bool int_min) {
+  UnitLayout L;
+  L.blocks = blocks;
+  L.code = code;
+  L.lut = lut;
+  L.z_shift = z_shift;
+  L.sc_bytes = sc_bytes;
+  L.sc_min_nibbles = nibbles;
+  L.m_bytes = m_bytes;
+  L.fp_min = fp_min;
+  L.int_min = int_min;
+  L.d_per_block = blocks == 2;
+  L.lo_bytes = (code == CodeKind::kL2 || code == CodeKind::kL2H1) ? 128 : 256;
+  L.hi_bytes = (code == CodeKind::kP4H1 || code == CodeKind::kL2H1) ? 64 : code == CodeKind::kP4H2 ? 128 : 0;
+  L.sc_off = blocks * (L.lo_bytes + L.hi_bytes);
+  L.m_off = L.sc_off + blocks * sc_bytes;
+  L.d_off = L.m_off + (m_bytes ? blocks * 16 : 0);
+  L.dmin_off = L.d_off + (L.d_per_block ? blocks * 32 : 32);
+  const int end = L.dmin_off + (fp_min ? blocks * 32 : int_min ? 32 : 0);
+  L.unit_bytes = (end + 63) / 64 * 64;
+  return L;
+}
+constexpr UnitLayout UnitLayoutOf(PackedType t) {
+  switch (t) {
+    case PackedType::kQ5_0: return MakeUnitLayout(2, CodeKind::kP4H1, false, 4, 0, false, false, false, false);
+    case PackedType::kQ5_1: return MakeUnitLayout(2, CodeKind::kP4H1, false, -1, 0, false, false, true, false);
+    case PackedType::kIQ4_NL: return MakeUnitLayout(2, CodeKind::kP4, true, -1, 0, false, false, false, false);
+    case PackedType::kQ2_K: return MakeUnitLayout(8, CodeKind::kL2, false, -1, 32, true, false, false, true);
+    case PackedType::kQ3_K: return MakeUnitLayout(8, CodeKind::kL2H1, false, 2, 32, false, false, false, false);
+    case PackedType::kQ4_K: return MakeUnitLayout(8, CodeKind::kP4, false, -1, 16, false, true, false, true);
+    case PackedType::kQ5_K: return MakeUnitLayout(8, CodeKind::kP4H1, false, -1, 16, false, true, false, true);
+    case PackedType::kQ6_K: return MakeUnitLayout(8, CodeKind::kP4H2, false, 5, 32, false, false, false, false);
+    case PackedType::kIQ4_XS: return MakeUnitLayout(8, CodeKind::kP4, true, -1, 16, false, false, false, false);
+    default: return UnitLayout{};
+  }
+}
+constexpr bool IsUnitType(PackedType t) { return UnitLayoutOf(t).blocks != 0; }
 
 struct PackedMatrix {
   PackedType type = PackedType::kQ4_0;
@@ -46,6 +125,7 @@ struct PackedMatrix {
   size_t qs_bytes = 0;      // quant bytes of one block of one group: 256 (Q4) or 512 (Q8)
   size_t pair_bytes = 0;    // two blocks of one group, a multiple of 64
   size_t group_bytes = 0;   // one group, all blocks
+  int64_t num_units = 0;    // unit types: units per group
   uint8_t* data = nullptr;  // 64-byte aligned, num_groups * group_bytes
   std::unique_ptr<uint8_t, void (*)(void*)> owner{nullptr, nullptr};
 
@@ -57,7 +137,8 @@ struct PackedMatrix {
   size_t m_offset(int64_t b) const { return pair(b) + 2 * qs_bytes + 64 + static_cast<size_t>(b & 1) * 32; }
 };
 
-// True for the GGML types that have a packed form (Q4_0, Q4_1, Q8_0) with cols % 32 == 0.
+// True for the GGML types that have a packed form: Q4_0, Q4_1, Q8_0 and the unit types,
+// with cols a multiple of the type's block (32 or 256).
 bool CanPack(const Matrix& w);
 // Repacks w (precondition: CanPack(w)). The result owns its memory.
 std::unique_ptr<PackedMatrix> Pack(const Matrix& w);
@@ -67,12 +148,14 @@ std::unique_ptr<PackedMatrix> Concat(const std::vector<const PackedMatrix*>& par
 
 // Quantized activations of T token rows of k elements (k % 32 == 0), nb = k / 32:
 // q [T][k], d [T][nb], s [T][nb] (sum of the block's q), aux [T][nb] the per-type
-// correction: off * s as int32 (Q4_0, Q8_0) or the float bits of d * s (Q4_1).
+// correction: off * s as int32 (Q4_0, Q8_0) or the float bits of d * s (Q4_1, Q5_1);
+// s16 [T][nb] (unit types) the block's two 16-element sums as int16s, S0 | S1 << 16.
 struct QuantActs {
   const int8_t* q = nullptr;
   const float* d = nullptr;
   const int32_t* aux = nullptr;
   int64_t k = 0, nb = 0;
+  const int32_t* s16 = nullptr;
 };
 
 struct QKernels {
@@ -93,5 +176,15 @@ const QKernels& QuantKernels();
 
 // Per-type correction term from the block sums (see QuantActs::aux).
 void ComputeAux(PackedType type, const float* d, const int32_t* s, int64_t n, int32_t* aux);
+// QuantActs::s16 of nt token rows of quantized activations q (row stride k).
+void ComputeSums16(const int8_t* q, int64_t nt, int64_t k, int32_t* s16);
+
+// The unit types' kernels (qgemm_unit*.cc), with QKernels::gemm's contract.
+void GemmUnitGeneric(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt,
+                     float* y, int64_t ldy);
+void GemmUnitAvx2(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt,
+                  float* y, int64_t ldy);
+// Packs w (a unit type, cols a multiple of its block) into p's layout.
+void PackUnits(const Matrix& w, PackedMatrix* p);
 
 }  // namespace inferd::cpu

@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <vector>
 
+#include "format/ggml_int.h"
 #include "format/ggml_types.h"
 #include "model/weights.h"
 #include "backend/cpu/cpu_ops.h"
@@ -29,7 +31,30 @@ struct OwnedMatrix {
   std::shared_ptr<const void> packed;  // cpu::PackMatrix(m) when asked for (m.packed stays null)
 };
 
-// A [rows, cols] matrix of random weights in (-0.5, 0.5) quantized to `type`.
+// Byte offsets of the fp16 fields of one GGML block, for the types without QuantizeRow.
+inline std::vector<size_t> HalfFields(GgmlType type) {
+  int off[2];
+  const int n = IntBlockHalfFields(type, off);
+  return std::vector<size_t>(off, off + n);
+}
+
+// n blocks of `type` of random bytes (every code, scale and min pattern) whose fp16 fields
+// hold finite values of magnitude up to 2^-6.
+inline void RandomBlocks(GgmlType type, int64_t n, uint32_t seed, uint8_t* out) {
+  std::mt19937 rng(seed);
+  const size_t bytes = GgmlTypeSize(type);
+  for (size_t i = 0; i < bytes * n; ++i) out[i] = static_cast<uint8_t>(rng());
+  std::uniform_real_distribution<float> dist(-1.0f / 64, 1.0f / 64);
+  for (int64_t b = 0; b < n; ++b) {
+    for (size_t off : HalfFields(type)) {
+      const uint16_t h = Fp32ToFp16(dist(rng));
+      std::memcpy(out + b * bytes + off, &h, 2);
+    }
+  }
+}
+
+// A [rows, cols] matrix of random weights in (-0.5, 0.5) quantized to `type`, or of random
+// blocks (RandomBlocks) for the types QuantizeRow does not write.
 inline OwnedMatrix MakeMatrix(GgmlType type, int64_t rows, int64_t cols, uint32_t seed, bool pack = false) {
   OwnedMatrix o;
   o.m.type = type;
@@ -37,9 +62,13 @@ inline OwnedMatrix MakeMatrix(GgmlType type, int64_t rows, int64_t cols, uint32_
   o.m.cols = cols;
   o.m.row_bytes = GgmlRowSize(type, cols);
   o.bytes.resize(o.m.row_bytes * rows);
-  auto v = RandomVec(static_cast<size_t>(rows * cols), seed, 0.5f);
-  for (int64_t r = 0; r < rows; ++r) {
-    EXPECT_TRUE(QuantizeRow(type, &v[r * cols], o.bytes.data() + r * o.m.row_bytes, cols).ok());
+  if (!HalfFields(type).empty()) {
+    RandomBlocks(type, rows * cols / GgmlBlockSize(type), seed, o.bytes.data());
+  } else {
+    auto v = RandomVec(static_cast<size_t>(rows * cols), seed, 0.5f);
+    for (int64_t r = 0; r < rows; ++r) {
+      EXPECT_TRUE(QuantizeRow(type, &v[r * cols], o.bytes.data() + r * o.m.row_bytes, cols).ok());
+    }
   }
   o.m.data = o.bytes.data();
   if (pack) o.packed = cpu::PackMatrix(o.m);

@@ -11,6 +11,7 @@
 #include "backend/cpu/qgemm.h"
 #include "backend/cpu/cpu_ops.h"
 #include "backend_test_util.h"
+#include "format/ggml_int.h"
 
 namespace inferd {
 namespace {
@@ -27,11 +28,13 @@ OwnedMatrix MakeMatrix(GgmlType type, int64_t rows, int64_t cols, uint32_t seed)
 struct Acts {
   std::vector<int8_t> q;
   std::vector<float> d;
-  std::vector<int32_t> s, aux;
+  std::vector<int32_t> s, aux, s16;
   cpu::QuantActs view(cpu::PackedType type, int64_t k) {
     aux.resize(s.size());
+    s16.resize(s.size());
     cpu::ComputeAux(type, d.data(), s.data(), static_cast<int64_t>(s.size()), aux.data());
-    return {q.data(), d.data(), aux.data(), k, k / cpu::kQBlock};
+    cpu::ComputeSums16(q.data(), static_cast<int64_t>(s.size()) / (k / cpu::kQBlock), k, s16.data());
+    return {q.data(), d.data(), aux.data(), k, k / cpu::kQBlock, s16.data()};
   }
 };
 
@@ -46,12 +49,19 @@ Acts Quantize(const cpu::QKernels& kern, const std::vector<float>& x, int64_t t,
 
 class QGemmTest : public ::testing::TestWithParam<GgmlType> {};
 
+// Columns for a test that wants `cols` (a multiple of 32): the K-quants need whole 256-blocks.
+int64_t ColsFor(GgmlType type, int64_t cols) {
+  const int64_t blk = GgmlBlockSize(type);
+  return blk <= 32 ? cols : (cols + blk - 1) / blk * blk;
+}
+
 // cpu::MatMul on packed weights equals the float64 evaluation of qgemm.h's definition
 // (activations quantized per block, weights dequantized exactly) to fp32 rounding, and is
 // close to the unquantized product.
 TEST_P(QGemmTest, MatchesDefinitionAndFloatProduct) {
   const GgmlType type = GetParam();
-  const int64_t rows = 37, cols = 256, tokens = 11;
+  if (!GgmlTypeIsSupported(type)) GTEST_SKIP() << "no reference DequantizeRow";
+  const int64_t rows = 37, cols = ColsFor(type, 256), tokens = 11;
   OwnedMatrix w = MakeMatrix(type, rows, cols, 1);
   ASSERT_NE(w.packed, nullptr);
   auto x = RandomVec(static_cast<size_t>(tokens * cols), 2);
@@ -80,6 +90,28 @@ TEST_P(QGemmTest, MatchesDefinitionAndFloatProduct) {
   }
 }
 
+// The integer form that packing starts from (format/ggml_int.h) gives the values of the
+// reference dequantization (bit-exact to gguf-py) to fp32 rounding, over random blocks.
+TEST_P(QGemmTest, IntegerFormMatchesDequantize) {
+  const GgmlType type = GetParam();
+  IntQuantInfo info;
+  if (!IntQuantInfoOf(type, &info)) GTEST_SKIP() << "multiplied from its own layout";
+  if (!GgmlTypeIsSupported(type)) GTEST_SKIP() << "no reference DequantizeRow";
+  const int64_t n = 64;
+  std::vector<uint8_t> raw(GgmlTypeSize(type) * n);
+  backend_test::RandomBlocks(type, n, 21, raw.data());
+  std::vector<float> ref(static_cast<size_t>(n * info.unit));
+  DequantizeRow(type, raw.data(), ref.data(), n * info.unit);
+  IntBlock blk;
+  for (int64_t b = 0; b < n; ++b) {
+    DecodeIntBlock(type, raw.data() + b * GgmlTypeSize(type), &blk);
+    for (int e = 0; e < info.unit; ++e) {
+      const double want = ref[b * info.unit + e], got = IntBlockValue(info, blk, e);
+      ASSERT_NEAR(got, want, 1e-6 * std::abs(want) + 1e-12) << "block " << b << " element " << e;
+    }
+  }
+}
+
 // Every available ISA kernel gives bit-identical quantized activations and outputs to the
 // plain one, for all tile shapes (tokens 1..19, group counts 1..5).
 TEST_P(QGemmTest, IsaPathsAreBitIdentical) {
@@ -88,7 +120,8 @@ TEST_P(QGemmTest, IsaPathsAreBitIdentical) {
   if (cpu::Avx2QKernels()) tables.push_back(cpu::Avx2QKernels());
   if (cpu::Avx512VnniQKernels()) tables.push_back(cpu::Avx512VnniQKernels());
   if (tables.empty()) GTEST_SKIP() << "no SIMD kernels on this CPU";
-  const int64_t rows = 80, cols = 160, tokens = 19;
+  // 5 blocks: an odd count leaves a block pair half empty; K-quants: 2 super-blocks.
+  const int64_t rows = 80, cols = GgmlBlockSize(type) > 32 ? 512 : 160, tokens = 19;
   OwnedMatrix w = MakeMatrix(type, rows, cols, 3);
   const auto& p = *static_cast<const cpu::PackedMatrix*>(w.packed.get());
   auto x = RandomVec(static_cast<size_t>(tokens * cols), 4, 3.0f);
@@ -118,11 +151,41 @@ TEST_P(QGemmTest, IsaPathsAreBitIdentical) {
   }
 }
 
+// The largest codes (every code byte 0xFF) against activations that all quantize to +127 or
+// all to -127: the int16 partial sums of the AVX2 kernels must not saturate, so they still
+// equal the plain kernel's int32 arithmetic bit for bit.
+TEST_P(QGemmTest, ExtremeCodesDoNotSaturate) {
+  const GgmlType type = GetParam();
+  if (!cpu::Avx2QKernels()) GTEST_SKIP() << "no AVX2";
+  if (backend_test::HalfFields(type).empty()) GTEST_SKIP() << "8-bit-safe by construction (test_qgemm's other cases)";
+  const int64_t rows = 16, cols = ColsFor(type, 64), tokens = 2;
+  OwnedMatrix w = backend_test::MakeMatrix(type, rows, cols, 9);
+  const size_t bb = GgmlTypeSize(type);
+  std::vector<size_t> halves = backend_test::HalfFields(type);
+  for (size_t b = 0; b < w.bytes.size() / bb; ++b) {
+    for (size_t i = 0; i < bb; ++i) {
+      bool half = false;
+      for (size_t h : halves) half = half || i == h || i == h + 1;
+      if (!half) w.bytes[b * bb + i] = 0xFF;
+    }
+  }
+  w.packed = cpu::PackMatrix(w.m);
+  const auto& p = *static_cast<const cpu::PackedMatrix*>(w.packed.get());
+  std::vector<float> x(tokens * cols);
+  for (int64_t i = 0; i < cols; ++i) x[i] = 1.0f, x[cols + i] = -1.0f;
+  Acts a = Quantize(cpu::GenericQKernels(), x, tokens, cols);
+  const cpu::QuantActs v = a.view(p.type, cols);
+  std::vector<float> y1(tokens * 16), y2(tokens * 16);
+  cpu::GenericQKernels().gemm(p, 0, 1, v, 0, tokens, y1.data(), 16);
+  cpu::Avx2QKernels()->gemm(p, 0, 1, v, 0, tokens, y2.data(), 16);
+  ASSERT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * 4));
+}
+
 // A token's outputs do not depend on the batch: every batch size (crossing the 8-token
 // tiles and the 128-token cache chunks) gives the rows of the big batch bit for bit.
 TEST_P(QGemmTest, BatchInvariantThroughMatMul) {
   const GgmlType type = GetParam();
-  const int64_t rows = 50, cols = 96, tokens = 140;
+  const int64_t rows = 50, cols = ColsFor(type, 96), tokens = 140;
   OwnedMatrix w = MakeMatrix(type, rows, cols, 5);
   Matrix pm = w.m;
   pm.packed = w.packed.get();
@@ -138,7 +201,10 @@ TEST_P(QGemmTest, BatchInvariantThroughMatMul) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, QGemmTest, ::testing::Values(GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0),
+INSTANTIATE_TEST_SUITE_P(Types, QGemmTest,
+                         ::testing::Values(GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0, GgmlType::kQ5_0,
+                                           GgmlType::kQ5_1, GgmlType::kIQ4_NL, GgmlType::kQ2_K, GgmlType::kQ3_K,
+                                           GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kIQ4_XS),
                          [](const auto& info) { return GgmlTypeName(static_cast<uint32_t>(info.param)); });
 
 // A fused matrix ([a; b; c], as PrepareWeights builds for QKV) writes each part's rows to

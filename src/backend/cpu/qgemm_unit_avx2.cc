@@ -1,0 +1,201 @@
+// qgemm.h's unit types on AVX2 + FMA + F16C. A 16-row group is two ymm halves (rows 0-7,
+// 8-15), a lane one row's 4 bytes. Per block and half the codes of the 8 sub-vectors (4
+// elements per row each) are rebuilt from the planes with shifts and masks, multiplied by
+// broadcast activations with vpmaddubsw, summed in int16 while that cannot overflow, and
+// scaled per sub-block by vpmaddwd with the row's sc in place of the usual vector of ones.
+// The integers equal the reference's exactly and the float steps are the same operations,
+// so the results are bit-identical to GemmUnitGeneric.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "backend/cpu/qgemm.h"
+#include "format/ggml_int.h"
+
+namespace inferd::cpu {
+namespace {
+
+inline __m256i Bcast32(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+inline __m256i Load(const uint8_t* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); }
+
+// Moves bit `from` of every byte to bit `to` (both < 8; the other bits are masked later).
+template <int kFrom, int kTo>
+inline __m256i MoveBits(__m256i v) {
+  if constexpr (kFrom < kTo) return _mm256_slli_epi16(v, kTo - kFrom);
+  else if constexpr (kFrom > kTo) return _mm256_srli_epi16(v, kFrom - kTo);
+  else return v;
+}
+
+// The codes of sub-vector k (elements 4k..4k+3 of every row of half h) of block bi.
+template <PackedType kType, int K>
+inline __m256i Code(const uint8_t* unit, int bi, int h) {
+  constexpr UnitLayout L = UnitLayoutOf(kType);
+  const uint8_t* lo = unit + L.lo_off(bi) + 32 * h;
+  const uint8_t* hi = unit + L.hi_off(bi) + 32 * h;
+  __m256i c;
+  if constexpr (L.code == CodeKind::kL2 || L.code == CodeKind::kL2H1) {
+    c = _mm256_and_si256(_mm256_srli_epi16(Load(lo + 64 * (K / 4)), 2 * (K % 4)), _mm256_set1_epi8(3));
+  } else {
+    const __m256i v = Load(lo + 64 * (K % 4));
+    c = _mm256_and_si256(K < 4 ? v : _mm256_srli_epi16(v, 4), _mm256_set1_epi8(15));
+  }
+  if constexpr (L.code == CodeKind::kP4H1) {
+    c = _mm256_or_si256(c, _mm256_and_si256(MoveBits<K, 4>(Load(hi)), _mm256_set1_epi8(0x10)));
+  } else if constexpr (L.code == CodeKind::kL2H1) {
+    c = _mm256_or_si256(c, _mm256_and_si256(MoveBits<K, 2>(Load(hi)), _mm256_set1_epi8(0x04)));
+  } else if constexpr (L.code == CodeKind::kP4H2) {
+    c = _mm256_or_si256(c, _mm256_and_si256(MoveBits<2 * (K % 4), 4>(Load(hi + 64 * (K / 4))), _mm256_set1_epi8(0x30)));
+  }
+  if constexpr (L.lut) {
+    const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values)));
+    c = _mm256_shuffle_epi8(lut, c);
+  }
+  return c;
+}
+
+template <PackedType kType, int... K>
+inline void Codes(const uint8_t* unit, int bi, int h, __m256i* cv, std::integer_sequence<int, K...>) {
+  ((cv[K] = Code<kType, K>(unit, bi, h)), ...);
+}
+
+// Per-lane int16 pairs: sc0 = (sc_0, sc_0), sc1 = (sc_1, sc_1), scp = (sc_0, sc_1); mp = (m_0, m_1).
+template <PackedType kType>
+inline void Scales(const uint8_t* unit, int bi, int h, __m256i* sc0, __m256i* sc1, __m256i* scp, __m256i* mp) {
+  constexpr UnitLayout L = UnitLayoutOf(kType);
+  const uint8_t* s = unit + L.sc_off + L.sc_bytes * bi;
+  auto dup = [](__m256i x) {  // the low int16 of x (sign-extended int32) in both halves
+    return _mm256_or_si256(_mm256_and_si256(x, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(x, 16));
+  };
+  if constexpr (L.sc_bytes == 0) {
+    *sc0 = *sc1 = *scp = _mm256_set1_epi16(1);
+  } else if constexpr (L.sc_bytes == 16) {
+    *sc0 = *sc1 = *scp = dup(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s + 8 * h))));
+  } else {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 16 * h));
+    if constexpr (L.sc_min_nibbles) {
+      const __m128i m4 = _mm_set1_epi8(15);
+      *scp = _mm256_cvtepu8_epi16(_mm_and_si128(raw, m4));
+      *mp = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4));
+    } else {
+      *scp = _mm256_cvtepi8_epi16(raw);
+    }
+    const __m256i low = _mm256_set1_epi32(0xFFFF);
+    *sc0 = _mm256_or_si256(_mm256_and_si256(*scp, low), _mm256_slli_epi32(*scp, 16));
+    *sc1 = _mm256_or_si256(_mm256_srli_epi32(*scp, 16), _mm256_andnot_si256(low, *scp));
+  }
+  if constexpr (L.m_bytes) {
+    *mp = dup(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(unit + L.m_off + 16 * bi + 8 * h))));
+  }
+}
+
+template <PackedType kType, int NT>
+void Tile(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, int64_t t0, float* y, int64_t ldy) {
+  constexpr UnitLayout L = UnitLayoutOf(kType);
+  // vpmaddubsw results summed in int16 before one vpmaddwd: |u| <= 31 gives 4 x 2 x 31 x 127
+  // < 2^15; 6-bit codes 2 sub-vectors; signed LUT values (sign trick, up to 127) only one.
+  constexpr int P = L.lut ? 1 : L.code == CodeKind::kP4H2 ? 2 : 4;
+  __m256 acc[NT][2];
+  for (auto& t : acc) t[0] = t[1] = _mm256_setzero_ps();
+  for (int64_t u = 0; u < w.num_units; ++u) {
+    const uint8_t* unit = grp + u * L.unit_bytes;
+    __m256 dunit[2], dmin[2];
+    if constexpr (!L.d_per_block) {
+      for (int h = 0; h < 2; ++h) {
+        dunit[h] = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(unit + L.d_off + 16 * h)));
+        if constexpr (L.int_min)
+          dmin[h] = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(unit + L.dmin_off + 16 * h)));
+      }
+    }
+    const int nbi = static_cast<int>(std::min<int64_t>(L.blocks, w.nb - u * L.blocks));
+    for (int bi = 0; bi < nbi; ++bi) {
+      const int64_t b = u * L.blocks + bi;
+      for (int h = 0; h < 2; ++h) {
+        __m256i cv[8];
+        Codes<kType>(unit, bi, h, cv, std::make_integer_sequence<int, 8>{});
+        __m256i sc0, sc1, scp, mp = _mm256_setzero_si256();
+        Scales<kType>(unit, bi, h, &sc0, &sc1, &scp, &mp);
+        __m256 dw, fmin = _mm256_setzero_ps();
+        if constexpr (L.d_per_block) {
+          dw = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(unit + L.d_off + 32 * bi + 16 * h)));
+          if constexpr (L.fp_min)
+            fmin = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(unit + L.dmin_off + 32 * bi + 16 * h)));
+        } else {
+          dw = dunit[h];
+        }
+        for (int t = 0; t < NT; ++t) {
+          const int8_t* aq = a.q + (t0 + t) * a.k + b * kQBlock;
+          __m256i isum = _mm256_setzero_si256();
+          for (int k0 = 0; k0 < 8; k0 += P) {
+            __m256i p16 = _mm256_setzero_si256();
+            for (int k = k0; k < k0 + P; ++k) {
+              const __m256i av = Bcast32(aq + 4 * k);
+              const __m256i d = L.lut ? _mm256_maddubs_epi16(_mm256_abs_epi8(cv[k]), _mm256_sign_epi8(av, cv[k]))
+                                      : _mm256_maddubs_epi16(cv[k], av);
+              p16 = k == k0 ? d : _mm256_add_epi16(p16, d);
+            }
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, k0 < 4 ? sc0 : sc1));
+          }
+          const __m256i s01 = _mm256_set1_epi32(a.s16[(t0 + t) * a.nb + b]);
+          if constexpr (L.z_shift >= 0) isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(_mm256_madd_epi16(scp, s01), L.z_shift));
+          const __m256 da = _mm256_set1_ps(a.d[(t0 + t) * a.nb + b]);
+          acc[t][h] = _mm256_fmadd_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(isum), acc[t][h]);
+          if constexpr (L.int_min) {
+            const __m256 j = _mm256_cvtepi32_ps(_mm256_madd_epi16(mp, s01));
+            acc[t][h] = _mm256_fnmadd_ps(_mm256_mul_ps(dmin[h], da), j, acc[t][h]);
+          }
+          if constexpr (L.fp_min) {
+            float dsa;
+            std::memcpy(&dsa, &a.aux[(t0 + t) * a.nb + b], 4);
+            acc[t][h] = _mm256_fmadd_ps(fmin, _mm256_set1_ps(dsa), acc[t][h]);
+          }
+        }
+      }
+    }
+  }
+  for (int t = 0; t < NT; ++t) {
+    _mm256_storeu_ps(y + t * ldy, acc[t][0]);
+    _mm256_storeu_ps(y + t * ldy + 8, acc[t][1]);
+  }
+}
+
+template <PackedType kType>
+void GemmType(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt, float* y,
+              int64_t ldy) {
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* grp = w.group(g0 + g);
+    float* yg = y + g * kGroupRows;
+    int64_t t = 0;
+    for (; t + 4 <= nt; t += 4) Tile<kType, 4>(w, grp, a, t0 + t, yg + t * ldy, ldy);
+    switch (nt - t) {
+      case 3: Tile<kType, 3>(w, grp, a, t0 + t, yg + t * ldy, ldy); break;
+      case 2: Tile<kType, 2>(w, grp, a, t0 + t, yg + t * ldy, ldy); break;
+      case 1: Tile<kType, 1>(w, grp, a, t0 + t, yg + t * ldy, ldy); break;
+      default: break;
+    }
+  }
+}
+
+}  // namespace
+
+void GemmUnitAvx2(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt, float* y,
+                  int64_t ldy) {
+  switch (w.type) {
+    case PackedType::kQ5_0: return GemmType<PackedType::kQ5_0>(w, g0, ng, a, t0, nt, y, ldy);
+    case PackedType::kQ5_1: return GemmType<PackedType::kQ5_1>(w, g0, ng, a, t0, nt, y, ldy);
+    case PackedType::kIQ4_NL: return GemmType<PackedType::kIQ4_NL>(w, g0, ng, a, t0, nt, y, ldy);
+    case PackedType::kQ2_K: return GemmType<PackedType::kQ2_K>(w, g0, ng, a, t0, nt, y, ldy);
+    case PackedType::kQ3_K: return GemmType<PackedType::kQ3_K>(w, g0, ng, a, t0, nt, y, ldy);
+    case PackedType::kQ4_K: return GemmType<PackedType::kQ4_K>(w, g0, ng, a, t0, nt, y, ldy);
+    case PackedType::kQ5_K: return GemmType<PackedType::kQ5_K>(w, g0, ng, a, t0, nt, y, ldy);
+    case PackedType::kQ6_K: return GemmType<PackedType::kQ6_K>(w, g0, ng, a, t0, nt, y, ldy);
+    case PackedType::kIQ4_XS: return GemmType<PackedType::kIQ4_XS>(w, g0, ng, a, t0, nt, y, ldy);
+    default: return;
+  }
+}
+
+}  // namespace inferd::cpu
