@@ -2,6 +2,7 @@
 // (little-endian) followed by packed integer codes; the layouts below are GGML's on-disk
 // format, so a block is read field by field with memcpy (blocks are not aligned in files).
 #include "format/ggml_types.h"
+#include "format/ggml_quantize.h"
 
 #include <algorithm>
 #include <bit>
@@ -464,9 +465,10 @@ Status QuantizeRow(GgmlType type, const float* src, void* dst, int64_t n) {
       return Status::OK();
     }
     default:
+      if (QuantizeBlocks(type, src, d, n / block)) return Status::OK();
       return Unimplemented("QuantizeRow: quantizing to " +
                            GgmlTypeName(static_cast<uint32_t>(type)) +
-                           " is not implemented (f32, f16, bf16, q4_0, q4_1, q8_0 are)");
+                           " is not implemented (f32, f16, bf16, q4_0, q4_1, q5_0, q8_0, q4_K, q6_K are)");
   }
 }
 

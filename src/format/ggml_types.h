@@ -74,7 +74,8 @@ size_t GgmlRowSize(GgmlType type, int64_t n);
 void DequantizeRow(GgmlType type, const void* src, float* dst, int64_t n);
 
 // Reference quantization of n floats (for tests, dummy weights and export round trips).
-// Supported for F32, F16, BF16, Q4_0, Q4_1, Q8_0; others return Unimplemented.
+// Supported for F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q6_K (ggml_quantize.h); others
+// return Unimplemented.
 Status QuantizeRow(GgmlType type, const float* src, void* dst, int64_t n);
 
 // IEEE half / bfloat16 conversions (round-to-nearest-even on the way down).

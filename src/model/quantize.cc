@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <cstring>
 #include <memory>
 #include <unordered_set>
@@ -16,7 +17,7 @@
 namespace inferd {
 namespace {
 
-constexpr int64_t kGroupSize = 32;  // Q8_0 / Q4_0 block size
+constexpr int64_t kGroupSize = 32;  // the smallest block of the types written
 
 bool IsFloatType(GgmlType t) { return t == GgmlType::kF32 || t == GgmlType::kF16 || t == GgmlType::kBF16; }
 
@@ -49,16 +50,30 @@ void RowToFloat(const Matrix& m, int64_t r, const float* half_table, float* out)
 struct Job {
   Matrix* m;
   std::string name;
+  bool more_bits = false;  // int4: a wv / w_down that llama.cpp's Q4_K_M recipe gives Q6_K
 };
+
+// llama-quant.cpp's use_more_bits: the first and last eighth of the layers and every third
+// layer between.
+bool UseMoreBits(int64_t i, int64_t n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+// The type a matrix gets: int8 -> Q8_0; int4 -> Q4_K or Q6_K, or their fallbacks Q5_0 / Q8_0
+// when a row is not a whole number of 256-blocks (llama-quant.cpp tensor_type_fallback).
+GgmlType TargetType(GgmlType main, const Job& j) {
+  if (main != GgmlType::kQ4_K) return main;
+  const GgmlType t = j.more_bits ? GgmlType::kQ6_K : GgmlType::kQ4_K;
+  if (j.m->cols % 256 == 0) return t;
+  return t == GgmlType::kQ6_K ? GgmlType::kQ8_0 : GgmlType::kQ5_0;
+}
 
 }  // namespace
 
 StatusOr<GgmlType> WeightQuantizationType(const std::string& q) {
   if (q.empty() || q == "none") return GgmlType::kF32;
   if (q == "int8") return GgmlType::kQ8_0;
-  if (q == "int4") return GgmlType::kQ4_0;
+  if (q == "int4") return GgmlType::kQ4_K;
   return InvalidArgument("unknown --quantization '" + q +
-                         "': use int8 or int4 (weight-only, group size 32), or none");
+                         "': use int8 (q8_0) or int4 (llama.cpp's q4_K_M recipe), weight-only, or none");
 }
 
 Status QuantizeWeights(LoadedModel& model, const std::string& quantization) {
@@ -70,13 +85,14 @@ Status QuantizeWeights(LoadedModel& model, const std::string& quantization) {
   for (size_t i = 0; i < w.layers.size(); ++i) {
     LayerWeights& l = w.layers[i];
     const std::string p = fmt::format("layer {} ", i);
+    const bool more = UseMoreBits(static_cast<int64_t>(i), static_cast<int64_t>(w.layers.size()));
     jobs.push_back({&l.wq, p + "q_proj"});
     jobs.push_back({&l.wk, p + "k_proj"});
-    jobs.push_back({&l.wv, p + "v_proj"});
+    jobs.push_back({&l.wv, p + "v_proj", more});
     jobs.push_back({&l.wo, p + "o_proj"});
     jobs.push_back({&l.w_gate, p + "gate_proj"});
     jobs.push_back({&l.w_up, p + "up_proj"});
-    jobs.push_back({&l.w_down, p + "down_proj"});
+    jobs.push_back({&l.w_down, p + "down_proj", more});
   }
   // Check everything before touching anything.
   for (const Job& j : jobs) {
@@ -89,7 +105,7 @@ Status QuantizeWeights(LoadedModel& model, const std::string& quantization) {
     }
     if (j.m->cols % kGroupSize != 0) {
       return InvalidArgument(fmt::format(
-          "--quantization {}: weight '{}' has {} columns, not a multiple of the group size {}", quantization,
+          "--quantization {}: weight '{}' has {} columns, not a multiple of the block size {}", quantization,
           j.name, j.m->cols, kGroupSize));
     }
     if (j.m->packed != nullptr) {
@@ -106,13 +122,15 @@ Status QuantizeWeights(LoadedModel& model, const std::string& quantization) {
   std::vector<int64_t> first_row(jobs.size() + 1, 0);
   size_t bytes_before = 0, bytes_after = 0;
   int64_t max_cols = 0;
+  std::map<std::string, int> type_counts;  // for the log line
   for (size_t i = 0; i < jobs.size(); ++i) {
     const Matrix& src = *jobs[i].m;
     Matrix& dst = out[i];
-    dst.type = target;
+    dst.type = TargetType(target, jobs[i]);
+    ++type_counts[TypeName(dst.type)];
     dst.rows = src.rows;
     dst.cols = src.cols;
-    dst.row_bytes = GgmlRowSize(target, src.cols);
+    dst.row_bytes = GgmlRowSize(dst.type, src.cols);
     buffers[i] = std::shared_ptr<uint8_t[]>(new uint8_t[dst.nbytes()]);  // uninitialised: written below
     dst.data = buffers[i].get();
     first_row[i + 1] = first_row[i] + src.rows;
@@ -132,7 +150,7 @@ Status QuantizeWeights(LoadedModel& model, const std::string& quantization) {
       const Matrix& src = *jobs[i].m;
       const int64_t r = g - first_row[i];
       RowToFloat(src, r, half_table, row.data());
-      if (!QuantizeRow(target, row.data(), buffers[i].get() + static_cast<size_t>(r) * out[i].row_bytes, src.cols)
+      if (!QuantizeRow(out[i].type, row.data(), buffers[i].get() + static_cast<size_t>(r) * out[i].row_bytes, src.cols)
                .ok()) {
         failed.store(true, std::memory_order_relaxed);
       }
@@ -159,13 +177,16 @@ Status QuantizeWeights(LoadedModel& model, const std::string& quantization) {
   const std::string embd = w.output.data == w.tok_embd.data || w.output.empty()
                                ? TypeName(w.tok_embd.type) + ", tied"
                                : TypeName(w.tok_embd.type) + " / " + TypeName(w.output.type);
+  std::string types;
+  for (const auto& [name, count] : type_counts) types += fmt::format("{}{} x{}", types.empty() ? "" : ", ", name, count);
+  const std::string recipe = target == GgmlType::kQ4_K ? "q4_K_M" : TypeName(target);
   INFERD_LOG_INFO(
-      "quantization {}: {} layer matrices {} -> {} (group size 32), {:.1f} MiB -> {:.1f} MiB in {:.2f} s ({} threads); "
+      "quantization {}: {} layer matrices {} -> {} ({}), {:.1f} MiB -> {:.1f} MiB in {:.2f} s ({} threads); "
       "token embedding and LM head left unquantized ({}); weights {:.1f} MiB -> {:.1f} MiB",
-      quantization, jobs.size(), TypeName(source), TypeName(target), bytes_before / 1048576.0,
+      quantization, jobs.size(), TypeName(source), recipe, types, bytes_before / 1048576.0,
       bytes_after / 1048576.0, seconds, pool.num_threads(), embd, (w.nbytes + bytes_before - bytes_after) / 1048576.0,
       w.nbytes / 1048576.0);
-  model.weight_type = fmt::format("{} ({} from {})", TypeName(target), quantization, TypeName(source));
+  model.weight_type = fmt::format("{} ({} from {})", recipe, quantization, TypeName(source));
   return Status::OK();
 }
 

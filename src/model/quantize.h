@@ -3,11 +3,16 @@
 // Every linear-layer matrix (wq wk wv wo w_gate w_up w_down of each layer) of an fp32 /
 // fp16 / bf16 model is re-encoded in a GGUF block layout, so every backend reads it with the
 // kernels it already has for GGUF files:
-//   int8 -> Q8_0: 32 weights per fp16 scale d = max|x| / 127, q = round(x / d) (symmetric)
-//   int4 -> Q4_0: 32 weights per fp16 scale d = x_max / -8 (x_max: the value of largest
-//           magnitude, with its sign), q = clamp(round(x / d) + 8, 0, 15)
-// exactly as llama.cpp's reference quantize_row_q8_0 / q4_0 (QuantizeRow) do. The token
-// embedding and the LM head stay as stored (as vLLM, AWQ and GPTQ leave them).
+//   int8 -> Q8_0: 32 weights per fp16 scale d = max|x| / 127, q = round(x / d) (symmetric),
+//           llama.cpp's quantize_row_q8_0
+//   int4 -> llama.cpp's Q4_K_M recipe (llama-quant.cpp): Q4_K (256-weight super-blocks of 8
+//           sub-blocks with 6-bit scales and mins, fitted by weighted least squares), Q6_K for
+//           wv and w_down of the layers where llama.cpp's use_more_bits(i, n) holds (the first
+//           and last eighth and every third between), and where a row is not a multiple of
+//           256 its fallback: Q5_0 for Q4_K, Q8_0 for Q6_K
+// with the reference quantizers of format/ggml_quantize.h, byte for byte llama.cpp's. The
+// token embedding and the LM head stay as stored (as vLLM, AWQ and GPTQ leave them;
+// llama-quantize makes the LM head Q6_K).
 #pragma once
 
 #include <string>
@@ -17,7 +22,7 @@
 
 namespace inferd {
 
-// The GGML type for a --quantization value: kQ8_0 for "int8", kQ4_0 for "int4", and kF32
+// The main GGML type for a --quantization value: kQ8_0 for "int8", kQ4_K for "int4", and kF32
 // (meaning: leave the weights as stored) for "" / "none". Unknown values: InvalidArgument.
 StatusOr<GgmlType> WeightQuantizationType(const std::string& quantization);
 

@@ -30,13 +30,13 @@ def test_generate_int4_json(run, f16_dir):
     assert out["finished"] is True
     assert len(out["outputs"][0]["token_ids"]) == 8
     assert out["outputs"][0]["text"].strip()
-    assert "-> q4_0" in proc.stderr
+    assert "f16 -> q4_K_M (q4_K x16, q5_0 x166, q6_K x14, q8_0 x14)" in proc.stderr
 
 
 def test_quantization_errors(run, model_path, f16_dir):
     proc = run("generate", "--model", f16_dir, "--quantization", "fp3", "--prompt", "hi", check=False)
     assert proc.returncode == 1
-    assert "error: unknown --quantization 'fp3': use int8 or int4 (weight-only, group size 32), or none" in proc.stderr
+    assert "error: unknown --quantization 'fp3': use int8 (q8_0) or int4 (llama.cpp's q4_K_M recipe), weight-only, or none" in proc.stderr
     # The embedded model is Q4_1 already.
     proc = run("generate", "--model", model_path, "--quantization", "int8", "--prompt", "hi", check=False)
     assert proc.returncode == 1

@@ -17,7 +17,7 @@ def f16_dir(cli_path, model_path, tmp_path_factory):
     return str(out)
 
 
-@pytest.mark.parametrize("quantization,weight_type", [("int8", "q8_0 (int8 from f16)"), ("int4", "q4_0 (int4 from f16)")])
+@pytest.mark.parametrize("quantization,weight_type", [("int8", "q8_0 (int8 from f16)"), ("int4", "q4_K_M (int4 from f16)")])
 def test_quantized_llm_generates(f16_dir, quantization, weight_type):
     llm = inferd.LLM(model=f16_dir, quantization=quantization, kv_cache_memory="64MiB", max_model_len=256)
     assert weight_type in str(llm.model_info)

@@ -145,3 +145,35 @@ def test_quantize_matches_gguf_py(tmp_path, qtype):
     assert got.size == want.size
     mismatch = np.flatnonzero(got != want)
     assert mismatch.size == 0, f"{qtype.name}: {mismatch.size} bytes differ, first at {mismatch[:8]}"
+
+
+# The quantizers behind `--quantization int4` (llama.cpp's Q4_K_M recipe: Q4_K, Q6_K, and Q5_0
+# where a row is not a multiple of 256) against llama.cpp's own quantize_row_*_ref, called
+# through ctypes from the libggml-base of scripts/llamacpp.sh: byte for byte.
+@pytest.mark.parametrize("name,ggml_fn", [("q5_0", "quantize_row_q5_0_ref"), ("q4_K", "quantize_row_q4_K_ref"),
+                                          ("q6_K", "quantize_row_q6_K_ref")])
+def test_quantize_matches_llamacpp(tmp_path, name, ggml_fn):
+    import ctypes
+    lib_dir = os.environ.get("LLAMACPP_LIB_DIR")
+    if not lib_dir or not (Path(lib_dir) / "libggml-base.so").exists():
+        pytest.skip("llama.cpp not built: eval \"$(scripts/llamacpp.sh)\"")
+    ggml = ctypes.CDLL(str(Path(lib_dir) / "libggml-base.so"))
+    fn = getattr(ggml, ggml_fn)
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    qtype = {"q5_0": Q.Q5_0, "q4_K": Q.Q4_K, "q6_K": Q.Q6_K}[name]
+    block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal(256 * 64) * rng.uniform(0.01, 2.0, 64).repeat(256)).astype(np.float32)
+    x[:256] = 0.0                           # an all-zero super-block
+    x[256:512] = np.abs(x[256:512])         # all positive: the min clamps to 0
+    x[512:768] = np.linspace(-1, 1, 256)    # evenly spaced values, many ties
+    src = tmp_path / "x.f32"
+    x.tofile(src)
+    dst = tmp_path / "x.bin"
+    subprocess.run([str(_tool()), "--quantize", name, str(src), str(dst)], check=True)
+    got = np.frombuffer(dst.read_bytes(), dtype=np.uint8)
+    want = np.zeros(x.size // block * type_size, dtype=np.uint8)
+    fn(x.ctypes.data, want.ctypes.data, x.size)
+    assert got.size == want.size
+    mismatch = np.flatnonzero(got != want)
+    assert mismatch.size == 0, f"{name}: {mismatch.size} bytes differ, first at {mismatch[:8]}"

@@ -1,10 +1,12 @@
-"""--quantization int8 | int4 vs gguf-py's quantizers (llama.cpp's Python package), bit for bit.
+"""--quantization int8 | int4 vs llama.cpp's quantizers, bit for bit.
 
 We write an F16 GGUF copy of the embedded model with gguf-py (every matrix rounded to
 float16, norms kept F32), load it with `inferd_quantize_tool` (LoadModel with
 LoadOptions::quantization, as `inferd --quantization` does) and compare the bytes of every
-layer matrix with gguf.quants.quantize(rows, Q8_0 / Q4_0) of the same F16 values; the token
-embedding must come back as stored (F16).
+layer matrix: int8 with gguf.quants.quantize(rows, Q8_0) of the same F16 values; int4 with
+the file `llama-quantize F16 Q4_K_M` writes from the same F16 copy (types and bytes of every
+layer matrix: Q4_K / Q6_K and their Q5_0 / Q8_0 fallbacks, by llama.cpp's recipe). The
+token embedding must come back as stored (F16).
 
 Environment: INFERD_BUILD_DIR (default build/release) locates the tool; INFERD_MODEL the model.
 """
@@ -77,30 +79,70 @@ def f16_model(tmp_path_factory):
     return path, _write_f16_copy(MODEL, path)
 
 
-@pytest.mark.parametrize("quant,qtype", [("int8", Q.Q8_0), ("int4", Q.Q4_0)])
-def test_quantized_layers_match_gguf_py(f16_model, tmp_path, quant, qtype):
-    path, matrices = f16_model
-    out = tmp_path / "out"
+def _run_tool(path, quant, out):
     out.mkdir()
     r = subprocess.run([str(_tool()), str(path), quant, str(out)], capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == f"{qtype.name.lower()} ({quant} from f16)"
-    types = dict(line.split() for line in (out / "types.txt").read_text().splitlines())
+    return r.stdout.strip(), dict(line.split() for line in (out / "types.txt").read_text().splitlines())
+
+
+def _check_embedding(out, types, matrices):
+    # The embedding (tied LM head) is left as stored.
+    assert types["token_embd.weight"] == "f16"
+    emb = np.fromfile(out / "token_embd.weight.bin", dtype=np.float16)
+    np.testing.assert_array_equal(emb, matrices["token_embd.weight"].reshape(-1))
+
+
+def test_int8_layers_match_gguf_py(f16_model, tmp_path):
+    path, matrices = f16_model
+    out = tmp_path / "out"
+    weight_type, types = _run_tool(path, "int8", out)
+    assert weight_type == "q8_0 (int8 from f16)"
     n_layers = sum(1 for name in matrices if name.endswith(".ffn_up.weight"))
     assert n_layers > 0
     checked = 0
     for i in range(n_layers):
         for m in LAYER_MATRICES:
             name = f"blk.{i}.{m}.weight"
-            assert types[name] == qtype.name.lower(), name
-            want = gguf.quants.quantize(matrices[name].astype(np.float32), qtype).view(np.uint8).reshape(-1)
+            assert types[name] == "q8_0", name
+            want = gguf.quants.quantize(matrices[name].astype(np.float32), Q.Q8_0).view(np.uint8).reshape(-1)
             got = np.fromfile(out / f"{name}.bin", dtype=np.uint8)
             assert got.size == want.size, name
             mismatch = np.flatnonzero(got != want)
             assert mismatch.size == 0, f"{name}: {mismatch.size} bytes differ, first at {mismatch[:8]}"
             checked += 1
     assert checked == 7 * n_layers
-    # The embedding (tied LM head) is left as stored.
-    assert types["token_embd.weight"] == "f16"
-    emb = np.fromfile(out / "token_embd.weight.bin", dtype=np.float16)
-    np.testing.assert_array_equal(emb, matrices["token_embd.weight"].reshape(-1))
+    _check_embedding(out, types, matrices)
+
+
+def test_int4_layers_match_llama_quantize_q4_k_m(f16_model, tmp_path):
+    quantize = os.environ.get("LLAMACPP_QUANTIZE")
+    if not quantize or not Path(quantize).exists():
+        pytest.skip("llama-quantize not built: eval \"$(scripts/llamacpp.sh --with-bench)\"")
+    path, matrices = f16_model
+    ref_path = tmp_path / "q4_k_m.gguf"
+    r = subprocess.run([quantize, str(path), str(ref_path), "Q4_K_M"], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = tmp_path / "out"
+    weight_type, types = _run_tool(path, "int4", out)
+    assert weight_type == "q4_K_M (int4 from f16)"
+    ref = {t.name: t for t in gguf.GGUFReader(str(ref_path)).tensors}
+    seen = set()
+    checked = 0
+    for name, t in ref.items():
+        if not any(f".{m}.weight" in name for m in LAYER_MATRICES):
+            continue
+        want_type = t.tensor_type.name.lower().replace("_k", "_K")
+        assert types[name] == want_type, name
+        seen.add(want_type)
+        want = np.asarray(t.data).view(np.uint8).reshape(-1)
+        got = np.fromfile(out / f"{name}.bin", dtype=np.uint8)
+        assert got.size == want.size, name
+        mismatch = np.flatnonzero(got != want)
+        assert mismatch.size == 0, f"{name}: {mismatch.size} bytes differ, first at {mismatch[:8]}"
+        checked += 1
+    n_layers = sum(1 for name in matrices if name.endswith(".ffn_up.weight"))
+    assert checked == 7 * n_layers
+    # SmolLM2's 576-wide rows fall back to Q5_0 / Q8_0; its ffn_down (1536) stays K-quant.
+    assert seen == {"q4_K", "q6_K", "q5_0", "q8_0"}, seen
+    _check_embedding(out, types, matrices)

@@ -5,7 +5,7 @@
 //   With no TENSOR arguments every tensor is written.
 // inferd_dequant_tool --quantize TYPE IN.f32 OUT.bin
 //   Quantizes raw little-endian float32 values (a multiple of TYPE's block size) with
-//   QuantizeRow and writes the raw blocks (TYPE: f32 f16 bf16 q4_0 q4_1 q8_0).
+//   QuantizeRow and writes the raw blocks (TYPE: f32 f16 bf16 q4_0 q4_1 q5_0 q8_0 q4_K q6_K).
 // Exit status 0 on success, 1 on error.
 #include <cstdio>
 #include <cstring>

@@ -163,19 +163,105 @@ void Tile(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, int64_t
   }
 }
 
+// Several tokens (prefill, batched decode): one half (8 rows) at a time, so that the
+// accumulators, int32 sums and int16 partial sums of NT tokens stay in the 16 ymm registers;
+// each code vector is built once and used by all NT tokens. The group (a few KB to tens of
+// KB) stays in L1/L2 across the halves and token tiles.
+template <PackedType kType, int NT>
+void TileHalf(const PackedMatrix& w, const uint8_t* grp, int h, const QuantActs& a, int64_t t0, float* y,
+              int64_t ldy) {
+  constexpr UnitLayout L = UnitLayoutOf(kType);
+  constexpr int P = L.lut ? 1 : L.code == CodeKind::kP4H2 ? 2 : 4;  // as in Tile
+  __m256 acc[NT];
+  for (auto& v : acc) v = _mm256_setzero_ps();
+  for (int64_t u = 0; u < w.num_units; ++u) {
+    const uint8_t* unit = grp + u * L.unit_bytes;
+    __m256 dunit = _mm256_setzero_ps(), dmin = _mm256_setzero_ps();
+    if constexpr (!L.d_per_block) {
+      dunit = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(unit + L.d_off + 16 * h)));
+      if constexpr (L.int_min)
+        dmin = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(unit + L.dmin_off + 16 * h)));
+    }
+    const int nbi = static_cast<int>(std::min<int64_t>(L.blocks, w.nb - u * L.blocks));
+    for (int bi = 0; bi < nbi; ++bi) {
+      const int64_t b = u * L.blocks + bi;
+      __m256i sc0, sc1, scp, mp = _mm256_setzero_si256();
+      Scales<kType>(unit, bi, h, &sc0, &sc1, &scp, &mp);
+      const int8_t* aq[NT];
+      for (int t = 0; t < NT; ++t) aq[t] = a.q + (t0 + t) * a.k + b * kQBlock;
+      __m256i isum[NT];
+      auto group_of = [&](auto k0_tag) {
+        constexpr int k0 = decltype(k0_tag)::value;
+        __m256i p16[NT];
+        auto one = [&](auto k_tag) {
+          constexpr int k = decltype(k_tag)::value;
+          const __m256i c = Code<kType, k>(unit, bi, h);
+          const __m256i ac = L.lut ? _mm256_abs_epi8(c) : c;
+#pragma GCC unroll 8
+          for (int t = 0; t < NT; ++t) {
+            const __m256i av = Bcast32(aq[t] + 4 * k);
+            const __m256i d = L.lut ? _mm256_maddubs_epi16(ac, _mm256_sign_epi8(av, c)) : _mm256_maddubs_epi16(ac, av);
+            p16[t] = k == k0 ? d : _mm256_add_epi16(p16[t], d);
+          }
+        };
+        [&]<int... I>(std::integer_sequence<int, I...>) {
+          (one(std::integral_constant<int, k0 + I>{}), ...);
+        }(std::make_integer_sequence<int, P>{});
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; ++t) {
+          const __m256i m = _mm256_madd_epi16(p16[t], k0 < 4 ? sc0 : sc1);
+          isum[t] = k0 == 0 ? m : _mm256_add_epi32(isum[t], m);
+        }
+      };
+      [&]<int... G>(std::integer_sequence<int, G...>) {
+        (group_of(std::integral_constant<int, G * P>{}), ...);
+      }(std::make_integer_sequence<int, 8 / P>{});
+      __m256 dw = dunit, fmin = _mm256_setzero_ps();
+      if constexpr (L.d_per_block) {
+        dw = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(unit + L.d_off + 32 * bi + 16 * h)));
+        if constexpr (L.fp_min)
+          fmin = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(unit + L.dmin_off + 32 * bi + 16 * h)));
+      }
+#pragma GCC unroll 8
+      for (int t = 0; t < NT; ++t) {
+        const __m256i s01 = _mm256_set1_epi32(a.s16[(t0 + t) * a.nb + b]);
+        __m256i is = isum[t];
+        if constexpr (L.z_shift >= 0) is = _mm256_sub_epi32(is, _mm256_slli_epi32(_mm256_madd_epi16(scp, s01), L.z_shift));
+        const __m256 da = _mm256_set1_ps(a.d[(t0 + t) * a.nb + b]);
+        acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(is), acc[t]);
+        if constexpr (L.int_min) {
+          acc[t] = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, da), _mm256_cvtepi32_ps(_mm256_madd_epi16(mp, s01)), acc[t]);
+        }
+        if constexpr (L.fp_min) {
+          float dsa;
+          std::memcpy(&dsa, &a.aux[(t0 + t) * a.nb + b], 4);
+          acc[t] = _mm256_fmadd_ps(fmin, _mm256_set1_ps(dsa), acc[t]);
+        }
+      }
+    }
+  }
+  for (int t = 0; t < NT; ++t) _mm256_storeu_ps(y + t * ldy + 8 * h, acc[t]);
+}
+
 template <PackedType kType>
 void GemmType(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt, float* y,
               int64_t ldy) {
   for (int64_t g = 0; g < ng; ++g) {
     const uint8_t* grp = w.group(g0 + g);
     float* yg = y + g * kGroupRows;
-    int64_t t = 0;
-    for (; t + 4 <= nt; t += 4) Tile<kType, 4>(w, grp, a, t0 + t, yg + t * ldy, ldy);
-    switch (nt - t) {
-      case 3: Tile<kType, 3>(w, grp, a, t0 + t, yg + t * ldy, ldy); break;
-      case 2: Tile<kType, 2>(w, grp, a, t0 + t, yg + t * ldy, ldy); break;
-      case 1: Tile<kType, 1>(w, grp, a, t0 + t, yg + t * ldy, ldy); break;
-      default: break;
+    if (nt == 1) {
+      Tile<kType, 1>(w, grp, a, t0, yg, ldy);
+      continue;
+    }
+    for (int h = 0; h < 2; ++h) {
+      int64_t t = 0;
+      for (; t + 4 <= nt; t += 4) TileHalf<kType, 4>(w, grp, h, a, t0 + t, yg + t * ldy, ldy);
+      switch (nt - t) {
+        case 3: TileHalf<kType, 3>(w, grp, h, a, t0 + t, yg + t * ldy, ldy); break;
+        case 2: TileHalf<kType, 2>(w, grp, h, a, t0 + t, yg + t * ldy, ldy); break;
+        case 1: TileHalf<kType, 1>(w, grp, h, a, t0 + t, yg + t * ldy, ldy); break;
+        default: break;
+      }
     }
   }
 }

@@ -1,4 +1,5 @@
-// --quantization int8 | int4 (model/quantize.h): weight-only Q8_0 / Q4_0 at load.
+// --quantization int8 | int4 (model/quantize.h): weight-only Q8_0 / llama.cpp's Q4_K_M recipe
+// at load.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -96,6 +97,28 @@ void ExpectWithinBound(const Matrix& orig, const Matrix& quant, const std::strin
   EXPECT_GT(worst_ratio, 0.3) << what << ": suspiciously exact";  // it really was quantized
 }
 
+// Relative RMS error of a quantized matrix: small, but not zero (it really was quantized).
+void ExpectRelativeRms(const Matrix& orig, const Matrix& quant, double max_rel, const std::string& what) {
+  double num = 0, den = 0;
+  for (int64_t r = 0; r < orig.rows; ++r) {
+    const std::vector<float> x = Row(orig, r), y = Row(quant, r);
+    for (int64_t c = 0; c < orig.cols; ++c) num += (x[c] - y[c]) * double(x[c] - y[c]), den += x[c] * double(x[c]);
+  }
+  const double rel = std::sqrt(num / den);
+  EXPECT_LT(rel, max_rel) << what;
+  EXPECT_GT(rel, 1e-4) << what << ": suspiciously exact";
+}
+
+// The int4 (Q4_K_M) type of each layer matrix of the test config (hidden 128, ffn 256, 2
+// layers): rows of 128 are not whole 256-blocks, so Q4_K falls back to Q5_0 and Q6_K to Q8_0;
+// use_more_bits(i, 2) holds for layer 1 only, which gives wv and w_down the Q6_K side.
+GgmlType Int4Type(size_t matrix_index) {
+  const size_t layer = matrix_index / 7, kind = matrix_index % 7;  // q k v o gate up down
+  if (kind == 2) return layer == 1 ? GgmlType::kQ8_0 : GgmlType::kQ5_0;
+  if (kind == 6) return layer == 1 ? GgmlType::kQ6_K : GgmlType::kQ4_K;
+  return GgmlType::kQ5_0;
+}
+
 TEST(Quantize, Int8AndInt4FromEveryFloatType) {
   const std::string cfg = WriteConfig("quant_untied.json", /*tied=*/false);
   for (const char* dtype : {"float16", "bfloat16", "float32"}) {
@@ -103,20 +126,25 @@ TEST(Quantize, Int8AndInt4FromEveryFloatType) {
     ASSERT_NE(base, nullptr);
     const std::string src = base->weight_type;
     for (const char* quant : {"int8", "int4"}) {
-      const GgmlType want = std::string(quant) == "int8" ? GgmlType::kQ8_0 : GgmlType::kQ4_0;
+      const bool int8 = std::string(quant) == "int8";
       const std::string what = std::string(dtype) + " -> " + quant;
       auto q = Load(cfg, dtype, quant);
       ASSERT_NE(q, nullptr);
-      EXPECT_EQ(q->weight_type, GgmlTypeName(static_cast<uint32_t>(want)) + " (" + quant + " from " + src + ")");
+      EXPECT_EQ(q->weight_type, std::string(int8 ? "q8_0" : "q4_K_M") + " (" + quant + " from " + src + ")");
       const auto a = LayerMatrices(base->weights), b = LayerMatrices(q->weights);
       ASSERT_EQ(a.size(), 14u);
       size_t before = 0, after = 0;
       for (size_t i = 0; i < a.size(); ++i) {
-        EXPECT_EQ(b[i]->type, want) << what;
+        const GgmlType want = int8 ? GgmlType::kQ8_0 : Int4Type(i);
+        EXPECT_EQ(b[i]->type, want) << what << " matrix " << i;
         EXPECT_EQ(b[i]->row_bytes, GgmlRowSize(want, a[i]->cols));
         before += a[i]->nbytes();
         after += b[i]->nbytes();
-        ExpectWithinBound(*a[i], *b[i], what + " matrix " + std::to_string(i));
+        if (int8) {
+          ExpectWithinBound(*a[i], *b[i], what + " matrix " + std::to_string(i));
+        } else {
+          ExpectRelativeRms(*a[i], *b[i], want == GgmlType::kQ4_K ? 0.12 : 0.06, what + " matrix " + std::to_string(i));
+        }
         // Bit for bit the reference QuantizeRow of the original row.
         std::vector<uint8_t> ref(b[i]->row_bytes);
         for (int64_t r = 0; r < a[i]->rows; ++r) {
@@ -150,7 +178,7 @@ TEST(Quantize, Int8AndInt4FromEveryFloatType) {
         num += (logits[1][i] - logits[0][i]) * (logits[1][i] - logits[0][i]);
         den += logits[0][i] * logits[0][i];
       }
-      EXPECT_LT(std::sqrt(num / den), want == GgmlType::kQ8_0 ? 0.05 : 0.3) << what;
+      EXPECT_LT(std::sqrt(num / den), int8 ? 0.05 : 0.3) << what;
     }
   }
   std::filesystem::remove(cfg);
@@ -163,10 +191,11 @@ TEST(Quantize, TiedEmbeddingStaysTiedAndUnquantized) {
   ASSERT_NE(base, nullptr);
   ASSERT_NE(q, nullptr);
   EXPECT_EQ(base->weight_type, "f16");  // "none": as stored
-  EXPECT_EQ(q->weight_type, "q4_0 (int4 from f16)");
+  EXPECT_EQ(q->weight_type, "q4_K_M (int4 from f16)");
   EXPECT_EQ(q->weights.output.data, q->weights.tok_embd.data);
   EXPECT_TRUE(SameBytes(q->weights.tok_embd, base->weights.tok_embd));
-  for (const Matrix* m : LayerMatrices(q->weights)) EXPECT_EQ(m->type, GgmlType::kQ4_0);
+  const auto layers = LayerMatrices(q->weights);
+  for (size_t i = 0; i < layers.size(); ++i) EXPECT_EQ(layers[i]->type, Int4Type(i)) << i;
   std::filesystem::remove(cfg);
 }
 
@@ -188,7 +217,10 @@ TEST(Quantize, Errors) {
   auto bad = LoadModel(LoadOptions{.model = cfg, .load_format = "dummy", .quantization = "int3"});
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(bad.status().message(), "unknown --quantization 'int3': use int8 or int4 (weight-only, group size 32), or none");
+  EXPECT_TRUE(Contains(bad.status().message(),
+                       "unknown --quantization 'int3': use int8 (q8_0) or int4 (llama.cpp's q4_K_M recipe), weight-only, "
+                       "or none"))
+      << bad.status().message();
   // Already quantized weights.
   for (const char* dtype : {"q4_1", "q8_0", "q4_0"}) {
     auto already = LoadModel(LoadOptions{.model = cfg, .load_format = "dummy", .dtype = dtype, .quantization = "int8"});
@@ -198,11 +230,11 @@ TEST(Quantize, Errors) {
                                      "already ") + dtype))
         << already.status().message();
   }
-  // Columns not a multiple of the group size: hidden 80 (q_proj has 80 columns).
+  // Columns not a multiple of the block size: hidden 80 (q_proj has 80 columns).
   const std::string odd = WriteConfig("quant_odd.json", /*tied=*/false, /*hidden=*/80);
   auto cols = LoadModel(LoadOptions{.model = odd, .load_format = "dummy", .dtype = "float16", .quantization = "int4"});
   ASSERT_FALSE(cols.ok());
-  EXPECT_TRUE(Contains(cols.status().message(), "has 80 columns, not a multiple of the group size 32"))
+  EXPECT_TRUE(Contains(cols.status().message(), "has 80 columns, not a multiple of the block size 32"))
       << cols.status().message();
   EXPECT_TRUE(Contains(cols.status().message(), "--quantization int4")) << cols.status().message();
   // The same shape loads without quantization.
