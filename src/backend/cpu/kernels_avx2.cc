@@ -144,6 +144,85 @@ void DequantBF16(const uint8_t* src, float* dst, int64_t n) {
   }
 }
 
+// Small-batch path for the float types (KernelTable::dot_quant_row): a 16-element chunk of
+// NR rows is widened to fp32 in registers once for all NT tokens, and accumulated into the
+// lo / hi lanes in increasing k exactly as DotTile does over a dequantized row, so the result
+// is bit-identical to the buffered path (and to the AVX-512 and generic kernels).
+template <GgmlType kType>
+inline void LoadChunk(const uint8_t* row, int64_t k, __m256& lo, __m256& hi) {
+  if constexpr (kType == GgmlType::kF32) {
+    lo = _mm256_loadu_ps(reinterpret_cast<const float*>(row) + k);
+    hi = _mm256_loadu_ps(reinterpret_cast<const float*>(row) + k + 8);
+  } else if constexpr (kType == GgmlType::kF16) {
+    lo = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k)));
+    hi = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k + 16)));
+  } else {  // kBF16: a 16-bit shift
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * k));
+    lo = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(v)), 16));
+    hi = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(v, 1)), 16));
+  }
+}
+
+template <GgmlType kType, int NT, int NR>
+void DotFloatRows(const uint8_t* rows, size_t row_bytes, const float* x, int64_t ldx, int64_t k, float* out,
+                  int64_t ldo) {
+  __m256 lo[NT][NR], hi[NT][NR];
+  for (int t = 0; t < NT; ++t)
+    for (int r = 0; r < NR; ++r) lo[t][r] = hi[t][r] = _mm256_setzero_ps();
+  for (int64_t c = 0; c < k; c += 16) {
+    __m256 wl[NR], wh[NR];
+    for (int r = 0; r < NR; ++r) LoadChunk<kType>(rows + r * row_bytes, c, wl[r], wh[r]);
+    for (int t = 0; t < NT; ++t) {
+      const __m256 xl = _mm256_loadu_ps(x + t * ldx + c), xh = _mm256_loadu_ps(x + t * ldx + c + 8);
+      for (int r = 0; r < NR; ++r) {
+        lo[t][r] = _mm256_fmadd_ps(xl, wl[r], lo[t][r]);
+        hi[t][r] = _mm256_fmadd_ps(xh, wh[r], hi[t][r]);
+      }
+    }
+  }
+  for (int t = 0; t < NT; ++t)
+    for (int r = 0; r < NR; ++r) out[t * ldo + r] = Reduce(lo[t][r], hi[t][r]);
+}
+
+// NT x NR <= 4 register tiles (two ymm accumulators each) over the caller's nt x nr.
+template <GgmlType kType>
+void DotFloatType(const uint8_t* s, size_t row_bytes, int nr, const float* x, int64_t ldx, int nt, int64_t k,
+                  float* out, int64_t ldo) {
+  for (int t = 0; t < nt;) {
+    const int tt = nt - t >= 4 ? 4 : nt - t >= 2 ? 2 : 1;
+    const float* xt = x + t * ldx;
+    float* ot = out + t * ldo;
+    for (int r = 0; r < nr;) {
+      const uint8_t* sr = s + r * row_bytes;
+      if (tt == 1 && nr - r >= 4) {
+        DotFloatRows<kType, 1, 4>(sr, row_bytes, xt, ldx, k, ot + r, ldo), r += 4;
+      } else if (tt <= 2 && nr - r >= 2) {
+        if (tt == 1) DotFloatRows<kType, 1, 2>(sr, row_bytes, xt, ldx, k, ot + r, ldo);
+        else DotFloatRows<kType, 2, 2>(sr, row_bytes, xt, ldx, k, ot + r, ldo);
+        r += 2;
+      } else {
+        if (tt == 4) DotFloatRows<kType, 4, 1>(sr, row_bytes, xt, ldx, k, ot + r, ldo);
+        else if (tt == 2) DotFloatRows<kType, 2, 1>(sr, row_bytes, xt, ldx, k, ot + r, ldo);
+        else DotFloatRows<kType, 1, 1>(sr, row_bytes, xt, ldx, k, ot + r, ldo);
+        r += 1;
+      }
+    }
+    t += tt;
+  }
+}
+
+bool DotQuantRow(GgmlType type, const void* rows, size_t row_bytes, int nr, const float* x, int64_t ldx, int nt,
+                 int64_t k, float* out, int64_t ldo) {
+  if (nr < 1 || nr > kMaxQuantRows || nt < 1 || nt > kMaxQuantTokens || k % 16 != 0) return false;
+  const auto* s = static_cast<const uint8_t*>(rows);
+  switch (type) {
+    case GgmlType::kF32: DotFloatType<GgmlType::kF32>(s, row_bytes, nr, x, ldx, nt, k, out, ldo); return true;
+    case GgmlType::kF16: DotFloatType<GgmlType::kF16>(s, row_bytes, nr, x, ldx, nt, k, out, ldo); return true;
+    case GgmlType::kBF16: DotFloatType<GgmlType::kBF16>(s, row_bytes, nr, x, ldx, nt, k, out, ldo); return true;
+    default: return false;
+  }
+}
+
 }  // namespace
 
 void Avx2DequantRow(GgmlType type, const void* src, float* dst, int64_t n) {
@@ -160,7 +239,7 @@ void Avx2DequantRow(GgmlType type, const void* src, float* dst, int64_t n) {
 }
 
 const KernelTable* Avx2KernelsImpl() {
-  static const KernelTable table{"avx2", 2, 2, DotTile, Dot, Axpy, Avx2DequantRow, nullptr};
+  static const KernelTable table{"avx2", 2, 2, DotTile, Dot, Axpy, Avx2DequantRow, DotQuantRow};
   return &table;
 }
 

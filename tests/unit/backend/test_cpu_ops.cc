@@ -105,24 +105,33 @@ TEST(Kernels, AllIsaPathsAreBitIdentical) {
     t->axpy(0.3f, xs.data(), v1.data(), 100);
     gen.axpy(0.3f, xs.data(), v2.data(), 100);
     EXPECT_EQ(0, std::memcmp(v1.data(), v2.data(), 400));
-    for (GgmlType type : {GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0}) {
-      OwnedMatrix m = MakeMatrix(type, 1, 256, 9);
-      std::vector<float> d1(256), d2(256);
-      t->dequant_row(type, m.m.data, d1.data(), 256);
-      gen.dequant_row(type, m.m.data, d2.data(), 256);
-      EXPECT_EQ(0, std::memcmp(d1.data(), d2.data(), 256 * 4)) << GgmlTypeName(static_cast<uint32_t>(type));
-      // The fused single-token kernel equals a dot with the dequantized row, bit for bit.
+    for (GgmlType type :
+         {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0}) {
+      OwnedMatrix m = MakeMatrix(type, cpu::kMaxQuantRows, 256, 9);
+      std::vector<float> d1(256 * cpu::kMaxQuantRows), d2(256 * cpu::kMaxQuantRows);
+      for (int r = 0; r < cpu::kMaxQuantRows; ++r) {
+        t->dequant_row(type, m.m.row(r), &d1[r * 256], 256);
+        gen.dequant_row(type, m.m.row(r), &d2[r * 256], 256);
+      }
+      EXPECT_EQ(0, std::memcmp(d1.data(), d2.data(), d1.size() * 4)) << GgmlTypeName(static_cast<uint32_t>(type));
+      // The fused small-batch kernel equals a dot with the dequantized row, bit for bit, for
+      // every token and row count.
       auto xq = RandomVec(256 * cpu::kMaxQuantTokens, 10);
-      for (int nt = 1; nt <= cpu::kMaxQuantTokens; ++nt) {
-        std::vector<float> fused(nt);
-        if (!t->dot_quant_row ||
-            !t->dot_quant_row(type, m.m.data, m.m.row_bytes, 1, xq.data(), 256, nt, 256, fused.data(), 1)) {
-          break;
-        }
-        for (int i = 0; i < nt; ++i) {
-          const float plain = gen.dot(&xq[i * 256], d2.data(), 256);
-          EXPECT_EQ(0, std::memcmp(&fused[i], &plain, 4))
-              << "dot_quant_row " << GgmlTypeName(static_cast<uint32_t>(type)) << " nt=" << nt << " t=" << i;
+      for (int nr = 1; nr <= cpu::kMaxQuantRows; ++nr) {
+        for (int nt = 1; nt <= cpu::kMaxQuantTokens; ++nt) {
+          std::vector<float> fused(nt * nr, -1.0f);
+          if (!t->dot_quant_row ||
+              !t->dot_quant_row(type, m.m.data, m.m.row_bytes, nr, xq.data(), 256, nt, 256, fused.data(), nr)) {
+            break;
+          }
+          for (int i = 0; i < nt; ++i) {
+            for (int r = 0; r < nr; ++r) {
+              const float plain = gen.dot(&xq[i * 256], &d2[r * 256], 256);
+              EXPECT_EQ(0, std::memcmp(&fused[i * nr + r], &plain, 4))
+                  << "dot_quant_row " << GgmlTypeName(static_cast<uint32_t>(type)) << " nt=" << nt << " nr=" << nr
+                  << " t=" << i << " r=" << r;
+            }
+          }
         }
       }
     }
