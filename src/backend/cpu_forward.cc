@@ -31,7 +31,8 @@ void PrepareCpuWeights(ModelWeights& weights) {
   pack(weights.output);
   // QKV and gate/up are kept only as fused copies ([q; k; v], [gate; up]): one pass over the
   // activations and one parallel region instead of three or two, with the same row
-  // arithmetic (results are identical). When they cannot be fused they are packed alone.
+  // arithmetic (results are identical). Parts of different types (a Q4_K_M file's Q6_K
+  // attn_v) become a composite (cpu::Compose); parts that cannot be packed stay alone.
   auto pack_fused = [&](std::initializer_list<Matrix*> parts, Matrix& fused) {
     std::vector<std::shared_ptr<const void>> owned;
     std::vector<const cpu::PackedMatrix*> packed;
@@ -42,6 +43,11 @@ void PrepareCpuWeights(ModelWeights& weights) {
     }
     std::shared_ptr<const cpu::PackedMatrix> cat;
     if (packed.size() == parts.size()) cat = cpu::Concat(packed);
+    if (!cat && packed.size() == parts.size()) {  // parts of different types: a composite
+      std::vector<std::shared_ptr<const cpu::PackedMatrix>> each;
+      for (auto& o : owned) each.push_back(std::static_pointer_cast<const cpu::PackedMatrix>(o));
+      cat = cpu::Compose(std::move(each));
+    }
     if (!cat) {
       for (Matrix* m : parts) pack(*m);
       return;

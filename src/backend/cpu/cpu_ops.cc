@@ -55,23 +55,32 @@ constexpr int64_t kTokenChunk = 128;        // token rows whose activations stay
 constexpr int64_t kParallelQuantRows = 32;  // fewer rows are quantized on the calling thread
 
 // y segments: consecutive row ranges of p, each written to its own [T, rows] array. Every
-// segment but the last has rows % 16 == 0 (it ends on a group boundary).
+// segment but the last has rows % 16 == 0 (it ends on a group boundary). A composite p
+// (cpu::Compose) has one segment per part, each part in its own type.
 void PackedMatMul(const cpu::PackedMatrix& p, const float* x, int64_t num_tokens, std::span<const MatMulOut> outs) {
   const auto& kern = cpu::QuantKernels();
   thread_local ActBuffers tls;
   ActBuffers& buf = tls;  // the workers below must use the calling thread's buffers
+  const bool composite = !p.parts.empty();
+  const size_t nparts = composite ? p.parts.size() : 1;
+  auto part = [&](size_t i) -> const cpu::PackedMatrix& { return composite ? *p.parts[i] : p; };
+  if (composite && outs.size() != nparts) std::abort();  // callers pass one output per part
   const int64_t k = p.cols, nb = p.nb, T = num_tokens;
   if (static_cast<int64_t>(buf.q.size()) < T * k) buf.q.resize(static_cast<size_t>(T * k));
   if (static_cast<int64_t>(buf.d.size()) < T * nb) {
     buf.d.resize(static_cast<size_t>(T * nb));
     buf.s.resize(static_cast<size_t>(T * nb));
-    buf.aux.resize(static_cast<size_t>(T * nb));
     buf.s16.resize(static_cast<size_t>(T * nb));
   }
-  const bool unit = cpu::IsUnitType(p.type);
+  if (buf.aux.size() < nparts * T * nb) buf.aux.resize(nparts * T * nb);
+  bool unit = false;
+  for (size_t i = 0; i < nparts; ++i) unit = unit || cpu::IsUnitType(part(i).type);
   auto quantize = [&](int64_t t0, int64_t t1) {
     kern.quantize(x + t0 * k, k, t1 - t0, k, buf.q.data() + t0 * k, buf.d.data() + t0 * nb, buf.s.data() + t0 * nb);
-    cpu::ComputeAux(p.type, buf.d.data() + t0 * nb, buf.s.data() + t0 * nb, (t1 - t0) * nb, buf.aux.data() + t0 * nb);
+    for (size_t i = 0; i < nparts; ++i) {  // aux per part: the type's correction term
+      cpu::ComputeAux(part(i).type, buf.d.data() + t0 * nb, buf.s.data() + t0 * nb, (t1 - t0) * nb,
+                      buf.aux.data() + i * T * nb + t0 * nb);
+    }
     if (unit) cpu::ComputeSums16(buf.q.data() + t0 * k, t1 - t0, k, buf.s16.data() + t0 * nb);
   };
   if (T >= kParallelQuantRows) {
@@ -79,26 +88,33 @@ void PackedMatMul(const cpu::PackedMatrix& p, const float* x, int64_t num_tokens
   } else {
     quantize(0, T);
   }
-  const cpu::QuantActs acts{buf.q.data(), buf.d.data(), buf.aux.data(), k, nb, buf.s16.data()};
+  auto acts = [&](size_t i) {
+    return cpu::QuantActs{buf.q.data(), buf.d.data(), buf.aux.data() + i * T * nb, k, nb, buf.s16.data()};
+  };
   if (static_cast<int64_t>(buf.tail.size()) < T * cpu::kGroupRows) buf.tail.resize(static_cast<size_t>(T * cpu::kGroupRows));
   float* tail = buf.tail.data();
   // Chunks of whole 4-group tiles for one token (the kernel runs 4 groups side by side).
   const int64_t grain = T == 1 ? 4 : T == 2 ? 2 : 1;
   ThreadPool::Global().ParallelFor(p.num_groups, grain, [&](int64_t g0, int64_t g1) {
     int64_t seg_begin = 0;  // first group of the segment
-    for (const MatMulOut& out : outs) {
+    for (size_t si = 0; si < outs.size(); ++si) {
+      const MatMulOut& out = outs[si];
+      // The matrix this segment's groups index, and the first group of the segment in it.
+      const cpu::PackedMatrix& m = part(composite ? si : 0);
+      const cpu::QuantActs a = acts(composite ? si : 0);
+      const int64_t base = composite ? seg_begin : 0;
       const int64_t n = out.rows, seg_groups = (n + cpu::kGroupRows - 1) / cpu::kGroupRows;
-      const int64_t a = std::max(g0, seg_begin), b = std::min(g1, seg_begin + seg_groups);
+      const int64_t lo = std::max(g0, seg_begin), hi = std::min(g1, seg_begin + seg_groups);
       const int64_t full_end = seg_begin + n / cpu::kGroupRows;
-      for (int64_t t0 = 0; a < b && t0 < T; t0 += kTokenChunk) {
+      for (int64_t t0 = 0; lo < hi && t0 < T; t0 += kTokenChunk) {
         const int64_t nt = std::min(kTokenChunk, T - t0);
-        const int64_t b_full = std::min(b, full_end);
-        if (b_full > a) {
-          kern.gemm(p, a, b_full - a, acts, t0, nt, out.y + t0 * n + (a - seg_begin) * cpu::kGroupRows, n);
+        const int64_t hi_full = std::min(hi, full_end);
+        if (hi_full > lo) {
+          kern.gemm(m, lo - base, hi_full - lo, a, t0, nt, out.y + t0 * n + (lo - seg_begin) * cpu::kGroupRows, n);
         }
-        if (b > full_end) {  // a partial last group goes through a 16-wide buffer
+        if (hi > full_end) {  // a partial last group goes through a 16-wide buffer
           const int64_t rows = n - (full_end - seg_begin) * cpu::kGroupRows;
-          kern.gemm(p, full_end, 1, acts, t0, nt, tail, cpu::kGroupRows);
+          kern.gemm(m, full_end - base, 1, a, t0, nt, tail, cpu::kGroupRows);
           for (int64_t t = 0; t < nt; ++t)
             std::memcpy(out.y + (t0 + t) * n + (full_end - seg_begin) * cpu::kGroupRows, tail + t * cpu::kGroupRows,
                         sizeof(float) * rows);

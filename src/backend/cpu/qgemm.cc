@@ -215,6 +215,21 @@ std::unique_ptr<PackedMatrix> Concat(const std::vector<const PackedMatrix*>& par
   return p;
 }
 
+std::shared_ptr<const PackedMatrix> Compose(std::vector<std::shared_ptr<const PackedMatrix>> parts) {
+  if (parts.empty()) return nullptr;
+  auto p = std::make_shared<PackedMatrix>();
+  p->type = parts[0]->type;
+  p->cols = parts[0]->cols;
+  p->nb = parts[0]->nb;
+  for (const auto& m : parts) {
+    if (m == nullptr || m->cols != p->cols || !m->parts.empty()) return nullptr;
+    p->rows += m->rows;
+    p->num_groups += m->num_groups;
+  }
+  p->parts = std::move(parts);
+  return p;
+}
+
 void ComputeAux(PackedType type, const float* d, const int32_t* s, int64_t n, int32_t* aux) {
   switch (type) {
     case PackedType::kQ4_0:

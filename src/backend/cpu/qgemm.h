@@ -126,6 +126,9 @@ struct PackedMatrix {
   size_t pair_bytes = 0;    // two blocks of one group, a multiple of 64
   size_t group_bytes = 0;   // one group, all blocks
   int64_t num_units = 0;    // unit types: units per group
+  // A composite (Compose): the rows of parts[0], then of parts[1], ... each packed in its own
+  // type; `data` is null and the other fields but rows, cols, num_groups are unused.
+  std::vector<std::shared_ptr<const PackedMatrix>> parts;
   uint8_t* data = nullptr;  // 64-byte aligned, num_groups * group_bytes
   std::unique_ptr<uint8_t, void (*)(void*)> owner{nullptr, nullptr};
 
@@ -173,6 +176,11 @@ const QKernels* Avx2QKernels();        // nullptr without AVX2 + FMA + F16C
 const QKernels* Avx512VnniQKernels();  // nullptr without AVX-512 F/BW/VL + VNNI
 // The best available, capped by INFERD_CPU_KERNELS=generic|avx2|avx512 as the float kernels.
 const QKernels& QuantKernels();
+
+// Several packed matrices of equal columns as one composite (PackedMatrix::parts), for fused
+// QKV / gate-up whose parts differ in type (a Q4_K_M file's Q6_K attn_v): one activation
+// quantization and one parallel region. Null when the columns differ.
+std::shared_ptr<const PackedMatrix> Compose(std::vector<std::shared_ptr<const PackedMatrix>> parts);
 
 // Per-type correction term from the block sums (see QuantActs::aux).
 void ComputeAux(PackedType type, const float* d, const int32_t* s, int64_t n, int32_t* aux);

@@ -241,6 +241,40 @@ TEST(QGemm, ConcatenatedSegmentsEqualSeparateMatMuls) {
   }
 }
 
+// Parts of different types fused as a composite (cpu::Compose: Q4_K q, Q8_0 k, Q6_K v with a
+// partial last group) write each part's rows bit-identical to the separate matmuls.
+TEST(QGemm, ComposedPartsOfDifferentTypesEqualSeparateMatMuls) {
+  OwnedMatrix a = MakeMatrix(GgmlType::kQ4_K, 48, 256, 21), b = MakeMatrix(GgmlType::kQ8_0, 16, 256, 22),
+              c = MakeMatrix(GgmlType::kQ6_K, 21, 256, 23);
+  std::vector<std::shared_ptr<const cpu::PackedMatrix>> parts;
+  for (OwnedMatrix* m : {&a, &b, &c}) parts.push_back(std::static_pointer_cast<const cpu::PackedMatrix>(m->packed));
+  EXPECT_EQ(cpu::Concat({parts[0].get(), parts[1].get()}), nullptr);  // types differ
+  std::shared_ptr<const cpu::PackedMatrix> comp = cpu::Compose(parts);
+  ASSERT_NE(comp, nullptr);
+  EXPECT_EQ(comp->rows, 48 + 16 + 21);
+  EXPECT_EQ(comp->num_groups, 3 + 1 + 2);
+  OwnedMatrix narrow = MakeMatrix(GgmlType::kQ4_0, 16, 96, 24);
+  EXPECT_EQ(cpu::Compose({parts[0], std::static_pointer_cast<const cpu::PackedMatrix>(narrow.packed)}), nullptr);
+  Matrix fused;
+  fused.type = GgmlType::kQ4_K;
+  fused.rows = comp->rows;
+  fused.cols = 256;
+  fused.packed = comp.get();
+  for (int64_t tokens : {1, 2, 3, 9, 40}) {
+    auto x = RandomVec(static_cast<size_t>(tokens * 256), 25);
+    std::vector<float> ya(tokens * 48), yb(tokens * 16), yc(tokens * 21);
+    const cpu::MatMulOut outs[] = {{ya.data(), 48}, {yb.data(), 16}, {yc.data(), 21}};
+    cpu::MatMulSegments(fused, x.data(), tokens, outs);
+    for (auto [m, y] : {std::pair{&a, &ya}, std::pair{&b, &yb}, std::pair{&c, &yc}}) {
+      Matrix pm = m->m;
+      pm.packed = m->packed.get();
+      std::vector<float> ref(y->size());
+      cpu::MatMul(pm, x.data(), tokens, ref.data());
+      ASSERT_EQ(0, std::memcmp(ref.data(), y->data(), ref.size() * 4)) << tokens << " tokens";
+    }
+  }
+}
+
 TEST(QGemm, PackLayout) {
   OwnedMatrix w = MakeMatrix(GgmlType::kQ4_1, 20, 64, 7);
   const auto& p = *static_cast<const cpu::PackedMatrix*>(w.packed.get());
