@@ -175,7 +175,7 @@ def llama_models(llama_cpp_module):
     """llama_models(path, kv="f16", n_ctx=2048) -> a llama.cpp Llama with logits for every
     evaluated position (CPU, flash attention off, K/V cache of type `kv`, context n_ctx, which
     llama.cpp pads to a multiple of 256), loaded once per session per (path, kv, n_ctx) and
-    shared by every test file."""
+    shared by every test file; llama_models.release(path) closes those of `path` early."""
     n_threads = int(os.environ.get("INFERD_REFERENCE_THREADS", min(os.cpu_count() or 2, 8)))
     loaded = {}
 
@@ -188,6 +188,13 @@ def llama_models(llama_cpp_module):
                 type_k=KV_TYPES[kv], type_v=KV_TYPES[kv], verbose=False)
         return loaded[key]
 
+    def release(path):
+        """Closes every Llama loaded on `path` now (a test's own file: its scores buffer
+        alone is n_ctx x vocab floats, 0.4 GB for the embedded model)."""
+        for key in [k for k in loaded if k[0] == str(path)]:
+            loaded.pop(key).close()
+
+    get.release = release
     yield get
     for llm in loaded.values():
         llm.close()
