@@ -23,6 +23,9 @@ SHAPES = {  # hidden, ffn, layers, heads, kv heads, vocab, ctx, rope theta, eps
     "llama-2-7b": (4096, 11008, 32, 32, 32, 32000, 4096, 10000.0, 1e-5),
     "llama-2-13b": (5120, 13824, 40, 40, 40, 32000, 4096, 10000.0, 1e-5),
     "smollm2-135m": (576, 1536, 30, 9, 3, 49152, 8192, 100000.0, 1e-5),
+    # every width a multiple of 256, so that K-quants stay K-quants (llama-quantize falls back
+    # to 32-blocks where a row is not a whole number of 256-blocks): 0.4B parameters
+    "small-256": (1024, 2816, 24, 16, 8, 32000, 4096, 10000.0, 1e-5),
 }
 TYPES = {"q4_0": gguf.GGMLQuantizationType.Q4_0, "q4_1": gguf.GGMLQuantizationType.Q4_1,
          "q8_0": gguf.GGMLQuantizationType.Q8_0, "f16": gguf.GGMLQuantizationType.F16}
