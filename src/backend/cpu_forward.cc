@@ -254,7 +254,7 @@ Status CpuForward::Attention(int64_t layer, const ops::AttnParams& p) {
     seqs = group_seqs_;
   }
   cpu::KvLayerView view{kv.k(slot), kv.v(slot), shape.block_size, c.num_kv_heads, c.head_dim,
-                        shape.dtype == KvDtype::kF16};
+                        shape.dtype == KvDtype::kF16 ? cpu::KvElem::kF16 : cpu::KvElem::kF32};
   cpu::WriteKv(view, seqs, batch_->positions.data(), Buf(Act::kK), Buf(Act::kV));
   const cpu::AttnOptions opt{p.scale, p.sliding_window, p.softcap, p.alibi ? alibi_slopes_.data() : nullptr};
   cpu::PagedAttention(view, seqs, batch_->positions.data(), Buf(Act::kQ), c.num_heads, opt, Buf(Act::kAttn));

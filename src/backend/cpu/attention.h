@@ -18,9 +18,19 @@
 //   the chunk's keys in order. Partitions merge in order: M = max m_i,
 //   L = sum l_i exp(m_i - M), O = sum o_i exp(m_i - M) (empty partitions skipped),
 //   out = O / L. exp is vec16.h's Exp. A half K/V cache is widened exactly to fp32 on load.
+//
+// Quantized caches (kv_quant.h: 1-byte codes, one fp16 scale per token and KV head, ks / vs
+// [num_blocks][num_kv_heads][block_size]) are read in place, codes widened exactly to fp32
+// in registers (vec16.h), never through a dequantized copy. The chains above run over the
+// widened codes; a chunk's scores are then ks[keys] * ((c0 + c1) + (c2 + c3)) (one multiply,
+// before soft-capping), and the values accumulate o += (p_j * vs_j) v_j (p_j * vs_j one
+// fp32 product; l sums the unscaled p). For e4m3 the widened code is value / 2^8 and ks, vs
+// are multiplied by 2^8 (exact) when loaded.
 #pragma once
 
 #include <cstdint>
+
+#include "backend/cpu/kv_quant.h"
 
 namespace inferd::cpu {
 
@@ -31,7 +41,9 @@ constexpr int64_t kAttnMaxHeadDim = 256;
 struct AttnTile {
   const void* k = nullptr;  // layer base, layout above
   const void* v = nullptr;
-  bool fp16 = false;        // K/V elements are IEEE halves (else fp32)
+  KvElem elem = KvElem::kF32;
+  const uint16_t* ks = nullptr;  // code formats: fp16 scales [num_blocks][num_kv_heads][block_size]
+  const uint16_t* vs = nullptr;
   int64_t block_size = 16, num_kv_heads = 0, head_dim = 0;
   const int32_t* block_table = nullptr;  // of the tile's sequence
   int64_t kv_head = 0;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "backend/cpu/attention.h"
@@ -37,6 +38,17 @@ void Chunk(const AttnTile& t, int i0, const float* qs, int64_t pos0, int64_t blk
   const int64_t d = t.head_dim, bs = t.block_size;
   const E* kb = static_cast<const E*>(t.k) + ((blk * t.num_kv_heads + t.kv_head) * d) * bs + off;  // [d][bs]
   const E* vb = static_cast<const E*>(t.v) + ((blk * t.num_kv_heads + t.kv_head) * bs + off) * d;  // [w][d]
+  // Code formats: the chunk's keys' K and V scales, as fp32 (lanes >= w are 0).
+  V kscale = V::Zero(), vscale = V::Zero();
+  if constexpr (kIsCode<E>) {
+    const int64_t sb = (blk * t.num_kv_heads + t.kv_head) * bs + off;  // [w]
+    kscale = w == 16 ? V::Load(t.ks + sb) : V::LoadN(t.ks + sb, w);
+    vscale = w == 16 ? V::Load(t.vs + sb) : V::LoadN(t.vs + sb, w);
+    if constexpr (std::is_same_v<E, CodeE4M3>) {
+      kscale = kscale * V::Set1(kFp8E4M3HalfUnit);
+      vscale = vscale * V::Set1(kFp8E4M3HalfUnit);
+    }
+  }
   int nvis[G], lo[G];  // query i sees the chunk's keys [lo, nvis)
   int nmax = 0;
   for (int i = 0; i < G; ++i) {
@@ -74,6 +86,7 @@ void Chunk(const AttnTile& t, int i0, const float* qs, int64_t pos0, int64_t blk
     if (nvis[i] == 0) continue;
     const int q = i0 + i;
     V raw = (acc[i][0] + acc[i][1]) + (acc[i][2] + acc[i][3]);
+    if constexpr (kIsCode<E>) raw = kscale * raw;
     if (t.softcap > 0.0f) raw = SoftCap(raw, t.softcap);
     if (t.alibi[q] != 0.0f) {
       // Distances key - query for the chunk's keys: small integers, exact in float.
@@ -100,6 +113,7 @@ void Chunk(const AttnTile& t, int i0, const float* qs, int64_t pos0, int64_t blk
     V pv = V::SelectFirst(nvis[i], Exp(s - V::Set1(m_new)), V::Zero());
     if (lo[i] > 0) pv = V::SelectFirst(lo[i], V::Zero(), pv);
     l[q] = l[q] + pv.ReduceAdd();
+    if constexpr (kIsCode<E>) pv = pv * vscale;  // p_j * vs_j
     pv.Store(p[i]);
   }
   // o += p_j v_j, keys in order; V rows shared by the queries. A query past its last
@@ -200,12 +214,25 @@ void TileType(const AttnTile& t) {
   }
 }
 
+// fp32 and fp16 caches.
 template <class V>
-void TileImpl(const AttnTile& t) {
-  if (t.fp16) {
+void TileFloatImpl(const AttnTile& t) {
+  if (t.elem == KvElem::kF16) {
     TileType<V, uint16_t>(t);
   } else {
     TileType<V, float>(t);
+  }
+}
+
+// Code formats; instantiated in their own translation units (attention_codes_*.cc), which
+// keeps each ISA's compile time about what it was before them.
+template <class V>
+void TileCodesImpl(const AttnTile& t) {
+  switch (t.elem) {
+    case KvElem::kInt8: return TileType<V, CodeInt8>(t);
+    case KvElem::kFp8E4M3: return TileType<V, CodeE4M3>(t);
+    case KvElem::kFp8E5M2: return TileType<V, CodeE5M2>(t);
+    default: return;
   }
 }
 

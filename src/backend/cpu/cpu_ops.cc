@@ -303,7 +303,21 @@ void WriteKv(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t
       }
     }
   };
-  if (kv.fp16) {
+  if (IsKvCode(kv.elem)) {
+    for (const AttnSeq& s : seqs) {
+      for (int64_t i = 0; i < s.num_tokens; ++i) {
+        const int64_t t = s.token_begin + i, pos = positions[t];
+        const int64_t blk = s.block_table[pos / bs], off = pos % bs;
+        for (int64_t g = 0; g < nkv; ++g) {
+          const int64_t sb = (blk * nkv + g) * bs + off;  // scale of (block, head, slot)
+          uint8_t* kt = static_cast<uint8_t*>(kv.k) + (blk * nkv + g) * d * bs + off;  // [d][bs]
+          uint8_t* vt = static_cast<uint8_t*>(kv.v) + ((blk * nkv + g) * bs + off) * d;
+          kv.ks[sb] = QuantizeKvVector(kv.elem, k + (t * nkv + g) * d, d, kt, bs);
+          kv.vs[sb] = QuantizeKvVector(kv.elem, v + (t * nkv + g) * d, d, vt, 1);
+        }
+      }
+    }
+  } else if (kv.elem == KvElem::kF16) {
     write(static_cast<uint16_t*>(kv.k), static_cast<uint16_t*>(kv.v), [](float x) { return Fp32ToFp16(x); });
   } else {
     write(static_cast<float*>(kv.k), static_cast<float*>(kv.v), [](float x) { return x; });
@@ -397,7 +411,9 @@ void PagedAttention(const KvLayerView& kv, std::span<const AttnSeq> seqs, const 
       cpu::AttnTile tile;
       tile.k = kv.k;
       tile.v = kv.v;
-      tile.fp16 = kv.fp16;
+      tile.elem = kv.elem;
+      tile.ks = kv.ks;
+      tile.vs = kv.vs;
       tile.block_size = kv.block_size;
       tile.num_kv_heads = nkv;
       tile.head_dim = d;

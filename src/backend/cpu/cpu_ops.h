@@ -11,6 +11,7 @@
 #include <memory>
 #include <span>
 
+#include "backend/cpu/kv_quant.h"
 #include "format/matrix.h"
 #include "ops/batch.h"
 
@@ -69,10 +70,13 @@ struct KvLayerView {
   void* k = nullptr;   // [num_blocks, num_kv_heads, head_dim, block_size] (keys side by side)
   void* v = nullptr;   // [num_blocks, num_kv_heads, block_size, head_dim]
   int64_t block_size = 16, num_kv_heads = 0, head_dim = 0;
-  bool fp16 = false;   // elements are IEEE half (rounded to nearest even on write), else fp32
+  KvElem elem = KvElem::kF32;  // kv_quant.h
+  uint16_t* ks = nullptr;      // code formats: fp16 scales [num_blocks, num_kv_heads, block_size]
+  uint16_t* vs = nullptr;
 };
 
-// Writes k, v ([T, num_kv_heads, head_dim]) of each row into the cache slot of its position.
+// Writes k, v ([T, num_kv_heads, head_dim]) of each row into the cache slot of its position;
+// code formats quantize each (row, KV head) vector with its own scale (QuantizeKvVector).
 void WriteKv(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t* positions,
              const float* k, const float* v);
 

@@ -19,11 +19,28 @@
 #include <immintrin.h>
 #endif
 
+#include <type_traits>
+
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/kv_quant.h"
 #include "format/ggml_types.h"
 
 namespace inferd::cpu {
 namespace {
+
+// One-byte KV cache codes (kv_quant.h), as element types: the type picks the widening. Each
+// is widened exactly to fp32: int8 as an integer, e5m2 as the fp16 whose high byte it is,
+// e4m3 as the fp16 of Fp8E4M3HalfBits (its value / 2^8; the kernels fold the 2^8 into the
+// scale). Loads of 16 codes read 16 bytes; LoadN reads n.
+struct CodeInt8 { uint8_t b; };
+struct CodeE4M3 { uint8_t b; };
+struct CodeE5M2 { uint8_t b; };
+template <class E>
+inline constexpr bool kIsCode = std::is_same_v<E, CodeInt8> || std::is_same_v<E, CodeE4M3> || std::is_same_v<E, CodeE5M2>;
+
+inline float WidenCode(CodeInt8 c) { return static_cast<float>(static_cast<int8_t>(c.b)); }
+inline float WidenCode(CodeE4M3 c) { return Fp16ToFp32(Fp8E4M3HalfBits(c.b)); }
+inline float WidenCode(CodeE5M2 c) { return Fp16ToFp32(static_cast<uint16_t>(c.b << 8)); }
 
 // The plain implementation (any CPU).
 struct VecGeneric {
@@ -50,6 +67,18 @@ struct VecGeneric {
   static VecGeneric LoadN(const uint16_t* p, int n) {
     VecGeneric r = Zero();
     for (int i = 0; i < n; ++i) r.v[i] = Fp16ToFp32(p[i]);
+    return r;
+  }
+  template <class C>
+    requires kIsCode<C>
+  static VecGeneric Load(const C* p) {
+    return LoadN(p, 16);
+  }
+  template <class C>
+    requires kIsCode<C>
+  static VecGeneric LoadN(const C* p, int n) {
+    VecGeneric r = Zero();
+    for (int i = 0; i < n; ++i) r.v[i] = WidenCode(p[i]);
     return r;
   }
   void Store(float* p) const { std::memcpy(p, v, sizeof v); }
@@ -130,6 +159,28 @@ struct VecAvx2 {
     std::memcpy(tmp, p, sizeof(uint16_t) * n);
     return Load(tmp);
   }
+  static VecAvx2 Load(const CodeInt8* p) {  // vpmovsxbd + vcvtdq2ps
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return {_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(x)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(x, x)))};
+  }
+  static VecAvx2 Load(const CodeE5M2* p) {  // b << 8 is an fp16
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), z = _mm_setzero_si128();
+    return {_mm256_cvtph_ps(_mm_unpacklo_epi8(z, x)), _mm256_cvtph_ps(_mm_unpackhi_epi8(z, x))};
+  }
+  static VecAvx2 Load(const CodeE4M3* p) {  // (b << 8) >>arith 1, bit 14 cleared: Fp8E4M3HalfBits
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), z = _mm_setzero_si128();
+    const __m128i mask = _mm_set1_epi16(static_cast<int16_t>(0xBF80));
+    const __m128i lo = _mm_and_si128(_mm_srai_epi16(_mm_unpacklo_epi8(z, x), 1), mask);
+    const __m128i hi = _mm_and_si128(_mm_srai_epi16(_mm_unpackhi_epi8(z, x), 1), mask);
+    return {_mm256_cvtph_ps(lo), _mm256_cvtph_ps(hi)};
+  }
+  template <class C>
+    requires kIsCode<C>
+  static VecAvx2 LoadN(const C* p, int n) {
+    alignas(16) C tmp[16] = {};
+    std::memcpy(tmp, p, static_cast<size_t>(n));
+    return Load(tmp);
+  }
   void Store(float* p) const {
     _mm256_storeu_ps(p, lo);
     _mm256_storeu_ps(p + 8, hi);
@@ -192,6 +243,24 @@ struct VecAvx512 {
     return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))};
   }
   static VecAvx512 LoadN(const uint16_t* p, int n) { return {_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(Mask(n), p))}; }
+  static VecAvx512 Widen(CodeInt8, __m128i x) { return {_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(x))}; }
+  static VecAvx512 Widen(CodeE5M2, __m128i x) {
+    return {_mm512_cvtph_ps(_mm256_slli_epi16(_mm256_cvtepu8_epi16(x), 8))};
+  }
+  static VecAvx512 Widen(CodeE4M3, __m128i x) {
+    const __m256i w = _mm256_slli_epi16(_mm256_cvtepu8_epi16(x), 8);
+    return {_mm512_cvtph_ps(_mm256_and_si256(_mm256_srai_epi16(w, 1), _mm256_set1_epi16(static_cast<int16_t>(0xBF80))))};
+  }
+  template <class C>
+    requires kIsCode<C>
+  static VecAvx512 Load(const C* p) {
+    return Widen(C{}, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  template <class C>
+    requires kIsCode<C>
+  static VecAvx512 LoadN(const C* p, int n) {
+    return Widen(C{}, _mm_maskz_loadu_epi8(Mask(n), p));
+  }
   void Store(float* p) const { _mm512_storeu_ps(p, v); }
   void StoreN(float* p, int n) const { _mm512_mask_storeu_ps(p, Mask(n), v); }
   friend VecAvx512 Fma(VecAvx512 a, VecAvx512 b, VecAvx512 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }

@@ -5,8 +5,14 @@
 
 namespace inferd::cpu {
 
+void Avx2CodeTile(const AttnTile& t);  // attention_codes_avx2.cc
+
+namespace {
+void Avx2Tile(const AttnTile& t) { IsKvCode(t.elem) ? Avx2CodeTile(t) : TileFloatImpl<VecAvx2>(t); }
+}  // namespace
+
 const AttnKernels* Avx2AttnKernelsImpl() {
-  static const AttnKernels k{"avx2", TileImpl<VecAvx2>, MergeImpl<VecAvx2>};
+  static const AttnKernels k{"avx2", Avx2Tile, MergeImpl<VecAvx2>};
   return &k;
 }
 

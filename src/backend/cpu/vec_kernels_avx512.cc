@@ -9,8 +9,14 @@
 
 namespace inferd::cpu {
 
+void Avx512CodeTile(const AttnTile& t);  // attention_codes_avx512.cc
+
+namespace {
+void Avx512Tile(const AttnTile& t) { IsKvCode(t.elem) ? Avx512CodeTile(t) : TileFloatImpl<VecAvx512>(t); }
+}  // namespace
+
 const AttnKernels* Avx512AttnKernelsImpl() {
-  static const AttnKernels k{"avx512", TileImpl<VecAvx512>, MergeImpl<VecAvx512>};
+  static const AttnKernels k{"avx512", Avx512Tile, MergeImpl<VecAvx512>};
   return &k;
 }
 

@@ -18,8 +18,14 @@ bool HasAvx2() { return DetectedCpuLevel() >= CpuLevel::kAvx2; }
 bool HasAvx512() { return DetectedCpuLevel() >= CpuLevel::kAvx512; }
 }  // namespace
 
+void GenericCodeTile(const AttnTile& t);  // attention_codes_generic.cc
+
+namespace {
+void GenericTile(const AttnTile& t) { IsKvCode(t.elem) ? GenericCodeTile(t) : TileFloatImpl<VecGeneric>(t); }
+}  // namespace
+
 const AttnKernels& GenericAttnKernels() {
-  static const AttnKernels k{"generic", TileImpl<VecGeneric>, MergeImpl<VecGeneric>};
+  static const AttnKernels k{"generic", GenericTile, MergeImpl<VecGeneric>};
   return k;
 }
 

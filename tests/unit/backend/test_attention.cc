@@ -7,6 +7,7 @@
 #include <cstring>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "backend/cpu/attention.h"
@@ -20,20 +21,28 @@ namespace {
 using backend_test::RandomVec;
 
 
+using cpu::KvElem;
+
 // A cache with one sequence of `len` tokens written through a scrambled block table.
 struct Fixture {
   int64_t heads, kv_heads, d, bs, len;
-  bool fp16;
-  std::vector<float> kc, vc, k, v, q;  // kc / vc hold halves in their first bytes when fp16
+  KvElem elem;
+  // kc / vc hold halves or codes in their first bytes for those formats; ks / vs the scales
+  // of code formats.
+  std::vector<float> kc, vc, k, v, q;
+  std::vector<uint16_t> ks, vs;
   std::vector<int32_t> table, pos;
-  Fixture(int64_t heads_, int64_t kv_heads_, int64_t d_, int64_t bs_, int64_t len_, uint32_t seed, bool fp16_ = false)
-      : heads(heads_), kv_heads(kv_heads_), d(d_), bs(bs_), len(len_), fp16(fp16_) {
+  Fixture(int64_t heads_, int64_t kv_heads_, int64_t d_, int64_t bs_, int64_t len_, uint32_t seed,
+          KvElem elem_ = KvElem::kF32)
+      : heads(heads_), kv_heads(kv_heads_), d(d_), bs(bs_), len(len_), elem(elem_) {
     const int64_t nblocks = (len + bs - 1) / bs;
     table.resize(nblocks);
     std::iota(table.begin(), table.end(), 0);
     std::shuffle(table.begin(), table.end(), std::mt19937(seed));
     kc.assign((nblocks + 1) * bs * kv_heads * d, NAN);  // unwritten slots hold NaN: never read
     vc = kc;
+    ks.assign((nblocks + 1) * bs * kv_heads, 0x7E00);  // NaN scales where nothing was written
+    vs = ks;
     k = RandomVec(len * kv_heads * d, seed + 1, 2.0f);
     v = RandomVec(len * kv_heads * d, seed + 2);
     q = RandomVec(len * heads * d, seed + 3, 2.0f);
@@ -41,12 +50,25 @@ struct Fixture {
     std::iota(pos.begin(), pos.end(), 0);
     ops::AttnSeq seq{0, len, len, table.data()};
     cpu::WriteKv(view(), {&seq, 1}, pos.data(), k.data(), v.data());
-    if (fp16) {  // the reference sees what the cache holds
+    // The reference sees what the cache holds.
+    if (elem == KvElem::kF16) {
       for (auto& x : k) x = Fp16ToFp32(Fp32ToFp16(x));
       for (auto& x : v) x = Fp16ToFp32(Fp32ToFp16(x));
+    } else if (cpu::IsKvCode(elem)) {
+      for (int64_t t = 0; t < len; ++t)
+        for (int64_t g = 0; g < kv_heads; ++g) {
+          const int32_t blk = table[t / bs];
+          const int64_t sb = (blk * kv_heads + g) * bs + t % bs;
+          const auto* kcodes = reinterpret_cast<const uint8_t*>(kc.data()) + (blk * kv_heads + g) * d * bs + t % bs;
+          const auto* vcodes = reinterpret_cast<const uint8_t*>(vc.data()) + sb * d;
+          for (int64_t i = 0; i < d; ++i) {
+            k[(t * kv_heads + g) * d + i] = Fp16ToFp32(ks[sb]) * cpu::KvCodeValue(elem, kcodes[i * bs]);
+            v[(t * kv_heads + g) * d + i] = Fp16ToFp32(vs[sb]) * cpu::KvCodeValue(elem, vcodes[i]);
+          }
+        }
     }
   }
-  cpu::KvLayerView view() { return {kc.data(), vc.data(), bs, kv_heads, d, fp16}; }
+  cpu::KvLayerView view() { return {kc.data(), vc.data(), bs, kv_heads, d, elem, ks.data(), vs.data()}; }
   // Rows [first, first + n) as one sequence of a batch.
   std::vector<float> alibi;  // per query head, empty: none
   std::vector<float> Run(int64_t first, int64_t n, float scale, int64_t window = 0, float softcap = 0.0f) {
@@ -79,14 +101,14 @@ struct Fixture {
 
 struct Shape {
   int64_t heads, kv_heads, d, bs, len;
-  bool fp16 = false;
+  KvElem elem = KvElem::kF32;
 };
 
 class AttentionTest : public ::testing::TestWithParam<Shape> {};
 
 TEST_P(AttentionTest, MatchesDenseAndIsInvariant) {
   const Shape sh = GetParam();
-  Fixture f(sh.heads, sh.kv_heads, sh.d, sh.bs, sh.len, 7, sh.fp16);
+  Fixture f(sh.heads, sh.kv_heads, sh.d, sh.bs, sh.len, 7, sh.elem);
   const float scale = 1.0f / std::sqrt(static_cast<float>(sh.d));
   const auto all = f.Run(0, sh.len, scale);
   // Against float64 dense attention, at rows in every partition.
@@ -111,14 +133,22 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
                                            Shape{8, 1, 80, 8, 70},     // MQA, small blocks, d % 16 != 0
                                            Shape{2, 2, 16, 1, 33},     // one-slot blocks
                                            Shape{4, 2, 48, 64, 530},
-                                           Shape{9, 3, 64, 16, 700, true},   // fp16 cache
-                                           Shape{8, 1, 80, 8, 70, true}));
+                                           Shape{9, 3, 64, 16, 700, KvElem::kF16},  // fp16 cache
+                                           Shape{8, 1, 80, 8, 70, KvElem::kF16},
+                                           // Quantized caches (the reference dequantizes)
+                                           Shape{9, 3, 64, 16, 1100, KvElem::kInt8},
+                                           Shape{8, 1, 80, 8, 70, KvElem::kInt8},
+                                           Shape{4, 2, 48, 64, 530, KvElem::kFp8E4M3},
+                                           Shape{2, 2, 16, 1, 33, KvElem::kFp8E4M3},
+                                           Shape{9, 3, 64, 16, 700, KvElem::kFp8E5M2},
+                                           Shape{8, 1, 80, 8, 70, KvElem::kFp8E5M2}));
 
 // A sliding window: keys before it get no weight, whatever chunk, block or partition they
 // share with visible ones; rows alone equal rows in a prefill bit for bit.
 TEST(Attention, SlidingWindowMatchesDense) {
-  for (const Shape sh : {Shape{4, 2, 64, 16, 1100}, Shape{8, 1, 80, 8, 70}, Shape{4, 4, 32, 24, 300, true}}) {
-    Fixture f(sh.heads, sh.kv_heads, sh.d, sh.bs, sh.len, 5, sh.fp16);
+  for (const Shape sh : {Shape{4, 2, 64, 16, 1100}, Shape{8, 1, 80, 8, 70}, Shape{4, 4, 32, 24, 300, KvElem::kF16},
+                         Shape{4, 4, 32, 24, 300, KvElem::kInt8}}) {
+    Fixture f(sh.heads, sh.kv_heads, sh.d, sh.bs, sh.len, 5, sh.elem);
     const float scale = 1.0f / std::sqrt(static_cast<float>(sh.d));
     for (int64_t window : {int64_t{1}, int64_t{7}, int64_t{40}, int64_t{600}}) {
       const auto all = f.Run(0, sh.len, scale, window);
@@ -196,9 +226,36 @@ TEST(Attention, IsaKernelsAreBitIdentical) {
   if (cpu::Avx2AttnKernels()) tables.push_back(cpu::Avx2AttnKernels());
   if (cpu::Avx512AttnKernels()) tables.push_back(cpu::Avx512AttnKernels());
   if (tables.empty()) GTEST_SKIP() << "no SIMD kernels on this CPU";
-  for (const Shape sh : {Shape{9, 3, 64, 16, 700}, Shape{8, 1, 80, 8, 50}, Shape{4, 4, 128, 32, 90},
-                         Shape{9, 3, 64, 16, 700, true}, Shape{8, 1, 80, 8, 50, true}}) {
-    Fixture f(sh.heads, sh.kv_heads, sh.d, sh.bs, sh.len, 11, sh.fp16);
+  std::vector<Shape> shapes = {Shape{9, 3, 64, 16, 700}, Shape{8, 1, 80, 8, 50}, Shape{4, 4, 128, 32, 90},
+                               Shape{9, 3, 64, 16, 700, KvElem::kF16}, Shape{8, 1, 80, 8, 50, KvElem::kF16}};
+  for (KvElem e : {KvElem::kInt8, KvElem::kFp8E4M3, KvElem::kFp8E5M2}) {
+    shapes.push_back(Shape{9, 3, 64, 16, 700, e});
+    shapes.push_back(Shape{8, 1, 80, 8, 50, e});  // d % 16 != 0, partial chunks
+    shapes.push_back(Shape{4, 4, 128, 32, 90, e});
+  }
+  for (int every_code = 0; every_code < 2; ++every_code)
+  for (const Shape sh : shapes) {
+    if (every_code && !cpu::IsKvCode(sh.elem)) continue;
+    SCOPED_TRACE(std::string(cpu::KvElemName(sh.elem)) + (every_code ? ", every code" : ""));
+    Fixture f(sh.heads, sh.kv_heads, sh.d, sh.bs, sh.len, 11, sh.elem);
+    if (every_code) {
+      // Random bytes over every code the writer can produce (subnormals and the largest
+      // values included; not e5m2's infinities and NaNs), with random finite scales.
+      std::mt19937 rng(5);
+      const int64_t nblocks = static_cast<int64_t>(f.table.size());
+      auto* kb = reinterpret_cast<uint8_t*>(f.kc.data());
+      auto* vb = reinterpret_cast<uint8_t*>(f.vc.data());
+      for (int64_t i = 0; i < nblocks * sh.bs * sh.kv_heads * sh.d; ++i) {
+        for (uint8_t* b : {kb + i, vb + i}) {
+          do *b = static_cast<uint8_t>(rng()); while (sh.elem == KvElem::kFp8E5M2 && (*b & 0x7C) == 0x7C);
+        }
+      }
+      std::uniform_real_distribution<float> scale(0.0f, 0.02f);
+      for (int64_t i = 0; i < nblocks * sh.bs * sh.kv_heads; ++i) {
+        f.ks[i] = Fp32ToFp16(scale(rng));
+        f.vs[i] = Fp32ToFp16(scale(rng));
+      }
+    }
     const int group = static_cast<int>(sh.heads / sh.kv_heads);
     // Plain, with a sliding window of 37 and soft-capping at 3 (gemma2's code paths), then
     // with ALiBi slopes.
@@ -208,7 +265,9 @@ TEST(Attention, IsaKernelsAreBitIdentical) {
       if (variant == 1) t.softcap = 3.0f;
       t.k = f.kc.data();
       t.v = f.vc.data();
-      t.fp16 = sh.fp16;
+      t.elem = sh.elem;
+      t.ks = f.ks.data();
+      t.vs = f.vs.data();
       t.block_size = sh.bs;
       t.num_kv_heads = sh.kv_heads;
       t.head_dim = sh.d;
