@@ -42,7 +42,8 @@ class CpuBackend : public Backend {
 StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(LoadedModel& model, const BackendOptions& options) {
   KvCacheShape shape = options.kv;
   if (shape.dtype == KvDtype::kBF16) {
-    return Unimplemented("--kv-cache-dtype bfloat16 needs the CUDA backend; the CPU cache is float16 or float32");
+    return Unimplemented("--kv-cache-dtype bfloat16 needs the CUDA backend; the CPU cache is float16, float32, fp8, "
+                         "fp8_e4m3, fp8_e5m2 or int8");
   }
   int64_t bytes = options.kv_cache_bytes;
   if (bytes > 0) {

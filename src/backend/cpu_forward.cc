@@ -240,6 +240,18 @@ Status CpuForward::Rope(int64_t layer) {
   return Status::OK();
 }
 
+namespace {
+cpu::KvElem CpuKvElem(KvDtype d) {
+  switch (d) {
+    case KvDtype::kF16: return cpu::KvElem::kF16;
+    case KvDtype::kInt8: return cpu::KvElem::kInt8;
+    case KvDtype::kFp8E4M3: return cpu::KvElem::kFp8E4M3;
+    case KvDtype::kFp8E5M2: return cpu::KvElem::kFp8E5M2;
+    default: return cpu::KvElem::kF32;  // kBF16 is refused by CreateCpuBackend
+  }
+}
+}  // namespace
+
 Status CpuForward::Attention(int64_t layer, const ops::AttnParams& p) {
   const ModelConfig& c = config_;
   KvCache& kv = *kv_;
@@ -253,8 +265,8 @@ Status CpuForward::Attention(int64_t layer, const ops::AttnParams& p) {
     for (size_t i = 0; i < group_seqs_.size(); ++i) group_seqs_[i].block_table = batch_->group_block_tables[i * groups + g];
     seqs = group_seqs_;
   }
-  cpu::KvLayerView view{kv.k(slot), kv.v(slot), shape.block_size, c.num_kv_heads, c.head_dim,
-                        shape.dtype == KvDtype::kF16 ? cpu::KvElem::kF16 : cpu::KvElem::kF32};
+  cpu::KvLayerView view{kv.k(slot),         kv.v(slot), shape.block_size, c.num_kv_heads, c.head_dim,
+                        CpuKvElem(shape.dtype), kv.k_scale(slot), kv.v_scale(slot)};
   cpu::WriteKv(view, seqs, batch_->positions.data(), Buf(Act::kK), Buf(Act::kV));
   const cpu::AttnOptions opt{p.scale, p.sliding_window, p.softcap, p.alibi ? alibi_slopes_.data() : nullptr};
   cpu::PagedAttention(view, seqs, batch_->positions.data(), Buf(Act::kQ), c.num_heads, opt, Buf(Act::kAttn));

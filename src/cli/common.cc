@@ -41,7 +41,9 @@ void ModelFlags::Add(CLI::App* app, bool engine_flags) {
     app->add_option("--block-size", engine.block_size, "KV cache block size in tokens")->capture_default_str();
     app->add_option("--kv-cache-memory", kv_cache_memory, "KV cache size, e.g. 512MiB, 2GiB");
     app->add_option("--kv-cache-dtype", engine.kv_cache_dtype,
-                    "KV cache element type: auto (fp32 for fp32 weights, else fp16), float16, float32")
+                    "KV cache element type: auto (fp32 for fp32 weights, else fp16), float16, float32, "
+                    "bfloat16 (CUDA), fp8 (= fp8_e4m3), fp8_e4m3, fp8_e5m2, int8 (1-byte codes with a scale "
+                    "per token and head; CPU)")
         ->capture_default_str();
     app->add_option("--max-num-batched-tokens", engine.max_num_batched_tokens, "token budget per step")
         ->capture_default_str();

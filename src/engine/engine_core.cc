@@ -174,11 +174,19 @@ void LogEngineSummary(const EngineCore& engine) {
   INFERD_LOG_INFO("weights: {:.1f} MiB", m.weights.nbytes / 1048576.0);
   const int64_t tokens = engine.kv_capacity_tokens();
   const KvCacheShape& kv = engine.kv_shape();
-  INFERD_LOG_INFO("KV cache: {} blocks x {} tokens x {} layers ({:.1f} MiB, {}); prefix caching {}; max model "
-                  "length {}",
+  // Other dtypes than fp16: how many tokens that is next to an fp16 cache of the same bytes.
+  std::string vs_fp16;
+  if (kv.dtype != KvDtype::kF16) {
+    KvCacheShape fp16 = kv;
+    fp16.dtype = KvDtype::kF16;
+    vs_fp16 = fmt::format(", {:.2f}x the tokens of fp16",
+                          static_cast<double>(fp16.bytes_per_token()) / static_cast<double>(kv.bytes_per_token()));
+  }
+  INFERD_LOG_INFO("KV cache: {} blocks x {} tokens x {} layers ({:.1f} MiB, {}: {} tokens{}); prefix caching {}; max "
+                  "model length {}",
                   engine.num_blocks(), engine.block_size(), kv.layers_per_block,
                   static_cast<double>(engine.num_blocks()) * static_cast<double>(kv.bytes_per_block()) / 1048576.0,
-                  KvDtypeName(kv.dtype), engine.options().enable_prefix_caching ? "on" : "off",
+                  KvDtypeName(kv.dtype), tokens, vs_fp16, engine.options().enable_prefix_caching ? "on" : "off",
                   engine.max_model_len());
   if (c.rope_scaling == RopeScaling::kLongRope) {
     // The length the backend built its RoPE tables for (BackendOptions::max_model_len).

@@ -42,7 +42,7 @@ struct EngineOptions {
   bool enable_prefix_caching = true;
   std::string scheduling_policy = "fcfs";  // fcfs | priority
   uint64_t seed = 0;                     // seeds requests that have no seed of their own
-  std::string kv_cache_dtype = "auto";   // auto | float32 | float16 (kv/kv_cache.h ParseKvDtype)
+  std::string kv_cache_dtype = "auto";   // auto | float32 | float16 | int8 | fp8 ... (kv/kv_cache.h ParseKvDtype)
   std::string device = "auto";           // auto | cpu | cuda | cuda:N (backend/backend.h)
   std::string dtype = "auto";            // GPU compute dtype: auto | float16 | bfloat16 | float32
   double gpu_memory_utilization = 0.9;   // fraction of GPU memory for weights, activations and KV

@@ -59,7 +59,12 @@ static StatusOr<KvDtype> GpuKvDtype(const std::string& name, DType dt) {
   if (name == "float32" || name == "fp32") want = KvDtype::kF32;
   else if (name == "float16" || name == "fp16" || name == "half") want = KvDtype::kF16;
   else if (name == "bfloat16" || name == "bf16") want = KvDtype::kBF16;
-  else return InvalidArgument("unknown --kv-cache-dtype '" + name + "': use auto, float16, bfloat16 or float32");
+  else if (name == "fp8" || name == "fp8_e4m3" || name == "fp8_e5m2" || name == "int8") {
+    return Unimplemented("--kv-cache-dtype " + name + " needs the CPU backend (--device cpu) for now: the CUDA "
+                         "attention kernels read float16, bfloat16 or float32 caches only");
+  } else {
+    return InvalidArgument("unknown --kv-cache-dtype '" + name + "': use " + kKvDtypeNames);
+  }
   if (want != model_kv) {
     return Unimplemented(fmt::format("the CUDA backend keeps the KV cache in the model dtype ({}); use "
                                      "--kv-cache-dtype auto or set --dtype to match",

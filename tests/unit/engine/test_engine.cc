@@ -298,5 +298,79 @@ TEST_F(EngineTest, PrefixCacheReuseReportsCachedTokens) {
   EXPECT_GT(c.prefix_hits, 0);
 }
 
+// Quantized KV caches (--kv-cache-dtype int8 | fp8_e4m3 | fp8_e5m2) keep the engine's
+// guarantees: a token's codes and scale depend only on its own K/V, so a prefix-cache hit
+// gives exactly the logprobs of recomputing the prompt, and a request's tokens do not depend
+// on what shares its batch. The cache holds 1.94x the tokens of fp16 in the same bytes.
+TEST(EngineQuantizedKv, PrefixHitEqualsRecomputationAndBatchInvariance) {
+  INFERD_REQUIRE_MODEL(path);
+  const std::string prefix =
+      "You are a helpful assistant. Answer briefly and precisely, citing no sources, in plain words that a child "
+      "could follow, and never more than two sentences. Question: ";
+  for (const char* dtype : {"int8", "fp8_e4m3", "fp8_e5m2"}) {
+    SCOPED_TRACE(dtype);
+    EngineOptions o;
+    o.kv_cache_dtype = dtype;
+    o.kv_cache_bytes = int64_t{64} << 20;
+    auto cached = MakeEngine(o);
+    EXPECT_EQ(KvDtypeName(cached->core().kv_shape().dtype), std::string(dtype));
+    o.enable_prefix_caching = false;
+    auto fresh = MakeEngine(o);
+    SamplingParams p;
+    p.temperature = 0;
+    p.max_tokens = 8;
+    p.logprobs = 3;
+    p.ignore_eos = true;
+    auto first = cached->Generate({Req(*cached, prefix + "what is the boiling point of water at sea level?", p)});
+    const GenerateRequest second = Req(*cached, prefix + "why is the sky blue on a clear day?", p);
+    auto hit = cached->Generate({second});
+    auto recomputed = fresh->Generate({second});
+    ASSERT_TRUE(first[0].ok() && hit[0].ok() && recomputed[0].ok());
+    EXPECT_GE(hit[0]->num_cached_tokens, 32);
+    EXPECT_EQ(recomputed[0]->num_cached_tokens, 0);
+    const auto& a = hit[0]->outputs[0];
+    const auto& b = recomputed[0]->outputs[0];
+    ASSERT_EQ(a.token_ids, b.token_ids);
+    ASSERT_TRUE(a.logprobs.has_value() && b.logprobs.has_value());
+    for (size_t i = 0; i < a.token_ids.size(); ++i) {
+      for (const auto& [tok, lp] : (*a.logprobs)[i]) {
+        ASSERT_TRUE((*b.logprobs)[i].count(tok)) << i;
+        EXPECT_EQ(lp.logprob, (*b.logprobs)[i].at(tok).logprob) << "position " << i << " token " << tok;  // bit for bit
+      }
+    }
+    // Seeded sampling: alone or with 15 others, the same tokens.
+    auto reqs = ManyRequests(*fresh, 16, 8);
+    auto together = fresh->Generate(reqs);
+    for (int i : {0, 7, 15}) {
+      auto alone = fresh->Generate({reqs[i]});
+      ASSERT_TRUE(alone[0].ok() && together[i].ok());
+      EXPECT_EQ(alone[0]->outputs[0].token_ids, together[i]->outputs[0].token_ids) << i;
+    }
+  }
+  // Capacity: 2 * layers * kv_heads * (head_dim + 2) bytes per token against 2 bytes per element.
+  EngineOptions o16, o8;
+  o16.kv_cache_dtype = "float16";
+  o8.kv_cache_dtype = "int8";
+  o16.kv_cache_bytes = o8.kv_cache_bytes = int64_t{64} << 20;
+  auto e16 = MakeEngine(o16), e8 = MakeEngine(o8);
+  const KvCacheShape& s8 = e8->core().kv_shape();
+  EXPECT_EQ(s8.bytes_per_token(), 2 * s8.layers_per_block * s8.num_kv_heads * (s8.head_dim + 2));
+  EXPECT_EQ(e16->core().kv_shape().bytes_per_token(), 2 * s8.layers_per_block * s8.num_kv_heads * s8.head_dim * 2);
+  EXPECT_GT(e8->core().kv_capacity_tokens(), 19 * e16->core().kv_capacity_tokens() / 10);
+}
+
+// vLLM's names: fp8 is e4m3; unknown names are refused with the list.
+TEST(EngineQuantizedKv, DtypeNames) {
+  EXPECT_EQ(*ParseKvDtype("fp8", false), KvDtype::kFp8E4M3);
+  EXPECT_EQ(*ParseKvDtype("fp8_e4m3", false), KvDtype::kFp8E4M3);
+  EXPECT_EQ(*ParseKvDtype("fp8_e5m2", false), KvDtype::kFp8E5M2);
+  EXPECT_EQ(*ParseKvDtype("int8", true), KvDtype::kInt8);
+  EXPECT_EQ(*ParseKvDtype("auto", false), KvDtype::kF16);
+  auto bad = ParseKvDtype("fp8_inc", false);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "unknown --kv-cache-dtype 'fp8_inc': use auto, float16, bfloat16, float32, fp8, fp8_e4m3, fp8_e5m2 or int8");
+}
+
 }  // namespace
 }  // namespace inferd
