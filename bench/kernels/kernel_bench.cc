@@ -148,16 +148,27 @@ BENCHMARK(BM_QuantizeActs)->Arg(1)->Arg(512);
 
 // Paged attention: `seqs` sequences of `tokens` new rows each at context `ctx`
 // (SmolLM2 heads: 9 query, 3 KV, head_dim 64; block size 16).
+// elem: the KV cache format (cpu::KvElem: 0 fp32, 1 fp16, 2 int8, 3 fp8_e4m3, 4 fp8_e5m2).
 void BM_Attention(benchmark::State& state) {
   const int64_t seqs = state.range(0), tokens = state.range(1), ctx = state.range(2);
+  const auto elem = static_cast<cpu::KvElem>(state.range(3));
   const int64_t heads = 9, kvh = 3, d = 64, bs = 16;
   const int64_t blocks_per_seq = (ctx + bs - 1) / bs;
-  std::vector<float> kc(seqs * blocks_per_seq * bs * kvh * d), vc(kc.size());
-  auto r = RandomVec(kc.size(), 4);
-  kc = r;
-  vc = r;
+  std::vector<float> kc(seqs * blocks_per_seq * bs * kvh * d), vc(kc.size());  // fp32-sized; others use a prefix
+  std::vector<uint16_t> ks(seqs * blocks_per_seq * bs * kvh), vs(ks.size());
   std::vector<int32_t> tables(seqs * blocks_per_seq);
   for (size_t i = 0; i < tables.size(); ++i) tables[i] = static_cast<int32_t>(i);
+  cpu::KvLayerView view{kc.data(), vc.data(), bs, kvh, d, elem, ks.data(), vs.data()};
+  {  // every sequence's context, written as the engine writes it
+    std::vector<ops::AttnSeq> all(seqs);
+    std::vector<int32_t> all_pos(seqs * ctx);
+    for (int64_t s = 0; s < seqs; ++s) {
+      all[s] = {s * ctx, ctx, ctx, &tables[s * blocks_per_seq]};
+      for (int64_t i = 0; i < ctx; ++i) all_pos[s * ctx + i] = static_cast<int32_t>(i);
+    }
+    const auto k = RandomVec(static_cast<size_t>(seqs * ctx * kvh * d), 4);
+    cpu::WriteKv(view, all, all_pos.data(), k.data(), k.data());
+  }
   std::vector<ops::AttnSeq> as(seqs);
   std::vector<int32_t> pos(seqs * tokens);
   for (int64_t s = 0; s < seqs; ++s) {
@@ -166,7 +177,6 @@ void BM_Attention(benchmark::State& state) {
   }
   auto q = RandomVec(static_cast<size_t>(seqs * tokens * heads * d), 5);
   std::vector<float> out(q.size());
-  cpu::KvLayerView view{kc.data(), vc.data(), bs, kvh, d};
   for (auto _ : state) {
     cpu::PagedAttention(view, as, pos.data(), q.data(), heads, cpu::AttnOptions{0.125f}, out.data());
     benchmark::DoNotOptimize(out.data());
@@ -175,13 +185,34 @@ void BM_Attention(benchmark::State& state) {
   for (int64_t i = 0; i < tokens; ++i) pairs += ctx - tokens + i + 1;
   state.SetItemsProcessed(state.iterations() * seqs * heads * pairs);
 }
-BENCHMARK(BM_Attention)
-    ->ArgNames({"seqs", "tokens", "ctx"})
-    ->Args({1, 1, 512})
-    ->Args({1, 1, 4096})
-    ->Args({64, 1, 256})
-    ->Args({1, 512, 512})
-    ->UseRealTime();
+void AttentionArgs(benchmark::internal::Benchmark* b) {
+  for (int64_t elem : {0, 1, 2, 3, 4}) {
+    b->Args({1, 1, 512, elem})->Args({1, 1, 4096, elem})->Args({64, 1, 256, elem})->Args({1, 512, 512, elem});
+  }
+}
+BENCHMARK(BM_Attention)->ArgNames({"seqs", "tokens", "ctx", "elem"})->Apply(AttentionArgs)->UseRealTime();
+
+// Writing K and V of `tokens` rows of SmolLM2's shape (3 KV heads of 64) into one layer's
+// cache, per format (elem as above): a scalar loop on the calling thread, once per layer.
+void BM_WriteKv(benchmark::State& state) {
+  const int64_t tokens = state.range(0);
+  const auto elem = static_cast<cpu::KvElem>(state.range(1));
+  const int64_t kvh = 3, d = 64, bs = 16, blocks = (tokens + bs - 1) / bs;
+  std::vector<float> kc(blocks * bs * kvh * d), vc(kc.size());
+  std::vector<uint16_t> ks(blocks * bs * kvh), vs(ks.size());
+  std::vector<int32_t> table(blocks), pos(tokens);
+  for (int64_t i = 0; i < blocks; ++i) table[i] = static_cast<int32_t>(i);
+  for (int64_t i = 0; i < tokens; ++i) pos[i] = static_cast<int32_t>(i);
+  const auto k = RandomVec(static_cast<size_t>(tokens * kvh * d), 6), v = RandomVec(k.size(), 7);
+  const cpu::KvLayerView view{kc.data(), vc.data(), bs, kvh, d, elem, ks.data(), vs.data()};
+  const ops::AttnSeq seq{0, tokens, tokens, table.data()};
+  for (auto _ : state) {
+    cpu::WriteKv(view, {&seq, 1}, pos.data(), k.data(), v.data());
+    benchmark::DoNotOptimize(kc.data());
+  }
+  state.SetItemsProcessed(state.iterations() * tokens);
+}
+BENCHMARK(BM_WriteKv)->ArgNames({"tokens", "elem"})->ArgsProduct({{1, 512}, {0, 1, 2, 3, 4}});
 
 // One decode step's matmuls of SmolLM2-135M (30 layers of distinct Q4_1 matrices and the
 // Q8_0 LM head, 96 MB): weights stream from memory as in a real decode, unlike the

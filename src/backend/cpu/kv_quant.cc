@@ -58,7 +58,9 @@ uint16_t QuantizeKvVector(KvElem e, const float* x, int64_t n, uint8_t* codes, i
   switch (e) {
     case KvElem::kInt8:
       EncodeAll(x, n, sf, codes, stride, [](float y) {
-        const float r = std::nearbyint(std::clamp(y, -127.0f, 127.0f));  // ties to even (default rounding)
+        // Round to nearest even by adding and subtracting 1.5 * 2^23 (exact for |y| <= 2^22;
+        // std::nearbyint is a libm call on baseline x86-64).
+        const float r = (std::clamp(y, -127.0f, 127.0f) + 12582912.0f) - 12582912.0f;
         return static_cast<uint8_t>(static_cast<int8_t>(r));
       });
       break;
