@@ -144,6 +144,21 @@ void DecodeIq4Xs(const uint8_t* p, IntBlock* out) {
   }
 }
 
+// I4Z128 {s, z, qs[64]} (ggml_types.h): per 32 elements i, qs[16 i + l] holds element
+// 32 i + l (low nibble) and 32 i + 16 + l (high nibble). Q4_K's form with sc = 1, every
+// m_j = z and D = Dmin = s.
+void DecodeI4Z128(const uint8_t* p, IntBlock* out) {
+  out->d = out->dmin = HalfBits(p);
+  for (int j = 0; j < 8; ++j) out->sc[j] = 1, out->m[j] = p[2];
+  const uint8_t* qs = p + 3;
+  for (int i = 0; i < 4; ++i) {
+    for (int l = 0; l < 16; ++l) {
+      out->u[32 * i + l] = qs[16 * i + l] & 0x0F;
+      out->u[32 * i + 16 + l] = qs[16 * i + l] >> 4;
+    }
+  }
+}
+
 }  // namespace
 
 bool IntQuantInfoOf(GgmlType type, IntQuantInfo* info) {
@@ -158,6 +173,7 @@ bool IntQuantInfoOf(GgmlType type, IntQuantInfo* info) {
     case GgmlType::kQ5_K: i = {256, 5, 0, false, true, 32, true, false}; break;
     case GgmlType::kQ6_K: i = {256, 6, 32, false, true, 16, false, false}; break;
     case GgmlType::kIQ4_XS: i = {256, 4, 0, true, true, 32, false, false}; break;
+    case GgmlType::kI4Z128: i = {128, 4, 0, false, false, 32, true, false}; break;
     default: return false;
   }
   if (info != nullptr) *info = i;
@@ -193,13 +209,16 @@ void DecodeIntBlock(GgmlType type, const uint8_t* src, IntBlock* out) {
     case GgmlType::kQ5_K: return DecodeQ45K(src, true, out);
     case GgmlType::kQ6_K: return DecodeQ6K(src, out);
     case GgmlType::kIQ4_XS: return DecodeIq4Xs(src, out);
+    case GgmlType::kI4Z128: return DecodeI4Z128(src, out);
     default: return;
   }
 }
 
 int IntBlockHalfFields(GgmlType type, int offsets[2]) {
   switch (type) {
-    case GgmlType::kQ5_0: case GgmlType::kIQ4_NL: case GgmlType::kIQ4_XS: offsets[0] = 0; return 1;
+    case GgmlType::kQ5_0: case GgmlType::kIQ4_NL: case GgmlType::kIQ4_XS: case GgmlType::kI4Z128:
+      offsets[0] = 0;
+      return 1;
     case GgmlType::kQ5_1: case GgmlType::kQ4_K: case GgmlType::kQ5_K: offsets[0] = 0, offsets[1] = 2; return 2;
     case GgmlType::kQ2_K: offsets[0] = 80, offsets[1] = 82; return 2;
     case GgmlType::kQ3_K: offsets[0] = 108; return 1;

@@ -45,8 +45,21 @@ constexpr TypeTraits kTypes[] = {
     {42, "q2_0", 64, 18, false},
 };
 
-const TypeTraits* FindTraits(uint32_t id) {
+// inferd's internal types (ggml_types.h): ids outside GGML's, never in a GGUF file.
+constexpr TypeTraits kInternalTypes[] = {
+    {static_cast<uint32_t>(GgmlType::kI4Z128), "i4z128", 128, 67, true},
+};
+
+const TypeTraits* FindGgmlTraits(uint32_t id) {
   for (const TypeTraits& t : kTypes) {
+    if (t.id == id) return &t;
+  }
+  return nullptr;
+}
+
+const TypeTraits* FindTraits(uint32_t id) {
+  if (const TypeTraits* t = FindGgmlTraits(id)) return t;
+  for (const TypeTraits& t : kInternalTypes) {
     if (t.id == id) return &t;
   }
   return nullptr;
@@ -298,6 +311,21 @@ void DequantIQ4_XS(const uint8_t* b, float* y) {
   }
 }
 
+// I4Z128 block (67 B, inferd-internal: AWQ / GPTQ rows): half s; uint8 z; uint8 qs[64].
+// Per 32 elements i (0..3), qs[16 i + l] holds element 32 i + l in its low nibble and
+// 32 i + 16 + l in its high nibble; value = (q - z) * s (exact in fp32).
+void DequantI4Z128(const uint8_t* b, float* y) {
+  const float s = LoadHalf(b);
+  const int z = b[2];
+  const uint8_t* qs = b + 3;
+  for (int i = 0; i < 4; ++i) {
+    for (int l = 0; l < 16; ++l) {
+      y[32 * i + l] = static_cast<float>((qs[16 * i + l] & 0x0F) - z) * s;
+      y[32 * i + 16 + l] = static_cast<float>((qs[16 * i + l] >> 4) - z) * s;
+    }
+  }
+}
+
 // Round-to-nearest reference quantizers, matching GGML's *_ref functions so that files
 // written by inferd dequantize identically in other engines.
 void QuantQ4_0(const float* x, uint8_t* b) {
@@ -364,7 +392,7 @@ std::string GgmlTypeName(uint32_t type) {
   return "type(" + std::to_string(type) + ")";
 }
 
-bool GgmlTypeIsKnown(uint32_t type) { return FindTraits(type) != nullptr; }
+bool GgmlTypeIsKnown(uint32_t type) { return FindGgmlTraits(type) != nullptr; }
 
 bool GgmlTypeIsSupported(GgmlType type) {
   const TypeTraits* t = FindTraits(static_cast<uint32_t>(type));
@@ -428,6 +456,7 @@ void DequantizeRow(GgmlType type, const void* src, float* dst, int64_t n) {
     case GgmlType::kQ6_K: fn = DequantQ6_K; break;
     case GgmlType::kIQ4_NL: fn = DequantIQ4_NL; break;
     case GgmlType::kIQ4_XS: fn = DequantIQ4_XS; break;
+    case GgmlType::kI4Z128: fn = DequantI4Z128; break;
     default:
       // Precondition violated (unsupported type): leave a recognisable pattern, not garbage.
       std::fill(dst, dst + n, std::nanf(""));

@@ -49,20 +49,29 @@ enum class GgmlType : uint32_t {
   kNVFP4 = 40,
   kQ1_0 = 41,
   kQ2_0 = 42,
+  // inferd-internal block types: ids above GGML's range, never read from or written to a
+  // GGUF file (GgmlTypeIsKnown is false for them; GgufWriter refuses them).
+  // I4Z128: AWQ / GPTQ int4 rows (format/awq_gptq.h). A 67-byte block of 128 elements:
+  // fp16 s (bytes 0-1), uint8 z (byte 2), qs[64] (bytes 3-66); element e is nibble
+  // e % 32 < 16 ? low : high of qs[16 (e / 32) + e % 16] (Q4_0's order per 32), u_e, and
+  // w_e = s * (u_e - z).
+  kI4Z128 = 0x10001,
 };
 
 // Name as llama.cpp prints it ("q4_K", "f16", ...), or "type(N)" for unknown ids.
 std::string GgmlTypeName(uint32_t type);
-// True for every type id that GGML defines (whether or not inferd computes with it).
+// True for every type id that GGML defines (whether or not inferd computes with it); false
+// for inferd's internal types (I4Z128).
 bool GgmlTypeIsKnown(uint32_t type);
 // True for the types inferd can dequantize: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K
-// Q4_K Q5_K Q6_K IQ4_NL IQ4_XS.
+// Q4_K Q5_K Q6_K IQ4_NL IQ4_XS, and the internal I4Z128.
 bool GgmlTypeIsSupported(GgmlType type);
-// Comma-separated list of supported type names, for error messages.
+// Comma-separated list of the supported GGML type names (GGUF tensor types; the internal
+// types are not listed), for error messages.
 std::string SupportedGgmlTypeNames();
 
-// Elements per block (1 for plain types, 32 for Q4_0..Q8_1, IQ4_NL and MXFP4, 256 for
-// K-quants and the other I-quants).
+// Elements per block (1 for plain types, 32 for Q4_0..Q8_1, IQ4_NL and MXFP4, 128 for
+// I4Z128, 256 for K-quants and the other I-quants).
 int64_t GgmlBlockSize(GgmlType type);
 // Bytes per block.
 size_t GgmlTypeSize(GgmlType type);

@@ -761,6 +761,12 @@ std::vector<uint8_t> GgufWriter::Serialize(uint64_t alignment) const {
 }
 
 Status GgufWriter::WriteFile(const std::string& path) const {
+  for (const Tensor& t : tensors_) {  // inferd's internal types (I4Z128) have no GGML id
+    if (!GgmlTypeIsKnown(static_cast<uint32_t>(t.type))) {
+      return InvalidArgument("gguf: tensor " + Quote(t.name) + " has type " +
+                             GgmlTypeName(static_cast<uint32_t>(t.type)) + ", which is not a GGML type");
+    }
+  }
   const std::vector<uint8_t> bytes = Serialize();
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) return InvalidArgument("gguf: cannot open '" + path + "' for writing");

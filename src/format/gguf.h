@@ -118,6 +118,8 @@ class GgufWriter {
                  std::vector<uint8_t> bytes);
   // A non-default alignment is recorded as general.alignment unless that key was added.
   std::vector<uint8_t> Serialize(uint64_t alignment = 32) const;
+  // InvalidArgument, and no file, when a tensor's type is not a GGML type (GgmlTypeIsKnown:
+  // inferd's internal I4Z128 is never written to a GGUF file).
   Status WriteFile(const std::string& path) const;
 
  private:

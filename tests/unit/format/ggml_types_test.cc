@@ -23,6 +23,32 @@ std::vector<float> Dequant(GgmlType t, const std::vector<uint8_t>& b) {
   return out;
 }
 
+// inferd's internal I4Z128 (AWQ / GPTQ rows): named and dequantized, but no GGML id, so a
+// GGUF file can neither hold it nor list it among the supported types.
+TEST(GgmlTypes, InternalI4Z128) {
+  const uint32_t id = static_cast<uint32_t>(GgmlType::kI4Z128);
+  EXPECT_EQ(GgmlTypeName(id), "i4z128");
+  EXPECT_FALSE(GgmlTypeIsKnown(id));
+  EXPECT_TRUE(GgmlTypeIsSupported(GgmlType::kI4Z128));
+  EXPECT_EQ(GgmlBlockSize(GgmlType::kI4Z128), 128);
+  EXPECT_EQ(GgmlTypeSize(GgmlType::kI4Z128), 67u);
+  EXPECT_EQ(GgmlRowSize(GgmlType::kI4Z128, 4096), 32u * 67u);
+  EXPECT_EQ(SupportedGgmlTypeNames().find("i4z128"), std::string::npos);
+  // s = 0.5, z = 3; element e has code e % 16: qs[16 i + l] = (l) | (l << 4) for l < 16.
+  std::vector<uint8_t> b(67, 0);
+  PutHalf(b, 0, 0.5f);
+  b[2] = 3;
+  for (int i = 0; i < 4; ++i) {
+    for (int l = 0; l < 16; ++l) b[3 + 16 * i + l] = static_cast<uint8_t>(l | (15 - l) << 4);
+  }
+  const std::vector<float> y = Dequant(GgmlType::kI4Z128, b);
+  ASSERT_EQ(y.size(), 128u);
+  for (int e = 0; e < 128; ++e) {
+    const int u = e % 32 < 16 ? e % 16 : 15 - e % 16;
+    EXPECT_EQ(y[e], 0.5f * static_cast<float>(u - 3)) << e;
+  }
+}
+
 TEST(GgmlTypes, TableMatchesGgml) {
   EXPECT_EQ(GgmlTypeName(12), "q4_K");
   EXPECT_EQ(GgmlTypeName(30), "bf16");

@@ -266,6 +266,16 @@ TEST(GgufWriter, WritesAndOpensFile) {
   std::filesystem::remove(path);
 }
 
+TEST(GgufWriter, RefusesInternalTypes) {
+  const std::string path = ::testing::TempDir() + "/inferd_gguf_i4z128.gguf";
+  GgufWriter w = SmallWriter();
+  w.AddTensor("blk.0.attn_q.weight", GgmlType::kI4Z128, {128, 1}, std::vector<uint8_t>(67));
+  const Status st = w.WriteFile(path);
+  ASSERT_FALSE(st.ok());
+  EXPECT_TRUE(Contains(st.message(), "has type i4z128, which is not a GGML type")) << st.message();
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
 TEST(GgufParse, Version2IsAccepted) {
   std::vector<uint8_t> bytes = SmallWriter().Serialize();
   Poke<uint32_t>(bytes, 4, 2);  // v2 and v3 share the little-endian layout
