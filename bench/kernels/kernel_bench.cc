@@ -128,6 +128,8 @@ BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kQ4_K)->Name("MatMul/q4_K")->Apply(UnitK
 BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kQ5_K)->Name("MatMul/q5_K")->Apply(UnitKArgs);
 BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kQ6_K)->Name("MatMul/q6_K")->Apply(UnitKArgs);
 BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kIQ4_XS)->Name("MatMul/iq4_xs")->Apply(UnitKArgs);
+// AWQ / GPTQ layers as inferd stores them (I4Z128: s, z per 128 inputs).
+BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kI4Z128)->Name("MatMul/i4z128")->Apply(UnitKArgs);
 BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kF16)->Name("MatMul/f16")->Args({4096, 4096, 1, 0})->Args({4096, 4096, 64, 0})->UseRealTime();
 
 // Activation quantization of `tokens` rows of 1536.

@@ -116,6 +116,7 @@ bool PackedTypeOf(GgmlType t, PackedType* out) {
     case GgmlType::kQ5_K: *out = PackedType::kQ5_K; return true;
     case GgmlType::kQ6_K: *out = PackedType::kQ6_K; return true;
     case GgmlType::kIQ4_XS: *out = PackedType::kIQ4_XS; return true;
+    case GgmlType::kI4Z128: *out = PackedType::kI4Z128; return true;
     default: return false;
   }
 }

@@ -22,8 +22,9 @@
 //   pair = [qs b][qs b+1][d b][d b+1]([m b][m b+1])   (Q4_0 576, Q4_1 640, Q8_0 1088 bytes)
 // An odd last block leaves its pair half empty.
 //
-// The other integer types (Q5_0, Q5_1, IQ4_NL, the K-quants, IQ4_XS) use the "unit" layout
-// and numerics of UnitLayout below, over their integer form (format/ggml_int.h).
+// The other integer types (Q5_0, Q5_1, IQ4_NL, the K-quants, IQ4_XS, and inferd's I4Z128 of
+// AWQ / GPTQ checkpoints) use the "unit" layout and numerics of UnitLayout below, over their
+// integer form (format/ggml_int.h).
 #pragma once
 
 #include <cstddef>
@@ -39,7 +40,9 @@ namespace inferd::cpu {
 constexpr int kGroupRows = 16;
 constexpr int kQBlock = 32;
 
-enum class PackedType : uint8_t { kQ4_0, kQ4_1, kQ8_0, kQ5_0, kQ5_1, kIQ4_NL, kQ2_K, kQ3_K, kQ4_K, kQ5_K, kQ6_K, kIQ4_XS };
+enum class PackedType : uint8_t {
+  kQ4_0, kQ4_1, kQ8_0, kQ5_0, kQ5_1, kIQ4_NL, kQ2_K, kQ3_K, kQ4_K, kQ5_K, kQ6_K, kIQ4_XS, kI4Z128
+};
 
 // Unit types: w = D * sc_j * (v(u) - z) - Dmin * m_j per 16-element sub-block j
 // (format/ggml_int.h). Numerics, per row, token and 32-block b (activations as above, plus
@@ -49,8 +52,8 @@ enum class PackedType : uint8_t { kQ4_0, kQ4_1, kQ8_0, kQ5_0, kQ5_1, kIQ4_NL, kQ
 //   acc = fma(D * d, float(I), acc)                             D: the block's d (32-types)
 //   acc = fma(-(Dmin * d), float(J), acc)                       (integer mins)
 //   acc = fma(m_b, d * float(S0 + S1), acc)                     (Q5_1's fp16 min)
-// Layout: a group (16 rows) is a sequence of units of `blocks` 32-blocks (a block pair, or
-// a 256-element super-block), each padded to 64 bytes:
+// Layout: a group (16 rows) is a sequence of units of `blocks` 32-blocks (a block pair, a
+// 128-element I4Z128 block, or a 256-element super-block), each padded to 64 bytes:
 //   codes   per block: lo plane, then per block: hi plane
 //           P4 (256 B): chunk c (64 B) byte 4 r + i: u[4c+i] & 15 | (u[16+4c+i] & 15) << 4
 //           L2 (128 B): vector v (64 B) byte 4 r + i, bits 2k..2k+1: u[4(4v+k)+i] & 3
@@ -58,21 +61,22 @@ enum class PackedType : uint8_t { kQ4_0, kQ4_1, kQ8_0, kQ5_0, kQ5_1, kIQ4_NL, kQ
 //           H2 (128 B): vector v byte 4 r + i, bits 2k..2k+1: u[4(4v+k)+i] >> 4
 //   sc      per block: a byte per row (sc per 32) or two (sc_0, sc_1 per 16); Q2_K keeps
 //           its min in the high nibble of the same byte
-//   m       per block: a byte per row (Q4_K, Q5_K)
+//   m       per block: a byte per row (Q4_K, Q5_K; I4Z128: the zero z, the same in the
+//           unit's 4 blocks, so J = z (S0 + S1) and w = D u - Dmin z with D = Dmin = s)
 //   D       16 fp16 per block (32-types) or per unit; Dmin 16 fp16 per unit (or Q5_1's m per block)
 // where r is the row in the group (so rows 8h..8h+7 are the 32-byte half h of a 64-byte row).
 enum class CodeKind : uint8_t { kP4, kP4H1, kP4H2, kL2, kL2H1 };
 struct UnitLayout {
-  int blocks = 0;          // 32-blocks per unit: 2 or 8
+  int blocks = 0;          // 32-blocks per unit: 2, 4 (I4Z128) or 8
   CodeKind code = CodeKind::kP4;
   bool lut = false;        // IQ4: v(u) = kIq4Values[u]
   int z_shift = -1;        // z = 1 << z_shift; -1: z = 0
   int sc_bytes = 0;        // per block per group: 0 (sc = 1), 16 (per 32), 32 (per 16)
   bool sc_min_nibbles = false;  // Q2_K: byte = sc | m << 4
-  bool m_bytes = false;    // Q4_K, Q5_K: 16 bytes of m per block
+  bool m_bytes = false;    // Q4_K, Q5_K, I4Z128: 16 bytes of m per block
   bool fp_min = false;     // Q5_1: 16 fp16 m per block at dmin_off
-  bool d_per_block = false;
-  bool int_min = false;    // J term with Dmin per unit
+  bool d_per_block = false;  // D per 32-block (the 2-block units), else one per unit
+  bool int_min = false;    // J term with Dmin per unit (Q2_K, Q4_K, Q5_K, I4Z128)
   int lo_bytes = 0, hi_bytes = 0;
   int sc_off = 0, m_off = 0, d_off = 0, dmin_off = 0, unit_bytes = 0;
   constexpr int lo_off(int b) const { return b * lo_bytes; }
@@ -112,6 +116,10 @@ constexpr UnitLayout UnitLayoutOf(PackedType t) {
     case PackedType::kQ5_K: return MakeUnitLayout(8, CodeKind::kP4H1, false, -1, 16, false, true, false, true);
     case PackedType::kQ6_K: return MakeUnitLayout(8, CodeKind::kP4H2, false, 5, 32, false, false, false, false);
     case PackedType::kIQ4_XS: return MakeUnitLayout(8, CodeKind::kP4, true, -1, 16, false, false, false, false);
+    // 4 blocks per unit (one I4Z128 block of 128); 1152 bytes per 16 rows x 128: 4.5 bits
+    // per weight, D and Dmin both s (a dedicated per-row-zero term would need 4.25).
+    case PackedType::kI4Z128:
+      return MakeUnitLayout(4, CodeKind::kP4, false, -1, 0, false, /*m_bytes=*/true, false, /*int_min=*/true);
     default: return UnitLayout{};
   }
 }
@@ -141,7 +149,7 @@ struct PackedMatrix {
 };
 
 // True for the GGML types that have a packed form: Q4_0, Q4_1, Q8_0 and the unit types,
-// with cols a multiple of the type's block (32 or 256).
+// with cols a multiple of the type's block (32, 128 or 256).
 bool CanPack(const Matrix& w);
 // Repacks w (precondition: CanPack(w)). The result owns its memory.
 std::unique_ptr<PackedMatrix> Pack(const Matrix& w);

@@ -1,4 +1,4 @@
-// The unit types of qgemm.h (Q5_0, Q5_1, IQ4_NL, K-quants, IQ4_XS): packing from the
+// The unit types of qgemm.h (Q5_0, Q5_1, IQ4_NL, K-quants, IQ4_XS, I4Z128): packing from the
 // integer form of format/ggml_int.h, and the plain reference kernel, one output at a time.
 #include <cmath>
 #include <cstring>
@@ -20,6 +20,7 @@ GgmlType GgmlOf(PackedType t) {
     case PackedType::kQ5_K: return GgmlType::kQ5_K;
     case PackedType::kQ6_K: return GgmlType::kQ6_K;
     case PackedType::kIQ4_XS: return GgmlType::kIQ4_XS;
+    case PackedType::kI4Z128: return GgmlType::kI4Z128;
     default: return GgmlType::kF32;
   }
 }

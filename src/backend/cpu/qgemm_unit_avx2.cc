@@ -280,6 +280,7 @@ void GemmUnitAvx2(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs
     case PackedType::kQ5_K: return GemmType<PackedType::kQ5_K>(w, g0, ng, a, t0, nt, y, ldy);
     case PackedType::kQ6_K: return GemmType<PackedType::kQ6_K>(w, g0, ng, a, t0, nt, y, ldy);
     case PackedType::kIQ4_XS: return GemmType<PackedType::kIQ4_XS>(w, g0, ng, a, t0, nt, y, ldy);
+    case PackedType::kI4Z128: return GemmType<PackedType::kI4Z128>(w, g0, ng, a, t0, nt, y, ldy);
     default: return;
   }
 }

@@ -204,7 +204,8 @@ TEST_P(QGemmTest, BatchInvariantThroughMatMul) {
 INSTANTIATE_TEST_SUITE_P(Types, QGemmTest,
                          ::testing::Values(GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0, GgmlType::kQ5_0,
                                            GgmlType::kQ5_1, GgmlType::kIQ4_NL, GgmlType::kQ2_K, GgmlType::kQ3_K,
-                                           GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kIQ4_XS),
+                                           GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kIQ4_XS,
+                                           GgmlType::kI4Z128),
                          [](const auto& info) { return GgmlTypeName(static_cast<uint32_t>(info.param)); });
 
 // A fused matrix ([a; b; c], as PrepareWeights builds for QKV) writes each part's rows to
