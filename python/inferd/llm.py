@@ -57,7 +57,7 @@ _FIXED_ENGINE_ARGS = {
     "skip_tokenizer_init": False, "enable_lora": False,
 }
 # quantization=: weight-only quantization at load (vLLM's name; None = weights as stored).
-_QUANTIZATIONS = {None, "none", "int8", "int4"}
+_QUANTIZATIONS = {None, "none", "int8", "int4", "awq", "gptq"}
 
 
 def _byte_size(value: Union[int, float, str, None]) -> str:
@@ -91,9 +91,10 @@ class LLM:
         enable_prefix_caching: reuse KV blocks of shared prompt prefixes.
         seed: seeds requests that have no seed of their own.
         load_format: "auto", "gguf", "safetensors", "pt" (pytorch_model.bin) or "dummy".
-        quantization: None (weights as stored), "int8" or "int4": weight-only quantization of
-            every layer matrix of an fp16/bf16/fp32 model at load, to GGUF Q8_0 / Q4_0 (group
-            size 32, fp16 scales); embedding and LM head stay as stored.
+        quantization: None (weights as stored; an AWQ / GPTQ checkpoint is detected from its
+            quantization config), "awq" or "gptq" (the checkpoint's method, checked against
+            it, as in vLLM), or "int8" / "int4": weight-only quantization of every layer matrix
+            of an fp16/bf16/fp32 model at load; embedding and LM head stay as stored.
         trust_remote_code: accepted as in vLLM; has no effect (inferd runs no code from a model
             directory: the family comes from config.json), which is logged once.
         **kwargs: engine flags: ``block_size`` (16), ``scheduling_policy`` ("fcfs" |
@@ -153,7 +154,7 @@ class LLM:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
         if quantization not in _QUANTIZATIONS:
             raise ValueError(f"unknown quantization {quantization!r}: use 'int8' or 'int4' (weight-only, "
-                             "group size 32), or None")
+                             "at load), 'awq' or 'gptq' (a pre-quantized checkpoint's method), or None")
         gpu_util = float(engine_flags["gpu_memory_utilization"])
         if not 0.0 < gpu_util <= 1.0:
             raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {gpu_util}")

@@ -32,7 +32,9 @@ void ModelFlags::Add(CLI::App* app, bool engine_flags) {
                   "(or q4_0 | q4_1 | q8_0)")
       ->capture_default_str();
   app->add_option("--quantization,-q", load.quantization,
-                  "weight-only quantization of fp16/bf16/fp32 weights at load: int8 (Q8_0) | int4 (Q4_0) | none");
+                  "weight-only quantization of fp16/bf16/fp32 weights at load: int8 | int4 | none; or awq | gptq: "
+                  "the method of a pre-quantized Hugging Face checkpoint (detected from its quantization config; "
+                  "must match it)");
   app->add_option("--threads", threads, "CPU threads (0 = all cores)")->capture_default_str();
   app->add_flag("--trust-remote-code", load.trust_remote_code,
                 "accepted as in vLLM; has no effect: inferd runs no code from model directories (logged once)");

@@ -2,6 +2,7 @@
 #include <mutex>
 
 #include "format/gguf.h"
+#include "model/hf_quant.h"
 #include "model/model.h"
 #include "model/quantize.h"
 #include "util/logging.h"
@@ -70,7 +71,15 @@ Status CheckWeightShapes(const ModelConfig& c, const ModelWeights& w) {
 StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const LoadOptions& options) {
   std::unique_ptr<LoadedModel> model;
   const std::string& path = options.model;
-  INFERD_RETURN_IF_ERROR(WeightQuantizationType(options.quantization).status());  // fail before loading
+  // awq / gptq name a checkpoint's method (checked against it by the HF loader); the other
+  // values are quantization at load. Either way: fail before loading.
+  const bool checkpoint_quant = IsCheckpointQuantization(options.quantization);
+  if (!checkpoint_quant) {
+    const Status s = WeightQuantizationType(options.quantization).status();
+    if (!s.ok()) {
+      return Status(s.code(), s.message() + "; or awq | gptq, the method of a pre-quantized Hugging Face checkpoint");
+    }
+  }
   if (options.trust_remote_code) {
     static std::once_flag once;
     std::call_once(once, [] {
@@ -79,6 +88,8 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const LoadOptions& options) {
     });
   }
   if (options.load_format == "dummy") {
+    INFERD_RETURN_IF_ERROR(CheckQuantizationArgument(checkpoint_quant ? options.quantization : "", nullptr,
+                                                     "'" + path + "' (dummy weights)"));
     INFERD_ASSIGN_OR_RETURN(model, LoadDummyModel(options));
   } else {
     std::error_code ec;
@@ -91,10 +102,12 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const LoadOptions& options) {
     if (format == "auto") format = is_dir ? "hf" : "gguf";
     if (format == "gguf") {
       if (is_dir) return InvalidArgument("'" + path + "' is a directory; --load-format gguf needs a .gguf file");
+      INFERD_RETURN_IF_ERROR(CheckQuantizationArgument(checkpoint_quant ? options.quantization : "", nullptr,
+                                                       "'" + path + "' (a GGUF file: its tensor types are its quantization)"));
       INFERD_ASSIGN_OR_RETURN(model, LoadGgufModel(path));
     } else if (format == "hf" || format == "safetensors" || format == "pt") {
       if (!is_dir) return InvalidArgument("'" + path + "' is not a directory; Hugging Face models are directories");
-      INFERD_ASSIGN_OR_RETURN(model, LoadHfModel(path, format == "hf" ? "auto" : format));
+      INFERD_ASSIGN_OR_RETURN(model, LoadHfModel(path, format == "hf" ? "auto" : format, options.quantization));
     } else {
       return InvalidArgument("unknown --load-format '" + options.load_format + "': use auto, gguf, safetensors, pt or dummy");
     }
@@ -121,7 +134,7 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const LoadOptions& options) {
     return InvalidArgument(fmt::format("tokenizer has {} tokens but the model's vocabulary is {}",
                                        model->tokenizer->vocab_size(), model->config.vocab_size));
   }
-  INFERD_RETURN_IF_ERROR(QuantizeWeights(*model, options.quantization));  // before the repack
+  if (!checkpoint_quant) INFERD_RETURN_IF_ERROR(QuantizeWeights(*model, options.quantization));  // before the repack
   // The CPU backend repacks the weights for its kernels when it is created
   // (PrepareCpuWeights); a model loaded for the GPU or for export is left as stored.
   return model;

@@ -1,6 +1,8 @@
 // Hugging Face directory (config.json + safetensors) → ModelConfig + weights, with the tensor
 // names of the family (ArchInfo::hf_tensors).
-// Matrices are zero-copy views of the mapped safetensors (F32/F16/BF16 rows).
+// Matrices are zero-copy views of the mapped safetensors (F32/F16/BF16 rows); the layers of
+// an AWQ / GPTQ checkpoint (model/hf_quant.h: `<name>.qweight` instead of `<name>.weight`)
+// are repacked into I4Z128 rows (format/awq_gptq.h).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -9,11 +11,13 @@
 #include <filesystem>
 #include <memory>
 
+#include "format/awq_gptq.h"
 #include "format/hf_config.h"
 #include "format/safetensors.h"
 #include "format/torch_checkpoint.h"
 #include "model/arch.h"
 #include "model/hf_config.h"
+#include "model/hf_quant.h"
 #include "model/model.h"
 
 namespace inferd {
@@ -32,14 +36,33 @@ StatusOr<GgmlType> ToGgml(const StTensor& t) {
 struct HfLoader {
   const std::map<std::string, StTensor>& tensors;
   const char* format;  // "safetensors" | "pytorch" for errors
+  const HfQuantConfig* quant = nullptr;  // AWQ / GPTQ checkpoint, else nullptr
+  std::vector<std::shared_ptr<const void>>* storage = nullptr;  // keeps repacked layers
 
   const StTensor* Find(const std::string& name) const {
     auto it = tensors.find(name);
     return it == tensors.end() ? nullptr : &it->second;
   }
 
+  // `<base>.weight`, or the int4 layer `<base>.qweight` (+ qzeros, scales, g_idx) of an AWQ /
+  // GPTQ checkpoint repacked into I4Z128 rows.
   StatusOr<Matrix> Mat(const std::string& name, bool optional = false) const {
     const StTensor* t = Find(name);
+    const std::string base = name.size() > 7 && name.ends_with(".weight") ? name.substr(0, name.size() - 7) : "";
+    if (t == nullptr && !base.empty() && Find(base + ".qweight") != nullptr) {
+      if (quant == nullptr) {
+        return InvalidArgument(fmt::format(
+            "{}: '{}.qweight' is a packed int4 (AWQ / GPTQ) tensor, but the directory has no quantization config "
+            "('quantization_config' in config.json, quant_config.json or quantize_config.json)",
+            format, base));
+      }
+      const Int4Packing packing = quant->method == "awq" ? Int4Packing::kAwq
+                                  : quant->gptq_v2       ? Int4Packing::kGptqV2
+                                                         : Int4Packing::kGptq;
+      const Int4LayerTensors lt{Find(base + ".qweight"), Find(base + ".qzeros"), Find(base + ".scales"),
+                                Find(base + ".g_idx")};
+      return Int4LayerToI4Z128(packing, base, lt, quant->group_size, storage);
+    }
     if (t == nullptr) {
       if (optional) return Matrix{};
       return NotFound(std::string(format) + ": missing tensor '" + name + "'");
@@ -137,10 +160,15 @@ bool HasSafetensors(const std::string& dir) {
 
 }  // namespace
 
-StatusOr<std::unique_ptr<LoadedModel>> LoadHfModel(const std::string& dir, const std::string& weights) {
+StatusOr<std::unique_ptr<LoadedModel>> LoadHfModel(const std::string& dir, const std::string& weights,
+                                                    const std::string& quantization) {
   auto model = std::make_unique<LoadedModel>();
   model->format = "safetensors";
   model->path = dir;
+  // An AWQ / GPTQ checkpoint, checked against --quantization before any weight is read.
+  INFERD_ASSIGN_OR_RETURN(std::optional<HfQuantConfig> quant,
+                          LoadHfQuantConfig(dir, IsCheckpointQuantization(quantization) ? quantization : ""));
+  INFERD_RETURN_IF_ERROR(CheckQuantizationArgument(quantization, quant ? &*quant : nullptr, "'" + dir + "'"));
   INFERD_ASSIGN_OR_RETURN(model->config, LoadHfConfig(dir));
   INFERD_RETURN_IF_ERROR(model->config.Validate());
   const ModelConfig& c = model->config;
@@ -166,7 +194,7 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadHfModel(const std::string& dir, const
     tensors = &st->tensors();
     keep = std::shared_ptr<const void>(std::move(st));
   }
-  HfLoader g{*tensors, format};
+  HfLoader g{*tensors, format, quant ? &*quant : nullptr, &model->weights.storage};
 
   const ArchInfo* info = FindArch(c.arch);
   if (info == nullptr) return Internal("no ArchInfo for family " + c.arch);
@@ -239,6 +267,7 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadHfModel(const std::string& dir, const
   for (const auto& [name, t] : *tensors) bytes += t.nbytes;
   w.nbytes = bytes;
   model->weight_type = GgmlTypeName(static_cast<uint32_t>(w.layers.empty() ? w.tok_embd.type : w.layers[0].w_up.type));
+  if (quant) model->weight_type = quant->Describe() + " (" + model->weight_type + ")";
 
   std::error_code ec;
   if (std::filesystem::exists(std::filesystem::path(dir) / "generation_config.json", ec)) {

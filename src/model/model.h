@@ -22,9 +22,11 @@ struct LoadOptions {
   // Weight type for dummy weights: auto (f16) | float32 | float16 | bfloat16 | q4_0 | q4_1 | q8_0
   std::string dtype = "auto";
   uint64_t seed = 0;                 // dummy weights are a pure function of the seed
-  // Weight-only quantization at load (vLLM's --quantization): "" / "none" keeps the weights
-  // as stored; "int8" re-encodes every layer matrix of an fp32/fp16/bf16 model as GGUF Q8_0,
-  // "int4" as Q4_0 (group size 32); embedding and LM head stay. See model/quantize.h.
+  // vLLM's --quantization: "" / "none" keeps the weights as stored (an AWQ / GPTQ checkpoint
+  // is detected from its quantization config); "awq" / "gptq" name the method of a
+  // pre-quantized Hugging Face checkpoint and must match it (model/hf_quant.h); "int8" /
+  // "int4" quantize every layer matrix of an fp32/fp16/bf16 model at load (embedding and LM
+  // head stay; model/quantize.h), an error on a pre-quantized checkpoint.
   std::string quantization;
   // vLLM's --trust-remote-code. inferd never runs Python from a model directory: the family
   // comes from config.json (architectures, model_type), so the flag only logs that.
@@ -49,7 +51,10 @@ const char* DummyShapeNames();
 // Implementation pieces (model/loader_*.cc).
 StatusOr<std::unique_ptr<LoadedModel>> LoadGgufModel(const std::string& path);
 // weights: "auto" (*.safetensors when present, else pytorch_model.bin), "safetensors" or "pt".
-StatusOr<std::unique_ptr<LoadedModel>> LoadHfModel(const std::string& dir, const std::string& weights = "auto");
+// quantization: LoadOptions::quantization, checked against the checkpoint's quantization
+// config (an AWQ / GPTQ directory loads its int4 layers as I4Z128 rows).
+StatusOr<std::unique_ptr<LoadedModel>> LoadHfModel(const std::string& dir, const std::string& weights = "auto",
+                                                    const std::string& quantization = "");
 StatusOr<std::unique_ptr<LoadedModel>> LoadDummyModel(const LoadOptions& options);
 // Shape checks shared by the loaders: every matrix has the shape the config implies.
 Status CheckWeightShapes(const ModelConfig& config, const ModelWeights& weights);

@@ -27,7 +27,10 @@ def test_quantized_llm_generates(f16_dir, quantization, weight_type):
 
 
 def test_quantization_argument_is_checked(model_path):
-    with pytest.raises(ValueError, match="unknown quantization 'awq'"):
-        inferd.LLM(model=model_path, quantization="awq")
+    with pytest.raises(ValueError, match="unknown quantization 'fp3'"):
+        inferd.LLM(model=model_path, quantization="fp3")
+    # awq / gptq name the method of a pre-quantized Hugging Face checkpoint (as in vLLM).
+    with pytest.raises(ValueError, match="--quantization awq: .* is not a pre-quantized checkpoint"):
+        inferd.LLM(model=model_path, quantization="awq", kv_cache_memory="64MiB")
     with pytest.raises(ValueError, match="already q4_1"):  # the embedded model is Q4_1
         inferd.LLM(model=model_path, quantization="int8", kv_cache_memory="64MiB")
