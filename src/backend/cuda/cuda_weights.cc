@@ -170,6 +170,16 @@ StatusOr<DType> ResolveDType(const std::string& name, const ModelWeights& w) {
 }
 
 StatusOr<DeviceWeights> UploadWeights(const ModelConfig& c, const ModelWeights& w, DType dt, DeviceMemory& mem) {
+  // AWQ / GPTQ layers (I4Z128 rows) have no CUDA kernel yet: refused by name, not dequantized.
+  for (size_t i = 0; i < w.layers.size(); ++i) {
+    const LayerWeights& l = w.layers[i];
+    for (const Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down, &w.output}) {
+      if (m->type == GgmlType::kI4Z128) {
+        return Unimplemented("the CUDA backend has no kernel for AWQ / GPTQ int4 weights (inferd's i4z128 rows, layer " +
+                             std::to_string(i) + "): run this checkpoint with --device cpu");
+      }
+    }
+  }
   DeviceWeights d;
   // The embedding gather and the LM head read dense rows.
   INFERD_ASSIGN_OR_RETURN(d.tok_embd, UploadDense(w.tok_embd, dt, mem, "token embedding"));

@@ -44,7 +44,7 @@ StatusOr<DType> ResolveDType(const std::string& name, const ModelWeights& w);
 
 // Uploads (synchronously) every tensor the forward pass needs. Matrices of a type with a
 // quantized kernel (QuantMatMulSupports) stay quantized unless dt is float32; others are
-// dequantized on the host and rounded to dt.
+// dequantized on the host and rounded to dt. AWQ / GPTQ layers (I4Z128) are Unimplemented.
 StatusOr<DeviceWeights> UploadWeights(const ModelConfig& c, const ModelWeights& w, DType dt, DeviceMemory& mem);
 
 }  // namespace inferd::cuda
