@@ -438,7 +438,9 @@ TEST(Quantize, Q4_0MatchesGgmlReferenceRounding) {
 TEST(Quantize, UnsupportedAndBadLength) {
   float x[256] = {};
   uint8_t out[1024];
-  EXPECT_EQ(QuantizeRow(GgmlType::kQ4_K, x, out, 256).code(), StatusCode::kUnimplemented);
+  EXPECT_EQ(QuantizeRow(GgmlType::kQ5_K, x, out, 256).code(), StatusCode::kUnimplemented);
+  EXPECT_EQ(QuantizeRow(GgmlType::kIQ4_XS, x, out, 256).code(), StatusCode::kUnimplemented);
+  EXPECT_EQ(QuantizeRow(GgmlType::kQ4_K, x, out, 255).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(QuantizeRow(GgmlType::kQ8_0, x, out, 33).code(), StatusCode::kInvalidArgument);
 }
 
