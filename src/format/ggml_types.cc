@@ -2,6 +2,7 @@
 // (little-endian) followed by packed integer codes; the layouts below are GGML's on-disk
 // format, so a block is read field by field with memcpy (blocks are not aligned in files).
 #include "format/ggml_types.h"
+#include "format/ggml_iquants.h"
 #include "format/ggml_quantize.h"
 
 #include <algorithm>
@@ -32,15 +33,15 @@ constexpr TypeTraits kTypes[] = {
     {10, "q2_K", 256, 84, true},     {11, "q3_K", 256, 110, true},
     {12, "q4_K", 256, 144, true},    {13, "q5_K", 256, 176, true},
     {14, "q6_K", 256, 210, true},    {15, "q8_K", 256, 292, false},
-    {16, "iq2_xxs", 256, 66, false}, {17, "iq2_xs", 256, 74, false},
-    {18, "iq3_xxs", 256, 98, false}, {19, "iq1_s", 256, 50, false},
-    {20, "iq4_nl", 32, 18, true},    {21, "iq3_s", 256, 110, false},
-    {22, "iq2_s", 256, 82, false},   {23, "iq4_xs", 256, 136, true},
+    {16, "iq2_xxs", 256, 66, true},  {17, "iq2_xs", 256, 74, true},
+    {18, "iq3_xxs", 256, 98, true},  {19, "iq1_s", 256, 50, true},
+    {20, "iq4_nl", 32, 18, true},    {21, "iq3_s", 256, 110, true},
+    {22, "iq2_s", 256, 82, true},    {23, "iq4_xs", 256, 136, true},
     {24, "i8", 1, 1, false},         {25, "i16", 1, 2, false},
     {26, "i32", 1, 4, false},        {27, "i64", 1, 8, false},
-    {28, "f64", 1, 8, false},        {29, "iq1_m", 256, 56, false},
-    {30, "bf16", 1, 2, true},        {34, "tq1_0", 256, 54, false},
-    {35, "tq2_0", 256, 66, false},   {39, "mxfp4", 32, 17, false},
+    {28, "f64", 1, 8, false},        {29, "iq1_m", 256, 56, true},
+    {30, "bf16", 1, 2, true},        {34, "tq1_0", 256, 54, true},
+    {35, "tq2_0", 256, 66, true},    {39, "mxfp4", 32, 17, true},
     {40, "nvfp4", 64, 36, false},    {41, "q1_0", 128, 18, false},
     {42, "q2_0", 64, 18, false},
 };
@@ -399,6 +400,24 @@ bool GgmlTypeIsSupported(GgmlType type) {
   return t != nullptr && t->supported;
 }
 
+bool GgmlTypeIsReferenceOnly(GgmlType type) {
+  switch (type) {
+    case GgmlType::kIQ2_XXS:
+    case GgmlType::kIQ2_XS:
+    case GgmlType::kIQ2_S:
+    case GgmlType::kIQ3_XXS:
+    case GgmlType::kIQ3_S:
+    case GgmlType::kIQ1_S:
+    case GgmlType::kIQ1_M:
+    case GgmlType::kTQ1_0:
+    case GgmlType::kTQ2_0:
+    case GgmlType::kMXFP4:
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::string SupportedGgmlTypeNames() {
   std::string out;
   for (const TypeTraits& t : kTypes) {
@@ -456,6 +475,16 @@ void DequantizeRow(GgmlType type, const void* src, float* dst, int64_t n) {
     case GgmlType::kQ6_K: fn = DequantQ6_K; break;
     case GgmlType::kIQ4_NL: fn = DequantIQ4_NL; break;
     case GgmlType::kIQ4_XS: fn = DequantIQ4_XS; break;
+    case GgmlType::kIQ2_XXS: fn = ggml_iq::DequantIQ2_XXS; break;
+    case GgmlType::kIQ2_XS: fn = ggml_iq::DequantIQ2_XS; break;
+    case GgmlType::kIQ2_S: fn = ggml_iq::DequantIQ2_S; break;
+    case GgmlType::kIQ3_XXS: fn = ggml_iq::DequantIQ3_XXS; break;
+    case GgmlType::kIQ3_S: fn = ggml_iq::DequantIQ3_S; break;
+    case GgmlType::kIQ1_S: fn = ggml_iq::DequantIQ1_S; break;
+    case GgmlType::kIQ1_M: fn = ggml_iq::DequantIQ1_M; break;
+    case GgmlType::kTQ1_0: fn = ggml_iq::DequantTQ1_0; break;
+    case GgmlType::kTQ2_0: fn = ggml_iq::DequantTQ2_0; break;
+    case GgmlType::kMXFP4: fn = ggml_iq::DequantMXFP4; break;
     case GgmlType::kI4Z128: fn = DequantI4Z128; break;
     default:
       // Precondition violated (unsupported type): leave a recognisable pattern, not garbage.

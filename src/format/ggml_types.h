@@ -63,9 +63,13 @@ std::string GgmlTypeName(uint32_t type);
 // True for every type id that GGML defines (whether or not inferd computes with it); false
 // for inferd's internal types (I4Z128).
 bool GgmlTypeIsKnown(uint32_t type);
-// True for the types inferd can dequantize: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K
-// Q4_K Q5_K Q6_K IQ4_NL IQ4_XS, and the internal I4Z128.
+// True for the types inferd can dequantize: F32 F16 BF16, the legacy, K- and I-quants, TQ1_0,
+// TQ2_0 and MXFP4 (not Q8_1 and Q8_K, GGML's activation types; I8..I64, F64, NVFP4, Q1_0, Q2_0), and the internal I4Z128.
 bool GgmlTypeIsSupported(GgmlType type);
+// True for the supported types that only the scalar reference below dequantizes, with no
+// backend kernel: IQ2_XXS IQ2_XS IQ2_S IQ3_XXS IQ3_S IQ1_S IQ1_M (codebooks), TQ1_0 TQ2_0 and
+// MXFP4. The CPU backend dequantizes their rows on every matmul (slow); loaders warn.
+bool GgmlTypeIsReferenceOnly(GgmlType type);
 // Comma-separated list of the supported GGML type names (GGUF tensor types; the internal
 // types are not listed), for error messages.
 std::string SupportedGgmlTypeNames();

@@ -1,6 +1,8 @@
 #include <filesystem>
 #include <mutex>
+#include <set>
 
+#include "format/ggml_types.h"
 #include "format/gguf.h"
 #include "model/hf_quant.h"
 #include "model/model.h"
@@ -27,6 +29,23 @@ Status CheckVector(const std::vector<float>& v, const std::string& name, int64_t
     return InvalidArgument(fmt::format("weight '{}' has {} elements, expected {}", name, v.size(), n));
   }
   return Status::OK();
+}
+
+// One warning line per weight type that only the scalar reference dequantizes (format/
+// ggml_types.h GgmlTypeIsReferenceOnly).
+void WarnReferenceOnlyTypes(const ModelWeights& w) {
+  std::set<uint32_t> warned;
+  auto check = [&](const Matrix& m) {
+    if (m.empty() || !GgmlTypeIsReferenceOnly(m.type) || !warned.insert(static_cast<uint32_t>(m.type)).second) return;
+    INFERD_LOG_WARN("tensor type {} has no fast CPU kernel; the CPU backend uses the reference dequantization on "
+                    "every matmul (slow)",
+                    GgmlTypeName(static_cast<uint32_t>(m.type)));
+  };
+  check(w.tok_embd);
+  check(w.output);
+  for (const LayerWeights& l : w.layers) {
+    for (const Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) check(*m);
+  }
 }
 
 }  // namespace
@@ -130,6 +149,7 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const LoadOptions& options) {
   if (!model->weights.layers.empty() && !model->weights.layers[0].bq.empty()) model->config.qkv_bias = true;
   INFERD_RETURN_IF_ERROR(model->config.Validate());
   INFERD_RETURN_IF_ERROR(CheckWeightShapes(model->config, model->weights));
+  WarnReferenceOnlyTypes(model->weights);
   if (model->tokenizer && model->tokenizer->vocab_size() > model->config.vocab_size) {
     return InvalidArgument(fmt::format("tokenizer has {} tokens but the model's vocabulary is {}",
                                        model->tokenizer->vocab_size(), model->config.vocab_size));

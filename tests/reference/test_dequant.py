@@ -26,12 +26,30 @@ MODEL = Path(os.environ.get("INFERD_MODEL",
 # Byte offsets of the fp16 scale fields inside one block, per type. Random bytes there
 # could be inf/nan; we overwrite them with finite values so the comparison is meaningful.
 # (ggml-common.h block structs: Q2_K {scales[16], qs[64], d, dmin}; Q3_K {hmask[32], qs[64],
-# scales[12], d}; IQ4_NL {d, qs[16]}; IQ4_XS {d, scales_h, scales_l[4], qs[128]}.)
+# scales[12], d}; IQ4_NL {d, qs[16]}; IQ4_XS {d, scales_h, scales_l[4], qs[128]}; the
+# IQ2/IQ3/IQ1_S blocks start with d; TQ1_0 {qs[48], qh[4], d}; TQ2_0 {qs[64], d}.)
 HALF_FIELDS = {
     Q.Q4_0: [0], Q.Q4_1: [0, 2], Q.Q5_0: [0], Q.Q5_1: [0, 2], Q.Q8_0: [0],
     Q.Q2_K: [80, 82], Q.Q3_K: [108], Q.Q4_K: [0, 2], Q.Q5_K: [0, 2], Q.Q6_K: [208],
     Q.IQ4_NL: [0], Q.IQ4_XS: [0],
+    Q.IQ2_XXS: [0], Q.IQ2_XS: [0], Q.IQ2_S: [0], Q.IQ3_XXS: [0], Q.IQ3_S: [0], Q.IQ1_S: [0],
+    Q.IQ1_M: [], Q.TQ1_0: [52], Q.TQ2_0: [64], Q.MXFP4: [],
 }
+
+
+def _iq1m_finite_scale(rng, raw):
+    """IQ1_M {qs[32], qh[16], scales[8]} keeps its fp16 d in the top nibbles of the four uint16
+    scales, d's bits 12-15 in those of the last (bytes 54-55): clear the exponent's top bit."""
+    raw[:, 55] &= 0xBF
+
+
+def _mxfp4_moderate_exponent(rng, raw):
+    """MXFP4 {e, qs[16]}: an E8M0 exponent byte; keep d = 2^(e - 128) within 2^+-28."""
+    raw[:, 0] = rng.integers(100, 156, size=raw.shape[0], dtype=np.uint8)
+
+
+# Scale fields that are not a plain fp16, made finite (and moderate) by type.
+FIXUPS = {Q.IQ1_M: _iq1m_finite_scale, Q.MXFP4: _mxfp4_moderate_exponent}
 QUANT_TYPES = list(HALF_FIELDS)
 
 
@@ -55,6 +73,8 @@ def _random_quant_bytes(rng, qtype, rows, cols):
     for off in HALF_FIELDS[qtype]:
         scales = rng.uniform(-2.0, 2.0, size=nblocks).astype(np.float16)
         raw[:, off:off + 2] = scales.view(np.uint8).reshape(nblocks, 2)
+    if qtype in FIXUPS:
+        FIXUPS[qtype](rng, raw)
     return raw.reshape(rows, cols // block * type_size)
 
 

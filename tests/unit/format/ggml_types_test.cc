@@ -65,8 +65,18 @@ TEST(GgmlTypes, TableMatchesGgml) {
   EXPECT_TRUE(GgmlTypeIsSupported(GgmlType::kQ2_K));
   EXPECT_TRUE(GgmlTypeIsSupported(GgmlType::kIQ4_XS));
   EXPECT_FALSE(GgmlTypeIsSupported(GgmlType::kQ8_K));
+  EXPECT_FALSE(GgmlTypeIsSupported(GgmlType::kNVFP4));
+  for (GgmlType t : {GgmlType::kIQ2_XXS, GgmlType::kIQ2_XS, GgmlType::kIQ2_S, GgmlType::kIQ3_XXS, GgmlType::kIQ3_S,
+                     GgmlType::kIQ1_S, GgmlType::kIQ1_M, GgmlType::kTQ1_0, GgmlType::kTQ2_0, GgmlType::kMXFP4}) {
+    EXPECT_TRUE(GgmlTypeIsSupported(t));
+    EXPECT_TRUE(GgmlTypeIsReferenceOnly(t));
+  }
+  for (GgmlType t : {GgmlType::kF16, GgmlType::kQ4_0, GgmlType::kQ2_K, GgmlType::kIQ4_NL, GgmlType::kIQ4_XS}) {
+    EXPECT_FALSE(GgmlTypeIsReferenceOnly(t));
+  }
   EXPECT_FALSE(GgmlTypeIsSupported(static_cast<GgmlType>(4)));
-  EXPECT_EQ(SupportedGgmlTypeNames(), "f32, f16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K, iq4_nl, iq4_xs, bf16");
+  EXPECT_EQ(SupportedGgmlTypeNames(), "f32, f16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K, "
+            "iq2_xxs, iq2_xs, iq3_xxs, iq1_s, iq4_nl, iq3_s, iq2_s, iq4_xs, iq1_m, bf16, tq1_0, tq2_0, mxfp4");
   const struct { GgmlType t; int64_t block; size_t bytes; } expected[] = {
       {GgmlType::kF32, 1, 4},      {GgmlType::kF16, 1, 2},      {GgmlType::kBF16, 1, 2},
       {GgmlType::kQ4_0, 32, 18},   {GgmlType::kQ4_1, 32, 20},   {GgmlType::kQ5_0, 32, 22},
@@ -336,6 +346,88 @@ TEST(Dequantize, IQ4_XS) {
       EXPECT_EQ(y[32 * s + j + 16], dl * kIq4Levels[(i * 5 + 1) % 16]) << s << "," << j;
     }
   }
+}
+
+TEST(Dequantize, TQ2_0) {
+  std::vector<uint8_t> b(66);
+  // Element e = 128 h + 32 l + m is (qs[32 h + m] >> 2l) & 3; value d * (q - 1).
+  auto q_of = [](int e) { return (e * 7 + e / 5) % 4; };
+  for (int e = 0; e < 256; ++e) {
+    const int h = e / 128, l = (e % 128) / 32, m = e % 32;
+    b[32 * h + m] |= static_cast<uint8_t>(q_of(e) << (2 * l));
+  }
+  PutHalf(b, 64, 0.5f);
+  const std::vector<float> y = Dequant(GgmlType::kTQ2_0, b);
+  for (int e = 0; e < 256; ++e) EXPECT_EQ(y[e], 0.5f * static_cast<float>(q_of(e) - 1)) << e;
+}
+
+TEST(Dequantize, TQ1_0) {
+  // Ternary digits t in {0, 1, 2}, encoded as GGML does: the digits of a byte (5 in qs, 4 in
+  // qh) read as a base-3 fraction, v = sum t_n 3^(4-n), stored as ceil(v * 256 / 243).
+  // Element order: qs[m] (m < 32) holds elements 32 n + m; qs[32 + m] 160 + 16 n + m; qh[m]
+  // 240 + 4 n + m.
+  auto t_of = [](int e) { return (e * 5 + e / 3) % 3; };
+  auto encode = [](const int* digits, int count) {
+    int v = 0;
+    for (int n = 0; n < 5; ++n) v = 3 * v + (n < count ? digits[n] : 0);
+    return static_cast<uint8_t>((v * 256 + 242) / 243);
+  };
+  std::vector<uint8_t> b(54);
+  int digits[5];
+  for (int m = 0; m < 32; ++m) {
+    for (int n = 0; n < 5; ++n) digits[n] = t_of(32 * n + m);
+    b[m] = encode(digits, 5);
+  }
+  for (int m = 0; m < 16; ++m) {
+    for (int n = 0; n < 5; ++n) digits[n] = t_of(160 + 16 * n + m);
+    b[32 + m] = encode(digits, 5);
+  }
+  for (int m = 0; m < 4; ++m) {
+    for (int n = 0; n < 4; ++n) digits[n] = t_of(240 + 4 * n + m);
+    b[48 + m] = encode(digits, 4);
+  }
+  PutHalf(b, 52, -0.25f);
+  const std::vector<float> y = Dequant(GgmlType::kTQ1_0, b);
+  for (int e = 0; e < 256; ++e) EXPECT_EQ(y[e], -0.25f * static_cast<float>(t_of(e) - 1)) << e;
+}
+
+TEST(Dequantize, MXFP4) {
+  // E2M1 values doubled, with the E8M0 scale halved: d = 2^(e - 128).
+  const float kE2M1x2[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+  std::vector<uint8_t> b(2 * 17);
+  b[0] = 128;  // d = 1
+  b[17] = 0;   // d = 2^-128, a subnormal
+  for (int j = 0; j < 16; ++j) {
+    b[1 + j] = static_cast<uint8_t>(j | ((15 - j) << 4));
+    b[18 + j] = static_cast<uint8_t>(j | (j << 4));
+  }
+  const std::vector<float> y = Dequant(GgmlType::kMXFP4, b);
+  const float tiny = std::ldexp(1.0f, -128);
+  for (int j = 0; j < 16; ++j) {
+    EXPECT_EQ(y[j], kE2M1x2[j]);
+    EXPECT_EQ(y[j + 16], kE2M1x2[15 - j]);
+    EXPECT_EQ(y[32 + j], tiny * kE2M1x2[j]);
+  }
+}
+
+TEST(Dequantize, IQ2_XXS) {
+  // Sub-block 0: grid entries 0-3 (iq2xxs_grid: 0 = all 8; 1 = 43 then 8s; 2 = 25, 25 then
+  // 8s; 3 = 8, 43 then 8s), sign indices 1, 0, 127, 3 (sign bytes 0x81, 0x00, 0xff, 0x03:
+  // bit 7 completes an even count of minus signs), scale 2: db = (0.5 + 2) * 0.25 = 0.625.
+  std::vector<uint8_t> b(66);
+  PutHalf(b, 0, 1.0f);
+  const uint32_t aux0 = 0x03020100u;
+  const uint32_t aux1 = 1u | (0u << 7) | (127u << 14) | (3u << 21) | (2u << 28);
+  std::memcpy(b.data() + 2, &aux0, 4);
+  std::memcpy(b.data() + 6, &aux1, 4);
+  const std::vector<float> y = Dequant(GgmlType::kIQ2_XXS, b);
+  const float want[32] = {-5, 5, 5, 5, 5, 5, 5, -5,                     // entry 0, signs 0x81
+                          26.875f, 5, 5, 5, 5, 5, 5, 5,                 // entry 1, no signs
+                          -15.625f, -15.625f, -5, -5, -5, -5, -5, -5,   // entry 2, all minus
+                          -5, -26.875f, 5, 5, 5, 5, 5, 5};              // entry 3, signs 0x03
+  for (int e = 0; e < 32; ++e) EXPECT_EQ(y[e], want[e]) << e;
+  // Sub-blocks 1-7 are zero bytes: entry 0, no signs, scale 0 (db = 0.125): 8 * 0.125.
+  for (int e = 32; e < 256; ++e) EXPECT_EQ(y[e], 1.0f) << e;
 }
 
 TEST(Dequantize, PlainTypes) {
