@@ -6,16 +6,13 @@
 
 #include <cstring>
 
+#include "backend/cpu/avx2_util.h"
 #include "backend/cpu/qgemm.h"
 
 namespace inferd::cpu {
 namespace {
 
-inline __m256i Bcast32(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
+using avx2::Bcast32;
 
 inline float HMax(__m256 v) {
   __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

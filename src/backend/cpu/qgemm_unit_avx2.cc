@@ -9,17 +9,14 @@
 
 #include <cstring>
 
+#include "backend/cpu/avx2_util.h"
 #include "backend/cpu/qgemm.h"
 #include "format/ggml_int.h"
 
 namespace inferd::cpu {
 namespace {
 
-inline __m256i Bcast32(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
+using avx2::Bcast32;
 
 inline __m256i Load(const uint8_t* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); }
 
