@@ -90,14 +90,14 @@ inline void Scales(const uint8_t* unit, int bi, int h, __m256i* sc0, __m256i* sc
   }
 }
 
-template <PackedType kType, int NT>
-void Tile(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, int64_t t0, float* y, int64_t ldy) {
+// One token (decode): both halves of a group per block, so the group streams once.
+template <PackedType kType>
+void TileOneToken(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, int64_t t0, float* y) {
   constexpr UnitLayout L = UnitLayoutOf(kType);
   // vpmaddubsw results summed in int16 before one vpmaddwd: |u| <= 31 gives 4 x 2 x 31 x 127
   // < 2^15; 6-bit codes 2 sub-vectors; signed LUT values (sign trick, up to 127) only one.
   constexpr int P = L.lut ? 1 : L.code == CodeKind::kP4H2 ? 2 : 4;
-  __m256 acc[NT][2];
-  for (auto& t : acc) t[0] = t[1] = _mm256_setzero_ps();
+  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
   for (int64_t u = 0; u < w.num_units; ++u) {
     const uint8_t* unit = grp + u * L.unit_bytes;
     __m256 dunit[2], dmin[2];
@@ -124,40 +124,36 @@ void Tile(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, int64_t
         } else {
           dw = dunit[h];
         }
-        for (int t = 0; t < NT; ++t) {
-          const int8_t* aq = a.q + (t0 + t) * a.k + b * kQBlock;
-          __m256i isum = _mm256_setzero_si256();
-          for (int k0 = 0; k0 < 8; k0 += P) {
-            __m256i p16 = _mm256_setzero_si256();
-            for (int k = k0; k < k0 + P; ++k) {
-              const __m256i av = Bcast32(aq + 4 * k);
-              const __m256i d = L.lut ? _mm256_maddubs_epi16(_mm256_abs_epi8(cv[k]), _mm256_sign_epi8(av, cv[k]))
-                                      : _mm256_maddubs_epi16(cv[k], av);
-              p16 = k == k0 ? d : _mm256_add_epi16(p16, d);
-            }
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, k0 < 4 ? sc0 : sc1));
+        const int8_t* aq = a.q + t0 * a.k + b * kQBlock;
+        __m256i isum = _mm256_setzero_si256();
+        for (int k0 = 0; k0 < 8; k0 += P) {
+          __m256i p16 = _mm256_setzero_si256();
+          for (int k = k0; k < k0 + P; ++k) {
+            const __m256i av = Bcast32(aq + 4 * k);
+            const __m256i d = L.lut ? _mm256_maddubs_epi16(_mm256_abs_epi8(cv[k]), _mm256_sign_epi8(av, cv[k]))
+                                    : _mm256_maddubs_epi16(cv[k], av);
+            p16 = k == k0 ? d : _mm256_add_epi16(p16, d);
           }
-          const __m256i s01 = _mm256_set1_epi32(a.s16[(t0 + t) * a.nb + b]);
-          if constexpr (L.z_shift >= 0) isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(_mm256_madd_epi16(scp, s01), L.z_shift));
-          const __m256 da = _mm256_set1_ps(a.d[(t0 + t) * a.nb + b]);
-          acc[t][h] = _mm256_fmadd_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(isum), acc[t][h]);
-          if constexpr (L.int_min) {
-            const __m256 j = _mm256_cvtepi32_ps(_mm256_madd_epi16(mp, s01));
-            acc[t][h] = _mm256_fnmadd_ps(_mm256_mul_ps(dmin[h], da), j, acc[t][h]);
-          }
-          if constexpr (L.fp_min) {
-            float dsa;
-            std::memcpy(&dsa, &a.aux[(t0 + t) * a.nb + b], 4);
-            acc[t][h] = _mm256_fmadd_ps(fmin, _mm256_set1_ps(dsa), acc[t][h]);
-          }
+          isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, k0 < 4 ? sc0 : sc1));
+        }
+        const __m256i s01 = _mm256_set1_epi32(a.s16[t0 * a.nb + b]);
+        if constexpr (L.z_shift >= 0) isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(_mm256_madd_epi16(scp, s01), L.z_shift));
+        const __m256 da = _mm256_set1_ps(a.d[t0 * a.nb + b]);
+        acc[h] = _mm256_fmadd_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(isum), acc[h]);
+        if constexpr (L.int_min) {
+          const __m256 j = _mm256_cvtepi32_ps(_mm256_madd_epi16(mp, s01));
+          acc[h] = _mm256_fnmadd_ps(_mm256_mul_ps(dmin[h], da), j, acc[h]);
+        }
+        if constexpr (L.fp_min) {
+          float dsa;
+          std::memcpy(&dsa, &a.aux[t0 * a.nb + b], 4);
+          acc[h] = _mm256_fmadd_ps(fmin, _mm256_set1_ps(dsa), acc[h]);
         }
       }
     }
   }
-  for (int t = 0; t < NT; ++t) {
-    _mm256_storeu_ps(y + t * ldy, acc[t][0]);
-    _mm256_storeu_ps(y + t * ldy + 8, acc[t][1]);
-  }
+  _mm256_storeu_ps(y, acc[0]);
+  _mm256_storeu_ps(y + 8, acc[1]);
 }
 
 // Several tokens (prefill, batched decode): one half (8 rows) at a time, so that the
@@ -168,7 +164,7 @@ template <PackedType kType, int NT>
 void TileHalf(const PackedMatrix& w, const uint8_t* grp, int h, const QuantActs& a, int64_t t0, float* y,
               int64_t ldy) {
   constexpr UnitLayout L = UnitLayoutOf(kType);
-  constexpr int P = L.lut ? 1 : L.code == CodeKind::kP4H2 ? 2 : 4;  // as in Tile
+  constexpr int P = L.lut ? 1 : L.code == CodeKind::kP4H2 ? 2 : 4;  // as in TileOneToken
   __m256 acc[NT];
   for (auto& v : acc) v = _mm256_setzero_ps();
   for (int64_t u = 0; u < w.num_units; ++u) {
@@ -247,7 +243,7 @@ void GemmType(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a,
     const uint8_t* grp = w.group(g0 + g);
     float* yg = y + g * kGroupRows;
     if (nt == 1) {
-      Tile<kType, 1>(w, grp, a, t0, yg, ldy);
+      TileOneToken<kType>(w, grp, a, t0, yg);
       continue;
     }
     for (int h = 0; h < 2; ++h) {
