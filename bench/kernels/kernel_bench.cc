@@ -130,7 +130,16 @@ BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kQ6_K)->Name("MatMul/q6_K")->Apply(UnitK
 BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kIQ4_XS)->Name("MatMul/iq4_xs")->Apply(UnitKArgs);
 // AWQ / GPTQ layers as inferd stores them (I4Z128: s, z per 128 inputs).
 BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kI4Z128)->Name("MatMul/i4z128")->Apply(UnitKArgs);
-BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kF16)->Name("MatMul/f16")->Args({4096, 4096, 1, 0})->Args({4096, 4096, 64, 0})->UseRealTime();
+// Float weights (dot_quant_row for decode, the dequantized row buffer for prefill); SmolLM2's
+// LM head (56 MB as f16, past the L3) for decode from DRAM.
+void FloatArgs(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"rows", "cols", "tokens", "int8"});
+  b->Args({4096, 4096, 1, 0})->Args({4096, 4096, 64, 0})->Args({49152, 576, 1, 0})->Args({1536, 576, 512, 0});
+  b->UseRealTime();
+}
+BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kF16)->Name("MatMul/f16")->Apply(FloatArgs);
+BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kBF16)->Name("MatMul/bf16")->Apply(FloatArgs);
+BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kF32)->Name("MatMul/f32")->Apply(FloatArgs);
 
 // Activation quantization of `tokens` rows of 1536.
 void BM_QuantizeActs(benchmark::State& state) {

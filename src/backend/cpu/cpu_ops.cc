@@ -172,15 +172,8 @@ void MatMul(const Matrix& w, const float* x, int64_t num_tokens, float* y) {
   if (num_tokens <= kMaxFusedTokens && kp == k && kern.dot_quant_row && k % 32 == 0 &&
       kern.dot_quant_row(w.type, w.row(0), w.row_bytes, 1, xs, kp, 1, k, &probe, 1)) {
     ThreadPool::Global().ParallelFor(n, kRowBlock, [&](int64_t begin, int64_t end) {
-      const int64_t row_bytes = static_cast<int64_t>(w.row_bytes);
-      for (int64_t r = begin; r < end; r += cpu::kMaxQuantRows) {
+      for (int64_t r = begin; r < end; r += cpu::kMaxQuantRows) {  // (the kernels prefetch: prefetch.h)
         const int nr = static_cast<int>(std::min<int64_t>(cpu::kMaxQuantRows, end - r));
-        // Short rows (quantized, ~0.4 KB) are prefetched whole a few rows ahead; long rows
-        // (fp16: 8 KB) are one sequential stream each, which the hardware prefetches.
-        if (row_bytes < 2048 && r + kPrefetchRows < end) {
-          const char* ahead = reinterpret_cast<const char*>(w.row(r + kPrefetchRows));
-          for (int64_t off = 0; off < row_bytes * nr; off += 64) __builtin_prefetch(ahead + off, 0, 0);
-        }
         for (int64_t t0 = 0; t0 < num_tokens; t0 += cpu::kMaxQuantTokens) {
           const int nt = static_cast<int>(std::min<int64_t>(cpu::kMaxQuantTokens, num_tokens - t0));
           kern.dot_quant_row(w.type, w.row(r), w.row_bytes, nr, xs + t0 * kp, kp, nt, k, &y[t0 * n + r], n);

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/prefetch.h"
 
 namespace inferd::cpu {
 namespace {
@@ -169,7 +170,11 @@ void DotFloatRows(const uint8_t* rows, size_t row_bytes, const float* x, int64_t
   __m256 lo[NT][NR], hi[NT][NR];
   for (int t = 0; t < NT; ++t)
     for (int r = 0; r < NR; ++r) lo[t][r] = hi[t][r] = _mm256_setzero_ps();
+  constexpr int64_t kElem = kType == GgmlType::kF32 ? 4 : 2;
   for (int64_t c = 0; c < k; c += 16) {
+    if ((c * kElem) % 64 == 0) {  // rows are contiguous: together the NR streams prefetch all bytes ahead
+      for (int r = 0; r < NR; ++r) PrefetchAhead(rows + r * row_bytes + c * kElem, 64);
+    }
     __m256 wl[NR], wh[NR];
     for (int r = 0; r < NR; ++r) LoadChunk<kType>(rows + r * row_bytes, c, wl[r], wh[r]);
     for (int t = 0; t < NT; ++t) {

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/prefetch.h"
 
 namespace inferd::cpu {
 namespace {
@@ -139,8 +140,11 @@ void DotQuantBlocks(const uint8_t* s, size_t row_bytes, const float* x, int64_t 
   for (auto& t : acc)
     for (auto& a : t) a = _mm512_setzero_ps();
   const int64_t nb = k / 32;
+  const int64_t kBlockBytes = static_cast<int64_t>(GgmlRowSize(kType, 32));
   for (int64_t blk = 0; blk < nb; ++blk) {
     const int64_t b = blk * 32;
+    // Rows are contiguous: together the NR streams prefetch every byte ahead.
+    for (int r = 0; r < NR; ++r) PrefetchAhead(s + r * row_bytes + blk * kBlockBytes, 64);
     __m512 w0[NR], w1[NR];
     for (int r = 0; r < NR; ++r) LoadBlock<kType>(s + r * row_bytes, blk, w0[r], w1[r]);
     for (int t = 0; t < NT; ++t) {

@@ -71,6 +71,7 @@ void Tile(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, int64_t
   for (auto& t : acc) t[0] = t[1] = _mm256_setzero_ps();
   for (int64_t b = 0; b < w.nb; ++b) {
     const uint8_t* qs = grp + w.qs_offset(b);
+    if (NT == 1 && (b & 1) == 0) PrefetchAhead(grp + w.pair(b), static_cast<int>(w.pair_bytes));
     __m256i isum[NT][2];
     for (auto& t : isum) t[0] = t[1] = _mm256_setzero_si256();
     for (int c = 0; c < kChunks; ++c) {

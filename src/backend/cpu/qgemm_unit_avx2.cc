@@ -111,6 +111,8 @@ void TileOneToken(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a,
     const int nbi = static_cast<int>(std::min<int64_t>(L.blocks, w.nb - u * L.blocks));
     for (int bi = 0; bi < nbi; ++bi) {
       const int64_t b = u * L.blocks + bi;
+      constexpr int kShare = (L.unit_bytes / L.blocks + 63) / 64 * 64;  // a block's share of the unit
+      PrefetchAhead(unit + bi * kShare, kShare);
       for (int h = 0; h < 2; ++h) {
         __m256i cv[8];
         Codes<kType>(unit, bi, h, cv, std::make_integer_sequence<int, 8>{});
