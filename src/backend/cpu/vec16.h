@@ -44,6 +44,7 @@ inline float WidenCode(CodeE5M2 c) { return Fp16ToFp32(static_cast<uint16_t>(c.b
 
 // The plain implementation (any CPU).
 struct VecGeneric {
+  static constexpr int kAttnGroup = 4, kAttnPvBlock = 4;  // attention_impl.h's register blocking
   float v[16];
   static VecGeneric Zero() { return Set1(0.0f); }
   static VecGeneric Set1(float x) {
@@ -140,6 +141,7 @@ struct VecGeneric {
 #if defined(__AVX2__) && defined(__FMA__)
 // Lanes 0-7 in lo, 8-15 in hi.
 struct VecAvx2 {
+  static constexpr int kAttnGroup = 1, kAttnPvBlock = 4;  // 16 ymm: one query's 4 x 2 score accumulators
   __m256 lo, hi;
   static VecAvx2 Zero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
   static VecAvx2 Set1(float x) { return {_mm256_set1_ps(x), _mm256_set1_ps(x)}; }
@@ -233,6 +235,7 @@ struct VecAvx2 {
 
 #if defined(__AVX512F__)
 struct VecAvx512 {
+  static constexpr int kAttnGroup = 4, kAttnPvBlock = 4;  // 32 zmm: 4 queries' 4 score accumulators
   __m512 v;
   static VecAvx512 Zero() { return {_mm512_setzero_ps()}; }
   static VecAvx512 Set1(float x) { return {_mm512_set1_ps(x)}; }
