@@ -7,8 +7,6 @@
 #include <cstdint>
 #include <cstring>
 
-#include "backend/cpu/prefetch.h"
-
 namespace inferd::cpu::avx2 {
 
 // Four int8 values (a 32-bit word) broadcast to every 32-bit lane.

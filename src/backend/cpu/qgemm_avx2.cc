@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "backend/cpu/avx2_util.h"
+#include "backend/cpu/prefetch.h"
 #include "backend/cpu/qgemm.h"
 
 namespace inferd::cpu {

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "backend/cpu/avx2_util.h"
+#include "backend/cpu/prefetch.h"
 #include "backend/cpu/qgemm.h"
 #include "format/ggml_int.h"
 
