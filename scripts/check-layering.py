@@ -2,7 +2,8 @@
 """Fails when a source under src/ includes a layer above its own (docs/model-families.md,
 docs/architecture.md): dependencies point one way,
 util -> format -> tokenizer -> model -> ops -> backend -> sched -> engine -> server -> cli,
-with chat, kv and sample as leaves on util that any layer above them may use.
+with chat, kv and sample as leaves on util that any layer above them may use, and structured
+(grammars over the vocabulary) on tokenizer, for engine and above.
 backend/cpu (the kernels) sees formats and the op batch types, never models.
 Usage: scripts/check-layering.py [repo root]; exit 1 with one line per violation."""
 
@@ -16,6 +17,7 @@ ALLOWED = {
     "util": set(),
     "format": {"util"},
     "tokenizer": {"format", "util"},
+    "structured": {"tokenizer", "format", "util"},
     "chat": {"util"},
     "kv": {"util"},
     "sample": {"util"},
@@ -24,9 +26,9 @@ ALLOWED = {
     "backend/cpu": {"ops", "format", "util"},
     "backend": {"backend", "ops", "model", "format", "tokenizer", "kv", "sample", "util"},
     "sched": {"kv", "sample", "util"},
-    "engine": {"backend", "ops", "model", "format", "tokenizer", "chat", "kv", "sample", "sched", "util"},
-    "server": {"engine", "backend", "ops", "model", "format", "tokenizer", "chat", "kv", "sample", "sched", "util"},
-    "cli": {"server", "engine", "backend", "ops", "model", "format", "tokenizer", "chat", "kv", "sample", "sched",
+    "engine": {"backend", "ops", "model", "format", "tokenizer", "structured", "chat", "kv", "sample", "sched", "util"},
+    "server": {"engine", "backend", "ops", "model", "format", "tokenizer", "structured", "chat", "kv", "sample", "sched", "util"},
+    "cli": {"server", "engine", "backend", "ops", "model", "format", "tokenizer", "structured", "chat", "kv", "sample", "sched",
             "util"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/([^"]+)"', re.M)

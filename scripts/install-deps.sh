@@ -88,4 +88,6 @@ if [ "$MODE" != "--serve" ] && ! "$PY" -c "import torch, transformers, peft" 2>/
   "$PY" -m pip install -q "${HF_DEPS[@]}"
   "$PY" -c "import torch, transformers, peft"
 fi
+# XGrammar's C++ source (structured outputs), built inside inferd's CMake build.
+"$(dirname "$0")/fetch-xgrammar.sh" >/dev/null
 echo "[install-deps] ok"
