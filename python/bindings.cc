@@ -101,6 +101,18 @@ SamplingParams ParamsFromDict(const py::dict& d) {
   Get(d, "skip_special_tokens", p.skip_special_tokens);
   Get(d, "spaces_between_special_tokens", p.spaces_between_special_tokens);
   Get(d, "logit_bias", p.logit_bias);
+  if (d.contains("structured_outputs") && !d["structured_outputs"].is_none()) {
+    const py::dict so = d["structured_outputs"].cast<py::dict>();
+    StructuredOutputsParams s;
+    GetOptional(so, "json", s.json);
+    GetOptional(so, "regex", s.regex);
+    GetOptional(so, "choice", s.choice);
+    GetOptional(so, "grammar", s.grammar);
+    Get(so, "json_object", s.json_object);
+    GetOptional(so, "structural_tag", s.structural_tag);
+    Get(so, "disable_any_whitespace", s.disable_any_whitespace);
+    p.structured_outputs = std::move(s);
+  }
   return p;
 }
 

@@ -21,7 +21,7 @@ APT_TEST=(
   prometheus
   chromium
 )
-PIP_TEST=(pytest numpy jinja2 openai requests safetensors diskcache typing_extensions gguf prometheus_client
+PIP_TEST=(pytest numpy jinja2 openai requests safetensors diskcache typing_extensions gguf prometheus_client jsonschema
   pybind11 scikit-build-core tqdm)  # the last three: the Python package (pip install . --no-build-isolation)
 
 APT_PKGS=("${APT_BUILD[@]}")

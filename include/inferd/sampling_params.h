@@ -11,6 +11,25 @@
 
 namespace inferd {
 
+// Structured outputs (vLLM's StructuredOutputsParams): exactly one constraint of
+// json (a JSON schema, as JSON text), regex, choice, grammar (EBNF as XGrammar reads it,
+// GBNF-like), json_object (any JSON object) or structural_tag (XGrammar's structural tag JSON).
+// The output is constrained to it token by token (docs/structured-outputs.md).
+struct StructuredOutputsParams {
+  std::optional<std::string> json;
+  std::optional<std::string> regex;
+  std::optional<std::vector<std::string>> choice;
+  std::optional<std::string> grammar;
+  bool json_object = false;
+  std::optional<std::string> structural_tag;
+  bool disable_any_whitespace = false;  // json / json_object: no free whitespace between tokens
+
+  int num_constraints() const {
+    return json.has_value() + regex.has_value() + choice.has_value() + grammar.has_value() + json_object +
+           structural_tag.has_value();
+  }
+};
+
 struct SamplingParams {
   int n = 1;
   float presence_penalty = 0.0f;    // [-2, 2]
@@ -32,6 +51,7 @@ struct SamplingParams {
   bool skip_special_tokens = true;
   bool spaces_between_special_tokens = true;
   std::map<int32_t, float> logit_bias;  // token id -> added to the logit
+  std::optional<StructuredOutputsParams> structured_outputs;
 
   bool greedy() const { return temperature < 1e-5f; }
   // Checks ranges as vLLM does; the message names the parameter, e.g.

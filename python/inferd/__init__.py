@@ -15,7 +15,7 @@ from .beam_search import beam_search_score
 from .llm import LLM
 from .outputs import (BeamSearchOutput, BeamSearchSequence, CompletionOutput, Logprob, RequestMetrics,
                       RequestOutput)
-from .sampling_params import BeamSearchParams, SamplingParams
+from .sampling_params import BeamSearchParams, SamplingParams, StructuredOutputsParams
 from .tokenizer import Tokenizer
 
 __version__ = "0.1.0"
@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 __all__ = [
     "LLM",
     "SamplingParams",
+    "StructuredOutputsParams",
     "BeamSearchParams",
     "RequestOutput",
     "CompletionOutput",

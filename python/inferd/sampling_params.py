@@ -6,18 +6,77 @@ the text vLLM prints, e.g. ``temperature must be non-negative, got -1.``. Values
 printed as the caller passed them (``-1`` stays ``-1``, ``-1.0`` stays ``-1.0``), as in vLLM.
 
 Fields that vLLM has and inferd's engine does not implement (``bad_words``,
-``allowed_token_ids``, ``structured_outputs`` / ``guided_decoding``, ``logits_processors``)
-are accepted with their defaults and rejected with a clear ``ValueError`` when set.
+``allowed_token_ids``, ``logits_processors``) are accepted with their defaults and rejected
+with a clear ``ValueError`` when set. ``structured_outputs`` (``StructuredOutputsParams``, or
+the older ``guided_decoding``) constrains the output with XGrammar, as vLLM does.
 """
 
 from __future__ import annotations
 
 import copy
+import json as _json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Union
 
 _SAMPLING_EPS = 1e-5  # temperature below this means greedy (as vLLM and the engine)
+
+
+@dataclass
+class StructuredOutputsParams:
+    """vLLM's ``StructuredOutputsParams``: exactly one of ``json`` (a JSON schema: dict or
+    string), ``regex``, ``choice``, ``grammar`` (EBNF), ``json_object`` or ``structural_tag``.
+    ``disable_any_whitespace`` removes free whitespace from JSON output. ``disable_fallback``
+    is accepted (inferd has one backend, XGrammar, and never falls back);
+    ``whitespace_pattern`` and ``disable_additional_properties`` (other backends' options)
+    raise ``ValueError``."""
+
+    json: Optional[Union[str, Dict[str, Any]]] = None
+    regex: Optional[str] = None
+    choice: Optional[List[str]] = None
+    grammar: Optional[str] = None
+    json_object: Optional[bool] = None
+    disable_fallback: bool = False
+    disable_any_whitespace: bool = False
+    disable_additional_properties: bool = False
+    whitespace_pattern: Optional[str] = None
+    structural_tag: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        count = sum([self.json is not None, self.regex is not None, self.choice is not None,
+                     self.grammar is not None, bool(self.json_object), self.structural_tag is not None])
+        if count == 0:
+            raise ValueError("You must use one kind of structured outputs constraint but none are specified: "
+                             f"{self.__dict__}")
+        if count > 1:
+            raise ValueError("You can only use one kind of structured outputs constraint but multiple are "
+                             f"specified: {self.__dict__}")
+        if self.whitespace_pattern is not None or self.disable_additional_properties:
+            raise ValueError("whitespace_pattern and disable_additional_properties are not supported by inferd's "
+                             "structured-output backend (XGrammar)")
+
+    def _to_engine(self) -> Dict[str, Any]:
+        schema = self.json
+        if schema is not None and not isinstance(schema, str):
+            if hasattr(schema, "model_json_schema"):  # a pydantic model class, as vLLM accepts
+                schema = schema.model_json_schema()
+            schema = _json.dumps(schema)
+        return {"json": schema, "regex": self.regex, "choice": None if self.choice is None else list(self.choice),
+                "grammar": self.grammar, "json_object": bool(self.json_object),
+                "structural_tag": self.structural_tag, "disable_any_whitespace": self.disable_any_whitespace}
+
+
+def _structured(value: Any) -> Optional[StructuredOutputsParams]:
+    """StructuredOutputsParams from itself, a dict of its fields, or vLLM's older
+    GuidedDecodingParams-like object (same field names)."""
+    if value is None or isinstance(value, StructuredOutputsParams):
+        return value
+    if isinstance(value, dict):
+        return StructuredOutputsParams(**value)
+    names = ("json", "regex", "choice", "grammar", "json_object", "structural_tag", "disable_any_whitespace")
+    if any(hasattr(value, n) for n in names):
+        return StructuredOutputsParams(**{n: getattr(value, n) for n in names if getattr(value, n, None) is not None})
+    raise ValueError(f"structured_outputs must be a StructuredOutputsParams, got {type(value).__name__}")
 
 
 class SamplingParams:
@@ -113,7 +172,7 @@ class SamplingParams:
         self.logit_bias = self._convert_logit_bias(logit_bias)
         self.allowed_token_ids = allowed_token_ids
         self.truncate_prompt_tokens = truncate_prompt_tokens
-        self.structured_outputs = structured_outputs if structured_outputs is not None else guided_decoding
+        self.structured_outputs = _structured(structured_outputs if structured_outputs is not None else guided_decoding)
         self.extra_args = extra_args
         self._logits_processors = logits_processors
         self.output_kind = output_kind
@@ -204,7 +263,6 @@ class SamplingParams:
         unsupported = [
             ("bad_words", bool(self.bad_words)),
             ("allowed_token_ids", self.allowed_token_ids is not None),
-            ("structured_outputs (guided decoding)", self.structured_outputs is not None),
             ("logits_processors", bool(self._logits_processors)),
         ]
         for name, is_set in unsupported:
@@ -238,6 +296,7 @@ class SamplingParams:
         d["logprobs"] = vocab_size if self.logprobs == -1 else self.logprobs
         d["prompt_logprobs"] = vocab_size if self.prompt_logprobs == -1 else self.prompt_logprobs
         d["logit_bias"] = dict(self.logit_bias) if self.logit_bias else {}
+        d["structured_outputs"] = None if self.structured_outputs is None else self.structured_outputs._to_engine()
         return d
 
     def __eq__(self, other: object) -> bool:

@@ -62,6 +62,9 @@ AsyncEngine::~AsyncEngine() { Shutdown(); }
 
 StatusOr<std::shared_ptr<RequestStream>> AsyncEngine::AddRequest(GenerateRequest request) {
   INFERD_RETURN_IF_ERROR(request.params.Validate());
+  // Grammars compile here, on the caller's thread (a bad one is an error before the request
+  // is accepted); the engine thread then finds them in the cache.
+  if (request.params.structured_outputs) INFERD_RETURN_IF_ERROR(core_->CompileGrammar(*request.params.structured_outputs).status());
   const int64_t n = static_cast<int64_t>(request.prompt_token_ids.size());
   if (n == 0) return InvalidArgument("the prompt is empty");
   if (n >= core_->max_model_len()) {

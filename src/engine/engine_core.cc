@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "sample/sampler.h"
+#include "structured/grammar_cache.h"
 #include "sample/stop_checker.h"
 #include "util/logging.h"
 #include "util/thread_pool.h"
@@ -48,6 +49,7 @@ struct EngineCore::Sequence {
   std::vector<std::optional<PositionLogprobs>> prompt_logprobs;
   double first_token_time = 0;
   bool finished = false;
+  std::unique_ptr<structured::GrammarState> grammar;  // structured outputs: the next-token mask
 };
 
 struct EngineCore::Group {
@@ -245,6 +247,12 @@ Status EngineCore::AddRequest(GenerateRequest request) {
   if (groups_.count(request.request_id)) {
     return InvalidArgument("request id '" + request.request_id + "' is already in use");
   }
+  std::shared_ptr<const xgrammar::CompiledGrammar> grammar;
+  if (request.params.structured_outputs) {
+    auto compiled = CompileGrammar(*request.params.structured_outputs);
+    if (!compiled.ok()) return compiled.status();
+    grammar = *compiled;
+  }
   const uint64_t counter = next_request_++;
   auto g = std::make_unique<Group>();
   g->request = std::move(request);
@@ -275,6 +283,7 @@ Status EngineCore::AddRequest(GenerateRequest request) {
                                                         std::span<const int32_t>(r.prompt_token_ids));
     s->out.index = i;
     if (r.params.logprobs) s->out.logprobs.emplace();
+    if (grammar) s->grammar = std::make_unique<structured::GrammarState>(grammar, static_cast<int>(vocab_size()));
     Status st = scheduler_->AddRequest(&s->req);
     if (!st.ok()) {
       for (auto& prev : g->seqs) scheduler_->FinishRequest(&prev->req, RequestStatus::kFinishedError);
@@ -363,14 +372,28 @@ SampleInput EngineCore::MakeSampleInput(const Sequence& s, std::vector<int32_t>*
   return in;
 }
 
-SampleResult EngineCore::Sample(const Sequence& s, std::span<float> logits) const {
+SampleResult EngineCore::Sample(Sequence& s, std::span<float> logits) const {
   std::vector<int32_t> stop_ids;
-  return SampleToken(logits, MakeSampleInput(s, &stop_ids));
+  SampleInput in = MakeSampleInput(s, &stop_ids);
+  if (s.grammar) in.allowed_tokens = s.grammar->NextMask();
+  return SampleToken(logits, in);
+}
+
+StatusOr<std::shared_ptr<const xgrammar::CompiledGrammar>> EngineCore::CompileGrammar(
+    const StructuredOutputsParams& p) const {
+  std::call_once(grammars_once_, [&] { grammars_ = std::make_unique<structured::GrammarCache>(tokenizer()); });
+  return grammars_->Get(p);
 }
 
 void EngineCore::ProcessSample(Sequence& s, const SampleResult& r, StepResult& result) {
   const Tokenizer& tok = tokenizer();
   const SamplingParams& params = s.req.params;
+  if (s.grammar && !s.grammar->Accept(r.token)) {
+    // The sampler honours the mask, so this means the grammar allowed no token at all.
+    INFERD_LOG_ERROR("request {}: the structured-output grammar allows no next token", s.req.id);
+    FinishSequence(s, RequestStatus::kFinishedError, "error", result);
+    return;
+  }
   s.req.tokens.push_back(r.token);
   ++counters_.generation_tokens;
   if (s.first_token_time == 0) s.first_token_time = NowSeconds();
@@ -381,6 +404,10 @@ void EngineCore::ProcessSample(Sequence& s, const SampleResult& r, StepResult& r
 
   const int64_t num_out = static_cast<int64_t>(out.token_ids.size());
   StopDecision d = CheckStopToken(params, r.token, tok.IsEog(r.token), num_out, s.req.num_tokens(), max_model_len_);
+  if (!d.stopped && s.grammar && s.grammar->terminated()) {  // the grammar took its stop token
+    d.stopped = true;
+    d.finish_reason = "stop";
+  }
   if (!d.stopped && num_out >= s.req.max_tokens) {
     d.stopped = true;
     d.finish_reason = "length";
@@ -476,7 +503,7 @@ StepResult EngineCore::Step() {
     device_stop_ids_.resize(uses.size());
     for (size_t u = 0; u < uses.size(); ++u) {
       const Sequence& s = *uses[u].seq;
-      if (uses[u].prompt_pos >= 0 || s.finished || s.req.params.logprobs) continue;
+      if (uses[u].prompt_pos >= 0 || s.finished || s.req.params.logprobs || s.grammar) continue;
       device_rows_.push_back(DeviceSample{static_cast<int64_t>(u), MakeSampleInput(s, &device_stop_ids_[u])});
       sampled_on_device_[u] = 1;
     }

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -31,7 +32,14 @@
 #include "sample/sampler.h"
 #include "sched/scheduler.h"
 
+namespace xgrammar {
+class CompiledGrammar;
+}  // namespace xgrammar
+
 namespace inferd {
+namespace structured {
+class GrammarCache;
+}  // namespace structured
 
 struct EngineOptions {
   int64_t block_size = 16;
@@ -128,14 +136,19 @@ class EngineCore {
   double kv_usage() const { return kv_manager_->usage(); }
   EngineCounters counters() const;
   const EngineOptions& options() const { return options_; }
+  // The compiled grammar of a structured-outputs constraint (docs/structured-outputs.md), or
+  // InvalidArgument naming the problem. Thread-safe: AsyncEngine::AddRequest compiles on the
+  // caller's thread so that the engine thread finds it cached.
+  StatusOr<std::shared_ptr<const xgrammar::CompiledGrammar>> CompileGrammar(const StructuredOutputsParams& p) const;
 
  private:
   struct Sequence;
   struct Group;
   EngineCore() = default;
-  // Draws the next token of s from its logits row (pure: safe to run for several
-  // sequences in parallel); ProcessSample then appends it, checks stops, emits deltas.
-  SampleResult Sample(const Sequence& s, std::span<float> logits) const;
+  // Draws the next token of s from its logits row (touches only s's grammar state: safe to
+  // run for several sequences in parallel); ProcessSample then appends it, checks stops,
+  // emits deltas.
+  SampleResult Sample(Sequence& s, std::span<float> logits) const;
   // The sampler's input for s's next token; stop ids are kept in *stop_ids.
   SampleInput MakeSampleInput(const Sequence& s, std::vector<int32_t>* stop_ids) const;
   void ProcessSample(Sequence& s, const SampleResult& r, StepResult& result);
@@ -164,6 +177,8 @@ class EngineCore {
   std::vector<FinishedRequest> pending_finished_;         // aborted between steps
   EngineCounters counters_;
   uint64_t next_request_ = 0;
+  mutable std::once_flag grammars_once_;
+  mutable std::unique_ptr<structured::GrammarCache> grammars_;  // made on first use
 };
 
 // Logs the start-up summary: architecture, parameters, weight memory, KV capacity.

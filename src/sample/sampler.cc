@@ -521,6 +521,19 @@ double CounterUniform(uint64_t seed, uint64_t counter) {
   return static_cast<double>(z >> 11) * 0x1.0p-53;
 }
 
+namespace {
+
+void ApplyAllowedMask(std::span<float> logits, std::span<const uint32_t> mask) {
+  if (mask.empty()) return;
+  const size_t n = logits.size();
+  for (size_t t = 0; t < n; ++t) {
+    const size_t w = t / 32;
+    if (w >= mask.size() || ((mask[w] >> (t % 32)) & 1u) == 0) logits[t] = -std::numeric_limits<float>::infinity();
+  }
+}
+
+}  // namespace
+
 SampleResult SampleToken(std::span<float> logits, const SampleInput& in) {
   static const SamplingParams kDefaults;
   const SamplingParams& p = in.params != nullptr ? *in.params : kDefaults;
@@ -528,6 +541,7 @@ SampleResult SampleToken(std::span<float> logits, const SampleInput& in) {
   if (logits.empty()) return result;
   Scratch& s = GetScratch();
 
+  ApplyAllowedMask(logits, in.allowed_tokens);
   s.undo.clear();
   ApplySparse(logits, in, p, s);
   result.token = p.greedy() ? Argmax(logits) : SampleRandom(logits, in, p, s);
@@ -546,6 +560,7 @@ SampleResult SampleToken(std::span<float> logits, const SampleInput& in) {
 void ApplyLogitsProcessors(std::span<float> logits, const SampleInput& in) {
   static const SamplingParams kDefaults;
   Scratch& s = GetScratch();
+  ApplyAllowedMask(logits, in.allowed_tokens);
   s.undo.clear();
   ApplySparse(logits, in, in.params != nullptr ? *in.params : kDefaults, s);
   s.undo.clear();

@@ -24,6 +24,11 @@ struct SampleInput {
   // Tokens that end generation (EOS/EOG ids and params.stop_token_ids): given logit -inf
   // while output_ids.size() < params.min_tokens.
   std::span<const int32_t> stop_ids;
+  // Structured outputs: bit t % 32 of word t / 32 set when token t may be sampled (tokens
+  // past the mask may not); empty = every token. Applied first, as vLLM applies the grammar
+  // bitmask to the logits before its sampler: disallowed logits become -inf, so the reported
+  // logprobs are those of the masked distribution.
+  std::span<const uint32_t> allowed_tokens;
 };
 
 struct SampleResult {
@@ -39,7 +44,7 @@ struct SampleResult {
 // Samples one token. `logits` ([vocab] fp32) is used as scratch and modified.
 // Logprobs are those of the raw model output (log_softmax before penalties, bias and
 // temperature), which is vLLM V1's default ("raw_logprobs").
-// Order of processing: logit_bias, min_tokens suppression, repetition / presence /
+// Order of processing: the allowed-token mask (in place), logit_bias, min_tokens suppression, repetition / presence /
 // frequency penalties, then greedy argmax (lowest id on ties) or temperature, top-k,
 // top-p, min-p, and an inverse-CDF draw with the counter-based uniform.
 // Details: top-k keeps exactly k tokens (equal logits: lower id first); top-p keeps the
@@ -50,7 +55,7 @@ struct SampleResult {
 // as -inf. Safe to call from several threads at once (scratch buffers are thread_local).
 SampleResult SampleToken(std::span<float> logits, const SampleInput& in);
 
-// The sparse logits processors of SampleToken alone, in the same order (logit_bias,
+// The allowed-token mask and the sparse logits processors of SampleToken alone, in the same order (logit_bias,
 // min_tokens suppression, repetition / frequency / presence penalties), applied in place.
 // For callers that sample elsewhere (a device sampler) and for tests.
 void ApplyLogitsProcessors(std::span<float> logits, const SampleInput& in);

@@ -103,6 +103,19 @@ Status SamplingParams::Validate() const {
                              " must be a number, got nan.");
     }
   }
+  if (structured_outputs.has_value()) {
+    // vLLM's messages for zero or several constraints.
+    const int k = structured_outputs->num_constraints();
+    if (k == 0) {
+      return InvalidArgument("You must use one kind of structured outputs constraint but none are specified.");
+    }
+    if (k > 1) {
+      return InvalidArgument("You can only use one kind of structured outputs constraint but multiple are specified.");
+    }
+    if (structured_outputs->choice.has_value() && structured_outputs->choice->empty()) {
+      return InvalidArgument("structured_outputs.choice must list at least one string.");
+    }
+  }
   return Status::OK();
 }
 

@@ -236,31 +236,6 @@ void ParseBeamSearch(const Fields& f, const ModelInfo& model, ParsedRequest& r) 
   }
 }
 
-void ParseResponseFormat(const Fields& f) {
-  if (!f.Has("response_format")) return;
-  const ojson& rf = f.body()["response_format"];
-  if (!rf.is_object()) BadType("response_format", "an object with a 'type'");
-  auto type = rf.find("type");
-  if (type == rf.end() || !type->is_string()) {
-    throw ApiError(400, "'response_format' needs a 'type': text, json_object, json_schema or structural_tag",
-                   "response_format");
-  }
-  const std::string& t = type->get_ref<const std::string&>();
-  if (t == "text") {
-    for (const auto& [k, v] : rf.items()) {
-      if (k != "type") throw ApiError(400, fmt::format("'response_format.{}' is not a field of type text", k), "response_format");
-    }
-    return;
-  }
-  if (t == "json_object" || t == "json_schema" || t == "structural_tag") {
-    throw ApiError(400, fmt::format("response_format type '{}' is not supported yet (structured outputs)", t),
-                   "response_format");
-  }
-  throw ApiError(400,
-                 fmt::format("response_format type '{}' is invalid: use text, json_object, json_schema or structural_tag", t),
-                 "response_format");
-}
-
 // Chat fields that reach the template, shared by /v1/chat/completions and /tokenize.
 struct ChatRequest {
   ChatRenderInputs render;
@@ -436,9 +411,12 @@ ParsedRequest ParseGenerateRequest(const ojson& body, bool chat, const ModelInfo
   r.user = f.String("user").value_or("");
   if (r.user.size() > 256) throw ApiError(400, "'user' must be at most 256 characters", "user");
   r.priority = static_cast<int>(f.Int("priority", kInt32Min, kInt32Max).value_or(0));
-  ParseResponseFormat(f);
   ParseSampling(f, chat, model, r);
+  ParseStructuredOutputs(f, r.params);
   ParseBeamSearch(f, model, r);
+  if (r.beam_search && r.params.structured_outputs) {
+    throw ApiError(400, "structured outputs cannot be used with 'use_beam_search'", "use_beam_search");
+  }
   r.echo = f.Bool("echo").value_or(false);
   if (chat) {
     ChatRequest c = ParseChatInputs(f, model);

@@ -15,7 +15,7 @@ struct Unsupported {
   const char* why;
 };
 
-constexpr const char* kStructured = "is not supported yet (structured outputs are planned)";
+constexpr const char* kStructured = "is not supported: use structured_outputs (vLLM's field; XGrammar is the backend)";
 constexpr const char* kToolCalls = "is not supported yet (tool-call parsing is planned)";
 constexpr const char* kNotHere = "is not supported by this server";
 
@@ -26,7 +26,8 @@ constexpr std::string_view kCommon[] = {
     "length_penalty", "stop_token_ids", "include_stop_str_in_output", "ignore_eos", "min_tokens",
     "skip_special_tokens", "spaces_between_special_tokens", "truncate_prompt_tokens", "prompt_logprobs",
     "add_special_tokens", "response_format", "priority", "request_id", "return_tokens_as_token_ids",
-    "return_token_ids", "echo", "logprobs"};
+    "return_token_ids", "echo", "logprobs", "structured_outputs", "guided_json", "guided_regex", "guided_choice",
+    "guided_grammar"};
 constexpr std::string_view kCompletionsOnly[] = {"prompt"};
 constexpr std::string_view kChatOnly[] = {
     "messages", "top_logprobs", "max_completion_tokens", "tools", "tool_choice", "reasoning_effort",
@@ -38,14 +39,9 @@ constexpr Unsupported kUnsupportedGenerate[] = {
     {"prompt_embeds", kNotHere},
     {"allowed_token_ids", "is not supported yet"},
     {"bad_words", "is not supported yet"},
-    {"guided_json", kStructured},
-    {"guided_regex", kStructured},
-    {"guided_choice", kStructured},
-    {"guided_grammar", kStructured},
     {"guided_decoding_backend", kStructured},
     {"guided_whitespace_pattern", kStructured},
     {"structural_tag", kStructured},
-    {"structured_outputs", kStructured},
     {"logits_processors", kNotHere},
     {"cache_salt", "is not supported yet"},
     {"kv_transfer_params", kNotHere},

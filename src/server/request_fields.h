@@ -49,5 +49,8 @@ void CheckPromptBytes(size_t bytes, const ModelInfo& model, const char* param);
 std::string CheckModel(const Fields& f, const ModelInfo& model);
 // tool_choice / parallel_tool_calls / include_reasoning: what is implemented today.
 void CheckToolChoice(const Fields& f);
+// response_format, structured_outputs and guided_json / guided_regex / guided_choice /
+// guided_grammar into p.structured_outputs (structured_request.cc); 400 for two constraints.
+void ParseStructuredOutputs(const Fields& f, SamplingParams& p);
 
 }  // namespace inferd::server

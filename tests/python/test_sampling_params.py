@@ -75,7 +75,7 @@ def test_invalid_values_raise_vllms_message(kwargs, message):
 
 
 @pytest.mark.parametrize("kwargs", [dict(bad_words=["x"]), dict(allowed_token_ids=[1, 2]),
-                                    dict(guided_decoding={"regex": "a+"}), dict(logits_processors=[print])])
+                                    dict(logits_processors=[print])])
 def test_unsupported_features_are_refused_not_ignored(kwargs):
     with pytest.raises(ValueError, match="not supported by inferd"):
         SamplingParams(**kwargs)

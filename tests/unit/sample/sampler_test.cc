@@ -652,5 +652,44 @@ TEST(Sampler, LargeVocabSamplingStaysInTopSet) {
   }
 }
 
+
+// The structured-outputs mask: disallowed tokens are never drawn (greedy or random, even
+// when the model prefers them), tokens past the mask are disallowed, and the logprobs are
+// those of the masked distribution (the allowed tokens' softmax).
+TEST(Sampler, AllowedTokenMaskRestrictsEveryDrawAndItsLogprobs) {
+  const std::vector<float> logits = {5.0f, 1.0f, 0.5f, 4.0f, 0.0f, 3.0f, 2.0f, 6.0f, -1.0f, 0.25f,
+                                     1.5f, 2.5f, 0.75f, 3.5f, 4.5f, 5.5f, 0.1f, 0.2f, 0.3f, 0.4f,
+                                     0.6f, 0.7f, 0.8f, 0.9f, 1.1f, 1.2f, 1.3f, 1.4f, 1.6f, 1.7f,
+                                     1.8f, 1.9f, 7.0f, 7.5f};  // 34 tokens: the mask has two words
+  const std::vector<uint32_t> mask = {(1u << 1) | (1u << 4) | (1u << 6), 0u};  // tokens 1, 4, 6
+  SamplingParams greedy;
+  greedy.temperature = 0.0f;
+  greedy.logprobs = 3;
+  SampleInput in = Input(greedy);
+  in.allowed_tokens = mask;
+  const SampleResult g = Sample(logits, in);
+  EXPECT_EQ(g.token, 6);  // the best allowed, though 32, 33 and 7 score higher
+  const double z = std::exp(1.0) + std::exp(0.0) + std::exp(2.0);
+  EXPECT_NEAR(g.logprob, 2.0 - std::log(z), 1e-5);
+  ASSERT_EQ(g.top_logprobs.size(), 3u);
+  EXPECT_EQ(g.top_logprobs[0].first, 6);
+  EXPECT_EQ(g.top_logprobs[1].first, 1);
+  EXPECT_EQ(g.top_logprobs[2].first, 4);
+  SamplingParams hot;
+  hot.temperature = 2.0f;
+  std::set<int32_t> seen;
+  for (int step = 0; step < 400; ++step) {
+    SampleInput r = Input(hot, 77, step);
+    r.allowed_tokens = mask;
+    seen.insert(Sample(logits, r).token);
+  }
+  EXPECT_EQ(seen, (std::set<int32_t>{1, 4, 6}));
+  // A one-word mask covers tokens 0..31 only: 32 and 33 (the model's favourites) are out.
+  const std::vector<uint32_t> short_mask = {0xFFFFFFFFu};
+  SampleInput s = Input(greedy);
+  s.allowed_tokens = short_mask;
+  EXPECT_EQ(Sample(logits, s).token, 7);
+}
+
 }  // namespace
 }  // namespace inferd

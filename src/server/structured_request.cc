@@ -1,0 +1,176 @@
+// The structured-outputs fields of a generate request (docs/structured-outputs.md):
+// response_format, vLLM's structured_outputs object and the older guided_* fields, all
+// mapped onto SamplingParams::structured_outputs (at most one constraint per request).
+#include <fmt/format.h>
+
+#include "server/openai.h"
+#include "util/json.h"
+#include "server/request_fields.h"
+
+namespace inferd::server {
+namespace {
+
+[[noreturn]] void Conflict(const char* param) {
+  throw ApiError(400, "You can only use one kind of structured outputs constraint but multiple are specified.", param);
+}
+
+// A JSON schema given inline (an object or true) or as a string holding one (parsed with the
+// request body's bounds).
+std::string SchemaText(const ojson& v, const std::string& param) {
+  if (v.is_object()) return v.dump();
+  if (v.is_boolean()) {
+    if (!v.get<bool>()) throw ApiError(400, fmt::format("'{}' is false: no output can match it", param), param);
+    return "{}";
+  }
+  if (!v.is_string()) BadType(param, "a JSON schema (an object, or a string holding one)");
+  const std::string& s = v.get_ref<const std::string&>();
+  ojson parsed;
+  JsonError err;
+  if (!ParseJson(s, &parsed, &err) || !parsed.is_object()) {
+    throw ApiError(400, fmt::format("'{}' must be a JSON schema: an object, or a string holding one{}", param,
+                                    err.message.empty() ? "" : " (" + err.message + ")"),
+                   param);
+  }
+  return s;
+}
+
+std::string StringField(const ojson& v, const std::string& param) {
+  if (!v.is_string()) BadType(param, "a string");
+  return v.get<std::string>();
+}
+
+std::vector<std::string> Choices(const ojson& v, const std::string& param) {
+  if (!v.is_array() || v.empty()) BadType(param, "a non-empty array of strings");
+  std::vector<std::string> out;
+  for (const ojson& c : v) {
+    if (!c.is_string()) BadType(param, "a non-empty array of strings");
+    out.push_back(c.get<std::string>());
+  }
+  return out;
+}
+
+void ParseResponseFormat(const Fields& f, std::optional<StructuredOutputsParams>& so) {
+  if (!f.Has("response_format")) return;
+  const ojson& rf = f.body()["response_format"];
+  if (!rf.is_object()) BadType("response_format", "an object with a 'type'");
+  auto type = rf.find("type");
+  if (type == rf.end() || !type->is_string()) {
+    throw ApiError(400, "'response_format' needs a 'type': text, json_object, json_schema or structural_tag",
+                   "response_format");
+  }
+  const std::string& t = type->get_ref<const std::string&>();
+  auto only = [&](std::initializer_list<const char*> keys) {
+    for (const auto& [k, v] : rf.items()) {
+      bool ok = false;
+      for (const char* key : keys) ok = ok || k == key;
+      if (!ok) throw ApiError(400, fmt::format("'response_format.{}' is not a field of type {}", k, t), "response_format");
+    }
+  };
+  if (t == "text") {
+    only({"type"});
+    return;
+  }
+  if (t == "json_object") {
+    only({"type"});
+    so.emplace().json_object = true;
+    return;
+  }
+  if (t == "json_schema") {
+    only({"type", "json_schema"});
+    auto js = rf.find("json_schema");
+    if (js == rf.end() || !js->is_object()) {
+      throw ApiError(400, "'response_format.json_schema' must be an object with 'name' and 'schema'", "response_format");
+    }
+    for (const auto& [k, v] : js->items()) {
+      if (k != "name" && k != "schema" && k != "strict" && k != "description") {
+        throw ApiError(400, fmt::format("'response_format.json_schema.{}' is not a field of json_schema", k),
+                       "response_format");
+      }
+    }
+    // OpenAI's strict: false lets the model stray; XGrammar always enforces the schema (as vLLM).
+    if (js->contains("strict") && !(*js)["strict"].is_boolean() && !(*js)["strict"].is_null()) {
+      BadType("response_format.json_schema.strict", "a boolean");
+    }
+    auto schema = js->find("schema");
+    if (schema == js->end() || schema->is_null()) {
+      throw ApiError(400, "'response_format.json_schema.schema' is required", "response_format");
+    }
+    so.emplace().json = SchemaText(*schema, "response_format.json_schema.schema");
+    return;
+  }
+  if (t == "structural_tag") {
+    so.emplace().structural_tag = rf.dump();  // XGrammar reads the whole object
+    return;
+  }
+  throw ApiError(400,
+                 fmt::format("response_format type '{}' is invalid: use text, json_object, json_schema or structural_tag", t),
+                 "response_format");
+}
+
+void ParseStructuredOutputsObject(const Fields& f, std::optional<StructuredOutputsParams>& so) {
+  if (!f.Has("structured_outputs")) return;
+  const ojson& o = f.body()["structured_outputs"];
+  if (!o.is_object()) BadType("structured_outputs", "an object");
+  if (so) Conflict("structured_outputs");
+  StructuredOutputsParams p;
+  for (const auto& [k, v] : o.items()) {
+    const std::string param = "structured_outputs." + k;
+    if (v.is_null()) continue;  // pydantic: null = unset
+    if (k == "json") {
+      p.json = SchemaText(v, param);
+    } else if (k == "regex") {
+      p.regex = StringField(v, param);
+    } else if (k == "choice") {
+      p.choice = Choices(v, param);
+    } else if (k == "grammar") {
+      p.grammar = StringField(v, param);
+    } else if (k == "json_object") {
+      if (!v.is_boolean()) BadType(param, "a boolean");
+      p.json_object = v.get<bool>();
+    } else if (k == "structural_tag") {
+      p.structural_tag = StringField(v, param);
+    } else if (k == "disable_any_whitespace") {
+      if (!v.is_boolean()) BadType(param, "a boolean");
+      p.disable_any_whitespace = v.get<bool>();
+    } else if (k == "whitespace_pattern" || k == "disable_additional_properties") {
+      throw ApiError(400, fmt::format("'{}' is not supported by inferd's structured-output backend (XGrammar)", param),
+                     param);
+    } else {
+      throw ApiError(400, fmt::format("'{}' is not a field of structured_outputs", param), param);
+    }
+  }
+  if (p.num_constraints() == 0) {
+    throw ApiError(400, "You must use one kind of structured outputs constraint but none are specified.",
+                   "structured_outputs");
+  }
+  if (p.num_constraints() > 1) Conflict("structured_outputs");
+  so = std::move(p);
+}
+
+// vLLM's fields before structured_outputs (removed in vLLM 0.12; still accepted here).
+void ParseGuided(const Fields& f, std::optional<StructuredOutputsParams>& so) {
+  for (const char* key : {"guided_json", "guided_regex", "guided_choice", "guided_grammar"}) {
+    if (!f.Has(key)) continue;
+    if (so) Conflict(key);
+    const ojson& v = f.body()[key];
+    StructuredOutputsParams p;
+    const std::string k = key;
+    if (k == "guided_json") p.json = SchemaText(v, k);
+    if (k == "guided_regex") p.regex = StringField(v, k);
+    if (k == "guided_choice") p.choice = Choices(v, k);
+    if (k == "guided_grammar") p.grammar = StringField(v, k);
+    so = std::move(p);
+  }
+}
+
+}  // namespace
+
+void ParseStructuredOutputs(const Fields& f, SamplingParams& p) {
+  std::optional<StructuredOutputsParams> so;
+  ParseResponseFormat(f, so);
+  ParseStructuredOutputsObject(f, so);
+  ParseGuided(f, so);
+  p.structured_outputs = std::move(so);
+}
+
+}  // namespace inferd::server
