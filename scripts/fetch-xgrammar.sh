@@ -13,7 +13,9 @@ if [ ! -f "$DEST/cpp/grammar_matcher.cc" ]; then
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   # `pip download` of an sdist runs its build backend; the index's JSON API gives the file.
-  url=$(curl -fsSL --retry 3 -H "Accept: application/vnd.pypi.simple.v1+json" https://pypi.org/simple/xgrammar/ |
+  # The index pip uses (PIP_INDEX_URL, e.g. a mirror), else PyPI; its simple API in JSON.
+  INDEX=${PIP_INDEX_URL:-https://pypi.org/simple}
+  url=$(curl -fsSL --retry 3 -H "Accept: application/vnd.pypi.simple.v1+json" "${INDEX%/}/xgrammar/" |
     python3 -c "import json, sys
 for f in json.load(sys.stdin)['files']:
     if f['filename'] == 'xgrammar-$VERSION.tar.gz': print(f['url'])")
