@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <random>
 
 #include <fmt/format.h>
 
+#include "chat/tool_call_stream.h"
 #include "engine/chat_prompt.h"
 #include "tokenizer/tokenizer.h"
 
@@ -28,6 +30,14 @@ const char* ErrorType(int status) {
 
 }  // namespace
 
+std::string RandomHex(size_t n) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* digits = "0123456789abcdef";
+  std::string s(n, '0');
+  for (char& c : s) c = digits[rng() & 15];
+  return s;
+}
+
 std::string Dump(const ojson& j) { return j.dump(-1, ' ', false, ojson::error_handler_t::replace); }
 
 std::string ErrorBody(int status, const std::string& message, const std::string& param) {
@@ -48,6 +58,12 @@ ResponseBuilder::ResponseBuilder(const ParsedRequest& req, std::string id, int64
   text_offsets_.assign(choices, 0);
   echoed_.assign(choices, false);
   completion_tokens_.assign(choices, 0);
+  if (req.chat && req.tool_mode != ParsedRequest::ToolMode::kNone) {
+    for (size_t i = 0; i < choices; ++i) {
+      tool_streams_.push_back(req.tool_mode == ParsedRequest::ToolMode::kNamed ? ToolCallStream::Named(req.tool_name)
+                                                                              : ToolCallStream::Required());
+    }
+  }
 }
 
 ojson ResponseBuilder::Usage(int64_t prompt_tokens, int64_t completion_tokens, int64_t cached_tokens) {
@@ -195,6 +211,24 @@ std::string ResponseBuilder::Complete(const std::vector<RequestOutput>& outputs)
              {"logprobs", logprobs},
              {"finish_reason", FinishReason(o.finish_reason)},
              {"stop_reason", StopReason(o)}};
+        if (req_.tool_mode != ParsedRequest::ToolMode::kNone && o.finish_reason == "stop") {
+          // The grammar made the text tool calls: they replace the content.
+          ToolCallStream calls = req_.tool_mode == ParsedRequest::ToolMode::kNamed ? ToolCallStream::Named(req_.tool_name)
+                                                                                  : ToolCallStream::Required();
+          ojson tool_calls = ojson::array();
+          for (const ToolCallDelta& d : calls.Push(o.text)) {
+            if (d.name) {
+              tool_calls.push_back({{"id", "chatcmpl-tool-" + RandomHex(32)},
+                                    {"type", "function"},
+                                    {"function", {{"name", *d.name}, {"arguments", ""}}}});
+            }
+            std::string& args = tool_calls[static_cast<size_t>(d.index)]["function"]["arguments"].get_ref<std::string&>();
+            args += d.arguments;
+          }
+          c["message"]["content"] = nullptr;
+          c["message"]["tool_calls"] = std::move(tool_calls);
+          c["finish_reason"] = "tool_calls";
+        }
       } else {
         std::string prompt_text;
         if (req_.echo) {
@@ -270,7 +304,25 @@ std::string ResponseBuilder::StreamDelta(int prompt_index, const OutputDelta& d)
   ojson choice;
   if (req_.chat) {
     choice = {{"index", index}, {"delta", ojson::object()}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
-    if (!text.empty() || !d.finish_reason) choice["delta"]["content"] = text;
+    if (index < tool_streams_.size()) {
+      // Tool calls: a call's first delta has its id, type and name; then arguments in pieces.
+      ojson calls = ojson::array();
+      for (const ToolCallDelta& t : tool_streams_[index].Push(text)) {
+        ojson call = {{"index", t.index}};
+        if (t.name) {
+          call["id"] = "chatcmpl-tool-" + RandomHex(32);
+          call["type"] = "function";
+          call["function"] = {{"name", *t.name}, {"arguments", t.arguments}};
+        } else {
+          call["function"] = {{"arguments", t.arguments}};
+        }
+        calls.push_back(std::move(call));
+      }
+      if (calls.empty() && !d.finish_reason && !has_lp && !has_ids) return {};
+      if (!calls.empty()) choice["delta"]["tool_calls"] = std::move(calls);
+    } else if (!text.empty() || !d.finish_reason) {
+      choice["delta"]["content"] = text;
+    }
     if (has_lp) choice["logprobs"] = ChatLogprobs(d.new_logprobs, d.new_token_ids);
   } else {
     choice = {{"index", index}, {"text", text}, {"logprobs", nullptr}, {"finish_reason", nullptr}, {"stop_reason", nullptr}};
@@ -282,7 +334,10 @@ std::string ResponseBuilder::StreamDelta(int prompt_index, const OutputDelta& d)
     if (first && req_.return_token_ids) choice["prompt_token_ids"] = in.token_ids;
   }
   if (req_.return_token_ids) choice["token_ids"] = d.new_token_ids;
-  if (d.finish_reason) choice["finish_reason"] = *d.finish_reason;
+  if (d.finish_reason) {
+    const bool calls = index < tool_streams_.size() && *d.finish_reason == "stop" && tool_streams_[index].num_calls() > 0;
+    choice["finish_reason"] = calls ? std::string("tool_calls") : *d.finish_reason;
+  }
   ojson c = ChunkBase();
   c["choices"] = ojson::array({choice});
   if (req_.include_usage) {

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "chat/chat_template.h"
+#include "chat/tool_call_stream.h"
 #include "engine/engine_core.h"
 #include "format/hf_config.h"
 #include "inferd/request_output.h"
@@ -93,6 +94,9 @@ struct ParsedRequest {
   bool tokens_as_ids = false;          // vLLM's return_tokens_as_token_ids: "token_id:N" in logprobs
   std::string request_id;        // the client's, if any: a label for the response id only
   std::string user;              // OpenAI's end-user id: written in the request log
+  // tool_choice a named function or "required": the output is tool calls (chat/tool_call_stream.h).
+  enum class ToolMode { kNone, kNamed, kRequired } tool_mode = ToolMode::kNone;
+  std::string tool_name;         // kNamed
   // Beam search (use_beam_search): params.n is the beam width.
   bool beam_search = false;
   float length_penalty = 1.0f;
@@ -122,6 +126,9 @@ ParsedRequest ParseGenerateRequest(const ojson& body, bool chat, const ModelInfo
 std::string TokenizeResponse(const ojson& body, const ModelInfo& model, const Tokenizer& tokenizer,
                              const ChatPrompter* prompter, const std::atomic<bool>* cancel = nullptr);
 std::string DetokenizeResponse(const ojson& body, const ModelInfo& model, const Tokenizer& tokenizer);
+
+// n random hex digits (response and tool-call ids).
+std::string RandomHex(size_t n);
 
 // Parses a request body: a JSON object, nested at most kMaxJsonDepth levels. Throws a 400
 // ApiError naming the field of a malformed number or too deep a value.
@@ -163,6 +170,7 @@ class ResponseBuilder {
   std::vector<size_t> text_offsets_;    // completions streaming: running text offset per choice
   std::vector<bool> echoed_;            // completions streaming: first chunk sent per choice
   std::vector<int64_t> completion_tokens_;  // streaming: tokens sent so far per choice
+  std::vector<ToolCallStream> tool_streams_;  // chat streaming with tool_mode: one per choice
 };
 
 }  // namespace inferd::server

@@ -16,7 +16,6 @@ struct Unsupported {
 };
 
 constexpr const char* kStructured = "is not supported: use structured_outputs (vLLM's field; XGrammar is the backend)";
-constexpr const char* kToolCalls = "is not supported yet (tool-call parsing is planned)";
 constexpr const char* kNotHere = "is not supported by this server";
 
 // Fields shared by completions and chat: OpenAI's sampling fields and vLLM's extras.
@@ -32,6 +31,7 @@ constexpr std::string_view kCompletionsOnly[] = {"prompt"};
 constexpr std::string_view kChatOnly[] = {
     "messages", "top_logprobs", "max_completion_tokens", "tools", "tool_choice", "reasoning_effort",
     "include_reasoning", "add_generation_prompt", "continue_final_message", "documents", "chat_template",
+    "parallel_tool_calls",
     "chat_template_kwargs"};
 constexpr Unsupported kUnsupportedGenerate[] = {
     {"suffix", kNotHere},
@@ -47,7 +47,6 @@ constexpr Unsupported kUnsupportedGenerate[] = {
     {"kv_transfer_params", kNotHere},
     {"vllm_xargs", kNotHere},
     {"mm_processor_kwargs", "is not supported (text-only models)"},
-    {"parallel_tool_calls", kToolCalls},
     {"functions", "is not supported (deprecated by OpenAI); use tools"},
     {"function_call", "is not supported (deprecated by OpenAI); use tool_choice"},
     {"audio", "is not supported (text-only models)"},
@@ -226,33 +225,5 @@ std::string CheckModel(const Fields& f, const ModelInfo& model) {
   throw ApiError(404, fmt::format("The model `{}` does not exist.", *m), "model");
 }
 
-void CheckToolChoice(const Fields& f) {
-  const bool tools = f.Has("tools") && !f.body()["tools"].empty();
-  if (f.Has("tool_choice")) {
-    const ojson& tc = f.body()["tool_choice"];
-    if (tc == "none") {
-      // The tools are shown to the template; the output is plain text (vLLM's behaviour
-      // without --exclude-tools-when-tool-choice-none).
-    } else if (tc == "auto" || tc == "required" || tc.is_object()) {
-      if (!tools) throw ApiError(400, "When using 'tool_choice', 'tools' must be set.", "tool_choice");
-      throw ApiError(400, fmt::format("tool_choice {} {}", Shown(tc), kToolCalls), "tool_choice");
-    } else {
-      throw ApiError(400,
-                     fmt::format("Invalid value for 'tool_choice': {}! Only named tools, \"none\", \"auto\" or "
-                                 "\"required\" are supported.",
-                                 Shown(tc)),
-                     "tool_choice");
-    }
-  } else if (tools) {
-    // vLLM: tools without tool_choice mean "auto", which needs a tool-call parser.
-    throw ApiError(400,
-                   "'tools' without 'tool_choice' means \"auto\", which needs a tool-call parser (not supported yet); "
-                   "send \"tool_choice\": \"none\" to show the tools to the chat template only",
-                   "tool_choice");
-  }
-  if (f.Has("include_reasoning") && !f.Bool("include_reasoning").value()) {
-    throw ApiError(400, "'include_reasoning': false needs a reasoning parser (not supported yet)", "include_reasoning");
-  }
-}
 
 }  // namespace inferd::server

@@ -47,8 +47,10 @@ std::vector<int32_t> ParseTokenIds(const ojson& arr, const char* key, int64_t vo
 void CheckPromptBytes(size_t bytes, const ModelInfo& model, const char* param);
 // The served name the request asks for (404 for an unknown one); the first when absent.
 std::string CheckModel(const Fields& f, const ModelInfo& model);
-// tool_choice / parallel_tool_calls / include_reasoning: what is implemented today.
-void CheckToolChoice(const Fields& f);
+// tools / tool_choice / parallel_tool_calls / include_reasoning (structured_request.cc):
+// a named function or "required" becomes a JSON-schema constraint and r.tool_mode; "auto"
+// needs a tool-call parser (not there yet: 400).
+void ParseToolChoice(const Fields& f, ParsedRequest& r);
 // response_format, structured_outputs and guided_json / guided_regex / guided_choice /
 // guided_grammar into p.structured_outputs (structured_request.cc); 400 for two constraints.
 void ParseStructuredOutputs(const Fields& f, SamplingParams& p);

@@ -163,7 +163,106 @@ void ParseGuided(const Fields& f, std::optional<StructuredOutputsParams>& so) {
   }
 }
 
+// The function definitions of `tools`: name -> parameters schema ({"type": "object"} when
+// absent), in order; 400s for what OpenAI and vLLM refuse.
+std::vector<std::pair<std::string, ojson>> ToolFunctions(const ojson& tools) {
+  std::vector<std::pair<std::string, ojson>> out;
+  for (size_t i = 0; i < tools.size(); ++i) {
+    const std::string at = fmt::format("tools[{}]", i);
+    const ojson& t = tools[i];
+    if (!t.is_object() || !t.contains("function") || !t["function"].is_object()) {
+      BadType(at, "an object {\"type\": \"function\", \"function\": {...}}");
+    }
+    if (t.contains("type") && t["type"] != "function") {
+      throw ApiError(400, fmt::format("'{}.type' must be \"function\"", at), at + ".type");
+    }
+    const ojson& fn = t["function"];
+    if (!fn.contains("name") || !fn["name"].is_string() || fn["name"].get_ref<const std::string&>().empty()) {
+      throw ApiError(400, fmt::format("'{}.function.name' must be a non-empty string", at), at + ".function.name");
+    }
+    ojson params = ojson{{"type", "object"}};
+    if (fn.contains("parameters") && !fn["parameters"].is_null()) {
+      if (!fn["parameters"].is_object()) BadType(at + ".function.parameters", "a JSON schema object");
+      params = fn["parameters"];
+    }
+    out.emplace_back(fn["name"].get<std::string>(), std::move(params));
+  }
+  return out;
+}
+
+// vLLM's schema for tool_choice "required": an array of {"name", "parameters"} items, one of
+// the tools each (at most one item when parallel_tool_calls is false).
+std::string RequiredSchema(const std::vector<std::pair<std::string, ojson>>& fns, bool parallel) {
+  ojson any_of = ojson::array();
+  for (const auto& [name, params] : fns) {
+    any_of.push_back({{"properties", {{"name", {{"type", "string"}, {"enum", ojson::array({name})}}}, {"parameters", params}}},
+                      {"required", ojson::array({"name", "parameters"})}});
+  }
+  ojson schema = {{"type", "array"}, {"minItems", 1}, {"items", {{"type", "object"}, {"anyOf", any_of}}}};
+  if (!parallel) schema["maxItems"] = 1;
+  return schema.dump();
+}
+
 }  // namespace
+
+void ParseToolChoice(const Fields& f, ParsedRequest& r) {
+  const bool tools = f.Has("tools") && !f.body()["tools"].empty();
+  const bool parallel = f.Bool("parallel_tool_calls").value_or(true);
+  if (f.Has("include_reasoning") && !f.Bool("include_reasoning").value()) {
+    throw ApiError(400, "'include_reasoning': false needs a reasoning parser (not supported yet)", "include_reasoning");
+  }
+  if (!f.Has("tool_choice")) {
+    if (tools) {  // vLLM: tools without tool_choice mean "auto", which needs a tool-call parser
+      throw ApiError(400,
+                     "'tools' without 'tool_choice' means \"auto\", which needs a tool-call parser (not supported "
+                     "yet); send \"tool_choice\": \"required\", a named function, or \"none\" to show the tools "
+                     "to the chat template only",
+                     "tool_choice");
+    }
+    return;
+  }
+  const ojson& tc = f.body()["tool_choice"];
+  if (tc == "none") return;  // the tools reach the template; the output is plain text
+  if (!(tc == "auto" || tc == "required" || tc.is_object())) {
+    throw ApiError(400,
+                   fmt::format("Invalid value for 'tool_choice': {}! Only named tools, \"none\", \"auto\" or "
+                               "\"required\" are supported.",
+                               tc.dump()),
+                   "tool_choice");
+  }
+  if (!tools) throw ApiError(400, "When using 'tool_choice', 'tools' must be set.", "tool_choice");
+  if (tc == "auto") {
+    throw ApiError(400, "tool_choice \"auto\" needs a tool-call parser (not supported yet)", "tool_choice");
+  }
+  if (r.params.structured_outputs) {
+    throw ApiError(400, "tool_choice \"required\" or a named function cannot be combined with another structured "
+                   "outputs constraint (response_format, structured_outputs, guided_*)", "tool_choice");
+  }
+  const auto fns = ToolFunctions(f.body()["tools"]);
+  StructuredOutputsParams so;
+  if (tc == "required") {
+    r.tool_mode = ParsedRequest::ToolMode::kRequired;
+    so.json = RequiredSchema(fns, parallel);
+    so.disable_any_whitespace = true;  // fixed separators: the streamed arguments are the exact JSON
+  } else {
+    const auto fn = tc.find("function");
+    if ((tc.contains("type") && tc["type"] != "function") || fn == tc.end() || !fn->is_object() ||
+        !fn->contains("name") || !(*fn)["name"].is_string()) {
+      BadType("tool_choice", "\"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}");
+    }
+    const std::string name = (*fn)["name"].get<std::string>();
+    const ojson* params = nullptr;
+    for (const auto& [n, p] : fns) {
+      if (n == name) params = &p;
+    }
+    if (!params) throw ApiError(400, fmt::format("Tool '{}' has not been passed in `tools`.", name), "tool_choice");
+    r.tool_mode = ParsedRequest::ToolMode::kNamed;
+    r.tool_name = name;
+    so.json = params->dump();
+    so.disable_any_whitespace = true;  // compact arguments (a small model pads free whitespace)
+  }
+  r.params.structured_outputs = std::move(so);
+}
 
 void ParseStructuredOutputs(const Fields& f, SamplingParams& p) {
   std::optional<StructuredOutputsParams> so;
