@@ -28,6 +28,12 @@ const char* ErrorType(int status) {
   }
 }
 
+// The scanner that turns a forced-tool-call output into calls (req.tool_mode != kNone).
+ToolCallStream ToolStream(const ParsedRequest& req) {
+  return req.tool_mode == ParsedRequest::ToolMode::kNamed ? ToolCallStream::Named(req.tool_name)
+                                                          : ToolCallStream::Required();
+}
+
 }  // namespace
 
 std::string RandomHex(size_t n) {
@@ -60,8 +66,7 @@ ResponseBuilder::ResponseBuilder(const ParsedRequest& req, std::string id, int64
   completion_tokens_.assign(choices, 0);
   if (req.chat && req.tool_mode != ParsedRequest::ToolMode::kNone) {
     for (size_t i = 0; i < choices; ++i) {
-      tool_streams_.push_back(req.tool_mode == ParsedRequest::ToolMode::kNamed ? ToolCallStream::Named(req.tool_name)
-                                                                              : ToolCallStream::Required());
+      tool_streams_.push_back(ToolStream(req));
     }
   }
 }
@@ -213,8 +218,7 @@ std::string ResponseBuilder::Complete(const std::vector<RequestOutput>& outputs)
              {"stop_reason", StopReason(o)}};
         if (req_.tool_mode != ParsedRequest::ToolMode::kNone && o.finish_reason == "stop") {
           // The grammar made the text tool calls: they replace the content.
-          ToolCallStream calls = req_.tool_mode == ParsedRequest::ToolMode::kNamed ? ToolCallStream::Named(req_.tool_name)
-                                                                                  : ToolCallStream::Required();
+          ToolCallStream calls = ToolStream(req_);
           ojson tool_calls = ojson::array();
           for (const ToolCallDelta& d : calls.Push(o.text)) {
             if (d.name) {
