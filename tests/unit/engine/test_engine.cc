@@ -372,5 +372,51 @@ TEST(EngineQuantizedKv, DtypeNames) {
             "unknown --kv-cache-dtype 'fp8_inc': use auto, float16, bfloat16, float32, fp8, fp8_e4m3, fp8_e5m2 or int8");
 }
 
+
+// Structured outputs in the engine: every sequence of a batch (n > 1, mixed with an
+// unconstrained request and a bad constraint) follows its own grammar; the sequence ends when
+// its grammar takes the stop token; a constraint that does not compile fails only its request.
+TEST_F(EngineTest, StructuredOutputsConstrainEachSequence) {
+  SamplingParams choice;
+  choice.max_tokens = 12;
+  choice.temperature = 1.0f;
+  choice.seed = 5;
+  choice.n = 3;
+  choice.structured_outputs.emplace().choice = std::vector<std::string>{"alpha", "beta gamma", "delta"};
+  SamplingParams regex;
+  regex.max_tokens = 24;
+  regex.temperature = 0.0f;
+  regex.structured_outputs.emplace().regex = "[0-9]{3}-[a-z]{2,4}";
+  SamplingParams bad = regex;
+  bad.structured_outputs->regex = "(";
+  SamplingParams free;
+  free.max_tokens = 8;
+  free.temperature = 0.0f;
+  auto out = engine_->Generate({Req(*engine_, "Pick one:", choice), Req(*engine_, "Code:", regex),
+                                Req(*engine_, "Code:", bad), Req(*engine_, "The capital of France is", free)});
+  ASSERT_TRUE(out[0].ok()) << out[0].status().ToString();
+  ASSERT_EQ(out[0]->outputs.size(), 3u);
+  for (const CompletionOutput& o : out[0]->outputs) {
+    EXPECT_TRUE(o.text == "alpha" || o.text == "beta gamma" || o.text == "delta") << o.text;
+    EXPECT_EQ(o.finish_reason, "stop");
+  }
+  ASSERT_TRUE(out[1].ok());
+  const std::string& code = out[1]->outputs[0].text;
+  ASSERT_GE(code.size(), 6u) << code;
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(code[i] >= '0' && code[i] <= '9') << code;
+  EXPECT_EQ(code[3], '-') << code;
+  for (size_t i = 4; i < code.size(); ++i) EXPECT_TRUE(code[i] >= 'a' && code[i] <= 'z') << code;
+  EXPECT_LE(code.size(), 8u) << code;
+  EXPECT_EQ(out[1]->outputs[0].finish_reason, "stop");
+  ASSERT_FALSE(out[2].ok());
+  EXPECT_EQ(out[2].status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(out[2].status().message().find("structured_outputs.regex"), std::string::npos);
+  ASSERT_TRUE(out[3].ok());
+  SamplingParams alone = free;
+  auto solo = engine_->Generate({Req(*engine_, "The capital of France is", alone)});
+  ASSERT_TRUE(solo[0].ok());
+  EXPECT_EQ(solo[0]->outputs[0].token_ids, out[3]->outputs[0].token_ids);  // constrained neighbours change nothing
+}
+
 }  // namespace
 }  // namespace inferd
