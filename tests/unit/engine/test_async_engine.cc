@@ -146,5 +146,46 @@ TEST(AsyncEngine, ShutdownAbortsInFlightRequestsOnce) {
   EXPECT_EQ(after.status().code(), StatusCode::kUnavailable);
 }
 
+
+// Structured constraints added from several threads at once (the first use builds the grammar
+// cache; the same and different constraints compile concurrently) while the engine steps:
+// bad ones are refused up front, every accepted one ends once with text of its grammar.
+TEST(AsyncEngine, ConcurrentStructuredRequestsCompileOnCallerThreads) {
+  INFERD_REQUIRE_MODEL(path);
+  auto engine = MakeAsync();
+  constexpr int kThreads = 4;
+  std::atomic<int> finished{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 3; ++i) {
+        GenerateRequest r = Req(*engine, fmt::format("s{}-{}", t, i), "Answer:", 8);
+        r.params.ignore_eos = false;
+        StructuredOutputsParams& so = r.params.structured_outputs.emplace();
+        if (i == 2 && t % 2 == 0) {
+          so.regex = "[";  // does not compile
+        } else {
+          so.choice = std::vector<std::string>{"yes", "no", fmt::format("maybe{}", i)};
+        }
+        auto stream = engine->AddRequest(std::move(r));
+        if (!stream.ok()) {
+          EXPECT_EQ(stream.status().code(), StatusCode::kInvalidArgument);
+          ++refused;
+          continue;
+        }
+        int deltas = 0;
+        std::string text;
+        RequestStream::Item last = Drain(**stream, &deltas, &text);
+        ASSERT_TRUE(last.final && last.final->ok());
+        EXPECT_TRUE(text == "yes" || text == "no" || text == fmt::format("maybe{}", i)) << text;
+        ++finished;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(refused.load(), kThreads / 2);
+  EXPECT_EQ(finished.load(), 3 * kThreads - kThreads / 2);
+}
+
 }  // namespace
 }  // namespace inferd
