@@ -11,7 +11,11 @@ ToolCallStream ToolCallStream::Named(std::string name) {
   return s;
 }
 
-ToolCallStream ToolCallStream::Required() { return ToolCallStream(); }
+ToolCallStream ToolCallStream::Required(std::string args_key) {
+  ToolCallStream s;
+  s.args_key_ = std::move(args_key);
+  return s;
+}
 
 void ToolCallStream::Append(std::vector<ToolCallDelta>& out, int index, std::string_view piece) {
   if (!out.empty() && out.back().index == index) {
@@ -87,7 +91,7 @@ void ToolCallStream::Char(char c, std::vector<ToolCallDelta>& out) {
         depth_ = 2;
         expect_key_ = true;
         key_.clear();
-      } else if (depth_ == 2 && !expect_key_ && key_ == "parameters" && calls_ > 0) {
+      } else if (depth_ == 2 && !expect_key_ && key_ == args_key_ && calls_ > 0) {
         in_params_ = true;  // the arguments object: copied through its matching '}'
         params_depth_ = 1;
         params_string_ = params_escape_ = false;

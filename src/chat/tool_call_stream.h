@@ -22,7 +22,9 @@ struct ToolCallDelta {
 class ToolCallStream {
  public:
   static ToolCallStream Named(std::string name);
-  static ToolCallStream Required();
+  // An array of {"name": ..., "<args_key>": {...}} objects ("parameters" for tool_choice
+  // "required"; "arguments" for the tool-call bodies of model formats such as Hermes').
+  static ToolCallStream Required(std::string args_key = "parameters");
 
   std::vector<ToolCallDelta> Push(std::string_view text);
   // Calls whose name has been seen (the named one counts from the first byte).
@@ -35,6 +37,7 @@ class ToolCallStream {
 
   bool named_ = false;
   std::string name_;
+  std::string args_key_ = "parameters";
   int calls_ = 0;
   // "required" scanner: structure depth outside the parameters (1: the array, 2: an item),
   // the string being read at item level, and the parameters value being copied.

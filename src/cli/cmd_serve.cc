@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "chat/tool_parser.h"
 #include "cli/common.h"
 #include "format/hf_config.h"
 #include "server/server.h"
@@ -67,6 +68,14 @@ void RunServe(ServeFlags& f) {
                            ParseJsonStringList("--allowed-headers", f.allowed_headers, &cors.allowed_headers)}) {
     if (!st.ok()) return Fail(st);
   }
+  if (f.serve.enable_auto_tool_choice && f.serve.tool_call_parser.empty()) {
+    return Fail(InvalidArgument("--enable-auto-tool-choice needs --tool-call-parser (one of: " +
+                                fmt::format("{}", fmt::join(ToolParserNames(), ", ")) + ")"));
+  }
+  if (!f.serve.tool_call_parser.empty() && !MakeToolParser(f.serve.tool_call_parser)) {
+    return Fail(InvalidArgument(fmt::format("--tool-call-parser '{}' is not implemented; available: {}",
+                                            f.serve.tool_call_parser, fmt::join(ToolParserNames(), ", "))));
+  }
   if (f.disable_log_stats) f.serve.stats_interval_s = 0;
   f.serve.access_log = !f.disable_access_log;
   if (!f.model.kv_cache_memory.empty()) {
@@ -125,6 +134,11 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_flag("--enable-log-requests", s.log_requests, "log one line per accepted request (id, user, sizes, sampling)");
   cmd->add_flag("--trust-request-chat-template", s.trust_request_chat_template,
                 "let requests bring their own 'chat_template' (rendered with step and size limits)");
+  cmd->add_flag("--enable-auto-tool-choice", s.enable_auto_tool_choice,
+                "let the model decide when to call tools (tool_choice \"auto\"); needs --tool-call-parser");
+  cmd->add_option("--tool-call-parser", s.tool_call_parser,
+                  "how tool calls look in the model's output, for tool_choice \"auto\": " +
+                      fmt::format("{}", fmt::join(ToolParserNames(), ", ")));
   cmd->add_flag("--disable-log-stats", flags->disable_log_stats, "no periodic engine stats in the log");
   cmd->add_flag("--disable-uvicorn-access-log,--disable-access-log", flags->disable_access_log,
                 "no log line per HTTP request");

@@ -34,6 +34,9 @@ ToolCallStream ToolStream(const ParsedRequest& req) {
                                                           : ToolCallStream::Required();
 }
 
+// One entry of message.tool_calls (a call's first streamed delta has the same fields).
+ojson ToolCallJson(const std::string& name, const std::string& arguments);
+
 }  // namespace
 
 std::string RandomHex(size_t n) {
@@ -43,6 +46,24 @@ std::string RandomHex(size_t n) {
   for (char& c : s) c = digits[rng() & 15];
   return s;
 }
+
+namespace {
+ojson ToolCallJson(const std::string& name, const std::string& arguments) {
+  return {{"id", "chatcmpl-tool-" + RandomHex(32)}, {"type", "function"},
+          {"function", {{"name", name}, {"arguments", arguments}}}};
+}
+
+// delta.tool_calls: a call's first piece has its id, type and name; then arguments in pieces.
+ojson StreamedCalls(const std::vector<ToolCallDelta>& deltas) {
+  ojson calls = ojson::array();
+  for (const ToolCallDelta& t : deltas) {
+    ojson call = t.name ? ToolCallJson(*t.name, t.arguments) : ojson{{"function", {{"arguments", t.arguments}}}};
+    call["index"] = t.index;
+    calls.push_back(std::move(call));
+  }
+  return calls;
+}
+}  // namespace
 
 std::string Dump(const ojson& j) { return j.dump(-1, ' ', false, ojson::error_handler_t::replace); }
 
@@ -64,10 +85,10 @@ ResponseBuilder::ResponseBuilder(const ParsedRequest& req, std::string id, int64
   text_offsets_.assign(choices, 0);
   echoed_.assign(choices, false);
   completion_tokens_.assign(choices, 0);
-  if (req.chat && req.tool_mode != ParsedRequest::ToolMode::kNone) {
-    for (size_t i = 0; i < choices; ++i) {
-      tool_streams_.push_back(ToolStream(req));
-    }
+  if (req.chat && req.tool_mode == ParsedRequest::ToolMode::kAuto) {
+    for (size_t i = 0; i < choices; ++i) tool_parsers_.push_back(MakeToolParser(req.tool_parser));
+  } else if (req.chat && req.tool_mode != ParsedRequest::ToolMode::kNone) {
+    for (size_t i = 0; i < choices; ++i) tool_streams_.push_back(ToolStream(req));
   }
 }
 
@@ -216,16 +237,24 @@ std::string ResponseBuilder::Complete(const std::vector<RequestOutput>& outputs)
              {"logprobs", logprobs},
              {"finish_reason", FinishReason(o.finish_reason)},
              {"stop_reason", StopReason(o)}};
-        if (req_.tool_mode != ParsedRequest::ToolMode::kNone && o.finish_reason == "stop") {
+        if (req_.tool_mode == ParsedRequest::ToolMode::kAuto) {
+          // The model's own format, split by the server's tool-call parser.
+          std::unique_ptr<ToolParser> parser = MakeToolParser(req_.tool_parser);
+          const ParsedToolOutput parsed = ParseToolOutput(*parser, o.text);
+          if (!parsed.calls.empty()) {
+            ojson tool_calls = ojson::array();
+            for (const ToolCallResult& call : parsed.calls) tool_calls.push_back(ToolCallJson(call.name, call.arguments));
+            const bool blank = parsed.content.find_first_not_of(" \t\r\n") == std::string::npos;
+            c["message"]["content"] = blank ? ojson(nullptr) : ojson(req_.chat_echo + parsed.content);
+            c["message"]["tool_calls"] = std::move(tool_calls);
+            if (o.finish_reason == "stop") c["finish_reason"] = "tool_calls";
+          }
+        } else if (req_.tool_mode != ParsedRequest::ToolMode::kNone && o.finish_reason == "stop") {
           // The grammar made the text tool calls: they replace the content.
           ToolCallStream calls = ToolStream(req_);
           ojson tool_calls = ojson::array();
           for (const ToolCallDelta& d : calls.Push(o.text)) {
-            if (d.name) {
-              tool_calls.push_back({{"id", "chatcmpl-tool-" + RandomHex(32)},
-                                    {"type", "function"},
-                                    {"function", {{"name", *d.name}, {"arguments", ""}}}});
-            }
+            if (d.name) tool_calls.push_back(ToolCallJson(*d.name, ""));
             std::string& args = tool_calls[static_cast<size_t>(d.index)]["function"]["arguments"].get_ref<std::string&>();
             args += d.arguments;
           }
@@ -308,20 +337,21 @@ std::string ResponseBuilder::StreamDelta(int prompt_index, const OutputDelta& d)
   ojson choice;
   if (req_.chat) {
     choice = {{"index", index}, {"delta", ojson::object()}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
-    if (index < tool_streams_.size()) {
-      // Tool calls: a call's first delta has its id, type and name; then arguments in pieces.
-      ojson calls = ojson::array();
-      for (const ToolCallDelta& t : tool_streams_[index].Push(text)) {
-        ojson call = {{"index", t.index}};
-        if (t.name) {
-          call["id"] = "chatcmpl-tool-" + RandomHex(32);
-          call["type"] = "function";
-          call["function"] = {{"name", *t.name}, {"arguments", t.arguments}};
-        } else {
-          call["function"] = {{"arguments", t.arguments}};
-        }
-        calls.push_back(std::move(call));
+    if (index < tool_parsers_.size() && tool_parsers_[index]) {
+      // tool_choice auto: content and the calls the parser finds, as they complete.
+      ToolParse parsed = tool_parsers_[index]->Push(text);
+      if (d.finish_reason) {
+        ToolParse rest = tool_parsers_[index]->Finish();
+        parsed.content += rest.content;
+        parsed.calls.insert(parsed.calls.end(), rest.calls.begin(), rest.calls.end());
       }
+      ojson calls = StreamedCalls(parsed.calls);
+      if (calls.empty() && parsed.content.empty() && !d.finish_reason && !has_lp && !has_ids) return {};
+      if (!parsed.content.empty() || (calls.empty() && !d.finish_reason)) choice["delta"]["content"] = parsed.content;
+      if (!calls.empty()) choice["delta"]["tool_calls"] = std::move(calls);
+    } else if (index < tool_streams_.size()) {
+      // Tool calls: a call's first delta has its id, type and name; then arguments in pieces.
+      ojson calls = StreamedCalls(tool_streams_[index].Push(text));
       if (calls.empty() && !d.finish_reason && !has_lp && !has_ids) return {};
       if (!calls.empty()) choice["delta"]["tool_calls"] = std::move(calls);
     } else if (!text.empty() || !d.finish_reason) {
@@ -339,7 +369,10 @@ std::string ResponseBuilder::StreamDelta(int prompt_index, const OutputDelta& d)
   }
   if (req_.return_token_ids) choice["token_ids"] = d.new_token_ids;
   if (d.finish_reason) {
-    const bool calls = index < tool_streams_.size() && *d.finish_reason == "stop" && tool_streams_[index].num_calls() > 0;
+    const int num_calls = index < tool_streams_.size()                             ? tool_streams_[index].num_calls()
+                          : index < tool_parsers_.size() && tool_parsers_[index] ? tool_parsers_[index]->num_calls()
+                                                                                 : 0;
+    const bool calls = *d.finish_reason == "stop" && num_calls > 0;
     choice["finish_reason"] = calls ? std::string("tool_calls") : *d.finish_reason;
   }
   ojson c = ChunkBase();

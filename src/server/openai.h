@@ -19,6 +19,7 @@
 
 #include "chat/chat_template.h"
 #include "chat/tool_call_stream.h"
+#include "chat/tool_parser.h"
 #include "engine/engine_core.h"
 #include "format/hf_config.h"
 #include "inferd/request_output.h"
@@ -60,6 +61,7 @@ struct ModelInfo {
   size_t max_prompt_bytes = SIZE_MAX;
   int max_logprobs = 20;                  // vLLM's --max-logprobs default
   bool trust_request_chat_template = false;  // --trust-request-chat-template
+  std::string tool_call_parser;           // set with --enable-auto-tool-choice: tool_choice "auto" works
   GenerationDefaults defaults;            // applied to fields the request leaves out
   // What one chat-template render may spend; its output is further capped at
   // max_prompt_bytes (a longer prompt could not fit anyway).
@@ -95,8 +97,10 @@ struct ParsedRequest {
   std::string request_id;        // the client's, if any: a label for the response id only
   std::string user;              // OpenAI's end-user id: written in the request log
   // tool_choice a named function or "required": the output is tool calls (chat/tool_call_stream.h).
-  enum class ToolMode { kNone, kNamed, kRequired } tool_mode = ToolMode::kNone;
+  // kAuto: the model decides; the server's --tool-call-parser splits its output.
+  enum class ToolMode { kNone, kNamed, kRequired, kAuto } tool_mode = ToolMode::kNone;
   std::string tool_name;         // kNamed
+  std::string tool_parser;       // kAuto: the --tool-call-parser name
   // Beam search (use_beam_search): params.n is the beam width.
   bool beam_search = false;
   float length_penalty = 1.0f;
@@ -170,7 +174,8 @@ class ResponseBuilder {
   std::vector<size_t> text_offsets_;    // completions streaming: running text offset per choice
   std::vector<bool> echoed_;            // completions streaming: first chunk sent per choice
   std::vector<int64_t> completion_tokens_;  // streaming: tokens sent so far per choice
-  std::vector<ToolCallStream> tool_streams_;  // chat streaming with tool_mode: one per choice
+  std::vector<ToolCallStream> tool_streams_;  // chat streaming, forced tool calls: one per choice
+  std::vector<std::unique_ptr<ToolParser>> tool_parsers_;  // chat streaming, tool_choice auto: one per choice
 };
 
 }  // namespace inferd::server

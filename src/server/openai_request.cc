@@ -420,7 +420,7 @@ ParsedRequest ParseGenerateRequest(const ojson& body, bool chat, const ModelInfo
   r.echo = f.Bool("echo").value_or(false);
   if (chat) {
     ChatRequest c = ParseChatInputs(f, model);
-    ParseToolChoice(f, r);
+    ParseToolChoice(f, model, r);
     r.prompts.push_back(RenderChat(c, model, tokenizer, prompter, cancel));
     if (r.echo) r.chat_echo = ChatEcho(c.render.messages);
   } else {

@@ -49,8 +49,9 @@ void CheckPromptBytes(size_t bytes, const ModelInfo& model, const char* param);
 std::string CheckModel(const Fields& f, const ModelInfo& model);
 // tools / tool_choice / parallel_tool_calls / include_reasoning (structured_request.cc):
 // a named function or "required" becomes a JSON-schema constraint and r.tool_mode; "auto"
-// needs a tool-call parser (not there yet: 400).
-void ParseToolChoice(const Fields& f, ParsedRequest& r);
+// (also tools without tool_choice) needs the server's --enable-auto-tool-choice and
+// --tool-call-parser, else a 400.
+void ParseToolChoice(const Fields& f, const ModelInfo& model, ParsedRequest& r);
 // response_format, structured_outputs and guided_json / guided_regex / guided_choice /
 // guided_grammar into p.structured_outputs (structured_request.cc); 400 for two constraints.
 void ParseStructuredOutputs(const Fields& f, SamplingParams& p);

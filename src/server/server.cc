@@ -130,6 +130,7 @@ class Server {
     }
     info.max_prompt_bytes = PromptByteBound(info.max_model_len, max_token_bytes);
     info.trust_request_chat_template = options_.trust_request_chat_template;
+    if (options_.enable_auto_tool_choice) info.tool_call_parser = options_.tool_call_parser;
     if (options_.generation_config == "auto") {
       info.defaults = c.model().generation;
     } else if (options_.generation_config != "vllm") {

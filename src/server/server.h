@@ -36,6 +36,8 @@ struct ServeOptions {
   bool access_log = true;
   bool log_requests = false;                    // --enable-log-requests: one line per accepted request
   bool trust_request_chat_template = false;     // --trust-request-chat-template
+  bool enable_auto_tool_choice = false;         // --enable-auto-tool-choice
+  std::string tool_call_parser;                 // --tool-call-parser (chat/tool_parser.h)
 };
 
 // The default request body limit once the model is known: twice the longest prompt text

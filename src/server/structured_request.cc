@@ -205,23 +205,14 @@ std::string RequiredSchema(const std::vector<std::pair<std::string, ojson>>& fns
 
 }  // namespace
 
-void ParseToolChoice(const Fields& f, ParsedRequest& r) {
+void ParseToolChoice(const Fields& f, const ModelInfo& model, ParsedRequest& r) {
   const bool tools = f.Has("tools") && !f.body()["tools"].empty();
   const bool parallel = f.Bool("parallel_tool_calls").value_or(true);
   if (f.Has("include_reasoning") && !f.Bool("include_reasoning").value()) {
     throw ApiError(400, "'include_reasoning': false needs a reasoning parser (not supported yet)", "include_reasoning");
   }
-  if (!f.Has("tool_choice")) {
-    if (tools) {  // vLLM: tools without tool_choice mean "auto", which needs a tool-call parser
-      throw ApiError(400,
-                     "'tools' without 'tool_choice' means \"auto\", which needs a tool-call parser (not supported "
-                     "yet); send \"tool_choice\": \"required\", a named function, or \"none\" to show the tools "
-                     "to the chat template only",
-                     "tool_choice");
-    }
-    return;
-  }
-  const ojson& tc = f.body()["tool_choice"];
+  // vLLM: tools without tool_choice mean "auto".
+  const ojson tc = f.Has("tool_choice") ? f.body()["tool_choice"] : tools ? ojson("auto") : ojson("none");
   if (tc == "none") return;  // the tools reach the template; the output is plain text
   if (!(tc == "auto" || tc == "required" || tc.is_object())) {
     throw ApiError(400,
@@ -232,7 +223,17 @@ void ParseToolChoice(const Fields& f, ParsedRequest& r) {
   }
   if (!tools) throw ApiError(400, "When using 'tool_choice', 'tools' must be set.", "tool_choice");
   if (tc == "auto") {
-    throw ApiError(400, "tool_choice \"auto\" needs a tool-call parser (not supported yet)", "tool_choice");
+    if (model.tool_call_parser.empty()) {
+      throw ApiError(400,
+                     "\"auto\" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set "
+                     "(a tool-call parser splits the model's output into tool calls); send \"tool_choice\": "
+                     "\"required\", a named function, or \"none\" to show the tools to the chat template only",
+                     "tool_choice");
+    }
+    ToolFunctions(f.body()["tools"]);  // the same checks as the forced modes
+    r.tool_mode = ParsedRequest::ToolMode::kAuto;
+    r.tool_parser = model.tool_call_parser;
+    return;
   }
   if (r.params.structured_outputs) {
     throw ApiError(400, "tool_choice \"required\" or a named function cannot be combined with another structured "

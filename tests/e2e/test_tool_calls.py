@@ -89,3 +89,53 @@ def test_required_streamed_calls_equal_non_streamed(client):
             entry["arguments"] += tc.function.arguments or ""
     assert [(got[i]["name"], got[i]["arguments"]) for i in sorted(got)] == \
         [(c.function.name, c.function.arguments) for c in whole]
+
+
+# ---- tool_choice "auto" with --tool-call-parser hermes ------------------------------------
+
+# The embedded model does not write Hermes tool calls by itself; a regex constraint makes it
+# write one (filling the city), so the parser runs on a real generated output.
+HERMES_REGEX = (r'Checking\.\n<tool_call>\n\{"name": "get_weather", "arguments": \{"city": "[A-Z][a-z]{2,10}", '
+                r'"unit": "(celsius|fahrenheit)"\}\}\n</tool_call>')
+
+
+def test_auto_tool_choice_with_the_hermes_parser(start_server):
+    server = start_server("--enable-auto-tool-choice", "--tool-call-parser", "hermes")
+    c = openai.OpenAI(base_url=server.base_url + "/v1", api_key="x", max_retries=0)
+    kw = dict(model="smollm2", messages=MESSAGES, tools=TOOLS, max_tokens=150, temperature=0,
+              extra_body={"structured_outputs": {"regex": HERMES_REGEX}})
+    r = c.chat.completions.create(tool_choice="auto", **kw)
+    ch = r.choices[0]
+    assert ch.finish_reason == "tool_calls"
+    assert ch.message.content == "Checking.\n"
+    check_calls(ch.message.tool_calls)
+    assert [t.function.name for t in ch.message.tool_calls] == ["get_weather"]
+    content, args, names, finish = "", "", [], None
+    for chunk in c.chat.completions.create(stream=True, **kw):  # tools without tool_choice: "auto"
+        if not chunk.choices:
+            continue
+        d = chunk.choices[0].delta
+        content += d.content or ""
+        for tc in d.tool_calls or []:
+            if tc.function.name:
+                names.append(tc.function.name)
+            args += tc.function.arguments or ""
+        finish = chunk.choices[0].finish_reason or finish
+    assert content == "Checking.\n" and names == ["get_weather"] and finish == "tool_calls"
+    assert args == ch.message.tool_calls[0].function.arguments
+    # Plain text stays content.
+    r = c.chat.completions.create(model="smollm2", messages=MESSAGES, tools=TOOLS, tool_choice="auto", max_tokens=5,
+                                  temperature=0)
+    assert r.choices[0].message.tool_calls is None and r.choices[0].message.content
+
+
+def test_auto_tool_choice_needs_the_flags(client, inferd_bin):
+    import subprocess
+    from conftest import _model_path
+    with pytest.raises(openai.BadRequestError, match="--enable-auto-tool-choice"):
+        client.chat.completions.create(model="smollm2", messages=MESSAGES, tools=TOOLS, tool_choice="auto", max_tokens=2)
+    for flags, text in [(["--enable-auto-tool-choice"], "needs --tool-call-parser"),
+                        (["--enable-auto-tool-choice", "--tool-call-parser", "nonesuch"], "not implemented")]:
+        p = subprocess.run([str(inferd_bin), "serve", _model_path(), "--port", "0", *flags], capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode != 0 and text in p.stderr, p.stderr
