@@ -4,9 +4,7 @@
 // completion while those of an invalid one are refused.
 #include <gtest/gtest.h>
 
-#include <dlpack/dlpack.h>
 #include <xgrammar/compiler.h>
-#include <xgrammar/matcher.h>
 
 #include <memory>
 #include <string>
@@ -14,6 +12,7 @@
 
 #include "format/gguf.h"
 #include "model_test_util.h"
+#include "structured/grammar_cache.h"
 #include "structured/grammar_vocab.h"
 
 namespace inferd {
@@ -28,20 +27,11 @@ std::unique_ptr<Tokenizer> LoadEmbeddedTokenizer(const std::string& path) {
   return tok.ok() ? std::move(*tok) : nullptr;
 }
 
-// The allowed-token bitmask of the matcher's next step, as a bool per token.
-std::vector<bool> Allowed(xgrammar::GrammarMatcher& m, int vocab) {
-  const int words = (vocab + 31) / 32;
-  std::vector<int32_t> mask(static_cast<size_t>(words));
-  int64_t shape[1] = {words};
-  DLTensor t{};
-  t.data = mask.data();
-  t.device = DLDevice{kDLCPU, 0};
-  t.ndim = 1;
-  t.dtype = DLDataType{kDLInt, 32, 1};
-  t.shape = shape;
-  m.FillNextTokenBitmask(&t);
+// The allowed-token bitmask of the next step, as a bool per token.
+std::vector<bool> Allowed(structured::GrammarState& m, int vocab) {
+  const std::vector<uint32_t>& mask = m.NextMask();
   std::vector<bool> out(static_cast<size_t>(vocab));
-  for (int i = 0; i < vocab; ++i) out[i] = (static_cast<uint32_t>(mask[i / 32]) >> (i % 32)) & 1u;
+  for (int i = 0; i < vocab; ++i) out[i] = (mask[i / 32] >> (i % 32)) & 1u;
   return out;
 }
 
@@ -56,13 +46,13 @@ TEST(GrammarVocab, JsonSchemaMasksAndAcceptsTheEmbeddedVocabulary) {
   const xgrammar::TokenizerInfo info = structured::MakeGrammarVocab(*tok);
   ASSERT_EQ(info.GetVocabSize(), tok->vocab_size());
   xgrammar::GrammarCompiler compiler(info, /*max_threads=*/1);
-  const xgrammar::CompiledGrammar g =
-      compiler.CompileJSONSchema(kSchema, /*any_whitespace=*/false, std::nullopt, std::nullopt, /*strict_mode=*/true);
+  const auto g = std::make_shared<const xgrammar::CompiledGrammar>(
+      compiler.CompileJSONSchema(kSchema, /*any_whitespace=*/false, std::nullopt, std::nullopt, /*strict_mode=*/true));
 
   // A valid document, tokenized as the model would write it, is accepted token by token and
   // leaves the matcher able to stop; the first step allows "{" and refuses a plain word.
   {
-    xgrammar::GrammarMatcher m(g);
+    structured::GrammarState m(g, tok->vocab_size());
     const std::vector<bool> first = Allowed(m, tok->vocab_size());
     const auto brace = tok->Encode("{", false, false);
     const auto word = tok->Encode("hello", false, false);
@@ -73,18 +63,18 @@ TEST(GrammarVocab, JsonSchemaMasksAndAcceptsTheEmbeddedVocabulary) {
     for (int32_t id : tok->eog_ids()) EXPECT_FALSE(first[id]) << "stop token allowed before the document";
     for (int32_t id : tok->Encode(R"({"name": "Bob", "age": 42})", false, false)) {
       ASSERT_TRUE(Allowed(m, tok->vocab_size())[id]) << "mask refuses token " << id;
-      ASSERT_TRUE(m.AcceptToken(id)) << "token " << id;
+      ASSERT_TRUE(m.Accept(id)) << "token " << id;
     }
     EXPECT_TRUE(Allowed(m, tok->vocab_size())[tok->eos_id()]);
-    EXPECT_TRUE(m.AcceptToken(tok->eos_id()));
-    EXPECT_TRUE(m.IsTerminated());
+    EXPECT_TRUE(m.Accept(tok->eos_id()));
+    EXPECT_TRUE(m.terminated());
   }
   // A document that breaks the schema (age is a string) is refused at the offending token.
   {
-    xgrammar::GrammarMatcher m(g);
+    structured::GrammarState m(g, tok->vocab_size());
     bool refused = false;
     for (int32_t id : tok->Encode(R"({"name": "Bob", "age": "old"})", false, false)) {
-      if (!m.AcceptToken(id)) {
+      if (!m.Accept(id)) {
         refused = true;
         break;
       }
