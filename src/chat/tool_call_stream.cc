@@ -4,6 +4,13 @@
 
 namespace inferd {
 
+void CollectToolCalls(const std::vector<ToolCallDelta>& deltas, std::vector<ToolCallResult>* calls) {
+  for (const ToolCallDelta& d : deltas) {
+    if (d.name) calls->push_back(ToolCallResult{*d.name, ""});
+    if (d.index < static_cast<int>(calls->size())) (*calls)[d.index].arguments += d.arguments;
+  }
+}
+
 ToolCallStream ToolCallStream::Named(std::string name) {
   ToolCallStream s;
   s.named_ = true;

@@ -19,6 +19,14 @@ struct ToolCallDelta {
   std::string arguments;            // the next piece of the arguments' JSON text
 };
 
+// A complete call: its name and its arguments' JSON text.
+struct ToolCallResult {
+  std::string name, arguments;
+};
+// Adds deltas (in the order they came) to whole calls: a delta with a name starts call
+// `index`, the others extend it.
+void CollectToolCalls(const std::vector<ToolCallDelta>& deltas, std::vector<ToolCallResult>* calls);
+
 class ToolCallStream {
  public:
   static ToolCallStream Named(std::string name);

@@ -119,12 +119,8 @@ ParsedToolOutput ParseToolOutput(ToolParser& parser, std::string_view text) {
   }
   ToolParse a = parser.Push(text), b = parser.Finish();
   out.content = a.content + b.content;
-  for (const ToolParse* p : {&a, &b}) {
-    for (const ToolCallDelta& d : p->calls) {
-      if (d.name) out.calls.push_back(ToolCallResult{*d.name, ""});
-      if (d.index < static_cast<int>(out.calls.size())) out.calls[d.index].arguments += d.arguments;
-    }
-  }
+  CollectToolCalls(a.calls, &out.calls);
+  CollectToolCalls(b.calls, &out.calls);
   return out;
 }
 

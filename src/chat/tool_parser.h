@@ -38,9 +38,6 @@ const std::vector<std::string>& ToolParserNames();
 // A whole output through a fresh parser: content and complete calls ({name, arguments} with
 // arguments the JSON text). When a tool-call body does not parse (Hermes: not a JSON object
 // with a string "name"), the whole text is content and there are no calls (vLLM's behaviour).
-struct ToolCallResult {
-  std::string name, arguments;
-};
 struct ParsedToolOutput {
   std::string content;
   std::vector<ToolCallResult> calls;

@@ -283,7 +283,7 @@ Status EngineCore::AddRequest(GenerateRequest request) {
                                                         std::span<const int32_t>(r.prompt_token_ids));
     s->out.index = i;
     if (r.params.logprobs) s->out.logprobs.emplace();
-    if (grammar) s->grammar = std::make_unique<structured::GrammarState>(grammar, static_cast<int>(vocab_size()));
+    if (grammar) s->grammar = std::make_unique<structured::GrammarState>(grammar);
     Status st = scheduler_->AddRequest(&s->req);
     if (!st.ok()) {
       for (auto& prev : g->seqs) scheduler_->FinishRequest(&prev->req, RequestStatus::kFinishedError);

@@ -35,22 +35,15 @@ ToolCallStream ToolStream(const ParsedRequest& req) {
 }
 
 // One entry of message.tool_calls (a call's first streamed delta has the same fields).
-ojson ToolCallJson(const std::string& name, const std::string& arguments);
-
-}  // namespace
-
-std::string RandomHex(size_t n) {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char* digits = "0123456789abcdef";
-  std::string s(n, '0');
-  for (char& c : s) c = digits[rng() & 15];
-  return s;
-}
-
-namespace {
 ojson ToolCallJson(const std::string& name, const std::string& arguments) {
   return {{"id", "chatcmpl-tool-" + RandomHex(32)}, {"type", "function"},
           {"function", {{"name", name}, {"arguments", arguments}}}};
+}
+
+ojson ToolCallsJson(const std::vector<ToolCallResult>& calls) {
+  ojson out = ojson::array();
+  for (const ToolCallResult& call : calls) out.push_back(ToolCallJson(call.name, call.arguments));
+  return out;
 }
 
 // delta.tool_calls: a call's first piece has its id, type and name; then arguments in pieces.
@@ -63,7 +56,16 @@ ojson StreamedCalls(const std::vector<ToolCallDelta>& deltas) {
   }
   return calls;
 }
+
 }  // namespace
+
+std::string RandomHex(size_t n) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* digits = "0123456789abcdef";
+  std::string s(n, '0');
+  for (char& c : s) c = digits[rng() & 15];
+  return s;
+}
 
 std::string Dump(const ojson& j) { return j.dump(-1, ' ', false, ojson::error_handler_t::replace); }
 
@@ -242,24 +244,17 @@ std::string ResponseBuilder::Complete(const std::vector<RequestOutput>& outputs)
           std::unique_ptr<ToolParser> parser = MakeToolParser(req_.tool_parser);
           const ParsedToolOutput parsed = ParseToolOutput(*parser, o.text);
           if (!parsed.calls.empty()) {
-            ojson tool_calls = ojson::array();
-            for (const ToolCallResult& call : parsed.calls) tool_calls.push_back(ToolCallJson(call.name, call.arguments));
             const bool blank = parsed.content.find_first_not_of(" \t\r\n") == std::string::npos;
             c["message"]["content"] = blank ? ojson(nullptr) : ojson(req_.chat_echo + parsed.content);
-            c["message"]["tool_calls"] = std::move(tool_calls);
+            c["message"]["tool_calls"] = ToolCallsJson(parsed.calls);
             if (o.finish_reason == "stop") c["finish_reason"] = "tool_calls";
           }
         } else if (req_.tool_mode != ParsedRequest::ToolMode::kNone && o.finish_reason == "stop") {
           // The grammar made the text tool calls: they replace the content.
-          ToolCallStream calls = ToolStream(req_);
-          ojson tool_calls = ojson::array();
-          for (const ToolCallDelta& d : calls.Push(o.text)) {
-            if (d.name) tool_calls.push_back(ToolCallJson(*d.name, ""));
-            std::string& args = tool_calls[static_cast<size_t>(d.index)]["function"]["arguments"].get_ref<std::string&>();
-            args += d.arguments;
-          }
+          std::vector<ToolCallResult> calls;
+          CollectToolCalls(ToolStream(req_).Push(o.text), &calls);
           c["message"]["content"] = nullptr;
-          c["message"]["tool_calls"] = std::move(tool_calls);
+          c["message"]["tool_calls"] = ToolCallsJson(calls);
           c["finish_reason"] = "tool_calls";
         }
       } else {

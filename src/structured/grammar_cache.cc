@@ -102,7 +102,7 @@ Status CheckSizes(const StructuredOutputsParams& p) {
 }  // namespace
 
 GrammarCache::GrammarCache(const Tokenizer& tok, size_t max_entries, int64_t max_bytes)
-    : vocab_size_(tok.vocab_size()), max_entries_(max_entries), max_bytes_(max_bytes) {
+    : max_entries_(max_entries), max_bytes_(max_bytes) {
   compiler_ = std::make_unique<xgrammar::GrammarCompiler>(MakeGrammarVocab(tok), /*max_threads=*/2,
                                                           /*cache_enabled=*/false);
 }
@@ -159,9 +159,9 @@ StatusOr<std::shared_ptr<const xgrammar::CompiledGrammar>> GrammarCache::Get(con
   return *compiled;
 }
 
-GrammarState::GrammarState(std::shared_ptr<const xgrammar::CompiledGrammar> grammar, int vocab_size)
-    : grammar_(std::move(grammar)), matcher_(*grammar_), vocab_size_(vocab_size),
-      mask_(static_cast<size_t>((vocab_size + 31) / 32)) {}
+GrammarState::GrammarState(std::shared_ptr<const xgrammar::CompiledGrammar> grammar)
+    : grammar_(std::move(grammar)), matcher_(*grammar_),
+      mask_(static_cast<size_t>((grammar_->GetTokenizerInfo().GetVocabSize() + 31) / 32)) {}
 
 const std::vector<uint32_t>& GrammarState::NextMask() {
   int64_t shape[1] = {static_cast<int64_t>(mask_.size())};

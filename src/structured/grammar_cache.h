@@ -39,7 +39,6 @@ class GrammarCache {
   // InvalidArgument naming the field and XGrammar's reason.
   StatusOr<std::shared_ptr<const xgrammar::CompiledGrammar>> Get(const StructuredOutputsParams& p);
 
-  int vocab_size() const { return vocab_size_; }
   size_t size() const;
 
  private:
@@ -50,7 +49,6 @@ class GrammarCache {
   };
   StatusOr<std::shared_ptr<const xgrammar::CompiledGrammar>> Compile(const StructuredOutputsParams& p);
 
-  int vocab_size_ = 0;
   size_t max_entries_;
   int64_t max_bytes_;
   std::mutex compile_mu_;  // one compile at a time (XGrammar's compiler parallelises inside)
@@ -65,7 +63,8 @@ class GrammarCache {
 // the tokens accepted so far. Not thread-safe (one sequence, one thread at a time).
 class GrammarState {
  public:
-  GrammarState(std::shared_ptr<const xgrammar::CompiledGrammar> grammar, int vocab_size);
+  // The mask covers the grammar's vocabulary (its TokenizerInfo); logits past it are disallowed.
+  explicit GrammarState(std::shared_ptr<const xgrammar::CompiledGrammar> grammar);
   // Bit t of word t / 32 set: token t may come next.
   const std::vector<uint32_t>& NextMask();
   // False when the grammar refuses the token (the sampler honoured the mask, so this means a
@@ -77,7 +76,6 @@ class GrammarState {
  private:
   std::shared_ptr<const xgrammar::CompiledGrammar> grammar_;
   xgrammar::GrammarMatcher matcher_;
-  int vocab_size_;
   std::vector<uint32_t> mask_;
 };
 

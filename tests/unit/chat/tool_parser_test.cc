@@ -22,10 +22,7 @@ ParsedToolOutput Streamed(const std::string& text, size_t piece) {
   ParsedToolOutput out;
   auto take = [&](const ToolParse& t) {
     out.content += t.content;
-    for (const ToolCallDelta& d : t.calls) {
-      if (d.name) out.calls.push_back(ToolCallResult{*d.name, ""});
-      out.calls[d.index].arguments += d.arguments;
-    }
+    CollectToolCalls(t.calls, &out.calls);
   };
   for (size_t i = 0; i < text.size(); i += piece) take(p->Push(std::string_view(text).substr(i, piece)));
   take(p->Finish());

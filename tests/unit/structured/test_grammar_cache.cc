@@ -83,7 +83,7 @@ TEST(GrammarState, ChoicesWithEscapedCharactersRunToCompletion) {
   auto g = cache.Get(p);
   ASSERT_TRUE(g.ok()) << g.status().ToString();
   for (const std::string& c : *p.choice) {
-    structured::GrammarState st(*g, tok->vocab_size());
+    structured::GrammarState st(*g);
     for (int32_t id : tok->Encode(c, false, false)) {
       ASSERT_TRUE(Allows(st.NextMask(), id)) << c;
       ASSERT_TRUE(st.Accept(id)) << c;
@@ -96,7 +96,7 @@ TEST(GrammarState, ChoicesWithEscapedCharactersRunToCompletion) {
     EXPECT_TRUE(st.Accept(tok->eos_id()));
     EXPECT_TRUE(st.terminated());
   }
-  structured::GrammarState st(*g, tok->vocab_size());
+  structured::GrammarState st(*g);
   EXPECT_FALSE(st.Accept(tok->Encode("other", false, false)[0]));
 }
 

@@ -52,7 +52,7 @@ TEST(GrammarVocab, JsonSchemaMasksAndAcceptsTheEmbeddedVocabulary) {
   // A valid document, tokenized as the model would write it, is accepted token by token and
   // leaves the matcher able to stop; the first step allows "{" and refuses a plain word.
   {
-    structured::GrammarState m(g, tok->vocab_size());
+    structured::GrammarState m(g);
     const std::vector<bool> first = Allowed(m, tok->vocab_size());
     const auto brace = tok->Encode("{", false, false);
     const auto word = tok->Encode("hello", false, false);
@@ -71,7 +71,7 @@ TEST(GrammarVocab, JsonSchemaMasksAndAcceptsTheEmbeddedVocabulary) {
   }
   // A document that breaks the schema (age is a string) is refused at the offending token.
   {
-    structured::GrammarState m(g, tok->vocab_size());
+    structured::GrammarState m(g);
     bool refused = false;
     for (int32_t id : tok->Encode(R"({"name": "Bob", "age": "old"})", false, false)) {
       if (!m.Accept(id)) {
