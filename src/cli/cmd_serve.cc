@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "chat/reasoning_parser.h"
 #include "chat/tool_parser.h"
 #include "cli/common.h"
 #include "format/hf_config.h"
@@ -76,6 +77,10 @@ void RunServe(ServeFlags& f) {
     return Fail(InvalidArgument(fmt::format("--tool-call-parser '{}' is not implemented; available: {}",
                                             f.serve.tool_call_parser, fmt::join(ToolParserNames(), ", "))));
   }
+  if (!f.serve.reasoning_parser.empty() && !MakeReasoningParser(f.serve.reasoning_parser)) {
+    return Fail(InvalidArgument(fmt::format("--reasoning-parser '{}' is not implemented; available: {}",
+                                            f.serve.reasoning_parser, fmt::join(ReasoningParserNames(), ", "))));
+  }
   if (f.disable_log_stats) f.serve.stats_interval_s = 0;
   f.serve.access_log = !f.disable_access_log;
   if (!f.model.kv_cache_memory.empty()) {
@@ -139,6 +144,9 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_option("--tool-call-parser", s.tool_call_parser,
                   "how tool calls look in the model's output, for tool_choice \"auto\": " +
                       fmt::format("{}", fmt::join(ToolParserNames(), ", ")));
+  cmd->add_option("--reasoning-parser", s.reasoning_parser,
+                  "split the model's reasoning into message.reasoning_content (structured outputs start after "
+                  "it): " + fmt::format("{}", fmt::join(ReasoningParserNames(), ", ")));
   cmd->add_flag("--disable-log-stats", flags->disable_log_stats, "no periodic engine stats in the log");
   cmd->add_flag("--disable-uvicorn-access-log,--disable-access-log", flags->disable_access_log,
                 "no log line per HTTP request");

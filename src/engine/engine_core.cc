@@ -50,6 +50,11 @@ struct EngineCore::Sequence {
   double first_token_time = 0;
   bool finished = false;
   std::unique_ptr<structured::GrammarState> grammar;  // structured outputs: the next-token mask
+  // Whether the grammar applies yet: false until GenerateRequest::structured_after appears in
+  // the output (the end of the reasoning).
+  bool grammar_on = true;
+  // The grammar constrains this sequence's next token.
+  bool constrained() const { return grammar && grammar_on; }
 };
 
 struct EngineCore::Group {
@@ -284,6 +289,7 @@ Status EngineCore::AddRequest(GenerateRequest request) {
     s->out.index = i;
     if (r.params.logprobs) s->out.logprobs.emplace();
     if (grammar) s->grammar = std::make_unique<structured::GrammarState>(grammar);
+    s->grammar_on = r.structured_after.empty();
     Status st = scheduler_->AddRequest(&s->req);
     if (!st.ok()) {
       for (auto& prev : g->seqs) scheduler_->FinishRequest(&prev->req, RequestStatus::kFinishedError);
@@ -375,7 +381,7 @@ SampleInput EngineCore::MakeSampleInput(const Sequence& s, std::vector<int32_t>*
 SampleResult EngineCore::Sample(Sequence& s, std::span<float> logits) const {
   std::vector<int32_t> stop_ids;
   SampleInput in = MakeSampleInput(s, &stop_ids);
-  if (s.grammar) in.allowed_tokens = s.grammar->NextMask();
+  if (s.constrained()) in.allowed_tokens = s.grammar->NextMask();
   return SampleToken(logits, in);
 }
 
@@ -388,7 +394,7 @@ StatusOr<std::shared_ptr<const xgrammar::CompiledGrammar>> EngineCore::CompileGr
 void EngineCore::ProcessSample(Sequence& s, const SampleResult& r, StepResult& result) {
   const Tokenizer& tok = tokenizer();
   const SamplingParams& params = s.req.params;
-  if (s.grammar && !s.grammar->Accept(r.token)) {
+  if (s.constrained() && !s.grammar->Accept(r.token)) {
     // The sampler honours the mask, so this means the grammar allowed no token at all.
     INFERD_LOG_ERROR("request {}: the structured-output grammar allows no next token", s.req.id);
     FinishSequence(s, RequestStatus::kFinishedError, "error", result);
@@ -404,7 +410,7 @@ void EngineCore::ProcessSample(Sequence& s, const SampleResult& r, StepResult& r
 
   const int64_t num_out = static_cast<int64_t>(out.token_ids.size());
   StopDecision d = CheckStopToken(params, r.token, tok.IsEog(r.token), num_out, s.req.num_tokens(), max_model_len_);
-  if (!d.stopped && s.grammar && s.grammar->terminated()) {  // the grammar took its stop token
+  if (!d.stopped && s.constrained() && s.grammar->terminated()) {  // the grammar took its stop token
     d.stopped = true;
     d.finish_reason = "stop";
   }
@@ -414,6 +420,7 @@ void EngineCore::ProcessSample(Sequence& s, const SampleResult& r, StepResult& r
   }
   // The text of a token that stops generation (EOS, stop_token_ids) is not part of the output.
   const bool stopped_by_token = d.stopped && d.finish_reason && std::string(d.finish_reason) == "stop";
+  const size_t text_before = out.text.size();
   if (!stopped_by_token) {
     std::string delta = s.detok->Push(r.token);
     if (d.stopped) delta += s.detok->Flush();
@@ -427,6 +434,13 @@ void EngineCore::ProcessSample(Sequence& s, const SampleResult& r, StepResult& r
     }
   } else {
     out.text += s.detok->Flush();
+  }
+  if (s.grammar && !s.grammar_on) {
+    // The grammar starts with the next token once the marker has appeared (it may have been
+    // completed by this token's text).
+    const std::string& marker = s.group->request.structured_after;
+    const size_t from = text_before >= marker.size() ? text_before - marker.size() + 1 : 0;
+    s.grammar_on = out.text.find(marker, from) != std::string::npos;
   }
   if (d.stopped) {
     out.stop_reason = d.stop_reason;
@@ -503,7 +517,7 @@ StepResult EngineCore::Step() {
     device_stop_ids_.resize(uses.size());
     for (size_t u = 0; u < uses.size(); ++u) {
       const Sequence& s = *uses[u].seq;
-      if (uses[u].prompt_pos >= 0 || s.finished || s.req.params.logprobs || s.grammar) continue;
+      if (uses[u].prompt_pos >= 0 || s.finished || s.req.params.logprobs || s.constrained()) continue;
       device_rows_.push_back(DeviceSample{static_cast<int64_t>(u), MakeSampleInput(s, &device_stop_ids_[u])});
       sampled_on_device_[u] = 1;
     }

@@ -62,6 +62,10 @@ struct GenerateRequest {
   std::string prompt;                    // informational (echoed in the output)
   std::vector<int32_t> prompt_token_ids;
   SamplingParams params;
+  // Structured outputs start once this text appears in the output (a reasoning parser's end
+  // marker, e.g. "</think>"): tokens before it, and the one completing it, are unconstrained.
+  // "" = from the first token.
+  std::string structured_after;
   int priority = 0;
   double arrival_time = 0;               // 0: now
 };

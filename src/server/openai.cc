@@ -87,6 +87,12 @@ ResponseBuilder::ResponseBuilder(const ParsedRequest& req, std::string id, int64
   text_offsets_.assign(choices, 0);
   echoed_.assign(choices, false);
   completion_tokens_.assign(choices, 0);
+  if (req.chat && !req.reasoning_parser.empty()) {
+    for (size_t i = 0; i < choices; ++i) {
+      reasoning_parsers_.push_back(MakeReasoningParser(req.reasoning_parser));
+      reasoning_parsers_.back()->Start(req.prompts[i / static_cast<size_t>(req.params.n)].text);
+    }
+  }
   if (req.chat && req.tool_mode == ParsedRequest::ToolMode::kAuto) {
     for (size_t i = 0; i < choices; ++i) tool_parsers_.push_back(MakeToolParser(req.tool_parser));
   } else if (req.chat && req.tool_mode != ParsedRequest::ToolMode::kNone) {
@@ -234,15 +240,31 @@ std::string ResponseBuilder::Complete(const std::vector<RequestOutput>& outputs)
       ojson c;
       if (req_.chat) {
         if (req_.logprobs >= 0 && o.logprobs) logprobs = ChatLogprobs(*o.logprobs, o.token_ids);
+        // With a reasoning parser: the reasoning apart, the rest is the message (tool calls too).
+        std::string body = o.text;
+        std::optional<std::string> reasoning;
+        if (!req_.reasoning_parser.empty()) {
+          std::unique_ptr<ReasoningParser> rp = MakeReasoningParser(req_.reasoning_parser);
+          ReasoningDelta split = SplitReasoning(*rp, req_.prompts[p].text, o.text);
+          body = std::move(split.content);
+          if (!split.reasoning.empty()) reasoning = std::move(split.reasoning);
+        }
+        const std::string content = req_.chat_echo + body;
         c = {{"index", index},
-             {"message", {{"role", "assistant"}, {"content", req_.chat_echo + o.text}}},
+             {"message", {{"role", "assistant"},
+                          {"content", content.empty() && reasoning ? ojson(nullptr) : ojson(content)}}},
              {"logprobs", logprobs},
              {"finish_reason", FinishReason(o.finish_reason)},
              {"stop_reason", StopReason(o)}};
+        if (!req_.reasoning_parser.empty() && req_.include_reasoning) {
+          // vLLM's field and the older name many clients read.
+          c["message"]["reasoning_content"] = reasoning ? ojson(*reasoning) : ojson(nullptr);
+          c["message"]["reasoning"] = c["message"]["reasoning_content"];
+        }
         if (req_.tool_mode == ParsedRequest::ToolMode::kAuto) {
           // The model's own format, split by the server's tool-call parser.
           std::unique_ptr<ToolParser> parser = MakeToolParser(req_.tool_parser);
-          const ParsedToolOutput parsed = ParseToolOutput(*parser, o.text);
+          const ParsedToolOutput parsed = ParseToolOutput(*parser, body);
           if (!parsed.calls.empty()) {
             const bool blank = parsed.content.find_first_not_of(" \t\r\n") == std::string::npos;
             c["message"]["content"] = blank ? ojson(nullptr) : ojson(req_.chat_echo + parsed.content);
@@ -252,7 +274,7 @@ std::string ResponseBuilder::Complete(const std::vector<RequestOutput>& outputs)
         } else if (req_.tool_mode != ParsedRequest::ToolMode::kNone && o.finish_reason == "stop") {
           // The grammar made the text tool calls: they replace the content.
           std::vector<ToolCallResult> calls;
-          CollectToolCalls(ToolStream(req_).Push(o.text), &calls);
+          CollectToolCalls(ToolStream(req_).Push(body), &calls);
           c["message"]["content"] = nullptr;
           c["message"]["tool_calls"] = ToolCallsJson(calls);
           c["finish_reason"] = "tool_calls";
@@ -326,9 +348,22 @@ std::string ResponseBuilder::StreamDelta(int prompt_index, const OutputDelta& d)
     if (req_.echo) text = (in.text.empty() ? tokenizer_.Decode(in.token_ids, false) : in.text) + text;
   }
   if (index < completion_tokens_.size()) completion_tokens_[index] += static_cast<int64_t>(d.new_token_ids.size());
+  std::string reasoning;  // delta.reasoning_content
+  if (index < reasoning_parsers_.size()) {
+    ReasoningDelta rd = reasoning_parsers_[index]->Push(text);
+    if (d.finish_reason) {
+      ReasoningDelta rest = reasoning_parsers_[index]->Finish();
+      rd.reasoning += rest.reasoning;
+      rd.content += rest.content;
+    }
+    if (req_.include_reasoning) reasoning = std::move(rd.reasoning);
+    text = std::move(rd.content);
+  }
   const bool has_lp = req_.logprobs >= 0 && !d.new_logprobs.empty();
   const bool has_ids = req_.return_token_ids && !d.new_token_ids.empty();
-  if (text.empty() && !d.finish_reason && !has_lp && !has_ids && !(first && req_.return_token_ids)) return {};
+  // Something to send besides content: logprobs, token ids or reasoning.
+  const bool other = has_lp || has_ids || !reasoning.empty();
+  if (text.empty() && !d.finish_reason && !other && !(first && req_.return_token_ids)) return {};
   ojson choice;
   if (req_.chat) {
     choice = {{"index", index}, {"delta", ojson::object()}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
@@ -341,16 +376,22 @@ std::string ResponseBuilder::StreamDelta(int prompt_index, const OutputDelta& d)
         parsed.calls.insert(parsed.calls.end(), rest.calls.begin(), rest.calls.end());
       }
       ojson calls = StreamedCalls(parsed.calls);
-      if (calls.empty() && parsed.content.empty() && !d.finish_reason && !has_lp && !has_ids) return {};
-      if (!parsed.content.empty() || (calls.empty() && !d.finish_reason)) choice["delta"]["content"] = parsed.content;
+      if (calls.empty() && parsed.content.empty() && !d.finish_reason && !other) return {};
+      if (!parsed.content.empty() || (calls.empty() && !d.finish_reason && reasoning.empty())) {
+        choice["delta"]["content"] = parsed.content;
+      }
       if (!calls.empty()) choice["delta"]["tool_calls"] = std::move(calls);
     } else if (index < tool_streams_.size()) {
       // Tool calls: a call's first delta has its id, type and name; then arguments in pieces.
       ojson calls = StreamedCalls(tool_streams_[index].Push(text));
-      if (calls.empty() && !d.finish_reason && !has_lp && !has_ids) return {};
+      if (calls.empty() && !d.finish_reason && !other) return {};
       if (!calls.empty()) choice["delta"]["tool_calls"] = std::move(calls);
-    } else if (!text.empty() || !d.finish_reason) {
+    } else if (!text.empty() || (!d.finish_reason && reasoning.empty())) {
       choice["delta"]["content"] = text;
+    }
+    if (!reasoning.empty()) {
+      choice["delta"]["reasoning_content"] = reasoning;
+      choice["delta"]["reasoning"] = std::move(reasoning);
     }
     if (has_lp) choice["logprobs"] = ChatLogprobs(d.new_logprobs, d.new_token_ids);
   } else {

@@ -19,6 +19,7 @@
 
 #include "chat/chat_template.h"
 #include "chat/tool_call_stream.h"
+#include "chat/reasoning_parser.h"
 #include "chat/tool_parser.h"
 #include "engine/engine_core.h"
 #include "format/hf_config.h"
@@ -62,6 +63,7 @@ struct ModelInfo {
   int max_logprobs = 20;                  // vLLM's --max-logprobs default
   bool trust_request_chat_template = false;  // --trust-request-chat-template
   std::string tool_call_parser;           // set with --enable-auto-tool-choice: tool_choice "auto" works
+  std::string reasoning_parser;           // --reasoning-parser (chat/reasoning_parser.h); "" = none
   GenerationDefaults defaults;            // applied to fields the request leaves out
   // What one chat-template render may spend; its output is further capped at
   // max_prompt_bytes (a longer prompt could not fit anyway).
@@ -101,6 +103,12 @@ struct ParsedRequest {
   enum class ToolMode { kNone, kNamed, kRequired, kAuto } tool_mode = ToolMode::kNone;
   std::string tool_name;         // kNamed
   std::string tool_parser;       // kAuto: the --tool-call-parser name
+  // Chat with --reasoning-parser: its name splits reasoning from content (include_reasoning:
+  // false drops the reasoning). With structured outputs and a prompt that leaves the output
+  // inside the reasoning, the grammar starts after structured_after (the parser's end marker).
+  std::string reasoning_parser;
+  bool include_reasoning = true;
+  std::string structured_after;
   // Beam search (use_beam_search): params.n is the beam width.
   bool beam_search = false;
   float length_penalty = 1.0f;
@@ -176,6 +184,7 @@ class ResponseBuilder {
   std::vector<int64_t> completion_tokens_;  // streaming: tokens sent so far per choice
   std::vector<ToolCallStream> tool_streams_;  // chat streaming, forced tool calls: one per choice
   std::vector<std::unique_ptr<ToolParser>> tool_parsers_;  // chat streaming, tool_choice auto: one per choice
+  std::vector<std::unique_ptr<ReasoningParser>> reasoning_parsers_;  // chat streaming, --reasoning-parser: one per choice
 };
 
 }  // namespace inferd::server

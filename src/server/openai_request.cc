@@ -422,6 +422,7 @@ ParsedRequest ParseGenerateRequest(const ojson& body, bool chat, const ModelInfo
     ChatRequest c = ParseChatInputs(f, model);
     ParseToolChoice(f, model, r);
     r.prompts.push_back(RenderChat(c, model, tokenizer, prompter, cancel));
+    ParseReasoning(f, model, r);
     if (r.echo) r.chat_echo = ChatEcho(c.render.messages);
   } else {
     r.prompts = ParsePrompts(f, model, tokenizer);

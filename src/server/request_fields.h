@@ -47,11 +47,15 @@ std::vector<int32_t> ParseTokenIds(const ojson& arr, const char* key, int64_t vo
 void CheckPromptBytes(size_t bytes, const ModelInfo& model, const char* param);
 // The served name the request asks for (404 for an unknown one); the first when absent.
 std::string CheckModel(const Fields& f, const ModelInfo& model);
-// tools / tool_choice / parallel_tool_calls / include_reasoning (structured_request.cc):
+// tools / tool_choice / parallel_tool_calls (structured_request.cc):
 // a named function or "required" becomes a JSON-schema constraint and r.tool_mode; "auto"
 // (also tools without tool_choice) needs the server's --enable-auto-tool-choice and
 // --tool-call-parser, else a 400.
 void ParseToolChoice(const Fields& f, const ModelInfo& model, ParsedRequest& r);
+// include_reasoning and the server's --reasoning-parser, after the chat prompt is rendered
+// (structured_request.cc): where the output starts (inside the reasoning or not) and so where
+// a structured-output grammar starts; include_reasoning: false without a parser is a 400.
+void ParseReasoning(const Fields& f, const ModelInfo& model, ParsedRequest& r);
 // response_format, structured_outputs and guided_json / guided_regex / guided_choice /
 // guided_grammar into p.structured_outputs (structured_request.cc); 400 for two constraints.
 void ParseStructuredOutputs(const Fields& f, SamplingParams& p);

@@ -131,6 +131,7 @@ class Server {
     info.max_prompt_bytes = PromptByteBound(info.max_model_len, max_token_bytes);
     info.trust_request_chat_template = options_.trust_request_chat_template;
     if (options_.enable_auto_tool_choice) info.tool_call_parser = options_.tool_call_parser;
+    info.reasoning_parser = options_.reasoning_parser;
     if (options_.generation_config == "auto") {
       info.defaults = c.model().generation;
     } else if (options_.generation_config != "vllm") {
@@ -408,6 +409,7 @@ class Server {
       er.prompt = g->req.prompts[i].text;
       er.prompt_token_ids = g->req.prompts[i].token_ids;
       er.params = g->req.params;
+      er.structured_after = g->req.structured_after;
       er.priority = g->req.priority;
       er.arrival_time = arrival;
       StatusOr<std::shared_ptr<RequestStream>> stream = engine.AddRequest(std::move(er));

@@ -38,6 +38,7 @@ struct ServeOptions {
   bool trust_request_chat_template = false;     // --trust-request-chat-template
   bool enable_auto_tool_choice = false;         // --enable-auto-tool-choice
   std::string tool_call_parser;                 // --tool-call-parser (chat/tool_parser.h)
+  std::string reasoning_parser;                 // --reasoning-parser (chat/reasoning_parser.h)
 };
 
 // The default request body limit once the model is known: twice the longest prompt text

@@ -3,6 +3,7 @@
 // mapped onto SamplingParams::structured_outputs (at most one constraint per request).
 #include <fmt/format.h>
 
+#include "chat/reasoning_parser.h"
 #include "server/openai.h"
 #include "util/json.h"
 #include "server/request_fields.h"
@@ -208,9 +209,6 @@ std::string RequiredSchema(const std::vector<std::pair<std::string, ojson>>& fns
 void ParseToolChoice(const Fields& f, const ModelInfo& model, ParsedRequest& r) {
   const bool tools = f.Has("tools") && !f.body()["tools"].empty();
   const bool parallel = f.Bool("parallel_tool_calls").value_or(true);
-  if (f.Has("include_reasoning") && !f.Bool("include_reasoning").value()) {
-    throw ApiError(400, "'include_reasoning': false needs a reasoning parser (not supported yet)", "include_reasoning");
-  }
   // vLLM: tools without tool_choice mean "auto".
   const ojson tc = f.Has("tool_choice") ? f.body()["tool_choice"] : tools ? ojson("auto") : ojson("none");
   if (tc == "none") return;  // the tools reach the template; the output is plain text
@@ -263,6 +261,23 @@ void ParseToolChoice(const Fields& f, const ModelInfo& model, ParsedRequest& r) 
     so.disable_any_whitespace = true;  // compact arguments (a small model pads free whitespace)
   }
   r.params.structured_outputs = std::move(so);
+}
+
+void ParseReasoning(const Fields& f, const ModelInfo& model, ParsedRequest& r) {
+  const bool include = f.Bool("include_reasoning").value_or(true);
+  if (model.reasoning_parser.empty()) {
+    if (!include) {
+      throw ApiError(400, "'include_reasoning': false needs a server started with --reasoning-parser",
+                     "include_reasoning");
+    }
+    return;
+  }
+  std::unique_ptr<ReasoningParser> parser = MakeReasoningParser(model.reasoning_parser);
+  r.reasoning_parser = model.reasoning_parser;
+  r.include_reasoning = include;
+  if (parser->keeps_special_tokens()) r.params.skip_special_tokens = false;  // the tags are special tokens
+  parser->Start(r.prompts.at(0).text);
+  if (r.params.structured_outputs && !parser->in_content()) r.structured_after = std::string(parser->end_marker());
 }
 
 void ParseStructuredOutputs(const Fields& f, SamplingParams& p) {

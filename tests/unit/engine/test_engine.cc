@@ -418,5 +418,48 @@ TEST_F(EngineTest, StructuredOutputsConstrainEachSequence) {
   EXPECT_EQ(solo[0]->outputs[0].token_ids, out[3]->outputs[0].token_ids);  // constrained neighbours change nothing
 }
 
+// Structured outputs after a reasoning parser's end marker (GenerateRequest::structured_after):
+// the tokens up to the one completing the marker are the unconstrained greedy ones, the rest
+// follows the grammar and ends with it.
+TEST_F(EngineTest, StructuredOutputsStartAfterTheMarker) {
+  SamplingParams free;
+  free.max_tokens = 16;
+  free.temperature = 0.0f;
+  auto base = engine_->Generate({Req(*engine_, "The capital of France is", free)});
+  ASSERT_TRUE(base[0].ok());
+  const std::vector<int32_t>& ids = base[0]->outputs[0].token_ids;
+  const std::string marker = base[0]->outputs[0].text.substr(0, 5);
+  ASSERT_EQ(marker.size(), 5u);
+  const Tokenizer& tok = engine_->core().tokenizer();
+  size_t j = 0;  // the token that completes the marker
+  while (j < ids.size() && tok.Decode({ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(j) + 1}, true).find(marker) ==
+                               std::string::npos) {
+    ++j;
+  }
+  ASSERT_LT(j, ids.size());
+  const std::string prefix = tok.Decode({ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(j) + 1}, true);
+
+  SamplingParams constrained = free;
+  constrained.max_tokens = static_cast<int>(j) + 12;
+  constrained.structured_outputs.emplace().regex = "[0-9]{3}";
+  GenerateRequest after = Req(*engine_, "The capital of France is", constrained);
+  after.structured_after = marker;
+  GenerateRequest never = after;
+  never.structured_after = "a marker the model does not write";
+  auto out = engine_->Generate({after, never});
+  ASSERT_TRUE(out[0].ok() && out[1].ok());
+  const CompletionOutput& o = out[0]->outputs[0];
+  ASSERT_GT(o.token_ids.size(), j);
+  EXPECT_EQ(std::vector<int32_t>(o.token_ids.begin(), o.token_ids.begin() + static_cast<std::ptrdiff_t>(j) + 1),
+            std::vector<int32_t>(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(j) + 1));
+  ASSERT_EQ(o.text.size(), prefix.size() + 3) << o.text;
+  EXPECT_EQ(o.text.substr(0, prefix.size()), prefix);
+  for (char c : o.text.substr(prefix.size())) EXPECT_TRUE(c >= '0' && c <= '9') << o.text;
+  EXPECT_EQ(o.finish_reason, "stop");
+  // Without the marker the grammar never starts: the unconstrained greedy output.
+  const std::vector<int32_t>& n = out[1]->outputs[0].token_ids;
+  EXPECT_EQ(std::vector<int32_t>(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(std::min(ids.size(), n.size()))), n);
+}
+
 }  // namespace
 }  // namespace inferd
