@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -71,9 +72,11 @@ class Backend {
   // results[r.logits_index] gets the token and its raw logprob (rank and top logprobs are
   // not computed: the engine samples rows that want logprobs itself). Logits of the rows
   // not in `rows` are copied to `logits` as Forward does; the others' slots are untouched.
+  // `inputs_ready` (may be empty) is called once the forward is enqueued and before the
+  // rows' inputs are read: the engine finishes their grammar masks while the device runs.
   virtual bool can_sample() const { return false; }
   virtual Status ForwardSample(const ForwardBatch& batch, std::span<const DeviceSample> rows, float* logits,
-                               std::span<SampleResult> results) {
+                               std::span<SampleResult> results, const std::function<void()>& inputs_ready) {
     return Unimplemented("this backend does not sample on its device");
   }
 };

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 #include <cstdlib>
 
 #include "sample/sampler.h"
@@ -469,6 +470,30 @@ void EngineCore::AddGroupBlockTables(const std::string& id, ForwardBatch& batch)
   for (int64_t g = 0; g < groups; ++g) batch.group_block_tables.push_back(kv_manager_->BlockTable(id, g).data());
 }
 
+namespace {
+
+// Computes grammar masks on its own thread, started at construction, so that a step's masks
+// are ready when its forward ends (vLLM and SGLang overlap them the same way); Wait() joins.
+class MaskWorker {
+ public:
+  explicit MaskWorker(std::vector<structured::GrammarState*> states) : states_(std::move(states)) {
+    if (states_.empty()) return;
+    thread_ = std::thread([this] {
+      for (structured::GrammarState* g : states_) g->NextMask();
+    });
+  }
+  ~MaskWorker() { Wait(); }
+  void Wait() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::vector<structured::GrammarState*> states_;
+  std::thread thread_;
+};
+
+}  // namespace
+
 StepResult EngineCore::Step() {
   StepResult result;
   result.finished = std::move(pending_finished_);
@@ -507,6 +532,11 @@ StepResult EngineCore::Step() {
     }
     if (s.group->output.metrics.first_scheduled_time == 0) s.group->output.metrics.first_scheduled_time = NowSeconds();
   }
+  std::vector<structured::GrammarState*> masks;  // this step's constrained rows
+  for (const Use& u : uses) {
+    if (u.prompt_pos < 0 && !u.seq->finished && u.seq->constrained()) masks.push_back(u.seq->grammar.get());
+  }
+  MaskWorker mask_worker(std::move(masks));
   const int64_t vocab = vocab_size();
   logits_.resize(static_cast<size_t>(batch.logits_rows.size() * vocab));
   samples_.assign(uses.size(), SampleResult{});
@@ -517,13 +547,16 @@ StepResult EngineCore::Step() {
     device_stop_ids_.resize(uses.size());
     for (size_t u = 0; u < uses.size(); ++u) {
       const Sequence& s = *uses[u].seq;
-      if (uses[u].prompt_pos >= 0 || s.finished || s.req.params.logprobs || s.constrained()) continue;
+      if (uses[u].prompt_pos >= 0 || s.finished || s.req.params.logprobs) continue;
       device_rows_.push_back(DeviceSample{static_cast<int64_t>(u), MakeSampleInput(s, &device_stop_ids_[u])});
+      if (s.constrained()) device_rows_.back().input.allowed_tokens = s.grammar->mask();  // filled by mask_worker
       sampled_on_device_[u] = 1;
     }
   }
   Status st = device_rows_.empty() ? backend_->Forward(batch, logits_.data())
-                                   : backend_->ForwardSample(batch, device_rows_, logits_.data(), samples_);
+                                   : backend_->ForwardSample(batch, device_rows_, logits_.data(), samples_,
+                                                             [&mask_worker] { mask_worker.Wait(); });
+  mask_worker.Wait();
   if (!st.ok()) {
     INFERD_LOG_ERROR("forward failed: {}", st.message());
     for (const ScheduledRequest& sr : sched.scheduled) {

@@ -19,6 +19,8 @@
 
 #include "sample/sampler.h"
 
+#include "sample/logits_processors.h"
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -114,8 +116,7 @@ uint64_t Mix64(uint64_t z) {
 struct Scratch {
   std::vector<float> w;          // [vocab] unnormalized probabilities (sampling path)
   std::vector<int32_t> cand;     // candidate token ids
-  std::vector<int32_t> counts;   // [vocab] occurrences in output_ids (zeroed after use)
-  std::vector<uint8_t> mark;     // [vocab] membership flags (zeroed after use)
+  std::vector<LogitEdit> edits;  // the sparse processors' edits (BuildLogitEdits)
   std::vector<std::pair<int32_t, float>> undo;  // (id, original logit), in apply order
   std::vector<std::pair<float, int32_t>> heap;  // bounded top-k heap
   std::vector<double> hist;      // [kNumWeightBins] top-p mass per weight bucket
@@ -207,58 +208,14 @@ void TopLogprobs(std::span<const float> logits, const RawStats& st, int top_n,
   for (const auto& [v, id] : *heap) out->emplace_back(id, RawLogprob(st, v));
 }
 
-// Sparse logits processors, in the contract's order. Every write goes through Touch so
-// that RestoreRaw can put the raw row back.
-void ApplySparse(std::span<float> logits, const SampleInput& in, const SamplingParams& p,
-                 Scratch& s) {
-  const int64_t vocab = static_cast<int64_t>(logits.size());
-  auto valid = [vocab](int32_t id) { return id >= 0 && id < vocab; };
-
-  for (const auto& [id, bias] : p.logit_bias) {
-    if (valid(id)) Touch(logits, s.undo, id) += bias;
-  }
-
-  if (static_cast<int64_t>(in.output_ids.size()) < p.min_tokens) {
-    for (int32_t id : in.stop_ids) {
-      if (valid(id)) Touch(logits, s.undo, id) = kNegInf;
-    }
-  }
-
-  const bool rep = p.repetition_penalty != 1.0f;
-  const bool freq_pres = p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f;
-  if (!rep && !freq_pres) return;
-  if (s.counts.size() < logits.size()) s.counts.resize(logits.size(), 0);
-  if (s.mark.size() < logits.size()) s.mark.resize(logits.size(), 0);
-
-  // Repetition penalty over prompt ∪ output, once per distinct token (mark dedups).
-  if (rep) {
-    const float r = p.repetition_penalty;
-    for (auto ids : {in.prompt_ids, in.output_ids}) {
-      for (int32_t id : ids) {
-        if (!valid(id) || s.mark[id]) continue;
-        s.mark[id] = 1;
-        float& l = Touch(logits, s.undo, id);
-        l = l > 0.0f ? l / r : l * r;
-      }
-    }
-    for (auto ids : {in.prompt_ids, in.output_ids}) {
-      for (int32_t id : ids) {
-        if (valid(id)) s.mark[id] = 0;
-      }
-    }
-  }
-  // Frequency (count in output × f) then presence ((count > 0) × p), both subtracted.
-  if (freq_pres) {
-    for (int32_t id : in.output_ids) {
-      if (valid(id)) ++s.counts[id];
-    }
-    for (int32_t id : in.output_ids) {
-      if (!valid(id) || s.counts[id] == 0) continue;
-      float& l = Touch(logits, s.undo, id);
-      l -= p.frequency_penalty * static_cast<float>(s.counts[id]);
-      l -= p.presence_penalty;
-      s.counts[id] = 0;  // also marks the token done for its later occurrences
-    }
+// The sparse logits processors (sample/logits_processors.h), one edit per touched token.
+// Every write goes through Touch so that RestoreRaw can put the raw row back.
+void ApplySparse(std::span<float> logits, const SampleInput& in, Scratch& s) {
+  s.edits.clear();
+  BuildLogitEdits(in, static_cast<int64_t>(logits.size()), &s.edits);
+  for (const LogitEdit& e : s.edits) {
+    float& l = Touch(logits, s.undo, e.token);
+    l = ApplyLogitEdit(l, e);
   }
 }
 
@@ -525,10 +482,9 @@ namespace {
 
 void ApplyAllowedMask(std::span<float> logits, std::span<const uint32_t> mask) {
   if (mask.empty()) return;
-  const size_t n = logits.size();
-  for (size_t t = 0; t < n; ++t) {
-    const size_t w = t / 32;
-    if (w >= mask.size() || ((mask[w] >> (t % 32)) & 1u) == 0) logits[t] = -std::numeric_limits<float>::infinity();
+  const int64_t n = static_cast<int64_t>(logits.size()), words = static_cast<int64_t>(mask.size());
+  for (int64_t t = 0; t < n; ++t) {
+    if (!MaskAllows(mask.data(), words, t)) logits[t] = -std::numeric_limits<float>::infinity();
   }
 }
 
@@ -543,7 +499,7 @@ SampleResult SampleToken(std::span<float> logits, const SampleInput& in) {
 
   ApplyAllowedMask(logits, in.allowed_tokens);
   s.undo.clear();
-  ApplySparse(logits, in, p, s);
+  ApplySparse(logits, in, s);
   result.token = p.greedy() ? Argmax(logits) : SampleRandom(logits, in, p, s);
   RestoreRaw(logits, s);
 
@@ -558,11 +514,10 @@ SampleResult SampleToken(std::span<float> logits, const SampleInput& in) {
 }
 
 void ApplyLogitsProcessors(std::span<float> logits, const SampleInput& in) {
-  static const SamplingParams kDefaults;
   Scratch& s = GetScratch();
   ApplyAllowedMask(logits, in.allowed_tokens);
   s.undo.clear();
-  ApplySparse(logits, in, in.params != nullptr ? *in.params : kDefaults, s);
+  ApplySparse(logits, in, s);
   s.undo.clear();
 }
 

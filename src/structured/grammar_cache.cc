@@ -164,6 +164,7 @@ GrammarState::GrammarState(std::shared_ptr<const xgrammar::CompiledGrammar> gram
       mask_(static_cast<size_t>((grammar_->GetTokenizerInfo().GetVocabSize() + 31) / 32)) {}
 
 const std::vector<uint32_t>& GrammarState::NextMask() {
+  if (mask_ready_) return mask_;
   int64_t shape[1] = {static_cast<int64_t>(mask_.size())};
   DLTensor t{};
   t.data = mask_.data();
@@ -172,10 +173,14 @@ const std::vector<uint32_t>& GrammarState::NextMask() {
   t.dtype = DLDataType{kDLInt, 32, 1};
   t.shape = shape;
   matcher_.FillNextTokenBitmask(&t);
+  mask_ready_ = true;
   return mask_;
 }
 
-bool GrammarState::Accept(int32_t token) { return matcher_.AcceptToken(token); }
+bool GrammarState::Accept(int32_t token) {
+  mask_ready_ = false;
+  return matcher_.AcceptToken(token);
+}
 
 bool GrammarState::terminated() const { return matcher_.IsTerminated(); }
 

@@ -65,8 +65,12 @@ class GrammarState {
  public:
   // The mask covers the grammar's vocabulary (its TokenizerInfo); logits past it are disallowed.
   explicit GrammarState(std::shared_ptr<const xgrammar::CompiledGrammar> grammar);
-  // Bit t of word t / 32 set: token t may come next.
+  // Bit t of word t / 32 set: token t may come next. Computed once per position (a second
+  // call before Accept returns the same mask), so it may be computed ahead on another thread.
   const std::vector<uint32_t>& NextMask();
+  // The mask's storage (same address for the state's lifetime; its content is NextMask's
+  // once that has run for the current position).
+  const std::vector<uint32_t>& mask() const { return mask_; }
   // False when the grammar refuses the token (the sampler honoured the mask, so this means a
   // token forced from elsewhere).
   bool Accept(int32_t token);
@@ -77,6 +81,7 @@ class GrammarState {
   std::shared_ptr<const xgrammar::CompiledGrammar> grammar_;
   xgrammar::GrammarMatcher matcher_;
   std::vector<uint32_t> mask_;
+  bool mask_ready_ = false;  // mask_ is NextMask() of the current position
 };
 
 }  // namespace inferd::structured

@@ -440,27 +440,36 @@ Status CudaBackend::Forward(const ForwardBatch& batch, float* logits) {
   return Status::OK();
 }
 
+Status CudaBackend::UploadGrowing(const void* host, size_t bytes, GrowingBuffer& buf, const char* what) {
+  if (bytes > buf.cap) {  // grows rarely: long histories with penalties, many constrained rows
+    if (buf.dev) {
+      INFERD_CUDA_TRY(cudaStreamSynchronize(stream_));
+      mem_.Free(buf.dev);
+    }
+    buf.cap = std::max(bytes, 2 * buf.cap);
+    INFERD_ASSIGN_OR_RETURN(buf.dev, mem_.Alloc(buf.cap, DeviceMemory::kActivations, what));
+  }
+  INFERD_CUDA_TRY(cudaMemcpyAsync(buf.dev, host, bytes, cudaMemcpyHostToDevice, stream_));
+  return Status::OK();
+}
+
 Status CudaBackend::SampleDeviceRows(int64_t n, const std::vector<int64_t>& targets, std::span<SampleResult> results) {
   const ModelConfig& c = model_.config;
   INFERD_CUDA_TRY(cudaMemcpyAsync(params_dev_, params_host_.data(), static_cast<size_t>(n) * sizeof(params_host_[0]),
                                   cudaMemcpyHostToDevice, stream_));
   if (!edits_host_.empty()) {
-    if (edits_host_.size() > edits_cap_) {  // grows rarely: long histories with penalties
-      if (edits_dev_) {
-        INFERD_CUDA_TRY(cudaStreamSynchronize(stream_));
-        mem_.Free(edits_dev_);
-      }
-      edits_cap_ = std::max(edits_host_.size(), 2 * edits_cap_);
-      INFERD_ASSIGN_OR_RETURN(edits_dev_, mem_.Alloc(edits_cap_ * sizeof(cuda::LogitEdit), DeviceMemory::kActivations,
-                                                     "sampling edits"));
-    }
-    INFERD_CUDA_TRY(cudaMemcpyAsync(edits_dev_, edits_host_.data(), edits_host_.size() * sizeof(cuda::LogitEdit),
-                                    cudaMemcpyHostToDevice, stream_));
+    INFERD_RETURN_IF_ERROR(
+        UploadGrowing(edits_host_.data(), edits_host_.size() * sizeof(cuda::LogitEdit), edits_dev_, "sampling edits"));
+  }
+  if (!masks_host_.empty()) {
+    INFERD_RETURN_IF_ERROR(
+        UploadGrowing(masks_host_.data(), masks_host_.size() * sizeof(uint32_t), masks_dev_, "allowed-token masks"));
   }
   INFERD_CUDA_TRY(cuda::SampleRows(logits_dev_, n, c.vocab_size,
                                    static_cast<const cuda::DeviceSampleParams*>(params_dev_),
-                                   edits_host_.empty() ? nullptr : static_cast<const cuda::LogitEdit*>(edits_dev_),
-                                   tokens_dev_, logprobs_dev_, sample_ws_, sample_ws_bytes_, stream_));
+                                   edits_host_.empty() ? nullptr : static_cast<const cuda::LogitEdit*>(edits_dev_.dev),
+                                   masks_host_.empty() ? nullptr : static_cast<const uint32_t*>(masks_dev_.dev),
+                                   MaskWords(), tokens_dev_, logprobs_dev_, sample_ws_, sample_ws_bytes_, stream_));
   tokens_host_.resize(static_cast<size_t>(n));
   logprobs_host_.resize(static_cast<size_t>(n));
   INFERD_CUDA_TRY(cudaMemcpyAsync(tokens_host_.data(), tokens_dev_, static_cast<size_t>(n) * sizeof(int32_t),
@@ -480,7 +489,7 @@ Status CudaBackend::SampleDeviceRows(int64_t n, const std::vector<int64_t>& targ
 }
 
 Status CudaBackend::ForwardSample(const ForwardBatch& batch, std::span<const DeviceSample> rows, float* logits,
-                                  std::span<SampleResult> results) {
+                                  std::span<SampleResult> results, const std::function<void()>& inputs_ready) {
   const ModelConfig& c = model_.config;
   const int64_t n = static_cast<int64_t>(batch.logits_rows.size());
   if (batch.token_ids.empty() || n == 0) return Status::OK();
@@ -506,7 +515,11 @@ Status CudaBackend::ForwardSample(const ForwardBatch& batch, std::span<const Dev
   // Parameters per device row (rows not sampled get greedy parameters; results dropped).
   params_host_.assign(static_cast<size_t>(on_device), cuda::DeviceSampleParams{});
   edits_host_.clear();
+  masks_host_.clear();
   std::vector<int64_t> targets(static_cast<size_t>(on_device), -1);
+  // The engine may still be computing the rows' grammar masks: wait for them here, with the
+  // forward already enqueued.
+  if (inputs_ready) inputs_ready();
   for (int64_t j = 0; j < on_device; ++j) {
     const DeviceSample* r = by_index[graph ? j : order[j]];
     if (!r) {
@@ -514,8 +527,17 @@ Status CudaBackend::ForwardSample(const ForwardBatch& batch, std::span<const Dev
       continue;
     }
     const int32_t begin = static_cast<int32_t>(edits_host_.size());
-    cuda::BuildLogitEdits(r->input, c.vocab_size, &edits_host_);
-    params_host_[j] = cuda::MakeDeviceSampleParams(r->input, begin, static_cast<int32_t>(edits_host_.size()));
+    BuildLogitEdits(r->input, c.vocab_size, &edits_host_);
+    int32_t mask_row = -1;
+    if (!r->input.allowed_tokens.empty()) {  // one row of MaskWords() words, zero-padded
+      const size_t words = static_cast<size_t>(MaskWords());
+      mask_row = static_cast<int32_t>(masks_host_.size() / words);
+      masks_host_.resize(masks_host_.size() + words, 0u);
+      std::copy_n(r->input.allowed_tokens.begin(), std::min(words, r->input.allowed_tokens.size()),
+                  masks_host_.end() - static_cast<std::ptrdiff_t>(words));
+    }
+    params_host_[j] =
+        cuda::MakeDeviceSampleParams(r->input, begin, static_cast<int32_t>(edits_host_.size()), mask_row);
     targets[j] = r->logits_index;
   }
   // Logits of the rows the engine samples itself (logprobs, prompt_logprobs).

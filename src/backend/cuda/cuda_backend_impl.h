@@ -69,7 +69,7 @@ class CudaBackend : public Backend, public ops::Ops {
   MemoryReport memory() const override { return report_; }
   bool can_sample() const override { return true; }
   Status ForwardSample(const ForwardBatch& batch, std::span<const DeviceSample> rows, float* logits,
-                       std::span<SampleResult> results) override;
+                       std::span<SampleResult> results, const std::function<void()>& inputs_ready) override;
 
  private:
   CudaBackend(const LoadedModel& model, const BackendOptions& options) : model_(model), options_(options) {}
@@ -86,6 +86,14 @@ class CudaBackend : public Backend, public ops::Ops {
   // Samples logits_dev_ rows [0, n) with params_host_ / edits_host_ into the results of
   // `targets` (index into results per device row; -1: not wanted).
   Status SampleDeviceRows(int64_t n, const std::vector<int64_t>& targets, std::span<SampleResult> results);
+  // A device buffer that grows when a step needs more (sampling edits, masks).
+  struct GrowingBuffer {
+    void* dev = nullptr;
+    size_t cap = 0;  // bytes
+  };
+  // Copies `bytes` from host to buf (growing it first, after a sync, when too small).
+  Status UploadGrowing(const void* host, size_t bytes, GrowingBuffer& buf, const char* what);
+  int64_t MaskWords() const { return (model_.config.vocab_size + 31) / 32; }
   // Enqueues the layers (ops::RunLayers) for `rows` rows of the uploaded plan.
   Status RunLayers(int64_t rows, int64_t num_decode_rows, int64_t num_prefill_tiles, int64_t max_context);
   // LM head for logits rows [first, first + count) of the uploaded plan into logits_dev_.
@@ -150,9 +158,9 @@ class CudaBackend : public Backend, public ops::Ops {
   // the kernel's scratch rows, and the sampled ids / logprobs.
   std::vector<cuda::DeviceSampleParams> params_host_;
   std::vector<cuda::LogitEdit> edits_host_;
+  std::vector<uint32_t> masks_host_;  // allowed-token masks of the constrained rows, MaskWords() each
   void* params_dev_ = nullptr;
-  void* edits_dev_ = nullptr;
-  size_t edits_cap_ = 0;
+  GrowingBuffer edits_dev_, masks_dev_;
   void* sample_ws_ = nullptr;
   size_t sample_ws_bytes_ = 0;
   int32_t* tokens_dev_ = nullptr;

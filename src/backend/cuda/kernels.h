@@ -22,6 +22,7 @@
 #include <cstdint>
 
 #include "format/ggml_types.h"
+#include "sample/logit_edit.h"
 
 namespace inferd::cuda {
 
@@ -136,36 +137,24 @@ struct DeviceSampleParams {
   uint64_t seed = 0;         // CounterUniform(seed, step), bit-identical to sample/sampler.cc
   uint64_t step = 0;
   int32_t edit_begin = 0, edit_end = 0;  // this row's entries in `edits`
+  int32_t mask_row = -1;                  // this row's allowed-token mask in `masks`; -1: none
 };
 
-// A sparse edit of one logit l (the row's edits name distinct tokens), applied before
-// sampling in exactly ApplyLogitsProcessors' order and fp32 arithmetic:
-//   l += bias;                                  // logit_bias
-//   if (set_neg_inf) l = -inf;                  // min_tokens suppression of stop ids
-//   l = l > 0 ? l / rep : l * rep;              // repetition (once per distinct token)
-//   l -= freq;                                  // frequency_penalty * count (an fp32 product)
-//   l -= presence;                              // presence_penalty
-// The defaults are identities, so one edit per distinct token expresses any combination
-// (backend/cuda/sample_host.h builds them from a SampleInput). Tokens outside [0, vocab)
-// are ignored.
-struct LogitEdit {
-  int32_t token = 0;
-  int32_t set_neg_inf = 0;
-  float bias = 0.0f;
-  float rep = 1.0f;
-  float freq = 0.0f;
-  float presence = 0.0f;
-};
+// The sparse logit edits of sample/logit_edit.h (built by BuildLogitEdits on the host).
+using inferd::LogitEdit;
 
 // n * vocab * 4 bytes: one fp32 scratch row per row (processed logits, then weights).
 size_t SampleRowsWorkspaceBytes(int64_t n, int64_t vocab);
 // For each row i of logits [n, vocab] fp32 (read only: the edits go to the workspace):
-// out_tokens[i], and out_logprobs[i] (the raw log_softmax of the chosen token, as
-// SampleResult::logprob; nullptr: skipped). params: [n]; edits: indexed by each row's
-// [edit_begin, edit_end) (nullptr when no row has edits). One CTA per row; vocab <= 2^21
-// (cudaErrorInvalidValue otherwise, or when the workspace is too small).
+// out_tokens[i], and out_logprobs[i] (the log_softmax of the chosen token, as
+// SampleResult::logprob: of the masked row when the row has a mask; nullptr: skipped).
+// params: [n]; edits: indexed by each row's [edit_begin, edit_end) (nullptr when no row has
+// edits); masks: [rows, mask_words] allowed-token bitmasks indexed by each row's mask_row
+// (nullptr when no row has one; MaskAllows in sample/logit_edit.h). One CTA per row; vocab <=
+// 2^21 (cudaErrorInvalidValue otherwise, or when the workspace is too small).
 cudaError_t SampleRows(const float* logits, int64_t n, int64_t vocab, const DeviceSampleParams* params,
-                       const LogitEdit* edits, int32_t* out_tokens, float* out_logprobs, void* workspace,
+                       const LogitEdit* edits, const uint32_t* masks, int64_t mask_words, int32_t* out_tokens,
+                       float* out_logprobs, void* workspace,
                        size_t workspace_bytes, cudaStream_t stream);
 
 }  // namespace inferd::cuda

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <limits>
 #include <numeric>
+#include <random>
 #include <set>
 #include <vector>
 
@@ -689,6 +690,67 @@ TEST(Sampler, AllowedTokenMaskRestrictsEveryDrawAndItsLogprobs) {
   SampleInput s = Input(greedy);
   s.allowed_tokens = short_mask;
   EXPECT_EQ(Sample(logits, s).token, 7);
+}
+
+// The sparse processors as one edit per token (BuildLogitEdits, which the CUDA sampler runs
+// too) against the sequential definition written out plainly: bias for each entry, stop ids
+// to -inf under min_tokens, repetition once per distinct prompt ∪ output token, then
+// frequency × count and presence once per distinct output token; ids out of range skipped.
+void SequentialReference(std::vector<float>& l, const SampleInput& in) {
+  const SamplingParams& p = *in.params;
+  const int64_t v = static_cast<int64_t>(l.size());
+  auto ok = [v](int32_t id) { return id >= 0 && id < v; };
+  for (const auto& [id, bias] : p.logit_bias) {
+    if (ok(id)) l[id] += bias;
+  }
+  if (static_cast<int64_t>(in.output_ids.size()) < p.min_tokens) {
+    for (int32_t id : in.stop_ids) {
+      if (ok(id)) l[id] = kNegInf;
+    }
+  }
+  std::set<int32_t> seen;
+  for (auto ids : {in.prompt_ids, in.output_ids}) {
+    for (int32_t id : ids) {
+      if (!ok(id) || !seen.insert(id).second || p.repetition_penalty == 1.0f) continue;
+      l[id] = l[id] > 0.0f ? l[id] / p.repetition_penalty : l[id] * p.repetition_penalty;
+    }
+  }
+  std::set<int32_t> done;
+  for (int32_t id : in.output_ids) {
+    if (!ok(id) || !done.insert(id).second) continue;
+    const auto count = std::count(in.output_ids.begin(), in.output_ids.end(), id);
+    const float f = p.frequency_penalty * static_cast<float>(count);
+    l[id] -= f;
+    l[id] -= p.presence_penalty;
+  }
+}
+
+TEST(Sampler, SparseProcessorsMatchTheSequentialDefinition) {
+  std::mt19937 rng(11);
+  const int64_t vocab = 4000;
+  for (int trial = 0; trial < 300; ++trial) {
+    SamplingParams p;
+    std::vector<int32_t> prompt, output, stops;
+    auto id = [&] { return static_cast<int32_t>(rng() % (vocab + 40)) - 20; };  // some out of range
+    for (int i = 0, n = static_cast<int>(rng() % 200); i < n; ++i) prompt.push_back(id() % 300);
+    for (int i = 0, n = static_cast<int>(rng() % 60); i < n; ++i) output.push_back(id() % 300);
+    for (int i = 0, n = static_cast<int>(rng() % 4); i < n; ++i) stops.push_back(id());
+    if (trial % 2) p.repetition_penalty = 0.5f + static_cast<float>(rng() % 100) / 50.0f;
+    if (trial % 3) p.frequency_penalty = static_cast<float>(static_cast<int>(rng() % 400) - 200) / 100.0f;
+    if (trial % 5) p.presence_penalty = static_cast<float>(static_cast<int>(rng() % 400) - 200) / 100.0f;
+    for (int i = 0, n = static_cast<int>(rng() % 8); i < n; ++i) p.logit_bias[id()] = static_cast<float>(rng() % 200) - 100.0f;
+    p.min_tokens = static_cast<int>(rng() % 80);
+    SampleInput in = Input(p);
+    in.prompt_ids = prompt;
+    in.output_ids = output;
+    in.stop_ids = stops;
+    std::vector<float> row(static_cast<size_t>(vocab));
+    for (float& x : row) x = static_cast<float>(static_cast<int>(rng() % 4000) - 2000) / 97.0f;
+    std::vector<float> want = row, got = row;
+    SequentialReference(want, in);
+    ApplyLogitsProcessors(got, in);
+    for (int64_t t = 0; t < vocab; ++t) ASSERT_EQ(got[t], want[t]) << "trial " << trial << " token " << t;
+  }
 }
 
 }  // namespace

@@ -1,9 +1,10 @@
 // SampleRows: SampleToken (sample/sampler.cc) on the device, one CTA (512 threads) per row.
 //
 // Per row (all passes thread-strided over the row, so loads are coalesced):
-//   1. copy the raw logits into the workspace row, raw max; raw sum of exp (logprob only);
-//   2. the row's LogitEdits on the workspace copy (one thread per edit), in the CPU's order
-//      and fp32 operations (__fadd_rn & co.: no FMA contraction);
+//   1. copy the logits into the workspace row (-inf where the row's allowed-token mask says
+//      no), max; sum of exp (logprob only);
+//   2. the row's LogitEdits on the workspace copy (one thread per edit), with ApplyLogitEdit
+//      (sample/logit_edit.h), the CPU's fp32 operations;
 //   3. greedy: argmax (lowest id on ties, NaN never wins, all -inf/NaN -> 0), as Argmax;
 //   4. otherwise m = max / T, w = FastExp(l / T - m) with FastExp replicated operation by
 //      operation (so the weights are the CPU's bits); top-k = exact cut in key order of the
@@ -489,18 +490,20 @@ __device__ int SampleOne(float* w, int V, const DeviceSampleParams& p, Smem& s) 
 
 __global__ void __launch_bounds__(kThreads, 1)
     SampleRowsKernel(const float* __restrict__ logits, int64_t vocab, const DeviceSampleParams* __restrict__ params,
-                     const LogitEdit* __restrict__ edits, int32_t* __restrict__ out_tokens,
-                     float* __restrict__ out_logprobs, float* __restrict__ workspace) {
+                     const LogitEdit* __restrict__ edits, const uint32_t* __restrict__ masks, int64_t mask_words,
+                     int32_t* __restrict__ out_tokens, float* __restrict__ out_logprobs,
+                     float* __restrict__ workspace) {
   __shared__ Smem s;
   const int V = static_cast<int>(vocab);
   const float* x = logits + static_cast<int64_t>(blockIdx.x) * vocab;
   float* w = workspace + static_cast<int64_t>(blockIdx.x) * vocab;
   const DeviceSampleParams p = params[blockIdx.x];
+  const uint32_t* mask = masks != nullptr && p.mask_row >= 0 ? masks + static_cast<int64_t>(p.mask_row) * mask_words : nullptr;
 
-  // 1. Copy, raw statistics (max ignores NaN; FastExp(NaN or -inf) = 0, as on the CPU).
+  // 1. Copy with the mask, statistics (max ignores NaN; FastExp(NaN or -inf) = 0, as on the CPU).
   float mx = -INFINITY;
   for (int j = threadIdx.x; j < V; j += kThreads) {
-    const float v = x[j];
+    const float v = MaskAllows(mask, mask_words, j) ? x[j] : -INFINITY;
     w[j] = v;
     mx = fmaxf(mx, v);
   }
@@ -508,7 +511,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   double log_z = 0.0;
   if (out_logprobs != nullptr && raw_max != -INFINITY) {
     U128 part = Make(0, 0);
-    for (int j = threadIdx.x; j < V; j += kThreads) part = Add(part, ToFx(FastExp(__fsub_rn(x[j], raw_max))));
+    for (int j = threadIdx.x; j < V; j += kThreads) part = Add(part, ToFx(FastExp(__fsub_rn(w[j], raw_max))));
     log_z = log(ToDouble(BlockSumU128(part, s)) * 0x1.0p-85);
   }
 
@@ -517,12 +520,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int e = p.edit_begin + static_cast<int>(threadIdx.x); e < p.edit_end; e += kThreads) {
       const LogitEdit ed = edits[e];
       if (ed.token < 0 || ed.token >= V) continue;
-      float l = __fadd_rn(w[ed.token], ed.bias);
-      if (ed.set_neg_inf != 0) l = -INFINITY;
-      l = l > 0.0f ? __fdiv_rn(l, ed.rep) : __fmul_rn(l, ed.rep);
-      l = __fsub_rn(l, ed.freq);
-      l = __fsub_rn(l, ed.presence);
-      w[ed.token] = l;
+      w[ed.token] = ApplyLogitEdit(w[ed.token], ed);
     }
   }
   __syncthreads();
@@ -532,7 +530,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (threadIdx.x == 0) {
     out_tokens[blockIdx.x] = token;
     if (out_logprobs != nullptr) {
-      float xt = x[token];
+      float xt = MaskAllows(mask, mask_words, token) ? x[token] : -INFINITY;
       if (isnan(xt)) xt = -INFINITY;
       out_logprobs[blockIdx.x] = raw_max == -INFINITY || xt == -INFINITY
                                      ? -INFINITY
@@ -548,13 +546,13 @@ size_t SampleRowsWorkspaceBytes(int64_t n, int64_t vocab) {
 }
 
 cudaError_t SampleRows(const float* logits, int64_t n, int64_t vocab, const DeviceSampleParams* params,
-                       const LogitEdit* edits, int32_t* out_tokens, float* out_logprobs, void* workspace,
-                       size_t workspace_bytes, cudaStream_t stream) {
+                       const LogitEdit* edits, const uint32_t* masks, int64_t mask_words, int32_t* out_tokens,
+                       float* out_logprobs, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   if (vocab <= 0 || vocab > kMaxVocab || n > INT_MAX) return cudaErrorInvalidValue;
   if (workspace == nullptr || workspace_bytes < SampleRowsWorkspaceBytes(n, vocab)) return cudaErrorInvalidValue;
-  SampleRowsKernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(logits, vocab, params, edits, out_tokens,
-                                                                     out_logprobs, static_cast<float*>(workspace));
+  SampleRowsKernel<<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
+      logits, vocab, params, edits, masks, mask_words, out_tokens, out_logprobs, static_cast<float*>(workspace));
   return cudaGetLastError();
 }
 
