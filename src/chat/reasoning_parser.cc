@@ -3,16 +3,10 @@
 #include <algorithm>
 #include <array>
 
+#include "util/tag_match.h"
+
 namespace inferd {
 namespace {
-
-// The length of the longest suffix of `text` that is a proper prefix of `tag`.
-size_t HeldTagPrefix(std::string_view text, std::string_view tag) {
-  for (size_t n = std::min(text.size(), tag.size() - 1); n > 0; --n) {
-    if (text.substr(text.size() - n) == tag.substr(0, n)) return n;
-  }
-  return 0;
-}
 
 // <think>…</think> (deepseek_r1, qwen3).
 class ThinkParser : public ReasoningParser {
@@ -43,7 +37,7 @@ class ThinkParser : public ReasoningParser {
       }
       const size_t at = buffer_.find(kClose);
       if (at == std::string::npos) {
-        const size_t keep = HeldTagPrefix(buffer_, kClose);
+        const size_t keep = PartialTagSuffix(buffer_, kClose);
         out.reasoning += buffer_.substr(0, buffer_.size() - keep);
         buffer_.erase(0, buffer_.size() - keep);
         break;

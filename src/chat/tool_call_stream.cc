@@ -24,6 +24,12 @@ ToolCallStream ToolCallStream::Required(std::string args_key) {
   return s;
 }
 
+ToolCallStream ToolCallStream::Required(std::string args_key, std::string alt_args_key) {
+  ToolCallStream s = Required(std::move(args_key));
+  s.alt_args_key_ = std::move(alt_args_key);
+  return s;
+}
+
 void ToolCallStream::Append(std::vector<ToolCallDelta>& out, int index, std::string_view piece) {
   if (!out.empty() && out.back().index == index) {
     out.back().arguments += piece;
@@ -98,7 +104,8 @@ void ToolCallStream::Char(char c, std::vector<ToolCallDelta>& out) {
         depth_ = 2;
         expect_key_ = true;
         key_.clear();
-      } else if (depth_ == 2 && !expect_key_ && key_ == args_key_ && calls_ > 0) {
+      } else if (depth_ == 2 && !expect_key_ && calls_ > 0 &&
+                 (key_ == args_key_ || (!alt_args_key_.empty() && key_ == alt_args_key_))) {
         in_params_ = true;  // the arguments object: copied through its matching '}'
         params_depth_ = 1;
         params_string_ = params_escape_ = false;

@@ -33,6 +33,8 @@ class ToolCallStream {
   // An array of {"name": ..., "<args_key>": {...}} objects ("parameters" for tool_choice
   // "required"; "arguments" for the tool-call bodies of model formats such as Hermes').
   static ToolCallStream Required(std::string args_key = "parameters");
+  // The same, taking the arguments under either key (Llama 3's "parameters" or "arguments").
+  static ToolCallStream Required(std::string args_key, std::string alt_args_key);
 
   std::vector<ToolCallDelta> Push(std::string_view text);
   // Calls whose name has been seen (the named one counts from the first byte).
@@ -45,7 +47,7 @@ class ToolCallStream {
 
   bool named_ = false;
   std::string name_;
-  std::string args_key_ = "parameters";
+  std::string args_key_ = "parameters", alt_args_key_;
   int calls_ = 0;
   // "required" scanner: structure depth outside the parameters (1: the array, 2: an item),
   // the string being read at item level, and the parameters value being copied.

@@ -2,21 +2,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "chat/tool_parser_internal.h"
 #include "util/json.h"
 
 namespace inferd {
+namespace tool_parser {
 namespace {
 
 constexpr std::string_view kOpen = "<tool_call>", kClose = "</tool_call>";
-
-// The length of the longest suffix of `text` that is a proper prefix of `tag` (text that may
-// still become the tag).
-size_t PartialTagSuffix(std::string_view text, std::string_view tag) {
-  for (size_t n = std::min(text.size(), tag.size() - 1); n > 0; --n) {
-    if (text.substr(text.size() - n) == tag.substr(0, n)) return n;
-  }
-  return 0;
-}
 
 class HermesParser : public ToolParser {
  public:
@@ -65,17 +58,10 @@ class HermesParser : public ToolParser {
 
   int num_calls() const override { return scanner_.num_calls(); }
   bool WellFormed(std::string_view text) const override;
+  bool keeps_special_tokens() const override { return true; }  // <tool_call> is special in some vocabularies
 
  private:
-  void Feed(std::string_view text, ToolParse& out) {
-    for (ToolCallDelta& d : scanner_.Push(text)) {
-      if (!out.calls.empty() && out.calls.back().index == d.index && !d.name) {
-        out.calls.back().arguments += d.arguments;
-      } else {
-        out.calls.push_back(std::move(d));
-      }
-    }
-  }
+  void Feed(std::string_view text, ToolParse& out) { AddDeltas(out, scanner_.Push(text)); }
 
   ToolCallStream scanner_ = ToolCallStream::Required("arguments");
   std::string buffer_;
@@ -89,10 +75,7 @@ bool HermesParser::WellFormed(std::string_view text) const {
     pos += kOpen.size();
     const size_t end = text.find(kClose, pos);
     const std::string_view body = text.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
-    nlohmann::json j;
-    JsonError err;
-    if (!ParseJson(body, &j, &err) || !j.is_object() || !j.contains("name") || !j["name"].is_string()) return false;
-    if (j.contains("arguments") && !j["arguments"].is_object()) return false;
+    if (!IsJsonCall(body, {"arguments"}, /*args_optional=*/true)) return false;
     if (end == std::string_view::npos) break;
     pos = end + kClose.size();
   }
@@ -101,13 +84,56 @@ bool HermesParser::WellFormed(std::string_view text) const {
 
 }  // namespace
 
-std::unique_ptr<ToolParser> MakeToolParser(std::string_view name) {
-  if (name == "hermes") return std::make_unique<HermesParser>();
+std::unique_ptr<ToolParser> MakeHermesParser() { return std::make_unique<HermesParser>(); }
+
+bool IsJsonCall(std::string_view body, std::initializer_list<std::string_view> args_keys, bool args_optional) {
+  nlohmann::ordered_json j;
+  JsonError err;
+  if (!ParseJson(body, &j, &err) || !j.is_object()) return false;
+  const auto name = j.find("name");
+  if (name == j.end() || !name->is_string()) return false;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (std::find(args_keys.begin(), args_keys.end(), it.key()) == args_keys.end()) continue;
+    // The arguments must be an object, after the name.
+    return it->is_object() && std::distance(j.begin(), name) < std::distance(j.begin(), it);
+  }
+  return args_optional;
+}
+
+std::string JsonQuote(std::string_view s) {
+  return nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string PyJsonDump(const nlohmann::ordered_json& j) {
+  std::string out;
+  if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      out += (out.empty() ? "{" : ", ") + JsonQuote(it.key()) + ": " + PyJsonDump(*it);
+    }
+    return out.empty() ? "{}" : out + "}";
+  }
+  if (j.is_array()) {
+    for (const auto& v : j) out += (out.empty() ? "[" : ", ") + PyJsonDump(v);
+    return out.empty() ? "[]" : out + "]";
+  }
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace tool_parser
+
+std::unique_ptr<ToolParser> MakeToolParser(std::string_view name, const nlohmann::ordered_json& tools) {
+  using namespace tool_parser;
+  if (name == "hermes") return MakeHermesParser();
+  if (name == "llama3_json") return MakeLlama3JsonParser();
+  if (name == "mistral") return MakeMistralParser();
+  if (name == "pythonic") return MakePythonicParser();
+  if (name == "qwen3_xml") return MakeQwen3XmlParser(tools);
+  if (name == "openai") return MakeHarmonyParser();
   return nullptr;
 }
 
 const std::vector<std::string>& ToolParserNames() {
-  static const std::vector<std::string> names = {"hermes"};
+  static const std::vector<std::string> names = {"hermes", "llama3_json", "mistral", "openai", "pythonic", "qwen3_xml"};
   return names;
 }
 

@@ -34,23 +34,37 @@ ToolCallStream ToolStream(const ParsedRequest& req) {
                                                           : ToolCallStream::Required();
 }
 
-// One entry of message.tool_calls (a call's first streamed delta has the same fields).
-ojson ToolCallJson(const std::string& name, const std::string& arguments) {
-  return {{"id", "chatcmpl-tool-" + RandomHex(32)}, {"type", "function"},
-          {"function", {{"name", name}, {"arguments", arguments}}}};
+// A tool call's id: OpenAI's form, or Mistral's 9 letters and digits (mistral parser).
+std::string ToolCallId(ToolParser::IdKind kind) {
+  if (kind == ToolParser::IdKind::kMistral) {
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    static constexpr std::string_view alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    std::string id(9, 'a');
+    for (char& c : id) c = alnum[rng() % alnum.size()];
+    return id;
+  }
+  return "chatcmpl-tool-" + RandomHex(32);
 }
 
-ojson ToolCallsJson(const std::vector<ToolCallResult>& calls) {
+// One entry of message.tool_calls (a call's first streamed delta has the same fields).
+ojson ToolCallJson(const std::string& name, const std::string& arguments,
+                   ToolParser::IdKind kind = ToolParser::IdKind::kRandomHex) {
+  return {{"id", ToolCallId(kind)}, {"type", "function"}, {"function", {{"name", name}, {"arguments", arguments}}}};
+}
+
+ojson ToolCallsJson(const std::vector<ToolCallResult>& calls,
+                    ToolParser::IdKind kind = ToolParser::IdKind::kRandomHex) {
   ojson out = ojson::array();
-  for (const ToolCallResult& call : calls) out.push_back(ToolCallJson(call.name, call.arguments));
+  for (const ToolCallResult& call : calls) out.push_back(ToolCallJson(call.name, call.arguments, kind));
   return out;
 }
 
 // delta.tool_calls: a call's first piece has its id, type and name; then arguments in pieces.
-ojson StreamedCalls(const std::vector<ToolCallDelta>& deltas) {
+ojson StreamedCalls(const std::vector<ToolCallDelta>& deltas,
+                    ToolParser::IdKind kind = ToolParser::IdKind::kRandomHex) {
   ojson calls = ojson::array();
   for (const ToolCallDelta& t : deltas) {
-    ojson call = t.name ? ToolCallJson(*t.name, t.arguments) : ojson{{"function", {{"arguments", t.arguments}}}};
+    ojson call = t.name ? ToolCallJson(*t.name, t.arguments, kind) : ojson{{"function", {{"arguments", t.arguments}}}};
     call["index"] = t.index;
     calls.push_back(std::move(call));
   }
@@ -94,7 +108,7 @@ ResponseBuilder::ResponseBuilder(const ParsedRequest& req, std::string id, int64
     }
   }
   if (req.chat && req.tool_mode == ParsedRequest::ToolMode::kAuto) {
-    for (size_t i = 0; i < choices; ++i) tool_parsers_.push_back(MakeToolParser(req.tool_parser));
+    for (size_t i = 0; i < choices; ++i) tool_parsers_.push_back(MakeToolParser(req.tool_parser, req.tools));
   } else if (req.chat && req.tool_mode != ParsedRequest::ToolMode::kNone) {
     for (size_t i = 0; i < choices; ++i) tool_streams_.push_back(ToolStream(req));
   }
@@ -263,12 +277,12 @@ std::string ResponseBuilder::Complete(const std::vector<RequestOutput>& outputs)
         }
         if (req_.tool_mode == ParsedRequest::ToolMode::kAuto) {
           // The model's own format, split by the server's tool-call parser.
-          std::unique_ptr<ToolParser> parser = MakeToolParser(req_.tool_parser);
+          std::unique_ptr<ToolParser> parser = MakeToolParser(req_.tool_parser, req_.tools);
           const ParsedToolOutput parsed = ParseToolOutput(*parser, body);
           if (!parsed.calls.empty()) {
             const bool blank = parsed.content.find_first_not_of(" \t\r\n") == std::string::npos;
             c["message"]["content"] = blank ? ojson(nullptr) : ojson(req_.chat_echo + parsed.content);
-            c["message"]["tool_calls"] = ToolCallsJson(parsed.calls);
+            c["message"]["tool_calls"] = ToolCallsJson(parsed.calls, parser->id_kind());
             if (o.finish_reason == "stop") c["finish_reason"] = "tool_calls";
           }
         } else if (req_.tool_mode != ParsedRequest::ToolMode::kNone && o.finish_reason == "stop") {
@@ -375,7 +389,7 @@ std::string ResponseBuilder::StreamDelta(int prompt_index, const OutputDelta& d)
         parsed.content += rest.content;
         parsed.calls.insert(parsed.calls.end(), rest.calls.begin(), rest.calls.end());
       }
-      ojson calls = StreamedCalls(parsed.calls);
+      ojson calls = StreamedCalls(parsed.calls, tool_parsers_[index]->id_kind());
       if (calls.empty() && parsed.content.empty() && !d.finish_reason && !other) return {};
       if (!parsed.content.empty() || (calls.empty() && !d.finish_reason && reasoning.empty())) {
         choice["delta"]["content"] = parsed.content;

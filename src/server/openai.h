@@ -103,6 +103,7 @@ struct ParsedRequest {
   enum class ToolMode { kNone, kNamed, kRequired, kAuto } tool_mode = ToolMode::kNone;
   std::string tool_name;         // kNamed
   std::string tool_parser;       // kAuto: the --tool-call-parser name
+  nlohmann::ordered_json tools;  // kAuto: the request's tools (qwen3_xml types values by their schemas)
   // Chat with --reasoning-parser: its name splits reasoning from content (include_reasoning:
   // false drops the reasoning). With structured outputs and a prompt that leaves the output
   // inside the reasoning, the grammar starts after structured_after (the parser's end marker).

@@ -57,6 +57,32 @@ std::vector<PromptInput> ParsePrompts(const Fields& f, const ModelInfo& model, c
   return out;
 }
 
+// An assistant message replayed in the conversation, as vLLM prepares it for HF templates:
+// tool-call arguments sent as JSON text become objects (templates iterate them), missing or
+// empty ones {}; the reasoning under its current name ("reasoning") also reaches templates
+// that read "reasoning_content" (Qwen3, DeepSeek).
+void NormalizeAssistant(ojson& msg) {
+  auto reasoning = msg.find("reasoning");
+  if (reasoning != msg.end() && !msg.contains("reasoning_content")) msg["reasoning_content"] = *reasoning;
+  auto calls = msg.find("tool_calls");
+  if (calls == msg.end() || !calls->is_array()) return;
+  for (ojson& call : *calls) {
+    if (!call.is_object() || !call.contains("function") || !call["function"].is_object()) continue;
+    ojson& fn = call["function"];
+    auto args = fn.find("arguments");
+    if (args == fn.end() || args->is_null() || (args->is_string() && args->get_ref<const std::string&>().empty())) {
+      fn["arguments"] = ojson::object();
+    } else if (args->is_string()) {
+      ojson parsed;
+      JsonError err;
+      if (!ParseJson(args->get_ref<const std::string&>(), &parsed, &err)) {
+        throw ApiError(400, "a tool call's 'arguments' in 'messages' is not valid JSON: " + err.message, "messages");
+      }
+      *args = std::move(parsed);
+    }
+  }
+}
+
 // Chat messages with content parts flattened to text, as vLLM's "string" content format.
 ojson NormalizeMessages(const ojson& messages) {
   if (!messages.is_array() || messages.empty()) throw ApiError(400, "'messages' must be a non-empty array", "messages");
@@ -89,6 +115,7 @@ ojson NormalizeMessages(const ojson& messages) {
     } else if (content != m.end() && !content->is_string() && !content->is_null()) {
       throw ApiError(400, "message 'content' must be a string, an array of content parts, or null", "messages");
     }
+    if (*role == "assistant") NormalizeAssistant(msg);
     out.push_back(std::move(msg));
   }
   return out;

@@ -231,6 +231,9 @@ void ParseToolChoice(const Fields& f, const ModelInfo& model, ParsedRequest& r) 
     ToolFunctions(f.body()["tools"]);  // the same checks as the forced modes
     r.tool_mode = ParsedRequest::ToolMode::kAuto;
     r.tool_parser = model.tool_call_parser;
+    r.tools = f.body()["tools"];
+    // vLLM's adjust_request: keep the special tokens the parser's tags are made of.
+    if (MakeToolParser(r.tool_parser)->keeps_special_tokens()) r.params.skip_special_tokens = false;
     return;
   }
   if (r.params.structured_outputs) {

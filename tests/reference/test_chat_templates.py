@@ -168,6 +168,33 @@ TOOL_RESULT = {"role": "tool", "tool_call_id": "call00001", "name": "get_weather
                "content": "{\"temperature\": 21, \"condition\": \"sunny\"}"}
 ASSIST_AFTER_TOOL = {"role": "assistant", "content": "It is 21 °C and sunny in Paris."}
 
+# A tool round trip as an OpenAI client sends it back: the assistant's tool_calls (id, type,
+# function {name, arguments as a JSON string}), one role "tool" message per call with only
+# tool_call_id and content, then the next user turn.
+OPENAI_TOOL_TURN = [
+    SYSTEM,
+    {"role": "user", "content": "Weather in Paris, and search “café” news?"},
+    {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "chatcmpl-tool-8f3a", "type": "function",
+         "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\", \"days\": 2}"}},
+        {"id": "Ab3dE5gH9", "type": "function",
+         "function": {"name": "search", "arguments": "{\"query\": \"café \\\"news\\\"\", \"filters\": [\"today\"]}"}}]},
+    {"role": "tool", "tool_call_id": "chatcmpl-tool-8f3a", "content": "{\"temperature\": 21, \"sky\": \"<sunny>\"}"},
+    {"role": "tool", "tool_call_id": "Ab3dE5gH9", "content": "No news: 世界 & 'quiet'."},
+    {"role": "user", "content": "Thanks! And tomorrow?"},
+]
+
+
+def _with_dict_arguments(messages, content=None):
+    """The arguments parsed (as vLLM hands them to templates); content "" instead of None when given."""
+    out = copy.deepcopy(messages)
+    for m in out:
+        for call in m.get("tool_calls") or []:
+            call["function"]["arguments"] = json.loads(call["function"]["arguments"])
+            if content is not None:
+                m["content"] = content
+    return out
+
 
 def _conversations():
     convs = {
@@ -208,6 +235,11 @@ def _conversations():
             {"type": "text", "text": "What is in the image?"}]}]),
         "system_parts": dict(messages=[{"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
                                        USER1]),
+        "openai_tool_round_trip": dict(messages=OPENAI_TOOL_TURN, tools=[WEATHER_TOOL, SEARCH_TOOL]),
+        "openai_tool_round_trip_dict_args": dict(messages=_with_dict_arguments(OPENAI_TOOL_TURN),
+                                                 tools=[WEATHER_TOOL, SEARCH_TOOL]),
+        "openai_tool_round_trip_empty_content": dict(messages=_with_dict_arguments(OPENAI_TOOL_TURN, content=""),
+                                                     tools=[WEATHER_TOOL, SEARCH_TOOL]),
         "reasoning_history": dict(messages=[
             USER1, {"role": "assistant", "content": "<think>\nadd\n</think>\n\n4.", "reasoning_content": "add"},
             USER2, {"role": "assistant", "content": "世界", "reasoning_content": "translate"},
