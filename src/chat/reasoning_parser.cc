@@ -1,8 +1,8 @@
 #include "chat/reasoning_parser.h"
 
 #include <algorithm>
-#include <array>
 
+#include "chat/harmony.h"
 #include "util/tag_match.h"
 
 namespace inferd {
@@ -92,120 +92,66 @@ class ThinkParser : public ReasoningParser {
   std::string buffer_;
 };
 
-// gpt-oss harmony: <|start|>role<|channel|>name [to=recipient] [<|constrain|>type]<|message|>body<|end|>.
+// gpt-oss harmony (chat/harmony.h): analysis bodies are reasoning, final bodies content;
+// a message to a recipient (to=functions.f) goes to the content as written, framing and
+// closing tag included, for the "openai" tool-call parser.
 class HarmonyParser : public ReasoningParser {
  public:
   void Start(std::string_view prompt) override {
     const size_t start = prompt.rfind("<|start|>");
     if (start == std::string_view::npos) return;
-    Push(prompt.substr(start));  // sets the state; the prompt's text is not output
+    std::vector<HarmonyEvent> events;
+    reader_.Push(prompt.substr(start), &events);  // sets the state; the prompt is not output
+    for (const HarmonyEvent& e : events) Route(e, nullptr);
   }
 
   ReasoningDelta Push(std::string_view text) override {
-    buffer_ += text;
+    std::vector<HarmonyEvent> events;
+    reader_.Push(text, &events);
     ReasoningDelta out;
-    size_t from = 0;
-    while (true) {
-      const size_t at = buffer_.find("<|", from);
-      if (at == std::string::npos) {
-        const size_t keep = buffer_.size() > 0 && buffer_.back() == '<' ? 1 : 0;
-        Emit(std::string_view(buffer_).substr(0, buffer_.size() - keep), out);
-        buffer_.erase(0, buffer_.size() - keep);
-        return out;
-      }
-      const std::string_view rest = std::string_view(buffer_).substr(at);
-      const std::string_view* tag = nullptr;
-      bool partial = false;
-      for (const std::string_view& t : kTags) {
-        if (rest.substr(0, t.size()) == t) tag = &t;
-        if (rest.size() < t.size() && t.substr(0, rest.size()) == rest) partial = true;
-      }
-      if (!tag && partial) {  // may still become a tag: hold it back
-        Emit(std::string_view(buffer_).substr(0, at), out);
-        buffer_.erase(0, at);
-        return out;
-      }
-      if (!tag) {  // "<|" that is no tag: text
-        from = at + 2;
-        continue;
-      }
-      Emit(std::string_view(buffer_).substr(0, at), out);
-      const std::string tag_text(*tag);
-      buffer_.erase(0, at + tag_text.size());
-      from = 0;
-      OnTag(tag_text, out);
-    }
+    for (const HarmonyEvent& e : events) Route(e, &out);
+    return out;
   }
 
   ReasoningDelta Finish() override {
+    std::vector<HarmonyEvent> events;
+    reader_.Finish(&events);
     ReasoningDelta out;
-    Emit(buffer_, out);
-    buffer_.clear();
+    for (const HarmonyEvent& e : events) Route(e, &out);
     return out;
   }
 
   bool in_content() const override {
-    return state_ == State::kText || (state_ == State::kBody && channel_ == "final");
+    return !reader_.in_header() && (!reader_.in_body() || (channel_ == "final" && !to_tool_));
   }
   std::string_view end_marker() const override { return "<|channel|>final<|message|>"; }
   bool keeps_special_tokens() const override { return true; }
 
  private:
-  enum class State { kText, kRole, kHeader, kBody };
-  static constexpr std::array<std::string_view, 7> kTags = {"<|start|>", "<|channel|>", "<|message|>", "<|end|>",
-                                                           "<|return|>", "<|call|>", "<|constrain|>"};
-
-  // A message for a tool (to=… in its role or channel header) goes to the tool-call parser.
-  bool ToTool() const { return frame_.find("to=") != std::string::npos; }
-
-  void Emit(std::string_view text, ReasoningDelta& out) {
-    if (text.empty()) return;
-    switch (state_) {
-      case State::kText: out.content += text; break;
-      case State::kRole:
-      case State::kHeader: frame_ += text; break;
-      case State::kBody:
-        if (channel_ == "analysis") {
-          out.reasoning += text;
-        } else {
-          out.content += text;
-        }
+  void Route(const HarmonyEvent& e, ReasoningDelta* out) {
+    std::string* to = nullptr;
+    switch (e.kind) {
+      case HarmonyEvent::Kind::kText: to = out ? &out->content : nullptr; break;
+      case HarmonyEvent::Kind::kHeader:
+        channel_ = HarmonyHeaderField(e.text, "<|channel|>");
+        to_tool_ = !HarmonyHeaderField(e.text, "to=").empty();
+        if (to_tool_ && out) to = &out->content;
+        break;
+      case HarmonyEvent::Kind::kBody:
+        if (out) to = channel_ == "analysis" && !to_tool_ ? &out->reasoning : &out->content;
+        break;
+      case HarmonyEvent::Kind::kEnd:
+        if (to_tool_ && out) to = &out->content;
+        channel_.clear();
+        to_tool_ = false;
         break;
     }
+    if (to) *to += e.text;
   }
 
-  void OnTag(const std::string& tag, ReasoningDelta& out) {
-    if (tag == "<|start|>") {
-      state_ = State::kRole;
-      frame_ = tag;
-    } else if (tag == "<|channel|>") {
-      if (state_ != State::kRole) frame_.clear();
-      frame_ += tag;
-      state_ = State::kHeader;
-    } else if (tag == "<|constrain|>" && state_ == State::kHeader) {
-      frame_ += tag;
-    } else if (tag == "<|message|>") {
-      frame_ += tag;
-      const size_t c = frame_.find("<|channel|>");
-      channel_.clear();
-      if (c != std::string::npos) {
-        const size_t b = c + std::string_view("<|channel|>").size();
-        const size_t e = frame_.find_first_of(" <", b);
-        channel_ = frame_.substr(b, e == std::string::npos ? std::string::npos : e - b);
-      }
-      if (channel_ != "analysis" && channel_ != "final" && ToTool()) out.content += frame_;
-      state_ = State::kBody;
-    } else if (tag == "<|end|>" || tag == "<|return|>" || tag == "<|call|>") {
-      if (state_ == State::kBody && channel_ != "analysis" && channel_ != "final" && ToTool()) out.content += tag;
-      state_ = State::kText;
-      frame_.clear();
-    } else {
-      Emit(tag, out);  // <|constrain|> outside a header
-    }
-  }
-
-  State state_ = State::kText;
-  std::string buffer_, frame_, channel_;
+  HarmonyReader reader_;
+  std::string channel_;
+  bool to_tool_ = false;
 };
 
 }  // namespace
