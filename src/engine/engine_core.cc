@@ -473,7 +473,10 @@ void EngineCore::AddGroupBlockTables(const std::string& id, ForwardBatch& batch)
 namespace {
 
 // Computes grammar masks on its own thread, started at construction, so that a step's masks
-// are ready when its forward ends (vLLM and SGLang overlap them the same way); Wait() joins.
+// are ready when the device's forward ends (vLLM and SGLang overlap them the same way);
+// Wait() joins. Only with a device sampler: on the CPU backend the forward already uses
+// every core, and the masks are filled inside the parallel sampling loop instead (measured:
+// BENCHMARKS.md, "Structured outputs").
 class MaskWorker {
  public:
   explicit MaskWorker(std::vector<structured::GrammarState*> states) : states_(std::move(states)) {
@@ -532,9 +535,11 @@ StepResult EngineCore::Step() {
     }
     if (s.group->output.metrics.first_scheduled_time == 0) s.group->output.metrics.first_scheduled_time = NowSeconds();
   }
-  std::vector<structured::GrammarState*> masks;  // this step's constrained rows
+  std::vector<structured::GrammarState*> masks;  // this step's constrained rows, with a device sampler
   for (const Use& u : uses) {
-    if (u.prompt_pos < 0 && !u.seq->finished && u.seq->constrained()) masks.push_back(u.seq->grammar.get());
+    if (device_sampling_ && u.prompt_pos < 0 && !u.seq->finished && u.seq->constrained()) {
+      masks.push_back(u.seq->grammar.get());
+    }
   }
   MaskWorker mask_worker(std::move(masks));
   const int64_t vocab = vocab_size();
