@@ -6,11 +6,7 @@
 
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define INFERD_HOST_DEVICE __host__ __device__
-#else
-#define INFERD_HOST_DEVICE
-#endif
+#include "util/host_device.h"
 
 namespace inferd::cuda {
 
