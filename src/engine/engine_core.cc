@@ -289,7 +289,11 @@ Status EngineCore::AddRequest(GenerateRequest request) {
                                                         std::span<const int32_t>(r.prompt_token_ids));
     s->out.index = i;
     if (r.params.logprobs) s->out.logprobs.emplace();
-    if (grammar) s->grammar = std::make_unique<structured::GrammarState>(grammar);
+    if (grammar) {
+      const StructuredOutputsParams& so = *r.params.structured_outputs;
+      s->grammar = std::make_unique<structured::GrammarState>(
+          grammar, so.json || so.json_object ? &grammars_->json_text_mask() : nullptr);
+    }
     s->grammar_on = r.structured_after.empty();
     Status st = scheduler_->AddRequest(&s->req);
     if (!st.ok()) {

@@ -103,7 +103,17 @@ Status CheckSizes(const StructuredOutputsParams& p) {
 
 GrammarCache::GrammarCache(const Tokenizer& tok, size_t max_entries, int64_t max_bytes)
     : max_entries_(max_entries), max_bytes_(max_bytes) {
-  compiler_ = std::make_unique<xgrammar::GrammarCompiler>(MakeGrammarVocab(tok), /*max_threads=*/2,
+  xgrammar::TokenizerInfo vocab = MakeGrammarVocab(tok);
+  const int32_t n = vocab.GetVocabSize();
+  json_text_mask_.assign(static_cast<size_t>((n + 31) / 32), 0u);
+  for (int32_t t = 0; t < n; ++t) {
+    bool ok = true;
+    for (unsigned char c : t < tok.vocab_size() ? tok.TokenToPiece(t, false) : std::string()) {
+      ok = ok && (c >= 0x20 || c == '\n' || c == '\r');
+    }
+    if (ok) json_text_mask_[static_cast<size_t>(t) / 32] |= 1u << (t % 32);
+  }
+  compiler_ = std::make_unique<xgrammar::GrammarCompiler>(std::move(vocab), /*max_threads=*/2,
                                                           /*cache_enabled=*/false);
 }
 
@@ -159,9 +169,10 @@ StatusOr<std::shared_ptr<const xgrammar::CompiledGrammar>> GrammarCache::Get(con
   return *compiled;
 }
 
-GrammarState::GrammarState(std::shared_ptr<const xgrammar::CompiledGrammar> grammar)
+GrammarState::GrammarState(std::shared_ptr<const xgrammar::CompiledGrammar> grammar,
+                           const std::vector<uint32_t>* and_mask)
     : grammar_(std::move(grammar)), matcher_(*grammar_),
-      mask_(static_cast<size_t>((grammar_->GetTokenizerInfo().GetVocabSize() + 31) / 32)) {}
+      mask_(static_cast<size_t>((grammar_->GetTokenizerInfo().GetVocabSize() + 31) / 32)), and_mask_(and_mask) {}
 
 const std::vector<uint32_t>& GrammarState::NextMask() {
   if (mask_ready_) return mask_;
@@ -173,6 +184,9 @@ const std::vector<uint32_t>& GrammarState::NextMask() {
   t.dtype = DLDataType{kDLInt, 32, 1};
   t.shape = shape;
   matcher_.FillNextTokenBitmask(&t);
+  if (and_mask_) {
+    for (size_t i = 0; i < mask_.size() && i < and_mask_->size(); ++i) mask_[i] &= (*and_mask_)[i];
+  }
   mask_ready_ = true;
   return mask_;
 }

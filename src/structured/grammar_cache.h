@@ -41,6 +41,12 @@ class GrammarCache {
 
   size_t size() const;
 
+  // Bit t set when token t holds no raw control byte but CR or LF: ANDed with the masks of
+  // JSON grammars, since JSON text has none outside its whitespace and XGrammar 0.2.9 lets
+  // U+0001..U+001F (tab included) into strings with minLength/maxLength. (Tabs between JSON
+  // tokens go too; spaces and newlines remain.)
+  const std::vector<uint32_t>& json_text_mask() const { return json_text_mask_; }
+
  private:
   struct Entry {
     std::string key;
@@ -57,6 +63,7 @@ class GrammarCache {
   std::list<Entry> lru_;  // most recent first
   std::unordered_map<std::string, std::list<Entry>::iterator> index_;
   int64_t bytes_ = 0;
+  std::vector<uint32_t> json_text_mask_;
 };
 
 // One sequence's position in its grammar: the allowed-token bitmask of the next step and
@@ -64,7 +71,9 @@ class GrammarCache {
 class GrammarState {
  public:
   // The mask covers the grammar's vocabulary (its TokenizerInfo); logits past it are disallowed.
-  explicit GrammarState(std::shared_ptr<const xgrammar::CompiledGrammar> grammar);
+  // `and_mask` (may be null; must outlive the state) is ANDed into every mask.
+  explicit GrammarState(std::shared_ptr<const xgrammar::CompiledGrammar> grammar,
+                        const std::vector<uint32_t>* and_mask = nullptr);
   // Bit t of word t / 32 set: token t may come next. Computed once per position (a second
   // call before Accept returns the same mask), so it may be computed ahead on another thread.
   const std::vector<uint32_t>& NextMask();
@@ -81,6 +90,7 @@ class GrammarState {
   std::shared_ptr<const xgrammar::CompiledGrammar> grammar_;
   xgrammar::GrammarMatcher matcher_;
   std::vector<uint32_t> mask_;
+  const std::vector<uint32_t>* and_mask_;
   bool mask_ready_ = false;  // mask_ is NextMask() of the current position
 };
 

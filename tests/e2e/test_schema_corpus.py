@@ -276,12 +276,7 @@ def test_completed_outputs_validate(corpus_results):
     assert all(r["kind"] == "pass" or known_limitation(CORPUS[r["schema"]], r) for r in done)
 
 
-_CONTROL_XFAIL = pytest.mark.xfail(strict=True, reason="XGrammar 0.2.9: a length-bounded string's character class "
-                                   "excludes only quote, backslash, CR and LF (recorded in docs/structured-outputs.md)")
-
-
-@pytest.mark.parametrize("string_schema", [pytest.param({"type": "string", "maxLength": 10}, marks=_CONTROL_XFAIL),
-                                           pytest.param({"type": "string", "minLength": 2}, marks=_CONTROL_XFAIL),
+@pytest.mark.parametrize("string_schema", [{"type": "string", "maxLength": 10}, {"type": "string", "minLength": 2},
                                            {"type": "string"}, {"type": "string", "pattern": "^.{1,5}$"}])
 def test_strings_never_hold_raw_control_characters(server, string_schema):
     """A JSON string cannot hold U+0000..U+001F unescaped. logit_bias pushes the tab and U+0001
