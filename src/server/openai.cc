@@ -37,11 +37,7 @@ ToolCallStream ToolStream(const ParsedRequest& req) {
 // A tool call's id: OpenAI's form, or Mistral's 9 letters and digits (mistral parser).
 std::string ToolCallId(ToolParser::IdKind kind) {
   if (kind == ToolParser::IdKind::kMistral) {
-    static thread_local std::mt19937_64 rng{std::random_device{}()};
-    static constexpr std::string_view alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    std::string id(9, 'a');
-    for (char& c : id) c = alnum[rng() % alnum.size()];
-    return id;
+    return RandomChars(9, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
   }
   return "chatcmpl-tool-" + RandomHex(32);
 }
@@ -73,13 +69,14 @@ ojson StreamedCalls(const std::vector<ToolCallDelta>& deltas,
 
 }  // namespace
 
-std::string RandomHex(size_t n) {
+std::string RandomChars(size_t n, std::string_view alphabet) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char* digits = "0123456789abcdef";
   std::string s(n, '0');
-  for (char& c : s) c = digits[rng() & 15];
+  for (char& c : s) c = alphabet[rng() % alphabet.size()];
   return s;
 }
+
+std::string RandomHex(size_t n) { return RandomChars(n, "0123456789abcdef"); }
 
 std::string Dump(const ojson& j) { return j.dump(-1, ' ', false, ojson::error_handler_t::replace); }
 

@@ -140,7 +140,8 @@ std::string TokenizeResponse(const ojson& body, const ModelInfo& model, const To
                              const ChatPrompter* prompter, const std::atomic<bool>* cancel = nullptr);
 std::string DetokenizeResponse(const ojson& body, const ModelInfo& model, const Tokenizer& tokenizer);
 
-// n random hex digits (response and tool-call ids).
+// n random characters of `alphabet` (ids); RandomHex: of 0-9a-f (response and tool-call ids).
+std::string RandomChars(size_t n, std::string_view alphabet);
 std::string RandomHex(size_t n);
 
 // Parses a request body: a JSON object, nested at most kMaxJsonDepth levels. Throws a 400
