@@ -291,10 +291,11 @@ Status EngineCore::AddRequest(GenerateRequest request) {
     if (r.params.logprobs) s->out.logprobs.emplace();
     if (grammar) {
       const StructuredOutputsParams& so = *r.params.structured_outputs;
-      s->grammar = std::make_unique<structured::GrammarState>(
-          grammar, so.json || so.json_object ? &grammars_->json_text_mask() : nullptr);
+      const bool json = so.json || so.json_object;
+      s->grammar = std::make_unique<structured::GrammarState>(grammar, json ? &grammars_->json_text_mask() : nullptr, json);
     }
     s->grammar_on = r.structured_after.empty();
+    if (s->constrained()) s->grammar->FinishWithin(q.max_tokens, tokenizer());
     Status st = scheduler_->AddRequest(&s->req);
     if (!st.ok()) {
       for (auto& prev : g->seqs) scheduler_->FinishRequest(&prev->req, RequestStatus::kFinishedError);
@@ -465,6 +466,7 @@ void EngineCore::ProcessSample(Sequence& s, const SampleResult& r, StepResult& r
     }
   } else {
     EmitDelta(s, {r.token}, /*finished=*/false, result);
+    if (s.constrained()) s.grammar->FinishWithin(s.req.max_tokens - num_out, tok);
   }
 }
 

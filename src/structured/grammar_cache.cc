@@ -1,11 +1,11 @@
 #include "structured/grammar_cache.h"
 
-#include <dlpack/dlpack.h>
 #include <fmt/format.h>
 
 #include <exception>
 
 #include "structured/grammar_vocab.h"
+#include "structured/json_schema_prep.h"
 
 namespace inferd::structured {
 namespace {
@@ -125,11 +125,17 @@ size_t GrammarCache::size() const {
 StatusOr<std::shared_ptr<const xgrammar::CompiledGrammar>> GrammarCache::Compile(const StructuredOutputsParams& p) {
   const char* field = p.json ? "json" : p.regex ? "regex" : p.grammar ? "grammar" : p.structural_tag ? "structural_tag"
                       : p.choice ? "choice" : "json_object";
+  std::optional<std::string> schema;
+  if (p.json) {
+    auto prepared = PrepareJsonSchema(*p.json);
+    if (!prepared.ok()) return InvalidArgument(fmt::format("structured_outputs.json: {}", prepared.status().message()));
+    schema = std::move(*prepared);
+  }
   std::lock_guard<std::mutex> lock(compile_mu_);
   try {
     const bool any_ws = !p.disable_any_whitespace;
     xgrammar::CompiledGrammar g =
-        p.json ? compiler_->CompileJSONSchema(*p.json, any_ws, std::nullopt, std::nullopt, /*strict_mode=*/true,
+        p.json ? compiler_->CompileJSONSchema(*schema, any_ws, std::nullopt, std::nullopt, /*strict_mode=*/true,
                                               any_ws ? std::optional<int>(kMaxWhitespaceRun) : std::nullopt)
         : p.regex        ? compiler_->CompileRegex(*p.regex)
         : p.grammar      ? compiler_->CompileGrammar(*p.grammar, "root")
@@ -168,34 +174,5 @@ StatusOr<std::shared_ptr<const xgrammar::CompiledGrammar>> GrammarCache::Get(con
   }
   return *compiled;
 }
-
-GrammarState::GrammarState(std::shared_ptr<const xgrammar::CompiledGrammar> grammar,
-                           const std::vector<uint32_t>* and_mask)
-    : grammar_(std::move(grammar)), matcher_(*grammar_),
-      mask_(static_cast<size_t>((grammar_->GetTokenizerInfo().GetVocabSize() + 31) / 32)), and_mask_(and_mask) {}
-
-const std::vector<uint32_t>& GrammarState::NextMask() {
-  if (mask_ready_) return mask_;
-  int64_t shape[1] = {static_cast<int64_t>(mask_.size())};
-  DLTensor t{};
-  t.data = mask_.data();
-  t.device = DLDevice{kDLCPU, 0};
-  t.ndim = 1;
-  t.dtype = DLDataType{kDLInt, 32, 1};
-  t.shape = shape;
-  matcher_.FillNextTokenBitmask(&t);
-  if (and_mask_) {
-    for (size_t i = 0; i < mask_.size() && i < and_mask_->size(); ++i) mask_[i] &= (*and_mask_)[i];
-  }
-  mask_ready_ = true;
-  return mask_;
-}
-
-bool GrammarState::Accept(int32_t token) {
-  mask_ready_ = false;
-  return matcher_.AcceptToken(token);
-}
-
-bool GrammarState::terminated() const { return matcher_.IsTerminated(); }
 
 }  // namespace inferd::structured

@@ -7,8 +7,11 @@
 #include <xgrammar/compiler.h>
 #include <xgrammar/matcher.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <deque>
 #include <list>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -66,14 +69,43 @@ class GrammarCache {
   std::vector<uint32_t> json_text_mask_;
 };
 
+// Where a JSON text is: inside a string (and just after its backslash) or not. Completions
+// of JSON grammars choose characters by it: a closing brace closes an object outside a string
+// but is just one more character inside one.
+struct JsonLexer {
+  bool in_string = false;
+  bool escaped = false;
+  void Feed(char c) {
+    if (!in_string) {
+      in_string = c == '"';
+    } else if (escaped) {
+      escaped = false;
+    } else if (c == '\\') {
+      escaped = true;
+    } else if (c == '"') {
+      in_string = false;
+    }
+  }
+  void Feed(const std::string& s) {
+    for (char c : s) Feed(c);
+  }
+};
+
 // One sequence's position in its grammar: the allowed-token bitmask of the next step and
 // the tokens accepted so far. Not thread-safe (one sequence, one thread at a time).
+//
+// Finishing within max_tokens: a small model can loop inside a value the grammar leaves
+// unbounded (digits of an integer, a pattern string, array items, recursion) until max_tokens
+// cuts the document off. FinishWithin() keeps an estimate of the shortest completion; once the
+// tokens left are about what that completion needs, the rest of the output is forced to it and
+// then to a stop token, so the output is complete and valid (docs/structured-outputs.md).
 class GrammarState {
  public:
   // The mask covers the grammar's vocabulary (its TokenizerInfo); logits past it are disallowed.
-  // `and_mask` (may be null; must outlive the state) is ANDed into every mask.
+  // `and_mask` (may be null; must outlive the state) is ANDed into every mask. `json`: the
+  // grammar produces JSON text (completions then read where strings are).
   explicit GrammarState(std::shared_ptr<const xgrammar::CompiledGrammar> grammar,
-                        const std::vector<uint32_t>* and_mask = nullptr);
+                        const std::vector<uint32_t>* and_mask = nullptr, bool json = false);
   // Bit t of word t / 32 set: token t may come next. Computed once per position (a second
   // call before Accept returns the same mask), so it may be computed ahead on another thread.
   const std::vector<uint32_t>& NextMask();
@@ -86,12 +118,55 @@ class GrammarState {
   // A stop token was accepted at the grammar's end.
   bool terminated() const;
 
+  // Call before each position's mask (not while NextMask runs elsewhere) with the tokens the
+  // sequence may still generate, this position's included. Re-estimates the shortest
+  // completion every kRecheckEvery positions, and at every position that changed the JSON
+  // structure once the budget comes within kCloseWindow tokens of the threshold; when
+  // `remaining` is at most the threshold, the following masks allow only the completion's
+  // tokens, in order, then the stop tokens. The threshold is the completion's tokens and a
+  // stop token ("need"), plus the most one more token can add to it (another array item or
+  // property, a new object or array: measured outside strings; at least need, at most
+  // kMaxAnticipation), plus kCloseMargin.
+  void FinishWithin(int64_t remaining, const Tokenizer& tok);
+  // The output is being forced to its shortest completion.
+  bool closing() const { return closing_; }
+  // A short string that completes the grammar from the current position (accepting it makes
+  // the root rule complete), found greedily: forced text as it stands; in JSON, what closes
+  // the open string, array or object first; then printable ASCII characters least recently
+  // used first, so that no loop of the grammar repeats forever; nullopt if none is found
+  // within max_bytes. The state is unchanged.
+  std::optional<std::string> ShortestCompletion(size_t max_bytes);
+
+  static constexpr int kRecheckEvery = 8;
+  static constexpr int64_t kCloseWindow = 24;
+  static constexpr int64_t kCloseMargin = 2;
+  static constexpr int64_t kMaxAnticipation = 64;
+
  private:
+  void FillMask();
+  int64_t Threshold() const {
+    return need_ + std::max(std::min(need_, kMaxAnticipation), growth_) + kCloseMargin;
+  }
+  // Tokens of `text` and a stop token; *ids gets the text's tokens.
+  int64_t TokensOf(const std::string& text, const Tokenizer& tok, std::vector<int32_t>* ids) const;
+  // How much one more token here can add to need_: another item or property, a new object or
+  // array, or closing the current one and starting the next.
+  int64_t Growth(size_t max_bytes, const Tokenizer& tok);
+
   std::shared_ptr<const xgrammar::CompiledGrammar> grammar_;
   xgrammar::GrammarMatcher matcher_;
   std::vector<uint32_t> mask_;
   const std::vector<uint32_t>* and_mask_;
   bool mask_ready_ = false;  // mask_ is NextMask() of the current position
+  bool json_;
+  JsonLexer lexer_;  // where the accepted JSON text is (json_ only)
+  // Finishing within the budget.
+  bool closing_ = false;
+  std::deque<int32_t> forced_;  // the completion's tokens still to come while closing_
+  int64_t need_ = -1;  // tokens of the last estimated completion and a stop token; -1: none (yet)
+  int64_t growth_ = 0;    // the last Growth()
+  bool structural_ = true;  // a token since the last estimate changed the JSON structure
+  int since_check_ = kRecheckEvery - 1;  // positions since that estimate (the first call makes one)
 };
 
 }  // namespace inferd::structured

@@ -122,3 +122,50 @@ def test_constraints_that_do_not_compile_are_400(client, extra, fragment):
         client.completions.create(model="smollm2", prompt="x", max_tokens=5, extra_body=extra)
     assert fragment in str(e.value)
     assert "cannot be compiled" in str(e.value)
+
+
+def _token_ids(client, text):
+    return client.post("/../tokenize", body={"model": "smollm2", "prompt": text}, cast_to=object)["tokens"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_outputs_that_would_loop_finish_within_max_tokens(client, stream):
+    """logit_bias pushes the model to write digits forever inside an unbounded integer (and a
+    regex's repeated group); the engine forces the shortest completion before max_tokens, so
+    the output still finishes with "stop" and validates, within the budget."""
+    seven = {str(t): 30 for t in _token_ids(client, "7")}
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}, "tags": {"type": "array", "items": {
+        "type": "string", "pattern": "^[a-z]+$"}, "minItems": 2}}, "required": ["id", "tags"]}
+    cases = [({"json": schema}, lambda t: jsonschema.validate(json.loads(t), schema)),
+             ({"regex": "[0-9]+(px|em)"}, lambda t: re.fullmatch("[0-9]+(px|em)", t) or pytest.fail(t))]
+    for constraint, check in cases:
+        for max_tokens in (48, 96):
+            kw = dict(max_tokens=max_tokens, temperature=0, logit_bias=seven,
+                      extra_body={"structured_outputs": constraint, "stream_options": {"include_usage": True}}
+                      if stream else {"structured_outputs": constraint})
+            if stream:
+                chunks = list(chat(client, "Write an id.", stream=True, **kw))
+                text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+                finish = [ch.choices[0].finish_reason for ch in chunks if ch.choices and ch.choices[0].finish_reason]
+                usage = [ch.usage for ch in chunks if ch.usage][-1]
+                assert finish == ["stop"], (constraint, text)
+            else:
+                r = chat(client, "Write an id.", **kw)
+                text, usage = r.choices[0].message.content, r.usage
+                assert r.choices[0].finish_reason == "stop", (constraint, text)
+            assert "7777" in text, text  # the bias did make the model loop
+            check(text)
+            assert usage.completion_tokens <= max_tokens
+
+
+@pytest.mark.parametrize("schema,fragment", [
+    ({"allOf": [{"type": "string"}, {"type": "integer"}]}, "no common type"),
+    ({"allOf": [{"type": "string", "pattern": "^a"}, {"pattern": "b$"}]}, 'different "pattern"'),
+    ({"allOf": [{"$ref": "#/$defs/missing"}]}, "points nowhere"),
+])
+def test_allof_that_cannot_be_merged_is_400(client, schema, fragment):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.completions.create(model="smollm2", prompt="x", max_tokens=5,
+                                  extra_body={"structured_outputs": {"json": schema}})
+    assert "structured_outputs.json: allOf cannot be merged into one schema" in str(e.value)
+    assert fragment in str(e.value), str(e.value)

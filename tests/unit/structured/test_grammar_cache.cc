@@ -4,8 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <optional>
+#include <regex>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "format/gguf.h"
 #include "model_test_util.h"
@@ -21,6 +25,20 @@ std::unique_ptr<Tokenizer> LoadTokenizer(const std::string& path) {
   return tok.ok() ? std::move(*tok) : nullptr;
 }
 
+// The embedded model's tokenizer, loaded for each test (skipped without the model).
+class OnEmbeddedVocab : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string path = ::inferd::testing::EmbeddedModelPath();
+    if (path.empty()) GTEST_SKIP() << "embedded model missing: run scripts/fetch-model.sh or set INFERD_MODEL";
+    tok = LoadTokenizer(path);
+    ASSERT_NE(tok, nullptr);
+  }
+  std::unique_ptr<Tokenizer> tok;
+};
+using GrammarCacheTest = OnEmbeddedVocab;
+using GrammarStateTest = OnEmbeddedVocab;
+
 bool Allows(const std::vector<uint32_t>& mask, int32_t t) { return (mask[t / 32] >> (t % 32)) & 1u; }
 
 StructuredOutputsParams Regex(const std::string& r) {
@@ -29,10 +47,7 @@ StructuredOutputsParams Regex(const std::string& r) {
   return p;
 }
 
-TEST(GrammarCache, CachesByConstraintAndEvictsTheLeastRecent) {
-  INFERD_REQUIRE_MODEL(path);
-  auto tok = LoadTokenizer(path);
-  ASSERT_NE(tok, nullptr);
+TEST_F(GrammarCacheTest, CachesByConstraintAndEvictsTheLeastRecent) {
   structured::GrammarCache cache(*tok, /*max_entries=*/2);
   auto a = cache.Get(Regex("a+"));
   ASSERT_TRUE(a.ok()) << a.status().ToString();
@@ -52,10 +67,7 @@ TEST(GrammarCache, CachesByConstraintAndEvictsTheLeastRecent) {
   EXPECT_NE(a3->get(), a->get());
 }
 
-TEST(GrammarCache, BoundsAndErrorsComeBeforeAnyCompile) {
-  INFERD_REQUIRE_MODEL(path);
-  auto tok = LoadTokenizer(path);
-  ASSERT_NE(tok, nullptr);
+TEST_F(GrammarCacheTest, BoundsAndErrorsComeBeforeAnyCompile) {
   structured::GrammarCache cache(*tok);
   auto big = cache.Get(Regex(std::string(structured::kMaxSpecBytes + 1, 'a')));
   EXPECT_EQ(big.status().code(), StatusCode::kInvalidArgument);
@@ -73,10 +85,7 @@ TEST(GrammarCache, BoundsAndErrorsComeBeforeAnyCompile) {
 
 // Each choice (quotes, backslashes, a newline) is accepted token by token to completion; a
 // completed grammar allows only the stop tokens.
-TEST(GrammarState, ChoicesWithEscapedCharactersRunToCompletion) {
-  INFERD_REQUIRE_MODEL(path);
-  auto tok = LoadTokenizer(path);
-  ASSERT_NE(tok, nullptr);
+TEST_F(GrammarStateTest, ChoicesWithEscapedCharactersRunToCompletion) {
   structured::GrammarCache cache(*tok);
   StructuredOutputsParams p;
   p.choice = std::vector<std::string>{"say \"hi\"", R"(C:\path)", "two\nlines", "plain"};
@@ -98,6 +107,146 @@ TEST(GrammarState, ChoicesWithEscapedCharactersRunToCompletion) {
   }
   structured::GrammarState st(*g);
   EXPECT_FALSE(st.Accept(tok->Encode("other", false, false)[0]));
+}
+
+
+// Text a grammar accepts; false (state unchanged) otherwise.
+bool AcceptText(structured::GrammarState& st, const Tokenizer& tok, const std::string& text) {
+  for (int32_t id : tok.Encode(text, false, false)) {
+    if (!Allows(st.NextMask(), id) || !st.Accept(id)) return false;
+  }
+  return true;
+}
+
+// The completion of a half-written document is accepted and leaves only stop tokens; loops
+// in the grammar (a repeated group, an unbounded integer, array items, a pattern) end.
+TEST_F(GrammarStateTest, ShortestCompletionFinishesHalfWrittenDocuments) {
+  structured::GrammarCache cache(*tok);
+  StructuredOutputsParams json;
+  json.json = R"({"type": "object", "properties": {
+      "n": {"type": "integer"}, "mail": {"type": "string", "pattern": "^[a-z]+@[a-z]+\\.(com|org)$"},
+      "tags": {"type": "array", "items": {"enum": ["x", "y"]}, "minItems": 2},
+      "child": {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}},
+    "required": ["n", "mail", "tags", "child"], "additionalProperties": false})";
+  struct Case {
+    const StructuredOutputsParams* params;
+    std::string prefix;
+  };
+  StructuredOutputsParams email;
+  email.json = R"({"type": "object", "properties": {"to": {"type": "array", "items": {"type": "string", "format": "email"}, "minItems": 1}}, "required": ["to"]})";
+  StructuredOutputsParams loop = Regex("(ab|cd)*e"), digits = Regex("[0-9]+(px|em)");
+  const std::vector<Case> cases = {
+      {&email, ""}, {&json, ""}, {&json, R"({"n": 1234567)"}, {&json, R"({"n": 1, "mail": "abc)"},
+      {&json, R"({"n": 1, "mail": "a@b.com", "tags": ["x")"}, {&json, R"({"n": 1, "mail": "a@b.org", "tags": ["x", "y", "x"], "child": {)"},
+      {&loop, "abcdab"}, {&digits, "123"}};
+  for (const Case& c : cases) {
+    auto g = cache.Get(*c.params);
+    ASSERT_TRUE(g.ok()) << g.status().ToString();
+    structured::GrammarState st(*g, nullptr, /*json=*/c.params->json.has_value());
+    ASSERT_TRUE(AcceptText(st, *tok, c.prefix)) << c.prefix;
+    std::optional<std::string> done = st.ShortestCompletion(512);
+    ASSERT_TRUE(done.has_value()) << c.prefix;
+    EXPECT_LE(done->size(), 64u) << c.prefix << " + " << *done;
+    // Unchanged by the search: the same completion again, then accepted token by token.
+    EXPECT_EQ(st.ShortestCompletion(512), done);
+    ASSERT_TRUE(AcceptText(st, *tok, *done)) << c.prefix << " + " << *done;
+    EXPECT_TRUE(Allows(st.NextMask(), tok->eos_id())) << c.prefix << " + " << *done;
+    EXPECT_TRUE(st.Accept(tok->eos_id()));
+    if (c.params == &json) {
+      auto doc = nlohmann::json::parse(c.prefix + *done);
+      EXPECT_TRUE(doc["n"].is_number_integer());
+      EXPECT_TRUE(std::regex_match(doc["mail"].get<std::string>(), std::regex("[a-z]+@[a-z]+\\.(com|org)")));
+      EXPECT_GE(doc["tags"].size(), 2u);
+      EXPECT_TRUE(doc["child"]["ok"].is_boolean());
+    }
+  }
+}
+
+// A "model" that always continues a value (the digit 7 while an integer may grow) never ends
+// the document by itself; with FinishWithin the output is complete, valid and ends with a stop
+// token exactly when the budget allows.
+TEST_F(GrammarStateTest, FinishWithinForcesTheCompletionBeforeTheBudgetRunsOut) {
+  structured::GrammarCache cache(*tok);
+  StructuredOutputsParams json;
+  json.json = R"({"type": "object", "properties": {"id": {"type": "integer"},
+      "rest": {"type": "array", "items": {"type": "integer"}, "minItems": 1}}, "required": ["id", "rest"]})";
+  json.disable_any_whitespace = true;
+  auto g = cache.Get(json);
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  const int32_t seven = tok->Encode("7", false, false).at(0);
+  for (int64_t max_tokens : {40, 57, 100}) {
+    structured::GrammarState st(*g, nullptr, /*json=*/true);
+    std::string text;
+    int64_t used = 0;
+    bool stopped = false;
+    while (used < max_tokens && !stopped) {
+      st.FinishWithin(max_tokens - used, *tok);
+      const std::vector<uint32_t>& m = st.NextMask();
+      int32_t pick = -1;  // the digit if allowed, else the first allowed token
+      if (Allows(m, seven)) {
+        pick = seven;
+      } else {
+        for (int32_t t = 0; t < tok->vocab_size() && pick < 0; ++t) {
+          if (Allows(m, t)) pick = t;
+        }
+      }
+      ASSERT_GE(pick, 0);
+      ASSERT_TRUE(st.Accept(pick));
+      ++used;
+      stopped = tok->IsEog(pick);
+      if (!stopped) text += tok->TokenToPiece(pick, false);
+    }
+    EXPECT_TRUE(stopped) << max_tokens << ": " << text;
+    EXPECT_TRUE(st.terminated());
+    EXPECT_TRUE(st.closing());
+    auto doc = nlohmann::json::parse(text);  // throws (fails) if incomplete
+    EXPECT_TRUE(std::regex_search(text, std::regex(R"(^\{"id": 7+,)"))) << text;  // past int64: not is_number_integer
+    EXPECT_GE(doc["rest"].size(), 1u) << text;
+    // The budget went to the model's digits but for the completion's few tokens: closing
+    // starts `need` + `need` + kCloseMargin before the end and spends `need`, where the
+    // completion (`, "rest": [0]}` and a stop token) is at most 8 tokens.
+    EXPECT_GE(used, max_tokens - 8 - structured::GrammarState::kCloseMargin) << text;
+  }
+}
+
+// Schemas go through PrepareJsonSchema: XGrammar enforces the exact format patterns, and a
+// merged allOf requires the properties of every subschema.
+TEST_F(GrammarCacheTest, CompilesPreparedSchemas) {
+  structured::GrammarCache cache(*tok);
+  auto accepts = [&](const std::string& schema, const std::string& text) {
+    StructuredOutputsParams p;
+    p.json = schema;
+    auto g = cache.Get(p);
+    EXPECT_TRUE(g.ok()) << g.status().ToString();
+    if (!g.ok()) return false;
+    structured::GrammarState st(*g, nullptr, true);
+    return AcceptText(st, *tok, text) && Allows(st.NextMask(), tok->eos_id());
+  };
+  const std::string at = R"({"type": "string", "format": "date-time"})";
+  EXPECT_TRUE(accepts(at, R"("2024-02-29T23:59:59.5Z")"));
+  EXPECT_TRUE(accepts(at, R"("2023-04-15T23:06:47-15:23")"));
+  EXPECT_FALSE(accepts(at, R"("2023-02-29T23:59:59Z")"));
+  EXPECT_FALSE(accepts(at, R"("0123-04-15T23:06:4789-15:23")"));
+  EXPECT_FALSE(accepts(at, R"("2023-04-15T23:06:47.Z")"));
+  EXPECT_TRUE(accepts(at, R"("2023-04-15T23:06:47.123456789Z")"));
+  EXPECT_FALSE(accepts(at, R"("2023-04-15T23:06:47.1234567890Z")"));
+  const std::string host = R"({"type": "string", "format": "hostname"})";
+  EXPECT_TRUE(accepts(host, R"("api.example-1.com")"));
+  EXPECT_FALSE(accepts(host, R"("api.-example.com")"));
+  EXPECT_FALSE(accepts(host, R"("api.example-.com")"));
+  EXPECT_FALSE(accepts(host, R"("a.b.c.d.e.f.g.h.i")"));
+  const std::string ip = R"({"type": "string", "format": "ipv4"})";
+  EXPECT_TRUE(accepts(ip, R"("10.0.0.1")"));
+  EXPECT_FALSE(accepts(ip, R"("10.00.0.1")"));
+  const std::string both = R"({"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
+                                         {"properties": {"b": {"type": "boolean"}}, "required": ["b"]}]})";
+  EXPECT_TRUE(accepts(both, R"({"a": 1, "b": true})"));
+  EXPECT_FALSE(accepts(both, R"({"a": 1})"));
+  StructuredOutputsParams bad;
+  bad.json = R"({"allOf": [{"type": "string"}, {"type": "integer"}]})";
+  auto err = cache.Get(bad);
+  EXPECT_EQ(err.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(err.status().message().find("structured_outputs.json: allOf"), std::string::npos) << err.status().message();
 }
 
 }  // namespace
