@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <vector>
@@ -146,6 +148,88 @@ Status MergeInto(Json& a, const Json& b) {
   return Status::OK();
 }
 
+// The formats XGrammar 0.2.9 turns into a pattern (JSONFormatToRegexPattern).
+bool IsEnforcedFormat(const Json& node) {
+  static const std::set<std::string> kFormats = {"email", "date", "time", "date-time", "duration", "ipv4", "ipv6",
+                                                 "hostname", "uuid", "uri", "uri-reference", "uri-template",
+                                                 "json-pointer", "relative-json-pointer"};
+  return node.contains("format") && node["format"].is_string() && kFormats.count(node["format"].get<std::string>());
+}
+
+// A pattern that is one character class, \\d, \\w or "." repeated, anchored or not
+// ("^[a-z0-9-]+$", "\\d{2,8}"): each repetition is one character.
+struct Repeated {
+  std::string atom;
+  uint64_t lo = 1, hi = 1;  // hi UINT64_MAX: unbounded
+};
+
+std::optional<Repeated> ParseRepeated(std::string s) {
+  if (!s.empty() && s.front() == '^') s.erase(0, 1);
+  if (s.size() >= 2 && s.back() == '$' && s[s.size() - 2] != '\\') s.pop_back();
+  Repeated r;
+  size_t i = 0;
+  if (s.empty()) return std::nullopt;
+  if (s[0] == '[') {
+    for (i = 1; i < s.size() && !(s[i] == ']' && i > 1); i += s[i] == '\\' ? 2 : 1) {
+    }
+    if (i >= s.size()) return std::nullopt;
+    ++i;
+  } else if (s[0] == '\\' && s.size() > 1 && (s[1] == 'd' || s[1] == 'w')) {
+    i = 2;
+  } else if (s[0] == '.') {
+    i = 1;
+  } else {
+    return std::nullopt;
+  }
+  r.atom = s.substr(0, i);
+  const std::string q = s.substr(i);
+  auto digits = [](const std::string& d) {
+    return !d.empty() && d.size() < 10 && d.find_first_not_of("0123456789") == std::string::npos;
+  };
+  if (q == "+" || q == "*") {
+    r.lo = q == "+" ? 1 : 0;
+    r.hi = UINT64_MAX;
+  } else if (q.size() >= 3 && q.front() == '{' && q.back() == '}') {
+    const std::string body = q.substr(1, q.size() - 2);
+    const size_t comma = body.find(',');
+    const std::string lo = body.substr(0, comma), hi = comma == std::string::npos ? lo : body.substr(comma + 1);
+    if (!digits(lo) || (!hi.empty() && !digits(hi))) return std::nullopt;
+    r.lo = std::stoull(lo);
+    r.hi = hi.empty() ? UINT64_MAX : std::stoull(hi);
+  } else if (!q.empty()) {
+    return std::nullopt;
+  }
+  return r;
+}
+
+// XGrammar 0.2.9 drops minLength/maxLength on a string that has a pattern or an enforced
+// format. A pattern that is one character class repeated ("^[a-z0-9-]+$", "\\d{2,8}") takes
+// the bounds into its repetition (each repetition is one character, as the bounds count);
+// any other combination is an error rather than a bound silently ignored (vLLM's xgrammar
+// backend refuses such schemas too).
+Status LengthWithPattern(Json& node) {
+  const bool min = node.contains("minLength"), max = node.contains("maxLength");
+  if (!(min || max) || !(node.contains("pattern") || IsEnforcedFormat(node))) return Status::OK();
+  if ((min && !node["minLength"].is_number_unsigned()) || (max && !node["maxLength"].is_number_unsigned())) {
+    return Status::OK();  // XGrammar reports the invalid bound itself
+  }
+  const std::string pattern = node.contains("pattern") && node["pattern"].is_string() ? node["pattern"].get<std::string>() : "";
+  std::optional<Repeated> r = node.contains("format") ? std::nullopt : ParseRepeated(pattern);
+  if (r) {
+    if (min) r->lo = std::max<uint64_t>(r->lo, node["minLength"].get<uint64_t>());
+    if (max) r->hi = std::min<uint64_t>(r->hi, node["maxLength"].get<uint64_t>());
+    if (r->lo > r->hi) return InvalidArgument(fmt::format("pattern {} allows no string of the length bounds", pattern));
+    node["pattern"] = fmt::format("^{}{{{},{}}}$", r->atom, r->lo, r->hi == UINT64_MAX ? "" : std::to_string(r->hi));
+    node.erase("minLength");
+    node.erase("maxLength");
+    return Status::OK();
+  }
+  return InvalidArgument(fmt::format(
+      "a string with {} and minLength/maxLength is not supported (the grammar engine would drop the length "
+      "bounds); use a pattern with the bounds in its repetition, or drop one of them",
+      node.contains("pattern") ? "pattern " + node["pattern"].dump() : "format " + node["format"].dump()));
+}
+
 class Preparer {
  public:
   explicit Preparer(const Json& root) : root_(root) {}
@@ -159,6 +243,7 @@ class Preparer {
         node.erase("format");
       }
     }
+    INFERD_RETURN_IF_ERROR(LengthWithPattern(node));
     static const std::set<std::string> kMaps = {"properties", "$defs", "definitions", "patternProperties",
                                                 "dependentSchemas"};
     static const std::set<std::string> kLists = {"anyOf", "oneOf", "prefixItems", "items"};

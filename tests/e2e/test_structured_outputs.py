@@ -169,3 +169,19 @@ def test_allof_that_cannot_be_merged_is_400(client, schema, fragment):
                                   extra_body={"structured_outputs": {"json": schema}})
     assert "structured_outputs.json: allOf cannot be merged into one schema" in str(e.value)
     assert fragment in str(e.value), str(e.value)
+
+
+def test_length_bounds_beside_a_pattern_are_kept_or_refused(client):
+    """XGrammar would drop maxLength beside a pattern or format: a repeated character class
+    takes it into the pattern (the output respects it), other combinations are a 400."""
+    schema = {"type": "object", "properties": {"code": {"type": "string", "pattern": "^[A-Z]+$", "maxLength": 4}},
+              "required": ["code"], "additionalProperties": False}
+    r = chat(client, "Give a long uppercase code.", max_tokens=40, temperature=0,
+             logit_bias={str(t): 20 for t in _token_ids(client, "ABCDEFGH")},
+             extra_body={"structured_outputs": {"json": schema}})
+    doc = json.loads(r.choices[0].message.content)
+    jsonschema.validate(doc, schema)
+    with pytest.raises(openai.BadRequestError) as e:
+        client.completions.create(model="smollm2", prompt="x", max_tokens=5, extra_body={"structured_outputs": {
+            "json": {"type": "string", "format": "email", "maxLength": 20}}})
+    assert "minLength/maxLength is not supported" in str(e.value)
