@@ -134,10 +134,14 @@ class GrammarState {
   // the root rule complete), found greedily: forced text as it stands; in JSON, what closes
   // the open string, array or object first; then printable ASCII characters least recently
   // used first, so that no loop of the grammar repeats forever; nullopt if none is found
-  // within max_bytes. The state is unchanged.
+  // within max_bytes and kMaxAttempts. The state is unchanged.
   std::optional<std::string> ShortestCompletion(size_t max_bytes);
 
   static constexpr int kRecheckEvery = 8;
+  // Characters ShortestCompletion may try in one search (each an Earley step of about a
+  // microsecond): a grammar that needs a late candidate at every position gives up instead of
+  // stalling the batch.
+  static constexpr int kMaxAttempts = 20000;
   static constexpr int64_t kCloseWindow = 24;
   static constexpr int64_t kCloseMargin = 2;
   static constexpr int64_t kMaxAnticipation = 64;

@@ -126,8 +126,9 @@ std::optional<std::string> GrammarState::ShortestCompletion(size_t max_bytes) {
   std::vector<char> orders[2] = {kInText, kBetweenTokens};
   std::string out;
   int steps = 0;  // accepted strings, rolled back at the end
+  int attempts = 0;
   auto accept = [&](const std::string& s) {
-    if (s.empty() || !matcher_.AcceptString(s)) return false;  // each step adds a byte: the loop ends
+    if (s.empty() || ++attempts > kMaxAttempts || !matcher_.AcceptString(s)) return false;  // each step adds a byte
     ++steps;
     out += s;
     lex.Feed(s);

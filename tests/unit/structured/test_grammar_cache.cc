@@ -166,6 +166,21 @@ TEST_F(GrammarStateTest, ShortestCompletionFinishesHalfWrittenDocuments) {
   }
 }
 
+// The search is bounded in characters tried, not only in bytes: a grammar that needs the last
+// candidates at every position (here "Y" or "Z", tried after about 85 others; a choice, so no
+// jump-forward text) gives up past kMaxAttempts.
+TEST_F(GrammarStateTest, ShortestCompletionGivesUpAfterBoundedWork) {
+  structured::GrammarCache cache(*tok);
+  auto small = cache.Get(Regex("[YZ]{100}"));
+  auto big = cache.Get(Regex("[YZ]{3000}"));
+  ASSERT_TRUE(small.ok() && big.ok());
+  structured::GrammarState a(*small), b(*big);
+  std::optional<std::string> done = a.ShortestCompletion(4096);
+  ASSERT_TRUE(done.has_value());
+  EXPECT_EQ(done->size(), 100u);
+  EXPECT_EQ(b.ShortestCompletion(4096), std::nullopt);  // 3000 x ~86 tries > kMaxAttempts
+}
+
 // A "model" that always continues a value (the digit 7 while an integer may grow) never ends
 // the document by itself; with FinishWithin the output is complete, valid and ends with a stop
 // token exactly when the budget allows.
