@@ -33,18 +33,24 @@ constexpr std::string_view kTime =
     R"(([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d\d?\d?\d?\d?\d?\d?\d?\d?)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d))";
 constexpr std::string_view kIpv4Octet = R"((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d))";
 
-const char* FormatPattern(const std::string& format) {
-  static const std::string date = "^" + DatePattern() + "$";
-  static const std::string time = fmt::format("^{}$", kTime);
-  static const std::string date_time = fmt::format("^{}T{}$", DatePattern(), kTime);
-  static const std::string ipv4 = fmt::format(R"(^({}\.){{3}}{}$)", kIpv4Octet, kIpv4Octet);
-  static const std::string hostname =
-      R"(^([A-Za-z0-9]([A-Za-z0-9-]{0,28}[A-Za-z0-9])?\.){0,7}[A-Za-z]([A-Za-z0-9-]{0,28}[A-Za-z0-9])?$)";
-  if (format == "date") return date.c_str();
-  if (format == "time") return time.c_str();
-  if (format == "date-time") return date_time.c_str();
-  if (format == "ipv4") return ipv4.c_str();
-  if (format == "hostname") return hostname.c_str();
+// A format's exact pattern and the lengths of the strings it matches.
+struct FormatSpec {
+  std::string pattern;
+  uint64_t min_length, max_length;
+};
+
+const FormatSpec* FormatPattern(const std::string& format) {
+  static const FormatSpec date{"^" + DatePattern() + "$", 10, 10};
+  static const FormatSpec time{fmt::format("^{}$", kTime), 9, 24};  // 00:00:00Z .. 8 + 10 fraction + 6 offset
+  static const FormatSpec date_time{fmt::format("^{}T{}$", DatePattern(), kTime), 20, 35};
+  static const FormatSpec ipv4{fmt::format(R"(^({}\.){{3}}{}$)", kIpv4Octet, kIpv4Octet), 7, 15};
+  static const FormatSpec hostname{
+      R"(^([A-Za-z0-9]([A-Za-z0-9-]{0,28}[A-Za-z0-9])?\.){0,7}[A-Za-z]([A-Za-z0-9-]{0,28}[A-Za-z0-9])?$)", 1, 247};
+  if (format == "date") return &date;
+  if (format == "time") return &time;
+  if (format == "date-time") return &date_time;
+  if (format == "ipv4") return &ipv4;
+  if (format == "hostname") return &hostname;
   return nullptr;
 }
 
@@ -238,9 +244,18 @@ class Preparer {
     if (!node.is_object()) return Status::OK();
     if (node.contains("allOf") && node["allOf"].is_array()) INFERD_RETURN_IF_ERROR(MergeAllOf(node));
     if (node.contains("format") && node["format"].is_string() && !node.contains("pattern")) {
-      if (const char* pattern = FormatPattern(node["format"].get<std::string>())) {
-        node["pattern"] = pattern;
+      if (const FormatSpec* f = FormatPattern(node["format"].get<std::string>())) {
+        node["pattern"] = f->pattern;
         node.erase("format");
+        // Length bounds that every string of the pattern meets say nothing more.
+        if (node.contains("minLength") && node["minLength"].is_number_unsigned() &&
+            node["minLength"].get<uint64_t>() <= f->min_length) {
+          node.erase("minLength");
+        }
+        if (node.contains("maxLength") && node["maxLength"].is_number_unsigned() &&
+            node["maxLength"].get<uint64_t>() >= f->max_length) {
+          node.erase("maxLength");
+        }
       }
     }
     INFERD_RETURN_IF_ERROR(LengthWithPattern(node));

@@ -128,6 +128,12 @@ TEST(PrepareJsonSchema, LengthBoundsBesideAPatternAreKeptOrRefused) {
             std::string::npos);
   EXPECT_NE(Error(R"({"type": "string", "pattern": "^[a]{5}$", "maxLength": 3})").find("allows no string"),
             std::string::npos);
+  // Bounds that every string of a format meets are implied: an IPv4 address is 7 to 15
+  // characters, a date 10; tighter ones cannot be enforced beside the pattern.
+  auto f = Prepared(R"({"type": "string", "format": "ipv4", "minLength": 7, "maxLength": 15})");
+  EXPECT_FALSE(f.contains("maxLength") || f.contains("minLength") || f.contains("format"));
+  EXPECT_NE(Error(R"({"type": "string", "format": "ipv4", "maxLength": 11})").find("not supported"), std::string::npos);
+  EXPECT_FALSE(Prepared(R"({"type": "string", "format": "date", "maxLength": 10})").contains("maxLength"));
 }
 
 }  // namespace
