@@ -2,8 +2,9 @@
 """Fails when a source under src/ includes a layer above its own (docs/model-families.md,
 docs/architecture.md): dependencies point one way,
 util -> format -> tokenizer -> model -> ops -> backend -> sched -> engine -> server -> cli,
-with chat, kv and sample as leaves on util that any layer above them may use, and structured
-(grammars over the vocabulary) on tokenizer, for engine and above.
+with chat, kv, sample and spec (speculative-decoding proposers) as leaves on util that any
+layer above them may use, and structured (grammars over the vocabulary) on tokenizer, for
+engine and above.
 backend/cpu (the kernels) sees formats and the op batch types, never models.
 Usage: scripts/check-layering.py [repo root]; exit 1 with one line per violation."""
 
@@ -21,14 +22,15 @@ ALLOWED = {
     "chat": {"util"},
     "kv": {"util"},
     "sample": {"util"},
+    "spec": {"util"},
     "model": {"format", "tokenizer", "util"},
     "ops": {"model", "format", "util"},
     "backend/cpu": {"ops", "format", "util"},
     "backend": {"backend", "ops", "model", "format", "tokenizer", "kv", "sample", "util"},
     "sched": {"kv", "sample", "util"},
-    "engine": {"backend", "ops", "model", "format", "tokenizer", "structured", "chat", "kv", "sample", "sched", "util"},
-    "server": {"engine", "backend", "ops", "model", "format", "tokenizer", "structured", "chat", "kv", "sample", "sched", "util"},
-    "cli": {"server", "engine", "backend", "ops", "model", "format", "tokenizer", "structured", "chat", "kv", "sample", "sched",
+    "engine": {"spec", "backend", "ops", "model", "format", "tokenizer", "structured", "chat", "kv", "sample", "sched", "util"},
+    "server": {"spec", "engine", "backend", "ops", "model", "format", "tokenizer", "structured", "chat", "kv", "sample", "sched", "util"},
+    "cli": {"spec", "server", "engine", "backend", "ops", "model", "format", "tokenizer", "structured", "chat", "kv", "sample", "sched",
             "util"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/([^"]+)"', re.M)

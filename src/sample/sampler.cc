@@ -472,6 +472,8 @@ int32_t SampleRandom(std::span<const float> logits, const SampleInput& in,
 
 }  // namespace
 
+int32_t ArgmaxToken(std::span<const float> logits) { return Argmax(logits); }
+
 double CounterUniform(uint64_t seed, uint64_t counter) {
   // Two splitmix64 finalizer rounds: the seed selects a stream, the counter a position in it.
   uint64_t z = Mix64(Mix64(seed + 0x9E3779B97F4A7C15ull) ^ (counter * 0xD1B54A32D192ED03ull));

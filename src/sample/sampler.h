@@ -55,6 +55,10 @@ struct SampleResult {
 // as -inf. Safe to call from several threads at once (scratch buffers are thread_local).
 SampleResult SampleToken(std::span<float> logits, const SampleInput& in);
 
+// The greedy choice: the lowest id among the maximal values (NaN never wins); 0 when every
+// value is -inf or NaN.
+int32_t ArgmaxToken(std::span<const float> logits);
+
 // The allowed-token mask and the sparse logits processors of SampleToken alone, in the same order (logit_bias,
 // min_tokens suppression, repetition / frequency / presence penalties), applied in place.
 // For callers that sample elsewhere (a device sampler) and for tests.
