@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <optional>
 #include <set>
@@ -162,7 +163,21 @@ bool IsEnforcedFormat(const Json& node) {
   return node.contains("format") && node["format"].is_string() && kFormats.count(node["format"].get<std::string>());
 }
 
-// A pattern that is one character class, \\d, \\w or "." repeated, anchored or not
+// A length bound's value: a non-negative integer, however the JSON spells it (0, -0, 2.0);
+// nullopt for anything else.
+std::optional<uint64_t> Count(const Json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>();
+  if (v.is_number_integer()) return v.get<int64_t>() >= 0 ? std::optional<uint64_t>(v.get<int64_t>()) : std::nullopt;
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (d >= 0 && d < 9007199254740992.0 && d == static_cast<double>(static_cast<uint64_t>(d))) {
+      return static_cast<uint64_t>(d);
+    }
+  }
+  return std::nullopt;
+}
+
+// A pattern that is one character class, \\d, \\w, "." or a letter or digit repeated, anchored or not
 // ("^[a-z0-9-]+$", "\\d{2,8}"): each repetition is one character.
 struct Repeated {
   std::string atom;
@@ -182,7 +197,7 @@ std::optional<Repeated> ParseRepeated(std::string s) {
     ++i;
   } else if (s[0] == '\\' && s.size() > 1 && (s[1] == 'd' || s[1] == 'w')) {
     i = 2;
-  } else if (s[0] == '.') {
+  } else if (s[0] == '.' || std::isalnum(static_cast<unsigned char>(s[0]))) {
     i = 1;
   } else {
     return std::nullopt;
@@ -216,14 +231,14 @@ std::optional<Repeated> ParseRepeated(std::string s) {
 Status LengthWithPattern(Json& node) {
   const bool min = node.contains("minLength"), max = node.contains("maxLength");
   if (!(min || max) || !(node.contains("pattern") || IsEnforcedFormat(node))) return Status::OK();
-  if ((min && !node["minLength"].is_number_unsigned()) || (max && !node["maxLength"].is_number_unsigned())) {
+  if ((min && !Count(node["minLength"])) || (max && !Count(node["maxLength"]))) {
     return Status::OK();  // XGrammar reports the invalid bound itself
   }
   const std::string pattern = node.contains("pattern") && node["pattern"].is_string() ? node["pattern"].get<std::string>() : "";
   std::optional<Repeated> r = node.contains("format") ? std::nullopt : ParseRepeated(pattern);
   if (r) {
-    if (min) r->lo = std::max<uint64_t>(r->lo, node["minLength"].get<uint64_t>());
-    if (max) r->hi = std::min<uint64_t>(r->hi, node["maxLength"].get<uint64_t>());
+    if (min) r->lo = std::max<uint64_t>(r->lo, *Count(node["minLength"]));
+    if (max) r->hi = std::min<uint64_t>(r->hi, *Count(node["maxLength"]));
     if (r->lo > r->hi) return InvalidArgument(fmt::format("pattern {} allows no string of the length bounds", pattern));
     node["pattern"] = fmt::format("^{}{{{},{}}}$", r->atom, r->lo, r->hi == UINT64_MAX ? "" : std::to_string(r->hi));
     node.erase("minLength");
@@ -248,12 +263,10 @@ class Preparer {
         node["pattern"] = f->pattern;
         node.erase("format");
         // Length bounds that every string of the pattern meets say nothing more.
-        if (node.contains("minLength") && node["minLength"].is_number_unsigned() &&
-            node["minLength"].get<uint64_t>() <= f->min_length) {
+        if (node.contains("minLength") && Count(node["minLength"]).value_or(UINT64_MAX) <= f->min_length) {
           node.erase("minLength");
         }
-        if (node.contains("maxLength") && node["maxLength"].is_number_unsigned() &&
-            node["maxLength"].get<uint64_t>() >= f->max_length) {
+        if (node.contains("maxLength") && Count(node["maxLength"]).value_or(0) >= f->max_length) {
           node.erase("maxLength");
         }
       }
