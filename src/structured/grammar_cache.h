@@ -120,8 +120,9 @@ class GrammarState {
 
   // Call before each position's mask (not while NextMask runs elsewhere) with the tokens the
   // sequence may still generate, this position's included. Re-estimates the shortest
-  // completion every kRecheckEvery positions, and at every position that changed the JSON
-  // structure once the budget comes within kCloseWindow tokens of the threshold; when
+  // completion every kRecheckEvery positions, and, while the completion fits the budget, at
+  // every position that changed the JSON structure once the budget comes within kCloseWindow
+  // tokens of the threshold; when
   // `remaining` is at most the threshold, the following masks allow only the completion's
   // tokens, in order, then the stop tokens. The threshold is the completion's tokens and a
   // stop token ("need"), plus the most one more token can add to it (another array item or
@@ -134,13 +135,14 @@ class GrammarState {
   // the root rule complete), found greedily: forced text as it stands; in JSON, what closes
   // the open string, array or object first; then printable ASCII characters least recently
   // used first, so that no loop of the grammar repeats forever; nullopt if none is found
-  // within max_bytes and kMaxAttempts. The state is unchanged.
-  std::optional<std::string> ShortestCompletion(size_t max_bytes);
+  // within max_bytes and max_attempts characters tried. The state is unchanged.
+  std::optional<std::string> ShortestCompletion(size_t max_bytes, int max_attempts = kMaxAttempts);
 
   static constexpr int kRecheckEvery = 8;
   // Characters ShortestCompletion may try in one search (each an Earley step of about a
   // microsecond): a grammar that needs a late candidate at every position gives up instead of
-  // stalling the batch.
+  // stalling the batch. Growth's probes get an eighth each, so one estimate tries at most
+  // 2 * kMaxAttempts.
   static constexpr int kMaxAttempts = 20000;
   static constexpr int64_t kCloseWindow = 24;
   static constexpr int64_t kCloseMargin = 2;

@@ -117,7 +117,7 @@ bool GrammarState::Accept(int32_t token) {
 
 bool GrammarState::terminated() const { return matcher_.IsTerminated(); }
 
-std::optional<std::string> GrammarState::ShortestCompletion(size_t max_bytes) {
+std::optional<std::string> GrammarState::ShortestCompletion(size_t max_bytes, int max_attempts) {
   if (matcher_.IsTerminated()) return std::nullopt;
   JsonLexer lex = lexer_;
   // Least recently used first; one order inside JSON strings (and for other grammars), one
@@ -128,7 +128,7 @@ std::optional<std::string> GrammarState::ShortestCompletion(size_t max_bytes) {
   int steps = 0;  // accepted strings, rolled back at the end
   int attempts = 0;
   auto accept = [&](const std::string& s) {
-    if (s.empty() || ++attempts > kMaxAttempts || !matcher_.AcceptString(s)) return false;  // each step adds a byte
+    if (s.empty() || ++attempts > max_attempts || !matcher_.AcceptString(s)) return false;  // each step adds a byte
     ++steps;
     out += s;
     lex.Feed(s);
@@ -176,7 +176,7 @@ int64_t GrammarState::Growth(size_t max_bytes, const Tokenizer& tok) {
   // current one and start the next (a token such as "},{" or "},\n").
   for (const char* open : {",", "{", "[", "[{", "},", "},{", "],", "],["}) {
     if (!matcher_.AcceptString(open)) continue;
-    if (std::optional<std::string> more = ShortestCompletion(max_bytes)) {
+    if (std::optional<std::string> more = ShortestCompletion(max_bytes, kMaxAttempts / 8)) {
       most = std::max(most, static_cast<int64_t>(std::strlen(open)) + TokensOf(*more, tok, &ids) - need_);
     }
     matcher_.Rollback(1);
@@ -189,8 +189,10 @@ void GrammarState::FinishWithin(int64_t remaining, const Tokenizer& tok) {
   ++since_check_;
   // Between checks the estimate stands while the output stays inside a value (a string, a
   // number): the completion hardly changes there.
-  const bool near = need_ >= 0 && remaining <= Threshold() + kCloseWindow;
-  const bool due = since_check_ >= kRecheckEvery || (near && structural_) || (need_ >= 0 && remaining <= Threshold());
+  // A completion longer than the budget cannot be forced: then only the periodic check.
+  const bool fits = need_ >= 0 && need_ <= remaining;
+  const bool near = fits && remaining <= Threshold() + kCloseWindow;
+  const bool due = since_check_ >= kRecheckEvery || (near && structural_) || (fits && remaining <= Threshold());
   if (!due) return;
   since_check_ = 0;
   structural_ = !json_;
@@ -205,7 +207,11 @@ void GrammarState::FinishWithin(int64_t remaining, const Tokenizer& tok) {
   }
   std::vector<int32_t> ids;
   need_ = TokensOf(*text, tok, &ids);
-  if (json_ && !lexer_.in_string) growth_ = Growth(max_bytes, tok);
+  // Growth matters only where it can move the threshold (its largest value is reached at
+  // need + kMaxAnticipation + kCloseMargin; the window in front of it).
+  if (json_ && !lexer_.in_string && remaining <= need_ + kMaxAnticipation + kCloseMargin + kCloseWindow) {
+    growth_ = Growth(max_bytes, tok);
+  }
   if (remaining > Threshold() || need_ > remaining) return;
   // The tokens must spell the completion exactly (a tokenizer that adds a space prefix does
   // not): check them against the grammar before forcing them.
