@@ -135,14 +135,15 @@ class GrammarState {
   // the root rule complete), found greedily: forced text as it stands; in JSON, what closes
   // the open string, array or object first; then printable ASCII characters least recently
   // used first, so that no loop of the grammar repeats forever; nullopt if none is found
-  // within max_bytes and max_attempts characters tried. The state is unchanged.
-  std::optional<std::string> ShortestCompletion(size_t max_bytes, int max_attempts = kMaxAttempts);
+  // within max_bytes and the characters it may try (*budget, decremented, or kMaxAttempts).
+  // The state is unchanged.
+  std::optional<std::string> ShortestCompletion(size_t max_bytes, int* budget = nullptr);
 
   static constexpr int kRecheckEvery = 8;
   // Characters ShortestCompletion may try in one search (each an Earley step of about a
   // microsecond): a grammar that needs a late candidate at every position gives up instead of
-  // stalling the batch. Growth's probes get an eighth each, so one estimate tries at most
-  // 2 * kMaxAttempts.
+  // stalling the batch. Growth's probes share one such budget, so one estimate tries at
+  // most 2 * kMaxAttempts.
   static constexpr int kMaxAttempts = 20000;
   static constexpr int64_t kCloseWindow = 24;
   static constexpr int64_t kCloseMargin = 2;

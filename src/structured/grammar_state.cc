@@ -117,7 +117,7 @@ bool GrammarState::Accept(int32_t token) {
 
 bool GrammarState::terminated() const { return matcher_.IsTerminated(); }
 
-std::optional<std::string> GrammarState::ShortestCompletion(size_t max_bytes, int max_attempts) {
+std::optional<std::string> GrammarState::ShortestCompletion(size_t max_bytes, int* budget) {
   if (matcher_.IsTerminated()) return std::nullopt;
   JsonLexer lex = lexer_;
   // Least recently used first; one order inside JSON strings (and for other grammars), one
@@ -126,9 +126,12 @@ std::optional<std::string> GrammarState::ShortestCompletion(size_t max_bytes, in
   std::vector<char> orders[2] = {kInText, kBetweenTokens};
   std::string out;
   int steps = 0;  // accepted strings, rolled back at the end
-  int attempts = 0;
+  int own_budget = kMaxAttempts;
+  int& left = budget ? *budget : own_budget;
   auto accept = [&](const std::string& s) {
-    if (s.empty() || ++attempts > max_attempts || !matcher_.AcceptString(s)) return false;  // each step adds a byte
+    if (s.empty() || left <= 0) return false;
+    --left;
+    if (!matcher_.AcceptString(s)) return false;  // each step adds a byte
     ++steps;
     out += s;
     lex.Feed(s);
@@ -172,11 +175,12 @@ int64_t GrammarState::TokensOf(const std::string& text, const Tokenizer& tok, st
 int64_t GrammarState::Growth(size_t max_bytes, const Tokenizer& tok) {
   int64_t most = 0;
   std::vector<int32_t> ids;
+  int budget = kMaxAttempts;  // shared by the probes
   // What one token can do: add an item or property, open an object or array, or close the
   // current one and start the next (a token such as "},{" or "},\n").
   for (const char* open : {",", "{", "[", "[{", "},", "},{", "],", "],["}) {
     if (!matcher_.AcceptString(open)) continue;
-    if (std::optional<std::string> more = ShortestCompletion(max_bytes, kMaxAttempts / 8)) {
+    if (std::optional<std::string> more = ShortestCompletion(max_bytes, &budget)) {
       most = std::max(most, static_cast<int64_t>(std::strlen(open)) + TokensOf(*more, tok, &ids) - need_);
     }
     matcher_.Rollback(1);
