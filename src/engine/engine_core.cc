@@ -291,8 +291,8 @@ Status EngineCore::AddRequest(GenerateRequest request) {
     if (r.params.logprobs) s->out.logprobs.emplace();
     if (grammar) {
       const StructuredOutputsParams& so = *r.params.structured_outputs;
-      const bool json = so.json || so.json_object;
-      s->grammar = std::make_unique<structured::GrammarState>(grammar, json ? &grammars_->json_text_mask() : nullptr, json);
+      s->grammar = std::make_unique<structured::GrammarState>(
+          grammar, so.json || so.json_object ? &grammars_->json_text_mask() : nullptr);
     }
     s->grammar_on = r.structured_after.empty();
     if (s->constrained()) s->grammar->FinishWithin(q.max_tokens, tokenizer());

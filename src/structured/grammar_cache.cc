@@ -104,14 +104,17 @@ Status CheckSizes(const StructuredOutputsParams& p) {
 GrammarCache::GrammarCache(const Tokenizer& tok, size_t max_entries, int64_t max_bytes)
     : max_entries_(max_entries), max_bytes_(max_bytes) {
   xgrammar::TokenizerInfo vocab = MakeGrammarVocab(tok);
-  const int32_t n = vocab.GetVocabSize();
-  json_text_mask_.assign(static_cast<size_t>((n + 31) / 32), 0u);
-  for (int32_t t = 0; t < n; ++t) {
+  // Each token's raw bytes, as MakeGrammarVocab gave them to XGrammar (special tokens empty;
+  // ids past them, padding, have none).
+  const std::vector<std::string>& pieces = vocab.GetDecodedVocab();
+  const size_t n = static_cast<size_t>(vocab.GetVocabSize());
+  json_text_mask_.assign((n + 31) / 32, 0u);
+  for (size_t t = 0; t < n; ++t) {
     bool ok = true;
-    for (unsigned char c : t < tok.vocab_size() ? tok.TokenToPiece(t, false) : std::string()) {
-      ok = ok && (c >= 0x20 || c == '\n' || c == '\r');
+    if (t < pieces.size()) {
+      for (unsigned char c : pieces[t]) ok = ok && (c >= 0x20 || c == '\n' || c == '\r');
     }
-    if (ok) json_text_mask_[static_cast<size_t>(t) / 32] |= 1u << (t % 32);
+    if (ok) json_text_mask_[t / 32] |= 1u << (t % 32);
   }
   compiler_ = std::make_unique<xgrammar::GrammarCompiler>(std::move(vocab), /*max_threads=*/2,
                                                           /*cache_enabled=*/false);

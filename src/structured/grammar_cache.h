@@ -11,9 +11,9 @@
 #include <cstdint>
 #include <deque>
 #include <list>
-#include <optional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -102,10 +102,11 @@ struct JsonLexer {
 class GrammarState {
  public:
   // The mask covers the grammar's vocabulary (its TokenizerInfo); logits past it are disallowed.
-  // `and_mask` (may be null; must outlive the state) is ANDed into every mask. `json`: the
-  // grammar produces JSON text (completions then read where strings are).
+  // `json_text_mask` (GrammarCache::json_text_mask(); must outlive the state) is given for
+  // grammars that produce JSON text: it is ANDed into every mask, and completions read where
+  // the JSON strings are. Null for other grammars.
   explicit GrammarState(std::shared_ptr<const xgrammar::CompiledGrammar> grammar,
-                        const std::vector<uint32_t>* and_mask = nullptr, bool json = false);
+                        const std::vector<uint32_t>* json_text_mask = nullptr);
   // Bit t of word t / 32 set: token t may come next. Computed once per position (a second
   // call before Accept returns the same mask), so it may be computed ahead on another thread.
   const std::vector<uint32_t>& NextMask();
@@ -122,12 +123,13 @@ class GrammarState {
   // sequence may still generate, this position's included. Re-estimates the shortest
   // completion every kRecheckEvery positions, and, while the completion fits the budget, at
   // every position that changed the JSON structure once the budget comes within kCloseWindow
-  // tokens of the threshold; when
-  // `remaining` is at most the threshold, the following masks allow only the completion's
-  // tokens, in order, then the stop tokens. The threshold is the completion's tokens and a
-  // stop token ("need"), plus the most one more token can add to it (another array item or
-  // property, a new object or array: measured outside strings; at least need, at most
-  // kMaxAnticipation), plus kCloseMargin.
+  // tokens of the threshold; when `remaining` is at most the threshold, the following masks
+  // allow only the completion's tokens, in order, then the stop tokens. The threshold is the
+  // completion's tokens and a stop token ("need"), plus an anticipation, plus kCloseMargin.
+  // The anticipation is the larger of need (at most kMaxAnticipation) and the most one more
+  // token can add to need (another array item or property, a new object or array), which is
+  // measured outside strings once the budget is within need + kMaxAnticipation + kCloseMargin
+  // + kCloseWindow tokens.
   void FinishWithin(int64_t remaining, const Tokenizer& tok);
   // The output is being forced to its shortest completion.
   bool closing() const { return closing_; }
@@ -151,6 +153,7 @@ class GrammarState {
 
  private:
   void FillMask();
+  bool json() const { return json_text_mask_ != nullptr; }
   int64_t Threshold() const {
     return need_ + std::max(std::min(need_, kMaxAnticipation), growth_) + kCloseMargin;
   }
@@ -163,10 +166,9 @@ class GrammarState {
   std::shared_ptr<const xgrammar::CompiledGrammar> grammar_;
   xgrammar::GrammarMatcher matcher_;
   std::vector<uint32_t> mask_;
-  const std::vector<uint32_t>* and_mask_;
+  const std::vector<uint32_t>* json_text_mask_;  // non-null: a JSON grammar
   bool mask_ready_ = false;  // mask_ is NextMask() of the current position
-  bool json_;
-  JsonLexer lexer_;  // where the accepted JSON text is (json_ only)
+  JsonLexer lexer_;  // where the accepted JSON text is (JSON grammars only)
   // Finishing within the budget.
   bool closing_ = false;
   std::deque<int32_t> forced_;  // the completion's tokens still to come while closing_

@@ -53,10 +53,10 @@ void SetBit(std::vector<uint32_t>& mask, int32_t t) {
 }  // namespace
 
 GrammarState::GrammarState(std::shared_ptr<const xgrammar::CompiledGrammar> grammar,
-                           const std::vector<uint32_t>* and_mask, bool json)
+                           const std::vector<uint32_t>* json_text_mask)
     : grammar_(std::move(grammar)), matcher_(*grammar_),
-      mask_(static_cast<size_t>((grammar_->GetTokenizerInfo().GetVocabSize() + 31) / 32)), and_mask_(and_mask),
-      json_(json) {}
+      mask_(static_cast<size_t>((grammar_->GetTokenizerInfo().GetVocabSize() + 31) / 32)),
+      json_text_mask_(json_text_mask) {}
 
 void GrammarState::FillMask() {
   int64_t shape[1] = {static_cast<int64_t>(mask_.size())};
@@ -67,8 +67,8 @@ void GrammarState::FillMask() {
   t.dtype = DLDataType{kDLInt, 32, 1};
   t.shape = shape;
   matcher_.FillNextTokenBitmask(&t);
-  if (and_mask_) {
-    for (size_t i = 0; i < mask_.size() && i < and_mask_->size(); ++i) mask_[i] &= (*and_mask_)[i];
+  if (json_text_mask_) {
+    for (size_t i = 0; i < mask_.size() && i < json_text_mask_->size(); ++i) mask_[i] &= (*json_text_mask_)[i];
   }
 }
 
@@ -95,7 +95,7 @@ const std::vector<uint32_t>& GrammarState::NextMask() {
 
 bool GrammarState::Accept(int32_t token) {
   mask_ready_ = false;
-  if (json_) {
+  if (json()) {
     const std::vector<std::string>& vocab = grammar_->GetTokenizerInfo().GetDecodedVocab();
     if (token >= 0 && static_cast<size_t>(token) < vocab.size()) {
       const std::string& text = vocab[static_cast<size_t>(token)];
@@ -141,13 +141,13 @@ std::optional<std::string> GrammarState::ShortestCompletion(size_t max_bytes, in
   while (!found && out.size() < max_bytes) {
     const std::string jump = matcher_.FindJumpForwardString();
     bool progressed = false;
-    const std::string forced = json_ ? WithoutWhitespace(jump, lex) : jump;
+    const std::string forced = json() ? WithoutWhitespace(jump, lex) : jump;
     if (!forced.empty()) progressed = accept(forced);
-    for (char c : Preferred(json_, lex)) {
+    for (char c : Preferred(json(), lex)) {
       if (progressed) break;
       progressed = accept(std::string(1, c));
     }
-    std::vector<char>& order = orders[json_ && !lex.in_string ? 1 : 0];
+    std::vector<char>& order = orders[json() && !lex.in_string ? 1 : 0];
     for (size_t i = 0; !progressed && i < order.size(); ++i) {
       if (accept(std::string(1, order[i]))) {
         progressed = true;
@@ -156,7 +156,7 @@ std::optional<std::string> GrammarState::ShortestCompletion(size_t max_bytes, in
       }
     }
     // Between JSON tokens a space only when nothing else goes (fixed separators have one).
-    if (!progressed && json_ && !lex.in_string) progressed = accept(" ");
+    if (!progressed && json() && !lex.in_string) progressed = accept(" ");
     // Inside a UTF-8 sequence (a token may end there): a continuation byte.
     for (int b = 0x80; !progressed && b < 0xC0; ++b) progressed = accept(std::string(1, static_cast<char>(b)));
     if (!progressed) break;  // the grammar wants a character outside the candidates
@@ -192,14 +192,14 @@ void GrammarState::FinishWithin(int64_t remaining, const Tokenizer& tok) {
   if (closing_ || remaining <= 0 || matcher_.IsTerminated()) return;
   ++since_check_;
   // Between checks the estimate stands while the output stays inside a value (a string, a
-  // number): the completion hardly changes there.
-  // A completion longer than the budget cannot be forced: then only the periodic check.
+  // number): the completion hardly changes there. A completion longer than the budget cannot
+  // be forced: then only the periodic check.
   const bool fits = need_ >= 0 && need_ <= remaining;
   const bool near = fits && remaining <= Threshold() + kCloseWindow;
   const bool due = since_check_ >= kRecheckEvery || (near && structural_) || (fits && remaining <= Threshold());
   if (!due) return;
   since_check_ = 0;
-  structural_ = !json_;
+  structural_ = !json();
   mask_ready_ = false;
   // Bytes are at least tokens, so a completion longer than 8 bytes per remaining token is of
   // no use; 4096 bounds the search.
@@ -211,9 +211,9 @@ void GrammarState::FinishWithin(int64_t remaining, const Tokenizer& tok) {
   }
   std::vector<int32_t> ids;
   need_ = TokensOf(*text, tok, &ids);
-  // Growth matters only where it can move the threshold (its largest value is reached at
-  // need + kMaxAnticipation + kCloseMargin; the window in front of it).
-  if (json_ && !lexer_.in_string && remaining <= need_ + kMaxAnticipation + kCloseMargin + kCloseWindow) {
+  // Growth is measured only near the end (its probes cost up to kMaxAttempts): within the
+  // largest threshold that need alone gives, and the window in front of it.
+  if (json() && !lexer_.in_string && remaining <= need_ + kMaxAnticipation + kCloseMargin + kCloseWindow) {
     growth_ = Growth(max_bytes, tok);
   }
   if (remaining > Threshold() || need_ > remaining) return;

@@ -141,7 +141,7 @@ TEST_F(GrammarStateTest, ShortestCompletionFinishesHalfWrittenDocuments) {
   for (const Case& c : cases) {
     auto g = cache.Get(*c.params);
     ASSERT_TRUE(g.ok()) << g.status().ToString();
-    structured::GrammarState st(*g, nullptr, /*json=*/c.params->json.has_value());
+    structured::GrammarState st(*g, c.params->json ? &cache.json_text_mask() : nullptr);
     ASSERT_TRUE(AcceptText(st, *tok, c.prefix)) << c.prefix;
     std::optional<std::string> done = st.ShortestCompletion(512);
     ASSERT_TRUE(done.has_value()) << c.prefix;
@@ -194,7 +194,7 @@ TEST_F(GrammarStateTest, FinishWithinForcesTheCompletionBeforeTheBudgetRunsOut) 
   ASSERT_TRUE(g.ok()) << g.status().ToString();
   const int32_t seven = tok->Encode("7", false, false).at(0);
   for (int64_t max_tokens : {40, 57, 100}) {
-    structured::GrammarState st(*g, nullptr, /*json=*/true);
+    structured::GrammarState st(*g, &cache.json_text_mask());
     std::string text;
     int64_t used = 0;
     bool stopped = false;
@@ -240,7 +240,7 @@ TEST_F(GrammarCacheTest, CompilesPreparedSchemas) {
     auto g = cache.Get(p);
     EXPECT_TRUE(g.ok()) << g.status().ToString();
     if (!g.ok()) return false;
-    structured::GrammarState st(*g, nullptr, true);
+    structured::GrammarState st(*g, &cache.json_text_mask());
     return AcceptText(st, *tok, text) && Allows(st.NextMask(), tok->eos_id());
   };
   const std::string at = R"({"type": "string", "format": "date-time"})";
