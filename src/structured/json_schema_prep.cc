@@ -17,7 +17,8 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-// allOf members that are $refs are inlined; a reference chain this long is a loop.
+// allOf members that are $refs are inlined, at most this many in one schema (a loop would
+// inline forever).
 constexpr int kMaxRefExpansions = 32;
 
 // Exact patterns for formats whose XGrammar 0.2.9 patterns accept invalid values.
@@ -299,7 +300,11 @@ class Preparer {
     if (!ref.is_string() || ref.get<std::string>().empty() || ref.get<std::string>()[0] != '#') {
       return Unmergeable(fmt::format("$ref {} is not a local reference", ref.dump()));
     }
-    if (++expansions_ > kMaxRefExpansions) return Unmergeable("its $refs refer to each other in a loop");
+    if (++expansions_ > kMaxRefExpansions) {
+      return Unmergeable(fmt::format("it inlines more than {} $refs (they refer to each other in a loop, or there "
+                                     "are too many)",
+                                     kMaxRefExpansions));
+    }
     Json target;
     try {
       target = root_.at(Json::json_pointer(ref.get<std::string>().substr(1)));
