@@ -22,7 +22,8 @@ APT_TEST=(
   chromium
 )
 PIP_TEST=(pytest numpy jinja2 openai requests safetensors diskcache typing_extensions gguf prometheus_client jsonschema
-  pybind11 scikit-build-core tqdm)  # the last three: the Python package (pip install . --no-build-isolation)
+  pybind11 scikit-build-core tqdm  # these three: the Python package (pip install . --no-build-isolation)
+  kubernetes-validate jsonpatch pyyaml)  # these three: tests/deploy (Kubernetes manifests, kustomize patches)
 
 APT_PKGS=("${APT_BUILD[@]}")
 PIP_PKGS=()

@@ -55,3 +55,6 @@ python3 -m pytest tests/python -q
 
 echo "== server end-to-end tests: openai client, raw HTTP, lifecycle, Prometheus (pytest)"
 python3 -m pytest tests/e2e -q
+
+echo "== deploy manifests and dashboard (pytest)"
+python3 -m pytest tests/deploy -q
