@@ -188,7 +188,7 @@ class PyEngine {
            const std::string& kv_cache_memory, int64_t max_num_batched_tokens, int64_t max_num_seqs,
            bool enable_prefix_caching, const std::string& scheduling_policy, int threads,
            const std::string& kv_cache_dtype, const std::string& quantization, const std::string& device,
-           double gpu_memory_utilization, bool enforce_eager) {
+           double gpu_memory_utilization, bool enforce_eager, const std::string& speculative_config) {
     LoadOptions load;
     load.model = model;
     load.tokenizer = tokenizer;
@@ -209,6 +209,7 @@ class PyEngine {
     opts.dtype = dtype;
     opts.gpu_memory_utilization = gpu_memory_utilization;
     opts.enforce_eager = enforce_eager;
+    opts.speculative = Unwrap(spec::ParseSpeculativeConfig(speculative_config));
     StatusOr<std::unique_ptr<Engine>> engine = Status(StatusCode::kInternal, "not loaded");
     {
       py::gil_scoped_release release;
@@ -450,13 +451,14 @@ PYBIND11_MODULE(_C, m) {
   py::class_<PyEngine>(m, "Engine")
       .def(py::init<const std::string&, const std::string&, const std::string&, const std::string&, uint64_t, int64_t,
                     int64_t, const std::string&, int64_t, int64_t, bool, const std::string&, int,
-                    const std::string&, const std::string&, const std::string&, double, bool>(),
+                    const std::string&, const std::string&, const std::string&, double, bool, const std::string&>(),
            py::arg("model"), py::arg("tokenizer") = "", py::arg("load_format") = "auto", py::arg("dtype") = "auto",
            py::arg("seed") = 0, py::arg("max_model_len") = 0, py::arg("block_size") = 16,
            py::arg("kv_cache_memory") = "", py::arg("max_num_batched_tokens") = 512, py::arg("max_num_seqs") = 64,
            py::arg("enable_prefix_caching") = true, py::arg("scheduling_policy") = "fcfs", py::arg("threads") = 0,
            py::arg("kv_cache_dtype") = "auto", py::arg("quantization") = "", py::arg("device") = "auto",
-           py::arg("gpu_memory_utilization") = 0.9, py::arg("enforce_eager") = false)
+           py::arg("gpu_memory_utilization") = 0.9, py::arg("enforce_eager") = false,
+           py::arg("speculative_config") = "")
       .def("generate", &PyEngine::Generate, py::arg("requests"), py::arg("logprob_cls"),
            py::arg("on_finished") = py::none())
       .def("encode", &PyEngine::Encode, py::arg("text"), py::arg("add_special_tokens") = true,

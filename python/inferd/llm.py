@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import functools
 import itertools
+import json
 import logging
 import os
 import threading
@@ -120,6 +121,7 @@ class LLM:
         load_format: str = "auto",
         quantization: Optional[str] = None,
         trust_remote_code: bool = False,
+        speculative_config: Union[Dict[str, Any], str, None] = None,
         **kwargs: Any,
     ) -> None:
         engine_flags = {"block_size": 16, "scheduling_policy": "fcfs", "max_logprobs": 20, "threads": 0,
@@ -140,7 +142,7 @@ class LLM:
                 known = list(engine_flags) + sorted(_IGNORED_ENGINE_ARGS | set(_FIXED_ENGINE_ARGS)) + [
                     "tokenizer", "dtype", "max_model_len", "max_num_seqs", "max_num_batched_tokens",
                     "kv_cache_memory", "enable_prefix_caching", "seed", "load_format", "quantization",
-                    "trust_remote_code"]
+                    "trust_remote_code", "speculative_config"]
                 close = difflib.get_close_matches(key, known, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise TypeError(f"LLM() got an unexpected keyword argument {key!r}{hint}")
@@ -162,6 +164,15 @@ class LLM:
             raise ValueError(f"max_model_len must be positive, got {max_model_len}")
         if trust_remote_code:
             _log_trust_remote_code()
+        if speculative_config is None:
+            speculative_json = ""
+        elif isinstance(speculative_config, dict):
+            speculative_json = json.dumps(speculative_config)
+        elif isinstance(speculative_config, str):
+            speculative_json = speculative_config
+        else:
+            raise ValueError("speculative_config must be a dict (vLLM's fields, e.g. {'method': 'ngram', "
+                             f"'num_speculative_tokens': 4}}) or its JSON text, got {speculative_config!r}")
         max_logprobs = engine_flags.pop("max_logprobs")
         self._max_logprobs = int(max_logprobs)
         try:
@@ -184,6 +195,7 @@ class LLM:
                 device=str(engine_flags["device"]),
                 gpu_memory_utilization=gpu_util,
                 enforce_eager=bool(engine_flags["enforce_eager"]),
+                speculative_config=speculative_json,
             )
         except FileNotFoundError as e:
             # The engine's message names the CLI flag; say it the Python way.

@@ -17,6 +17,32 @@
 namespace inferd::cli {
 namespace {
 
+// Speculative decoding's numbers (vLLM's names): the share of draft tokens accepted, the
+// mean tokens per verifying step (1 + accepted per draft), and the acceptance rate at each
+// draft position. Empty without speculation.
+nlohmann::json SpecStats(const EngineCounters& c) {
+  if (c.spec_num_drafts == 0) return nlohmann::json::object();
+  nlohmann::json per_pos = nlohmann::json::array();
+  for (int64_t a : c.spec_accepted_per_pos) per_pos.push_back(static_cast<double>(a) / c.spec_num_drafts);
+  return {{"spec_num_drafts", c.spec_num_drafts},
+          {"spec_num_draft_tokens", c.spec_num_draft_tokens},
+          {"spec_num_accepted_tokens", c.spec_num_accepted_tokens},
+          {"spec_acceptance_rate", static_cast<double>(c.spec_num_accepted_tokens) / c.spec_num_draft_tokens},
+          {"spec_mean_acceptance_length", 1.0 + static_cast<double>(c.spec_num_accepted_tokens) / c.spec_num_drafts},
+          {"spec_acceptance_rate_per_position", per_pos}};
+}
+
+void PrintSpecStats(const nlohmann::json& s) {
+  if (s.empty()) return;
+  std::printf("Speculative decoding: %lld drafts, %lld draft tokens, %lld accepted (acceptance rate %.3f, mean "
+              "acceptance length %.2f), per position %s\n",
+              static_cast<long long>(s["spec_num_drafts"].get<int64_t>()),
+              static_cast<long long>(s["spec_num_draft_tokens"].get<int64_t>()),
+              static_cast<long long>(s["spec_num_accepted_tokens"].get<int64_t>()),
+              s["spec_acceptance_rate"].get<double>(), s["spec_mean_acceptance_length"].get<double>(),
+              s["spec_acceptance_rate_per_position"].dump().c_str());
+}
+
 struct ThroughputFlags {
   ModelFlags model;
   int64_t num_prompts = 64, input_len = 128, output_len = 128;
@@ -76,6 +102,8 @@ void RunThroughput(ThroughputFlags& f) {
                       {"total_tokens_per_s", (in_tokens + out_tokens) / secs},
                       {"output_tokens_per_s", out_tokens / secs},
                       {"num_preemptions", c.num_preemptions}};
+  const nlohmann::json spec = SpecStats(c);
+  j.update(spec);
   if (f.json) {
     std::printf("%s\n", j.dump().c_str());
   } else {
@@ -84,6 +112,7 @@ void RunThroughput(ThroughputFlags& f) {
                 f.num_prompts / secs, (in_tokens + out_tokens) / secs, out_tokens / secs,
                 static_cast<long long>(f.num_prompts), static_cast<long long>(f.input_len),
                 static_cast<long long>(f.output_len), secs, static_cast<long long>(c.num_preemptions));
+    PrintSpecStats(spec);
   }
 }
 
@@ -157,6 +186,8 @@ void RunLatency(LatencyFlags& f) {
                       {"output_len", f.output_len},
                       {"prefill_tokens_per_s", Median(prefill_rates)},
                       {"decode_tokens_per_s", Median(decode_rates)}};
+  const nlohmann::json spec = SpecStats(core.counters());
+  j.update(spec);
   if (f.json) {
     std::printf("%s\n", j.dump().c_str());
   } else {
@@ -165,6 +196,7 @@ void RunLatency(LatencyFlags& f) {
                 static_cast<long long>(f.output_len), f.num_iters);
     std::printf("Prefill: %.1f tokens/s, decode: %.1f tokens/s (medians)\n", Median(prefill_rates),
                 Median(decode_rates));
+    PrintSpecStats(spec);
   }
 }
 

@@ -88,6 +88,9 @@ void RunServe(ServeFlags& f) {
     if (!kv.ok()) return Fail(InvalidArgument("--kv-cache-memory: " + kv.status().message()));
     f.model.engine.kv_cache_bytes = *kv;
   }
+  StatusOr<spec::SpeculativeConfig> speculative = spec::ParseSpeculativeConfig(f.model.speculative_config);
+  if (!speculative.ok()) return Fail(speculative.status());
+  f.model.engine.speculative = *speculative;
   InitLogging();
   ModelFlags* flags = &f.model;
   ExitCode() = server::RunServer(f.serve, [flags]() -> StatusOr<std::unique_ptr<EngineCore>> {

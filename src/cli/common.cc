@@ -60,6 +60,10 @@ void ModelFlags::Add(CLI::App* app, bool engine_flags) {
                     "fraction of GPU memory for weights, activations and the KV cache")
         ->capture_default_str();
     app->add_flag("--enforce-eager", engine.enforce_eager, "no CUDA graphs: launch every kernel of every step");
+    app->add_option("--speculative-config", speculative_config,
+                    "speculative decoding, as JSON with vLLM's fields: {\"method\": \"ngram\", "
+                    "\"num_speculative_tokens\": 4, \"prompt_lookup_min\": 2, \"prompt_lookup_max\": 5} or "
+                    "{\"method\": \"suffix\", ...} (docs/speculative-decoding.md)");
   }
 }
 
@@ -73,6 +77,7 @@ StatusOr<std::unique_ptr<Engine>> EngineFromFlags(ModelFlags& flags) {
   if (!flags.kv_cache_memory.empty()) {
     INFERD_ASSIGN_OR_RETURN(flags.engine.kv_cache_bytes, ParseByteSize(flags.kv_cache_memory));
   }
+  INFERD_ASSIGN_OR_RETURN(flags.engine.speculative, spec::ParseSpeculativeConfig(flags.speculative_config));
   flags.engine.dtype = flags.load.dtype;  // the GPU's compute dtype (dummy weights: also their type)
   INFERD_ASSIGN_OR_RETURN(std::unique_ptr<LoadedModel> model, LoadFromFlags(flags));
   if (!model->tokenizer) {

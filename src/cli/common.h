@@ -17,6 +17,7 @@ std::string DefaultModelPath();
 struct ModelFlags {
   LoadOptions load;
   std::string kv_cache_memory;
+  std::string speculative_config;  // --speculative-config JSON
   EngineOptions engine;
   int threads = 0;
   void Add(CLI::App* app, bool engine_flags);

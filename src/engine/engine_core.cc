@@ -7,18 +7,19 @@
 #include <thread>
 #include <cstdlib>
 
+#include "engine/draft_proposer.h"
+#include "engine/model_runner.h"
+#include "engine/output_processor.h"
+#include "engine/sequence.h"
 #include "sample/sampler.h"
+#include "spec/ngram_proposer.h"
+#include "spec/suffix_proposer.h"
 #include "structured/grammar_cache.h"
-#include "sample/stop_checker.h"
 #include "util/logging.h"
 #include "util/thread_pool.h"
 
 namespace inferd {
 namespace {
-
-double NowSeconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 uint64_t MixSeed(uint64_t a, uint64_t b) {
   uint64_t x = a ^ (b + 0x9E3779B97F4A7C15ull + (a << 6) + (a >> 2));
@@ -27,45 +28,20 @@ uint64_t MixSeed(uint64_t a, uint64_t b) {
   return x ^ (x >> 31);
 }
 
-PositionLogprobs MakePositionLogprobs(const Tokenizer& tok, int32_t chosen, float chosen_lp, int chosen_rank,
-                                      const std::vector<std::pair<int32_t, float>>& top) {
-  PositionLogprobs pl;
-  pl[chosen] = Logprob{chosen_lp, chosen_rank, tok.TokenToPiece(chosen, false)};
-  for (size_t k = 0; k < top.size(); ++k) {
-    pl.emplace(top[k].first, Logprob{top[k].second, static_cast<int>(k) + 1, tok.TokenToPiece(top[k].first, false)});
-  }
-  return pl;
-}
-
 }  // namespace
 
-// One sampled continuation; the scheduler's unit of work.
-struct EngineCore::Sequence {
-  Request req;
-  Group* group = nullptr;
-  int index = 0;
-  std::unique_ptr<IncrementalDetokenizer> detok;
-  CompletionOutput out;
-  size_t emitted_text = 0;  // bytes of out.text already sent as deltas
-  std::vector<std::optional<PositionLogprobs>> prompt_logprobs;
-  double first_token_time = 0;
-  bool finished = false;
-  std::unique_ptr<structured::GrammarState> grammar;  // structured outputs: the next-token mask
-  // Whether the grammar applies yet: false until GenerateRequest::structured_after appears in
-  // the output (the end of the reasoning).
-  bool grammar_on = true;
-  // The grammar constrains this sequence's next token.
-  bool constrained() const { return grammar && grammar_on; }
+// One sequence's sampling rows of a step: the row after its own tokens, then one row per
+// draft it verifies (rows first_use .. first_use + drafts.size()).
+struct EngineCore::SampleUnit {
+  Sequence* seq = nullptr;
+  size_t first_use = 0;
+  std::vector<int32_t> drafts;
+  std::vector<SampleResult> results;  // drawn by SampleChain, in row order
+  bool on_device = false;             // its one row was sampled by the backend (samples_)
+  bool serial = false;                // drawn in ApplyUnit, one token at a time (grammar)
 };
 
-struct EngineCore::Group {
-  GenerateRequest request;
-  RequestOutput output;
-  std::vector<std::unique_ptr<Sequence>> seqs;
-  int remaining = 0;
-  bool done = false;
-};
-
+EngineCore::EngineCore() = default;
 EngineCore::~EngineCore() = default;
 
 namespace {
@@ -77,12 +53,10 @@ bool AllWeightsFp32(const ModelWeights& w) {
 }
 }  // namespace
 
-StatusOr<std::unique_ptr<EngineCore>> EngineCore::Create(std::unique_ptr<LoadedModel> model,
-                                                         const EngineOptions& options) {
-  std::unique_ptr<EngineCore> e(new EngineCore());
-  e->options_ = options;
-  const ModelConfig& c = model->config;
-  if (!model->tokenizer) return InvalidArgument("the engine needs a tokenizer: pass --tokenizer PATH");
+namespace {
+
+Status ValidateOptions(const LoadedModel& model, const EngineOptions& options) {
+  if (!model.tokenizer) return InvalidArgument("the engine needs a tokenizer: pass --tokenizer PATH");
   if (options.block_size <= 0 || options.block_size > 1024) {
     return InvalidArgument(fmt::format("--block-size must be in [1, 1024], got {}", options.block_size));
   }
@@ -98,10 +72,29 @@ StatusOr<std::unique_ptr<EngineCore>> EngineCore::Create(std::unique_ptr<LoadedM
   if (std::find(std::begin(kDtypes), std::end(kDtypes), options.dtype) == std::end(kDtypes)) {
     return InvalidArgument("unknown --dtype '" + options.dtype + "': use auto, float16, bfloat16 or float32");
   }
-  auto policy = MakeSchedulingPolicy(options.scheduling_policy);
-  if (!policy) {
+  if (!MakeSchedulingPolicy(options.scheduling_policy)) {
     return InvalidArgument("unknown --scheduling-policy '" + options.scheduling_policy + "': use fcfs or priority");
   }
+  return Status::OK();
+}
+
+// The longest request the cache can hold, windows counted, when it is less than max_len
+// (binary search: the block count grows with the length); max_len when it fits.
+int64_t LongestFit(const KvCacheManager& kv, int64_t max_len, int64_t chunk) {
+  const auto fits = [&](int64_t len) { return kv.BlocksPerRequest(len, chunk) <= kv.num_blocks(); };
+  if (fits(max_len)) return max_len;
+  int64_t lo = 0, hi = max_len;  // fits(lo) (or lo == 0), !fits(hi)
+  while (hi - lo > 1) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    (fits(mid) ? lo : hi) = mid;
+  }
+  return lo;
+}
+
+}  // namespace
+
+StatusOr<BackendOptions> MakeBackendOptions(const LoadedModel& model, const EngineOptions& options) {
+  const ModelConfig& c = model.config;
   KvCacheShape shape;
   std::vector<int64_t> layer_windows;
   for (int64_t l = 0; l < c.num_layers; ++l) layer_windows.push_back(c.Layer(l).sliding_window);
@@ -110,35 +103,50 @@ StatusOr<std::unique_ptr<EngineCore>> EngineCore::Create(std::unique_ptr<LoadedM
   shape.num_kv_heads = c.num_kv_heads;
   shape.head_dim = c.head_dim;
   shape.block_size = options.block_size;
-  INFERD_ASSIGN_OR_RETURN(shape.dtype, ParseKvDtype(options.kv_cache_dtype, AllWeightsFp32(model->weights)));
-  int64_t max_len = options.max_model_len > 0 ? options.max_model_len : c.max_position_embeddings;
+  INFERD_ASSIGN_OR_RETURN(shape.dtype, ParseKvDtype(options.kv_cache_dtype, AllWeightsFp32(model.weights)));
   BackendOptions bo;
   bo.device = options.device;
   bo.dtype = options.dtype;
   bo.kv = shape;
   bo.kv_cache_dtype = options.kv_cache_dtype;
   bo.kv_cache_bytes = options.kv_cache_bytes;
-  bo.max_model_len = max_len;
+  bo.max_model_len = options.max_model_len > 0 ? options.max_model_len : c.max_position_embeddings;
   if (options.max_model_len <= 0) bo.max_model_len_source = c.context_length_key;
   bo.max_num_batched_tokens = options.max_num_batched_tokens;
   bo.max_num_seqs = options.max_num_seqs;
   bo.gpu_memory_utilization = options.gpu_memory_utilization;
   bo.enforce_eager = options.enforce_eager;
+  return bo;
+}
+
+StatusOr<std::unique_ptr<EngineCore>> EngineCore::Create(std::unique_ptr<LoadedModel> model,
+                                                         const EngineOptions& options) {
+  INFERD_RETURN_IF_ERROR(ValidateOptions(*model, options));
+  INFERD_ASSIGN_OR_RETURN(BackendOptions bo, MakeBackendOptions(*model, options));
   INFERD_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(*model, bo));
-  shape = backend->kv_shape();
+  std::unique_ptr<DraftProposer> draft;
+  if (options.speculative.method == "draft_model") {
+    INFERD_ASSIGN_OR_RETURN(draft, DraftProposer::Create(options.speculative.draft_model, *model, *backend, options));
+  }
+  INFERD_ASSIGN_OR_RETURN(std::unique_ptr<EngineCore> e,
+                          CreateWithBackend(std::move(model), options, std::move(backend)));
+  e->draft_ = std::move(draft);
+  return e;
+}
+
+StatusOr<std::unique_ptr<EngineCore>> EngineCore::CreateWithBackend(std::unique_ptr<LoadedModel> model,
+                                                                    const EngineOptions& options,
+                                                                    std::unique_ptr<Backend> backend) {
+  INFERD_RETURN_IF_ERROR(ValidateOptions(*model, options));
+  std::unique_ptr<EngineCore> e(new EngineCore());
+  e->options_ = options;
+  const ModelConfig& c = model->config;
+  const KvCacheShape& shape = backend->kv_shape();
   e->kv_manager_ = std::make_unique<KvCacheManager>(shape.num_blocks, shape.block_size, options.enable_prefix_caching,
                                                     shape.layout.windows());
-  // The longest request the cache can hold, windows counted (binary search: the block count
-  // grows with the length).
-  const auto fits = [&](int64_t len) {
-    return e->kv_manager_->BlocksPerRequest(len, options.max_num_batched_tokens) <= e->kv_manager_->num_blocks();
-  };
-  if (!fits(max_len)) {
-    int64_t lo = 0, hi = max_len;  // fits(lo) (or lo == 0), !fits(hi)
-    while (hi - lo > 1) {
-      const int64_t mid = lo + (hi - lo) / 2;
-      (fits(mid) ? lo : hi) = mid;
-    }
+  int64_t max_len = options.max_model_len > 0 ? options.max_model_len : c.max_position_embeddings;
+  const int64_t lo = LongestFit(*e->kv_manager_, max_len, options.max_num_batched_tokens);
+  if (lo < max_len) {
     if (options.max_model_len > 0) {
       return InvalidArgument(fmt::format(
           "max model length {} is larger than the KV cache capacity for one request ({} tokens in {} blocks, {} "
@@ -164,14 +172,20 @@ StatusOr<std::unique_ptr<EngineCore>> EngineCore::Create(std::unique_ptr<LoadedM
   sc.max_num_batched_tokens = options.max_num_batched_tokens;
   sc.max_num_seqs = options.max_num_seqs;
   sc.max_model_len = max_len;
-  e->scheduler_ = std::make_unique<Scheduler>(sc, *e->kv_manager_, std::move(policy));
+  e->scheduler_ = std::make_unique<Scheduler>(sc, *e->kv_manager_, MakeSchedulingPolicy(options.scheduling_policy));
   e->model_ = std::move(model);
-  e->backend_ = std::move(backend);
+  e->outputs_ = std::make_unique<OutputProcessor>(*e->model_->tokenizer, *e->scheduler_, e->counters_, max_len);
   // INFERD_HOST_SAMPLING=1 samples every row on the host even where the backend could.
   const char* host = std::getenv("INFERD_HOST_SAMPLING");
-  e->device_sampling_ = e->backend_->can_sample() && !(host && std::string(host) == "1");
+  e->device_sampling_ = backend->can_sample() && !(host && std::string(host) == "1");
+  e->runner_ = std::make_unique<ModelRunner>(std::move(backend), e->kv_manager_->num_groups());
+  const spec::SpeculativeConfig& sp = options.speculative;
+  if (sp.method == "suffix") e->suffix_ = std::make_unique<spec::SuffixCache>(sp.suffix);
+  e->counters_.spec_accepted_per_pos.assign(static_cast<size_t>(sp.enabled() ? sp.num_speculative_tokens : 0), 0);
   return e;
 }
+
+const Backend& EngineCore::backend() const { return runner_->backend(); }
 
 void LogEngineSummary(const EngineCore& engine) {
   const LoadedModel& m = engine.model();
@@ -219,6 +233,9 @@ void LogEngineSummary(const EngineCore& engine) {
   INFERD_LOG_INFO("{} KV cache size: {} tokens; maximum concurrency for {} tokens per request: {:.2f}x",
                   engine.backend().name() == "cuda" ? "GPU" : "CPU", tokens, engine.max_model_len(),
                   engine.max_concurrency());
+  if (engine.speculative().enabled()) {
+    INFERD_LOG_INFO("speculative decoding: {}", spec::DescribeSpeculativeConfig(engine.speculative()));
+  }
   const std::string report = FormatMemoryReport(engine.backend().memory());
   for (size_t b = 0, e; b < report.size(); b = e + 1) {
     e = report.find('\n', b);
@@ -304,7 +321,10 @@ Status EngineCore::AddRequest(GenerateRequest request) {
     g->seqs.push_back(std::move(s));
   }
   g->remaining = r.params.n;
-  for (auto& s : g->seqs) sequences_[s->req.id] = s.get();
+  for (auto& s : g->seqs) {
+    sequences_[s->req.id] = s.get();
+    if (suffix_) suffix_->StartRequest(s->req.id, s->req.tokens);
+  }
   groups_[g->request.request_id] = std::move(g);
   return Status::OK();
 }
@@ -314,81 +334,16 @@ void EngineCore::AbortRequest(const std::string& request_id) {
   if (it == groups_.end() || it->second->done) return;
   StepResult tmp;
   for (auto& s : it->second->seqs) {
-    if (!s->finished) FinishSequence(*s, RequestStatus::kFinishedAborted, "abort", tmp);
+    if (!s->finished) outputs_->Finish(*s, RequestStatus::kFinishedAborted, "abort", tmp);
   }
   for (auto& f : tmp.finished) pending_finished_.push_back(std::move(f));
   // Drop the group now: its id may be reused and no step refers to it any more.
-  for (auto& s : it->second->seqs) sequences_.erase(s->req.id);
+  for (auto& s : it->second->seqs) {
+    if (suffix_) suffix_->StopRequest(s->req.id, /*keep_output=*/false);
+    if (draft_) draft_->Free(s->req.id);
+    sequences_.erase(s->req.id);
+  }
   groups_.erase(it);
-}
-
-void EngineCore::EmitDelta(Sequence& s, std::vector<int32_t> new_ids, bool finished, StepResult& result) {
-  // Hold back bytes that could still become a stop string, unless the sequence ended.
-  s.emitted_text = std::min(s.emitted_text, s.out.text.size());
-  size_t ready = s.out.text.size();
-  if (!finished) ready -= std::min(ready, StopStringHoldback(s.req.params, s.out.text));
-  OutputDelta d;
-  d.request_id = s.group->request.request_id;
-  d.index = s.index;
-  if (s.out.logprobs && !new_ids.empty() && s.out.logprobs->size() >= new_ids.size()) {
-    d.new_logprobs.assign(s.out.logprobs->end() - static_cast<std::ptrdiff_t>(new_ids.size()), s.out.logprobs->end());
-  }
-  d.new_token_ids = std::move(new_ids);
-  if (ready > s.emitted_text) {
-    d.new_text = s.out.text.substr(s.emitted_text, ready - s.emitted_text);
-    s.emitted_text = ready;
-  }
-  if (finished) d.finish_reason = s.out.finish_reason;
-  result.deltas.push_back(std::move(d));
-}
-
-void EngineCore::FinishSequence(Sequence& s, RequestStatus status, const char* reason, StepResult& result) {
-  if (s.finished) return;
-  scheduler_->FinishRequest(&s.req, status);
-  s.finished = true;
-  s.out.finish_reason = reason;
-  EmitDelta(s, {}, /*finished=*/true, result);
-  Group& g = *s.group;
-  if (s.index == 0 && s.req.params.prompt_logprobs) g.output.prompt_logprobs = std::move(s.prompt_logprobs);
-  if (s.first_token_time > 0 &&
-      (g.output.metrics.first_token_time == 0 || s.first_token_time < g.output.metrics.first_token_time)) {
-    g.output.metrics.first_token_time = s.first_token_time;
-  }
-  g.output.num_cached_tokens = std::max<int>(g.output.num_cached_tokens, static_cast<int>(std::max<int64_t>(0, s.req.num_cached_tokens)));
-  g.output.outputs[s.index] = std::move(s.out);
-  --g.remaining;
-  CompleteGroupIfDone(g, result);
-}
-
-void EngineCore::CompleteGroupIfDone(Group& g, StepResult& result) {
-  if (g.remaining > 0 || g.done) return;
-  g.done = true;
-  g.output.finished = true;
-  g.output.metrics.finished_time = g.output.metrics.last_token_time = NowSeconds();
-  ++counters_.requests_finished;
-  result.finished.push_back({g.request.request_id, std::move(g.output)});
-}
-
-SampleInput EngineCore::MakeSampleInput(const Sequence& s, std::vector<int32_t>* stop_ids) const {
-  const Tokenizer& tok = tokenizer();
-  const SamplingParams& params = s.req.params;
-  stop_ids->assign(params.stop_token_ids.begin(), params.stop_token_ids.end());
-  if (!params.ignore_eos) stop_ids->insert(stop_ids->end(), tok.eog_ids().begin(), tok.eog_ids().end());
-  SampleInput in;
-  in.params = &params;
-  in.prompt_ids = std::span<const int32_t>(s.req.tokens).first(static_cast<size_t>(s.req.num_prompt_tokens));
-  in.output_ids = std::span<const int32_t>(s.req.tokens).subspan(static_cast<size_t>(s.req.num_prompt_tokens));
-  in.seed = s.req.seed;
-  in.step = static_cast<int64_t>(in.output_ids.size());
-  in.stop_ids = *stop_ids;
-  return in;
-}
-
-SampleResult EngineCore::Sample(Sequence& s, std::span<float> logits) const {
-  std::vector<int32_t> stop_ids;
-  SampleInput in = MakeSampleInput(s, &stop_ids);
-  if (s.constrained()) in.allowed_tokens = s.grammar->NextMask();
-  return SampleToken(logits, in);
 }
 
 StatusOr<std::shared_ptr<const xgrammar::CompiledGrammar>> EngineCore::CompileGrammar(
@@ -397,83 +352,116 @@ StatusOr<std::shared_ptr<const xgrammar::CompiledGrammar>> EngineCore::CompileGr
   return grammars_->Get(p);
 }
 
-void EngineCore::ProcessSample(Sequence& s, const SampleResult& r, StepResult& result) {
+SampleInput EngineCore::MakeSampleInput(const Sequence& s, std::vector<int32_t>* stop_ids,
+                                        std::span<const int32_t> drafts, std::vector<int32_t>* history) const {
   const Tokenizer& tok = tokenizer();
   const SamplingParams& params = s.req.params;
-  if (s.constrained() && !s.grammar->Accept(r.token)) {
-    // The sampler honours the mask, so this means the grammar allowed no token at all.
-    INFERD_LOG_ERROR("request {}: the structured-output grammar allows no next token", s.req.id);
-    FinishSequence(s, RequestStatus::kFinishedError, "error", result);
-    return;
+  stop_ids->assign(params.stop_token_ids.begin(), params.stop_token_ids.end());
+  if (!params.ignore_eos) stop_ids->insert(stop_ids->end(), tok.eog_ids().begin(), tok.eog_ids().end());
+  std::span<const int32_t> tokens(s.req.tokens);
+  if (!drafts.empty()) {
+    // The history of a draft's row: the sequence as if the drafts before it were accepted.
+    history->assign(s.req.tokens.begin(), s.req.tokens.end());
+    history->insert(history->end(), drafts.begin(), drafts.end());
+    tokens = *history;
   }
-  s.req.tokens.push_back(r.token);
-  ++counters_.generation_tokens;
-  if (s.first_token_time == 0) s.first_token_time = NowSeconds();
-  CompletionOutput& out = s.out;
-  out.token_ids.push_back(r.token);
-  out.cumulative_logprob += r.logprob;
-  if (out.logprobs) out.logprobs->push_back(MakePositionLogprobs(tok, r.token, r.logprob, r.rank, r.top_logprobs));
+  SampleInput in;
+  in.params = &params;
+  in.prompt_ids = tokens.first(static_cast<size_t>(s.req.num_prompt_tokens));
+  in.output_ids = tokens.subspan(static_cast<size_t>(s.req.num_prompt_tokens));
+  in.seed = s.req.seed;
+  in.step = static_cast<int64_t>(in.output_ids.size());
+  in.stop_ids = *stop_ids;
+  return in;
+}
 
-  const int64_t num_out = static_cast<int64_t>(out.token_ids.size());
-  StopDecision d = CheckStopToken(params, r.token, tok.IsEog(r.token), num_out, s.req.num_tokens(), max_model_len_);
-  if (!d.stopped && s.constrained() && s.grammar->terminated()) {  // the grammar took its stop token
-    d.stopped = true;
-    d.finish_reason = "stop";
-  }
-  if (!d.stopped && num_out >= s.req.max_tokens) {
-    d.stopped = true;
-    d.finish_reason = "length";
-  }
-  // The text of a token that stops generation (EOS, stop_token_ids) is not part of the output.
-  const bool stopped_by_token = d.stopped && d.finish_reason && std::string(d.finish_reason) == "stop";
-  const size_t text_before = out.text.size();
-  if (!stopped_by_token) {
-    std::string delta = s.detok->Push(r.token);
-    if (d.stopped) delta += s.detok->Flush();
-    out.text += delta;
-    if (!params.stop.empty()) {
-      StopDecision sd = CheckStopStrings(params, out.text, delta.size());
-      if (sd.stopped) {
-        d = sd;
-        if (sd.truncate_text_to) out.text.resize(std::min(out.text.size(), *sd.truncate_text_to));
-      }
-    }
-  } else {
-    out.text += s.detok->Flush();
-  }
-  if (s.grammar && !s.grammar_on) {
-    // The grammar starts with the next token once the marker has appeared (it may have been
-    // completed by this token's text).
-    const std::string& marker = s.group->request.structured_after;
-    const size_t from = text_before >= marker.size() ? text_before - marker.size() + 1 : 0;
-    s.grammar_on = out.text.find(marker, from) != std::string::npos;
-  }
-  if (d.stopped) {
-    out.stop_reason = d.stop_reason;
-    const bool length = d.finish_reason && std::string(d.finish_reason) == "length";
-    EmitDelta(s, {r.token}, /*finished=*/false, result);
-    FinishSequence(s, length ? RequestStatus::kFinishedLength : RequestStatus::kFinishedStopped,
-                   length ? "length" : "stop", result);
-    // Merge the token delta and the final delta into one.
-    if (result.deltas.size() >= 2) {
-      OutputDelta last = std::move(result.deltas.back());
-      result.deltas.pop_back();
-      OutputDelta& prev = result.deltas.back();
-      prev.new_text += last.new_text;
-      prev.new_token_ids.insert(prev.new_token_ids.end(), last.new_token_ids.begin(), last.new_token_ids.end());
-      prev.new_logprobs.insert(prev.new_logprobs.end(), last.new_logprobs.begin(), last.new_logprobs.end());
-      prev.finish_reason = last.finish_reason;
-    }
-  } else {
-    EmitDelta(s, {r.token}, /*finished=*/false, result);
-    if (s.constrained()) s.grammar->FinishWithin(s.req.max_tokens - num_out, tok);
+void EngineCore::SampleChain(SampleUnit& u) {
+  const Sequence& s = *u.seq;
+  const int64_t vocab = vocab_size();
+  std::vector<int32_t> stop_ids, history;
+  const size_t k = u.drafts.size();
+  for (size_t j = 0; j <= k; ++j) {
+    SampleInput in = MakeSampleInput(s, &stop_ids, std::span<const int32_t>(u.drafts).first(j), &history);
+    if (s.constrained()) in.allowed_tokens = s.grammar->NextMask();  // only units without drafts
+    const size_t row = u.first_use + j;
+    u.results.push_back(SampleToken(std::span<float>(&logits_[row * vocab], static_cast<size_t>(vocab)), in));
+    if (j == k || u.results.back().token != u.drafts[j]) break;
   }
 }
 
-void EngineCore::AddGroupBlockTables(const std::string& id, ForwardBatch& batch) const {
-  const int64_t groups = kv_manager_->num_groups();
-  if (groups == 1) return;
-  for (int64_t g = 0; g < groups; ++g) batch.group_block_tables.push_back(kv_manager_->BlockTable(id, g).data());
+void EngineCore::ApplyUnit(SampleUnit& u, StepResult& result) {
+  Sequence& s = *u.seq;
+  const int64_t vocab = vocab_size();
+  const size_t k = u.drafts.size();
+  int64_t accepted = 0;
+  for (size_t j = 0; j <= k && !s.finished; ++j) {
+    SampleResult r;
+    if (u.on_device) {
+      r = samples_[u.first_use];
+    } else if (!u.serial) {
+      r = u.results[j];
+    } else {
+      // One token at a time: the grammar's mask for row j is the one after the tokens before.
+      std::vector<int32_t> stop_ids;
+      SampleInput in = MakeSampleInput(s, &stop_ids);
+      if (s.constrained()) in.allowed_tokens = s.grammar->NextMask();
+      const size_t row = u.first_use + j;
+      r = SampleToken(std::span<float>(&logits_[row * vocab], static_cast<size_t>(vocab)), in);
+    }
+    const bool running = outputs_->Append(s, r, result);
+    const bool match = j < k && r.token == u.drafts[j];
+    if (match) {
+      ++accepted;
+      ++counters_.spec_accepted_per_pos[j];
+    }
+    if (!running || !match) break;
+  }
+  if (k == 0) return;
+  ++counters_.spec_num_drafts;
+  counters_.spec_num_draft_tokens += static_cast<int64_t>(k);
+  counters_.spec_num_accepted_tokens += accepted;
+  scheduler_->OnSpeculationVerified(&s.req, accepted);
+}
+
+void EngineCore::ProposeDrafts() {
+  const spec::SpeculativeConfig& sp = options_.speculative;
+  if (!sp.enabled()) return;
+  const std::vector<Request*>& running = scheduler_->running();
+  const bool off = (sp.disable_by_batch_size > 0 && static_cast<int64_t>(running.size()) > sp.disable_by_batch_size) ||
+                   (options_.speculative.adaptive && !spec_control_.speculate());
+  std::vector<DraftProposer::Input> draft_inputs;
+  std::vector<Request*> draft_requests;
+  for (Request* r : running) {
+    r->spec_token_ids.clear();
+    Sequence& s = *sequences_.at(r->id);
+    if (suffix_) {
+      // The suffix trees learn every token the sequence has accepted.
+      const int64_t out = r->num_output_tokens();
+      if (out > s.spec_fed) {
+        suffix_->AppendOutput(r->id, std::span<const int32_t>(r->tokens).subspan(
+                                         static_cast<size_t>(r->num_prompt_tokens + s.spec_fed)));
+        s.spec_fed = out;
+      }
+    }
+    if (off || r->num_tokens() - r->num_computed_tokens != 1) continue;  // not decoding next
+    const int64_t k = std::min<int64_t>(sp.num_speculative_tokens, r->max_tokens - r->num_output_tokens() - 1);
+    if (k <= 0) continue;
+    if (sp.method == "ngram") {
+      spec::NgramConfig c = sp.ngram;
+      c.num_speculative_tokens = static_cast<int>(k);
+      r->spec_token_ids = spec::ProposeNgram(r->tokens, c);
+    } else if (suffix_) {
+      r->spec_token_ids = suffix_->Propose(r->id, static_cast<int>(k));
+    } else if (draft_) {
+      draft_inputs.push_back({&r->id, r->tokens, static_cast<int>(k)});
+      draft_requests.push_back(r);
+    }
+  }
+  if (draft_inputs.empty()) return;
+  std::vector<std::vector<int32_t>> drafts = draft_->Propose(draft_inputs);
+  for (size_t i = 0; i < drafts.size() && i < draft_requests.size(); ++i) {
+    draft_requests[i]->spec_token_ids = std::move(drafts[i]);
+  }
 }
 
 namespace {
@@ -503,112 +491,156 @@ class MaskWorker {
 
 }  // namespace
 
+bool EngineCore::PrepareStep(const SchedulerOutput& sched, std::vector<int64_t>* prompt_rows_from) {
+  prompt_rows_from->assign(sched.scheduled.size(), -1);
+  bool decode_only = true;  // every request computes one token of its own (and drafts)
+  for (size_t i = 0; i < sched.scheduled.size(); ++i) {
+    const ScheduledRequest& sr = sched.scheduled[i];
+    Sequence& s = *sequences_.at(sr.request->id);
+    const Request& q = s.req;
+    const int64_t own = sr.num_new_tokens - static_cast<int64_t>(sr.spec_tokens.size());
+    decode_only = decode_only && own == 1 && q.num_computed_tokens + 1 == q.num_tokens();
+    counters_.prompt_tokens += std::max<int64_t>(0, std::min(q.num_computed_tokens + own, q.num_prompt_tokens) -
+                                                        q.num_computed_tokens);
+    if (s.group->output.metrics.first_scheduled_time == 0) s.group->output.metrics.first_scheduled_time = NowSeconds();
+    if (!q.params.prompt_logprobs || s.index != 0) continue;
+    if (s.prompt_logprobs.empty()) s.prompt_logprobs.push_back(std::nullopt);  // the first token has none
+    (*prompt_rows_from)[i] = static_cast<int64_t>(s.prompt_logprobs.size()) - 1;
+  }
+  return decode_only;
+}
+
+std::vector<EngineCore::SampleUnit> EngineCore::MakeUnits(const SchedulerOutput& sched,
+                                                          std::span<const LogitsRowUse> uses,
+                                                          std::vector<structured::GrammarState*>* masks) {
+  std::vector<SampleUnit> units;
+  for (size_t r = 0; r < uses.size(); ++r) {
+    if (!uses[r].sampling() || uses[r].spec_index != 0) continue;
+    const ScheduledRequest& sr = sched.scheduled[uses[r].scheduled];
+    SampleUnit u;
+    u.seq = sequences_.at(sr.request->id);
+    u.first_use = r;
+    u.drafts = sr.spec_tokens;
+    u.serial = !u.drafts.empty() && u.seq->grammar != nullptr;
+    units.push_back(std::move(u));
+  }
+  samples_.assign(uses.size(), SampleResult{});
+  device_rows_.clear();
+  if (!device_sampling_) return units;
+  // Rows that want no logprobs, of sequences verifying no drafts, are sampled where the
+  // logits are (only ids come back).
+  device_stop_ids_.resize(uses.size());
+  for (SampleUnit& u : units) {
+    const Sequence& s = *u.seq;
+    if (s.finished || s.req.params.logprobs || !u.drafts.empty()) continue;
+    device_rows_.push_back(
+        DeviceSample{static_cast<int64_t>(u.first_use), MakeSampleInput(s, &device_stop_ids_[u.first_use])});
+    if (s.constrained()) {
+      masks->push_back(s.grammar.get());
+      device_rows_.back().input.allowed_tokens = s.grammar->mask();  // filled by the mask worker
+    }
+    u.on_device = true;
+  }
+  return units;
+}
+
+void EngineCore::ApplyRows(const SchedulerOutput& sched, std::span<const LogitsRowUse> uses,
+                           std::vector<SampleUnit>& units, StepResult& result) {
+  // Sampling reads only its own rows and its sequence's state (a counter-based RNG), so the
+  // units are sampled in parallel; the results are then applied in order.
+  ThreadPool::Global().ParallelFor(static_cast<int64_t>(units.size()), 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      SampleUnit& u = units[i];
+      if (!u.seq->finished && !u.on_device && !u.serial) SampleChain(u);
+    }
+  });
+  const Tokenizer& tok = tokenizer();
+  const int64_t vocab = vocab_size();
+  size_t next_unit = 0;
+  for (size_t r = 0; r < uses.size(); ++r) {
+    const LogitsRowUse& use = uses[r];
+    Sequence& s = *sequences_.at(sched.scheduled[use.scheduled].request->id);
+    if (use.sampling()) {
+      if (use.spec_index == 0) {
+        SampleUnit& u = units[next_unit++];
+        if (!s.finished) ApplyUnit(u, result);
+      }
+      continue;
+    }
+    if (s.finished || static_cast<int64_t>(s.prompt_logprobs.size()) != use.prompt_pos + 1) continue;
+    std::span<float> row(&logits_[r * vocab], static_cast<size_t>(vocab));
+    const int32_t target = s.req.tokens[use.prompt_pos + 1];
+    RowLogprobs rl = ComputeRowLogprobs(row, *s.req.params.prompt_logprobs, target);
+    s.prompt_logprobs.push_back(MakePositionLogprobs(tok, target, rl.target_logprob, rl.target_rank, rl.top));
+  }
+}
+
+void EngineCore::ObserveSpeculation(int64_t batch, int64_t tokens, double seconds) {
+  const bool was_on = spec_control_.speculate();
+  spec_control_.Observe(batch, tokens, seconds);
+  if (spec_control_.speculate() != was_on) {
+    INFERD_LOG_DEBUG("speculative decoding {} at batch {} (measured {:.1f} tok/s with, {:.1f} without)",
+                     spec_control_.speculate() ? "on" : "off", batch, spec_control_.rate_on(),
+                     spec_control_.rate_off());
+  }
+}
+
 StepResult EngineCore::Step() {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t generated_before = counters_.generation_tokens;
   StepResult result;
   result.finished = std::move(pending_finished_);
   pending_finished_.clear();
+  ProposeDrafts();
   SchedulerOutput sched = scheduler_->Schedule();
   result.num_scheduled_tokens = sched.total_tokens;
   if (sched.empty()) return result;
 
-  // Flat batch: scheduled requests back to back.
+  std::vector<int64_t> prompt_rows_from;
+  const bool decode_only = PrepareStep(sched, &prompt_rows_from);
   ForwardBatch batch;
-  struct Use { Sequence* seq; int64_t prompt_pos; };  // prompt_pos < 0: sampling row
-  std::vector<Use> uses;
-  for (const ScheduledRequest& sr : sched.scheduled) {
-    Sequence& s = *sequences_.at(sr.request->id);
-    Request& q = s.req;
-    if (s.prompt_logprobs.empty() && q.params.prompt_logprobs && s.index == 0) s.prompt_logprobs.push_back(std::nullopt);
-    const int64_t row0 = static_cast<int64_t>(batch.token_ids.size());
-    batch.seqs.push_back(ops::AttnSeq{row0, sr.num_new_tokens, q.num_computed_tokens + sr.num_new_tokens,
-                                      kv_manager_->BlockTable(q.id).data()});
-    AddGroupBlockTables(q.id, batch);
-    for (int64_t i = 0; i < sr.num_new_tokens; ++i) {
-      const int64_t pos = q.num_computed_tokens + i;
-      batch.token_ids.push_back(q.tokens[pos]);
-      batch.positions.push_back(static_cast<int32_t>(pos));
-      if (pos < q.num_prompt_tokens) ++counters_.prompt_tokens;
-      // prompt_logprobs: row `pos` scores prompt token pos + 1 (recorded once, in order).
-      if (q.params.prompt_logprobs && s.index == 0 && pos + 1 < q.num_prompt_tokens &&
-          pos + 1 >= static_cast<int64_t>(s.prompt_logprobs.size())) {
-        batch.logits_rows.push_back(row0 + i);
-        uses.push_back({&s, pos});
-      }
-    }
-    if (q.num_computed_tokens + sr.num_new_tokens == q.num_tokens()) {
-      batch.logits_rows.push_back(row0 + sr.num_new_tokens - 1);
-      uses.push_back({&s, -1});
-    }
-    if (s.group->output.metrics.first_scheduled_time == 0) s.group->output.metrics.first_scheduled_time = NowSeconds();
-  }
+  std::vector<LogitsRowUse> uses;
+  runner_->Prepare(sched, prompt_rows_from, &batch, &uses);
   std::vector<structured::GrammarState*> masks;  // this step's constrained rows, with a device sampler
-  for (const Use& u : uses) {
-    if (device_sampling_ && u.prompt_pos < 0 && !u.seq->finished && u.seq->constrained()) {
-      masks.push_back(u.seq->grammar.get());
-    }
-  }
+  std::vector<SampleUnit> units = MakeUnits(sched, uses, &masks);
+  logits_.resize(static_cast<size_t>(batch.logits_rows.size() * vocab_size()));
   MaskWorker mask_worker(std::move(masks));
-  const int64_t vocab = vocab_size();
-  logits_.resize(static_cast<size_t>(batch.logits_rows.size() * vocab));
-  samples_.assign(uses.size(), SampleResult{});
-  sampled_on_device_.assign(uses.size(), 0);
-  device_rows_.clear();
-  if (device_sampling_) {
-    // Rows that want no logprobs are sampled where the logits are (only ids come back).
-    device_stop_ids_.resize(uses.size());
-    for (size_t u = 0; u < uses.size(); ++u) {
-      const Sequence& s = *uses[u].seq;
-      if (uses[u].prompt_pos >= 0 || s.finished || s.req.params.logprobs) continue;
-      device_rows_.push_back(DeviceSample{static_cast<int64_t>(u), MakeSampleInput(s, &device_stop_ids_[u])});
-      if (s.constrained()) device_rows_.back().input.allowed_tokens = s.grammar->mask();  // filled by mask_worker
-      sampled_on_device_[u] = 1;
-    }
-  }
-  Status st = device_rows_.empty() ? backend_->Forward(batch, logits_.data())
-                                   : backend_->ForwardSample(batch, device_rows_, logits_.data(), samples_,
-                                                             [&mask_worker] { mask_worker.Wait(); });
+  Status st = runner_->Execute(batch, logits_.data(), device_rows_, samples_, [&mask_worker] { mask_worker.Wait(); });
   mask_worker.Wait();
   if (!st.ok()) {
     INFERD_LOG_ERROR("forward failed: {}", st.message());
     for (const ScheduledRequest& sr : sched.scheduled) {
-      Sequence& s = *sequences_.at(sr.request->id);
-      FinishSequence(s, RequestStatus::kFinishedError, "error", result);
+      outputs_->Finish(*sequences_.at(sr.request->id), RequestStatus::kFinishedError, "error", result);
     }
-  } else {
-    scheduler_->OnStepComputed(sched);
-    const Tokenizer& tok = tokenizer();
-    // Sampling reads only its own row and its sequence's state (a counter-based RNG), so
-    // the rows are sampled in parallel; the results are then applied in order.
-    ThreadPool::Global().ParallelFor(static_cast<int64_t>(uses.size()), 1, [&](int64_t b, int64_t e) {
-      for (int64_t u = b; u < e; ++u) {
-        if (uses[u].prompt_pos >= 0 || uses[u].seq->finished || sampled_on_device_[u]) continue;
-        samples_[u] = Sample(*uses[u].seq, std::span<float>(&logits_[u * vocab], static_cast<size_t>(vocab)));
-      }
-    });
-    for (size_t u = 0; u < uses.size(); ++u) {
-      Sequence& s = *uses[u].seq;
-      if (s.finished) continue;
-      std::span<float> row(&logits_[u * vocab], static_cast<size_t>(vocab));
-      if (uses[u].prompt_pos >= 0) {
-        if (static_cast<int64_t>(s.prompt_logprobs.size()) != uses[u].prompt_pos + 1) continue;
-        const int32_t target = s.req.tokens[uses[u].prompt_pos + 1];
-        RowLogprobs rl = ComputeRowLogprobs(row, *s.req.params.prompt_logprobs, target);
-        s.prompt_logprobs.push_back(MakePositionLogprobs(tok, target, rl.target_logprob, rl.target_rank, rl.top));
-      } else {
-        ProcessSample(s, samples_[u], result);
-      }
-    }
+    FinishStep(result);
+    return result;
   }
-  // Forget finished groups (their outputs are in result.finished).
-  for (auto it = groups_.begin(); it != groups_.end();) {
-    if (it->second->done) {
-      for (auto& s : it->second->seqs) sequences_.erase(s->req.id);
-      it = groups_.erase(it);
-    } else {
-      ++it;
-    }
+  scheduler_->OnStepComputed(sched);
+  ApplyRows(sched, uses, units, result);
+  FinishStep(result);
+  if (options_.speculative.enabled() && options_.speculative.adaptive && decode_only) {
+    ObserveSpeculation(static_cast<int64_t>(units.size()), counters_.generation_tokens - generated_before,
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   return result;
+}
+
+void EngineCore::FinishStep(StepResult& result) {
+  (void)result;
+  // Forget finished groups (their outputs are in result.finished).
+  for (auto it = groups_.begin(); it != groups_.end();) {
+    if (!it->second->done) {
+      ++it;
+      continue;
+    }
+    for (auto& s : it->second->seqs) {
+      if (suffix_) suffix_->StopRequest(s->req.id, s->req.status == RequestStatus::kFinishedStopped ||
+                                                       s->req.status == RequestStatus::kFinishedLength);
+      if (draft_) draft_->Free(s->req.id);
+      sequences_.erase(s->req.id);
+    }
+    it = groups_.erase(it);
+  }
 }
 
 Status EngineCore::ScoreTokens(std::span<const int32_t> ids, float* out) {
@@ -621,24 +653,10 @@ Status EngineCore::ScoreTokens(std::span<const int32_t> ids, float* out) {
     if (id < 0 || id >= vocab_size()) return InvalidArgument(fmt::format("token id {} is out of range", id));
   }
   const std::string id = "__score__";
-  if (!kv_manager_->AllocateSlots(id, 0, n)) {
-    return ResourceExhausted(fmt::format("the KV cache cannot hold {} tokens now", n));
-  }
-  const int32_t* table = kv_manager_->BlockTable(id).data();
-  Status st;
-  for (int64_t begin = 0; begin < n && st.ok(); begin += options_.max_num_batched_tokens) {
-    const int64_t count = std::min(options_.max_num_batched_tokens, n - begin);
-    ForwardBatch batch;
-    batch.seqs.push_back(ops::AttnSeq{0, count, begin + count, table});
-    AddGroupBlockTables(id, batch);
-    for (int64_t i = 0; i < count; ++i) {
-      batch.token_ids.push_back(ids[begin + i]);
-      batch.positions.push_back(static_cast<int32_t>(begin + i));
-      batch.logits_rows.push_back(i);
-    }
-    st = backend_->Forward(batch, out + begin * vocab_size());
-  }
-  kv_manager_->Free(id);
+  auto tables = scheduler_->ReserveScratch(id, n);
+  if (!tables) return ResourceExhausted(fmt::format("the KV cache cannot hold {} tokens now", n));
+  Status st = runner_->Score(ids, *tables, options_.max_num_batched_tokens, vocab_size(), out);
+  scheduler_->ReleaseScratch(id);
   return st;
 }
 

@@ -1,9 +1,12 @@
 // EngineCore: one step of the serving engine (DESIGN.md §1).
 //
-//   Step():  Scheduler.Schedule()  → which requests run, how many new tokens each
-//            model forward          → one flat batch (prefill chunks + decodes) → logits
-//            sampler                → one token per request that has caught up
-//            output processing      → detokenize, stop checks, deltas, finish/free
+//   Step():  proposer               → draft tokens for running requests (speculative decoding)
+//            Scheduler.Schedule()   → SchedulerOutput: which requests run, how many new tokens
+//                                     each, the drafts to verify, block-table updates
+//            ModelRunner            → one flat batch (prefill chunks + decodes + drafts) → logits
+//            sampler / verification → per request that has caught up: one token, or the drafts
+//                                     the target model agrees with and the token after them
+//            OutputProcessor        → detokenize, stop checks, deltas, finish/free
 //
 // Requests with n > 1 become n sequences that share the prompt's KV blocks through the
 // prefix cache. Every accepted request ends exactly once: finished (stop/length),
@@ -30,7 +33,9 @@
 #include "ops/batch.h"
 #include "model/model.h"
 #include "sample/sampler.h"
+#include "engine/spec_controller.h"
 #include "sched/scheduler.h"
+#include "spec/spec_config.h"
 
 namespace xgrammar {
 class CompiledGrammar;
@@ -39,7 +44,17 @@ class CompiledGrammar;
 namespace inferd {
 namespace structured {
 class GrammarCache;
+class GrammarState;
 }  // namespace structured
+namespace spec {
+class SuffixCache;
+}  // namespace spec
+class DraftProposer;
+class ModelRunner;
+struct LogitsRowUse;
+class OutputProcessor;
+struct Sequence;
+struct Group;
 
 struct EngineOptions {
   int64_t block_size = 16;
@@ -55,6 +70,7 @@ struct EngineOptions {
   std::string dtype = "auto";            // GPU compute dtype: auto | float16 | bfloat16 | float32
   double gpu_memory_utilization = 0.9;   // fraction of GPU memory for weights, activations and KV
   bool enforce_eager = false;            // no CUDA graphs
+  spec::SpeculativeConfig speculative;   // --speculative-config (off by default)
 };
 
 struct GenerateRequest {
@@ -97,11 +113,20 @@ struct EngineCounters {
   int64_t num_preemptions = 0;
   int64_t prefix_queries = 0, prefix_hits = 0;  // tokens
   int64_t requests_finished = 0;
+  // Speculative decoding (vLLM's spec_decode_* counters): steps that verified drafts per
+  // sequence, drafts verified, drafts accepted, and accepted per draft position.
+  int64_t spec_num_drafts = 0, spec_num_draft_tokens = 0, spec_num_accepted_tokens = 0;
+  std::vector<int64_t> spec_accepted_per_pos;
 };
 
 class EngineCore {
  public:
   static StatusOr<std::unique_ptr<EngineCore>> Create(std::unique_ptr<LoadedModel> model, const EngineOptions& options);
+  // With a given backend instead of CreateBackend's (tests: a fake backend); its kv_shape()
+  // sets the cache.
+  static StatusOr<std::unique_ptr<EngineCore>> CreateWithBackend(std::unique_ptr<LoadedModel> model,
+                                                                 const EngineOptions& options,
+                                                                 std::unique_ptr<Backend> backend);
   ~EngineCore();
 
   // Validates and queues a request (ids must be unique among unfinished requests).
@@ -132,50 +157,62 @@ class EngineCore {
   double max_concurrency() const {
     return static_cast<double>(num_blocks()) / static_cast<double>(blocks_per_request(max_model_len_));
   }
-  const KvCacheShape& kv_shape() const { return backend_->kv_shape(); }
-  const Backend& backend() const { return *backend_; }
+  const KvCacheShape& kv_shape() const { return backend().kv_shape(); }
+  const Backend& backend() const;
   int64_t vocab_size() const { return model_->config.vocab_size; }
   size_t num_running() const { return scheduler_->num_running(); }
   size_t num_waiting() const { return scheduler_->num_waiting(); }
   double kv_usage() const { return kv_manager_->usage(); }
   EngineCounters counters() const;
   const EngineOptions& options() const { return options_; }
+  const spec::SpeculativeConfig& speculative() const { return options_.speculative; }
   // The compiled grammar of a structured-outputs constraint (docs/structured-outputs.md), or
   // InvalidArgument naming the problem. Thread-safe: AsyncEngine::AddRequest compiles on the
   // caller's thread so that the engine thread finds it cached.
   StatusOr<std::shared_ptr<const xgrammar::CompiledGrammar>> CompileGrammar(const StructuredOutputsParams& p) const;
 
  private:
-  struct Sequence;
-  struct Group;
-  EngineCore() = default;
-  // Draws the next token of s from its logits row (touches only s's grammar state: safe to
-  // run for several sequences in parallel); ProcessSample then appends it, checks stops,
-  // emits deltas.
-  SampleResult Sample(Sequence& s, std::span<float> logits) const;
-  // The sampler's input for s's next token; stop ids are kept in *stop_ids.
-  SampleInput MakeSampleInput(const Sequence& s, std::vector<int32_t>* stop_ids) const;
-  void ProcessSample(Sequence& s, const SampleResult& r, StepResult& result);
-  void FinishSequence(Sequence& s, RequestStatus status, const char* reason, StepResult& result);
-  void CompleteGroupIfDone(Group& g, StepResult& result);
-  void EmitDelta(Sequence& s, std::vector<int32_t> new_ids, bool finished, StepResult& result);
-  // Appends request `id`'s block table of every KV group to batch.group_block_tables (nothing
-  // with one group).
-  void AddGroupBlockTables(const std::string& id, ForwardBatch& batch) const;
+  // One sampling unit of a step: a sequence's sampling row and the rows of its drafts.
+  struct SampleUnit;
+  EngineCore();
+  // Guesses drafts for the running requests that will decode next (spec_token_ids).
+  void ProposeDrafts();
+  // The sampler's input for the token after s's tokens and `drafts` (a speculative row);
+  // stop ids are kept in *stop_ids, the extended history in *history.
+  SampleInput MakeSampleInput(const Sequence& s, std::vector<int32_t>* stop_ids,
+                              std::span<const int32_t> drafts = {}, std::vector<int32_t>* history = nullptr) const;
+  // Draws the unit's tokens in order, stopping at the first that differs from its draft
+  // (touches only the unit's sequence: safe in parallel for unconstrained sequences).
+  void SampleChain(SampleUnit& u);
+  // Appends the unit's tokens through the OutputProcessor; records acceptance.
+  void ApplyUnit(SampleUnit& u, StepResult& result);
+  void FinishStep(StepResult& result);
+  // Step's parts: counters, timestamps and prompt-logprob rows (returns whether every request
+  // only decodes); the sampling units and device rows; sampling, verification and outputs;
+  // the on/off controller's measurement.
+  bool PrepareStep(const SchedulerOutput& sched, std::vector<int64_t>* prompt_rows_from);
+  std::vector<SampleUnit> MakeUnits(const SchedulerOutput& sched, std::span<const LogitsRowUse> uses,
+                                    std::vector<structured::GrammarState*>* masks);
+  void ApplyRows(const SchedulerOutput& sched, std::span<const LogitsRowUse> uses, std::vector<SampleUnit>& units,
+                 StepResult& result);
+  void ObserveSpeculation(int64_t batch, int64_t tokens, double seconds);
 
   std::unique_ptr<LoadedModel> model_;
   EngineOptions options_;
   int64_t max_model_len_ = 0;
   std::unique_ptr<KvCacheManager> kv_manager_;
   std::unique_ptr<Scheduler> scheduler_;
-  std::unique_ptr<Backend> backend_;  // the model on its device, with the KV cache
+  std::unique_ptr<ModelRunner> runner_;  // the model on its device, with the KV cache
+  std::unique_ptr<OutputProcessor> outputs_;
+  std::unique_ptr<spec::SuffixCache> suffix_;  // method "suffix"
+  std::unique_ptr<DraftProposer> draft_;       // method "draft_model"
+  SpecController spec_control_;                // whether speculating pays at this batch
   std::vector<float> logits_;
   std::vector<SampleResult> samples_;  // one per logits row of the step
   // Device sampling (Backend::can_sample): rows sampled there, and their stop-id storage.
   bool device_sampling_ = false;
   std::vector<DeviceSample> device_rows_;
   std::vector<std::vector<int32_t>> device_stop_ids_;
-  std::vector<char> sampled_on_device_;
   std::unordered_map<std::string, std::unique_ptr<Group>> groups_;
   std::unordered_map<std::string, Sequence*> sequences_;  // by sequence (scheduler) id
   std::vector<FinishedRequest> pending_finished_;         // aborted between steps
@@ -184,6 +221,10 @@ class EngineCore {
   mutable std::once_flag grammars_once_;
   mutable std::unique_ptr<structured::GrammarCache> grammars_;  // made on first use
 };
+
+// The backend options for `model` under `options` (KV shape from the model's layers); the
+// draft model's backend is made the same way.
+StatusOr<BackendOptions> MakeBackendOptions(const LoadedModel& model, const EngineOptions& options);
 
 // Logs the start-up summary: architecture, parameters, weight memory, KV capacity.
 void LogEngineSummary(const EngineCore& engine);

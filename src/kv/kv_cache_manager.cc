@@ -202,6 +202,25 @@ void KvCacheManager::CacheBlocks(const std::string& id, std::span<const int32_t>
   }
 }
 
+void KvCacheManager::TrimSlots(const std::string& id, int64_t num_tokens) {
+  const auto it = requests_.find(id);
+  if (it == requests_.end()) return;
+  RequestBlocks& req = it->second;
+  const size_t keep = static_cast<size_t>(CeilDiv(std::max<int64_t>(0, num_tokens), block_size_));
+  for (size_t g = 0; g < req.tables.size(); ++g) {
+    std::vector<int32_t>& table = req.tables[g];
+    while (table.size() > keep) {
+      const int32_t b = table.back();
+      table.pop_back();
+      if (IsNull(b)) continue;
+      pool_.FreeBlocks(std::span<const int32_t>(&b, 1));
+      --req.held;
+    }
+    req.dropped[g] = std::min<int64_t>(req.dropped[g], static_cast<int64_t>(table.size()));
+  }
+  if (req.hashes.size() > keep) req.hashes.resize(keep);
+}
+
 void KvCacheManager::Free(const std::string& id) {
   const auto it = requests_.find(id);
   if (it == requests_.end()) return;
@@ -218,6 +237,12 @@ std::span<const int32_t> KvCacheManager::BlockTable(const std::string& id, int64
   const auto it = requests_.find(id);
   if (it == requests_.end() || group < 0 || group >= static_cast<int64_t>(it->second.tables.size())) return {};
   return it->second.tables[group];
+}
+
+int64_t KvCacheManager::NumDropped(const std::string& id, int64_t group) const {
+  const auto it = requests_.find(id);
+  if (it == requests_.end() || group < 0 || group >= static_cast<int64_t>(it->second.dropped.size())) return 0;
+  return it->second.dropped[group];
 }
 
 int64_t KvCacheManager::NumBlocksHeld(const std::string& id) const {

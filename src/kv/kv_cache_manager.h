@@ -109,12 +109,20 @@ class KvCacheManager {
   void CacheBlocks(const std::string& id, std::span<const int32_t> tokens, int64_t num_computed_tokens,
                    uint64_t extra_key);
 
+  // Speculative decoding: frees the blocks of every group's table past the first
+  // ceil(num_tokens / block_size), tail first. They held slots of draft tokens that were
+  // rejected: never computed as verified tokens, so never cached. Unknown ids are ignored.
+  void TrimSlots(const std::string& id, int64_t num_tokens);
+
   // Frees all of the request's blocks, last block first, so its tail is evicted before its
   // (more shareable) head. Unknown ids (including a second Free) are ignored.
   void Free(const std::string& id);
 
   // Group `group`'s block table of the request; empty if unknown.
   std::span<const int32_t> BlockTable(const std::string& id, int64_t group = 0) const;
+  // Entries of group `group`'s table before this index are kNullBlock (left behind by the
+  // window); 0 if unknown.
+  int64_t NumDropped(const std::string& id, int64_t group) const;
   // Non-null blocks the request holds over all groups (0 if unknown).
   int64_t NumBlocksHeld(const std::string& id) const;
   const PrefixCacheStats& stats() const { return stats_; }

@@ -36,6 +36,10 @@ struct Request {
   uint64_t seed = 0;            // effective sampling seed
   int64_t max_tokens = 0;       // effective limit on generated tokens
 
+  // Speculative decoding: tokens a proposer guessed to follow `tokens`, to verify in the next
+  // step that schedules this request (then cleared). Never part of `tokens` until accepted.
+  std::vector<int32_t> spec_token_ids;
+
   RequestStatus status = RequestStatus::kWaiting;
   int64_t num_computed_tokens = 0;
   int64_t num_cached_tokens = -1;  // prefix-cache hit at first scheduling (-1: not yet)

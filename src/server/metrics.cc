@@ -302,6 +302,32 @@ void ServerMetrics::Update(const EngineStats& stats) {
   preemptions_.Advance(stats.num_preemptions);
   prefix_queries_.Advance(stats.prefix_queries);
   prefix_hits_.Advance(stats.prefix_hits);
+  UpdateSpec(stats);
+}
+
+void ServerMetrics::UpdateSpec(const EngineStats& stats) {
+  if (stats.spec_accepted_per_pos.empty()) return;
+  const std::vector<std::string> m = {"model_name"};
+  const std::vector<std::string> v = {model_name_};
+  if (spec_drafts_.counter == nullptr) {
+    spec_drafts_.counter =
+        &registry_.AddCounter("inferd:spec_decode_num_drafts", "Number of spec decoding drafts.", m).Labels(v);
+    spec_draft_tokens_.counter =
+        &registry_.AddCounter("inferd:spec_decode_num_draft_tokens", "Number of draft tokens.", m).Labels(v);
+    spec_accepted_.counter =
+        &registry_.AddCounter("inferd:spec_decode_num_accepted_tokens", "Number of accepted tokens.", m).Labels(v);
+    CounterFamily& per_pos = registry_.AddCounter("inferd:spec_decode_num_accepted_tokens_per_pos",
+                                                  "Accepted tokens per draft position.", {"model_name", "position"});
+    for (size_t i = 0; i < stats.spec_accepted_per_pos.size(); ++i) {
+      spec_accepted_per_pos_.push_back({&per_pos.Labels({model_name_, std::to_string(i)})});
+    }
+  }
+  spec_drafts_.Advance(stats.spec_num_drafts);
+  spec_draft_tokens_.Advance(stats.spec_num_draft_tokens);
+  spec_accepted_.Advance(stats.spec_num_accepted_tokens);
+  for (size_t i = 0; i < stats.spec_accepted_per_pos.size() && i < spec_accepted_per_pos_.size(); ++i) {
+    spec_accepted_per_pos_[i].Advance(stats.spec_accepted_per_pos[i]);
+  }
 }
 
 void ServerMetrics::ObserveFinished(const std::string& finish_reason, double queue_s, double ttft_s, double e2e_s) {

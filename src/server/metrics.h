@@ -169,6 +169,9 @@ struct EngineStats {
   double kv_usage = 0;  // 0..1
   int64_t prompt_tokens = 0, generation_tokens = 0, num_preemptions = 0;
   int64_t prefix_queries = 0, prefix_hits = 0;  // tokens
+  // Speculative decoding (empty per-position vector: speculation is off, no series).
+  int64_t spec_num_drafts = 0, spec_num_draft_tokens = 0, spec_num_accepted_tokens = 0;
+  std::vector<int64_t> spec_accepted_per_pos;
 };
 
 // The metric set of `inferd serve`, every series labelled model_name="<served model name>":
@@ -178,6 +181,10 @@ struct EngineStats {
 //               inferd:num_preemptions_total, inferd:prefix_cache_queries_total,
 //               inferd:prefix_cache_hits_total,
 //               inferd:request_success_total (also finished_reason: stop|length|abort)
+//               with --speculative-config (vLLM's spec_decode_* names):
+//               inferd:spec_decode_num_drafts_total, inferd:spec_decode_num_draft_tokens_total,
+//               inferd:spec_decode_num_accepted_tokens_total,
+//               inferd:spec_decode_num_accepted_tokens_per_pos_total (also position: 0..k-1)
 //   histograms  inferd:time_to_first_token_seconds, inferd:inter_token_latency_seconds,
 //               inferd:e2e_request_latency_seconds, inferd:request_queue_time_seconds
 // Typical use in the server:
@@ -208,6 +215,10 @@ class ServerMetrics {
     e.num_preemptions = s.counters.num_preemptions;
     e.prefix_queries = s.counters.prefix_queries;
     e.prefix_hits = s.counters.prefix_hits;
+    e.spec_num_drafts = s.counters.spec_num_drafts;
+    e.spec_num_draft_tokens = s.counters.spec_num_draft_tokens;
+    e.spec_num_accepted_tokens = s.counters.spec_num_accepted_tokens;
+    e.spec_accepted_per_pos = s.counters.spec_accepted_per_pos;
     Update(e);
   }
 
@@ -237,6 +248,10 @@ class ServerMetrics {
   Histogram *ttft_, *itl_, *e2e_, *queue_;
   std::mutex update_mu_;
   CounterTracker prompt_tokens_, generation_tokens_, preemptions_, prefix_queries_, prefix_hits_;
+  // Made on the first update from an engine that speculates; guarded by update_mu_.
+  CounterTracker spec_drafts_{}, spec_draft_tokens_{}, spec_accepted_{};
+  std::vector<CounterTracker> spec_accepted_per_pos_;
+  void UpdateSpec(const EngineStats& stats);
 };
 
 }  // namespace inferd::metrics

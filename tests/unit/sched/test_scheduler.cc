@@ -165,5 +165,79 @@ TEST(Scheduler, PrefixCacheHitSkipsComputedTokens) {
   EXPECT_EQ(b->num_cached_tokens, 8);
 }
 
+// Speculative tokens: scheduled after a request's own token from the budget left after one
+// row per running request behind it, capped by max_tokens and max_model_len; after
+// verification the kept drafts count as computed and blocks holding only rejected drafts are
+// freed (and the runner is told to keep only the entries still valid).
+TEST(Scheduler, SpeculativeTokensUseLeftoverBudgetAndRollBack) {
+  Harness h(64, 4, {.max_num_batched_tokens = 8, .max_num_seqs = 8, .max_model_len = 512});
+  Request* a = h.Add("a", 6);
+  Request* b = h.Add("b", 2, 0, 500);
+  a->max_tokens = b->max_tokens = 100;
+  EXPECT_EQ(Summary(h.Step()), (Plan{{"a", 6}, {"b", 2}}));  // prefill; both sampled a token
+  ASSERT_EQ(a->num_tokens(), 7);
+  a->spec_token_ids = {11, 12, 13, 14, 15, 16, 17, 18};
+  SchedulerOutput out = h.sched.Schedule();
+  ASSERT_EQ(out.scheduled.size(), 2u);
+  // Budget 8: b behind a keeps one row, so a gets its token and 6 drafts.
+  EXPECT_EQ(out.scheduled[0].num_new_tokens, 7);
+  EXPECT_EQ(out.scheduled[0].spec_tokens, (std::vector<int32_t>{11, 12, 13, 14, 15, 16}));
+  EXPECT_EQ(out.num_spec_tokens, 6);
+  EXPECT_TRUE(a->spec_token_ids.empty());
+  // a's table grew from 2 to 4 blocks (13 slots): the update appends two.
+  ASSERT_EQ(out.scheduled[0].block_tables.size(), 1u);
+  EXPECT_EQ(out.scheduled[0].block_tables[0].keep, 2);
+  EXPECT_EQ(out.scheduled[0].block_tables[0].append.size(), 2u);
+  EXPECT_EQ(h.kv.NumBlocksHeld("a"), 4);
+  h.sched.OnStepComputed(out);
+  EXPECT_EQ(a->num_computed_tokens, 7);  // its own tokens only
+  // Two drafts kept, then the corrected token: 7 + 3 tokens, 9 computed.
+  a->tokens.insert(a->tokens.end(), {11, 12, 40});
+  h.sched.OnSpeculationVerified(a, 2);
+  EXPECT_EQ(a->num_computed_tokens, 9);
+  EXPECT_EQ(h.kv.NumBlocksHeld("a"), 3) << "the block that held only rejected drafts is freed";
+  b->tokens.push_back(7);
+  out = h.sched.Schedule();
+  EXPECT_EQ(out.scheduled[0].num_new_tokens, 1);
+  EXPECT_EQ(out.scheduled[0].block_tables[0].keep, 3) << "the runner drops the freed entry";
+  EXPECT_TRUE(out.scheduled[0].block_tables[0].append.empty());
+}
+
+TEST(Scheduler, SpeculativeTokensRespectMaxTokensAndNeverPreempt) {
+  Harness h(5, 4, {.max_num_batched_tokens = 64, .max_num_seqs = 8, .max_model_len = 512});
+  Request* a = h.Add("a", 6);
+  Request* b = h.Add("b", 6, 0, 100);
+  a->max_tokens = 3;
+  b->max_tokens = 100;
+  h.Step();
+  a->spec_token_ids = {1, 2, 3, 4};
+  b->spec_token_ids = {1, 2, 3, 4, 5, 6, 7, 8};
+  SchedulerOutput out = h.sched.Schedule();
+  ASSERT_EQ(out.scheduled.size(), 2u);
+  EXPECT_EQ(out.scheduled[0].spec_tokens.size(), 1u) << "a has 1 output token of 3: one draft, then its token";
+  // b: 4 blocks are taken (2 + 2), one is free: 8 drafts do not fit, 4 do (halving), and
+  // nobody is preempted for them.
+  EXPECT_EQ(out.scheduled[1].num_new_tokens, 5);
+  EXPECT_TRUE(out.preempted.empty());
+}
+
+TEST(Scheduler, RunnerTablesAreResentAfterPreemptionAndFreedIdsReported) {
+  Harness h(4, 4, {.max_num_batched_tokens = 64, .max_num_seqs = 8, .max_model_len = 512});
+  h.Add("a", 7);
+  h.Add("b", 7, 0, 100);
+  SchedulerOutput out = h.Step();  // 2 blocks each
+  for (int i = 0; i < 3 && out.preempted.empty(); ++i) out = h.Step();
+  ASSERT_FALSE(out.preempted.empty());
+  EXPECT_EQ(out.freed_ids, std::vector<std::string>{out.preempted[0]->id});
+  Request* victim = out.preempted[0];
+  h.sched.FinishRequest(h.sched.running()[0], RequestStatus::kFinishedStopped);
+  out = h.sched.Schedule();  // the victim resumes: its whole table again
+  ASSERT_EQ(out.scheduled.size(), 1u);
+  EXPECT_EQ(out.scheduled[0].request, victim);
+  EXPECT_EQ(out.scheduled[0].block_tables[0].keep, 0);
+  EXPECT_EQ(static_cast<int64_t>(out.scheduled[0].block_tables[0].append.size()), h.kv.NumBlocksHeld(victim->id));
+  EXPECT_EQ(out.freed_ids.size(), 1u) << "the finished request";
+}
+
 }  // namespace
 }  // namespace inferd
