@@ -580,8 +580,8 @@ void EngineCore::ObserveSpeculation(int64_t batch, int64_t tokens, double second
   spec_control_.Observe(batch, tokens, seconds);
   if (spec_control_.speculate() != was_on) {
     INFERD_LOG_DEBUG("speculative decoding {} at batch {} (measured {:.1f} tok/s with, {:.1f} without)",
-                     spec_control_.speculate() ? "on" : "off", batch, spec_control_.rate_on(),
-                     spec_control_.rate_off());
+                     spec_control_.speculate() ? "on" : "off", batch, spec_control_.rate_on(batch),
+                     spec_control_.rate_off(batch));
   }
 }
 

@@ -1,9 +1,14 @@
 #include "engine/spec_controller.h"
 
 #include <algorithm>
-#include <cmath>
+#include <bit>
 
 namespace inferd {
+
+int SpecController::BucketOf(int64_t batch) {
+  const uint64_t b = static_cast<uint64_t>(std::max<int64_t>(1, batch));
+  return std::min(kBuckets - 1, static_cast<int>(std::bit_width(b)) - 1);
+}
 
 void SpecController::Observe(int64_t batch, int64_t tokens, double seconds) {
   if (batch <= 0 || seconds <= 0) return;
@@ -11,41 +16,50 @@ void SpecController::Observe(int64_t batch, int64_t tokens, double seconds) {
   tokens_ += tokens;
   batch_sum_ += batch;
   seconds_ += seconds;
+  last_batch_ = batch;
   if (steps_ >= o_.window_steps) EndWindow();
 }
 
 void SpecController::EndWindow() {
   const int mode = on_ ? 1 : 0;
-  rate_[mode] = static_cast<double>(tokens_) / seconds_;
-  batch_[mode] = static_cast<double>(batch_sum_) / steps_;
-  step_seconds_[mode] = seconds_ / steps_;
+  Bucket& k = buckets_[BucketOf((batch_sum_ + steps_ / 2) / steps_)];
+  k.rate[mode] = static_cast<double>(tokens_) / seconds_;
+  k.step_seconds[mode] = seconds_ / steps_;
   steps_ = 0;
   tokens_ = batch_sum_ = 0;
   seconds_ = 0;
-  const int other = 1 - mode;
-  const bool comparable = rate_[other] > 0 && std::fabs(batch_[mode] - batch_[other]) <= 0.25 * batch_[other];
-  if (probing_) {
-    // A probe decides: switch when the other mode was clearly faster at the same batch.
-    probing_ = false;
-    const int best = best_on_ ? 1 : 0;
-    if (comparable && rate_[mode] > rate_[best] * (1.0 + o_.hysteresis)) best_on_ = on_;
-    on_ = best_on_;
-    windows_in_best_ = 0;
+  Decide(k, mode);
+  on_ = buckets_[BucketOf(last_batch_)].on;  // the batch may have moved to another bucket
+}
+
+void SpecController::Decide(Bucket& k, int measured_mode) const {
+  if (k.rate[0] == 0 || k.rate[1] == 0) {  // measure the mode not measured yet
+    k.on = k.rate[1] == 0;
     return;
   }
-  ++windows_in_best_;
-  // Probe the other mode: at once when it has no comparable measurement, else every
-  // probe_every windows, stretched by the measured advantage (a 2x lead probes 4x less often)
-  // and by how much longer the other mode's steps take (so probes cost a share of time, not
-  // of steps).
-  const double lead = comparable ? rate_[mode] / std::max(rate_[other], 1e-9) : 1.0;
-  const double longer = comparable ? std::clamp(step_seconds_[other] / std::max(step_seconds_[mode], 1e-12), 1.0, 16.0) : 1.0;
-  const int every =
-      comparable ? static_cast<int>(o_.probe_every * std::clamp(lead * lead, 1.0, 8.0) * longer) : 1;
-  if (windows_in_best_ >= every) {
-    probing_ = true;
-    on_ = !best_on_;
+  if (!k.decided) {
+    k.decided = true;
+    k.best_on = k.rate[1] > k.rate[0];
+    k.windows_in_best = 0;
+    k.on = k.best_on;
+    return;
   }
+  const int best = k.best_on ? 1 : 0, other = 1 - best;
+  if (measured_mode != best) {
+    // A probe of the other mode ended: switch when it was clearly faster.
+    if (k.rate[other] > k.rate[best] * (1.0 + o_.hysteresis)) k.best_on = !k.best_on;
+    k.windows_in_best = 0;
+    k.on = k.best_on;
+    return;
+  }
+  ++k.windows_in_best;
+  // Probe every probe_every windows, stretched by the measured advantage (a 2x lead probes
+  // 4x less often) and by how much longer the other mode's steps are (so probes cost a
+  // share of time, not of steps).
+  const double lead = k.rate[best] / k.rate[other];
+  const double longer = std::clamp(k.step_seconds[other] / k.step_seconds[best], 1.0, 16.0);
+  const int every = static_cast<int>(o_.probe_every * std::clamp(lead * lead, 1.0, 8.0) * longer);
+  k.on = k.windows_in_best >= every ? !k.best_on : k.best_on;
 }
 
 }  // namespace inferd

@@ -391,41 +391,50 @@ TEST(SpecDecodeDraftModelTest, ADraftWithAnotherTokenizerIsRefused) {
 }
 
 // The controller keeps the faster mode at one batch size, re-decides when the faster mode
-// changes, and does not compare windows of different batch sizes.
+// changes, and keeps separate decisions for batch sizes in different power-of-two buckets.
 TEST(SpecControllerTest, KeepsTheFasterModeAndProbesTheOther) {
   SpecController c({.window_steps = 4, .probe_every = 2, .hysteresis = 0.03});
   // Per mode, seconds per step at batch 32: speculation costs 3x per step for 2x the tokens.
-  auto feed = [&](int steps, double on_seconds, double off_seconds, int64_t batch = 32) {
+  auto feed = [&](SpecController& ctl, int steps, double on_seconds, double off_seconds, int64_t batch = 32) {
     int on_steps = 0;
     for (int i = 0; i < steps; ++i) {
-      const bool on = c.speculate();
+      const bool on = ctl.speculate();
       on_steps += on;
-      c.Observe(batch, on ? 2 * batch : batch, on ? on_seconds : off_seconds);
+      ctl.Observe(batch, on ? 2 * batch : batch, on ? on_seconds : off_seconds);
     }
     return on_steps;
   };
   EXPECT_FALSE(c.speculate());  // starts off, then measures on
-  feed(4, 0.03, 0.01);
+  feed(c, 4, 0.03, 0.01);
   EXPECT_TRUE(c.speculate());
-  feed(4, 0.03, 0.01);
+  feed(c, 4, 0.03, 0.01);
   EXPECT_FALSE(c.speculate()) << "on: 2133 tok/s, off: 3200 tok/s";
-  EXPECT_NEAR(c.rate_on(), 64 / 0.03, 1e-6);
-  EXPECT_NEAR(c.rate_off(), 32 / 0.01, 1e-6);
+  EXPECT_NEAR(c.rate_on(32), 64 / 0.03, 1e-6);
+  EXPECT_NEAR(c.rate_off(32), 32 / 0.01, 1e-6);
   // Mostly off from now on, with a probe window now and then.
-  const int on_steps = feed(400, 0.03, 0.01);
+  const int on_steps = feed(c, 400, 0.03, 0.01);
   EXPECT_GT(on_steps, 0);
-  EXPECT_LT(on_steps, 400 / 4);  // probes: 1 window in 1 + 2 x 1.5^2
+  EXPECT_LT(on_steps, 400 / 4);  // probes: 1 window in 1 + 2 x 1.5^2 x 3
   // The machine changes (memory-bound now: speculation costs 1.2x per step for 2x tokens):
   // the next probe switches back on.
-  feed(200, 0.012, 0.01);
+  feed(c, 400, 0.012, 0.01);
   EXPECT_TRUE(c.speculate());
-  EXPECT_GT(feed(400, 0.012, 0.01), 400 * 3 / 4) << "a 1.67x lead: 1 probe window in 1 + 2 x 1.67^2";
-  // A different batch size is not compared with the old measurements.
+  EXPECT_GT(feed(c, 400, 0.012, 0.01), 400 * 3 / 4) << "a 1.67x lead: 1 probe window in 1 + 2 x 1.67^2";
+  // Batch 1 in another bucket learns its own answer; batch 32's stays.
   SpecController d({.window_steps = 4, .probe_every = 2, .hysteresis = 0.03});
-  for (int i = 0; i < 4; ++i) d.Observe(32, 32, 0.01);  // off measured at batch 32; now probing on
-  ASSERT_TRUE(d.speculate());
-  for (int i = 0; i < 4; ++i) d.Observe(4, 8, 0.0001);  // on at batch 4: much "faster", not comparable
-  EXPECT_FALSE(d.speculate()) << "an incomparable probe keeps the current mode";
+  feed(d, 40, 0.03, 0.01, 32);  // off wins at 32
+  EXPECT_FALSE(d.speculate());
+  feed(d, 40, 0.0012, 0.001, 1);  // on wins at 1 (1.2x per step for 2x tokens)
+  EXPECT_TRUE(d.speculate());
+  EXPECT_GT(d.rate_on(1), d.rate_off(1));
+  EXPECT_LT(d.rate_on(32), d.rate_off(32));
+  int on_at_32 = 0;
+  for (int i = 0; i < 8; ++i) {
+    on_at_32 += d.speculate();
+    d.Observe(32, d.speculate() ? 64 : 32, d.speculate() ? 0.03 : 0.01);
+  }
+  EXPECT_LE(on_at_32, 4) << "back at 32: at most the window that started at batch 1 speculates";
+  EXPECT_FALSE(d.speculate());
 }
 
 TEST(SpeculativeConfigTest, ParsesVllmFieldsAndRejectsTheRest) {
