@@ -28,7 +28,6 @@ import argparse
 import concurrent.futures
 import json
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -279,7 +278,7 @@ def main() -> int:
                  {n: statistics.median(run["batch_tps"] for run in runs[n]) for n in configs}))
     names = list(configs)
     sp = spec_name
-    print(f"| workload | " + " | ".join(names) + f" | inferd {sp} / inferd |" +
+    print("| workload | " + " | ".join(names) + f" | inferd {sp} / inferd |" +
           (f" llama.cpp {sp} / llama.cpp | inferd {sp} / llama.cpp {sp} |" if "llama.cpp" in configs else ""))
     print("|---" * (len(names) + (4 if "llama.cpp" in configs else 2)) + "|")
     for label, v in rows:

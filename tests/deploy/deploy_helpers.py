@@ -10,10 +10,8 @@ import json
 import os
 import pathlib
 import re
-import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from dataclasses import dataclass
 
@@ -113,32 +111,10 @@ class ConfiguredPrometheus(PrometheusHarness):
 
     def __init__(self, scrape_configs, **kw):
         super().__init__(target="unused:1", **kw)
-        self.scrape_configs = scrape_configs
+        self._scrape_configs = scrape_configs
 
-    def _launch(self) -> bool:
-        # As PrometheusHarness._launch, with self.scrape_configs as the configuration.
-        config = os.path.join(self._dir, "prometheus.yml")
-        with open(config, "w") as f:
-            json.dump({"global": {"scrape_interval": self.scrape_interval, "scrape_timeout": self.scrape_interval,
-                                  "evaluation_interval": self.scrape_interval},
-                       "scrape_configs": self.scrape_configs}, f, indent=1)
-        self._log = open(os.path.join(self._dir, "prometheus.log"), "wb")
-        self._proc = subprocess.Popen(
-            [self.binary, f"--config.file={config}", f"--storage.tsdb.path={os.path.join(self._dir, 'data')}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=info"],
-            cwd=self._dir, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                return False
-            try:
-                with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as r:
-                    if r.status == 200:
-                        return True
-            except OSError:
-                pass
-            time.sleep(0.1)
-        return False
+    def scrape_configs(self) -> list:
+        return self._scrape_configs
 
 
 def pod_meta_labels(namespace, pod, app, port_name, container_name):

@@ -91,16 +91,19 @@ class PrometheusHarness:
         self.stop()
         raise RuntimeError(f"prometheus did not start:\n{self.log_tail()}")
 
-    def _launch(self) -> bool:
+    def scrape_configs(self) -> list:
+        """The scrape_configs of prometheus.yml: one static target (subclasses may replace)."""
         target = self.target or f"127.0.0.1:{self.port}"
+        return [{"job_name": self.job, "metrics_path": self.metrics_path, "static_configs": [{"targets": [target]}]}]
+
+    def _launch(self) -> bool:
         config = os.path.join(self._dir, "prometheus.yml")
         # JSON is YAML: no YAML library needed.
         with open(config, "w") as f:
             json.dump({
                 "global": {"scrape_interval": self.scrape_interval, "scrape_timeout": self.scrape_interval,
                            "evaluation_interval": self.scrape_interval},
-                "scrape_configs": [{"job_name": self.job, "metrics_path": self.metrics_path,
-                                    "static_configs": [{"targets": [target]}]}],
+                "scrape_configs": self.scrape_configs(),
             }, f, indent=1)
         self._log = open(os.path.join(self._dir, "prometheus.log"), "wb")
         self._proc = subprocess.Popen(
