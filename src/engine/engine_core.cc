@@ -428,7 +428,7 @@ void EngineCore::ProposeDrafts() {
   if (!sp.enabled()) return;
   const std::vector<Request*>& running = scheduler_->running();
   const bool off = (sp.disable_by_batch_size > 0 && static_cast<int64_t>(running.size()) > sp.disable_by_batch_size) ||
-                   (options_.speculative.adaptive && !spec_control_.speculate());
+                   (options_.speculative.adaptive && !spec_control_.speculate(static_cast<int64_t>(running.size())));
   std::vector<DraftProposer::Input> draft_inputs;
   std::vector<Request*> draft_requests;
   for (Request* r : running) {
@@ -575,12 +575,11 @@ void EngineCore::ApplyRows(const SchedulerOutput& sched, std::span<const LogitsR
   }
 }
 
-void EngineCore::ObserveSpeculation(int64_t batch, int64_t tokens, double seconds) {
-  const bool was_on = spec_control_.speculate();
-  spec_control_.Observe(batch, tokens, seconds);
-  if (spec_control_.speculate() != was_on) {
+void EngineCore::ObserveSpeculation(int64_t batch, bool on, int64_t tokens, double seconds) {
+  spec_control_.Observe(batch, on, tokens, seconds);
+  if (spec_control_.speculate(batch) != on) {
     INFERD_LOG_DEBUG("speculative decoding {} at batch {} (measured {:.1f} tok/s with, {:.1f} without)",
-                     spec_control_.speculate() ? "on" : "off", batch, spec_control_.rate_on(batch),
+                     spec_control_.speculate(batch) ? "on" : "off", batch, spec_control_.rate_on(batch),
                      spec_control_.rate_off(batch));
   }
 }
@@ -588,6 +587,8 @@ void EngineCore::ObserveSpeculation(int64_t batch, int64_t tokens, double second
 StepResult EngineCore::Step() {
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t generated_before = counters_.generation_tokens;
+  const int64_t running_before = static_cast<int64_t>(scheduler_->num_running());
+  const bool speculated = options_.speculative.enabled() && spec_control_.speculate(running_before);
   StepResult result;
   result.finished = std::move(pending_finished_);
   pending_finished_.clear();
@@ -619,7 +620,7 @@ StepResult EngineCore::Step() {
   ApplyRows(sched, uses, units, result);
   FinishStep(result);
   if (options_.speculative.enabled() && options_.speculative.adaptive && decode_only) {
-    ObserveSpeculation(static_cast<int64_t>(units.size()), counters_.generation_tokens - generated_before,
+    ObserveSpeculation(running_before, speculated, counters_.generation_tokens - generated_before,
                        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   return result;

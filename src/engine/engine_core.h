@@ -195,7 +195,7 @@ class EngineCore {
                                     std::vector<structured::GrammarState*>* masks);
   void ApplyRows(const SchedulerOutput& sched, std::span<const LogitsRowUse> uses, std::vector<SampleUnit>& units,
                  StepResult& result);
-  void ObserveSpeculation(int64_t batch, int64_t tokens, double seconds);
+  void ObserveSpeculation(int64_t batch, bool on, int64_t tokens, double seconds);
 
   std::unique_ptr<LoadedModel> model_;
   EngineOptions options_;

@@ -10,26 +10,21 @@ int SpecController::BucketOf(int64_t batch) {
   return std::min(kBuckets - 1, static_cast<int>(std::bit_width(b)) - 1);
 }
 
-void SpecController::Observe(int64_t batch, int64_t tokens, double seconds) {
+void SpecController::Observe(int64_t batch, bool on, int64_t tokens, double seconds) {
   if (batch <= 0 || seconds <= 0) return;
-  ++steps_;
-  tokens_ += tokens;
-  batch_sum_ += batch;
-  seconds_ += seconds;
-  last_batch_ = batch;
-  if (steps_ >= o_.window_steps) EndWindow();
-}
-
-void SpecController::EndWindow() {
-  const int mode = on_ ? 1 : 0;
-  Bucket& k = buckets_[BucketOf((batch_sum_ + steps_ / 2) / steps_)];
-  k.rate[mode] = static_cast<double>(tokens_) / seconds_;
-  k.step_seconds[mode] = seconds_ / steps_;
-  steps_ = 0;
-  tokens_ = batch_sum_ = 0;
-  seconds_ = 0;
+  Bucket& k = buckets_[BucketOf(batch)];
+  if (on != k.on) return;  // decided under another bucket's mode (the batch moved)
+  ++k.steps;
+  k.tokens += tokens;
+  k.seconds += seconds;
+  if (k.steps < o_.window_steps) return;
+  const int mode = on ? 1 : 0;
+  k.rate[mode] = static_cast<double>(k.tokens) / k.seconds;
+  k.step_seconds[mode] = k.seconds / k.steps;
+  k.steps = 0;
+  k.tokens = 0;
+  k.seconds = 0;
   Decide(k, mode);
-  on_ = buckets_[BucketOf(last_batch_)].on;  // the batch may have moved to another bucket
 }
 
 void SpecController::Decide(Bucket& k, int measured_mode) const {

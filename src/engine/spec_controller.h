@@ -25,11 +25,12 @@ class SpecController {
   SpecController() : SpecController(Options{}) {}
   explicit SpecController(const Options& o) : o_(o) {}
 
-  // Whether this step may speculate.
-  bool speculate() const { return on_; }
-  // After a decode-only step (no prefill rows): `batch` sequences decoded, `tokens` tokens
-  // emitted in all, `seconds` the step's wall time (proposals included).
-  void Observe(int64_t batch, int64_t tokens, double seconds);
+  // Whether a step with `batch` running requests may speculate (its bucket's decision).
+  bool speculate(int64_t batch) const { return buckets_[BucketOf(batch)].on; }
+  // After a decode-only step (no prefill rows) that speculated or not (`on`): `batch`
+  // sequences decoded, `tokens` tokens emitted in all, `seconds` the step's wall time
+  // (proposals included). A step whose mode is not its bucket's current one is ignored.
+  void Observe(int64_t batch, bool on, int64_t tokens, double seconds);
 
   // For tests and logs: the last measured rates (tokens/s) of each mode at `batch`'s bucket
   // (0: not yet).
@@ -47,17 +48,15 @@ class SpecController {
     // Starts off: a first window without speculation costs little at any batch size, where
     // one with it can cost several times its steps' time when the forward is compute-bound.
     bool on = false;                  // the mode of this bucket's next window
+    int steps = 0;                    // the window being measured (in mode `on`)
+    int64_t tokens = 0;
+    double seconds = 0;
   };
   static int BucketOf(int64_t batch);
-  void EndWindow();
   void Decide(Bucket& k, int measured_mode) const;
 
   Options o_;
   Bucket buckets_[kBuckets];
-  bool on_ = false;  // the mode of the current window
-  int steps_ = 0;
-  int64_t tokens_ = 0, batch_sum_ = 0, last_batch_ = 1;
-  double seconds_ = 0;
 };
 
 }  // namespace inferd

@@ -398,17 +398,17 @@ TEST(SpecControllerTest, KeepsTheFasterModeAndProbesTheOther) {
   auto feed = [&](SpecController& ctl, int steps, double on_seconds, double off_seconds, int64_t batch = 32) {
     int on_steps = 0;
     for (int i = 0; i < steps; ++i) {
-      const bool on = ctl.speculate();
+      const bool on = ctl.speculate(batch);
       on_steps += on;
-      ctl.Observe(batch, on ? 2 * batch : batch, on ? on_seconds : off_seconds);
+      ctl.Observe(batch, on, on ? 2 * batch : batch, on ? on_seconds : off_seconds);
     }
     return on_steps;
   };
-  EXPECT_FALSE(c.speculate());  // starts off, then measures on
+  EXPECT_FALSE(c.speculate(32));  // starts off, then measures on
   feed(c, 4, 0.03, 0.01);
-  EXPECT_TRUE(c.speculate());
+  EXPECT_TRUE(c.speculate(32));
   feed(c, 4, 0.03, 0.01);
-  EXPECT_FALSE(c.speculate()) << "on: 2133 tok/s, off: 3200 tok/s";
+  EXPECT_FALSE(c.speculate(32)) << "on: 2133 tok/s, off: 3200 tok/s";
   EXPECT_NEAR(c.rate_on(32), 64 / 0.03, 1e-6);
   EXPECT_NEAR(c.rate_off(32), 32 / 0.01, 1e-6);
   // Mostly off from now on, with a probe window now and then.
@@ -418,23 +418,24 @@ TEST(SpecControllerTest, KeepsTheFasterModeAndProbesTheOther) {
   // The machine changes (memory-bound now: speculation costs 1.2x per step for 2x tokens):
   // the next probe switches back on.
   feed(c, 400, 0.012, 0.01);
-  EXPECT_TRUE(c.speculate());
+  EXPECT_TRUE(c.speculate(32));
   EXPECT_GT(feed(c, 400, 0.012, 0.01), 400 * 3 / 4) << "a 1.67x lead: 1 probe window in 1 + 2 x 1.67^2";
-  // Batch 1 in another bucket learns its own answer; batch 32's stays.
+  // Batch 1 in another bucket learns its own answer; batch 32's stays; a step taken in one
+  // bucket's mode does not count for another.
   SpecController d({.window_steps = 4, .probe_every = 2, .hysteresis = 0.03});
   feed(d, 40, 0.03, 0.01, 32);  // off wins at 32
-  EXPECT_FALSE(d.speculate());
+  EXPECT_FALSE(d.speculate(32));
+  EXPECT_FALSE(d.speculate(1)) << "batch 1 has not been measured: off";
   feed(d, 40, 0.0012, 0.001, 1);  // on wins at 1 (1.2x per step for 2x tokens)
-  EXPECT_TRUE(d.speculate());
+  EXPECT_TRUE(d.speculate(1));
+  EXPECT_FALSE(d.speculate(32));
   EXPECT_GT(d.rate_on(1), d.rate_off(1));
   EXPECT_LT(d.rate_on(32), d.rate_off(32));
-  int on_at_32 = 0;
-  for (int i = 0; i < 8; ++i) {
-    on_at_32 += d.speculate();
-    d.Observe(32, d.speculate() ? 64 : 32, d.speculate() ? 0.03 : 0.01);
-  }
-  EXPECT_LE(on_at_32, 4) << "back at 32: at most the window that started at batch 1 speculates";
-  EXPECT_FALSE(d.speculate());
+  EXPECT_TRUE(d.speculate(17) == d.speculate(31)) << "one bucket";
+  SpecController e({.window_steps = 4, .probe_every = 2, .hysteresis = 0.03});
+  for (int i = 0; i < 8; ++i) e.Observe(32, true, 64, 0.001);  // on-steps while batch 32 is in its off window
+  EXPECT_EQ(e.rate_on(32), 0.0);
+  EXPECT_FALSE(e.speculate(32));
 }
 
 TEST(SpeculativeConfigTest, ParsesVllmFieldsAndRejectsTheRest) {
