@@ -47,7 +47,6 @@ class DraftProposer {
 
   const LoadedModel& model() const { return *model_; }
   int64_t num_blocks() const { return kv_->num_blocks(); }
-  size_t num_requests() const { return held_.size(); }  // for tests
 
  private:
   DraftProposer() = default;

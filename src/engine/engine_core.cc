@@ -613,12 +613,12 @@ StepResult EngineCore::Step() {
     for (const ScheduledRequest& sr : sched.scheduled) {
       outputs_->Finish(*sequences_.at(sr.request->id), RequestStatus::kFinishedError, "error", result);
     }
-    FinishStep(result);
+    ForgetFinishedGroups();
     return result;
   }
   scheduler_->OnStepComputed(sched);
   ApplyRows(sched, uses, units, result);
-  FinishStep(result);
+  ForgetFinishedGroups();
   if (options_.speculative.enabled() && options_.speculative.adaptive && decode_only) {
     ObserveSpeculation(running_before, speculated, counters_.generation_tokens - generated_before,
                        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -626,8 +626,7 @@ StepResult EngineCore::Step() {
   return result;
 }
 
-void EngineCore::FinishStep(StepResult& result) {
-  (void)result;
+void EngineCore::ForgetFinishedGroups() {
   // Forget finished groups (their outputs are in result.finished).
   for (auto it = groups_.begin(); it != groups_.end();) {
     if (!it->second->done) {

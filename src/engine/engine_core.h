@@ -186,7 +186,8 @@ class EngineCore {
   void SampleChain(SampleUnit& u);
   // Appends the unit's tokens through the OutputProcessor; records acceptance.
   void ApplyUnit(SampleUnit& u, StepResult& result);
-  void FinishStep(StepResult& result);
+  // Drops groups that ended this step (their outputs are in the step's result).
+  void ForgetFinishedGroups();
   // Step's parts: counters, timestamps and prompt-logprob rows (returns whether every request
   // only decodes); the sampling units and device rows; sampling, verification and outputs;
   // the on/off controller's measurement.

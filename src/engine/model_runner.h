@@ -53,7 +53,6 @@ class ModelRunner {
 
   Backend& backend() { return *backend_; }
   const Backend& backend() const { return *backend_; }
-  size_t num_tables() const { return tables_.size(); }  // for tests
 
  private:
   using Tables = std::vector<std::vector<int32_t>>;  // per KV group
