@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fails when a source under src/ includes a layer above its own (docs/model-families.md,
 docs/architecture.md): dependencies point one way,
-util -> format -> tokenizer -> model -> ops -> backend -> sched -> engine -> server -> cli,
+util -> format -> tokenizer -> model -> ops -> backend -> sched -> engine -> server -> router -> cli,
 with chat, kv, sample and spec (speculative-decoding proposers) as leaves on util that any
 layer above them may use, and structured (grammars over the vocabulary) on tokenizer, for
 engine and above.
@@ -30,7 +30,8 @@ ALLOWED = {
     "sched": {"kv", "sample", "util"},
     "engine": {"spec", "backend", "ops", "model", "format", "tokenizer", "structured", "chat", "kv", "sample", "sched", "util"},
     "server": {"spec", "engine", "backend", "ops", "model", "format", "tokenizer", "structured", "chat", "kv", "sample", "sched", "util"},
-    "cli": {"spec", "server", "engine", "backend", "ops", "model", "format", "tokenizer", "structured", "chat", "kv", "sample", "sched",
+    "router": {"server", "util"},
+    "cli": {"spec", "server", "router", "engine", "backend", "ops", "model", "format", "tokenizer", "structured", "chat", "kv", "sample", "sched",
             "util"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/([^"]+)"', re.M)

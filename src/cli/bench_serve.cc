@@ -1,4 +1,4 @@
-// The pure parts of `inferd bench serve`: URL parsing, SSE stream measurement, statistics.
+// The pure parts of `inferd bench serve`: SSE stream measurement, statistics.
 #include "cli/bench_serve.h"
 
 #include <fmt/format.h>
@@ -8,47 +8,6 @@
 #include <numeric>
 
 namespace inferd::cli {
-
-// ----------------------------------------------------------------------------- URL
-
-StatusOr<BaseUrl> ParseBaseUrl(std::string_view url) {
-  BaseUrl out;
-  std::string_view rest = url;
-  if (rest.starts_with("https://")) return InvalidArgument("https is not supported: " + std::string(url));
-  if (rest.starts_with("http://")) rest.remove_prefix(7);
-  if (rest.find("://") != std::string_view::npos) return InvalidArgument("only http:// URLs: " + std::string(url));
-  const size_t slash = rest.find('/');
-  std::string_view authority = rest.substr(0, slash);
-  if (slash != std::string_view::npos) {
-    std::string_view path = rest.substr(slash);
-    while (!path.empty() && path.back() == '/') path.remove_suffix(1);
-    out.prefix = std::string(path);
-  }
-  std::string_view host = authority, port;
-  if (authority.starts_with('[')) {  // [v6]:port
-    const size_t close = authority.find(']');
-    if (close == std::string_view::npos) return InvalidArgument("bad IPv6 address in URL: " + std::string(url));
-    host = authority.substr(1, close - 1);
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return InvalidArgument("bad URL: " + std::string(url));
-      port = after.substr(1);
-    }
-  } else if (const size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
-    host = authority.substr(0, colon);
-    port = authority.substr(colon + 1);
-  }
-  if (host.empty()) return InvalidArgument("URL has no host: " + std::string(url));
-  if (!port.empty()) {
-    if (!std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) || port.size() > 5 ||
-        std::stoi(std::string(port)) > 65535) {
-      return InvalidArgument("bad port in URL: " + std::string(url));
-    }
-    out.port = std::string(port);
-  }
-  out.host = std::string(host);
-  return out;
-}
 
 // ----------------------------------------------------------------------------- SSE
 

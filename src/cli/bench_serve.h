@@ -2,7 +2,6 @@
 //
 // Pieces (this header has no Boost in it; Beast lives in bench_serve_client.cc only, which
 // keeps the ~14 s Beast compile in one translation unit):
-//   - ParseBaseUrl: "http://host:port[/prefix]" → host, port, path prefix (http only).
 //   - SseStream: turns the body bytes of one streamed /v1/completions response (any chunking)
 //     into a RequestResult: TTFT, inter-token latencies, output tokens, errors — measured the
 //     way vLLM's benchmark_serving request function does.
@@ -25,6 +24,7 @@
 #include <vector>
 
 #include "inferd/status.h"
+#include "util/url.h"
 
 namespace CLI {
 class App;
@@ -34,17 +34,6 @@ namespace inferd::cli {
 
 // Registers `bench serve` under the `bench` command (cmd_bench_serve.cc).
 void AddBenchServeCommand(CLI::App* bench);
-
-// ----------------------------------------------------------------------------- URL
-
-struct BaseUrl {
-  std::string host;         // "127.0.0.1", "localhost", "::1" (brackets removed)
-  std::string port = "80";  // service string for the resolver
-  std::string prefix;       // path before the endpoint, without a trailing '/': "" or "/proxy"
-};
-
-// Accepts "http://host[:port][/prefix]", "host:port" and "[v6]:port". https: InvalidArgument.
-StatusOr<BaseUrl> ParseBaseUrl(std::string_view url);
 
 // ----------------------------------------------------------------------------- one request
 

@@ -47,11 +47,6 @@ void RaiseFileLimit() {
   }
 }
 
-std::string HostHeader(const BaseUrl& url) {
-  const std::string host = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
-  return url.port == "80" ? host : host + ":" + url.port;
-}
-
 std::string Trimmed(std::string s, size_t max_len) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   if (s.size() > max_len) s = s.substr(0, max_len) + "...";

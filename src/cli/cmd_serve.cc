@@ -123,6 +123,13 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_option("--max-waiting-requests", s.max_waiting_requests,
                   "answer 503 when this many requests are already waiting (0 = unbounded)")
       ->capture_default_str();
+  cmd->add_option("--inject-error-rate", s.inject_error_rate,
+                  "testing aid: answer this share (0..1) of completion requests with 500 (resilience and canary drills)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  cmd->add_option("--inject-delay", s.inject_delay_s, "testing aid: hold every completion request this many seconds first")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
   cmd->add_option("--request-timeout", s.request_timeout_s, "abort requests running longer than this many seconds (0 = none)")
       ->capture_default_str();
   cmd->add_option("--shutdown-timeout", s.shutdown_timeout_s, "seconds in-flight requests get to finish on SIGTERM")

@@ -39,5 +39,6 @@ void AddExportHfCommand(CLI::App& app);
 void AddBenchCommands(CLI::App& app);  // bench throughput, bench serve
 void AddServeCommand(CLI::App& app);   // serve
 void AddMemoryCommand(CLI::App& app);  // memory
+void AddRouterCommand(CLI::App& app);  // router
 
 }  // namespace inferd::cli

@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
   inferd::cli::AddExportHfCommand(app);
   inferd::cli::AddBenchCommands(app);
   inferd::cli::AddMemoryCommand(app);
+  inferd::cli::AddRouterCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ExtrasError& e) {

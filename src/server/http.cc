@@ -208,9 +208,11 @@ class Exchange final : public HttpExchange {
   }
   void Write(std::string data) override {
     if (!streaming_ || ended_ || gone_ || data.empty()) return;
+    pending_ += data.size();
     chunks_.push_back(std::move(data));
     Kick();
   }
+  size_t pending_bytes() const override { return pending_; }
   void End() override {
     if (!started_ || ended_ || gone_) return;
     ended_ = true;
@@ -247,6 +249,7 @@ class Exchange final : public HttpExchange {
   HttpHeaders extra_;
   HttpHeaders cors_;  // Cors::ResponseHeaders of the request, applied over extra_
   std::deque<std::string> chunks_;
+  size_t pending_ = 0;  // bytes in chunks_ plus those of the write in flight
 
  private:
   void Kick() {
@@ -354,6 +357,7 @@ class ServerImpl final : public HttpServer {
   int port() const override { return port_; }
   int64_t num_connections() const override { return connections_.load(); }
   int64_t num_active_exchanges() const override { return active_.load(); }
+  net::io_context& io_context() override { return ioc_; }
 
  private:
   static void RaiseFileLimit() {
@@ -564,6 +568,7 @@ class ServerImpl final : public HttpServer {
           co_await net::async_write(stream, http::make_chunk(net::buffer(data)),
                                     net::redirect_error(use_awaitable, ec));
         }
+        ex->pending_ -= std::min(ex->pending_, data.size());
         if (ec) ex->MarkGone();
         continue;
       }

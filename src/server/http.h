@@ -23,6 +23,10 @@
 
 #include "inferd/status.h"
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace inferd::server {
 
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
@@ -57,6 +61,10 @@ class HttpExchange {
   // `fn` runs once (on the I/O thread) if the client disconnects before the response ends.
   virtual void OnClientGone(std::function<void()> fn) = 0;
   virtual bool client_gone() const = 0;
+  // Bytes handed to Write() that have not reached the socket yet. A producer that can wait
+  // (the router reading a replica's stream) stops reading while this is large, so a slow
+  // client never grows memory without bound.
+  virtual size_t pending_bytes() const = 0;
 };
 
 using HttpHandler = std::function<void(const HttpRequest&, std::shared_ptr<HttpExchange>)>;
@@ -117,6 +125,9 @@ class HttpServer {
   virtual int port() const = 0;                    // bound TCP port (0 for a unix socket)
   virtual int64_t num_connections() const = 0;     // open connections
   virtual int64_t num_active_exchanges() const = 0;  // requests whose response has not ended
+  // The I/O thread's event loop, for code that does its own asynchronous I/O on the same
+  // thread (the router's upstream client). Only Asio translation units use it.
+  virtual boost::asio::io_context& io_context() = 0;
 };
 
 }  // namespace inferd::server

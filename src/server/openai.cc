@@ -14,20 +14,6 @@
 namespace inferd::server {
 namespace {
 
-const char* ErrorType(int status) {
-  switch (status) {
-    case 400: return "BadRequestError";
-    case 401: return "AuthenticationError";
-    case 404: return "NotFoundError";
-    case 405: return "MethodNotAllowedError";
-    case 408: return "TimeoutError";
-    case 413: return "RequestTooLargeError";
-    case 429: return "RateLimitError";
-    case 503: return "ServiceUnavailableError";
-    default: return status >= 500 ? "InternalServerError" : "BadRequestError";
-  }
-}
-
 // The scanner that turns a forced-tool-call output into calls (req.tool_mode != kNone).
 ToolCallStream ToolStream(const ParsedRequest& req) {
   return req.tool_mode == ParsedRequest::ToolMode::kNamed ? ToolCallStream::Named(req.tool_name)
@@ -77,18 +63,6 @@ std::string RandomChars(size_t n, std::string_view alphabet) {
 }
 
 std::string RandomHex(size_t n) { return RandomChars(n, "0123456789abcdef"); }
-
-std::string Dump(const ojson& j) { return j.dump(-1, ' ', false, ojson::error_handler_t::replace); }
-
-std::string ErrorBody(int status, const std::string& message, const std::string& param) {
-  ojson e = {{"message", message}, {"type", ErrorType(status)}, {"param", nullptr}, {"code", status}};
-  if (!param.empty()) e["param"] = param;
-  return Dump(ojson{{"error", e}});
-}
-
-std::string ErrorEvent(int status, const std::string& message) {
-  return "data: " + ErrorBody(status, message) + "\n\n";
-}
 
 // ---- responses ----------------------------------------------------------------------------
 

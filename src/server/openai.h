@@ -25,6 +25,7 @@
 #include "format/hf_config.h"
 #include "inferd/request_output.h"
 #include "inferd/sampling_params.h"
+#include "server/openai_error.h"
 
 namespace inferd {
 class ChatPrompter;
@@ -45,12 +46,6 @@ struct ApiError : std::exception {
   std::string param;
 };
 
-// {"error": {...}} for an HTTP status; type is vLLM's name for the status.
-std::string ErrorBody(int status, const std::string& message, const std::string& param = {});
-// The same, as an SSE event for errors after a stream started.
-std::string ErrorEvent(int status, const std::string& message);
-// JSON text that never throws on invalid UTF-8 (bytes are replaced by U+FFFD).
-std::string Dump(const ojson& j);
 
 // What the server knows about the model, for validation and defaults.
 struct ModelInfo {

@@ -229,6 +229,20 @@ class Server {
       if (auth.empty()) return SendError(ex, 401, "Missing API key: send 'Authorization: Bearer <key>'");
       if (auth != "Bearer " + options_.api_key) return SendError(ex, 401, "Incorrect API key provided");
     }
+    const bool generation = r.method == "POST" && (r.path == "/v1/completions" || r.path == "/v1/chat/completions");
+    if (generation && options_.inject_error_rate > 0 && std::uniform_real_distribution<double>(0, 1)(fault_rng_) <
+                                                            options_.inject_error_rate) {
+      return SendError(ex, 500, "injected fault (--inject-error-rate)");
+    }
+    if (generation && options_.inject_delay_s > 0) {
+      return http_->After(options_.inject_delay_s, [this, r, ex] {
+        if (!ex->client_gone()) Dispatch(r, ex);
+      });
+    }
+    Dispatch(r, ex);
+  }
+
+  void Dispatch(const HttpRequest& r, std::shared_ptr<HttpExchange> ex) {
     struct Route {
       const char* method;
       const char* path;
@@ -596,6 +610,7 @@ class Server {
 
   ServeOptions options_;
   std::unique_ptr<HttpServer> http_;
+  std::mt19937_64 fault_rng_{std::random_device{}()};  // --inject-error-rate draws (I/O thread)
   std::thread loader_, shutdown_thread_;
   std::atomic<int> exit_code_{0};
   // I/O thread only:

@@ -39,6 +39,11 @@ struct ServeOptions {
   bool enable_auto_tool_choice = false;         // --enable-auto-tool-choice
   std::string tool_call_parser;                 // --tool-call-parser (chat/tool_parser.h)
   std::string reasoning_parser;                 // --reasoning-parser (chat/reasoning_parser.h)
+  // Fault injection for resilience drills (a canary that fails or is slow, docs/router.md):
+  // this share of completion requests is answered 500, and every completion request waits
+  // this long before it is handled.
+  double inject_error_rate = 0;                 // --inject-error-rate, 0..1
+  double inject_delay_s = 0;                    // --inject-delay
 };
 
 // The default request body limit once the model is known: twice the longest prompt text

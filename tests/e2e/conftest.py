@@ -1,5 +1,6 @@
 import os
 import pathlib
+from time import time_ns
 
 import pytest
 
@@ -28,20 +29,21 @@ def free_port():
 class ServerProcess:
     """A real `inferd serve` process on a free port; logs go to a file (see .log_text())."""
 
-    def __init__(self, inferd, args, tmp_path, env=None, wait=True, exact=None, cwd=None):
-        """exact: the whole command line after `inferd serve` ("{port}" is replaced by the
-        port), run in `cwd`, instead of the defaults below followed by args."""
+    def __init__(self, inferd, args, tmp_path, env=None, wait=True, exact=None, cwd=None, port=None,
+                 command="serve"):
+        """exact: the whole command line after `inferd <command>` ("{port}" is replaced by the
+        port), run in `cwd`, instead of the serve defaults below followed by args. port: a
+        given port instead of a free one (a replica restarted where it was)."""
         import subprocess
-        import time
-        self.port = free_port()
+        self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp_path / f"serve-{self.port}.log"
+        self.log_path = tmp_path / f"{command}-{self.port}-{int(time_ns())}.log"
         self._log = open(self.log_path, "wb")
         cmd = [str(inferd), "serve", _model_path(), "--host", "127.0.0.1", "--port", str(self.port),
                "--served-model-name", "smollm2", "--kv-cache-memory", "256MiB", "--max-model-len", "2048",
                "--disable-log-stats", *map(str, args)]
         if exact is not None:
-            cmd = [str(inferd), "serve", *(str(a).replace("{port}", str(self.port)) for a in exact)]
+            cmd = [str(inferd), command, *(str(a).replace("{port}", str(self.port)) for a in exact)]
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **(env or {})}, cwd=cwd)
         if wait:
@@ -53,7 +55,7 @@ class ServerProcess:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"inferd serve exited with {self.proc.returncode}:\n{self.log_text()}")
+                raise RuntimeError(f"inferd exited with {self.proc.returncode}:\n{self.log_text()}")
             try:
                 with urllib.request.urlopen(self.base_url + "/health", timeout=2) as r:
                     if r.status == 200:
@@ -61,7 +63,7 @@ class ServerProcess:
             except Exception:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"inferd serve not ready after {timeout}s:\n{self.log_text()}")
+        raise RuntimeError(f"inferd not ready after {timeout}s:\n{self.log_text()}")
 
     def log_text(self):
         self._log.flush()
@@ -126,8 +128,9 @@ def start_server(inferd_bin, tmp_path):
     """start_server(*flags, env=None, wait=True) -> ServerProcess, stopped after the test."""
     started = []
 
-    def _start(*args, env=None, wait=True, exact=None, cwd=None):
-        s = ServerProcess(inferd_bin, args, tmp_path, env=env, wait=wait, exact=exact, cwd=cwd)
+    def _start(*args, env=None, wait=True, exact=None, cwd=None, port=None, command="serve"):
+        s = ServerProcess(inferd_bin, args, tmp_path, env=env, wait=wait, exact=exact, cwd=cwd, port=port,
+                          command=command)
         started.append(s)
         return s
     yield _start
