@@ -5,14 +5,19 @@ least-load), each on fresh replicas. Reported per policy: the replicas' prefix-c
 (inferd:prefix_cache_hits_total / inferd:prefix_cache_queries_total, summed over replicas),
 and the client-side TTFT (streamed; median and p90) of the turns after the first.
 
-Workload: C conversations, each about its own pasted order (~1.5 KB, the conversation's own
-prefix) after a short shared system prompt, T turns each; turn t sends the whole history
+Workload: C conversations, each about its own pasted order (~0.5 KB) after a short shared
+system prompt, T turns each of a ~200-byte question and an answer of --max-tokens; turn t sends the whole history
 (the assistant's earlier answers as generated), as a chat client does. Conversations run
 concurrently (one thread each), turns in order.
 
-Usage: bench/router_prefix.py [--inferd BIN] [--replicas 3] [--conversations 12] [--turns 5]
-                              [--max-tokens 16] [--policies prefix,round-robin,least-load]
-                              [--json OUT]
+Between turns a conversation waits an exponential think time (mean --think-time, seeded),
+as users do; conversations start staggered. Each replica's KV cache (--kv-cache-memory,
+256 MiB = about 11,600 tokens of this model) holds about a third of all the conversations:
+what a replica can reuse depends on where their earlier turns went.
+
+Usage: bench/router_prefix.py [--inferd BIN] [--replicas 3] [--conversations 36] [--turns 6]
+                              [--max-tokens 48] [--think-time 1.0] [--kv-cache-memory 256MiB]
+                              [--policies prefix,round-robin,least-load] [--json OUT]
 """
 from __future__ import annotations
 
@@ -93,19 +98,26 @@ def chat_stream(base: str, messages: list, max_tokens: int) -> tuple[str, float]
     return "".join(text), ttft if ttft is not None else time.perf_counter() - t0
 
 
-def conversation(base: str, c: int, turns: int, max_tokens: int) -> list[float]:
+def conversation(base: str, c: int, turns: int, max_tokens: int, think_s: float) -> list[float]:
+    import random
+    rng = random.Random(c)
+    time.sleep(rng.uniform(0, think_s))  # staggered starts
     order = " ".join(f"Line {k}: {TOPICS[(c + k) % len(TOPICS)]}, {k + 2} units, shelf {c}-{k}."
-                     for k in range(40))
+                     for k in range(12))
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"My order {c}: {order}"},
                 {"role": "assistant", "content": "Thank you, I have your order."}]
     ttfts = []
     for t in range(turns):
-        messages.append({"role": "user", "content": f"Question {t} from customer {c}: where do I find "
-                                                    f"{TOPICS[(c + t) % len(TOPICS)]}?"})
+        topic = TOPICS[(c + t) % len(TOPICS)]
+        messages.append({"role": "user", "content": f"Question {t} from customer {c}: where do I find {topic}, "
+                                                    f"which brand of {topic} do you recommend for outdoor work, and "
+                                                    f"how many {topic} would I need for a garden shed of "
+                                                    f"{3 + c} by {4 + t} metres?"})
         answer, ttft = chat_stream(base, messages, max_tokens)
         messages.append({"role": "assistant", "content": answer})
         if t > 0:
             ttfts.append(ttft)
+        time.sleep(rng.expovariate(1 / think_s) if think_s > 0 else 0)  # the user reads and types
     return ttfts
 
 
@@ -117,7 +129,7 @@ def run_policy(args, policy: str, logdir: Path) -> dict:
             port = free_port()
             log = open(logdir / f"{policy}-replica{i}.log", "wb")
             p = subprocess.Popen([args.inferd, "serve", MODEL, "--host", "127.0.0.1", "--port", str(port),
-                                  "--served-model-name", "m", "--threads", "1", "--kv-cache-memory", "256MiB",
+                                  "--served-model-name", "m", "--threads", "1", "--kv-cache-memory", args.kv_cache_memory,
                                   "--disable-log-stats", "--disable-access-log"], stdout=log, stderr=subprocess.STDOUT)
             procs.append(p)
             replicas.append(f"http://127.0.0.1:{port}")
@@ -125,7 +137,7 @@ def run_policy(args, policy: str, logdir: Path) -> dict:
             wait_health(url, p)
         rport = free_port()
         cmd = [args.inferd, "router", "--host", "127.0.0.1", "--port", str(rport), "--policy", policy,
-               "--disable-access-log"]
+               "--disable-access-log", *args.router_arg]
         for url in replicas:
             cmd += ["--backend", url]
         router = subprocess.Popen(cmd, stdout=open(logdir / f"{policy}-router.log", "wb"), stderr=subprocess.STDOUT)
@@ -134,7 +146,7 @@ def run_policy(args, policy: str, logdir: Path) -> dict:
         wait_health(base, router)
         t0 = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(args.conversations) as pool:
-            ttfts = [x for f in [pool.submit(conversation, base, c, args.turns, args.max_tokens)
+            ttfts = [x for f in [pool.submit(conversation, base, c, args.turns, args.max_tokens, args.think_time)
                                  for c in range(args.conversations)] for x in f.result()]
         wall = time.perf_counter() - t0
         hits = queries = 0.0
@@ -160,10 +172,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--inferd", default=str(ROOT / "build" / "release" / "src" / "cli" / "inferd"))
     ap.add_argument("--replicas", type=int, default=3)
-    ap.add_argument("--conversations", type=int, default=12)
-    ap.add_argument("--turns", type=int, default=5)
-    ap.add_argument("--max-tokens", type=int, default=16)
+    ap.add_argument("--conversations", type=int, default=36)
+    ap.add_argument("--think-time", type=float, default=1.0, help="mean seconds between a conversation's turns")
+    ap.add_argument("--kv-cache-memory", default="256MiB", help="per replica")
+    ap.add_argument("--turns", type=int, default=6)
+    ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--policies", default="prefix,round-robin,least-load")
+    ap.add_argument("--router-arg", action="append", default=[], help="extra `inferd router` argument (repeat)")
     ap.add_argument("--json")
     args = ap.parse_args()
     results = []

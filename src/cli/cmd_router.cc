@@ -28,6 +28,11 @@ void AddFlags(CLI::App* cmd, RouterFlags& f) {
                   "prefix: the replica that holds the prompt's longest known prefix, within a load bound; "
                   "least-load; round-robin")
       ->capture_default_str();
+  cmd->add_option("--prefix-load-factor", o.balancer.load_factor,
+                  "prefix policy: a replica keeps its prefix hits while its load + 1 <= ceil(F * (total load + 1) / "
+                  "replicas); larger F favours cache hits over balance")
+      ->check(CLI::Range(1.0, 100.0))
+      ->capture_default_str();
   cmd->add_option("--rate-limit-rps", o.rate_limit.rps, "requests per second per API key (0 = no limit)")
       ->capture_default_str();
   cmd->add_option("--rate-limit-burst", o.rate_limit.burst, "requests an API key may send at once (0 = the rps)")

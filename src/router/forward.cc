@@ -42,8 +42,11 @@ class Forward : public std::enable_shared_from_this<Forward> {
       : ctx_(ctx), req_(req), ex_(std::move(ex)), start_(ctx.now()) {}
 
   void Start() {
-    auto self = shared_from_this();
-    ex_->OnClientGone([self] { self->OnClientGone(); });
+    // Weak: the exchange outlives the response (it holds this callback), and a strong
+    // reference here would keep both alive for good.
+    ex_->OnClientGone([weak = weak_from_this()] {
+      if (auto self = weak.lock()) self->OnClientGone();
+    });
     const bool generation = req_.method == "POST" && IsGeneration(req_.path);
     if (generation) traits_ = ReadRequestTraits(req_.body, req_.path, ctx_.options);
     if (generation && ctx_.limiter.enabled()) {

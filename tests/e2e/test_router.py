@@ -284,6 +284,23 @@ def test_canary_whose_circuit_opens_is_rolled_back(start_server):
     assert st["canary"]["reason"] == "canary circuit opened after 3 consecutive failed requests"
 
 
+def test_slow_canary_is_rolled_back_on_ttft(start_server):
+    stable = start_server(*REPLICA_FLAGS)
+    canary = start_server(*REPLICA_FLAGS, "--inject-delay", "0.3")
+    router = start_router(start_server, [stable], "--canary", canary.base_url, "--canary-weight", "50",
+                          "--canary-min-requests", "5", "--canary-max-ttft-ratio", "3")
+    url = router.base_url + "/v1/completions"
+    for i in range(40):
+        assert post(url, {"model": "smollm2", "prompt": f"n{i}", "max_tokens": 1})[0] == 200
+        if get_json(router.base_url + "/router/status")["canary"]["state"] != "active":
+            break
+    wait_for(lambda: get_json(router.base_url + "/router/status")["canary"]["state"] != "active", timeout=10,
+             what="the canary's verdict")
+    st = get_json(router.base_url + "/router/status")
+    assert st["canary"]["state"] == "rolled_back"
+    assert "TTFT p99" in st["canary"]["reason"], st["canary"]
+
+
 def test_healthy_canary_is_kept_and_promoted(start_server):
     stable = start_server(*REPLICA_FLAGS)
     canary = start_server(*REPLICA_FLAGS)
@@ -319,6 +336,30 @@ def test_rate_limit_per_key(start_server):
     assert [post(url, body, {"Authorization": "Bearer key-b"})[0] for _ in range(2)] == [200, 200]
     text = get_text(router.base_url + "/metrics")
     assert metric(text, "inferd_router_rate_limited_total", scope="key") == 1
+
+
+def test_tokens_per_minute_limit(start_server):
+    replica = start_server(*REPLICA_FLAGS)
+    router = start_router(start_server, [replica], "--rate-limit-tpm", "120")
+    url = router.base_url + "/v1/completions"
+    # Charged prompt bytes / 4 + max_tokens at admission: about 100 of the 120 per minute.
+    body = {"model": "smollm2", "prompt": "hello there", "max_tokens": 90}
+    assert post(url, body)[0] == 200
+    status, headers, text = post(url, body)
+    assert status == 429, text
+    assert "tokens per minute" in json.loads(text)["error"]["message"]
+    assert int(headers["Retry-After"]) >= 1
+
+
+def test_backends_from_dns(start_server):
+    replica = start_server(*REPLICA_FLAGS)
+    router = start_server(exact=["--host", "127.0.0.1", "--port", "{port}", "--backend-dns",
+                                 f"localhost:{replica.port}", "--dns-refresh", "0.5", "--health-check-interval",
+                                 "0.2"], command="router")
+    status, _, body = post(router.base_url + "/v1/completions", {"model": "smollm2", "prompt": "x", "max_tokens": 2})
+    assert status == 200, body
+    labels = [b["backend"] for b in get_json(router.base_url + "/router/status")["backends"]]
+    assert f"127.0.0.1:{replica.port}" in labels
 
 
 def test_request_timeout_is_a_504(start_server):
