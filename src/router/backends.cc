@@ -69,6 +69,7 @@ Backend* BackendPool::Add(const BaseUrl& url, bool canary, bool from_dns) {
     metrics_.circuit_state.Labels({raw->label}).Set(StateGauge(to));
     metrics_.circuit_transitions.Labels({raw->label, std::string(CircuitStateName(to))}).Inc();
   });
+  InitBackendSeries(metrics_, raw->label);
   metrics_.circuit_state.Labels({raw->label}).Set(0);
   metrics_.backend_up.Labels({raw->label}).Set(1);
   PublishLoad(*raw);

@@ -38,7 +38,20 @@ RouterMetrics::RouterMetrics()
                                              metrics::kRequestLatencyBuckets)),
       time_to_first_byte(registry.AddHistogram("inferd_router_time_to_first_byte_seconds",
                                                "Attempt sent to the backend until the first body byte.", {"backend"},
-                                               metrics::kTtftBuckets)) {}
+                                               metrics::kTtftBuckets)) {
+  for (const char* code : {"2xx", "4xx", "5xx", "499"}) client_requests.Labels({code});
+  for (const char* scope : {"key", "global"}) rate_limited.Labels({scope});
+  for (const char* kind : {"prefix_hit", "ring", "least_load", "round_robin", "canary"}) routing_decisions.Labels({kind});
+}
+
+void InitBackendSeries(RouterMetrics& m, const std::string& backend) {
+  for (const char* code : {"2xx", "4xx", "5xx"}) m.requests.Labels({backend, code});
+  for (const char* kind : {"connect", "timeout", "reset", "body"}) m.upstream_errors.Labels({backend, kind});
+  for (const char* to : {"closed", "open", "half_open"}) m.circuit_transitions.Labels({backend, to});
+  m.retries.Labels({backend});
+  m.request_duration.Labels({backend});
+  m.time_to_first_byte.Labels({backend});
+}
 
 std::string StatusClass(int status) {
   if (status < 100 || status > 599) return "other";

@@ -53,6 +53,11 @@ struct RouterMetrics {
   metrics::HistogramFamily& time_to_first_byte;
 };
 
+// Creates a backend's series at 0 (every status class, error kind, circuit state, both
+// histograms), so that the first increase after it appears is a rate, not a new series
+// whose first sample already holds the count.
+void InitBackendSeries(RouterMetrics& m, const std::string& backend);
+
 // "2xx", "4xx", ... for an HTTP status.
 std::string StatusClass(int status);
 

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,8 +22,8 @@ import yaml
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from deploy_helpers import (DEPLOY, KUSTOMIZATIONS, K8S, POD_NAME, ROOT, ConfiguredPrometheus,  # noqa: E402
-                            FakeDcgmExporter, LiveStack, Option, post_json, container, find_prometheus, flag_values,
+from deploy_helpers import (DEPLOY, KUSTOMIZATIONS, K8S, POD_NAME, ROOT, ROUTER_POD_NAME,  # noqa: E402
+                            ConfiguredPrometheus, FakeDcgmExporter, FlakyReplica, LiveStack, Option, post_json, container, find_prometheus, flag_values,
                             free_port, local_command, pod_meta_labels, render, the)
 
 
@@ -47,10 +48,9 @@ def rendered():
     return {k: render(K8S / k) for k in KUSTOMIZATIONS}
 
 
-@pytest.fixture(scope="session")
-def serve_options(inferd_bin):
-    """{'--name': Option} for every option `inferd serve --help` lists (aliases included)."""
-    text = subprocess.run([str(inferd_bin), "serve", "--help"], check=True, capture_output=True,
+def command_options(inferd_bin, command):
+    """{'--name': Option} for every option `inferd <command> --help` lists (aliases included)."""
+    text = subprocess.run([str(inferd_bin), command, "--help"], check=True, capture_output=True,
                           text=True).stdout
     options = {}
     for line in text.splitlines():
@@ -68,6 +68,16 @@ def serve_options(inferd_bin):
 
 
 @pytest.fixture(scope="session")
+def serve_options(inferd_bin):
+    return command_options(inferd_bin, "serve")
+
+
+@pytest.fixture(scope="session")
+def router_options(inferd_bin):
+    return command_options(inferd_bin, "router")
+
+
+@pytest.fixture(scope="session")
 def live_stack(inferd_bin, rendered, tmp_path_factory):
     try:
         find_prometheus()
@@ -79,49 +89,67 @@ def live_stack(inferd_bin, rendered, tmp_path_factory):
     model_name = flag_values(container(deployment)["args"])["--served-model-name"]
     port_name = container(deployment)["ports"][0]["name"]
 
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("deploy") / "serve.log"
-    log = open(log_path, "wb")
-    cmd = local_command(inferd_bin, deployment, port)
+    port, router_port = free_port(), free_port()
+    logdir = tmp_path_factory.mktemp("deploy")
+    log_path, router_log_path = logdir / "serve.log", logdir / "router.log"
+    log, router_log = open(log_path, "wb"), open(router_log_path, "wb")
+    # The overlay's server, with speculation on (the dashboard's acceptance panel reads it).
+    cmd = [*local_command(inferd_bin, deployment, port),
+           '--speculative-config={"method": "ngram", "num_speculative_tokens": 3, "adaptive": false}']
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
+    # The overlay's router in front of it and of a flaky replica (connection dropped on every
+    # completion: upstream errors, retries, an opening circuit), with a per-key limit of one
+    # request that one extra request of the load exceeds (a 429).
+    flaky = FlakyReplica()
+    router_d = the(cpu, "Deployment", "inferd-router")
+    router_cmd = [*local_command(inferd_bin, router_d, router_port, backends=[url, flaky.url]),
+                  "--rate-limit-rps=0.001", "--rate-limit-burst=1", "--circuit-failure-threshold=2",
+                  "--health-check-interval=0.5"]
+    router = subprocess.Popen(router_cmd, stdout=router_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    router_url = f"http://127.0.0.1:{router_port}"
     dcgm = FakeDcgmExporter(namespace)
     prom = None
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"{' '.join(cmd)} exited with {proc.returncode}:\n{log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"inferd serve not ready after 120 s:\n{log_path.read_text()}")
-            time.sleep(0.1)
+        for what, u, p, lp in (("inferd serve", url, proc, log_path), ("inferd router", router_url, router, router_log_path)):
+            deadline = time.monotonic() + 120
+            while True:
+                if p.poll() is not None:
+                    pytest.fail(f"{what} exited with {p.returncode}:\n{lp.read_text()}")
+                try:
+                    with urllib.request.urlopen(u + "/health", timeout=2) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{what} not ready after 120 s:\n{lp.read_text()}")
+                time.sleep(0.1)
 
         # The job of deploy/prometheus/scrape-inferd.yaml, as it is, but for its service
-        # discovery: a static target with the meta labels that kubernetes_sd_configs gives a
-        # pod of the Deployment, plus a pod of another app that the job must drop. 1 s scrapes.
+        # discovery: static targets with the meta labels that kubernetes_sd_configs gives a
+        # pod of each Deployment, plus a pod of another app that the job must drop. 1 s scrapes.
         (job,) = yaml.safe_load((DEPLOY / "prometheus" / "scrape-inferd.yaml").read_text())["scrape_configs"]
         job = copy.deepcopy(job)
         assert job.pop("kubernetes_sd_configs") == [{"role": "pod"}]
         job["scrape_interval"] = "1s"
         job["scrape_timeout"] = "1s"
+        router_port_name = container(router_d)["ports"][0]["name"]
         job["static_configs"] = [
             {"targets": [f"127.0.0.1:{port}"],
              "labels": pod_meta_labels(namespace, POD_NAME, "inferd", port_name, "inferd")},
+            {"targets": [f"127.0.0.1:{router_port}"],
+             "labels": pod_meta_labels(namespace, ROUTER_POD_NAME, "inferd", router_port_name, "inferd")},
             {"targets": [dcgm.address],
              "labels": pod_meta_labels(namespace, "other-app-0", "other-app", "http", "other")},
         ]
         dcgm_job = {"job_name": "dcgm-exporter", "honor_labels": True, "static_configs": [{"targets": [dcgm.address]}]}
         prom = ConfiguredPrometheus([job, dcgm_job], job=job["job_name"])
         prom.start()
-        prom.wait_for_up()
+        prom.wait_for(f'sum(up{{job="{job["job_name"]}"}})', lambda r: len(r) == 1 and r[0][1] == 2, timeout=30)
 
-        # Load: concurrent completions, streamed and not, some sharing a long prefix.
+        # Load through the router: concurrent completions, streamed and not, some sharing a
+        # long prefix, each with its own API key; then one more on a used key (429).
         load_start = time.time()
         prefix = "You are a helpful assistant. Answer briefly and precisely. " * 6
         bodies = []
@@ -131,25 +159,42 @@ def live_stack(inferd_bin, rendered, tmp_path_factory):
             if i % 4 == 3:
                 body["stream"] = True
             bodies.append(body)
-        post_json(url + "/v1/completions", bodies[1])  # first alone: its prefix is then cached
+        # A prompt that repeats itself, so that prompt lookup proposes drafts.
+        bodies.append({"model": model_name, "prompt": "red green blue yellow " * 8 + "red green",
+                       "max_tokens": 12, "temperature": 0, "ignore_eos": True})
+
+        def send(i):
+            return post_json(router_url + "/v1/completions", bodies[i], headers={"Authorization": f"Bearer key-{i}"})
+        send(1)  # first alone: its prefix is then cached
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda b: post_json(url + "/v1/completions", b), bodies[:1] + bodies[2:]))
+            list(pool.map(send, [0, *range(2, len(bodies))]))
+        try:
+            send(0)
+            pytest.fail("the router let a second request of key-0 through a limit of one")
+        except urllib.error.HTTPError as e:
+            assert e.code == 429
         load_end = time.time()
         prom.wait_for(f'sum(inferd:request_success_total{{model_name="{model_name}"}})',
                       lambda r: len(r) == 1 and r[0][1] == len(bodies), timeout=30)
+        prom.wait_for("sum(inferd_router_rate_limited_total)", lambda r: len(r) == 1 and r[0][1] == 1, timeout=30)
         with urllib.request.urlopen(url + "/metrics", timeout=5) as r:
             metrics_text = r.read().decode()
-        yield LiveStack(url, port, model_name, namespace, POD_NAME, prom, load_start, load_end, len(bodies),
-                        metrics_text)
+        with urllib.request.urlopen(router_url + "/metrics", timeout=5) as r:
+            metrics_text += r.read().decode()
+        yield LiveStack(router_url, url, port, model_name, namespace, POD_NAME, prom, load_start, load_end,
+                        len(bodies), metrics_text)
     finally:
         if prom is not None:
             prom.stop()
         dcgm.stop()
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        flaky.stop()
+        for p in (router, proc):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=40)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
         log.close()
+        router_log.close()

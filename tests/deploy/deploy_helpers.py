@@ -33,6 +33,7 @@ OVERLAYS = [k for k in KUSTOMIZATIONS if k.startswith("overlays/")]
 
 # Where the live stack says the server runs, as Kubernetes would label it.
 POD_NAME = "inferd-6d5f8b7c9d-x2k4p"
+ROUTER_POD_NAME = "inferd-router-7c9d6d5f8b-q8w3z"
 
 
 def model_path() -> str:
@@ -40,8 +41,9 @@ def model_path() -> str:
         "~/.cache/inferd/models/SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
-def the(objects, kind):
-    (obj,) = [o for o in objects if o["kind"] == kind]
+def the(objects, kind, name="inferd"):
+    """The one object of this kind and name (the server's unless named: `inferd-router`...)."""
+    (obj,) = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
     return obj
 
 
@@ -105,6 +107,36 @@ class FakeDcgmExporter:
         self.server.server_close()
 
 
+class FlakyReplica:
+    """A replica that passes /health but drops every completion request without an answer
+    (the connection closes): what a crashing or overloaded pod looks like to the router. A
+    stand-in for a fault, so that the router panels (upstream errors, retries, circuit
+    transitions) have data in the live stack."""
+
+    def __init__(self):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = b"" if self.path in ("/health", "/metrics") else b"not found"
+                self.send_response(200 if not body else 404)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                self.close_connection = True  # no status line: the router sees a reset
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class ConfiguredPrometheus(PrometheusHarness):
     """PrometheusHarness with a scrape configuration of our own (a list of scrape_configs)
     instead of its single static target; the rest (ports, API, clean-up) is the harness's."""
@@ -126,10 +158,11 @@ def pod_meta_labels(namespace, pod, app, port_name, container_name):
             "__meta_kubernetes_pod_container_name": container_name}
 
 
-def local_command(inferd_bin, deployment, port):
+def local_command(inferd_bin, deployment, port, backends=()):
     """The CPU overlay's container command line, made runnable here: the embedded model's
     local path, 127.0.0.1 and a free port, and $(VAR) expanded as the kubelet does (a
-    resourceFieldRef on limits.cpu gives the limit; capped at this machine's cores)."""
+    resourceFieldRef on limits.cpu gives the limit; capped at this machine's cores). For the
+    router: --backend-dns (the headless Service) becomes a --backend per URL in `backends`."""
     c = container(deployment)
     env = {}
     for e in c.get("env", []):
@@ -148,12 +181,16 @@ def local_command(inferd_bin, deployment, port):
             a = "--host=127.0.0.1"
         elif a.startswith("--port="):
             a = f"--port={port}"
+        elif a.startswith("--backend-dns="):
+            args += [f"--backend={b}" for b in backends]
+            continue
         args.append(a)
     return [str(inferd_bin), *args]
 
 
 @dataclass
 class LiveStack:
+    router_url: str
     server_url: str
     server_port: int
     model_name: str
@@ -166,8 +203,9 @@ class LiveStack:
     metrics_text: str
 
 
-def post_json(url, body, timeout=120):
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+def post_json(url, body, timeout=120, headers=None):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json", **(headers or {})})
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return r.read()
 

@@ -12,19 +12,20 @@ import re
 
 import pytest
 
-from deploy_helpers import OVERLAYS, adapter_name, adapter_rules, the
+from deploy_helpers import OVERLAYS, ROUTER_POD_NAME, adapter_name, adapter_rules, the
 
 
 def test_scrape_job_keeps_inferd_pods_and_labels_them(live_stack):
     prom = live_stack.prom
-    (labels, value), = prom.query('up{job="inferd"}')
-    assert value == 1
-    assert labels["namespace"] == live_stack.namespace and labels["pod"] == live_stack.pod
-    assert labels["container"] == "inferd"
-    assert not any(k.startswith("__") for k in labels if k != "__name__"), labels  # meta labels dropped
+    ups = prom.query('up{job="inferd"}')
+    assert sorted(labels["pod"] for labels, _ in ups) == sorted([live_stack.pod, ROUTER_POD_NAME])  # server, router
+    for labels, value in ups:
+        assert value == 1
+        assert labels["namespace"] == live_stack.namespace and labels["container"] == "inferd"
+        assert not any(k.startswith("__") for k in labels if k != "__name__"), labels  # meta labels dropped
     # The pod of another app (label app.kubernetes.io/name=other-app) was dropped by `keep`.
     active = [t for t in prom.api("targets")["activeTargets"] if t["labels"].get("job") == "inferd"]
-    assert len(active) == 1
+    assert len(active) == 2
     (labels, _), = prom.query(f'inferd:num_requests_waiting{{model_name="{live_stack.model_name}"}}')
     assert (labels["namespace"], labels["pod"]) == (live_stack.namespace, live_stack.pod)
 

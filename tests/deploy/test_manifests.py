@@ -190,10 +190,10 @@ def test_prometheus_scrape_job_matches_the_deployment(rendered):
 
 # ---- the command line: flags that `inferd serve` accepts -------------------------------------
 
-def check_command_line(args, options):
-    """Problems with an `inferd serve` argument list (args[0] == 'serve'), [] when none."""
+def check_command_line(args, options, command="serve"):
+    """Problems with an `inferd <command>` argument list (args[0] == command), [] when none."""
     problems = []
-    assert args[0] == "serve", args
+    assert args[0] == command, args
     i = 1
     while i < len(args):
         a = args[i]
@@ -201,7 +201,7 @@ def check_command_line(args, options):
             name, eq, _ = a.partition("=")
             opt = options.get(name)
             if opt is None:
-                problems.append(f"{name}: not an option of `inferd serve`")
+                problems.append(f"{name}: not an option of `inferd {command}`")
             elif opt.takes_value and not eq:
                 i += 1
                 if i >= len(args) or args[i].startswith("--"):
@@ -512,3 +512,59 @@ def test_docs_name_real_paths_and_commands(rendered):
     (cm,) = rendered["prometheus-adapter"]
     assert f"rules.existing={cm['metadata']['name']}" in text
     assert "inferd_num_requests_waiting" in text and "DCGM_FI_DEV_GPU_UTIL" in text
+
+
+# ---- the router in front of the replicas (docs/router.md) -------------------------------------
+
+@pytest.mark.parametrize("kdir", OVERLAYS)
+def test_router_finds_the_replicas_through_the_headless_service(rendered, kdir):
+    objs = rendered[kdir]
+    server, router = the(objs, "Deployment"), the(objs, "Deployment", "inferd-router")
+    headless = the(objs, "Service", "inferd-replicas")
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["publishNotReadyAddresses"] is False
+    assert headless["spec"]["selector"].items() <= server["spec"]["template"]["metadata"]["labels"].items()
+    c = container(router)
+    flags = flag_values(c["args"])
+    name, port = flags["--backend-dns"].split(":")
+    assert name == headless["metadata"]["name"]
+    (hp,) = headless["spec"]["ports"]
+    assert int(port) == hp["port"]
+    server_ports = {p["name"]: p["containerPort"] for p in container(server)["ports"]}
+    assert server_ports.get(hp["targetPort"], hp["targetPort"]) == int(flag_values(container(server)["args"])["--port"])
+    # The router's own pods are not backends of themselves.
+    router_labels = router["spec"]["template"]["metadata"]["labels"]
+    assert not headless["spec"]["selector"].items() <= router_labels.items()
+
+
+@pytest.mark.parametrize("kdir", OVERLAYS)
+def test_router_service_probes_and_budget(rendered, kdir):
+    objs = rendered[kdir]
+    router = the(objs, "Deployment", "inferd-router")
+    svc, pdb = the(objs, "Service", "inferd-router"), the(objs, "PodDisruptionBudget", "inferd-router")
+    labels = router["spec"]["template"]["metadata"]["labels"]
+    assert svc["spec"]["selector"].items() <= labels.items()
+    assert pdb["spec"]["selector"]["matchLabels"] == router["spec"]["selector"]["matchLabels"]
+    assert router["spec"]["replicas"] >= 2 and pdb["spec"]["maxUnavailable"] == 1
+    c = container(router)
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    port = int(flag_values(c["args"])["--port"])
+    assert c["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/metrics", "liveness must not follow the replicas' health"
+    for probe in ("readinessProbe", "livenessProbe"):
+        p = c[probe]["httpGet"]["port"]
+        assert ports.get(p, p) == port
+    ann = router["spec"]["template"]["metadata"]["annotations"]
+    assert ann["prometheus.io/scrape"] == "true" and int(ann["prometheus.io/port"]) == port
+    assert "nvidia.com/gpu" not in c["resources"].get("limits", {}), "the router needs no GPU"
+    sc = pod_spec(router)["securityContext"]
+    assert sc["runAsNonRoot"] is True and sc["runAsUser"] != 0
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+@pytest.mark.parametrize("kdir", [k for k in KUSTOMIZATIONS if k == "base" or k.startswith("overlays/")])
+def test_router_args_are_options_of_inferd_router(rendered, kdir, router_options):
+    c = container(the(rendered[kdir], "Deployment", "inferd-router"))
+    assert "command" not in c
+    assert not check_command_line(c["args"], router_options, command="router")
+    assert check_command_line(["router", "--backend-dsn=x:1"], router_options, command="router") == [
+        "--backend-dsn: not an option of `inferd router`"]
