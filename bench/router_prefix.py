@@ -155,7 +155,13 @@ def run_policy(args, policy: str, logdir: Path) -> dict:
             hits += metric(text, "inferd:prefix_cache_hits_total")
             queries += metric(text, "inferd:prefix_cache_queries_total")
         ttfts.sort()
-        return {"policy": policy, "hit_rate": hits / queries if queries else 0.0,
+        rtext = get(base + "/metrics")
+        decisions = {}
+        for line in rtext.splitlines():
+            m = re.match(r'^inferd_router_routing_decisions_total\{kind="(\w+)"\} (\S+)$', line)
+            if m and float(m.group(2)) > 0:
+                decisions[m.group(1)] = int(float(m.group(2)))
+        return {"policy": policy, "hit_rate": hits / queries if queries else 0.0, "decisions": decisions,
                 "ttft_median_s": statistics.median(ttfts), "ttft_p90_s": ttfts[int(0.9 * (len(ttfts) - 1))],
                 "wall_s": wall, "requests": args.conversations * args.turns}
     finally:
@@ -180,14 +186,17 @@ def main() -> int:
     ap.add_argument("--policies", default="prefix,round-robin,least-load")
     ap.add_argument("--router-arg", action="append", default=[], help="extra `inferd router` argument (repeat)")
     ap.add_argument("--json")
+    ap.add_argument("--logdir", help="keep the replicas' and routers' logs here")
     args = ap.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as d:
+        logdir = Path(args.logdir or d)
+        logdir.mkdir(parents=True, exist_ok=True)
         for policy in args.policies.split(","):
-            r = run_policy(args, policy, Path(d))
+            r = run_policy(args, policy, logdir)
             results.append(r)
             print(f"{policy:12s} hit rate {r['hit_rate']:.3f}  TTFT median {r['ttft_median_s'] * 1000:.0f} ms  "
-                  f"p90 {r['ttft_p90_s'] * 1000:.0f} ms  wall {r['wall_s']:.1f} s", flush=True)
+                  f"p90 {r['ttft_p90_s'] * 1000:.0f} ms  wall {r['wall_s']:.1f} s  decisions {r['decisions']}", flush=True)
     base = next((r for r in results if r["policy"] == "round-robin"), None)
     if base:
         for r in results:

@@ -55,8 +55,11 @@ void Balancer::RemoveBackend(size_t id) {
 
 void Balancer::ForgetBackend(size_t id) {
   for (auto it = index_.begin(); it != index_.end();) {
-    if (it->second.id == id) {
-      lru_.erase(it->second.pos);
+    Entry& e = it->second;
+    auto end = std::remove(e.holders.begin(), e.holders.begin() + e.num_holders, id);
+    e.num_holders = static_cast<size_t>(end - e.holders.begin());
+    if (e.num_holders == 0) {
+      lru_.erase(e.pos);
       it = index_.erase(it);
     } else {
       ++it;
@@ -117,10 +120,12 @@ Pick Balancer::ChoosePrefix(std::span<const uint64_t> hashes, std::span<const Ca
   for (size_t i = hashes.size(); i-- > 0 && !found;) {
     auto it = index_.find(hashes[i]);
     if (it == index_.end()) continue;
-    const Candidate* c = Find(candidates, it->second.id);
-    if (c && WithinBound(*c, total, n)) {
-      pick = {c->id, PickKind::kPrefixHit, i + 1};
-      found = true;
+    for (size_t h = 0; h < it->second.num_holders && !found; ++h) {  // most recent first
+      const Candidate* c = Find(candidates, it->second.holders[h]);
+      if (c && WithinBound(*c, total, n)) {
+        pick = {c->id, PickKind::kPrefixHit, i + 1};
+        found = true;
+      }
     }
   }
   if (!found && hashes.empty()) {
@@ -148,17 +153,26 @@ Pick Balancer::ChoosePrefix(std::span<const uint64_t> hashes, std::span<const Ca
 void Balancer::Record(std::span<const uint64_t> hashes, size_t id) {
   for (uint64_t h : hashes) {
     auto it = index_.find(h);
-    if (it != index_.end()) {
-      it->second.id = id;
+    if (it == index_.end()) {
+      if (index_.size() >= options_.max_index_entries) {
+        index_.erase(lru_.back());
+        lru_.pop_back();
+      }
+      lru_.push_front(h);
+      it = index_.emplace(h, Entry{{}, 0, lru_.begin()}).first;
+    } else {
       lru_.splice(lru_.begin(), lru_, it->second.pos);
-      continue;
     }
-    if (index_.size() >= options_.max_index_entries) {
-      index_.erase(lru_.back());
-      lru_.pop_back();
+    // `id` to the front of the holders, the rest in order, the oldest dropped past kHolders.
+    Entry& e = it->second;
+    auto end = e.holders.begin() + e.num_holders;
+    auto at = std::find(e.holders.begin(), end, id);
+    if (at == end) {
+      if (e.num_holders < kHolders) ++e.num_holders;
+      at = e.holders.begin() + e.num_holders - 1;
     }
-    lru_.push_front(h);
-    index_.emplace(h, Entry{id, lru_.begin()});
+    std::rotate(e.holders.begin(), at, at + 1);
+    e.holders[0] = id;
   }
 }
 

@@ -1,8 +1,9 @@
 // Which replica gets a request (docs/router.md).
 //
 // Policies:
-// - kPrefix: the replica recorded for the request's longest known prompt prefix (its chained
-//   block hashes, prefix_key.h), if that replica is within the load bound; else a walk of a
+// - kPrefix: a replica recorded for the request's longest known prompt prefix (its chained
+//   block hashes, prefix_key.h; up to 4 replicas per block, most recent first) that is within
+//   the load bound, trying shorter prefixes when none is; else a walk of a
 //   consistent-hash ring (virtual nodes) from the first block's hash to the first candidate
 //   within the bound; with no block hashes, the least loaded candidate. Every block hash of
 //   the request is then recorded for the chosen replica (an LRU index of bounded size).
@@ -17,6 +18,7 @@
 #pragma once
 
 #include <cstddef>
+#include <array>
 #include <cstdint>
 #include <list>
 #include <span>
@@ -78,10 +80,14 @@ class Balancer {
   BalancerOptions options_;
   std::vector<size_t> members_;
   std::vector<std::pair<uint64_t, size_t>> ring_;  // (point, backend id), sorted by point
-  // LRU index: most recent at the front of lru_.
+  // LRU index: block hash -> the backends that served it, most recent first (a request that
+  // spilled to another backend leaves the first one known too, for when that one is the
+  // less loaded again). Most recently used hash at the front of lru_.
+  static constexpr size_t kHolders = 4;
   std::list<uint64_t> lru_;
   struct Entry {
-    size_t id;
+    std::array<size_t, kHolders> holders;
+    size_t num_holders;
     std::list<uint64_t>::iterator pos;
   };
   std::unordered_map<uint64_t, Entry> index_;

@@ -9,6 +9,7 @@
 
 #include "router/prefix_key.h"
 #include "server/openai_error.h"
+#include "util/json.h"
 #include "util/logging.h"
 
 namespace inferd::router {
@@ -26,8 +27,10 @@ bool IsGeneration(const std::string& path) { return path == "/v1/completions" ||
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) and those the client library sets itself.
 bool Forwardable(const std::string& lower_name) {
-  static const char* kDrop[] = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
-                                "trailer",    "upgrade",    "host",             "content-length",    "proxy-authorization"};
+  // "expect": the router's server already answered a 100-continue; the body is complete.
+  static const char* kDrop[] = {"connection", "keep-alive",     "proxy-connection",    "transfer-encoding",
+                                "te",         "trailer",        "upgrade",             "host",
+                                "expect",     "content-length", "proxy-authorization"};
   return std::none_of(std::begin(kDrop), std::end(kDrop), [&](const char* d) { return lower_name == d; });
 }
 
@@ -305,8 +308,10 @@ void StartForward(RouterContext& ctx, const HttpRequest& request, std::shared_pt
 
 RequestTraits ReadRequestTraits(const std::string& body, const std::string& path, const RouterOptions& options) {
   RequestTraits t;
-  nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return t;  // the replica answers 400
+  nlohmann::json j;
+  JsonError err;
+  // Bounded depth (util/json.h): a hostile body must not blow the stack here.
+  if (!ParseJson(body, &j, &err) || !j.is_object()) return t;  // the replica answers 400
   const std::string text =
       PromptPrefixText(j, path, options.prefix_block_bytes * options.prefix_max_blocks);
   t.block_hashes = BlockHashes(text, options.prefix_block_bytes, options.prefix_max_blocks);
@@ -341,8 +346,9 @@ void UsageScanner::Line(std::string_view line) {
 }
 
 void UsageScanner::ReadWhole(std::string_view body) {
-  nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return;
+  nlohmann::json j;
+  JsonError err;
+  if (!ParseJson(body, &j, &err) || !j.is_object()) return;
   auto u = j.find("usage");
   if (u == j.end() || !u->is_object()) return;
   auto t = u->find("total_tokens");

@@ -2,6 +2,7 @@
 #include "router/prefix_key.h"
 
 #include "util/hash.h"
+#include "util/json.h"
 
 namespace inferd::router {
 namespace {
@@ -14,7 +15,22 @@ void Put(std::string* out, std::string_view s, size_t cap) {
   out->append(s.substr(0, cap - out->size()));
 }
 
-std::string SafeDump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+// Whether `j` nests at most `levels` arrays/objects deep. Recursion depth <= levels + 1.
+bool NestedAtMost(const json& j, int levels) {
+  if (!j.is_structured()) return true;
+  if (levels == 0) return false;
+  for (const json& child : j) {
+    if (!NestedAtMost(child, levels - 1)) return false;
+  }
+  return true;
+}
+
+// The compact dump of `j`, or "" when it nests deeper than kMaxJsonDepth: dump() recurses
+// once per level and a body parsed without a depth bound could overflow the stack.
+std::string SafeDump(const json& j) {
+  if (!NestedAtMost(j, kMaxJsonDepth)) return {};
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 void PutContent(std::string* out, const json& content, size_t cap) {
   if (content.is_string()) return Put(out, content.get_ref<const std::string&>(), cap);
@@ -54,7 +70,7 @@ std::string TokenIds(const json& ids, size_t cap) {
     if (out.size() >= cap) break;
     if (!id.is_number_integer()) continue;
     if (!out.empty()) Put(&out, " ", cap);
-    Put(&out, std::to_string(id.get<int64_t>()), cap);
+    Put(&out, id.is_number_unsigned() ? std::to_string(id.get<uint64_t>()) : std::to_string(id.get<int64_t>()), cap);
   }
   return out;
 }

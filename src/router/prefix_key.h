@@ -20,7 +20,9 @@ namespace inferd::router {
 //   part (other parts contribute their "type"), plus an assistant's tool_calls as JSON;
 // - path "/v1/completions": `prompt` if a string; its first element if an array of strings;
 //   decimal token ids joined by ' ' for an array of ints (or the first of an array of arrays);
-// - anything else: "". Fields of unexpected types are skipped; never throws.
+// - anything else: "". Fields of unexpected types are skipped; never throws. `tools` and
+//   tool_calls nested deeper than kMaxJsonDepth (util/json.h) are skipped too, so a body
+//   parsed without a depth bound cannot overflow the stack here.
 std::string PromptPrefixText(const nlohmann::json& body, std::string_view path, size_t max_bytes);
 
 // Chained 64-bit hashes of the complete block_bytes-sized blocks of `text` (a trailing

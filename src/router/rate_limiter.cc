@@ -5,11 +5,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace inferd::router {
 namespace {
 
 double Sane(double v) { return std::isfinite(v) && v > 0 ? v : 0; }
+
+// A wait this short is none: now_s + retry_after_s may round to a hair before the refill.
+constexpr double kOnTimeS = 1e-6;
 
 }  // namespace
 
@@ -21,8 +25,13 @@ double TokenBucket::Level(double now_s) const {
 
 double TokenBucket::Wait(double need, double now_s) const {
   if (!enabled()) return 0;
-  const double missing = std::min(need, capacity_) - Level(now_s);
-  return missing > 0 ? missing / rate_ : 0;
+  const double wait = (std::min(need, capacity_) - Level(now_s)) / rate_;
+  return wait > kOnTimeS ? wait : 0;
+}
+
+double TokenBucket::FullAt() const {
+  if (!enabled()) return -std::numeric_limits<double>::infinity();
+  return at_ + std::max(0.0, capacity_ - level_) / rate_;
 }
 
 void TokenBucket::Take(double amount, double now_s) {
@@ -59,23 +68,26 @@ RateLimiter::KeyState* RateLimiter::FindOrAdd(std::string_view key, double now_s
   if (Sane(options_.tpm) > 0) st.tokens = TokenBucket(options_.tpm, options_.tpm / 60, now_s);
   lru_.emplace_front(key);
   st.pos = lru_.begin();
-  return &keys_.emplace(std::string(key), st).first->second;
+  auto at = keys_.emplace(std::string(key), st).first;
+  at->second.full = by_full_.emplace(-std::numeric_limits<double>::infinity(), &at->first).first;
+  Reorder(&at->second);
+  return &at->second;
 }
 
-// Drops keys whose buckets are full (they behave as new keys), else the least recently used.
+void RateLimiter::Reorder(KeyState* k) {
+  const std::string* name = k->full->second;
+  by_full_.erase(k->full);
+  k->full = by_full_.emplace(std::max(k->requests.FullAt(), k->tokens.FullAt()), name).first;
+}
+
+// Drops one key: the one full for the longest if any is full (it behaves as a new key, so
+// nothing is lost), else the least recently used.
 void RateLimiter::Evict(double now_s) {
-  for (auto it = keys_.begin(); it != keys_.end();) {
-    if (it->second.requests.Full(now_s) && it->second.tokens.Full(now_s)) {
-      lru_.erase(it->second.pos);
-      it = keys_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  if (keys_.size() >= options_.max_keys) {
-    keys_.erase(lru_.back());
-    lru_.pop_back();
-  }
+  if (keys_.empty()) return;
+  auto it = keys_.find(by_full_.begin()->first <= now_s ? *by_full_.begin()->second : lru_.back());
+  by_full_.erase(it->second.full);
+  lru_.erase(it->second.pos);
+  keys_.erase(it);
 }
 
 RateDecision RateLimiter::Admit(std::string_view key, double estimated_tokens, double now_s) {
@@ -104,6 +116,7 @@ RateDecision RateLimiter::Admit(std::string_view key, double estimated_tokens, d
   if (!d.allowed) return d;
   k->requests.Take(1, now_s);
   k->tokens.Take(est, now_s);
+  Reorder(k);
   global_requests_.Take(1, now_s);
   global_tokens_.Take(est, now_s);
   return d;
@@ -113,7 +126,10 @@ void RateLimiter::Settle(std::string_view key, double estimated_tokens, double a
   const double delta = Sane(actual_tokens) - Sane(estimated_tokens);
   if (delta == 0) return;
   auto it = keys_.find(std::string(key));
-  if (it != keys_.end()) it->second.tokens.Take(delta, now_s);
+  if (it != keys_.end()) {
+    it->second.tokens.Take(delta, now_s);
+    Reorder(&it->second);
+  }
   global_tokens_.Take(delta, now_s);
 }
 

@@ -6,14 +6,20 @@
 // the estimate, and then refuses until it has refilled. A refused request takes nothing
 // from any bucket. Per-key state is bounded by max_keys: a key whose buckets are full is
 // the same as a key never seen, so those go first; past that the least recently used goes.
+// Keys are ordered by the time their buckets will be full again, so adding a key costs
+// O(log max_keys) even when every key is in use (API keys are chosen by clients).
+// A request that comes back up to a microsecond before its retry_after_s is on time (the
+// rounding of now_s + retry_after_s must not refuse it again).
 // Single-threaded: the router calls it from its I/O thread.
 #pragma once
 
 #include <cstddef>
 #include <list>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 
 namespace inferd::router {
 
@@ -44,6 +50,8 @@ class TokenBucket {
   double Wait(double need, double now_s) const;
   void Take(double amount, double now_s);  // may go negative (debt); never above capacity
   bool Full(double now_s) const { return Level(now_s) >= capacity_; }
+  // When it will be full if nothing more is taken (-infinity when disabled).
+  double FullAt() const;
 
  private:
   double capacity_ = 0, rate_ = 0, level_ = 0, at_ = 0;
@@ -59,17 +67,22 @@ class RateLimiter {
   size_t num_keys() const { return keys_.size(); }
 
  private:
+  // (time its buckets are full again, its key in keys_), earliest first.
+  using FullOrder = std::set<std::pair<double, const std::string*>>;
   struct KeyState {
     TokenBucket requests, tokens;
     std::list<std::string>::iterator pos;  // in lru_
+    FullOrder::iterator full{};            // in by_full_; its second is this key's name
   };
   KeyState* FindOrAdd(std::string_view key, double now_s);
   void Evict(double now_s);
+  void Reorder(KeyState* k);  // after its buckets changed
 
   RateLimitOptions options_;
   TokenBucket global_requests_, global_tokens_;
   std::unordered_map<std::string, KeyState> keys_;
   std::list<std::string> lru_;  // most recent first
+  FullOrder by_full_;           // every key of keys_ once
 };
 
 }  // namespace inferd::router

@@ -121,7 +121,7 @@ class ClientImpl final : public UpstreamClient {
     req.keep_alive(true);
 
     for (int round = 0; round < 2; ++round) {
-      call->stream_ = TakeIdle(key);
+      call->stream_ = round == 0 ? TakeIdle(key) : nullptr;  // once a pooled one was stale: a fresh one
       const bool reused = call->stream_ != nullptr;
       if (!reused) {
         Attempt c = co_await Connect(*call, url, request.connect_timeout_s);
@@ -234,12 +234,18 @@ class ClientImpl final : public UpstreamClient {
     co_return a;
   }
 
+  // The most recently used idle connection that has not idled past kMaxIdle (replicas close
+  // idle keep-alive connections after a few seconds: inferd serve after 5).
   std::unique_ptr<beast::tcp_stream> TakeIdle(const std::string& key) {
     auto it = idle_.find(key);
-    if (it == idle_.end() || it->second.empty()) return nullptr;
-    auto s = std::move(it->second.back());
-    it->second.pop_back();
-    return s;
+    if (it == idle_.end()) return nullptr;
+    const auto now = Clock::now();
+    while (!it->second.empty()) {
+      Idle idle = std::move(it->second.back());
+      it->second.pop_back();
+      if (now - idle.since < kMaxIdle) return std::move(idle.stream);
+    }
+    return nullptr;
   }
 
   void PutIdle(const std::string& key, std::unique_ptr<beast::tcp_stream> s) {
@@ -247,12 +253,17 @@ class ClientImpl final : public UpstreamClient {
     s->expires_never();
     auto& list = idle_[key];
     if (list.size() >= max_idle_) list.pop_front();
-    list.push_back(std::move(s));
+    list.push_back({std::move(s), Clock::now()});
   }
 
   asio::io_context& ioc_;
   const size_t max_idle_;
-  std::map<std::string, std::deque<std::unique_ptr<beast::tcp_stream>>> idle_;
+  struct Idle {
+    std::unique_ptr<beast::tcp_stream> stream;
+    Clock::time_point since;
+  };
+  static constexpr auto kMaxIdle = std::chrono::seconds(2);
+  std::map<std::string, std::deque<Idle>> idle_;  // per host:port, most recently used last
 };
 
 }  // namespace

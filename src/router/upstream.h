@@ -8,7 +8,8 @@
 //
 // A call ends exactly once, through on_end: after the whole body (kNone), on an error, or on
 // Cancel() (kCancelled; the connection is closed, so the replica sees its client go away and
-// aborts the request). A pooled connection that the replica closed while idle is detected
+// aborts the request). Pooled connections idle for more than 2 s are not reused (replicas
+// close idle ones: inferd serve after 5 s); one that the replica closed anyway is detected
 // when nothing at all comes back, and the request is sent again on a fresh connection (the
 // replica never saw it), once.
 #pragma once

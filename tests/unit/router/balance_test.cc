@@ -142,6 +142,27 @@ TEST(Balancer, OverloadedHolderLosesItsHits) {
   EXPECT_EQ(again.kind, PickKind::kPrefixHit);
 }
 
+TEST(Balancer, AfterASpillBothHoldersAreKnown) {
+  Balancer b = WithBackends({}, 3);
+  const std::vector<uint64_t> h = {21, 22};
+  const size_t first = b.Choose(h, Idle({0, 1, 2})).id;
+  std::vector<Candidate> c = Idle({0, 1, 2});
+  c[first].load = 10;
+  const size_t second = b.Choose(h, c).id;  // spills
+  ASSERT_NE(second, first);
+  // Now the second is busy and the first is free again: the first still has the prefix.
+  c = Idle({0, 1, 2});
+  c[second].load = 10;
+  Pick p = b.Choose(h, c);
+  EXPECT_EQ(p.id, first);
+  EXPECT_EQ(p.kind, PickKind::kPrefixHit);
+  EXPECT_EQ(p.matched_blocks, 2u);
+  // Forgetting one holder keeps the other.
+  b.ForgetBackend(first);
+  EXPECT_EQ(b.Choose(h, Idle({0, 1, 2})).id, second);
+  EXPECT_EQ(b.index_size(), 2u);
+}
+
 TEST(Balancer, HolderNotACandidateFallsBack) {
   Balancer b = WithBackends({}, 3);
   const std::vector<uint64_t> h = {5};

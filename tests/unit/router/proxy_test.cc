@@ -54,6 +54,9 @@ TEST(RequestTraits, TokenEstimate) {
   // Not JSON, not an object: nothing to route on, no charge (the replica answers 400).
   EXPECT_TRUE(ReadRequestTraits("{nope", "/v1/completions", o).block_hashes.empty());
   EXPECT_EQ(ReadRequestTraits("[1,2]", "/v1/completions", o).estimated_tokens, 0);
+  // Nested past the JSON depth bound: no routing key, no crash.
+  EXPECT_TRUE(ReadRequestTraits(std::string(100000, '[') + std::string(100000, ']'), "/v1/completions", o)
+                  .block_hashes.empty());
   const std::string b4 = R"({"prompt":"x","max_tokens":-5,"n":1e9})";
   EXPECT_DOUBLE_EQ(ReadRequestTraits(b4, "/v1/completions", o).estimated_tokens, b4.size() / 4.0 + 256);
 }
