@@ -15,8 +15,6 @@ import urllib.request
 import openai
 import pytest
 
-from conftest import ServerProcess, _model_path
-
 REPLICA_FLAGS = ["--threads", "1"]
 
 
@@ -252,6 +250,21 @@ def test_prefix_routing_keeps_conversations_together(start_server):
     assert rates["prefix"] > rates["round-robin"] * 2, rates
 
 
+def canary_load(router, n, max_tokens=1):
+    """Up to n completions through the router, stopping once the canary has a verdict; then
+    waits for the verdict (the evaluation runs every second). Returns (statuses, status JSON)."""
+    url, statuses = router.base_url + "/v1/completions", []
+
+    def state():
+        return get_json(router.base_url + "/router/status")["canary"]["state"]
+    for i in range(n):
+        statuses.append(post(url, {"model": "smollm2", "prompt": f"n{i}", "max_tokens": max_tokens})[0])
+        if state() != "active":
+            break
+    wait_for(lambda: state() != "active", timeout=10, what="the canary's verdict")
+    return statuses, get_json(router.base_url + "/router/status")
+
+
 def test_canary_with_errors_is_rolled_back(start_server):
     stable = start_server(*REPLICA_FLAGS)
     canary = start_server(*REPLICA_FLAGS, "--inject-error-rate", "0.6")
@@ -259,17 +272,8 @@ def test_canary_with_errors_is_rolled_back(start_server):
     router = start_router(start_server, [stable], "--canary", canary.base_url, "--canary-weight", "40",
                           "--canary-window", "60", "--canary-min-requests", "8", "--circuit-failure-threshold", "50")
     url = router.base_url + "/v1/completions"
-    statuses = []
-    for i in range(80):
-        status, _, _ = post(url, {"model": "smollm2", "prompt": f"n{i}", "max_tokens": 2, "temperature": 0})
-        statuses.append(status)
-        if get_json(router.base_url + "/router/status")["canary"]["state"] == "rolled_back":
-            break
+    statuses, st = canary_load(router, 80, max_tokens=2)
     assert 500 in statuses  # the canary did fail some
-    # The verdict comes from the evaluation loop (every second).
-    wait_for(lambda: get_json(router.base_url + "/router/status")["canary"]["state"] != "active", timeout=10,
-             what="the canary's verdict")
-    st = get_json(router.base_url + "/router/status")
     assert st["canary"]["state"] == "rolled_back", st
     assert st["canary"]["weight"] == 0
     assert "error rate" in st["canary"]["reason"]
@@ -289,12 +293,7 @@ def test_canary_whose_circuit_opens_is_rolled_back(start_server):
     canary = start_server(*REPLICA_FLAGS, "--inject-error-rate", "1")
     router = start_router(start_server, [stable], "--canary", canary.base_url, "--canary-weight", "50",
                           "--canary-min-requests", "20", "--circuit-failure-threshold", "3")
-    url = router.base_url + "/v1/completions"
-    for i in range(30):
-        post(url, {"model": "smollm2", "prompt": f"n{i}", "max_tokens": 1})
-    wait_for(lambda: get_json(router.base_url + "/router/status")["canary"]["state"] != "active", timeout=10,
-             what="the canary's verdict")
-    st = get_json(router.base_url + "/router/status")
+    _, st = canary_load(router, 30)
     assert st["canary"]["state"] == "rolled_back", st
     assert st["canary"]["reason"] == "canary circuit opened after 3 consecutive failed requests"
 
@@ -304,14 +303,8 @@ def test_slow_canary_is_rolled_back_on_ttft(start_server):
     canary = start_server(*REPLICA_FLAGS, "--inject-delay", "0.3")
     router = start_router(start_server, [stable], "--canary", canary.base_url, "--canary-weight", "50",
                           "--canary-min-requests", "5", "--canary-max-ttft-ratio", "3")
-    url = router.base_url + "/v1/completions"
-    for i in range(40):
-        assert post(url, {"model": "smollm2", "prompt": f"n{i}", "max_tokens": 1})[0] == 200
-        if get_json(router.base_url + "/router/status")["canary"]["state"] != "active":
-            break
-    wait_for(lambda: get_json(router.base_url + "/router/status")["canary"]["state"] != "active", timeout=10,
-             what="the canary's verdict")
-    st = get_json(router.base_url + "/router/status")
+    statuses, st = canary_load(router, 40)
+    assert set(statuses) == {200}  # slow, not failing
     assert st["canary"]["state"] == "rolled_back"
     assert "TTFT p99" in st["canary"]["reason"], st["canary"]
 
