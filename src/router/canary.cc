@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <vector>
 
 namespace inferd::router {
@@ -23,6 +24,7 @@ CanaryController::CanaryController(CanaryOptions o)
     : options_(o), state_(o.weight > 0 ? CanaryState::kActive : CanaryState::kNone) {
   options_.weight = std::clamp(options_.weight, 0.0, 100.0);
   options_.min_requests = std::max(1, options_.min_requests);
+  if (!(options_.window_s > 0)) options_.window_s = 60;
 }
 
 bool CanaryController::PickCanary(std::mt19937_64& rng) const {
@@ -41,12 +43,12 @@ void CanaryController::Record(bool canary, bool ok, double ttft_s, double now_s)
   Prune(q, now_s);
 }
 
-CanaryWindow CanaryController::Window(bool canary, double now_s) {
-  auto& q = canary ? canary_ : stable_;
-  Prune(q, now_s);
+CanaryWindow CanaryController::Window(bool canary, double now_s) const {
+  const auto& q = canary ? canary_ : stable_;
   CanaryWindow w;
   std::vector<double> ttfts;
   for (const Sample& s : q) {
+    if (s.at < now_s - options_.window_s) continue;  // not pruned yet
     ++w.requests;
     if (!s.ok) ++w.errors;
     if (std::isfinite(s.ttft)) ttfts.push_back(s.ttft);
@@ -55,7 +57,7 @@ CanaryWindow CanaryController::Window(bool canary, double now_s) {
   w.ttft_samples = static_cast<int>(ttfts.size());
   if (!ttfts.empty()) {
     const size_t rank = static_cast<size_t>(std::ceil(0.99 * static_cast<double>(ttfts.size())));
-    std::nth_element(ttfts.begin(), ttfts.begin() + (rank - 1), ttfts.end());
+    std::nth_element(ttfts.begin(), ttfts.begin() + static_cast<std::ptrdiff_t>(rank - 1), ttfts.end());
     w.ttft_p99_s = ttfts[rank - 1];
   }
   return w;
@@ -63,6 +65,8 @@ CanaryWindow CanaryController::Window(bool canary, double now_s) {
 
 std::optional<std::string> CanaryController::Evaluate(double now_s) {
   if (state_ != CanaryState::kActive) return std::nullopt;
+  Prune(canary_, now_s);
+  Prune(stable_, now_s);
   const CanaryWindow c = Window(true, now_s), s = Window(false, now_s);
   if (c.requests < options_.min_requests) return std::nullopt;
   std::string why;

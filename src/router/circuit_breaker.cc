@@ -14,8 +14,11 @@ std::string_view CircuitStateName(CircuitState s) {
   return "?";
 }
 
-CircuitBreaker::CircuitBreaker(CircuitBreakerOptions o) : options_(o), cool_down_s_(o.open_s) {
+CircuitBreaker::CircuitBreaker(CircuitBreakerOptions o) : options_(o) {
   options_.failure_threshold = std::max(1, options_.failure_threshold);
+  options_.open_s = std::max(0.0, options_.open_s);  // NaN → 0 too
+  options_.max_open_s = std::max(options_.open_s, options_.max_open_s);
+  cool_down_s_ = options_.open_s;
 }
 
 void CircuitBreaker::Set(CircuitState to) {
@@ -26,7 +29,7 @@ void CircuitBreaker::Set(CircuitState to) {
 }
 
 void CircuitBreaker::Open(double now_s, double cool_down_s) {
-  cool_down_s_ = std::min(cool_down_s, std::max(options_.open_s, options_.max_open_s));
+  cool_down_s_ = std::min(cool_down_s, options_.max_open_s);
   open_until_ = now_s + cool_down_s_;
   probe_out_ = false;
   Set(CircuitState::kOpen);
@@ -77,12 +80,13 @@ void CircuitBreaker::OnAbandoned() { probe_out_ = false; }
 void CircuitBreaker::OnHealthCheck(bool ok, double now_s) {
   if (!ok) {
     if (state_ == CircuitState::kClosed) Open(now_s, options_.open_s);
-    if (state_ == CircuitState::kHalfOpen) Open(now_s, cool_down_s_ * 2);
-    opened_by_health_ = opened_by_health_ || state_ == CircuitState::kOpen;
+    if (state_ == CircuitState::kHalfOpen) Open(now_s, cool_down_s_ * 2);  // as a failed probe
+    // Open now whatever opened it: the replica is down as a whole (killed, restarting), so
+    // /health passing again is the evidence a cool-down waits for.
+    opened_by_health_ = true;
     return;
   }
-  // Opened only because /health failed (not yet up, restarting): passing it again is the
-  // evidence a cool-down waits for. Opened by failed requests: the cool-down runs out first.
+  // Opened by failed requests while /health passed: the cool-down runs out first.
   if (state_ == CircuitState::kOpen && (opened_by_health_ || now_s >= open_until_)) {
     probe_out_ = false;
     Set(CircuitState::kHalfOpen);

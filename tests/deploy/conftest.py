@@ -1,7 +1,9 @@
 """Fixtures for the deployment tier (deploy/): rendered kustomizations, `inferd serve --help`,
 and one live stack shared by the live tests: `inferd serve` started with the CPU overlay's
-arguments, a stand-in for NVIDIA's dcgm-exporter, and a real Prometheus (Debian package,
-tests/e2e/prometheus.py) scraping both with the job of deploy/prometheus/scrape-inferd.yaml.
+arguments, `inferd router` with the overlay's router arguments in front of it and of a flaky
+replica (the load goes through the router), a stand-in for NVIDIA's dcgm-exporter, and a
+real Prometheus (Debian package, tests/e2e/prometheus.py) scraping them with the job of
+deploy/prometheus/scrape-inferd.yaml.
 """
 
 from __future__ import annotations
@@ -77,6 +79,10 @@ def router_options(inferd_bin):
     return command_options(inferd_bin, "router")
 
 
+def pod_labels(deployment):
+    return deployment["spec"]["template"]["metadata"]["labels"]
+
+
 @pytest.fixture(scope="session")
 def live_stack(inferd_bin, rendered, tmp_path_factory):
     try:
@@ -137,11 +143,12 @@ def live_stack(inferd_bin, rendered, tmp_path_factory):
         router_port_name = container(router_d)["ports"][0]["name"]
         job["static_configs"] = [
             {"targets": [f"127.0.0.1:{port}"],
-             "labels": pod_meta_labels(namespace, POD_NAME, "inferd", port_name, "inferd")},
+             "labels": pod_meta_labels(namespace, POD_NAME, pod_labels(deployment), port_name, "inferd")},
             {"targets": [f"127.0.0.1:{router_port}"],
-             "labels": pod_meta_labels(namespace, ROUTER_POD_NAME, "inferd", router_port_name, "inferd")},
+             "labels": pod_meta_labels(namespace, ROUTER_POD_NAME, pod_labels(router_d), router_port_name, "inferd")},
             {"targets": [dcgm.address],
-             "labels": pod_meta_labels(namespace, "other-app-0", "other-app", "http", "other")},
+             "labels": pod_meta_labels(namespace, "other-app-0", {"app.kubernetes.io/name": "other-app"},
+                                       "http", "other")},
         ]
         dcgm_job = {"job_name": "dcgm-exporter", "honor_labels": True, "static_configs": [{"targets": [dcgm.address]}]}
         prom = ConfiguredPrometheus([job, dcgm_job], job=job["job_name"])
@@ -150,6 +157,16 @@ def live_stack(inferd_bin, rendered, tmp_path_factory):
 
         # Load through the router: concurrent completions, streamed and not, some sharing a
         # long prefix, each with its own API key; then one more on a used key (429).
+        #
+        # Which router panels get data from what (each must return a finite value):
+        # answers, TTFB, load, routing decisions: the load itself; upstream errors, retries,
+        # circuit state and transitions: the flaky replica; rate limits: the 429 at the end.
+        # The canary panel (weight, rollbacks, promotions) gets none of these events: no canary
+        # runs here (one would cost a second model load on a 2-core CI runner). It shows the
+        # router's own series, which exist at 0 from its start (the router creates every series
+        # at 0, as it does per backend): a true "weight 0, no rollback", not a `or vector(0)`
+        # that would also hide a metric renamed away. test_metric_names_are_exported_by_the_server
+        # checks that the names are the router's.
         load_start = time.time()
         prefix = "You are a helpful assistant. Answer briefly and precisely. " * 6
         bodies = []
@@ -163,9 +180,16 @@ def live_stack(inferd_bin, rendered, tmp_path_factory):
         bodies.append({"model": model_name, "prompt": "red green blue yellow " * 8 + "red green",
                        "max_tokens": 12, "temperature": 0, "ignore_eos": True})
 
-        def send(i):
-            return post_json(router_url + "/v1/completions", bodies[i], headers={"Authorization": f"Bearer key-{i}"})
+        def send(i, key=None):
+            return post_json(router_url + "/v1/completions", bodies[i],
+                             headers={"Authorization": f"Bearer {key or f'key-{i}'}"})
+        spec_q = f'sum(inferd:spec_decode_num_draft_tokens_total{{model_name="{model_name}"}})'
         send(1)  # first alone: its prefix is then cached
+        # The server creates its spec_decode_* series at the first draft, holding that draft's
+        # count already: a rate needs a later increase. One drafting request alone, scraped,
+        # then the load (its own drafting request increases the counters).
+        send(len(bodies) - 1, key="key-spec-first")
+        drafts = prom.wait_for(spec_q, lambda r: len(r) == 1 and r[0][1] > 0, timeout=30)[0][1]
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(send, [0, *range(2, len(bodies))]))
         try:
@@ -174,15 +198,17 @@ def live_stack(inferd_bin, rendered, tmp_path_factory):
         except urllib.error.HTTPError as e:
             assert e.code == 429
         load_end = time.time()
+        num_requests = len(bodies) + 1
         prom.wait_for(f'sum(inferd:request_success_total{{model_name="{model_name}"}})',
-                      lambda r: len(r) == 1 and r[0][1] == len(bodies), timeout=30)
+                      lambda r: len(r) == 1 and r[0][1] == num_requests, timeout=30)
+        prom.wait_for(spec_q, lambda r: len(r) == 1 and r[0][1] > drafts, timeout=30)
         prom.wait_for("sum(inferd_router_rate_limited_total)", lambda r: len(r) == 1 and r[0][1] == 1, timeout=30)
         with urllib.request.urlopen(url + "/metrics", timeout=5) as r:
             metrics_text = r.read().decode()
         with urllib.request.urlopen(router_url + "/metrics", timeout=5) as r:
             metrics_text += r.read().decode()
         yield LiveStack(router_url, url, port, model_name, namespace, POD_NAME, prom, load_start, load_end,
-                        len(bodies), metrics_text)
+                        num_requests, metrics_text)
     finally:
         if prom is not None:
             prom.stop()

@@ -149,13 +149,16 @@ class ConfiguredPrometheus(PrometheusHarness):
         return self._scrape_configs
 
 
-def pod_meta_labels(namespace, pod, app, port_name, container_name):
+def pod_meta_labels(namespace, pod, pod_labels, port_name, container_name):
     """The __meta_kubernetes_* labels Prometheus's kubernetes_sd_configs (role: pod) gives a
-    target, for the labels that deploy/prometheus/scrape-inferd.yaml relabels."""
-    return {"__meta_kubernetes_namespace": namespace, "__meta_kubernetes_pod_name": pod,
-            "__meta_kubernetes_pod_label_app_kubernetes_io_name": app,
-            "__meta_kubernetes_pod_container_port_name": port_name,
-            "__meta_kubernetes_pod_container_name": container_name}
+    target, for the labels that deploy/prometheus/scrape-inferd.yaml relabels: one
+    __meta_kubernetes_pod_label_<name> per pod label, the name's non-alphanumerics as `_`."""
+    out = {"__meta_kubernetes_namespace": namespace, "__meta_kubernetes_pod_name": pod,
+           "__meta_kubernetes_pod_container_port_name": port_name,
+           "__meta_kubernetes_pod_container_name": container_name}
+    for k, v in pod_labels.items():
+        out["__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", k)] = v
+    return out
 
 
 def local_command(inferd_bin, deployment, port, backends=()):

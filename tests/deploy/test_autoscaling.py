@@ -22,6 +22,7 @@ def test_scrape_job_keeps_inferd_pods_and_labels_them(live_stack):
     for labels, value in ups:
         assert value == 1
         assert labels["namespace"] == live_stack.namespace and labels["container"] == "inferd"
+        assert labels["component"] == ("router" if labels["pod"] == ROUTER_POD_NAME else "server")
         assert not any(k.startswith("__") for k in labels if k != "__name__"), labels  # meta labels dropped
     # The pod of another app (label app.kubernetes.io/name=other-app) was dropped by `keep`.
     active = [t for t in prom.api("targets")["activeTargets"] if t["labels"].get("job") == "inferd"]

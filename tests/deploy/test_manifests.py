@@ -173,19 +173,26 @@ def test_adapter_configmap_is_the_rules_file(rendered):
 
 
 def test_prometheus_scrape_job_matches_the_deployment(rendered):
-    """deploy/prometheus/scrape-inferd.yaml keeps the Deployment's pods (by label and port
-    name) and sets the namespace and pod labels the adapter rules use. Its relabelling runs
-    for real in test_autoscaling.py."""
+    """deploy/prometheus/scrape-inferd.yaml keeps the pods of both Deployments, the servers'
+    and the routers' (by label and port name), and sets the namespace and pod labels the
+    adapter rules use, and `component`. Its relabelling runs for real in test_autoscaling.py."""
     (job,) = yaml.safe_load((DEPLOY / "prometheus" / "scrape-inferd.yaml").read_text())["scrape_configs"]
     assert job["kubernetes_sd_configs"] == [{"role": "pod"}]
-    d = the(rendered["overlays/cpu"], "Deployment")
     keep = {r["source_labels"][0]: r["regex"] for r in job["relabel_configs"] if r.get("action") == "keep"}
-    labels = d["spec"]["template"]["metadata"]["labels"]
-    assert keep["__meta_kubernetes_pod_label_app_kubernetes_io_name"] == labels["app.kubernetes.io/name"]
-    assert keep["__meta_kubernetes_pod_container_port_name"] in [p["name"] for p in container(d)["ports"]]
-    targets = {r.get("target_label") for r in job["relabel_configs"]}
-    assert {"namespace", "pod"} <= targets
-    assert job["metrics_path"] == d["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"]
+    targets = {r.get("target_label"): r["source_labels"] for r in job["relabel_configs"] if r.get("target_label")}
+    assert {"namespace", "pod", "component"} <= targets.keys()
+    assert targets["component"] == ["__meta_kubernetes_pod_label_app_kubernetes_io_component"]
+    components = set()
+    for name in ("inferd", "inferd-router"):
+        d = the(rendered["overlays/cpu"], "Deployment", name)
+        labels = d["spec"]["template"]["metadata"]["labels"]
+        assert re.fullmatch(keep["__meta_kubernetes_pod_label_app_kubernetes_io_name"],
+                            labels["app.kubernetes.io/name"]), name
+        assert re.fullmatch(keep["__meta_kubernetes_pod_container_port_name"],
+                            container(d)["ports"][0]["name"]), name
+        assert job["metrics_path"] == d["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"]
+        components.add(labels["app.kubernetes.io/component"])
+    assert components == {"server", "router"}
 
 
 # ---- the command line: flags that `inferd serve` accepts -------------------------------------
@@ -534,6 +541,27 @@ def test_router_finds_the_replicas_through_the_headless_service(rendered, kdir):
     # The router's own pods are not backends of themselves.
     router_labels = router["spec"]["template"]["metadata"]["labels"]
     assert not headless["spec"]["selector"].items() <= router_labels.items()
+
+
+@pytest.mark.parametrize("kdir", OVERLAYS)
+def test_every_selector_picks_the_pods_of_one_deployment(rendered, kdir):
+    """The server's and the router's pods share app.kubernetes.io/name: each Service, PDB and
+    Deployment selector must still pick one Deployment's pods (a server Service that also
+    picked routers would send clients in a loop; two Deployments on one selector fight)."""
+    objs = rendered[kdir]
+    pods = {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]
+            for d in objs if d["kind"] == "Deployment"}
+    assert sorted(pods) == ["inferd", "inferd-router"]
+    owner = {"inferd": "inferd", "inferd-replicas": "inferd", "inferd-router": "inferd-router"}
+    for o in objs:
+        if o["kind"] == "Service":
+            sel = o["spec"]["selector"]
+        elif o["kind"] in ("Deployment", "PodDisruptionBudget"):
+            sel = o["spec"]["selector"]["matchLabels"]
+        else:
+            continue
+        picked = [name for name, labels in pods.items() if sel.items() <= labels.items()]
+        assert picked == [owner[o["metadata"]["name"]]], (key(o), picked)
 
 
 @pytest.mark.parametrize("kdir", OVERLAYS)
