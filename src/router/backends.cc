@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 
 #include "server/http.h"
@@ -55,13 +56,13 @@ BackendPool::BackendPool(Options options, server::HttpServer& server, UpstreamCl
       metrics_(metrics),
       now_(std::move(now)) {}
 
-Backend* BackendPool::Add(const BaseUrl& url, bool canary, bool from_dns) {
+Backend* BackendPool::Add(const BaseUrl& url, bool canary, const std::string& dns_name) {
   auto b = std::make_unique<Backend>();
   b->id = backends_.size();
   b->url = url;
   b->label = HostPort(url);
   b->canary = canary;
-  b->from_dns = from_dns;
+  b->dns_name = dns_name;
   b->breaker = CircuitBreaker(options_.breaker);
   Backend* raw = b.get();
   raw->breaker.set_on_change([this, raw](CircuitState from, CircuitState to) {
@@ -84,8 +85,10 @@ void BackendPool::Discover(const std::string& host, const std::string& port) {
     if (!ips.ok()) {
       INFERD_LOG_WARN("router: {}", ips.status().message());
     } else {
+      // Only this name's backends: another --backend-dns name on the same port has its own.
+      auto mine = [&](const Backend& b) { return b.dns_name == host && b.url.port == port; };
       for (auto& b : backends_) {
-        if (!b->from_dns || b->url.port != port) continue;
+        if (!mine(*b)) continue;
         const bool present = std::find(ips->begin(), ips->end(), b->url.host) != ips->end();
         if (b->removed == present) {
           INFERD_LOG_INFO("router: backend {} {} DNS name {}", b->label, present ? "is back in" : "left", host);
@@ -94,10 +97,9 @@ void BackendPool::Discover(const std::string& host, const std::string& port) {
         }
       }
       for (const std::string& ip : *ips) {
-        const bool known = std::any_of(backends_.begin(), backends_.end(), [&](const auto& b) {
-          return b->from_dns && b->url.host == ip && b->url.port == port;
-        });
-        if (!known) Add(BaseUrl{ip, port, ""}, /*canary=*/false, /*from_dns=*/true);
+        const bool known = std::any_of(backends_.begin(), backends_.end(),
+                                       [&](const auto& b) { return mine(*b) && b->url.host == ip; });
+        if (!known) Add(BaseUrl{ip, port, ""}, /*canary=*/false, host);
       }
     }
     server_.After(options_.dns_refresh_s, [this, host, port] { Discover(host, port); });

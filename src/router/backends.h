@@ -31,7 +31,7 @@ struct Backend {
   BaseUrl url;
   std::string label;       // "host:port", the metrics label
   bool canary = false;     // part of the canary pool (until promoted)
-  bool from_dns = false;
+  std::string dns_name;    // the --backend-dns name it was found under ("" for --backend)
   bool removed = false;    // left DNS: no new requests
   bool healthy = true;     // last active health check (optimistic until the first one)
   CircuitBreaker breaker;
@@ -58,7 +58,7 @@ class BackendPool {
   BackendPool(Options options, server::HttpServer& server, UpstreamClient& upstream, Balancer& balancer,
               RouterMetrics& metrics, std::function<double()> now);
 
-  Backend* Add(const BaseUrl& url, bool canary, bool from_dns);
+  Backend* Add(const BaseUrl& url, bool canary, const std::string& dns_name = "");
   // Re-resolves host:port every dns_refresh_s: new addresses become backends, missing ones
   // are removed (and come back if they reappear).
   void Discover(const std::string& host, const std::string& port);

@@ -26,6 +26,16 @@ using server::HttpRequest;
 namespace {
 
 
+// A --backend-dns value, "NAME:PORT", as the host and port to resolve.
+StatusOr<BaseUrl> ParseDnsBackend(const std::string& d) {
+  const size_t colon = d.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == d.size() ||
+      d.find_first_not_of("0123456789", colon + 1) != std::string::npos) {
+    return InvalidArgument("--backend-dns: expected NAME:PORT (a headless Service), got '" + d + "'");
+  }
+  return BaseUrl{d.substr(0, colon), d.substr(colon + 1), ""};
+}
+
 class Router {
  public:
   explicit Router(const RouterOptions& o)
@@ -60,8 +70,8 @@ class Router {
     po.health_check_timeout_s = options_.health_check_timeout_s;
     po.dns_refresh_s = options_.dns_refresh_s;
     pool_ = std::make_unique<BackendPool>(po, *server_, *upstream_, balancer_, metrics_, [this] { return Now(); });
-    for (const std::string& u : options_.backends) pool_->Add(*ParseBaseUrl(u), /*canary=*/false, /*from_dns=*/false);
-    if (!options_.canary.empty()) pool_->Add(*ParseBaseUrl(options_.canary), /*canary=*/true, /*from_dns=*/false);
+    for (const std::string& u : options_.backends) pool_->Add(*ParseBaseUrl(u), /*canary=*/false);
+    if (!options_.canary.empty()) pool_->Add(*ParseBaseUrl(options_.canary), /*canary=*/true);
     ctx_ = std::make_unique<RouterContext>(RouterContext{options_, *server_, *upstream_, *pool_, balancer_, limiter_,
                                                          retry_budget_, canary_, metrics_, rng_, [this] { return Now(); }});
     return Status::OK();
@@ -69,8 +79,8 @@ class Router {
 
   void Run() {
     for (const std::string& d : options_.backend_dns) {
-      const size_t colon = d.rfind(':');
-      pool_->Discover(d.substr(0, colon), d.substr(colon + 1));
+      const BaseUrl name = *ParseDnsBackend(d);  // validated before
+      pool_->Discover(name.host, name.port);
     }
     pool_->Start();
     if (canary_.state() == CanaryState::kActive) EvaluateCanary();
@@ -200,13 +210,7 @@ Status ValidateRouterOptions(const RouterOptions& o) {
     auto url = ParseBaseUrl(u);
     if (!url.ok()) return InvalidArgument("--backend: " + url.status().message());
   }
-  for (const std::string& d : o.backend_dns) {
-    const size_t colon = d.rfind(':');
-    if (colon == std::string::npos || colon == 0 || colon + 1 == d.size() ||
-        d.find_first_not_of("0123456789", colon + 1) != std::string::npos) {
-      return InvalidArgument("--backend-dns: expected NAME:PORT (a headless Service), got '" + d + "'");
-    }
-  }
+  for (const std::string& d : o.backend_dns) INFERD_RETURN_IF_ERROR(ParseDnsBackend(d).status());
   if (!o.canary.empty()) {
     auto url = ParseBaseUrl(o.canary);
     if (!url.ok()) return InvalidArgument("--canary: " + url.status().message());

@@ -46,7 +46,6 @@ struct ApiError : std::exception {
   std::string param;
 };
 
-
 // What the server knows about the model, for validation and defaults.
 struct ModelInfo {
   std::vector<std::string> served_names;  // the first is reported in responses

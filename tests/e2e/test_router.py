@@ -370,6 +370,21 @@ def test_backends_from_dns(start_server):
     assert f"127.0.0.1:{replica.port}" in labels
 
 
+def test_two_dns_names_on_one_port_keep_their_own_backends(start_server):
+    replica = start_server(*REPLICA_FLAGS)
+    # Two names with different addresses (127.0.0.2 has no replica: it fails its health checks).
+    router = start_server(exact=["--host", "127.0.0.1", "--port", "{port}", "--backend-dns", f"127.0.0.2:{replica.port}",
+                                 "--backend-dns", f"127.0.0.1:{replica.port}", "--dns-refresh", "0.1",
+                                 "--health-check-interval", "0.2"], command="router")
+    wait_for(lambda: len(get_json(router.base_url + "/router/status")["backends"]) == 2, what="both names resolved")
+    # Each name's lookup must not mark the other name's addresses as gone (they flapped).
+    for _ in range(30):
+        backends = get_json(router.base_url + "/router/status")["backends"]
+        assert not any(b["removed"] for b in backends), backends
+        time.sleep(0.05)
+    assert post(router.base_url + "/v1/completions", {"model": "smollm2", "prompt": "x", "max_tokens": 2})[0] == 200
+
+
 def test_request_timeout_is_a_504(start_server):
     replica = start_server(*REPLICA_FLAGS, "--inject-delay", "5")
     router = start_router(start_server, [replica], "--request-timeout", "1", "--max-retries", "0")
