@@ -16,6 +16,7 @@
 #include "server/beam_run.h"
 #include "server/metrics.h"
 #include "server/openai.h"
+#include "server/web/chat_page.h"
 #include "tokenizer/tokenizer.h"
 #include "util/logging.h"
 #include "util/work_queue.h"
@@ -257,6 +258,7 @@ class Server {
         {"GET", "/health", &Server::Health},
         {"GET", "/metrics", &Server::Metrics},
         {"GET", "/version", &Server::Version},
+        {"GET", "/", &Server::ChatPage},
     };
     bool path_known = false;
     for (const Route& route : routes) {
@@ -336,6 +338,15 @@ class Server {
     if (!engine_) return SendError(ex, 503, "the model is still loading");
     if (!engine_->Snapshot().alive) return SendError(ex, 503, "the engine has stopped");
     ex->Respond(200, kJson, "");
+  }
+
+  // The page talks to this server only (its own origin), and never loads anything else.
+  void ChatPage(const HttpRequest&, std::shared_ptr<HttpExchange> ex) {
+    ex->Respond(200, "text/html; charset=utf-8", std::string(web::ChatPageHtml()),
+                {{"Content-Security-Policy",
+                  "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
+                  "connect-src 'self'; base-uri 'none'; form-action 'none'"},
+                 {"Cache-Control", "no-cache"}});
   }
 
   void Version(const HttpRequest&, std::shared_ptr<HttpExchange> ex) {
