@@ -19,11 +19,12 @@ APT_BUILD=(
 APT_TEST=(
   clang libclang-rt-14-dev
   prometheus
-  chromium
+  chromium chromium-driver  # the chat page test (selenium drives Debian's browser)
 )
 PIP_TEST=(pytest numpy jinja2 openai requests safetensors diskcache typing_extensions gguf prometheus_client jsonschema
   pybind11 scikit-build-core tqdm  # these three: the Python package (pip install . --no-build-isolation)
-  kubernetes-validate jsonpatch pyyaml)  # these three: tests/deploy (Kubernetes manifests, kustomize patches)
+  kubernetes-validate jsonpatch pyyaml  # these three: tests/deploy (Kubernetes manifests, kustomize patches)
+  websockets selenium)  # GET /v1/ws and the chat page (tests/e2e)
 
 APT_PKGS=("${APT_BUILD[@]}")
 PIP_PKGS=()

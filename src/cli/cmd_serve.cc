@@ -22,6 +22,7 @@ struct ServeFlags {
   server::ServeOptions serve;
   std::string chat_template_file;
   std::string max_body = "auto";
+  std::string ws_max_queued = "16MiB";
   // CORS lists as vLLM takes them: one JSON list of strings each (json.loads in its cli_args).
   std::string allowed_origins = R"(["*"])", allowed_methods = R"(["*"])", allowed_headers = R"(["*"])";
   bool disable_log_stats = false, disable_access_log = false;
@@ -51,6 +52,13 @@ void RunServe(ServeFlags& f) {
     StatusOr<std::string> text = ReadFileToString(f.chat_template_file);
     if (!text.ok()) return Fail(text.status());
     f.serve.chat_template = std::move(*text);
+  }
+  {
+    StatusOr<int64_t> queued = ParseByteSize(f.ws_max_queued);
+    if (!queued.ok() || *queued < 4096) {
+      return Fail(InvalidArgument(fmt::format("--ws-max-queued-bytes: '{}' is not a size of at least 4KiB", f.ws_max_queued)));
+    }
+    f.serve.ws_max_queued_bytes = static_cast<size_t>(*queued);
   }
   if (f.max_body != "auto") {
     StatusOr<int64_t> body = ParseByteSize(f.max_body);
@@ -129,6 +137,13 @@ void AddServeCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--inject-delay", s.inject_delay_s, "testing aid: hold every completion request this many seconds first")
       ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  cmd->add_option("--ws-ping-interval", s.ws_ping_interval_s,
+                  "GET /v1/ws: ping a WebSocket idle this many seconds, close it after twice that without a frame (0: off)")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  cmd->add_option("--ws-max-queued-bytes", flags->ws_max_queued,
+                  "GET /v1/ws: drop a client that leaves this much output unread (a slow reader never grows memory)")
       ->capture_default_str();
   cmd->add_option("--request-timeout", s.request_timeout_s, "abort requests running longer than this many seconds (0 = none)")
       ->capture_default_str();

@@ -30,6 +30,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
 #include <chrono>
 #include <deque>
 #include <list>
@@ -46,6 +47,7 @@ namespace {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace websocket = beast::websocket;
 using net::awaitable;
 using net::use_awaitable;
 using tcp = net::ip::tcp;
@@ -179,6 +181,61 @@ class Cors {
 
 class ServerImpl;
 
+// A WebSocket's state on the I/O thread: the queue of outgoing messages and how it ends.
+// The connection's coroutines (ServerImpl::RunWebSocket) drain it; it outlives them when
+// the handler still holds it.
+class WsState final : public WebSocket {
+ public:
+  WsState(WebSocketOptions options, WebSocketCallbacks callbacks)
+      : options_(std::move(options)), callbacks_(std::move(callbacks)) {}
+
+  void Send(std::string text) override {
+    if (closing_) return;
+    if (pending_ + text.size() > options_.max_pending_bytes) {
+      INFERD_LOG_WARN("websocket: {} bytes unsent, the client reads too slowly: dropping the connection",
+                      pending_ + text.size());
+      Drop();
+      return;
+    }
+    pending_ += text.size();
+    out_.push_back(std::move(text));
+    Kick();
+  }
+  void Close(int code, std::string reason) override {
+    if (closing_) return;
+    closing_ = true;
+    close_code_ = code;
+    close_reason_ = std::move(reason);
+    Kick();
+  }
+  size_t pending_bytes() const override { return pending_; }
+  bool closed() const override { return closing_; }
+
+  // Connection side.
+  void Drop() {  // no close frame: the socket is closed under every operation
+    closing_ = dropped_ = true;
+    if (drop_) drop_();
+    Kick();
+  }
+  void Finish(int code) {
+    closing_ = true;
+    if (callbacks_.on_close) std::exchange(callbacks_.on_close, nullptr)(code);
+  }
+  void Kick() {
+    if (wake_) wake_->cancel();
+  }
+
+  const WebSocketOptions options_;
+  WebSocketCallbacks callbacks_;
+  std::deque<std::string> out_;
+  size_t pending_ = 0;
+  bool closing_ = false, dropped_ = false;
+  int close_code_ = 1000;
+  std::string close_reason_;
+  net::steady_timer* wake_ = nullptr;  // the writer's
+  std::function<void()> drop_;         // closes the socket
+};
+
 // The state of one response; lives as long as the handler or the connection holds it.
 class Exchange final : public HttpExchange {
  public:
@@ -223,6 +280,14 @@ class Exchange final : public HttpExchange {
     if (gone_ && on_gone_) std::exchange(on_gone_, nullptr)();
   }
   bool client_gone() const override { return gone_; }
+  std::shared_ptr<WebSocket> AcceptWebSocket(WebSocketOptions options, WebSocketCallbacks callbacks) override {
+    if (started_ || gone_ || !upgrade_allowed_) return nullptr;
+    started_ = ended_ = true;
+    status_ = 101;
+    ws_ = std::make_shared<WsState>(std::move(options), std::move(callbacks));
+    Kick();
+    return ws_;
+  }
 
   // Connection side.
   void MarkGone() {
@@ -250,6 +315,8 @@ class Exchange final : public HttpExchange {
   HttpHeaders cors_;  // Cors::ResponseHeaders of the request, applied over extra_
   std::deque<std::string> chunks_;
   size_t pending_ = 0;  // bytes in chunks_ plus those of the write in flight
+  bool upgrade_allowed_ = false;  // the request asks for a WebSocket
+  std::shared_ptr<WsState> ws_;   // set by AcceptWebSocket
 
  private:
   void Kick() {
@@ -454,7 +521,12 @@ class ServerImpl final : public HttpServer {
       const bool keep_alive = hr.keep_alive;
 
       auto ex = std::make_shared<Exchange>(&wake, &active_);
+      ex->upgrade_allowed_ = hr.IsWebSocketUpgrade();
       bool ok = co_await Serve(stream, hr, ex, wake, keep_alive && !stopping_);
+      if (ex->ws_) {  // the connection is a WebSocket's now, which closes it
+        co_await RunWebSocket(std::move(stream), hr, ex->ws_);
+        co_return;
+      }
       if (!ok || !keep_alive || stopping_) break;
     }
     boost::system::error_code ec;
@@ -527,7 +599,7 @@ class ServerImpl final : public HttpServer {
     bool ok = true;
     boost::system::error_code ec;
     for (;;) {
-      if (ex->gone_) {
+      if (ex->gone_ || ex->ws_) {
         ok = false;
         break;
       }
@@ -594,6 +666,109 @@ class ServerImpl final : public HttpServer {
     *watching = false;
     sock.cancel(ec);  // ends the watcher's wait
     co_return ok;
+  }
+
+  // A WebSocket on the connection of `hr`: the handshake (Beast answers a bad one with 400),
+  // then a reader (this coroutine) and a writer (ws->out_, in order) until either side
+  // closes. Ping/pong and the idle limit are Beast's (stream_base::timeout); a write that
+  // does not finish within write_timeout_s drops the connection.
+  template <class Stream>
+  awaitable<void> RunWebSocket(Stream stream, const HttpRequest& hr, std::shared_ptr<WsState> st) {
+    websocket::stream<Stream> ws(std::move(stream));
+    beast::get_lowest_layer(ws).expires_never();  // the websocket's own timers instead
+    websocket::stream_base::timeout timeout{};
+    timeout.handshake_timeout = Ms(options_.read_timeout_s);
+    timeout.idle_timeout = st->options_.ping_interval_s > 0 ? Ms(2 * st->options_.ping_interval_s)
+                                                              : websocket::stream_base::none();
+    timeout.keep_alive_pings = st->options_.ping_interval_s > 0;
+    ws.set_option(timeout);
+    ws.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(http::field::server, "inferd"); }));
+    ws.read_message_max(st->options_.max_message_bytes);
+    http::request<http::empty_body> req{http::verb::get, hr.query.empty() ? hr.path : hr.path + "?" + hr.query,
+                                        hr.version};
+    for (const auto& [name, value] : hr.headers) req.set(name, value);
+    boost::system::error_code ec;
+    co_await ws.async_accept(req, net::redirect_error(use_awaitable, ec));
+    if (ec) {
+      st->Finish(1006);
+      co_return;
+    }
+    auto& sock = beast::get_lowest_layer(ws).socket();
+    st->drop_ = [&sock] {
+      boost::system::error_code e;
+      sock.close(e);
+    };
+    // The writer runs beside this reader; `writer_done` wakes the reader's final wait.
+    net::steady_timer wake(ioc_), writer_done(ioc_, Clock::time_point::max());
+    st->wake_ = &wake;
+    bool writer_running = true, reader_done = false;
+    net::co_spawn(ioc_, WsWriter(ws, st, wake, reader_done),
+                  [&writer_running, &writer_done](std::exception_ptr) {
+                    writer_running = false;
+                    writer_done.cancel();
+                  });
+    int code = 1006;
+    while (!st->dropped_) {
+      beast::flat_buffer buffer;
+      co_await ws.async_read(buffer, net::redirect_error(use_awaitable, ec));
+      if (ec == websocket::error::closed) code = ws.reason().code;
+      if (ec == websocket::error::message_too_big) code = 1009;  // Beast sent that close frame
+      if (ec) break;
+      if (!ws.got_text()) {
+        st->Close(1003, "only text messages are accepted");
+        continue;
+      }
+      if (st->closing_ || !st->callbacks_.on_message) continue;  // read on until the close handshake
+      st->callbacks_.on_message(beast::buffers_to_string(buffer.data()));
+    }
+    if (code == 1006 && st->closing_ && !st->dropped_) code = st->close_code_;
+    reader_done = true;
+    st->Finish(code);
+    st->Kick();
+    while (writer_running) co_await writer_done.async_wait(net::redirect_error(use_awaitable, ec));
+    st->wake_ = nullptr;
+    st->drop_ = nullptr;
+    sock.close(ec);
+  }
+
+  template <class WsStream>
+  awaitable<void> WsWriter(WsStream& ws, std::shared_ptr<WsState> st, net::steady_timer& wake, const bool& reader_done) {
+    boost::system::error_code ec;
+    net::steady_timer deadline(ioc_);
+    for (;;) {
+      if (st->dropped_ || reader_done) co_return;
+      if (!st->out_.empty()) {
+        std::string message = std::move(st->out_.front());
+        st->out_.pop_front();
+        deadline.expires_after(Ms(options_.write_timeout_s));
+        deadline.async_wait([st](const boost::system::error_code& e) {
+          if (!e) st->Drop();  // the client has not read for write_timeout_s
+        });
+        ws.text(true);
+        co_await ws.async_write(net::buffer(message), net::redirect_error(use_awaitable, ec));
+        deadline.cancel();
+        st->pending_ -= std::min(st->pending_, message.size());
+        if (ec) {
+          st->Drop();
+          co_return;
+        }
+        continue;
+      }
+      if (st->closing_) {
+        deadline.expires_after(Ms(options_.write_timeout_s));
+        deadline.async_wait([st](const boost::system::error_code& e) {
+          if (!e) st->Drop();
+        });
+        co_await ws.async_close(websocket::close_reason(static_cast<websocket::close_code>(st->close_code_),
+                                                        beast::string_view(st->close_reason_.data(), std::min<size_t>(st->close_reason_.size(), 123))),
+                                net::redirect_error(use_awaitable, ec));
+        deadline.cancel();
+        co_return;  // the reader sees the peer's close frame (or the error) and ends
+      }
+      wake.expires_at(Clock::time_point::max());
+      co_await wake.async_wait(net::redirect_error(use_awaitable, ec));
+    }
   }
 
   // After an early error response: stop sending, then read and drop what the client is

@@ -45,6 +45,40 @@ struct HttpRequest {
     auto it = headers.find(lower_name);
     return it == headers.end() ? std::string() : it->second;
   }
+  // A GET asking to switch to the WebSocket protocol (RFC 6455 §4.2.1: "Upgrade: websocket"
+  // and "Connection: upgrade"); HttpExchange::AcceptWebSocket completes the handshake.
+  bool IsWebSocketUpgrade() const;
+};
+
+// A WebSocket connection taken over from an HTTP request (HttpExchange::AcceptWebSocket).
+// I/O thread only, like HttpExchange. Text messages only: a binary message from the client
+// closes the connection with 1003 (unsupported data).
+class WebSocket {
+ public:
+  virtual ~WebSocket() = default;
+  // Queues a text message; messages go out in order. Past max_pending_bytes of unsent
+  // messages the client is reading too slowly: the connection is dropped (no close frame
+  // could get through either) and on_close runs. Ignored once closing.
+  virtual void Send(std::string text) = 0;
+  // Sends a close frame after the queued messages, then ends the connection.
+  virtual void Close(int code, std::string reason) = 0;
+  virtual size_t pending_bytes() const = 0;  // queued, not yet written to the socket
+  virtual bool closed() const = 0;           // closing or closed: Send() does nothing
+};
+
+struct WebSocketOptions {
+  size_t max_message_bytes = 1u << 20;   // a larger message from the client: close 1009
+  size_t max_pending_bytes = 16u << 20;  // unsent bytes before a slow reader is dropped
+  // Keep-alive: a ping when nothing arrived for this long; no frame at all (a pong is one)
+  // for twice this long closes the connection. 0: no pings, no idle limit.
+  double ping_interval_s = 20;
+};
+
+struct WebSocketCallbacks {
+  std::function<void(std::string text)> on_message;
+  // Once, when the connection ends for any reason (after on_message is last called):
+  // the close code received or sent, 1006 when the connection dropped without one.
+  std::function<void(int code)> on_close;
 };
 
 // One response. Either Respond() once, or StartStream() + Write()* + End(). Calls after
@@ -65,6 +99,11 @@ class HttpExchange {
   // (the router reading a replica's stream) stops reading while this is large, so a slow
   // client never grows memory without bound.
   virtual size_t pending_bytes() const = 0;
+  // Completes the WebSocket handshake for a request with IsWebSocketUpgrade() (101
+  // Switching Protocols) instead of a response; the connection then belongs to the returned
+  // WebSocket. A failed handshake (a bad Sec-WebSocket-Key, ...) is answered 400 by the
+  // server and reported through on_close (1006).
+  virtual std::shared_ptr<WebSocket> AcceptWebSocket(WebSocketOptions options, WebSocketCallbacks callbacks) = 0;
 };
 
 using HttpHandler = std::function<void(const HttpRequest&, std::shared_ptr<HttpExchange>)>;

@@ -228,3 +228,32 @@ StatusOr<HttpRequest> ParseHttpRequest(std::string_view bytes, const HttpParseLi
 }
 
 }  // namespace inferd::server
+
+namespace inferd::server {
+namespace {
+
+// Whether a comma-separated header value lists `token` (case-insensitive, spaces ignored).
+bool ListsToken(const std::string& value, std::string_view token) {
+  size_t start = 0;
+  while (start <= value.size()) {
+    size_t comma = std::min(value.find(',', start), value.size());
+    size_t b = start, e = comma;
+    while (b < e && (value[b] == ' ' || value[b] == '\t')) ++b;
+    while (e > b && (value[e - 1] == ' ' || value[e - 1] == '\t')) --e;
+    if (e - b == token.size() &&
+        std::equal(token.begin(), token.end(), value.begin() + static_cast<std::ptrdiff_t>(b),
+                   [](char a, char c) { return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(c)); })) {
+      return true;
+    }
+    start = comma + 1;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool HttpRequest::IsWebSocketUpgrade() const {
+  return method == "GET" && ListsToken(Header("upgrade"), "websocket") && ListsToken(Header("connection"), "upgrade");
+}
+
+}  // namespace inferd::server

@@ -17,6 +17,8 @@
 #include "server/metrics.h"
 #include "server/openai.h"
 #include "server/web/chat_page.h"
+#include "server/ws_session.h"
+#include "util/url.h"
 #include "tokenizer/tokenizer.h"
 #include "util/logging.h"
 #include "util/work_queue.h"
@@ -77,6 +79,7 @@ class Server {
     HttpServerOptions http = options_.http;
     // Until the model (and so the context) is known every request is a 503 anyway.
     if (http.max_body_bytes == 0) http.max_body_bytes = 1u << 20;
+    max_body_bytes_ = http.max_body_bytes;
     http.error_body = [](int status, const std::string& message) { return ErrorBody(status, message); };
     if (options_.access_log) {
       http.on_complete = [](const HttpRequest& r, int status, double seconds) {
@@ -100,6 +103,10 @@ class Server {
       INFERD_LOG_INFO("Starting server on unix socket {}", options_.http.uds);
     }
     http_->Run();
+    // Sockets still open hold their sessions (and the sessions them): let go of both.
+    for (auto& [ptr, weak] : std::exchange(ws_sessions_, {})) {
+      if (auto session = weak.lock()) session->OnClose();
+    }
     cancel_renders_ = true;
     prep_.Stop();  // after the loop: its tasks post to it
     if (loader_.joinable()) loader_.join();
@@ -172,7 +179,8 @@ class Server {
     http_->Post([this, ready] {
       info_ = std::move(ready->info);
       if (options_.http.max_body_bytes == 0) {
-        http_->SetMaxBodyBytes(DefaultMaxBodyBytes(info_.max_prompt_bytes));
+        max_body_bytes_ = DefaultMaxBodyBytes(info_.max_prompt_bytes);
+        http_->SetMaxBodyBytes(max_body_bytes_);
         INFERD_LOG_INFO("request bodies up to {} bytes (--max-request-body; sized to a {}-token context)",
                         DefaultMaxBodyBytes(info_.max_prompt_bytes), info_.max_model_len);
       }
@@ -200,6 +208,9 @@ class Server {
     stopping_ = true;
     cancel_renders_ = true;  // a chat template still rendering stops now
     http_->StopAccepting();
+    for (auto& [ptr, weak] : ws_sessions_) {
+      if (auto session = weak.lock()) session->CloseWhenIdle();
+    }
     if (engine_) BeginShutdown();  // else the loader calls it when done
   }
 
@@ -213,7 +224,8 @@ class Server {
 
   void WaitForResponsesThenStop(int attempt) {
     // Finals were posted before this; give the connections a moment to flush them.
-    if ((http_->num_active_exchanges() == 0 && in_flight_.empty()) || attempt >= 50) {
+    // WebSockets close (1001) once their requests ended; their last messages are out then.
+    if ((http_->num_active_exchanges() == 0 && in_flight_.empty() && ws_sessions_.empty()) || attempt >= 50) {
       INFERD_LOG_INFO("Shutdown complete.");
       http_->Stop();
       return;
@@ -226,7 +238,7 @@ class Server {
   void Handle(const HttpRequest& r, std::shared_ptr<HttpExchange> ex) {
     const bool v1 = r.path.rfind("/v1/", 0) == 0;
     if (v1 && !options_.api_key.empty()) {
-      const std::string auth = r.Header("authorization");
+      const std::string auth = Authorization(r);
       if (auth.empty()) return SendError(ex, 401, "Missing API key: send 'Authorization: Bearer <key>'");
       if (auth != "Bearer " + options_.api_key) return SendError(ex, 401, "Incorrect API key provided");
     }
@@ -259,6 +271,7 @@ class Server {
         {"GET", "/metrics", &Server::Metrics},
         {"GET", "/version", &Server::Version},
         {"GET", "/", &Server::ChatPage},
+        {"GET", "/v1/ws", &Server::WebSocketRoute},
     };
     bool path_known = false;
     for (const Route& route : routes) {
@@ -278,6 +291,16 @@ class Server {
     }
     if (path_known) return SendError(ex, 405, fmt::format("method {} is not allowed for {}", r.method, r.path));
     SendError(ex, 404, fmt::format("Not Found: {} {}", r.method, r.path));
+  }
+
+  // The Authorization header, or for GET /v1/ws (browsers cannot set headers on a
+  // WebSocket) "Bearer " + the api_key query parameter.
+  static std::string Authorization(const HttpRequest& r) {
+    std::string auth = r.Header("authorization");
+    if (auth.empty() && r.path == "/v1/ws") {
+      if (std::optional<std::string> key = QueryParam(r.query, "api_key"); key && !key->empty()) auth = "Bearer " + *key;
+    }
+    return auth;
   }
 
   void SendJson(const std::shared_ptr<HttpExchange>& ex, int status, const std::string& body) {
@@ -330,6 +353,46 @@ class Server {
     if (!queued) {
       throw ApiError(503, fmt::format("the server is overloaded: {} requests are waiting to be parsed", prep_.num_waiting()));
     }
+  }
+
+  // ---- WebSocket (server/ws_session.h, docs/websocket.md) -----------------------------------
+
+  void WebSocketRoute(const HttpRequest& r, std::shared_ptr<HttpExchange> ex) {
+    if (!r.IsWebSocketUpgrade()) {
+      return ex->Respond(426, kJson,
+                         ErrorBody(426, "GET /v1/ws is a WebSocket endpoint: send 'Upgrade: websocket' and "
+                                        "'Connection: Upgrade' (docs/websocket.md)"),
+                         {{"Upgrade", "websocket"}, {"Connection", "Upgrade"}});
+    }
+    if (stopping_) return SendError(ex, 503, "the server is shutting down");
+    // A page from another site must not use this server through the visitor's browser: the
+    // CORS origins apply to WebSockets too (browsers do not check them here).
+    const auto& origins = options_.http.cors.allowed_origins;
+    const std::string origin = r.Header("origin");
+    if (!origin.empty() && std::find(origins.begin(), origins.end(), "*") == origins.end() &&
+        std::find(origins.begin(), origins.end(), origin) == origins.end()) {
+      return SendError(ex, 403, fmt::format("origin '{}' is not allowed (--allowed-origins)", origin));
+    }
+    auto session = std::make_shared<WsSession>(
+        r, Authorization(r), [this](const HttpRequest& req, std::shared_ptr<HttpExchange> e) { Handle(req, std::move(e)); },
+        WsSessionLimits{});
+    WebSocketOptions o;
+    o.max_message_bytes = max_body_bytes_ + 4096;  // a request body plus the envelope
+    o.ping_interval_s = options_.ws_ping_interval_s;
+    o.max_pending_bytes = options_.ws_max_queued_bytes;
+    std::weak_ptr<WsSession> weak = session;
+    WebSocketCallbacks cb;
+    cb.on_message = [weak](std::string text) {
+      if (auto s = weak.lock()) s->OnMessage(text);
+    };
+    cb.on_close = [this, session](int) {
+      session->OnClose();
+      ws_sessions_.erase(session.get());
+    };
+    std::shared_ptr<WebSocket> ws = ex->AcceptWebSocket(o, std::move(cb));
+    if (!ws) return SendError(ex, 400, "the WebSocket upgrade could not be accepted");
+    session->Attach(std::move(ws));
+    ws_sessions_[session.get()] = session;
   }
 
   // ---- simple routes ---------------------------------------------------------------------
@@ -631,6 +694,8 @@ class Server {
   std::unique_ptr<metrics::ServerMetrics> metrics_;
   std::unique_ptr<AsyncEngine> engine_;  // set once on the I/O thread; read by the shutdown thread after
   std::unordered_map<std::string, std::shared_ptr<Generation>> in_flight_;  // by internal id
+  std::unordered_map<const WsSession*, std::weak_ptr<WsSession>> ws_sessions_;  // open WebSockets
+  size_t max_body_bytes_ = 0;  // the request body limit now (WebSocket messages follow it)
   // Off the I/O thread: request parsing, chat templates and tokenization (see OffThread).
   // Declared last so that it stops first: its tasks read the members above.
   std::atomic<bool> cancel_renders_{false};

@@ -1,7 +1,8 @@
 // `inferd serve`: the OpenAI-compatible API server.
 //
 // Routes: POST /v1/completions, POST /v1/chat/completions, GET /v1/models, POST /tokenize,
-// POST /detokenize, GET /health, GET /metrics, GET /version. The HTTP side runs on one
+// POST /detokenize, GET /health, GET /metrics, GET /version, GET /v1/ws (WebSocket,
+// server/ws_session.h), GET / (the chat page, server/web/chat.html). The HTTP side runs on one
 // I/O thread (server/http.h), the engine on its own (engine/async_engine.h); outputs
 // travel from the engine thread to the I/O thread through RequestStream notifications.
 //
@@ -44,6 +45,8 @@ struct ServeOptions {
   // this long before it is handled.
   double inject_error_rate = 0;                 // --inject-error-rate, 0..1
   double inject_delay_s = 0;                    // --inject-delay
+  double ws_ping_interval_s = 20;               // --ws-ping-interval: GET /v1/ws keep-alive (0: off)
+  size_t ws_max_queued_bytes = 16u << 20;       // --ws-max-queued-bytes: unread output before a drop
 };
 
 // The default request body limit once the model is known: twice the longest prompt text

@@ -2,6 +2,7 @@
 // "host:port", "[v6]:port"): used by `inferd bench serve` and `inferd router`.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -23,5 +24,10 @@ std::string HostHeader(const BaseUrl& url);
 
 // "host:port" with IPv6 in brackets: the label that names a backend in logs and metrics.
 std::string HostPort(const BaseUrl& url);
+
+// The value of `name` in a URL query string ("a=1&api_key=x%2By"), percent-decoded and with
+// '+' as a space (application/x-www-form-urlencoded, as browsers send it); the first
+// occurrence; nullopt when absent or when its encoding is malformed ("%zz").
+std::optional<std::string> QueryParam(std::string_view query, std::string_view name);
 
 }  // namespace inferd

@@ -43,5 +43,18 @@ TEST(Url, HostLabels) {
   EXPECT_EQ(HostHeader(*b), "[::1]");
 }
 
+TEST(Url, QueryParam) {
+  EXPECT_EQ(QueryParam("api_key=abc", "api_key"), "abc");
+  EXPECT_EQ(QueryParam("a=1&api_key=x%2By+z&api_key=second", "api_key"), "x+y z");  // the first one
+  EXPECT_EQ(QueryParam("a=1&b", "b"), "");
+  EXPECT_EQ(QueryParam("api%5Fkey=v", "api_key"), "v");  // the name is decoded too
+  EXPECT_EQ(QueryParam("a=%E2%9C%93", "a"), "\xE2\x9C\x93");
+  EXPECT_FALSE(QueryParam("", "a").has_value());
+  EXPECT_FALSE(QueryParam("ab=1", "a").has_value());
+  EXPECT_FALSE(QueryParam("a=%4", "a").has_value());   // truncated escape
+  EXPECT_FALSE(QueryParam("a=%zz", "a").has_value());  // not hex
+  EXPECT_FALSE(QueryParam("a=%", "a").has_value());
+}
+
 }  // namespace
 }  // namespace inferd
