@@ -238,6 +238,7 @@ void WsSession::OnClose() {
   auto running = std::move(in_flight_);
   in_flight_.clear();
   for (auto& [id, ex] : running) ex->Gone();
+  ws_.reset();  // the socket's callbacks hold this session: no cycle left behind
 }
 
 void WsSession::CloseWhenIdle() {
