@@ -191,6 +191,15 @@ def page_requests(driver):
 
 # --------------------------------------------------------------------------------- tests ----
 
+def fresh_chat(driver, server, system, max_tokens):
+    """The page opened on an empty conversation, greedy, with this system prompt and max_tokens."""
+    open_page(driver, server)
+    new_chat(driver)
+    set_field(driver, "system-prompt", system)
+    set_field(driver, "temperature", "0")
+    set_field(driver, "max_tokens", str(max_tokens))
+
+
 def test_page_loads_same_origin_only_with_csp(page_server, driver):
     with urllib.request.urlopen(page_server.base_url + "/", timeout=10) as r:
         assert r.status == 200
@@ -293,11 +302,7 @@ def test_streamed_answer_matches_the_api(page_server, driver, artifact_dir):
 
 
 def test_stop_keeps_the_partial_answer_and_aborts_on_the_server(page_server, driver):
-    open_page(driver, page_server)
-    new_chat(driver)
-    set_field(driver, "system-prompt", "")
-    set_field(driver, "temperature", "0")
-    set_field(driver, "max_tokens", "1500")
+    fresh_chat(driver, page_server, system="", max_tokens=1500)
     before = abort_count(page_server)
     send(driver, "Write a very long story about a dragon who learns to cook. Make it at least 2000 words, "
                  "with many chapters.", with_enter=True)  # Enter sends
@@ -328,11 +333,7 @@ def test_stop_keeps_the_partial_answer_and_aborts_on_the_server(page_server, dri
 
 
 def test_conversation_survives_reload_and_new_chat_clears_it(page_server, driver):
-    open_page(driver, page_server)
-    new_chat(driver)
-    set_field(driver, "system-prompt", "Answer in one sentence.")
-    set_field(driver, "temperature", "0")
-    set_field(driver, "max_tokens", "24")
+    fresh_chat(driver, page_server, system="Answer in one sentence.", max_tokens=24)
     send(driver, "Say hello to the reader.")
     answer = wait_answer_done(driver, 2)
     before = [(m.get_attribute("data-author"), content_text(m)) for m in messages(driver)]
