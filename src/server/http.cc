@@ -152,11 +152,7 @@ class Cors {
     for (const std::string& s : v) out += (out.empty() ? "" : ", ") + s;
     return out;
   }
-  bool OriginAllowed(const std::string& origin) const {
-    return allow_all_origins_ ||
-           std::find(options_.allowed_origins.begin(), options_.allowed_origins.end(), origin) !=
-               options_.allowed_origins.end();
-  }
+  bool OriginAllowed(const std::string& origin) const { return allow_all_origins_ || options_.AllowsOrigin(origin); }
   // Each comma-separated name, lower-cased and stripped of whitespace, must be allowed
   // (an empty name is not: Starlette's split(",") gives "" for it, which never matches).
   bool HeadersAllowed(const std::string& requested) const {
@@ -817,6 +813,11 @@ class ServerImpl final : public HttpServer {
 };
 
 }  // namespace
+
+bool CorsOptions::AllowsOrigin(const std::string& origin) const {
+  return std::find(allowed_origins.begin(), allowed_origins.end(), "*") != allowed_origins.end() ||
+         std::find(allowed_origins.begin(), allowed_origins.end(), origin) != allowed_origins.end();
+}
 
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions options, HttpHandler handler) {
   auto server = std::make_unique<ServerImpl>(std::move(options), std::move(handler));

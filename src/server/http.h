@@ -125,6 +125,9 @@ struct CorsOptions {
   std::vector<std::string> allowed_headers = {"*"};  // beyond the CORS-safelisted ones; "*": any
   bool allow_credentials = false;
   int max_age_s = 600;  // how long a browser may cache a preflight answer
+
+  // Whether allowed_origins admits `origin` ("*" admits any).
+  bool AllowsOrigin(const std::string& origin) const;
 };
 
 struct HttpServerOptions {

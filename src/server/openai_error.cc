@@ -19,10 +19,14 @@ const char* ErrorType(int status) {
 
 std::string Dump(const ojson& j) { return j.dump(-1, ' ', false, ojson::error_handler_t::replace); }
 
-std::string ErrorBody(int status, const std::string& message, const std::string& param) {
+ojson ErrorJson(int status, const std::string& message, const std::string& param) {
   ojson e = {{"message", message}, {"type", ErrorType(status)}, {"param", nullptr}, {"code", status}};
   if (!param.empty()) e["param"] = param;
-  return Dump(ojson{{"error", e}});
+  return e;
+}
+
+std::string ErrorBody(int status, const std::string& message, const std::string& param) {
+  return Dump(ojson{{"error", ErrorJson(status, message, param)}});
 }
 
 std::string ErrorEvent(int status, const std::string& message) {

@@ -13,6 +13,8 @@ using ojson = nlohmann::ordered_json;
 
 // vLLM's error type name for an HTTP status ("BadRequestError", "RateLimitError", ...).
 const char* ErrorType(int status);
+// The error object {"message", "type", "param", "code"} for an HTTP status.
+ojson ErrorJson(int status, const std::string& message, const std::string& param = {});
 // {"error": {...}} for an HTTP status.
 std::string ErrorBody(int status, const std::string& message, const std::string& param = {});
 // The same, as an SSE event for errors after a stream started.

@@ -182,7 +182,7 @@ class Server {
         max_body_bytes_ = DefaultMaxBodyBytes(info_.max_prompt_bytes);
         http_->SetMaxBodyBytes(max_body_bytes_);
         INFERD_LOG_INFO("request bodies up to {} bytes (--max-request-body; sized to a {}-token context)",
-                        DefaultMaxBodyBytes(info_.max_prompt_bytes), info_.max_model_len);
+                        max_body_bytes_, info_.max_model_len);
       }
       prompter_ = std::move(ready->prompter);
       metrics_ = std::move(ready->metrics);
@@ -367,10 +367,8 @@ class Server {
     if (stopping_) return SendError(ex, 503, "the server is shutting down");
     // A page from another site must not use this server through the visitor's browser: the
     // CORS origins apply to WebSockets too (browsers do not check them here).
-    const auto& origins = options_.http.cors.allowed_origins;
     const std::string origin = r.Header("origin");
-    if (!origin.empty() && std::find(origins.begin(), origins.end(), "*") == origins.end() &&
-        std::find(origins.begin(), origins.end(), origin) == origins.end()) {
+    if (!origin.empty() && !options_.http.cors.AllowsOrigin(origin)) {
       return SendError(ex, 403, fmt::format("origin '{}' is not allowed (--allowed-origins)", origin));
     }
     auto session = std::make_shared<WsSession>(

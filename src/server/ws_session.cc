@@ -29,7 +29,7 @@ std::vector<std::string_view> SsePayloads(std::string_view data) {
 ojson ErrorObject(int status, std::string_view body) {
   ojson parsed = ojson::parse(body, nullptr, false);
   if (parsed.is_object() && parsed.contains("error") && parsed["error"].is_object()) return parsed["error"];
-  return ojson::parse(ErrorBody(status, std::string(body)))["error"];
+  return ErrorJson(status, std::string(body));
 }
 
 std::string Message(const std::string* id, std::string_view type, std::string_view key, std::string_view value) {
@@ -159,7 +159,7 @@ void WsSession::Send(std::string message) {
 }
 
 void WsSession::SendProtocolError(const std::string* id, int status, const std::string& message) {
-  Send(Message(id, "error", "error", Dump(ojson::parse(ErrorBody(status, message))["error"])));
+  Send(Message(id, "error", "error", Dump(ErrorJson(status, message))));
 }
 
 void WsSession::Ended(const std::string& id) {
