@@ -14,6 +14,7 @@ APT_BUILD=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libpcre2-dev libsentencepiece-dev sentencepiece
   libcli11-dev libspdlog-dev libfmt-dev libboost-dev
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc  # the gRPC API (--grpc-port)
 )
 # Testing: clang for the fuzzers, a real Prometheus and a real browser for e2e tests.
 APT_TEST=(
@@ -24,7 +25,8 @@ APT_TEST=(
 PIP_TEST=(pytest numpy jinja2 openai requests safetensors diskcache typing_extensions gguf prometheus_client jsonschema
   pybind11 scikit-build-core tqdm  # these three: the Python package (pip install . --no-build-isolation)
   kubernetes-validate jsonpatch pyyaml  # these three: tests/deploy (Kubernetes manifests, kustomize patches)
-  websockets selenium)  # GET /v1/ws and the chat page (tests/e2e)
+  websockets selenium  # GET /v1/ws and the chat page (tests/e2e)
+  grpcio grpcio-tools grpcio-health-checking grpcio-reflection)  # the gRPC API (tests/e2e/test_grpc.py)
 
 APT_PKGS=("${APT_BUILD[@]}")
 PIP_PKGS=()

@@ -143,8 +143,13 @@ void AddServeCommand(CLI::App& app) {
       ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
   cmd->add_option("--ws-max-queued-bytes", flags->ws_max_queued,
-                  "GET /v1/ws: drop a client that leaves this much output unread (a slow reader never grows memory)")
+                  "GET /v1/ws and gRPC streams: drop a client that leaves this much output unread (a slow reader never "
+                  "grows memory)")
       ->capture_default_str();
+  cmd->add_option("--grpc-port", s.grpc_port,
+                  "also serve the gRPC API (inferd.v1.Generation, grpc.health.v1, reflection) on this port (0: any free "
+                  "port, shown in the log; default: off)")
+      ->check(CLI::Range(0, 65535));
   cmd->add_option("--request-timeout", s.request_timeout_s, "abort requests running longer than this many seconds (0 = none)")
       ->capture_default_str();
   cmd->add_option("--shutdown-timeout", s.shutdown_timeout_s, "seconds in-flight requests get to finish on SIGTERM")

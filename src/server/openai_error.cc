@@ -33,4 +33,21 @@ std::string ErrorEvent(int status, const std::string& message) {
   return "data: " + ErrorBody(status, message) + "\n\n";
 }
 
+ojson ErrorObjectOf(int status, std::string_view body) {
+  ojson parsed = ojson::parse(body, nullptr, false);
+  if (parsed.is_object() && parsed.contains("error") && parsed["error"].is_object()) return parsed["error"];
+  return ErrorJson(status, std::string(body));
+}
+
+std::vector<std::string_view> SsePayloads(std::string_view data) {
+  std::vector<std::string_view> out;
+  while (!data.empty()) {
+    const size_t end = data.find("\n\n");
+    std::string_view event = data.substr(0, end);
+    data = end == std::string_view::npos ? std::string_view() : data.substr(end + 2);
+    if (event.starts_with("data: ")) out.push_back(event.substr(6));
+  }
+  return out;
+}
+
 }  // namespace inferd::server

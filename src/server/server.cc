@@ -14,6 +14,7 @@
 #include "engine/async_engine.h"
 #include "engine/chat_prompt.h"
 #include "server/beam_run.h"
+#include "server/grpc_frontend.h"
 #include "server/metrics.h"
 #include "server/openai.h"
 #include "server/web/chat_page.h"
@@ -95,6 +96,7 @@ class Server {
     }
     http_ = std::move(*created);
     http_->OnSignal([this](int sig) { OnSignal(sig); });
+    if (options_.grpc_port >= 0 && !StartGrpc()) return 1;
     loader_ = std::thread([this, factory = std::move(factory)] { Load(factory); });
     if (options_.http.uds.empty()) {
       INFERD_LOG_INFO("Starting server on http://{}:{} (loading the model; /health answers 503 until ready)",
@@ -103,6 +105,8 @@ class Server {
       INFERD_LOG_INFO("Starting server on unix socket {}", options_.http.uds);
     }
     http_->Run();
+    // Calls still running (a second signal, a failed load) are cancelled; finished ones flush.
+    if (grpc_) grpc_->Shutdown(1.0);
     // Sockets still open hold their sessions (and the sessions them): let go of both.
     for (auto& [ptr, weak] : std::exchange(ws_sessions_, {})) {
       if (auto session = weak.lock()) session->OnClose();
@@ -193,6 +197,7 @@ class Server {
       }
       INFERD_LOG_INFO("Serving model '{}' (max model length {}); ready", info_.served_names.front(),
                       info_.max_model_len);
+      if (grpc_) grpc_->SetServing(true);
       INFERD_LOG_INFO("Application startup complete.");
     });
   }
@@ -207,6 +212,7 @@ class Server {
                     sig == SIGINT ? "SIGINT" : "SIGTERM", options_.shutdown_timeout_s);
     stopping_ = true;
     cancel_renders_ = true;  // a chat template still rendering stops now
+    if (grpc_) grpc_->SetServing(false);
     http_->StopAccepting();
     for (auto& [ptr, weak] : ws_sessions_) {
       if (auto session = weak.lock()) session->CloseWhenIdle();
@@ -353,6 +359,28 @@ class Server {
     if (!queued) {
       throw ApiError(503, fmt::format("the server is overloaded: {} requests are waiting to be parsed", prep_.num_waiting()));
     }
+  }
+
+  // ---- gRPC (server/grpc_frontend.h, docs/grpc.md) --------------------------------------------
+
+  bool StartGrpc() {
+    GrpcOptions o;
+    o.host = options_.http.host;
+    o.port = options_.grpc_port;
+    if (options_.http.max_body_bytes > 0) o.max_message_bytes = options_.http.max_body_bytes;
+    o.max_queued_bytes = options_.ws_max_queued_bytes;
+    o.access_log = options_.access_log;
+    auto started = GrpcFrontend::Start(
+        o, [this](const HttpRequest& r, std::shared_ptr<HttpExchange> ex) { Handle(r, std::move(ex)); },
+        [this](std::function<void()> fn) { http_->Post(std::move(fn)); });
+    if (!started.ok()) {
+      INFERD_LOG_ERROR("{}", started.status().message());
+      return false;
+    }
+    grpc_ = std::move(*started);
+    INFERD_LOG_INFO("gRPC API (inferd.v1.Generation, grpc.health.v1, reflection) on {}:{}", options_.http.host,
+                    grpc_->port());
+    return true;
   }
 
   // ---- WebSocket (server/ws_session.h, docs/websocket.md) -----------------------------------
@@ -682,6 +710,7 @@ class Server {
 
   ServeOptions options_;
   std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<GrpcFrontend> grpc_;  // --grpc-port; its calls post to http_'s I/O thread
   std::mt19937_64 fault_rng_{std::random_device{}()};  // --inject-error-rate draws (I/O thread)
   std::thread loader_, shutdown_thread_;
   std::atomic<int> exit_code_{0};

@@ -2,7 +2,8 @@
 //
 // Routes: POST /v1/completions, POST /v1/chat/completions, GET /v1/models, POST /tokenize,
 // POST /detokenize, GET /health, GET /metrics, GET /version, GET /v1/ws (WebSocket,
-// server/ws_session.h), GET / (the chat page, server/web/chat.html). The HTTP side runs on one
+// server/ws_session.h), GET / (the chat page, server/web/chat.html); with grpc_port, the
+// gRPC API on its own port (server/grpc_frontend.h), whose calls run through the same routes. The HTTP side runs on one
 // I/O thread (server/http.h), the engine on its own (engine/async_engine.h); outputs
 // travel from the engine thread to the I/O thread through RequestStream notifications.
 //
@@ -47,6 +48,7 @@ struct ServeOptions {
   double inject_delay_s = 0;                    // --inject-delay
   double ws_ping_interval_s = 20;               // --ws-ping-interval: GET /v1/ws keep-alive (0: off)
   size_t ws_max_queued_bytes = 16u << 20;       // --ws-max-queued-bytes: unread output before a drop
+  int grpc_port = -1;                           // --grpc-port: the gRPC API there (-1: off, 0: any free port)
 };
 
 // The default request body limit once the model is known: twice the longest prompt text

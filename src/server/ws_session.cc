@@ -12,26 +12,6 @@
 namespace inferd::server {
 namespace {
 
-// The payloads of the server-sent events in `data` ("data: X\n\n" each, as the routes
-// write them).
-std::vector<std::string_view> SsePayloads(std::string_view data) {
-  std::vector<std::string_view> out;
-  while (!data.empty()) {
-    const size_t end = data.find("\n\n");
-    std::string_view event = data.substr(0, end);
-    data = end == std::string_view::npos ? std::string_view() : data.substr(end + 2);
-    if (event.starts_with("data: ")) out.push_back(event.substr(6));
-  }
-  return out;
-}
-
-// The "error" object of an OpenAI error body; one made of the text when it is not one.
-ojson ErrorObject(int status, std::string_view body) {
-  ojson parsed = ojson::parse(body, nullptr, false);
-  if (parsed.is_object() && parsed.contains("error") && parsed["error"].is_object()) return parsed["error"];
-  return ErrorJson(status, std::string(body));
-}
-
 std::string Message(const std::string* id, std::string_view type, std::string_view key, std::string_view value) {
   std::string out = "{\"id\":";
   out += id ? Dump(ojson(*id)) : "null";
@@ -62,7 +42,7 @@ class WsSession::Exchange final : public HttpExchange {
       Send(Message(&id_, "chunk", "data", body));
       return Finish(DoneMessage());
     }
-    Finish(Message(&id_, "error", "error", Dump(ErrorObject(status, body))));
+    Finish(Message(&id_, "error", "error", Dump(ErrorObjectOf(status, body))));
   }
   void StartStream(int, std::string, HttpHeaders) override {}
   void Write(std::string data) override {
@@ -73,7 +53,7 @@ class WsSession::Exchange final : public HttpExchange {
       if (e == "[DONE]") {
         Finish(DoneMessage());
       } else if (e.starts_with("{\"error\"")) {  // ErrorEvent: the stream failed
-        Finish(Message(&id_, "error", "error", Dump(ErrorObject(500, e))));
+        Finish(Message(&id_, "error", "error", Dump(ErrorObjectOf(500, e))));
       } else if (want_usage_ && i + 1 < events.size() && events[i + 1] == "[DONE]" && TakeUsage(e)) {
         // the usage chunk (StreamEnd) goes into "done"
       } else {
