@@ -14,7 +14,7 @@ APT_BUILD=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libpcre2-dev libsentencepiece-dev sentencepiece
   libcli11-dev libspdlog-dev libfmt-dev libboost-dev
-  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc  # the gRPC API (--grpc-port)
+  libgrpc++-dev protobuf-compiler  # the gRPC API (--grpc-port; protoc writes the descriptor reflection serves)
 )
 # Testing: clang for the fuzzers, a real Prometheus and a real browser for e2e tests.
 APT_TEST=(

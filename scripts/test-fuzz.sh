@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-${INFERD_FUZZ_RUNS:-20000}}
-TARGETS=(fuzz_gguf fuzz_safetensors fuzz_torch fuzz_http fuzz_jinja fuzz_request fuzz_tokenizer fuzz_json_schema)
+TARGETS=(fuzz_gguf fuzz_safetensors fuzz_torch fuzz_http fuzz_jinja fuzz_request fuzz_tokenizer fuzz_json_schema fuzz_grpc)
 ./scripts/build.sh fuzz "${TARGETS[@]}"
 export INFERD_MODEL=${INFERD_MODEL:-$(./scripts/fetch-model.sh)}
 WORK=$(mktemp -d)

@@ -297,3 +297,41 @@ def test_sigterm_drains_streams_then_not_serving(start_server, pb):
         assert "gRPC /inferd.v1.Generation/GenerateStream" in s.log_text()
     finally:
         g.channel.close()
+
+
+def test_slow_reader_is_ended_and_its_request_aborted(start_server, pb):
+    """A client that stops reading: HTTP/2 flow control stalls the server's writes, the output
+    queues up to --ws-max-queued-bytes (the limit for gRPC streams too), then the call ends with
+    RESOURCE_EXHAUSTED and the request is aborted; memory stays bounded."""
+    port = free_port()
+    s = start_server("--grpc-port", port, "--ws-max-queued-bytes", "4KiB")
+    # No BDP probing and a small window on the client, so that the stall comes early.
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.http2.bdp_probe", 0),
+                                                                 ("grpc.http2.initial_stream_window_size", 16384)])
+    try:
+        stub = pb[1].GenerationStub(channel)
+        before = aborted(s)
+        call = stub.GenerateStream(request(pb[0], max_tokens=1900, ignore_eos=True, logprobs=20), timeout=300)
+        first = next(call)  # the request runs; now read nothing
+        assert first.token_ids
+        wait_for(lambda: aborted(s) == before + 1, timeout=120, what="the slow reader's request aborted")
+        with pytest.raises(grpc.RpcError) as e:
+            for _ in call:
+                pass
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "unread" in e.value.details()
+        wait_for(lambda: engine_idle(s), timeout=30)
+    finally:
+        channel.close()
+
+
+def test_grpc_port_taken_is_a_clear_error(inferd_bin, tmp_path):
+    import socket
+    from conftest import ServerProcess
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        s = ServerProcess(inferd_bin, ["--grpc-port", taken.getsockname()[1]], tmp_path, wait=False)
+        assert s.proc.wait(timeout=60) == 1
+        assert f"--grpc-port: cannot listen on 127.0.0.1:{taken.getsockname()[1]}" in s.log_text()
+        s.stop()
