@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "../hex_test_util.h"
+
 #include <string>
 
 #include "util/protowire.h"
@@ -12,21 +14,8 @@
 namespace inferd::server::grpc_convert {
 namespace {
 
-std::string Unhex(std::string_view h) {
-  std::string out;
-  for (size_t i = 0; i + 1 < h.size(); i += 2) out.push_back(static_cast<char>(std::stoi(std::string(h.substr(i, 2)), nullptr, 16)));
-  return out;
-}
-
-std::string Hex(const std::string& s) {
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    out.push_back(d[c >> 4]);
-    out.push_back(d[c & 15]);
-  }
-  return out;
-}
+using inferd::testing::Hex;
+using inferd::testing::Unhex;
 
 TEST(GrpcConvert, GenerateRequestBecomesACompletionsBody) {
   // GenerateRequest(model='smollm2', prompt='Hello', sampling=SamplingParams(max_tokens=16,

@@ -4,27 +4,16 @@
 
 #include <gtest/gtest.h>
 
+#include "../hex_test_util.h"
+
 #include <string>
 #include <vector>
 
 namespace inferd::protowire {
 namespace {
 
-std::string Hex(const std::string& s) {
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    out.push_back(d[c >> 4]);
-    out.push_back(d[c & 15]);
-  }
-  return out;
-}
-
-std::string Unhex(std::string_view h) {
-  std::string out;
-  for (size_t i = 0; i + 1 < h.size(); i += 2) out.push_back(static_cast<char>(std::stoi(std::string(h.substr(i, 2)), nullptr, 16)));
-  return out;
-}
+using inferd::testing::Hex;
+using inferd::testing::Unhex;
 
 TEST(ProtoWire, WritesTheGuidesExamples) {
   Writer a;
