@@ -101,7 +101,9 @@ class Call final : public grpc::ServerGenericBidiReactor {
   void OnDone() override;
 
  private:
-  void FinishWith(const grpc::Status& s);
+  // Logs and finishes the call: the last thing a caller does with the reactor (it may be
+  // deleted on another thread as soon as Finish has been called).
+  void FinishWith(grpc::Status s);
   void Reflect();
 
   std::shared_ptr<Link> link_ = std::make_shared<Link>();
@@ -360,13 +362,13 @@ void Call::End(Link& link, grpc::Status s) {
     std::lock_guard lock(link.mu);
     if (link.finished || link.end_requested) return;
     link.end_requested = true;
-    link.end_status = std::move(s);
+    link.end_status = s;
     if (!link.writing) {
       link.finished = true;
       finish = link.reactor;
     }
   }
-  if (finish) finish->FinishWith(link.end_status);
+  if (finish) finish->FinishWith(std::move(s));
 }
 
 void Call::OnReadDone(bool ok) {
@@ -383,6 +385,7 @@ void Call::Reflect() {
 
 void Call::OnWriteDone(bool ok) {
   bool write = false, finish = false;
+  grpc::Status status;
   {
     std::lock_guard lock(link_->mu);
     link_->writing = false;
@@ -402,14 +405,16 @@ void Call::OnWriteDone(bool ok) {
       link_->writing = write = true;  // a cancellation now waits for this write (OnCancel)
     } else if (link_->end_requested && !link_->finished) {
       link_->finished = finish = true;
+      status = link_->end_status;
     }
   }
   if (write) StartWrite(&link_->current);
-  if (finish) FinishWith(link_->end_status);
+  if (finish) FinishWith(std::move(status));
 }
 
 void Call::OnCancel() {
   bool finish = false;
+  grpc::Status status;
   std::function<void()> notify;
   {
     std::lock_guard lock(link_->mu);
@@ -419,11 +424,14 @@ void Call::OnCancel() {
       link_->end_requested = true;
       link_->end_status = grpc::Status::CANCELLED;
     }
-    if (!link_->writing && !link_->finished) link_->finished = finish = true;
+    if (!link_->writing && !link_->finished) {
+      link_->finished = finish = true;
+      status = link_->end_status;
+    }
     notify = link_->on_cancel;
   }
-  if (finish) FinishWith(link_->end_status);
   if (notify) notify();
+  if (finish) FinishWith(std::move(status));
 }
 
 void Call::OnDone() {
@@ -434,7 +442,7 @@ void Call::OnDone() {
   delete this;
 }
 
-void Call::FinishWith(const grpc::Status& s) {
+void Call::FinishWith(grpc::Status s) {
   if (service_->options().access_log) {
     const double seconds = std::chrono::duration<double>(Clock::now() - start_).count();
     INFERD_LOG_INFO("{} - \"gRPC {}\" {} {:.3f}s", ctx_->peer(), ctx_->method(),
