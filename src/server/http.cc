@@ -156,14 +156,8 @@ class Cors {
   // Each comma-separated name, lower-cased and stripped of whitespace, must be allowed
   // (an empty name is not: Starlette's split(",") gives "" for it, which never matches).
   bool HeadersAllowed(const std::string& requested) const {
-    for (size_t start = 0; start <= requested.size();) {
-      size_t comma = std::min(requested.find(',', start), requested.size());
-      std::string name = Lower(requested.substr(start, comma - start));
-      const char* ws = " \t\n\r\v\f";
-      name.erase(0, name.find_first_not_of(ws));
-      name.erase(name.find_last_not_of(ws) + 1);
-      if (!allowed_headers_lower_.count(name)) return false;
-      start = comma + 1;
+    for (std::string_view name : HeaderListItems(requested)) {
+      if (!allowed_headers_lower_.count(Lower(std::string(name)))) return false;
     }
     return true;
   }

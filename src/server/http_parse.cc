@@ -227,6 +227,20 @@ StatusOr<HttpRequest> ParseHttpRequest(std::string_view bytes, const HttpParseLi
   return parser.Release();
 }
 
+std::vector<std::string_view> HeaderListItems(std::string_view value) {
+  std::vector<std::string_view> out;
+  constexpr std::string_view kSpace = " \t\n\r\v\f";
+  for (size_t start = 0; start <= value.size();) {
+    const size_t comma = std::min(value.find(',', start), value.size());
+    std::string_view item = value.substr(start, comma - start);
+    const size_t b = item.find_first_not_of(kSpace);
+    item = b == std::string_view::npos ? std::string_view() : item.substr(b, item.find_last_not_of(kSpace) - b + 1);
+    out.push_back(item);
+    start = comma + 1;
+  }
+  return out;
+}
+
 }  // namespace inferd::server
 
 namespace inferd::server {
@@ -234,18 +248,13 @@ namespace {
 
 // Whether a comma-separated header value lists `token` (case-insensitive, spaces ignored).
 bool ListsToken(const std::string& value, std::string_view token) {
-  size_t start = 0;
-  while (start <= value.size()) {
-    size_t comma = std::min(value.find(',', start), value.size());
-    size_t b = start, e = comma;
-    while (b < e && (value[b] == ' ' || value[b] == '\t')) ++b;
-    while (e > b && (value[e - 1] == ' ' || value[e - 1] == '\t')) --e;
-    if (e - b == token.size() &&
-        std::equal(token.begin(), token.end(), value.begin() + static_cast<std::ptrdiff_t>(b),
-                   [](char a, char c) { return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(c)); })) {
+  for (std::string_view item : HeaderListItems(value)) {
+    if (item.size() == token.size() &&
+        std::equal(token.begin(), token.end(), item.begin(), [](char a, char c) {
+          return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(c));
+        })) {
       return true;
     }
-    start = comma + 1;
   }
   return false;
 }

@@ -26,6 +26,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "inferd/status.h"
 #include "server/http.h"
@@ -83,5 +84,9 @@ class HttpRequestParser {
 // before the request does give kDataLoss ("incomplete"); the other errors are those above.
 StatusOr<HttpRequest> ParseHttpRequest(std::string_view bytes, const HttpParseLimits& limits,
                                        size_t* consumed = nullptr);
+
+// The items of a comma-separated header value ("a, b,c" -> a, b, c), each trimmed of
+// whitespace; empty items are kept (an empty value is one empty item).
+std::vector<std::string_view> HeaderListItems(std::string_view value);
 
 }  // namespace inferd::server

@@ -249,3 +249,18 @@ TEST(HttpParse, ReleaseAfterAnErrorHasTheHeadersSeen) {
 
 }  // namespace
 }  // namespace inferd::server
+
+namespace inferd::server {
+namespace {
+
+TEST(HeaderListItems, SplitsAndTrims) {
+  using V = std::vector<std::string_view>;
+  EXPECT_EQ(HeaderListItems("a, b,c"), (V{"a", "b", "c"}));
+  EXPECT_EQ(HeaderListItems(" keep-alive ,\tUpgrade "), (V{"keep-alive", "Upgrade"}));
+  EXPECT_EQ(HeaderListItems(""), (V{""}));
+  EXPECT_EQ(HeaderListItems("x,,y,"), (V{"x", "", "y", ""}));
+  EXPECT_EQ(HeaderListItems("   "), (V{""}));
+}
+
+}  // namespace
+}  // namespace inferd::server
