@@ -116,28 +116,14 @@ class Call final : public grpc::ServerGenericBidiReactor {
 
 // ---- exchanges: the HTTP response side of a call, on the I/O thread -----------------------------
 
-class ExchangeBase : public HttpExchange {
+// The response side of a call (the I/O thread): the routes answer into it.
+class ExchangeBase : public RelayExchange {
  public:
   explicit ExchangeBase(std::shared_ptr<Link> link) : link_(std::move(link)) {}
-  void StartStream(int, std::string, HttpHeaders) override {}
-  void OnClientGone(std::function<void()> fn) override {
-    on_gone_ = std::move(fn);
-    if (gone_ && on_gone_) std::exchange(on_gone_, nullptr)();
-  }
-  bool client_gone() const override { return gone_; }
   size_t pending_bytes() const override { return 0; }
-  std::shared_ptr<WebSocket> AcceptWebSocket(WebSocketOptions, WebSocketCallbacks) override { return nullptr; }
-
-  // The call was cancelled: the route aborts the request and what it writes is dropped.
-  void Gone() {
-    gone_ = true;
-    if (on_gone_) std::exchange(on_gone_, nullptr)();
-  }
 
  protected:
   std::shared_ptr<Link> link_;
-  bool gone_ = false;
-  std::function<void()> on_gone_;
 };
 
 // A unary call: the route's one response becomes the response message (through `fill`, which
@@ -178,12 +164,9 @@ class StreamExchange final : public ExchangeBase {
 
   void Respond(int status, std::string, std::string body, HttpHeaders) override {
     if (gone_ || ended_) return;
-    if (status != 200) return EndWith(conv::StatusFor(status, body));
-    // A route that answered without streaming: the whole completion as one message.
-    std::optional<conv::Completion> whole = conv::CompletionOf(ojson::parse(body, nullptr, false));
-    if (!whole) return EndWith(grpc::Status(grpc::StatusCode::INTERNAL, "unexpected response from the route"));
-    Send(*whole);
-    EndWith(grpc::Status::OK);
+    // GenerateCall asks for a stream, so a whole response is only ever an error.
+    EndWith(status == 200 ? grpc::Status(grpc::StatusCode::INTERNAL, "unexpected response from the route")
+                          : conv::StatusFor(status, body));
   }
   void Write(std::string data) override {
     for (std::string_view e : SsePayloads(data)) {
@@ -500,11 +483,9 @@ StatusOr<std::unique_ptr<GrpcFrontend>> GrpcFrontend::Start(const GrpcOptions& o
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a port someone holds fails here, not shared
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) return Status(StatusCode::kUnavailable, fmt::format("--grpc-port: cannot listen on {}", address));
-  if (grpc::HealthCheckServiceInterface* h = server->GetHealthCheckService()) {
-    h->SetServingStatus(false);
-    h->SetServingStatus(conv::kServiceNames[0], false);
-  }
-  return std::unique_ptr<GrpcFrontend>(new Frontend(std::move(service), std::move(server), port));
+  auto frontend = std::make_unique<Frontend>(std::move(service), std::move(server), port);
+  frontend->SetServing(false);  // until the model has loaded
+  return std::unique_ptr<GrpcFrontend>(std::move(frontend));
 }
 
 }  // namespace inferd::server

@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "inferd/status.h"
@@ -104,6 +105,39 @@ class HttpExchange {
   // WebSocket. A failed handshake (a bad Sec-WebSocket-Key, ...) is answered 400 by the
   // server and reported through on_close (1006).
   virtual std::shared_ptr<WebSocket> AcceptWebSocket(WebSocketOptions options, WebSocketCallbacks callbacks) = 0;
+};
+
+// An HttpExchange for a transport that carries the routes' responses in its own framing
+// (WebSocket messages, gRPC calls): the client-gone bookkeeping both need, no HTTP framing of
+// its own (StartStream does nothing) and no WebSocket upgrade. I/O thread only.
+class RelayExchange : public HttpExchange {
+ public:
+  void StartStream(int, std::string, HttpHeaders) override {}
+  void OnClientGone(std::function<void()> fn) override {
+    on_gone_ = std::move(fn);
+    if (abort_ && on_gone_) std::exchange(on_gone_, nullptr)();
+  }
+  bool client_gone() const override { return gone_; }
+  std::shared_ptr<WebSocket> AcceptWebSocket(WebSocketOptions, WebSocketCallbacks) override { return nullptr; }
+
+  // The client went away: the route aborts the request, and what it writes is dropped.
+  void Gone() {
+    gone_ = true;
+    Abort();
+  }
+
+ protected:
+  // Asks the route to abort the request (runs the OnClientGone callback once, now or when it
+  // is set) without marking the client gone: the response still ends normally.
+  void Abort() {
+    abort_ = true;
+    if (on_gone_) std::exchange(on_gone_, nullptr)();
+  }
+  bool gone_ = false;
+
+ private:
+  bool abort_ = false;
+  std::function<void()> on_gone_;
 };
 
 using HttpHandler = std::function<void(const HttpRequest&, std::shared_ptr<HttpExchange>)>;

@@ -31,7 +31,7 @@ std::string Message(const std::string* id, std::string_view type, std::string_vi
 }  // namespace
 
 // One request's response, turned into messages. Called on the I/O thread by the route.
-class WsSession::Exchange final : public HttpExchange {
+class WsSession::Exchange final : public RelayExchange {
  public:
   Exchange(std::weak_ptr<WsSession> session, std::string id, bool want_usage)
       : session_(std::move(session)), id_(std::move(id)), want_usage_(want_usage) {}
@@ -44,7 +44,6 @@ class WsSession::Exchange final : public HttpExchange {
     }
     Finish(Message(&id_, "error", "error", Dump(ErrorObjectOf(status, body))));
   }
-  void StartStream(int, std::string, HttpHeaders) override {}
   void Write(std::string data) override {
     if (ended_ || gone_) return;
     std::vector<std::string_view> events = SsePayloads(data);
@@ -64,26 +63,15 @@ class WsSession::Exchange final : public HttpExchange {
   void End() override {
     if (!ended_ && !gone_) Finish(DoneMessage());
   }
-  void OnClientGone(std::function<void()> fn) override {
-    on_gone_ = std::move(fn);
-    if ((gone_ || cancelled_) && on_gone_) std::exchange(on_gone_, nullptr)();
-  }
-  bool client_gone() const override { return gone_; }
   size_t pending_bytes() const override {
     auto s = session_.lock();
     return s && s->ws_ ? s->ws_->pending_bytes() : 0;
   }
-  std::shared_ptr<WebSocket> AcceptWebSocket(WebSocketOptions, WebSocketCallbacks) override { return nullptr; }
 
   // The client cancelled: abort the engine requests; the route still ends the response.
   void Cancel() {
     cancelled_ = true;
-    if (on_gone_) std::exchange(on_gone_, nullptr)();
-  }
-  // The socket closed: abort, and send nothing more.
-  void Gone() {
-    gone_ = true;
-    if (on_gone_) std::exchange(on_gone_, nullptr)();
+    Abort();
   }
 
  private:
@@ -115,8 +103,7 @@ class WsSession::Exchange final : public HttpExchange {
   const std::string id_;
   const bool want_usage_;  // include_usage is on: the usage chunk becomes "done"'s usage
   std::string usage_;
-  bool ended_ = false, gone_ = false, cancelled_ = false;
-  std::function<void()> on_gone_;
+  bool ended_ = false, cancelled_ = false;
 };
 
 WsSession::WsSession(const HttpRequest& upgrade, const std::string& authorization, Dispatch dispatch,
