@@ -1,6 +1,6 @@
 // inferd._C: the thin pybind11 layer under the `inferd` package (python/inferd/*.py).
 //
-// It loads a model into an Engine (LoadOptions + EngineOptions, as the CLI does), runs
+// It creates an Engine from EngineArgs (inferd/engine.h, as the CLI and the server do), runs
 // batches through Engine::Generate with the GIL released, and exposes the tokenizer and the
 // chat template. Everything vLLM-shaped (SamplingParams checks, RequestOutput classes,
 // tqdm) lives in Python; beam search's bookkeeping is the C++ BeamSearch the server uses
@@ -23,12 +23,10 @@
 
 #include "engine/beam_search.h"
 #include "engine/chat_prompt.h"
-#include "engine/engine.h"
+#include "inferd/engine.h"
 #include "model/model.h"
-#include "util/bytes.h"
 #include "util/json.h"
 #include "util/logging.h"
-#include "util/thread_pool.h"
 
 namespace py = pybind11;
 
@@ -189,38 +187,31 @@ class PyEngine {
            bool enable_prefix_caching, const std::string& scheduling_policy, int threads,
            const std::string& kv_cache_dtype, const std::string& quantization, const std::string& device,
            double gpu_memory_utilization, bool enforce_eager, const std::string& speculative_config) {
-    LoadOptions load;
-    load.model = model;
-    load.tokenizer = tokenizer;
-    load.load_format = load_format;
-    load.dtype = dtype;
-    load.quantization = quantization;
-    EngineOptions opts;
-    opts.seed = seed;
-    opts.max_model_len = max_model_len;
-    opts.block_size = block_size;
-    if (!kv_cache_memory.empty()) opts.kv_cache_bytes = Unwrap(ParseByteSize(kv_cache_memory));
-    opts.max_num_batched_tokens = max_num_batched_tokens;
-    opts.max_num_seqs = max_num_seqs;
-    opts.enable_prefix_caching = enable_prefix_caching;
-    opts.scheduling_policy = scheduling_policy;
-    opts.kv_cache_dtype = kv_cache_dtype;
-    opts.device = device;
-    opts.dtype = dtype;
-    opts.gpu_memory_utilization = gpu_memory_utilization;
-    opts.enforce_eager = enforce_eager;
-    opts.speculative = Unwrap(spec::ParseSpeculativeConfig(speculative_config));
+    EngineArgs args;
+    args.load.model = model;
+    args.load.tokenizer = tokenizer;
+    args.load.load_format = load_format;
+    args.load.dtype = dtype;
+    args.load.quantization = quantization;
+    args.engine.seed = seed;
+    args.engine.max_model_len = max_model_len;
+    args.engine.block_size = block_size;
+    args.kv_cache_memory = kv_cache_memory;
+    args.engine.max_num_batched_tokens = max_num_batched_tokens;
+    args.engine.max_num_seqs = max_num_seqs;
+    args.engine.enable_prefix_caching = enable_prefix_caching;
+    args.engine.scheduling_policy = scheduling_policy;
+    args.engine.kv_cache_dtype = kv_cache_dtype;
+    args.engine.device = device;
+    args.engine.gpu_memory_utilization = gpu_memory_utilization;
+    args.engine.enforce_eager = enforce_eager;
+    args.speculative_config = speculative_config;
+    args.threads = threads;
+    if (Status st = ResolveEngineArgs(args); !st.ok()) Throw(st);  // argument errors before the (long) load
     StatusOr<std::unique_ptr<Engine>> engine = Status(StatusCode::kInternal, "not loaded");
     {
       py::gil_scoped_release release;
-      if (threads != 0) ThreadPool::SetGlobalThreads(threads);
-      engine = [&]() -> StatusOr<std::unique_ptr<Engine>> {
-        INFERD_ASSIGN_OR_RETURN(std::unique_ptr<LoadedModel> m, LoadModel(load));
-        if (!m->tokenizer) return InvalidArgument("the model has no tokenizer: pass tokenizer=PATH for dummy weights");
-        INFERD_ASSIGN_OR_RETURN(std::unique_ptr<Engine> e, Engine::Create(std::move(m), opts));
-        LogEngineSummary(e->core());
-        return e;
-      }();
+      engine = Engine::Create(args);
     }
     engine_ = Unwrap(std::move(engine));
   }
@@ -323,14 +314,15 @@ class PyEngine {
   py::dict Stats() {
     py::gil_scoped_release release;
     std::lock_guard<std::mutex> lock(mu_);
-    const EngineCore& core = engine_->core();
-    const EngineCounters c = core.counters();
+    const bool unfinished = engine_->HasUnfinishedRequests();
+    const EngineSnapshot stats = engine_->Stats();
+    const EngineCounters& c = stats.counters;
     py::gil_scoped_acquire gil;
     py::dict d;
-    d["has_unfinished"] = core.HasUnfinished();
-    d["num_running"] = core.num_running();
-    d["num_waiting"] = core.num_waiting();
-    d["kv_usage"] = core.kv_usage();
+    d["has_unfinished"] = unfinished;
+    d["num_running"] = stats.num_running;
+    d["num_waiting"] = stats.num_waiting;
+    d["kv_usage"] = stats.kv_usage;
     d["prompt_tokens"] = c.prompt_tokens;
     d["generation_tokens"] = c.generation_tokens;
     d["num_preemptions"] = c.num_preemptions;
@@ -354,7 +346,7 @@ class PyEngine {
     d["max_model_len"] = engine_->max_model_len();
     d["vocab_size"] = engine_->vocab_size();
     d["kv_capacity_tokens"] = engine_->kv_capacity_tokens();
-    d["block_size"] = engine_->core().block_size();
+    d["block_size"] = engine_->block_size();
     d["tokenizer_vocab_size"] = t.vocab_size();
     d["bos_token_id"] = t.bos_id() >= 0 ? py::object(py::int_(t.bos_id())) : py::object(py::none());
     d["eos_token_id"] = t.eos_id() >= 0 ? py::object(py::int_(t.eos_id())) : py::object(py::none());

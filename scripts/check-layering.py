@@ -6,6 +6,8 @@ with chat, kv, sample and spec (speculative-decoding proposers) as leaves on uti
 layer above them may use, and structured (grammars over the vocabulary) on tokenizer, for
 engine and above.
 backend/cpu (the kernels) sees formats and the op batch types, never models.
+The public API (include/inferd/*.h) and its test as an outside program
+(tests/unit/engine/test_public_api.cc) include only public headers and system headers.
 Usage: scripts/check-layering.py [repo root]; exit 1 with one line per violation."""
 
 import re
@@ -62,6 +64,12 @@ def main() -> int:
                 continue
             if top not in ALLOWED[layer]:
                 bad.append(f"{f.relative_to(root)}: includes {top}/{rest}, above layer '{layer}'")
+    quoted = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+    public = sorted((root / "include" / "inferd").glob("*.h")) + [root / "tests/unit/engine/test_public_api.cc"]
+    for f in public:
+        for m in quoted.finditer(f.read_text(errors="replace")):
+            if not (m.group(1).startswith("inferd/") or m.group(1) == "../model_test_util.h"):
+                bad.append(f"{f.relative_to(root)}: includes \"{m.group(1)}\", not a public header")
     for line in bad:
         print(line)
     return 1 if bad else 0

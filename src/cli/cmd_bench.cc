@@ -94,7 +94,7 @@ void RunThroughput(ThroughputFlags& f) {
   bar.Close();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (failed > 0) return Fail(Internal(fmt::format("{} of {} requests failed", failed, f.num_prompts)));
-  const EngineCounters c = engine.core().counters();
+  const EngineCounters c = engine.counters();
   nlohmann::json j = {{"elapsed_time", secs},
                       {"num_requests", f.num_prompts},
                       {"total_num_tokens", in_tokens + out_tokens},
@@ -142,24 +142,24 @@ void RunLatency(LatencyFlags& f) {
   f.model.engine.enable_prefix_caching = false;  // every iteration computes its prompts
   auto engine_or = EngineFromFlags(f.model);
   if (!engine_or.ok()) return Fail(engine_or.status());
-  EngineCore& core = (*engine_or)->core();
+  Engine& engine = **engine_or;
   std::mt19937_64 rng(f.dataset_seed);
   std::vector<double> latencies, prefill_rates, decode_rates;
   for (int it = 0; it < f.num_iters_warmup + f.num_iters; ++it) {
     for (int64_t b = 0; b < f.batch_size; ++b) {
       GenerateRequest r;
       r.request_id = fmt::format("lat-{}-{}", it, b);
-      r.prompt_token_ids = RandomPrompt(rng, core.tokenizer(), core.vocab_size(), f.input_len);
+      r.prompt_token_ids = RandomPrompt(rng, engine.tokenizer(), engine.vocab_size(), f.input_len);
       r.params.temperature = 0.0f;
       r.params.ignore_eos = true;
       r.params.max_tokens = static_cast<int>(f.output_len);
-      if (Status st = core.AddRequest(std::move(r)); !st.ok()) return Fail(st);
+      if (Status st = engine.AddRequest(std::move(r)); !st.ok()) return Fail(st);
     }
     std::set<std::string> started;
     const auto t0 = std::chrono::steady_clock::now();
     auto t_prefill = t0;
-    while (core.HasUnfinished()) {
-      StepResult res = core.Step();
+    while (engine.HasUnfinishedRequests()) {
+      StepResult res = engine.Step();
       for (const OutputDelta& d : res.deltas) {
         if (!d.new_token_ids.empty() && started.insert(d.request_id).second &&
             static_cast<int64_t>(started.size()) == f.batch_size) {
@@ -186,7 +186,7 @@ void RunLatency(LatencyFlags& f) {
                       {"output_len", f.output_len},
                       {"prefill_tokens_per_s", Median(prefill_rates)},
                       {"decode_tokens_per_s", Median(decode_rates)}};
-  const nlohmann::json spec = SpecStats(core.counters());
+  const nlohmann::json spec = SpecStats(engine.counters());
   j.update(spec);
   if (f.json) {
     std::printf("%s\n", j.dump().c_str());

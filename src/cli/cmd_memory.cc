@@ -5,6 +5,7 @@
 
 #include "backend/memory_plan.h"
 #include "cli/common.h"
+#include "engine/engine_core.h"
 
 namespace inferd::cli {
 namespace {

@@ -91,23 +91,11 @@ void RunServe(ServeFlags& f) {
   }
   if (f.disable_log_stats) f.serve.stats_interval_s = 0;
   f.serve.access_log = !f.disable_access_log;
-  if (!f.model.kv_cache_memory.empty()) {
-    StatusOr<int64_t> kv = ParseByteSize(f.model.kv_cache_memory);
-    if (!kv.ok()) return Fail(InvalidArgument("--kv-cache-memory: " + kv.status().message()));
-    f.model.engine.kv_cache_bytes = *kv;
-  }
-  StatusOr<spec::SpeculativeConfig> speculative = spec::ParseSpeculativeConfig(f.model.speculative_config);
-  if (!speculative.ok()) return Fail(speculative.status());
-  f.model.engine.speculative = *speculative;
+  // Flag errors before the server starts; Engine::Create (on the loader thread) resolves again.
+  if (Status st = ResolveEngineArgs(f.model); !st.ok()) return Fail(st);
   InitLogging();
-  ModelFlags* flags = &f.model;
-  ExitCode() = server::RunServer(f.serve, [flags]() -> StatusOr<std::unique_ptr<EngineCore>> {
-    INFERD_ASSIGN_OR_RETURN(std::unique_ptr<LoadedModel> model, LoadFromFlags(*flags));
-    if (!model->tokenizer) return InvalidArgument("serving needs a tokenizer: pass --tokenizer PATH for dummy weights");
-    INFERD_ASSIGN_OR_RETURN(std::unique_ptr<EngineCore> core, EngineCore::Create(std::move(model), flags->engine));
-    LogEngineSummary(*core);
-    return core;
-  });
+  const EngineArgs args = f.model;
+  ExitCode() = server::RunServer(f.serve, [args]() { return Engine::Create(args); });
 }
 
 }  // namespace

@@ -3,7 +3,6 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "util/bytes.h"
 #include "util/logging.h"
 #include "util/thread_pool.h"
 
@@ -73,19 +72,9 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadFromFlags(ModelFlags& flags) {
   return LoadModel(flags.load);
 }
 
-StatusOr<std::unique_ptr<Engine>> EngineFromFlags(ModelFlags& flags) {
-  if (!flags.kv_cache_memory.empty()) {
-    INFERD_ASSIGN_OR_RETURN(flags.engine.kv_cache_bytes, ParseByteSize(flags.kv_cache_memory));
-  }
-  INFERD_ASSIGN_OR_RETURN(flags.engine.speculative, spec::ParseSpeculativeConfig(flags.speculative_config));
-  flags.engine.dtype = flags.load.dtype;  // the GPU's compute dtype (dummy weights: also their type)
-  INFERD_ASSIGN_OR_RETURN(std::unique_ptr<LoadedModel> model, LoadFromFlags(flags));
-  if (!model->tokenizer) {
-    return InvalidArgument("this command needs a tokenizer: pass --tokenizer PATH for dummy weights");
-  }
-  INFERD_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(std::move(model), flags.engine));
-  LogEngineSummary(engine->core());
-  return engine;
+StatusOr<std::unique_ptr<Engine>> EngineFromFlags(const ModelFlags& flags) {
+  InitLogging();
+  return Engine::Create(flags);
 }
 
 void Fail(const Status& status) {

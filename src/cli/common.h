@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "engine/engine.h"
+#include "inferd/engine.h"
 #include "model/model.h"
 
 namespace inferd::cli {
@@ -14,18 +14,16 @@ namespace inferd::cli {
 // The embedded default model: $INFERD_MODEL, else the cache path scripts/fetch-model.sh uses.
 std::string DefaultModelPath();
 
-struct ModelFlags {
-  LoadOptions load;
-  std::string kv_cache_memory;
-  std::string speculative_config;  // --speculative-config JSON
-  EngineOptions engine;
-  int threads = 0;
+// The flags fill the engine's public EngineArgs (inferd/engine.h), field for field.
+struct ModelFlags : EngineArgs {
   void Add(CLI::App* app, bool engine_flags);
 };
 
-// Loads the model (and sets up threads); errors are printed by the caller.
+// Loads the model alone (and sets up threads), for commands that run no engine; errors are
+// printed by the caller.
 StatusOr<std::unique_ptr<LoadedModel>> LoadFromFlags(ModelFlags& flags);
-StatusOr<std::unique_ptr<Engine>> EngineFromFlags(ModelFlags& flags);
+// Engine::Create with the flags' EngineArgs.
+StatusOr<std::unique_ptr<Engine>> EngineFromFlags(const ModelFlags& flags);
 
 // Prints "error: <message>" to stderr and sets the process exit code to 1.
 void Fail(const Status& status);

@@ -1,7 +1,8 @@
-#include "engine/async_engine.h"
+#include "inferd/engine.h"
 
 #include <fmt/format.h>
 
+#include "engine/engine_core.h"
 #include "util/logging.h"
 
 namespace inferd {
@@ -53,8 +54,8 @@ bool RequestStream::finished() const {
   return final_taken_;
 }
 
-AsyncEngine::AsyncEngine(std::unique_ptr<EngineCore> core, double stats_interval_s)
-    : core_(std::move(core)), stats_interval_s_(stats_interval_s) {
+AsyncEngine::AsyncEngine(std::unique_ptr<Engine> engine, double stats_interval_s)
+    : engine_(std::move(engine)), stats_interval_s_(stats_interval_s) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -62,15 +63,16 @@ AsyncEngine::~AsyncEngine() { Shutdown(); }
 
 StatusOr<std::shared_ptr<RequestStream>> AsyncEngine::AddRequest(GenerateRequest request) {
   INFERD_RETURN_IF_ERROR(request.params.Validate());
+  engine_->TokenizePrompt(request);
   // Grammars compile here, on the caller's thread (a bad one is an error before the request
   // is accepted); the engine thread then finds them in the cache.
-  if (request.params.structured_outputs) INFERD_RETURN_IF_ERROR(core_->CompileGrammar(*request.params.structured_outputs).status());
+  if (request.params.structured_outputs) INFERD_RETURN_IF_ERROR(engine_->core().CompileGrammar(*request.params.structured_outputs).status());
   const int64_t n = static_cast<int64_t>(request.prompt_token_ids.size());
   if (n == 0) return InvalidArgument("the prompt is empty");
-  if (n >= core_->max_model_len()) {
+  if (n >= engine_->max_model_len()) {
     return InvalidArgument(fmt::format(
         "this model's maximum context length is {} tokens, but the prompt has {} tokens (no room to generate)",
-        core_->max_model_len(), n));
+        engine_->max_model_len(), n));
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (!accepting_) return Status(StatusCode::kUnavailable, "the engine is shutting down");
@@ -124,7 +126,7 @@ void AsyncEngine::Dispatch(StepResult& result) {
 
 void AsyncEngine::Loop() {
   auto last_stats = std::chrono::steady_clock::now();
-  EngineCounters last_counters = core_->counters();
+  EngineCounters last_counters = engine_->counters();
   for (;;) {
     std::deque<std::pair<GenerateRequest, std::shared_ptr<RequestStream>>> adds;
     std::vector<std::string> aborts;
@@ -132,7 +134,7 @@ void AsyncEngine::Loop() {
     std::chrono::steady_clock::time_point deadline;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || !inbox_.empty() || !aborts_.empty() || core_->HasUnfinished(); });
+      cv_.wait(lock, [&] { return stop_ || !inbox_.empty() || !aborts_.empty() || engine_->HasUnfinishedRequests(); });
       adds.swap(inbox_);
       aborts.swap(aborts_);
       stop = stop_;
@@ -141,20 +143,20 @@ void AsyncEngine::Loop() {
     for (auto& [req, stream] : adds) {
       const std::string id = req.request_id;
       Status st = streams_.count(id) ? InvalidArgument("request id '" + id + "' is already in use")
-                                     : core_->AddRequest(std::move(req));
+                                     : engine_->AddRequest(std::move(req));
       if (st.ok()) {
         streams_[id] = stream;
       } else {
         stream->Push(RequestStream::Item{std::nullopt, StatusOr<RequestOutput>(st)});
       }
     }
-    for (const std::string& id : aborts) core_->AbortRequest(id);
-    if (stop && (!core_->HasUnfinished() || std::chrono::steady_clock::now() >= deadline)) {
+    for (const std::string& id : aborts) engine_->AbortRequest(id);
+    if (stop && (!engine_->HasUnfinishedRequests() || std::chrono::steady_clock::now() >= deadline)) {
       // Abort whatever is left; every stream gets its final output.
       std::vector<std::string> ids;
       for (const auto& [id, stream] : streams_) ids.push_back(id);
-      for (const std::string& id : ids) core_->AbortRequest(id);
-      StepResult rest = core_->Step();
+      for (const std::string& id : ids) engine_->AbortRequest(id);
+      StepResult rest = engine_->Step();
       Dispatch(rest);
       for (auto& [id, stream] : streams_) {
         stream->Push(RequestStream::Item{std::nullopt, StatusOr<RequestOutput>(
@@ -166,28 +168,26 @@ void AsyncEngine::Loop() {
       snapshot_.num_running = snapshot_.num_waiting = 0;
       return;
     }
-    StepResult result = core_->Step();
+    StepResult result = engine_->Step();
     {
       // Before the outputs go out: whoever sees a request's final output also sees a
       // snapshot that no longer counts it as running.
       std::lock_guard<std::mutex> lock(mu_);
-      snapshot_.num_running = core_->num_running();
-      snapshot_.num_waiting = core_->num_waiting();
-      snapshot_.kv_usage = core_->kv_usage();
-      snapshot_.counters = core_->counters();
+      snapshot_ = engine_->Stats();
     }
     Dispatch(result);
     const auto now = std::chrono::steady_clock::now();
     const double since = std::chrono::duration<double>(now - last_stats).count();
     if (stats_interval_s_ > 0 && since >= stats_interval_s_) {
-      const EngineCounters c = core_->counters();
+      const EngineSnapshot now_stats = engine_->Stats();
+      const EngineCounters& c = now_stats.counters;
       const double hit = c.prefix_queries > 0 ? 100.0 * c.prefix_hits / c.prefix_queries : 0.0;
       INFERD_LOG_INFO(
           "Avg prompt throughput: {:.1f} tokens/s, Avg generation throughput: {:.1f} tokens/s, Running: {} reqs, "
           "Waiting: {} reqs, Preemptions: {}, KV cache usage: {:.1f}%, Prefix cache hit rate: {:.1f}%",
           (c.prompt_tokens - last_counters.prompt_tokens) / since,
-          (c.generation_tokens - last_counters.generation_tokens) / since, core_->num_running(), core_->num_waiting(),
-          c.num_preemptions, 100.0 * core_->kv_usage(), hit);
+          (c.generation_tokens - last_counters.generation_tokens) / since, now_stats.num_running,
+          now_stats.num_waiting, c.num_preemptions, 100.0 * now_stats.kv_usage, hit);
       last_stats = now;
       last_counters = c;
     }

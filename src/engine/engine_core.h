@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "inferd/engine.h"
 #include "inferd/request_output.h"
 #include "inferd/sampling_params.h"
 #include "inferd/status.h"
@@ -55,69 +56,6 @@ struct LogitsRowUse;
 class OutputProcessor;
 struct Sequence;
 struct Group;
-
-struct EngineOptions {
-  int64_t block_size = 16;
-  int64_t kv_cache_bytes = 0;            // 0: default (1 GiB, at least one max-length sequence)
-  int64_t max_model_len = 0;             // 0: the model's context length
-  int64_t max_num_batched_tokens = 512;  // token budget per step
-  int64_t max_num_seqs = 64;
-  bool enable_prefix_caching = true;
-  std::string scheduling_policy = "fcfs";  // fcfs | priority
-  uint64_t seed = 0;                     // seeds requests that have no seed of their own
-  std::string kv_cache_dtype = "auto";   // auto | float32 | float16 | int8 | fp8 ... (kv/kv_cache.h ParseKvDtype)
-  std::string device = "auto";           // auto | cpu | cuda | cuda:N (backend/backend.h)
-  std::string dtype = "auto";            // GPU compute dtype: auto | float16 | bfloat16 | float32
-  double gpu_memory_utilization = 0.9;   // fraction of GPU memory for weights, activations and KV
-  bool enforce_eager = false;            // no CUDA graphs
-  spec::SpeculativeConfig speculative;   // --speculative-config (off by default)
-};
-
-struct GenerateRequest {
-  std::string request_id;
-  std::string prompt;                    // informational (echoed in the output)
-  std::vector<int32_t> prompt_token_ids;
-  SamplingParams params;
-  // Structured outputs start once this text appears in the output (a reasoning parser's end
-  // marker, e.g. "</think>"): tokens before it, and the one completing it, are unconstrained.
-  // "" = from the first token.
-  std::string structured_after;
-  int priority = 0;
-  double arrival_time = 0;               // 0: now
-};
-
-// What one step produced for one sequence (streaming).
-struct OutputDelta {
-  std::string request_id;
-  int index = 0;                         // sample index (n > 1)
-  std::vector<int32_t> new_token_ids;
-  std::string new_text;                  // never ends inside a UTF-8 character
-  std::vector<PositionLogprobs> new_logprobs;  // one per new token when logprobs were asked for
-  std::optional<std::string> finish_reason;  // set on the sequence's last delta
-};
-
-struct FinishedRequest {
-  std::string request_id;
-  StatusOr<RequestOutput> output;        // error Status for requests that failed
-};
-
-struct StepResult {
-  std::vector<OutputDelta> deltas;
-  std::vector<FinishedRequest> finished;
-  int64_t num_scheduled_tokens = 0;
-};
-
-struct EngineCounters {
-  int64_t prompt_tokens = 0;        // prompt tokens computed (excluding prefix-cache hits)
-  int64_t generation_tokens = 0;
-  int64_t num_preemptions = 0;
-  int64_t prefix_queries = 0, prefix_hits = 0;  // tokens
-  int64_t requests_finished = 0;
-  // Speculative decoding (vLLM's spec_decode_* counters): steps that verified drafts per
-  // sequence, drafts verified, drafts accepted, and accepted per draft position.
-  int64_t spec_num_drafts = 0, spec_num_draft_tokens = 0, spec_num_accepted_tokens = 0;
-  std::vector<int64_t> spec_accepted_per_pos;
-};
 
 class EngineCore {
  public:

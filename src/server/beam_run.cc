@@ -10,10 +10,10 @@ BeamRun::BeamRun(AsyncEngine& engine, Post post, std::string id_prefix, std::vec
       post_(std::move(post)),
       id_prefix_(std::move(id_prefix)),
       prompts_(prompts),
-      search_(std::move(prompts), params, engine.core().tokenizer().eos_id(), engine.core().max_model_len()),
+      search_(std::move(prompts), params, engine.engine().tokenizer().eos_id(), engine.engine().max_model_len()),
       priority_(priority),
       done_(std::move(done)),
-      tokenizer_(engine.core().tokenizer()) {}
+      tokenizer_(engine.engine().tokenizer()) {}
 
 void BeamRun::Start() { Step(); }
 

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/async_engine.h"
+#include "inferd/engine.h"
 #include "engine/beam_search.h"
 
 namespace inferd::server {

@@ -21,7 +21,7 @@
 #include "chat/tool_call_stream.h"
 #include "chat/reasoning_parser.h"
 #include "chat/tool_parser.h"
-#include "engine/engine_core.h"
+#include "inferd/engine.h"
 #include "format/hf_config.h"
 #include "inferd/request_output.h"
 #include "inferd/sampling_params.h"

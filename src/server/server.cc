@@ -11,7 +11,6 @@
 
 #include <fmt/format.h>
 
-#include "engine/async_engine.h"
 #include "engine/chat_prompt.h"
 #include "server/beam_run.h"
 #include "server/grpc_frontend.h"
@@ -20,6 +19,7 @@
 #include "server/web/chat_page.h"
 #include "server/ws_session.h"
 #include "util/url.h"
+#include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/logging.h"
 #include "util/work_queue.h"
@@ -123,14 +123,14 @@ class Server {
   // ---- start-up and shutdown --------------------------------------------------------------
 
   void Load(const EngineFactory& factory) {
-    StatusOr<std::unique_ptr<EngineCore>> core = factory();
-    if (!core.ok()) {
-      INFERD_LOG_ERROR("{}", core.status().message());
+    StatusOr<std::unique_ptr<Engine>> loaded = factory();
+    if (!loaded.ok()) {
+      INFERD_LOG_ERROR("{}", loaded.status().message());
       exit_code_ = 1;
       http_->Post([this] { http_->Stop(); });
       return;
     }
-    const EngineCore& c = **core;
+    const Engine& c = **loaded;
     ModelInfo info;
     info.served_names = options_.served_model_names;
     if (info.served_names.empty()) info.served_names.push_back(c.model().path);
@@ -179,7 +179,7 @@ class Server {
     ready->metrics = std::make_unique<metrics::ServerMetrics>(info.served_names.front());
     ready->info = std::move(info);
     ready->prompter = std::move(prompter);
-    ready->engine = std::make_unique<AsyncEngine>(std::move(*core), options_.stats_interval_s);
+    ready->engine = std::make_unique<AsyncEngine>(std::move(*loaded), options_.stats_interval_s);
     http_->Post([this, ready] {
       info_ = std::move(ready->info);
       if (options_.http.max_body_bytes == 0) {
@@ -456,7 +456,7 @@ class Server {
                       {"object", "model"},
                       {"created", static_cast<int64_t>(Now())},
                       {"owned_by", "inferd"},
-                      {"root", engine_->core().model().path},
+                      {"root", engine_->engine().model().path},
                       {"parent", nullptr},
                       {"max_model_len", info_.max_model_len}});
     }
@@ -464,7 +464,7 @@ class Server {
   }
 
   void Tokenize(const HttpRequest& r, std::shared_ptr<HttpExchange> ex) {
-    const Tokenizer& tok = ReadyEngine().core().tokenizer();
+    const Tokenizer& tok = ReadyEngine().engine().tokenizer();
     OffThread(r, ex, [this, body = r.body, &tok]() -> Continuation {
       std::string out = TokenizeResponse(ParseRequestBody(body), info_, tok, prompter_.get(), &cancel_renders_);
       return [out = std::move(out)](const std::shared_ptr<HttpExchange>& ex) { ex->Respond(200, kJson, out); };
@@ -472,7 +472,7 @@ class Server {
   }
 
   void Detokenize(const HttpRequest& r, std::shared_ptr<HttpExchange> ex) {
-    const Tokenizer& tok = ReadyEngine().core().tokenizer();
+    const Tokenizer& tok = ReadyEngine().engine().tokenizer();
     OffThread(r, ex, [this, body = r.body, &tok]() -> Continuation {
       std::string out = DetokenizeResponse(ParseRequestBody(body), info_, tok);
       return [out = std::move(out)](const std::shared_ptr<HttpExchange>& ex) { ex->Respond(200, kJson, out); };
@@ -485,7 +485,7 @@ class Server {
   void ChatCompletions(const HttpRequest& r, std::shared_ptr<HttpExchange> ex) { Generate(r, std::move(ex), true); }
 
   void Generate(const HttpRequest& r, std::shared_ptr<HttpExchange> ex, bool chat) {
-    const Tokenizer& tok = ReadyEngine().core().tokenizer();
+    const Tokenizer& tok = ReadyEngine().engine().tokenizer();
     OffThread(r, ex, [this, body = r.body, chat, &tok, path = r.path]() -> Continuation {
       auto req = std::make_shared<ParsedRequest>(
           ParseGenerateRequest(ParseRequestBody(body), chat, info_, tok, prompter_.get(), &cancel_renders_));
@@ -509,7 +509,7 @@ class Server {
     const std::string internal = RandomHex(32);
     const std::string id = (chat ? "chatcmpl-" : "cmpl-") + (g->req.request_id.empty() ? internal : g->req.request_id);
     g->internal_id = internal;
-    g->builder = std::make_unique<ResponseBuilder>(g->req, id, static_cast<int64_t>(Now()), engine.core().tokenizer());
+    g->builder = std::make_unique<ResponseBuilder>(g->req, id, static_cast<int64_t>(Now()), engine.engine().tokenizer());
     g->ex = ex;
     g->route = path;
     const size_t np = g->req.prompts.size();

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/engine_core.h"
+#include "inferd/engine.h"
 #include "inferd/status.h"
 #include "server/http.h"
 
@@ -58,7 +58,7 @@ struct ServeOptions {
 size_t DefaultMaxBodyBytes(size_t max_prompt_bytes);
 
 // Builds the engine (on a background thread, while /health answers 503).
-using EngineFactory = std::function<StatusOr<std::unique_ptr<EngineCore>>()>;
+using EngineFactory = std::function<StatusOr<std::unique_ptr<Engine>>()>;
 
 // Serves until SIGTERM/SIGINT; returns the process exit code (0 after a clean shutdown,
 // 1 when the port cannot be bound or the model cannot be loaded).

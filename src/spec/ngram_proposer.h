@@ -11,14 +11,9 @@
 #include <span>
 #include <vector>
 
-namespace inferd::spec {
+#include "inferd/engine_args.h"
 
-// vLLM's speculative-config fields for the ngram method.
-struct NgramConfig {
-  int prompt_lookup_min = 1;       // shortest suffix to look up
-  int prompt_lookup_max = 4;       // longest suffix to look up (tried first)
-  int num_speculative_tokens = 4;  // at most this many proposed tokens
-};
+namespace inferd::spec {
 
 // The longest suffix of `tokens` (between prompt_lookup_max and prompt_lookup_min tokens long)
 // that also occurs earlier in `tokens`; returns the up to num_speculative_tokens tokens that

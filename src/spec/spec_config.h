@@ -17,22 +17,6 @@
 
 namespace inferd::spec {
 
-struct SpeculativeConfig {
-  std::string method;  // "" (speculation off) | "ngram" | "suffix" | "draft_model"
-  int num_speculative_tokens = 0;  // most tokens proposed per step
-  NgramConfig ngram;               // method ngram
-  SuffixConfig suffix;             // method suffix
-  std::string draft_model;         // method draft_model: the draft's path (same tokenizer)
-  // vLLM's disable_by_batch_size: no speculation in a step while more than this many requests
-  // are running (0: no limit).
-  int disable_by_batch_size = 0;
-  // inferd's own field "adaptive" (default true): speculation turns itself off while it
-  // measures slower than decoding without it (engine/spec_controller.h); false speculates
-  // on every step (timing-independent, as tests need).
-  bool adaptive = true;
-  bool enabled() const { return !method.empty(); }
-};
-
 // Parses the JSON text of --speculative-config ("" or "{}"-free: "" means off). Errors name
 // the field: unknown fields, wrong types, out-of-range values, unimplemented methods.
 StatusOr<SpeculativeConfig> ParseSpeculativeConfig(std::string_view json_text);

@@ -33,21 +33,12 @@
 #include <utility>
 #include <vector>
 
+#include "inferd/engine_args.h"
 #include "inferd/status.h"
 
 namespace inferd::spec {
 
 class SuffixTree;
-
-// vLLM's speculative-config fields for the suffix method (their suffix_decoding_ names).
-struct SuffixConfig {
-  int max_tree_depth = 24;           // suffix_decoding_max_tree_depth: match + proposal length
-  int max_cached_requests = 10000;   // suffix_decoding_max_cached_requests: 0 = no global tree
-  float max_spec_factor = 1.0f;      // suffix_decoding_max_spec_factor
-  float max_spec_offset = 0.0f;      // Arctic's speculate(max_spec_offset); vLLM leaves it 0
-  float min_token_prob = 0.1f;       // suffix_decoding_min_token_prob
-  int num_speculative_tokens = 24;   // cap per step; vLLM defaults it to max_tree_depth
-};
 
 // InvalidArgument naming the vLLM field for a value vLLM would reject (depth < 1, cached
 // requests < 0, spec factor < 0, min token prob outside [0, 1], num_speculative_tokens < 1),

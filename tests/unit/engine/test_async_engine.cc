@@ -8,7 +8,8 @@
 #include <thread>
 
 #include "../model_test_util.h"
-#include "engine/async_engine.h"
+#include "inferd/engine.h"
+#include "model/model.h"
 
 namespace inferd {
 namespace {
@@ -18,15 +19,15 @@ std::unique_ptr<AsyncEngine> MakeAsync() {
   EXPECT_TRUE(model.ok());
   EngineOptions o;
   o.max_model_len = 256;
-  auto core = EngineCore::Create(std::move(model).value(), o);
-  EXPECT_TRUE(core.ok());
-  return std::make_unique<AsyncEngine>(std::move(core).value(), /*stats_interval_s=*/0.5);
+  auto engine = Engine::Create(std::move(model).value(), o);
+  EXPECT_TRUE(engine.ok());
+  return std::make_unique<AsyncEngine>(std::move(engine).value(), /*stats_interval_s=*/0.5);
 }
 
 GenerateRequest Req(const AsyncEngine& e, const std::string& id, const std::string& prompt, int max_tokens) {
   GenerateRequest r;
   r.request_id = id;
-  r.prompt_token_ids = e.core().tokenizer().Encode(prompt, true, false);
+  r.prompt_token_ids = e.engine().tokenizer().Encode(prompt, true, false);
   r.params.max_tokens = max_tokens;
   r.params.temperature = 0;
   r.params.ignore_eos = true;

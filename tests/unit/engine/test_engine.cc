@@ -3,7 +3,8 @@
 #include <cmath>
 
 #include "../model_test_util.h"
-#include "engine/engine.h"
+#include "engine/engine_core.h"
+#include "inferd/engine.h"
 
 namespace inferd {
 namespace {

@@ -12,7 +12,7 @@
 #include <random>
 
 #include "../model_test_util.h"
-#include "engine/engine.h"
+#include "inferd/engine.h"
 #include "engine/engine_core.h"
 #include "kv/kv_layout.h"
 

@@ -11,7 +11,8 @@
 
 #include "../model_test_util.h"
 #include "backend/backend.h"
-#include "engine/engine.h"
+#include "engine/engine_core.h"
+#include "inferd/engine.h"
 
 namespace inferd {
 namespace {

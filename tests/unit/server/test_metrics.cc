@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "engine/async_engine.h"  // EngineSnapshot, for UpdateFromEngine (header only)
+#include "inferd/engine.h"  // EngineSnapshot, for UpdateFromEngine (header only)
 
 namespace inferd::metrics {
 namespace {
