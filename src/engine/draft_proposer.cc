@@ -77,16 +77,9 @@ Status DraftProposer::Forward(std::span<const Chunk> chunks, std::vector<int32_t
   ForwardBatch batch;
   const int64_t groups = kv_->num_groups();
   for (const Chunk& c : chunks) {
-    const int64_t row0 = static_cast<int64_t>(batch.token_ids.size());
     const int64_t n = static_cast<int64_t>(c.tokens.size());
-    batch.seqs.push_back(ops::AttnSeq{row0, n, c.first_pos + n, kv_->BlockTable(*c.id).data()});
-    if (groups > 1) {
-      for (int64_t g = 0; g < groups; ++g) batch.group_block_tables.push_back(kv_->BlockTable(*c.id, g).data());
-    }
-    for (int64_t i = 0; i < n; ++i) {
-      batch.token_ids.push_back(c.tokens[i]);
-      batch.positions.push_back(static_cast<int32_t>(c.first_pos + i));
-    }
+    const int64_t row0 = batch.AddSeq(n, c.first_pos + n, groups, [&](int64_t g) { return kv_->BlockTable(*c.id, g).data(); });
+    batch.AddRows(c.tokens, c.first_pos);
     if (c.wants_logits) batch.logits_rows.push_back(row0 + n - 1);
   }
   const int64_t vocab = model_->config.vocab_size;

@@ -18,14 +18,6 @@ void ModelRunner::Apply(Tables& t, const std::vector<BlockTableUpdate>& updates)
   }
 }
 
-void ModelRunner::AddSeq(const Tables& t, int64_t row0, int64_t num_rows, int64_t context_len,
-                         ForwardBatch* batch) const {
-  batch->seqs.push_back(ops::AttnSeq{row0, num_rows, context_len, t[0].data()});
-  if (num_groups_ > 1) {
-    for (int64_t g = 0; g < num_groups_; ++g) batch->group_block_tables.push_back(t[g].data());
-  }
-}
-
 void ModelRunner::Prepare(const SchedulerOutput& out, std::span<const int64_t> prompt_rows_from, ForwardBatch* batch,
                           std::vector<LogitsRowUse>* uses) {
   for (const std::string& id : out.freed_ids) tables_.erase(id);
@@ -38,13 +30,14 @@ void ModelRunner::Prepare(const SchedulerOutput& out, std::span<const int64_t> p
     Apply(t, sr.block_tables);
     const int64_t num_spec = static_cast<int64_t>(sr.spec_tokens.size());
     const int64_t num_own = sr.num_new_tokens - num_spec;  // rows of q.tokens
-    const int64_t row0 = static_cast<int64_t>(batch->token_ids.size());
-    AddSeq(t, row0, sr.num_new_tokens, q.num_computed_tokens + sr.num_new_tokens, batch);
+    const int64_t row0 = batch->AddSeq(sr.num_new_tokens, q.num_computed_tokens + sr.num_new_tokens, num_groups_,
+                                       [&t](int64_t g) { return t[g].data(); });
+    batch->AddRows(std::span<const int32_t>(q.tokens).subspan(static_cast<size_t>(q.num_computed_tokens),
+                                                              static_cast<size_t>(num_own)),
+                   q.num_computed_tokens);
     const int64_t prompt_from = i < prompt_rows_from.size() ? prompt_rows_from[i] : -1;
     for (int64_t r = 0; r < num_own; ++r) {
       const int64_t pos = q.num_computed_tokens + r;
-      batch->token_ids.push_back(q.tokens[pos]);
-      batch->positions.push_back(static_cast<int32_t>(pos));
       // prompt_logprobs: row `pos` scores prompt token pos + 1.
       if (prompt_from >= 0 && pos >= prompt_from && pos + 1 < q.num_prompt_tokens) {
         batch->logits_rows.push_back(row0 + r);
@@ -54,9 +47,8 @@ void ModelRunner::Prepare(const SchedulerOutput& out, std::span<const int64_t> p
     if (q.num_computed_tokens + num_own != q.num_tokens()) continue;  // a prefill chunk short of the end
     batch->logits_rows.push_back(row0 + num_own - 1);
     uses->push_back({i, -1, 0});
+    batch->AddRows(sr.spec_tokens, q.num_tokens());  // drafts continue the sequence
     for (int64_t j = 0; j < num_spec; ++j) {
-      batch->token_ids.push_back(sr.spec_tokens[j]);
-      batch->positions.push_back(static_cast<int32_t>(q.num_tokens() + j));
       batch->logits_rows.push_back(row0 + num_own + j);
       uses->push_back({i, -1, static_cast<int>(j + 1)});
     }
@@ -82,12 +74,9 @@ Status ModelRunner::Score(std::span<const int32_t> ids, const std::vector<BlockT
   for (int64_t begin = 0; begin < n && st.ok(); begin += chunk) {
     const int64_t count = std::min(chunk, n - begin);
     ForwardBatch batch;
-    AddSeq(t, 0, count, begin + count, &batch);
-    for (int64_t i = 0; i < count; ++i) {
-      batch.token_ids.push_back(ids[begin + i]);
-      batch.positions.push_back(static_cast<int32_t>(begin + i));
-      batch.logits_rows.push_back(i);
-    }
+    batch.AddSeq(count, begin + count, num_groups_, [&t](int64_t g) { return t[g].data(); });
+    batch.AddRows(ids.subspan(static_cast<size_t>(begin), static_cast<size_t>(count)), begin);
+    for (int64_t i = 0; i < count; ++i) batch.logits_rows.push_back(i);
     st = backend_->Forward(batch, out + begin * vocab);
   }
   return st;

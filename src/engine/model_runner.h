@@ -57,8 +57,6 @@ class ModelRunner {
  private:
   using Tables = std::vector<std::vector<int32_t>>;  // per KV group
   static void Apply(Tables& t, const std::vector<BlockTableUpdate>& updates);
-  // Appends one sequence's rows' attention entry (and its groups' tables) to the batch.
-  void AddSeq(const Tables& t, int64_t row0, int64_t num_rows, int64_t context_len, ForwardBatch* batch) const;
 
   std::unique_ptr<Backend> backend_;
   int64_t num_groups_;

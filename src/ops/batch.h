@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 namespace inferd {
@@ -26,6 +27,26 @@ struct ForwardBatch {
   // With more than one KV group (kv/kv_layout.h): seqs[i]'s block table of group g is
   // group_block_tables[i * num_groups + g]. Empty with one group.
   std::vector<const int32_t*> group_block_tables;
+
+  // Starts a sequence of `num_rows` rows whose KV context ends at `context_len`;
+  // table_of(g) is KV group g's block table (g < num_groups). Returns the sequence's first
+  // row: its tokens are the rows AddRows appends next.
+  template <typename TableOf>
+  int64_t AddSeq(int64_t num_rows, int64_t context_len, int64_t num_groups, TableOf table_of) {
+    const int64_t row0 = static_cast<int64_t>(token_ids.size());
+    seqs.push_back(ops::AttnSeq{row0, num_rows, context_len, table_of(0)});
+    if (num_groups > 1) {
+      for (int64_t g = 0; g < num_groups; ++g) group_block_tables.push_back(table_of(g));
+    }
+    return row0;
+  }
+  // Appends rows: tokens[i] at position first_pos + i.
+  void AddRows(std::span<const int32_t> tokens, int64_t first_pos) {
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      token_ids.push_back(tokens[i]);
+      positions.push_back(static_cast<int32_t>(first_pos + static_cast<int64_t>(i)));
+    }
+  }
 };
 
 }  // namespace inferd
