@@ -1,8 +1,12 @@
 import os
 import pathlib
 import subprocess
+import sys
 
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "support"))
+import inferd_build  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -15,13 +19,7 @@ def _model_path():
 
 @pytest.fixture(scope="session")
 def inferd_bin():
-    build = pathlib.Path(os.environ.get("INFERD_BUILD_DIR", ROOT / "build" / "release"))
-    if not build.is_absolute():
-        build = ROOT / build
-    exe = build / "src" / "cli" / "inferd"
-    if not exe.exists():
-        pytest.fail(f"inferd binary not found at {exe}: build first (scripts/build.sh)")
-    return str(exe)
+    return str(inferd_build.inferd_binary())
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ deploy/prometheus/scrape-inferd.yaml.
 from __future__ import annotations
 
 import copy
-import os
 import pathlib
 import re
 import subprocess
@@ -23,25 +22,22 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "support"))
 
-from deploy_helpers import (DEPLOY, KUSTOMIZATIONS, K8S, POD_NAME, ROOT, ROUTER_POD_NAME,  # noqa: E402
+import inferd_build  # noqa: E402
+from deploy_helpers import (DEPLOY, KUSTOMIZATIONS, K8S, POD_NAME, ROUTER_POD_NAME,  # noqa: E402
                             ConfiguredPrometheus, FakeDcgmExporter, FlakyReplica, LiveStack, Option, post_json, container, find_prometheus, flag_values,
                             free_port, local_command, pod_meta_labels, render, the)
 
 
 @pytest.fixture(scope="session")
 def build_dir():
-    """$INFERD_BUILD_DIR (relative to the repo root), default build/release, as tests/e2e."""
-    build = pathlib.Path(os.environ.get("INFERD_BUILD_DIR", ROOT / "build" / "release"))
-    return build if build.is_absolute() else ROOT / build
+    return inferd_build.build_dir()
 
 
 @pytest.fixture(scope="session")
 def inferd_bin(build_dir):
-    exe = build_dir / "src" / "cli" / "inferd"
-    if not exe.exists():
-        pytest.fail(f"inferd binary not found at {exe}: build first (scripts/build.sh)")
-    return exe
+    return inferd_build.inferd_binary(build_dir)
 
 
 @pytest.fixture(scope="session")

@@ -1,17 +1,19 @@
 import os
 import pathlib
+import sys
 from time import time_ns
 
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "support"))
+import inferd_build  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
 def build_dir():
-    """The CMake build directory: $INFERD_BUILD_DIR (relative to the repo root), default build/release."""
-    build = pathlib.Path(os.environ.get("INFERD_BUILD_DIR", ROOT / "build" / "release"))
-    return build if build.is_absolute() else ROOT / build
+    return inferd_build.build_dir()
 
 
 def _model_path():
@@ -109,10 +111,7 @@ def _stop_and_check(servers):
 
 @pytest.fixture(scope="session")
 def inferd_bin(build_dir):
-    exe = build_dir / "src" / "cli" / "inferd"
-    if not exe.exists():
-        pytest.fail(f"inferd binary not found at {exe}: build first (scripts/build.sh)")
-    return exe
+    return inferd_build.inferd_binary(build_dir)
 
 
 @pytest.fixture(scope="session")

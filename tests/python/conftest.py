@@ -7,8 +7,12 @@ binary is an error, not a skip: these tests must not pass without running.
 
 import os
 import pathlib
+import sys
 
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "support"))
+import inferd_build  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -39,11 +43,4 @@ def llm(model_path):
 
 @pytest.fixture(scope="session")
 def cli_path() -> str:
-    build = os.environ.get("INFERD_BUILD_DIR", "build/release")
-    path = pathlib.Path(build)
-    if not path.is_absolute():
-        path = REPO / path
-    exe = path / "src" / "cli" / "inferd"
-    if not exe.is_file():
-        pytest.fail(f"inferd CLI not found at {exe}: build it with scripts/build.sh release (or set INFERD_BUILD_DIR)")
-    return str(exe)
+    return str(inferd_build.inferd_binary())

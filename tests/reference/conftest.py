@@ -37,6 +37,8 @@ from pathlib import Path
 if "numpy" not in sys.modules:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+import inferd_build  # noqa: E402  (tests/support: also for this directory's test modules)
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -76,10 +78,7 @@ def model_path() -> Path:
 
 @pytest.fixture(scope="session")
 def inferd_bin() -> Path:
-    build = Path(os.environ.get("INFERD_BUILD_DIR", REPO_ROOT / "build" / "release"))
-    if not build.is_absolute():
-        build = REPO_ROOT / build
-    p = build / "src" / "cli" / "inferd"
+    p = inferd_build.build_dir() / "src" / "cli" / "inferd"
     if not (p.is_file() and os.access(p, os.X_OK)):
         missing(f"inferd CLI not found: {p} (build it or set INFERD_BUILD_DIR)")
     return p

@@ -19,6 +19,7 @@ import os
 import pathlib
 import subprocess
 
+import inferd_build
 import pytest
 
 jinja2 = pytest.importorskip("jinja2")
@@ -29,7 +30,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment  # noqa: E402
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TESTDATA = pathlib.Path(os.environ.get("INFERD_TESTDATA_DIR", REPO.parent / "shared" / "testdata"))
 TEMPLATE_DIR = TESTDATA / "chat_templates"
-BUILD_DIR = pathlib.Path(os.environ.get("INFERD_BUILD_DIR", REPO / "build" / "release"))
+BUILD_DIR = inferd_build.build_dir()  # tests/support, on the path from conftest.py
 if not BUILD_DIR.is_absolute():
     BUILD_DIR = REPO / BUILD_DIR
 TOOL = BUILD_DIR / "tests" / "unit" / "chat" / "inferd_chat_render"

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import inferd_build
 import pytest
 
 gguf = pytest.importorskip("gguf", reason="pip install gguf (scripts/install-deps.sh)")
@@ -22,7 +23,7 @@ import gguf.quants  # noqa: E402,F401
 from gguf import GGMLQuantizationType as Q  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-BUILD_DIR = Path(os.environ.get("INFERD_BUILD_DIR", REPO / "build" / "release"))
+BUILD_DIR = inferd_build.build_dir()  # tests/support, on the path from conftest.py
 if not BUILD_DIR.is_absolute():
     BUILD_DIR = REPO / BUILD_DIR
 TOOL = BUILD_DIR / "tests" / "tools" / "inferd_quantize_tool"
