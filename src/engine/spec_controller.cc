@@ -12,22 +12,49 @@ int SpecController::BucketOf(int64_t batch) {
 
 void SpecController::Observe(int64_t batch, bool on, int64_t tokens, double seconds) {
   if (batch <= 0 || seconds <= 0) return;
-  Bucket& k = buckets_[BucketOf(batch)];
+  const int bucket = BucketOf(batch);
+  Bucket& k = buckets_[bucket];
   if (on != k.on) return;  // decided under another bucket's mode (the batch moved)
   ++k.steps;
   k.tokens += tokens;
   k.seconds += seconds;
-  if (k.steps < o_.window_steps) return;
+  // A window whose mode already runs at under half the other mode's measured rate ends
+  // early: one compute-bound speculative step can cost a dozen plain ones.
+  const int other = on ? 0 : 1;
+  const bool hopeless = k.rate[other] > 0 && static_cast<double>(k.tokens) / k.seconds < 0.5 * k.rate[other];
+  if (k.steps < o_.window_steps && !hopeless) return;
   const int mode = on ? 1 : 0;
   k.rate[mode] = static_cast<double>(k.tokens) / k.seconds;
   k.step_seconds[mode] = k.seconds / k.steps;
+  k.own[mode] = true;
   k.steps = 0;
   k.tokens = 0;
   k.seconds = 0;
-  Decide(k, mode);
+  Decide(bucket, mode);
 }
 
-void SpecController::Decide(Bucket& k, int measured_mode) const {
+void SpecController::PassOffToNeighbours(int from) {
+  const Bucket& f = buckets_[from];
+  if (f.best_on || !f.own[0] || !f.own[1]) return;
+  const double lead = f.rate[0] / f.rate[1];
+  for (const int to : {from + 1, from - 1}) {
+    if (to < 0 || to >= kBuckets) continue;
+    if (lead <= (to > from ? 1.0 + o_.hysteresis : 2.0)) continue;
+    Bucket& k = buckets_[to];
+    if (k.decided || k.rate[0] != 0 || k.rate[1] != 0 || k.steps != 0) continue;
+    k.rate[0] = f.rate[0];
+    k.rate[1] = f.rate[1];
+    k.step_seconds[0] = f.step_seconds[0];
+    k.step_seconds[1] = f.step_seconds[1];
+    k.decided = true;
+    k.best_on = false;
+    k.windows_in_best = 0;
+    k.on = false;
+  }
+}
+
+void SpecController::Decide(int bucket, int measured_mode) {
+  Bucket& k = buckets_[bucket];
   if (k.rate[0] == 0 || k.rate[1] == 0) {  // measure the mode not measured yet
     k.on = k.rate[1] == 0;
     return;
@@ -37,6 +64,7 @@ void SpecController::Decide(Bucket& k, int measured_mode) const {
     k.best_on = k.rate[1] > k.rate[0];
     k.windows_in_best = 0;
     k.on = k.best_on;
+    PassOffToNeighbours(bucket);
     return;
   }
   const int best = k.best_on ? 1 : 0, other = 1 - best;
@@ -45,6 +73,7 @@ void SpecController::Decide(Bucket& k, int measured_mode) const {
     if (k.rate[other] > k.rate[best] * (1.0 + o_.hysteresis)) k.best_on = !k.best_on;
     k.windows_in_best = 0;
     k.on = k.best_on;
+    PassOffToNeighbours(bucket);
     return;
   }
   ++k.windows_in_best;

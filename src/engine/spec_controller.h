@@ -8,6 +8,14 @@
 // rarely the larger the measured advantage, and the longer the other mode's steps). Batch
 // sizes are bucketed by powers of two, each bucket with its own measurements and decision,
 // so a batch that drifts (requests finishing, arriving) does not reset what was learned.
+// A probe of speculation where it loses is the expensive case (a compute-bound step costs
+// several times a plain one, and a draft model first catches up on every request's tokens),
+// so a bucket whose own measurements show speculation losing passes "off" to an unmeasured
+// neighbour without a probe: to the next larger bucket whenever it lost (more rows per step
+// only make verification dearer), to the next smaller one when it lost by more than 2x (half
+// the rows cannot make it twice as cheap). Such a bucket measures its own plain steps and
+// probes speculation on the usual schedule. For the same reason a window ends after its first
+// step when that step ran at under half the other mode's measured rate.
 // Thread-safety: none; the engine thread only. Pure logic: fed observations, no clock.
 #pragma once
 
@@ -18,7 +26,7 @@ namespace inferd {
 class SpecController {
  public:
   struct Options {
-    int window_steps = 4;      // decode-only steps per measurement window
+    int window_steps = 4;      // decode-only steps per measurement window (fewer: see above)
     int probe_every = 8;       // windows in the better mode between two probes of the other
     double hysteresis = 0.03;  // the other mode must be this much faster to switch
   };
@@ -42,7 +50,8 @@ class SpecController {
   struct Bucket {
     double rate[2] = {0, 0};          // per mode (0 off, 1 on): tokens per second
     double step_seconds[2] = {0, 0};  // per mode: mean step time
-    bool decided = false;             // both modes measured once
+    bool decided = false;             // both modes measured once (or "off" passed on by a neighbour)
+    bool own[2] = {false, false};     // rate[mode] measured in this bucket (not passed on)
     bool best_on = false;
     int windows_in_best = 0;
     // Starts off: a first window without speculation costs little at any batch size, where
@@ -53,7 +62,9 @@ class SpecController {
     double seconds = 0;
   };
   static int BucketOf(int64_t batch);
-  void Decide(Bucket& k, int measured_mode) const;
+  void Decide(int bucket, int measured_mode);
+  // Passes bucket `from`'s measured "speculation loses" to its unmeasured neighbours.
+  void PassOffToNeighbours(int from);
 
   Options o_;
   Bucket buckets_[kBuckets];

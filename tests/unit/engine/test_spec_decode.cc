@@ -438,6 +438,42 @@ TEST(SpecControllerTest, KeepsTheFasterModeAndProbesTheOther) {
   EXPECT_FALSE(e.speculate(32));
 }
 
+// A bucket where speculation measured slower passes "off" to its unmeasured neighbours, so
+// they skip the costly probe: the next larger one always, the next smaller one only for a
+// loss of more than 2x; passed-on decisions go no further.
+TEST(SpecControllerTest, PassesAMeasuredLossToItsNeighbours) {
+  auto feed = [](SpecController& ctl, int steps, double on_seconds, double off_seconds, int64_t batch) {
+    int on_steps = 0;
+    for (int i = 0; i < steps; ++i) {
+      const bool on = ctl.speculate(batch);
+      on_steps += on;
+      ctl.Observe(batch, on, on ? 2 * batch : batch, on ? on_seconds : off_seconds);
+    }
+    return on_steps;
+  };
+  SpecController c({.window_steps = 4, .probe_every = 8, .hysteresis = 0.03});
+  // Off, then a probe of on that ends after its first step (under half the plain rate: a 3x
+  // loss at 32..63).
+  EXPECT_EQ(feed(c, 8, 0.06, 0.01, 32), 1);
+  EXPECT_FALSE(c.speculate(32));
+  EXPECT_EQ(feed(c, 40, 0.06, 0.01, 20), 0) << "16..31 inherits off (a 3x loss): no probe";
+  EXPECT_EQ(feed(c, 40, 0.06, 0.01, 64), 0) << "64..127 inherits off";
+  EXPECT_NEAR(c.rate_on(20), c.rate_on(32), 1e-9);
+  EXPECT_NEAR(c.rate_off(20), 20 / 0.01, 1e-6) << "its own plain steps are measured";
+  EXPECT_EQ(feed(c, 8, 0.06, 0.01, 12), 1) << "8..15 is two buckets away: it probes";
+  EXPECT_EQ(feed(c, 8, 0.06, 0.01, 128), 1) << "128..255: a passed-on decision is not passed again";
+
+  SpecController d({.window_steps = 4, .probe_every = 8, .hysteresis = 0.03});
+  feed(d, 8, 0.027, 0.01, 32);  // a 1.35x loss at 32..63
+  EXPECT_FALSE(d.speculate(32));
+  EXPECT_EQ(feed(d, 40, 0.027, 0.01, 64), 0) << "larger: inherits off";
+  EXPECT_EQ(feed(d, 8, 0.027, 0.01, 16), 4) << "smaller, loss under 2x: probes (a whole window)";
+  SpecController e({.window_steps = 4, .probe_every = 8, .hysteresis = 0.03});
+  feed(e, 8, 0.012, 0.02, 32);  // speculation wins at 32: nothing is passed on
+  EXPECT_TRUE(e.speculate(32));
+  EXPECT_EQ(feed(e, 8, 0.012, 0.02, 64), 4);
+}
+
 TEST(SpeculativeConfigTest, ParsesVllmFieldsAndRejectsTheRest) {
   auto c = spec::ParseSpeculativeConfig(R"({"method": "ngram", "num_speculative_tokens": 3})");
   ASSERT_TRUE(c.ok());
