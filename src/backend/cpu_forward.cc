@@ -10,19 +10,45 @@
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/qgemm.h"
 #include "ops/forward.h"
+#include "util/bytes.h"
+#include "util/logging.h"
 
 namespace inferd {
 
 using ops::Act;
 using ops::Weight;
 
+namespace {
+bool IsFloatWeight(const Matrix& m) {
+  return m.type == GgmlType::kF32 || m.type == GgmlType::kF16 || m.type == GgmlType::kBF16;
+}
+}  // namespace
+
 void PrepareCpuWeights(ModelWeights& weights) {
   if (weights.prepared) return;
   weights.prepared = true;
   const char* env = std::getenv("INFERD_CPU_MATMUL");
   if (env && std::string(env) == "fp32") return;
+  // Float matrices are packed as k-major panels (a copy beside the mapped file): only while
+  // the copies take at most a third of the memory, else they keep the row-wise fp32 path.
+  int64_t float_bytes = 0;
+  auto count_float = [&](const Matrix& m) {
+    if (!m.empty() && !m.packed && IsFloatWeight(m)) {
+      float_bytes += m.rows * static_cast<int64_t>(m.row_bytes);
+    }
+  };
+  count_float(weights.output);
+  for (const LayerWeights& l : weights.layers) {
+    for (const Matrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) count_float(*m);
+  }
+  const bool pack_floats = float_bytes <= UsableMemoryBytes() / 3;
+  if (!pack_floats) {
+    INFERD_LOG_INFO("float weights ({} MiB) stay unpacked: a panel copy would take over a third of memory",
+                    float_bytes >> 20);
+  }
   auto pack = [&](Matrix& m) {
     if (m.packed || m.empty()) return;
+    if (!pack_floats && IsFloatWeight(m)) return;
     auto p = cpu::PackMatrix(m);
     if (!p) return;
     m.packed = p.get();
@@ -37,7 +63,7 @@ void PrepareCpuWeights(ModelWeights& weights) {
     std::vector<std::shared_ptr<const void>> owned;
     std::vector<const cpu::PackedMatrix*> packed;
     for (const Matrix* m : parts) {
-      owned.push_back(m->packed ? nullptr : cpu::PackMatrix(*m));
+      owned.push_back(m->packed || (IsFloatWeight(*m) && !pack_floats) ? nullptr : cpu::PackMatrix(*m));
       if (!owned.back()) break;
       packed.push_back(static_cast<const cpu::PackedMatrix*>(owned.back().get()));
     }

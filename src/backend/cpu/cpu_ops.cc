@@ -66,15 +66,20 @@ void PackedMatMul(const cpu::PackedMatrix& p, const float* x, int64_t num_tokens
   auto part = [&](size_t i) -> const cpu::PackedMatrix& { return composite ? *p.parts[i] : p; };
   if (composite && outs.size() != nparts) std::abort();  // callers pass one output per part
   const int64_t k = p.cols, nb = p.nb, T = num_tokens;
-  if (static_cast<int64_t>(buf.q.size()) < T * k) buf.q.resize(static_cast<size_t>(T * k));
-  if (static_cast<int64_t>(buf.d.size()) < T * nb) {
-    buf.d.resize(static_cast<size_t>(T * nb));
-    buf.s.resize(static_cast<size_t>(T * nb));
-    buf.s16.resize(static_cast<size_t>(T * nb));
+  bool unit = false, quantized = false;  // float panels take x as it is
+  for (size_t i = 0; i < nparts; ++i) {
+    unit = unit || cpu::IsUnitType(part(i).type);
+    quantized = quantized || !cpu::IsFloatType(part(i).type);
   }
-  if (buf.aux.size() < nparts * T * nb) buf.aux.resize(nparts * T * nb);
-  bool unit = false;
-  for (size_t i = 0; i < nparts; ++i) unit = unit || cpu::IsUnitType(part(i).type);
+  if (quantized) {
+    if (static_cast<int64_t>(buf.q.size()) < T * k) buf.q.resize(static_cast<size_t>(T * k));
+    if (static_cast<int64_t>(buf.d.size()) < T * nb) {
+      buf.d.resize(static_cast<size_t>(T * nb));
+      buf.s.resize(static_cast<size_t>(T * nb));
+      buf.s16.resize(static_cast<size_t>(T * nb));
+    }
+    if (buf.aux.size() < nparts * T * nb) buf.aux.resize(nparts * T * nb);
+  }
   auto quantize = [&](int64_t t0, int64_t t1) {
     kern.quantize(x + t0 * k, k, t1 - t0, k, buf.q.data() + t0 * k, buf.d.data() + t0 * nb, buf.s.data() + t0 * nb);
     for (size_t i = 0; i < nparts; ++i) {  // aux per part: the type's correction term
@@ -83,13 +88,13 @@ void PackedMatMul(const cpu::PackedMatrix& p, const float* x, int64_t num_tokens
     }
     if (unit) cpu::ComputeSums16(buf.q.data() + t0 * k, t1 - t0, k, buf.s16.data() + t0 * nb);
   };
-  if (T >= kParallelQuantRows) {
+  if (quantized && T >= kParallelQuantRows) {
     ThreadPool::Global().ParallelFor(T, 1, quantize);
-  } else {
+  } else if (quantized) {
     quantize(0, T);
   }
   auto acts = [&](size_t i) {
-    return cpu::QuantActs{buf.q.data(), buf.d.data(), buf.aux.data() + i * T * nb, k, nb, buf.s16.data()};
+    return cpu::QuantActs{buf.q.data(), buf.d.data(), buf.aux.data() + i * T * nb, k, nb, buf.s16.data(), x};
   };
   if (static_cast<int64_t>(buf.tail.size()) < T * cpu::kGroupRows) buf.tail.resize(static_cast<size_t>(T * cpu::kGroupRows));
   float* tail = buf.tail.data();

@@ -20,9 +20,10 @@ namespace inferd::cpu {
 using ops::AttnSeq;
 
 // y[t, r] = sum_k x[t, k] * W[r, k]   x: [T, W.cols]  y: [T, W.rows]
-// With w.packed (Q4_0 / Q4_1 / Q8_0 after PackMatrix) activations are quantized to
-// int8 per 32-element block and multiplied with integer dot products, as llama.cpp does
-// (numerics in backend/cpu/qgemm.h); otherwise rows are dequantized and multiplied in fp32.
+// With w.packed (after PackMatrix) integer types quantize the activations to int8 per
+// 32-element block and multiply with integer dot products, as llama.cpp does; float types
+// (F32 / F16 / BF16 panels) multiply in fp32 (numerics of both in backend/cpu/qgemm.h).
+// Otherwise rows are dequantized and multiplied in fp32 (kernels.h).
 void MatMul(const Matrix& w, const float* x, int64_t num_tokens, float* y);
 
 // One matmul whose output rows go to several arrays: rows [r0, r0 + outs[0].rows) of w to

@@ -2,6 +2,7 @@
 #include "backend/cpu/qgemm.h"
 
 #include "util/cpu_features.h"
+#include "util/thread_pool.h"
 
 #include <algorithm>
 #include <cmath>
@@ -57,6 +58,7 @@ void QuantizeGeneric(const float* x, int64_t ldx, int64_t nt, int64_t k, int8_t*
 void GemmGeneric(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt,
                  float* y, int64_t ldy) {
   if (IsUnitType(w.type)) return GemmUnitGeneric(w, g0, ng, a, t0, nt, y, ldy);
+  if (IsFloatType(w.type)) return GemmFloatGeneric(w, g0, ng, a, t0, nt, y, ldy);
   const bool q8 = w.type == PackedType::kQ8_0;
   const int chunks = static_cast<int>(w.qs_bytes / 64);
   for (int64_t gi = 0; gi < ng; ++gi) {
@@ -117,8 +119,35 @@ bool PackedTypeOf(GgmlType t, PackedType* out) {
     case GgmlType::kQ6_K: *out = PackedType::kQ6_K; return true;
     case GgmlType::kIQ4_XS: *out = PackedType::kIQ4_XS; return true;
     case GgmlType::kI4Z128: *out = PackedType::kI4Z128; return true;
+    case GgmlType::kF32: *out = PackedType::kF32; return true;
+    case GgmlType::kF16: *out = PackedType::kF16; return true;
+    case GgmlType::kBF16: *out = PackedType::kBF16; return true;
     default: return false;
   }
+}
+
+// Float panels (qgemm.h): element (l, k) of group g at k * 16 + l, copied in the file's type.
+void PackFloatPanels(const Matrix& w, PackedMatrix* p) {
+  const size_t es = FloatElemBytes(p->type);
+  p->group_bytes = (static_cast<size_t>(w.cols) * kGroupRows * es + 63) / 64 * 64;
+  const size_t total = static_cast<size_t>(p->num_groups) * p->group_bytes;
+  void* mem = std::aligned_alloc(64, total);
+  std::memset(mem, 0, total);  // rows past `rows` stay zero
+  p->owner = std::unique_ptr<uint8_t, void (*)(void*)>(static_cast<uint8_t*>(mem), std::free);
+  p->data = p->owner.get();
+  ThreadPool::Global().ParallelFor(p->num_groups, 1, [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; ++g) {
+      uint8_t* grp = p->data + static_cast<size_t>(g) * p->group_bytes;
+      for (int l = 0; l < kGroupRows && g * kGroupRows + l < w.rows; ++l) {
+        const uint8_t* row = w.row(g * kGroupRows + l);
+        if (es == 4) {
+          for (int64_t k = 0; k < w.cols; ++k) std::memcpy(grp + (k * kGroupRows + l) * 4, row + k * 4, 4);
+        } else {
+          for (int64_t k = 0; k < w.cols; ++k) std::memcpy(grp + (k * kGroupRows + l) * 2, row + k * 2, 2);
+        }
+      }
+    }
+  });
 }
 
 }  // namespace
@@ -126,6 +155,7 @@ bool PackedTypeOf(GgmlType t, PackedType* out) {
 bool CanPack(const Matrix& w) {
   PackedType t;
   if (!PackedTypeOf(w.type, &t)) return false;
+  if (IsFloatType(t)) return w.cols > 0 && w.rows > 0 && w.data != nullptr;
   return w.cols % GgmlBlockSize(w.type) == 0 && w.cols % kQBlock == 0 && w.rows > 0 && w.data != nullptr;
 }
 
@@ -136,6 +166,10 @@ std::unique_ptr<PackedMatrix> Pack(const Matrix& w) {
   p->cols = w.cols;
   p->nb = w.cols / kQBlock;
   p->num_groups = (w.rows + kGroupRows - 1) / kGroupRows;
+  if (IsFloatType(p->type)) {
+    PackFloatPanels(w, p.get());
+    return p;
+  }
   if (IsUnitType(p->type)) {
     const UnitLayout L = UnitLayoutOf(p->type);
     p->num_units = (p->nb + L.blocks - 1) / L.blocks;

@@ -41,8 +41,22 @@ constexpr int kGroupRows = 16;
 constexpr int kQBlock = 32;
 
 enum class PackedType : uint8_t {
-  kQ4_0, kQ4_1, kQ8_0, kQ5_0, kQ5_1, kIQ4_NL, kQ2_K, kQ3_K, kQ4_K, kQ5_K, kQ6_K, kIQ4_XS, kI4Z128
+  kQ4_0, kQ4_1, kQ8_0, kQ5_0, kQ5_1, kIQ4_NL, kQ2_K, kQ3_K, kQ4_K, kQ5_K, kQ6_K, kIQ4_XS, kI4Z128,
+  kF32, kF16, kBF16  // float panels (below)
 };
+
+// Float matrices (F32, F16, BF16) are packed as k-major panels: a group holds its 16 rows'
+// elements column by column (element (l, k) at k * 16 + l, the file's own element type, the
+// group padded to 64 bytes), so that decode streams one contiguous panel per group and a
+// prefill tile loads 16 rows' values of one column with one or two vector loads. Numerics:
+// one fma chain per output over k in order, from 0 (no activation rounding):
+//   acc = fma(w[r][k], x[t][k], acc)   for k = 0, 1, ..., cols - 1;   y = acc
+// so every ISA path gives the same bits for any batch, tile or thread split, and a token's
+// outputs depend only on its own activations.
+constexpr bool IsFloatType(PackedType t) {
+  return t == PackedType::kF32 || t == PackedType::kF16 || t == PackedType::kBF16;
+}
+constexpr size_t FloatElemBytes(PackedType t) { return t == PackedType::kF32 ? 4 : 2; }
 
 // Unit types: w = D * sc_j * (v(u) - z) - Dmin * m_j per 16-element sub-block j
 // (format/ggml_int.h). Numerics, per row, token and 32-block b (activations as above, plus
@@ -149,7 +163,8 @@ struct PackedMatrix {
 };
 
 // True for the GGML types that have a packed form: Q4_0, Q4_1, Q8_0 and the unit types,
-// with cols a multiple of the type's block (32, 128 or 256).
+// with cols a multiple of the type's block (32, 128 or 256); F32, F16 and BF16 (float
+// panels) with any cols.
 bool CanPack(const Matrix& w);
 // Repacks w (precondition: CanPack(w)). The result owns its memory.
 std::unique_ptr<PackedMatrix> Pack(const Matrix& w);
@@ -161,12 +176,14 @@ std::unique_ptr<PackedMatrix> Concat(const std::vector<const PackedMatrix*>& par
 // q [T][k], d [T][nb], s [T][nb] (sum of the block's q), aux [T][nb] the per-type
 // correction: off * s as int32 (Q4_0, Q8_0) or the float bits of d * s (Q4_1, Q5_1);
 // s16 [T][nb] (unit types) the block's two 16-element sums as int16s, S0 | S1 << 16.
+// x [T][k]: the activations themselves, for float panels (q, d, aux, s16 are then unused).
 struct QuantActs {
   const int8_t* q = nullptr;
   const float* d = nullptr;
   const int32_t* aux = nullptr;
   int64_t k = 0, nb = 0;
   const int32_t* s16 = nullptr;
+  const float* x = nullptr;
 };
 
 struct QKernels {
@@ -194,6 +211,15 @@ std::shared_ptr<const PackedMatrix> Compose(std::vector<std::shared_ptr<const Pa
 void ComputeAux(PackedType type, const float* d, const int32_t* s, int64_t n, int32_t* aux);
 // QuantActs::s16 of nt token rows of quantized activations q (row stride k).
 void ComputeSums16(const int8_t* q, int64_t nt, int64_t k, int32_t* s16);
+
+// The float panels' kernels (fgemm*.cc), with QKernels::gemm's contract.
+void GemmFloatGeneric(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt,
+                      float* y, int64_t ldy);
+void GemmFloatAvx2(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt,
+                   float* y, int64_t ldy);
+// AVX-512 F/BW/VL (called from the AVX-512 VNNI table; AVX-512 CPUs without VNNI run the AVX2 one).
+void GemmFloatAvx512(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt,
+                     float* y, int64_t ldy);
 
 // The unit types' kernels (qgemm_unit*.cc), with QKernels::gemm's contract.
 void GemmUnitGeneric(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt,

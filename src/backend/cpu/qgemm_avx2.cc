@@ -148,6 +148,9 @@ void Gemm(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int
     case PackedType::kQ4_0: return GemmType<PackedType::kQ4_0>(w, g0, ng, a, t0, nt, y, ldy);
     case PackedType::kQ4_1: return GemmType<PackedType::kQ4_1>(w, g0, ng, a, t0, nt, y, ldy);
     case PackedType::kQ8_0: return GemmType<PackedType::kQ8_0>(w, g0, ng, a, t0, nt, y, ldy);
+    case PackedType::kF32:
+    case PackedType::kF16:
+    case PackedType::kBF16: return GemmFloatAvx2(w, g0, ng, a, t0, nt, y, ldy);  // float panels: fp32 fma either way
     default: return GemmUnitAvx2(w, g0, ng, a, t0, nt, y, ldy);
   }
 }
