@@ -18,10 +18,13 @@ void SpecController::Observe(int64_t batch, bool on, int64_t tokens, double seco
   ++k.steps;
   k.tokens += tokens;
   k.seconds += seconds;
-  // A window whose mode already runs at under half the other mode's measured rate ends
-  // early: one compute-bound speculative step can cost a dozen plain ones.
+  // A window whose mode runs at under half the other mode's measured rate over its second
+  // step ends early: one compute-bound speculative step can cost a dozen plain ones. (The
+  // first step of a window is not judged: a draft model catches up on the tokens it missed
+  // while speculation was off, a one-time cost.)
   const int other = on ? 0 : 1;
-  const bool hopeless = k.rate[other] > 0 && static_cast<double>(k.tokens) / k.seconds < 0.5 * k.rate[other];
+  const bool hopeless = k.steps == 2 && k.rate[other] > 0 &&
+                        static_cast<double>(tokens) / seconds < 0.5 * k.rate[other];
   if (k.steps < o_.window_steps && !hopeless) return;
   const int mode = on ? 1 : 0;
   k.rate[mode] = static_cast<double>(k.tokens) / k.seconds;

@@ -14,8 +14,9 @@
 // neighbour without a probe: to the next larger bucket whenever it lost (more rows per step
 // only make verification dearer), to the next smaller one when it lost by more than 2x (half
 // the rows cannot make it twice as cheap). Such a bucket measures its own plain steps and
-// probes speculation on the usual schedule. For the same reason a window ends after its first
-// step when that step ran at under half the other mode's measured rate.
+// probes speculation on the usual schedule. For the same reason a window ends after its
+// second step when that step ran at under half the other mode's measured rate (the first is
+// not judged: a draft model catches up then on the tokens it missed while off).
 // Thread-safety: none; the engine thread only. Pure logic: fed observations, no clock.
 #pragma once
 

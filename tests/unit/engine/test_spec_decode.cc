@@ -452,16 +452,16 @@ TEST(SpecControllerTest, PassesAMeasuredLossToItsNeighbours) {
     return on_steps;
   };
   SpecController c({.window_steps = 4, .probe_every = 8, .hysteresis = 0.03});
-  // Off, then a probe of on that ends after its first step (under half the plain rate: a 3x
-  // loss at 32..63).
-  EXPECT_EQ(feed(c, 8, 0.06, 0.01, 32), 1);
+  // Off, then a probe of on that ends after its second step (under half the plain rate: a
+  // 3x loss at 32..63).
+  EXPECT_EQ(feed(c, 8, 0.06, 0.01, 32), 2);
   EXPECT_FALSE(c.speculate(32));
   EXPECT_EQ(feed(c, 40, 0.06, 0.01, 20), 0) << "16..31 inherits off (a 3x loss): no probe";
   EXPECT_EQ(feed(c, 40, 0.06, 0.01, 64), 0) << "64..127 inherits off";
   EXPECT_NEAR(c.rate_on(20), c.rate_on(32), 1e-9);
   EXPECT_NEAR(c.rate_off(20), 20 / 0.01, 1e-6) << "its own plain steps are measured";
-  EXPECT_EQ(feed(c, 8, 0.06, 0.01, 12), 1) << "8..15 is two buckets away: it probes";
-  EXPECT_EQ(feed(c, 8, 0.06, 0.01, 128), 1) << "128..255: a passed-on decision is not passed again";
+  EXPECT_EQ(feed(c, 8, 0.06, 0.01, 12), 2) << "8..15 is two buckets away: it probes";
+  EXPECT_EQ(feed(c, 8, 0.06, 0.01, 128), 2) << "128..255: a passed-on decision is not passed again";
 
   SpecController d({.window_steps = 4, .probe_every = 8, .hysteresis = 0.03});
   feed(d, 8, 0.027, 0.01, 32);  // a 1.35x loss at 32..63
