@@ -13,6 +13,7 @@
 #include "format/ggml_types.h"
 #include "model/weights.h"
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/qgemm.h"
 
 namespace inferd::backend_test {
 
@@ -73,6 +74,36 @@ inline OwnedMatrix MakeMatrix(GgmlType type, int64_t rows, int64_t cols, uint32_
   o.m.data = o.bytes.data();
   if (pack) o.packed = cpu::PackMatrix(o.m);
   return o;
+}
+
+// The fused matrix `fused` (rows of parts a, b, c in order) through MatMulSegments writes
+// each part's rows bit-identical to that part's own MatMul, for every token count.
+inline void ExpectSegmentsEqualSeparate(const cpu::PackedMatrix& fused_packed, std::initializer_list<OwnedMatrix*> parts,
+                                 std::initializer_list<int64_t> token_counts) {
+  const int64_t cols = fused_packed.cols;
+  Matrix fused;
+  fused.type = (*parts.begin())->m.type;
+  fused.rows = fused_packed.rows;
+  fused.cols = cols;
+  fused.packed = &fused_packed;
+  for (int64_t tokens : token_counts) {
+    auto x = RandomVec(static_cast<size_t>(tokens * cols), 15);
+    std::vector<std::vector<float>> ys;
+    std::vector<cpu::MatMulOut> outs;
+    for (OwnedMatrix* m : parts) ys.emplace_back(static_cast<size_t>(tokens * m->m.rows));
+    size_t i = 0;
+    for (OwnedMatrix* m : parts) outs.push_back({ys[i++].data(), m->m.rows});
+    cpu::MatMulSegments(fused, x.data(), tokens, outs);
+    i = 0;
+    for (OwnedMatrix* m : parts) {
+      Matrix pm = m->m;
+      pm.packed = m->packed.get();
+      std::vector<float> ref(ys[i].size());
+      cpu::MatMul(pm, x.data(), tokens, ref.data());
+      ASSERT_EQ(0, std::memcmp(ref.data(), ys[i].data(), ref.size() * 4)) << tokens << " tokens, part " << i;
+      ++i;
+    }
+  }
 }
 
 }  // namespace inferd::backend_test

@@ -119,33 +119,8 @@ TEST(FloatPanel, FusedSegmentsEqualSeparateMatMuls) {
   ASSERT_NE(cat, nullptr);
   std::shared_ptr<const cpu::PackedMatrix> comp = cpu::Compose({packed(a), packed(c), packed(b)});
   ASSERT_NE(comp, nullptr);
-  for (int64_t tokens : {1, 2, 3, 7, 40}) {
-    const auto x = RandomVec(static_cast<size_t>(tokens * 96), 15);
-    auto run = [&](const cpu::PackedMatrix& fused, std::initializer_list<const OwnedMatrix*> parts) {
-      Matrix f;
-      f.type = GgmlType::kF16;
-      f.rows = fused.rows;
-      f.cols = 96;
-      f.packed = &fused;
-      std::vector<std::vector<float>> ys;
-      std::vector<cpu::MatMulOut> outs;
-      for (const OwnedMatrix* m : parts) ys.emplace_back(static_cast<size_t>(tokens * m->m.rows));
-      size_t i = 0;
-      for (const OwnedMatrix* m : parts) outs.push_back({ys[i++].data(), m->m.rows});
-      cpu::MatMulSegments(f, x.data(), tokens, outs);
-      i = 0;
-      for (const OwnedMatrix* m : parts) {
-        Matrix pm = m->m;
-        pm.packed = m->packed.get();
-        std::vector<float> ref(ys[i].size());
-        cpu::MatMul(pm, x.data(), tokens, ref.data());
-        ASSERT_EQ(0, std::memcmp(ref.data(), ys[i].data(), ref.size() * 4)) << tokens << " tokens, part " << i;
-        ++i;
-      }
-    };
-    run(*cat, {&a, &b});
-    run(*comp, {&a, &c, &b});
-  }
+  backend_test::ExpectSegmentsEqualSeparate(*cat, {&a, &b}, {1, 2, 3, 7, 40});
+  backend_test::ExpectSegmentsEqualSeparate(*comp, {&a, &c, &b}, {1, 2, 3, 7, 40});
 }
 
 }  // namespace

@@ -208,36 +208,6 @@ INSTANTIATE_TEST_SUITE_P(Types, QGemmTest,
                                            GgmlType::kI4Z128),
                          [](const auto& info) { return GgmlTypeName(static_cast<uint32_t>(info.param)); });
 
-// The fused matrix `fused` (rows of parts a, b, c in order) through MatMulSegments writes
-// each part's rows bit-identical to that part's own MatMul, for every token count.
-void ExpectSegmentsEqualSeparate(const cpu::PackedMatrix& fused_packed, std::initializer_list<OwnedMatrix*> parts,
-                                 std::initializer_list<int64_t> token_counts) {
-  const int64_t cols = fused_packed.cols;
-  Matrix fused;
-  fused.type = (*parts.begin())->m.type;
-  fused.rows = fused_packed.rows;
-  fused.cols = cols;
-  fused.packed = &fused_packed;
-  for (int64_t tokens : token_counts) {
-    auto x = RandomVec(static_cast<size_t>(tokens * cols), 15);
-    std::vector<std::vector<float>> ys;
-    std::vector<cpu::MatMulOut> outs;
-    for (OwnedMatrix* m : parts) ys.emplace_back(static_cast<size_t>(tokens * m->m.rows));
-    size_t i = 0;
-    for (OwnedMatrix* m : parts) outs.push_back({ys[i++].data(), m->m.rows});
-    cpu::MatMulSegments(fused, x.data(), tokens, outs);
-    i = 0;
-    for (OwnedMatrix* m : parts) {
-      Matrix pm = m->m;
-      pm.packed = m->packed.get();
-      std::vector<float> ref(ys[i].size());
-      cpu::MatMul(pm, x.data(), tokens, ref.data());
-      ASSERT_EQ(0, std::memcmp(ref.data(), ys[i].data(), ref.size() * 4)) << tokens << " tokens, part " << i;
-      ++i;
-    }
-  }
-}
-
 // A fused matrix ([a; b; c], as PrepareWeights builds for QKV) writes each part's rows to
 // its own output, bit-identical to the separate matmuls, for any batch size.
 TEST(QGemm, ConcatenatedSegmentsEqualSeparateMatMuls) {
@@ -252,7 +222,7 @@ TEST(QGemm, ConcatenatedSegmentsEqualSeparateMatMuls) {
   EXPECT_EQ(cpu::Concat({parts[2], parts[0]}), nullptr);
   OwnedMatrix other = MakeMatrix(GgmlType::kQ8_0, 32, 96, 14);
   EXPECT_EQ(cpu::Concat({parts[0], static_cast<const cpu::PackedMatrix*>(other.packed.get())}), nullptr);
-  ExpectSegmentsEqualSeparate(*cat, {&a, &b, &c}, {1, 2, 3, 9});
+  backend_test::ExpectSegmentsEqualSeparate(*cat, {&a, &b, &c}, {1, 2, 3, 9});
 }
 
 // Parts of different types fused as a composite (cpu::Compose: Q4_K q, Q8_0 k, Q6_K v with a
@@ -269,7 +239,7 @@ TEST(QGemm, ComposedPartsOfDifferentTypesEqualSeparateMatMuls) {
   EXPECT_EQ(comp->num_groups, 3 + 1 + 2);
   OwnedMatrix narrow = MakeMatrix(GgmlType::kQ4_0, 16, 96, 24);
   EXPECT_EQ(cpu::Compose({parts[0], std::static_pointer_cast<const cpu::PackedMatrix>(narrow.packed)}), nullptr);
-  ExpectSegmentsEqualSeparate(*comp, {&a, &b, &c}, {1, 2, 3, 9, 40});
+  backend_test::ExpectSegmentsEqualSeparate(*comp, {&a, &b, &c}, {1, 2, 3, 9, 40});
 }
 
 TEST(QGemm, PackLayout) {

@@ -390,19 +390,25 @@ TEST(SpecDecodeDraftModelTest, ADraftWithAnotherTokenizerIsRefused) {
   EXPECT_NE(e.status().message().find("draft model /nonexistent/draft.gguf"), std::string::npos);
 }
 
+// Runs `steps` steps at `batch` in the controller's chosen modes: a speculative step emits 2
+// tokens per sequence in on_seconds, a plain one 1 in off_seconds. Returns the speculative steps.
+int FeedController(SpecController& ctl, int steps, double on_seconds, double off_seconds, int64_t batch) {
+  int on_steps = 0;
+  for (int i = 0; i < steps; ++i) {
+    const bool on = ctl.speculate(batch);
+    on_steps += on;
+    ctl.Observe(batch, on, on ? 2 * batch : batch, on ? on_seconds : off_seconds);
+  }
+  return on_steps;
+}
+
 // The controller keeps the faster mode at one batch size, re-decides when the faster mode
 // changes, and keeps separate decisions for batch sizes in different power-of-two buckets.
 TEST(SpecControllerTest, KeepsTheFasterModeAndProbesTheOther) {
   SpecController c({.window_steps = 4, .probe_every = 2, .hysteresis = 0.03});
   // Per mode, seconds per step at batch 32: speculation costs 3x per step for 2x the tokens.
-  auto feed = [&](SpecController& ctl, int steps, double on_seconds, double off_seconds, int64_t batch = 32) {
-    int on_steps = 0;
-    for (int i = 0; i < steps; ++i) {
-      const bool on = ctl.speculate(batch);
-      on_steps += on;
-      ctl.Observe(batch, on, on ? 2 * batch : batch, on ? on_seconds : off_seconds);
-    }
-    return on_steps;
+  auto feed = [](SpecController& ctl, int steps, double on_seconds, double off_seconds, int64_t batch = 32) {
+    return FeedController(ctl, steps, on_seconds, off_seconds, batch);
   };
   EXPECT_FALSE(c.speculate(32));  // starts off, then measures on
   feed(c, 4, 0.03, 0.01);
@@ -442,15 +448,7 @@ TEST(SpecControllerTest, KeepsTheFasterModeAndProbesTheOther) {
 // they skip the costly probe: the next larger one always, the next smaller one only for a
 // loss of more than 2x; passed-on decisions go no further.
 TEST(SpecControllerTest, PassesAMeasuredLossToItsNeighbours) {
-  auto feed = [](SpecController& ctl, int steps, double on_seconds, double off_seconds, int64_t batch) {
-    int on_steps = 0;
-    for (int i = 0; i < steps; ++i) {
-      const bool on = ctl.speculate(batch);
-      on_steps += on;
-      ctl.Observe(batch, on, on ? 2 * batch : batch, on ? on_seconds : off_seconds);
-    }
-    return on_steps;
-  };
+  const auto& feed = FeedController;
   SpecController c({.window_steps = 4, .probe_every = 8, .hysteresis = 0.03});
   // Off, then a probe of on that ends after its second step (under half the plain rate: a
   // 3x loss at 32..63).
