@@ -130,6 +130,11 @@ StatusOr<std::unique_ptr<EngineCore>> EngineCore::Create(std::unique_ptr<LoadedM
   }
   INFERD_ASSIGN_OR_RETURN(std::unique_ptr<EngineCore> e,
                           CreateWithBackend(std::move(model), options, std::move(backend)));
+  if (draft) {
+    // A draft model's first speculative step catches up on every running request's tokens:
+    // explore larger batches only after the smaller ones won (spec_controller.h).
+    e->spec_control_ = SpecController({.free_probe_buckets = 3});
+  }
   e->draft_ = std::move(draft);
   return e;
 }

@@ -59,7 +59,9 @@ void SpecController::PassOffToNeighbours(int from) {
 void SpecController::Decide(int bucket, int measured_mode) {
   Bucket& k = buckets_[bucket];
   if (k.rate[0] == 0 || k.rate[1] == 0) {  // measure the mode not measured yet
-    k.on = k.rate[1] == 0;
+    const bool may_probe = bucket < o_.free_probe_buckets ||
+                           (bucket > 0 && buckets_[bucket - 1].decided && buckets_[bucket - 1].best_on);
+    k.on = k.rate[1] == 0 && may_probe;
     return;
   }
   if (!k.decided) {

@@ -16,7 +16,8 @@
 // the rows cannot make it twice as cheap). Such a bucket measures its own plain steps and
 // probes speculation on the usual schedule. For the same reason a window ends after its
 // second step when that step ran at under half the other mode's measured rate (the first is
-// not judged: a draft model catches up then on the tokens it missed while off).
+// not judged: a draft model catches up then on the tokens it missed while off). With a draft
+// model the exploration also goes bottom-up (Options::free_probe_buckets).
 // Thread-safety: none; the engine thread only. Pure logic: fed observations, no clock.
 #pragma once
 
@@ -30,6 +31,11 @@ class SpecController {
     int window_steps = 4;      // decode-only steps per measurement window (fewer: see above)
     int probe_every = 8;       // windows in the better mode between two probes of the other
     double hysteresis = 0.03;  // the other mode must be this much faster to switch
+    // Buckets from this one up (batch >= 2^free_probe_buckets) probe speculation for the first
+    // time only once the next smaller bucket measured it winning; below, they probe at once.
+    // For a draft model (3: batches of 8 and more), whose first probe at a batch costs a
+    // prefill of every running request in the draft; the default leaves every bucket free.
+    int free_probe_buckets = 16;
   };
   SpecController() : SpecController(Options{}) {}
   explicit SpecController(const Options& o) : o_(o) {}

@@ -472,6 +472,21 @@ TEST(SpecControllerTest, PassesAMeasuredLossToItsNeighbours) {
   EXPECT_EQ(feed(e, 8, 0.012, 0.02, 64), 4);
 }
 
+// With free_probe_buckets (a draft model), a batch of 8 or more probes speculation only
+// after the next smaller bucket measured it winning: exploration goes bottom-up.
+TEST(SpecControllerTest, ProbesLargeBatchesOnlyAfterTheSmallerOnesWon) {
+  SpecController c({.window_steps = 4, .probe_every = 8, .hysteresis = 0.03, .free_probe_buckets = 3});
+  EXPECT_EQ(FeedController(c, 40, 0.012, 0.01, 32), 0) << "32..63: 16..31 has not won";
+  EXPECT_EQ(FeedController(c, 40, 0.012, 0.01, 9), 0) << "8..15: 4..7 has not won";
+  EXPECT_EQ(FeedController(c, 8, 0.012, 0.01, 5), 4) << "4..7 is below the free limit: it probes";
+  EXPECT_TRUE(c.speculate(5)) << "and wins (2x tokens for 1.2x time)";
+  EXPECT_GT(FeedController(c, 8, 0.012, 0.01, 9), 0) << "8..15 may probe now";
+  EXPECT_TRUE(c.speculate(9));
+  EXPECT_EQ(FeedController(c, 40, 0.012, 0.01, 32), 0) << "32..63 still waits for 16..31";
+  SpecController d;  // the default: every bucket probes at once
+  EXPECT_EQ(FeedController(d, 8, 0.012, 0.01, 32), 4);
+}
+
 TEST(SpeculativeConfigTest, ParsesVllmFieldsAndRejectsTheRest) {
   auto c = spec::ParseSpeculativeConfig(R"({"method": "ngram", "num_speculative_tokens": 3})");
   ASSERT_TRUE(c.ok());
