@@ -169,25 +169,25 @@ void AsyncEngine::Loop() {
       return;
     }
     StepResult result = engine_->Step();
+    const EngineSnapshot stats = engine_->Stats();  // engine thread: no lock needed to read it
     {
       // Before the outputs go out: whoever sees a request's final output also sees a
       // snapshot that no longer counts it as running.
       std::lock_guard<std::mutex> lock(mu_);
-      snapshot_ = engine_->Stats();
+      snapshot_ = stats;
     }
     Dispatch(result);
     const auto now = std::chrono::steady_clock::now();
     const double since = std::chrono::duration<double>(now - last_stats).count();
     if (stats_interval_s_ > 0 && since >= stats_interval_s_) {
-      const EngineSnapshot now_stats = engine_->Stats();
-      const EngineCounters& c = now_stats.counters;
+      const EngineCounters& c = stats.counters;
       const double hit = c.prefix_queries > 0 ? 100.0 * c.prefix_hits / c.prefix_queries : 0.0;
       INFERD_LOG_INFO(
           "Avg prompt throughput: {:.1f} tokens/s, Avg generation throughput: {:.1f} tokens/s, Running: {} reqs, "
           "Waiting: {} reqs, Preemptions: {}, KV cache usage: {:.1f}%, Prefix cache hit rate: {:.1f}%",
           (c.prompt_tokens - last_counters.prompt_tokens) / since,
-          (c.generation_tokens - last_counters.generation_tokens) / since, now_stats.num_running,
-          now_stats.num_waiting, c.num_preemptions, 100.0 * now_stats.kv_usage, hit);
+          (c.generation_tokens - last_counters.generation_tokens) / since, stats.num_running,
+          stats.num_waiting, c.num_preemptions, 100.0 * stats.kv_usage, hit);
       last_stats = now;
       last_counters = c;
     }

@@ -67,6 +67,7 @@ std::vector<int32_t> Engine::Encode(std::string_view text, bool add_special) con
 std::string Engine::Decode(std::span<const int32_t> ids, bool skip_special) const {
   return core_->tokenizer().Decode(ids, skip_special);
 }
+
 void Engine::AbortRequest(const std::string& request_id) { core_->AbortRequest(request_id); }
 StepResult Engine::Step() { return core_->Step(); }
 bool Engine::HasUnfinishedRequests() const { return core_->HasUnfinished(); }

@@ -88,10 +88,12 @@ void PackedMatMul(const cpu::PackedMatrix& p, const float* x, int64_t num_tokens
     }
     if (unit) cpu::ComputeSums16(buf.q.data() + t0 * k, t1 - t0, k, buf.s16.data() + t0 * nb);
   };
-  if (quantized && T >= kParallelQuantRows) {
-    ThreadPool::Global().ParallelFor(T, 1, quantize);
-  } else if (quantized) {
-    quantize(0, T);
+  if (quantized) {
+    if (T >= kParallelQuantRows) {
+      ThreadPool::Global().ParallelFor(T, 1, quantize);
+    } else {
+      quantize(0, T);
+    }
   }
   auto acts = [&](size_t i) {
     return cpu::QuantActs{buf.q.data(), buf.d.data(), buf.aux.data() + i * T * nb, k, nb, buf.s16.data(), x};
