@@ -15,6 +15,7 @@ APT_BUILD=(
   nlohmann-json3-dev libpcre2-dev libsentencepiece-dev sentencepiece
   libcli11-dev libspdlog-dev libfmt-dev libboost-dev
   libgrpc++-dev protobuf-compiler  # the gRPC API (--grpc-port; protoc writes the descriptor reflection serves)
+  protobuf-compiler-grpc  # grpc_cpp_plugin: Debian's gRPC CMake config fails without it (not a Depends of libgrpc++-dev)
 )
 # Testing: clang for the fuzzers, a real Prometheus and a real browser for e2e tests.
 APT_TEST=(
