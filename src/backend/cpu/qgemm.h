@@ -226,6 +226,9 @@ void GemmUnitGeneric(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantA
                      float* y, int64_t ldy);
 void GemmUnitAvx2(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt,
                   float* y, int64_t ldy);
+// AVX-512 F/BW/VL + VNNI (called from the VNNI table).
+void GemmUnitAvx512Vnni(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt,
+                        float* y, int64_t ldy);
 // Packs w (a unit type, cols a multiple of its block) into p's layout.
 void PackUnits(const Matrix& w, PackedMatrix* p);
 

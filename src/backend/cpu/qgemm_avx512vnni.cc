@@ -157,7 +157,7 @@ void Gemm(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int
     case PackedType::kF32:
     case PackedType::kF16:
     case PackedType::kBF16: return GemmFloatAvx512(w, g0, ng, a, t0, nt, y, ldy);
-    default: return GemmUnitAvx2(w, g0, ng, a, t0, nt, y, ldy);  // no VNNI unit kernels yet: AVX2 ones, same bits
+    default: return GemmUnitAvx512Vnni(w, g0, ng, a, t0, nt, y, ldy);
   }
 }
 

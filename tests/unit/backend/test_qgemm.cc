@@ -153,10 +153,14 @@ TEST_P(QGemmTest, IsaPathsAreBitIdentical) {
 
 // The largest codes (every code byte 0xFF) against activations that all quantize to +127 or
 // all to -127: the int16 partial sums of the AVX2 kernels must not saturate, so they still
-// equal the plain kernel's int32 arithmetic bit for bit.
+// equal the plain kernel's int32 arithmetic bit for bit; nor may the VNNI kernels' biased
+// look-up values (v + 128) and zero-point terms overflow.
 TEST_P(QGemmTest, ExtremeCodesDoNotSaturate) {
   const GgmlType type = GetParam();
-  if (!cpu::Avx2QKernels()) GTEST_SKIP() << "no AVX2";
+  std::vector<const cpu::QKernels*> tables;
+  if (cpu::Avx2QKernels()) tables.push_back(cpu::Avx2QKernels());
+  if (cpu::Avx512VnniQKernels()) tables.push_back(cpu::Avx512VnniQKernels());
+  if (tables.empty()) GTEST_SKIP() << "no SIMD kernels on this CPU";
   if (backend_test::HalfFields(type).empty()) GTEST_SKIP() << "8-bit-safe by construction (test_qgemm's other cases)";
   const int64_t rows = 16, cols = ColsFor(type, 64), tokens = 2;
   OwnedMatrix w = backend_test::MakeMatrix(type, rows, cols, 9);
@@ -175,10 +179,13 @@ TEST_P(QGemmTest, ExtremeCodesDoNotSaturate) {
   for (int64_t i = 0; i < cols; ++i) x[i] = 1.0f, x[cols + i] = -1.0f;
   Acts a = Quantize(cpu::GenericQKernels(), x, tokens, cols);
   const cpu::QuantActs v = a.view(p.type, cols);
-  std::vector<float> y1(tokens * 16), y2(tokens * 16);
+  std::vector<float> y1(tokens * 16);
   cpu::GenericQKernels().gemm(p, 0, 1, v, 0, tokens, y1.data(), 16);
-  cpu::Avx2QKernels()->gemm(p, 0, 1, v, 0, tokens, y2.data(), 16);
-  ASSERT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * 4));
+  for (const cpu::QKernels* k : tables) {
+    std::vector<float> y2(tokens * 16);
+    k->gemm(p, 0, 1, v, 0, tokens, y2.data(), 16);
+    ASSERT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * 4)) << k->name;
+  }
 }
 
 // A token's outputs do not depend on the batch: every batch size (crossing the 8-token
