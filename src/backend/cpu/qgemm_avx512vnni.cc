@@ -10,7 +10,9 @@
 
 #include <cstring>
 
+#include "backend/cpu/prefetch.h"
 #include "backend/cpu/qgemm.h"
+#include "backend/cpu/token_tiles.h"
 
 namespace inferd::cpu {
 namespace {
@@ -40,19 +42,18 @@ void Quantize(const float* x, int64_t ldx, int64_t nt, int64_t k, int8_t* q, flo
   }
 }
 
-// Software prefetch distance within a group's stream, in block pairs; 0 = none.
-constexpr int64_t kPrefetch = 2;
-
-// NG groups x NT tokens. kSplit: two integer chains per token (short tiles are latency-bound
-// on one chain); integer sums are exact, so the split does not change any result.
-template <PackedType kType, int NG, int NT>
-void Tile(const PackedMatrix& w, const uint8_t* grp0, const QuantActs& a, int64_t t0, float* y, int64_t ldy) {
+// One group x NT tokens. kSplit: two integer chains per token (short tiles are latency-bound
+// on one chain); integer sums are exact, so the split does not change any result. `stream`:
+// this tile is the only pass over the group's weights (decode, batched decode), which it
+// prefetches kDecodePrefetchBytes ahead.
+template <PackedType kType, int NT>
+void Tile(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, int64_t t0, float* y, int64_t ldy,
+          bool stream) {
   constexpr int kChunks = kType == PackedType::kQ8_0 ? 8 : 4;
   constexpr int kSplit = NT == 1 ? 2 : 1;
   const __m512i low4 = _mm512_set1_epi8(0x0F);
-  __m512 acc[NG][NT];
-  for (auto& g : acc)
-    for (auto& v : g) v = _mm512_setzero_ps();
+  __m512 acc[NT];
+  for (auto& v : acc) v = _mm512_setzero_ps();
   const int8_t* aq[NT];
   const float* ad[NT];
   const int32_t* ax[NT];
@@ -63,89 +64,62 @@ void Tile(const PackedMatrix& w, const uint8_t* grp0, const QuantActs& a, int64_
   }
   const int64_t nb = w.nb;
   for (int64_t b = 0; b < nb; ++b) {
-    for (int g = 0; g < NG; ++g) {
-      const uint8_t* grp = grp0 + g * w.group_bytes;
-      const uint8_t* qs = grp + w.qs_offset(b);
-      if (kPrefetch && (b & 1) == 0) {  // the pair kPrefetch bytes ahead in this group's stream
-        const char* ahead = reinterpret_cast<const char*>(grp + w.pair(b)) + kPrefetch * w.pair_bytes;
-        for (size_t off = 0; off < w.pair_bytes; off += 64) _mm_prefetch(ahead + off, _MM_HINT_T0);
-      }
-      __m512i isum[NT][kSplit];
-      for (auto& v : isum)
-        for (auto& s : v) s = _mm512_setzero_si512();
-      for (int c = 0; c < kChunks; ++c) {
-        const __m512i wv = _mm512_load_si512(reinterpret_cast<const void*>(qs + 64 * c));
-        if constexpr (kType == PackedType::kQ8_0) {
-          for (int t = 0; t < NT; ++t) {
-            __m512i& s = isum[t][c % kSplit];
-            s = _mm512_dpbusd_epi32(s, wv, Bcast4(aq[t] + b * kQBlock + 4 * c));
-          }
-        } else {
-          const __m512i lo = _mm512_and_si512(wv, low4);
-          const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), low4);
-          for (int t = 0; t < NT; ++t) {
-            isum[t][0] = _mm512_dpbusd_epi32(isum[t][0], lo, Bcast4(aq[t] + b * kQBlock + 4 * c));
-            isum[t][kSplit - 1] =
-                _mm512_dpbusd_epi32(isum[t][kSplit - 1], hi, Bcast4(aq[t] + b * kQBlock + 16 + 4 * c));
-          }
-        }
-      }
-      const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(grp + w.d_offset(b))));
-      if constexpr (kType == PackedType::kQ4_1) {
-        const __m512 mw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(grp + w.m_offset(b))));
+    const uint8_t* qs = grp + w.qs_offset(b);
+    if (stream && (b & 1) == 0) PrefetchAhead(grp + w.pair(b), static_cast<int>(w.pair_bytes));
+    __m512i isum[NT][kSplit];
+    for (auto& v : isum)
+      for (auto& s : v) s = _mm512_setzero_si512();
+    for (int c = 0; c < kChunks; ++c) {
+      const __m512i wv = _mm512_load_si512(reinterpret_cast<const void*>(qs + 64 * c));
+      if constexpr (kType == PackedType::kQ8_0) {
         for (int t = 0; t < NT; ++t) {
-          __m512i s = isum[t][0];
-          if constexpr (kSplit == 2) s = _mm512_add_epi32(s, isum[t][1]);
-          float dsa;
-          std::memcpy(&dsa, &ax[t][b], 4);
-          acc[g][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(ad[t][b])), _mm512_cvtepi32_ps(s), acc[g][t]);
-          acc[g][t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(dsa), acc[g][t]);
+          __m512i& s = isum[t][c % kSplit];
+          s = _mm512_dpbusd_epi32(s, wv, Bcast4(aq[t] + b * kQBlock + 4 * c));
         }
       } else {
+        const __m512i lo = _mm512_and_si512(wv, low4);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), low4);
         for (int t = 0; t < NT; ++t) {
-          __m512i s = isum[t][0];
-          if constexpr (kSplit == 2) s = _mm512_add_epi32(s, isum[t][1]);
-          s = _mm512_sub_epi32(s, _mm512_set1_epi32(ax[t][b]));
-          acc[g][t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(ad[t][b])), _mm512_cvtepi32_ps(s), acc[g][t]);
+          isum[t][0] = _mm512_dpbusd_epi32(isum[t][0], lo, Bcast4(aq[t] + b * kQBlock + 4 * c));
+          isum[t][kSplit - 1] = _mm512_dpbusd_epi32(isum[t][kSplit - 1], hi, Bcast4(aq[t] + b * kQBlock + 16 + 4 * c));
         }
       }
     }
+    const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(grp + w.d_offset(b))));
+    if constexpr (kType == PackedType::kQ4_1) {
+      const __m512 mw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(grp + w.m_offset(b))));
+      for (int t = 0; t < NT; ++t) {
+        __m512i s = isum[t][0];
+        if constexpr (kSplit == 2) s = _mm512_add_epi32(s, isum[t][1]);
+        float dsa;
+        std::memcpy(&dsa, &ax[t][b], 4);
+        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(ad[t][b])), _mm512_cvtepi32_ps(s), acc[t]);
+        acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(dsa), acc[t]);
+      }
+    } else {
+      for (int t = 0; t < NT; ++t) {
+        __m512i s = isum[t][0];
+        if constexpr (kSplit == 2) s = _mm512_add_epi32(s, isum[t][1]);
+        s = _mm512_sub_epi32(s, _mm512_set1_epi32(ax[t][b]));
+        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(ad[t][b])), _mm512_cvtepi32_ps(s), acc[t]);
+      }
+    }
   }
-  for (int g = 0; g < NG; ++g)
-    for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ldy + g * kGroupRows, acc[g][t]);
+  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ldy, acc[t]);
 }
 
-// Tiles: many tokens share each loaded weight chunk (NT = 8, one group); few tokens run
-// several groups side by side instead, so that there are enough independent chains.
+// Tiles: one group and up to 8 tokens, each loaded weight chunk shared by the tile's tokens.
+// Decode used to run 2-4 groups side by side for more independent chains; one group with
+// the stream prefetched decodes the embedded model 1.2-1.7x faster here (BENCHMARKS.md,
+// "One group per decode tile").
 template <PackedType kType>
 void GemmType(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt, float* y,
               int64_t ldy) {
-  auto tokens = [&](auto ng_tag, const uint8_t* grp, float* yg) {
-    constexpr int kNg = decltype(ng_tag)::value;
-    int64_t t = 0;
-    for (; t + 8 <= nt; t += 8) Tile<kType, kNg, 8>(w, grp, a, t0 + t, yg + t * ldy, ldy);
-    switch (nt - t) {
-      case 7: Tile<kType, kNg, 7>(w, grp, a, t0 + t, yg + t * ldy, ldy); break;
-      case 6: Tile<kType, kNg, 6>(w, grp, a, t0 + t, yg + t * ldy, ldy); break;
-      case 5: Tile<kType, kNg, 5>(w, grp, a, t0 + t, yg + t * ldy, ldy); break;
-      case 4: Tile<kType, kNg, 4>(w, grp, a, t0 + t, yg + t * ldy, ldy); break;
-      case 3: Tile<kType, kNg, 3>(w, grp, a, t0 + t, yg + t * ldy, ldy); break;
-      case 2: Tile<kType, kNg, 2>(w, grp, a, t0 + t, yg + t * ldy, ldy); break;
-      case 1: Tile<kType, kNg, 1>(w, grp, a, t0 + t, yg + t * ldy, ldy); break;
-      default: break;
-    }
-  };
-  // Registers: the broadcast activations (8 per token) are shared by the NG groups, so
-  // several groups side by side only for one or two tokens.
-  int64_t g = 0;
-  if (nt == 1) {
-    for (; g + 4 <= ng; g += 4)
-      tokens(std::integral_constant<int, 4>{}, w.group(g0 + g), y + g * kGroupRows);
-  } else if (nt == 2) {
-    for (; g + 2 <= ng; g += 2)
-      tokens(std::integral_constant<int, 2>{}, w.group(g0 + g), y + g * kGroupRows);
+  for (int64_t g = 0; g < ng; ++g) {  // a group's token tiles in turn, while it is in cache
+    ForTokenTiles(nt, [&](auto nt_tag, int64_t t) {
+      Tile<kType, decltype(nt_tag)::value>(w, w.group(g0 + g), a, t0 + t, y + t * ldy + g * kGroupRows, ldy, nt <= 8);
+    });
   }
-  for (; g < ng; ++g) tokens(std::integral_constant<int, 1>{}, w.group(g0 + g), y + g * kGroupRows);
 }
 
 void Gemm(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt, float* y,

@@ -20,6 +20,7 @@
 
 #include "backend/cpu/prefetch.h"
 #include "backend/cpu/qgemm.h"
+#include "backend/cpu/token_tiles.h"
 #include "format/ggml_int.h"
 
 namespace inferd::cpu {
@@ -95,109 +96,89 @@ struct BlockScales {
   }
 };
 
-// NG groups x NT tokens, all 16 rows of each group. Each code vector is built once per
-// group and used by the NT tokens.
-template <PackedType kType, int NG, int NT>
-void Tile(const PackedMatrix& w, const uint8_t* grp0, const QuantActs& a, int64_t t0, float* y, int64_t ldy) {
+// One group (all 16 rows) x NT tokens; each code vector is built once and used by the NT
+// tokens. `stream`: the only pass over the group's weights, prefetched ahead (as in
+// qgemm_avx512vnni.cc).
+template <PackedType kType, int NT>
+void Tile(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, int64_t t0, float* y, int64_t ldy,
+          bool stream) {
   constexpr UnitLayout L = UnitLayoutOf(kType);
   constexpr int kZ = L.lut ? 128 : L.z_shift < 0 ? 0 : 1 << L.z_shift;
   constexpr int kShare = (L.unit_bytes / L.blocks + 63) / 64 * 64;  // a block's share of the unit
-  __m512 acc[NG][NT];
-  for (auto& g : acc)
-    for (auto& v : g) v = _mm512_setzero_ps();
+  __m512 acc[NT];
+  for (auto& v : acc) v = _mm512_setzero_ps();
   for (int64_t u = 0; u < w.num_units; ++u) {
     const int nbi = static_cast<int>(std::min<int64_t>(L.blocks, w.nb - u * L.blocks));
     for (int bi = 0; bi < nbi; ++bi) {
       const int64_t b = u * L.blocks + bi;
       const int8_t* aq[NT];
       for (int t = 0; t < NT; ++t) aq[t] = a.q + (t0 + t) * a.k + b * kQBlock;
-      for (int g = 0; g < NG; ++g) {
-        const uint8_t* unit = grp0 + g * w.group_bytes + u * L.unit_bytes;
-        if constexpr (NT <= 2) PrefetchAhead(unit + bi * kShare, kShare);
-        __m512i dot[NT][2];
-        for (auto& d : dot) d[0] = d[1] = _mm512_setzero_si512();
-        auto step = [&](auto k_tag) {  // sub-vectors k (sub-block 0) and k + 4 (sub-block 1)
-          constexpr int k = decltype(k_tag)::value;
-          const __m512i c0 = Code<kType, k>(unit, bi), c1 = Code<kType, k + 4>(unit, bi);
-#pragma GCC unroll 8
-          for (int t = 0; t < NT; ++t) {
-            dot[t][0] = _mm512_dpbusd_epi32(dot[t][0], c0, Bcast4(aq[t] + 4 * k));
-            dot[t][1] = _mm512_dpbusd_epi32(dot[t][1], c1, Bcast4(aq[t] + 16 + 4 * k));
-          }
-        };
-        [&]<int... K>(std::integer_sequence<int, K...>) {
-          (step(std::integral_constant<int, K>{}), ...);
-        }(std::make_integer_sequence<int, 4>{});
-        const BlockScales<kType> sc(unit, bi);
-        const __m512 dw = LoadHalves(unit + L.d_off + (L.d_per_block ? 32 * bi : 0));
-        __m512 dmin = _mm512_setzero_ps(), fmin = _mm512_setzero_ps();
-        if constexpr (L.int_min) dmin = LoadHalves(unit + L.dmin_off);
-        if constexpr (L.fp_min) fmin = LoadHalves(unit + L.dmin_off + 32 * bi);
+      const uint8_t* unit = grp + u * L.unit_bytes;
+      if (stream) PrefetchAhead(unit + bi * kShare, kShare);
+      __m512i dot[NT][2];
+      for (auto& d : dot) d[0] = d[1] = _mm512_setzero_si512();
+      auto step = [&](auto k_tag) {  // sub-vectors k (sub-block 0) and k + 4 (sub-block 1)
+        constexpr int k = decltype(k_tag)::value;
+        const __m512i c0 = Code<kType, k>(unit, bi), c1 = Code<kType, k + 4>(unit, bi);
 #pragma GCC unroll 8
         for (int t = 0; t < NT; ++t) {
-          const int32_t s16 = a.s16[(t0 + t) * a.nb + b];
-          const int32_t S0 = static_cast<int16_t>(s16 & 0xFFFF), S1 = s16 >> 16;
-          __m512i d0 = dot[t][0], d1 = dot[t][1], is;
-          if constexpr (L.sc_bytes == 32) {
-            if constexpr (kZ != 0) {
-              d0 = _mm512_sub_epi32(d0, _mm512_set1_epi32(kZ * S0));
-              d1 = _mm512_sub_epi32(d1, _mm512_set1_epi32(kZ * S1));
-            }
-            is = _mm512_add_epi32(_mm512_mullo_epi32(d0, sc.sc0), _mm512_mullo_epi32(d1, sc.sc1));
-          } else {
-            is = _mm512_add_epi32(d0, d1);
-            if constexpr (kZ != 0) is = _mm512_sub_epi32(is, _mm512_set1_epi32(kZ * (S0 + S1)));
-            if constexpr (L.sc_bytes == 16) is = _mm512_mullo_epi32(is, sc.sc0);
+          dot[t][0] = _mm512_dpbusd_epi32(dot[t][0], c0, Bcast4(aq[t] + 4 * k));
+          dot[t][1] = _mm512_dpbusd_epi32(dot[t][1], c1, Bcast4(aq[t] + 16 + 4 * k));
+        }
+      };
+      [&]<int... K>(std::integer_sequence<int, K...>) {
+        (step(std::integral_constant<int, K>{}), ...);
+      }(std::make_integer_sequence<int, 4>{});
+      const BlockScales<kType> sc(unit, bi);
+      const __m512 dw = LoadHalves(unit + L.d_off + (L.d_per_block ? 32 * bi : 0));
+      __m512 dmin = _mm512_setzero_ps(), fmin = _mm512_setzero_ps();
+      if constexpr (L.int_min) dmin = LoadHalves(unit + L.dmin_off);
+      if constexpr (L.fp_min) fmin = LoadHalves(unit + L.dmin_off + 32 * bi);
+#pragma GCC unroll 8
+      for (int t = 0; t < NT; ++t) {
+        const int32_t s16 = a.s16[(t0 + t) * a.nb + b];
+        const int32_t S0 = static_cast<int16_t>(s16 & 0xFFFF), S1 = s16 >> 16;
+        __m512i d0 = dot[t][0], d1 = dot[t][1], is;
+        if constexpr (L.sc_bytes == 32) {
+          if constexpr (kZ != 0) {
+            d0 = _mm512_sub_epi32(d0, _mm512_set1_epi32(kZ * S0));
+            d1 = _mm512_sub_epi32(d1, _mm512_set1_epi32(kZ * S1));
           }
-          const __m512 da = _mm512_set1_ps(a.d[(t0 + t) * a.nb + b]);
-          __m512& r = acc[g][t];
-          r = _mm512_fmadd_ps(_mm512_mul_ps(dw, da), _mm512_cvtepi32_ps(is), r);
-          if constexpr (L.int_min) {
-            __m512i j;
-            if constexpr (L.sc_min_nibbles) j = _mm512_madd_epi16(sc.mp, _mm512_set1_epi32(s16));
-            else j = _mm512_mullo_epi32(sc.mp, _mm512_set1_epi32(S0 + S1));
-            r = _mm512_fnmadd_ps(_mm512_mul_ps(dmin, da), _mm512_cvtepi32_ps(j), r);
-          }
-          if constexpr (L.fp_min) {
-            float dsa;
-            std::memcpy(&dsa, &a.aux[(t0 + t) * a.nb + b], 4);
-            r = _mm512_fmadd_ps(fmin, _mm512_set1_ps(dsa), r);
-          }
+          is = _mm512_add_epi32(_mm512_mullo_epi32(d0, sc.sc0), _mm512_mullo_epi32(d1, sc.sc1));
+        } else {
+          is = _mm512_add_epi32(d0, d1);
+          if constexpr (kZ != 0) is = _mm512_sub_epi32(is, _mm512_set1_epi32(kZ * (S0 + S1)));
+          if constexpr (L.sc_bytes == 16) is = _mm512_mullo_epi32(is, sc.sc0);
+        }
+        const __m512 da = _mm512_set1_ps(a.d[(t0 + t) * a.nb + b]);
+        __m512& r = acc[t];
+        r = _mm512_fmadd_ps(_mm512_mul_ps(dw, da), _mm512_cvtepi32_ps(is), r);
+        if constexpr (L.int_min) {
+          __m512i j;
+          if constexpr (L.sc_min_nibbles) j = _mm512_madd_epi16(sc.mp, _mm512_set1_epi32(s16));
+          else j = _mm512_mullo_epi32(sc.mp, _mm512_set1_epi32(S0 + S1));
+          r = _mm512_fnmadd_ps(_mm512_mul_ps(dmin, da), _mm512_cvtepi32_ps(j), r);
+        }
+        if constexpr (L.fp_min) {
+          float dsa;
+          std::memcpy(&dsa, &a.aux[(t0 + t) * a.nb + b], 4);
+          r = _mm512_fmadd_ps(fmin, _mm512_set1_ps(dsa), r);
         }
       }
     }
   }
-  for (int g = 0; g < NG; ++g)
-    for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ldy + g * kGroupRows, acc[g][t]);
+  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ldy, acc[t]);
 }
 
-// Tiles as qgemm_avx512vnni.cc: several groups side by side for one or two tokens (decode),
-// else one group and up to 8 tokens.
+// Tiles as in qgemm_avx512vnni.cc: one group at a time, its tokens in tiles of up to 8.
 template <PackedType kType>
 void GemmType(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt, float* y,
               int64_t ldy) {
-  auto tokens = [&](auto ng_tag, const uint8_t* grp, float* yg) {
-    constexpr int kNg = decltype(ng_tag)::value;
-    int64_t t = 0;
-    for (; t + 8 <= nt; t += 8) Tile<kType, kNg, 8>(w, grp, a, t0 + t, yg + t * ldy, ldy);
-    switch (nt - t) {
-      case 7: Tile<kType, kNg, 7>(w, grp, a, t0 + t, yg + t * ldy, ldy); break;
-      case 6: Tile<kType, kNg, 6>(w, grp, a, t0 + t, yg + t * ldy, ldy); break;
-      case 5: Tile<kType, kNg, 5>(w, grp, a, t0 + t, yg + t * ldy, ldy); break;
-      case 4: Tile<kType, kNg, 4>(w, grp, a, t0 + t, yg + t * ldy, ldy); break;
-      case 3: Tile<kType, kNg, 3>(w, grp, a, t0 + t, yg + t * ldy, ldy); break;
-      case 2: Tile<kType, kNg, 2>(w, grp, a, t0 + t, yg + t * ldy, ldy); break;
-      case 1: Tile<kType, kNg, 1>(w, grp, a, t0 + t, yg + t * ldy, ldy); break;
-      default: break;
-    }
-  };
-  int64_t g = 0;
-  if (nt == 1) {
-    for (; g + 4 <= ng; g += 4) tokens(std::integral_constant<int, 4>{}, w.group(g0 + g), y + g * kGroupRows);
-  } else if (nt == 2) {
-    for (; g + 2 <= ng; g += 2) tokens(std::integral_constant<int, 2>{}, w.group(g0 + g), y + g * kGroupRows);
+  for (int64_t g = 0; g < ng; ++g) {
+    ForTokenTiles(nt, [&](auto nt_tag, int64_t t) {
+      Tile<kType, decltype(nt_tag)::value>(w, w.group(g0 + g), a, t0 + t, y + t * ldy + g * kGroupRows, ldy, nt <= 8);
+    });
   }
-  for (; g < ng; ++g) tokens(std::integral_constant<int, 1>{}, w.group(g0 + g), y + g * kGroupRows);
 }
 
 }  // namespace
