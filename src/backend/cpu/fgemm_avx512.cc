@@ -4,13 +4,7 @@
 // conversions and fmas per product. Tiles: 4 groups x 1 token (decode, four panel streams
 // prefetched ahead), 2 groups x 2 tokens, and 2 groups x up to 8 tokens (prefill: 16
 // accumulators; each column load serves 8 tokens, each broadcast 2 groups).
-// GCC 12 reports the undefined source operand inside _mm512_cvtph_ps / _mm512_cvtepu16_epi32
-// as maybe-uninitialized (a false positive in avx512fintrin.h, as in kernels_avx512.cc).
-#if defined(__GNUC__) && !defined(__clang__)  // clang has no such warning
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#pragma GCC diagnostic ignored "-Wuninitialized"  // the same false positive at -O1 (asan preset)
-#include <immintrin.h>
+#include "backend/cpu/avx512_intrin.h"
 
 #include "backend/cpu/prefetch.h"
 #include "backend/cpu/qgemm.h"

@@ -1,13 +1,7 @@
 // AVX-512 kernels (compiled with -mavx512f/bw/vl; selected only when the CPU has them).
 // One zmm register holds the 16 accumulation lanes, so results equal the AVX2 and generic
 // kernels bit for bit.
-// GCC 12 reports its own _mm512_undefined_* temporaries inside the widening intrinsics
-// as maybe-uninitialized (a false positive in avx512fintrin.h).
-#if defined(__GNUC__) && !defined(__clang__)  // clang has no such warning
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#pragma GCC diagnostic ignored "-Wuninitialized"  // the same false positive at -O1 (asan preset)
-#include <immintrin.h>
+#include "backend/cpu/avx512_intrin.h"
 
 #include <cstring>
 

@@ -30,6 +30,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "format/ggml_types.h"
@@ -138,6 +139,26 @@ constexpr UnitLayout UnitLayoutOf(PackedType t) {
   }
 }
 constexpr bool IsUnitType(PackedType t) { return UnitLayoutOf(t).blocks != 0; }
+
+// Calls f(std::integral_constant<PackedType, T>{}) for the unit type t (the ISA kernels'
+// per-type dispatch); does nothing for other types.
+template <class F>
+inline void VisitUnitType(PackedType t, F&& f) {
+  using P = PackedType;
+  switch (t) {
+    case P::kQ5_0: return f(std::integral_constant<P, P::kQ5_0>{});
+    case P::kQ5_1: return f(std::integral_constant<P, P::kQ5_1>{});
+    case P::kIQ4_NL: return f(std::integral_constant<P, P::kIQ4_NL>{});
+    case P::kQ2_K: return f(std::integral_constant<P, P::kQ2_K>{});
+    case P::kQ3_K: return f(std::integral_constant<P, P::kQ3_K>{});
+    case P::kQ4_K: return f(std::integral_constant<P, P::kQ4_K>{});
+    case P::kQ5_K: return f(std::integral_constant<P, P::kQ5_K>{});
+    case P::kQ6_K: return f(std::integral_constant<P, P::kQ6_K>{});
+    case P::kIQ4_XS: return f(std::integral_constant<P, P::kIQ4_XS>{});
+    case P::kI4Z128: return f(std::integral_constant<P, P::kI4Z128>{});
+    default: return;
+  }
+}
 
 struct PackedMatrix {
   PackedType type = PackedType::kQ4_0;

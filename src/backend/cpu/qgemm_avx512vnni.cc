@@ -2,11 +2,7 @@
 // has them). One zmm lane is one weight row of a 16-row group: vpdpbusd multiplies the
 // group's unsigned weight codes by four broadcast int8 activations and sums them into the
 // row's int32 lane, so no horizontal reduction is needed anywhere.
-#if defined(__GNUC__) && !defined(__clang__)  // clang has no such warning
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#pragma GCC diagnostic ignored "-Wuninitialized"  // the same false positive at -O1 (asan preset)
-#include <immintrin.h>
+#include "backend/cpu/avx512_intrin.h"
 
 #include <cstring>
 

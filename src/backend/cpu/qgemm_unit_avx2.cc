@@ -266,19 +266,7 @@ void GemmType(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a,
 
 void GemmUnitAvx2(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt, float* y,
                   int64_t ldy) {
-  switch (w.type) {
-    case PackedType::kQ5_0: return GemmType<PackedType::kQ5_0>(w, g0, ng, a, t0, nt, y, ldy);
-    case PackedType::kQ5_1: return GemmType<PackedType::kQ5_1>(w, g0, ng, a, t0, nt, y, ldy);
-    case PackedType::kIQ4_NL: return GemmType<PackedType::kIQ4_NL>(w, g0, ng, a, t0, nt, y, ldy);
-    case PackedType::kQ2_K: return GemmType<PackedType::kQ2_K>(w, g0, ng, a, t0, nt, y, ldy);
-    case PackedType::kQ3_K: return GemmType<PackedType::kQ3_K>(w, g0, ng, a, t0, nt, y, ldy);
-    case PackedType::kQ4_K: return GemmType<PackedType::kQ4_K>(w, g0, ng, a, t0, nt, y, ldy);
-    case PackedType::kQ5_K: return GemmType<PackedType::kQ5_K>(w, g0, ng, a, t0, nt, y, ldy);
-    case PackedType::kQ6_K: return GemmType<PackedType::kQ6_K>(w, g0, ng, a, t0, nt, y, ldy);
-    case PackedType::kIQ4_XS: return GemmType<PackedType::kIQ4_XS>(w, g0, ng, a, t0, nt, y, ldy);
-    case PackedType::kI4Z128: return GemmType<PackedType::kI4Z128>(w, g0, ng, a, t0, nt, y, ldy);
-    default: return;
-  }
+  VisitUnitType(w.type, [&](auto type) { GemmType<decltype(type)::value>(w, g0, ng, a, t0, nt, y, ldy); });
 }
 
 }  // namespace inferd::cpu

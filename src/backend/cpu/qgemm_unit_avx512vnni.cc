@@ -9,11 +9,7 @@
 // as the unsigned v + 128. Every integer equals the reference's exactly (no int16 stage that
 // could saturate) and the float steps are the same operations in the same order, so the
 // results are bit-identical to GemmUnitGeneric and GemmUnitAvx2.
-#if defined(__GNUC__) && !defined(__clang__)  // clang has no such warning
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#pragma GCC diagnostic ignored "-Wuninitialized"  // the same false positive at -O1 (asan preset)
-#include <immintrin.h>
+#include "backend/cpu/avx512_intrin.h"
 
 #include <cstring>
 #include <utility>
@@ -185,19 +181,7 @@ void GemmType(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a,
 
 void GemmUnitAvx512Vnni(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt,
                         float* y, int64_t ldy) {
-  switch (w.type) {
-    case PackedType::kQ5_0: return GemmType<PackedType::kQ5_0>(w, g0, ng, a, t0, nt, y, ldy);
-    case PackedType::kQ5_1: return GemmType<PackedType::kQ5_1>(w, g0, ng, a, t0, nt, y, ldy);
-    case PackedType::kIQ4_NL: return GemmType<PackedType::kIQ4_NL>(w, g0, ng, a, t0, nt, y, ldy);
-    case PackedType::kQ2_K: return GemmType<PackedType::kQ2_K>(w, g0, ng, a, t0, nt, y, ldy);
-    case PackedType::kQ3_K: return GemmType<PackedType::kQ3_K>(w, g0, ng, a, t0, nt, y, ldy);
-    case PackedType::kQ4_K: return GemmType<PackedType::kQ4_K>(w, g0, ng, a, t0, nt, y, ldy);
-    case PackedType::kQ5_K: return GemmType<PackedType::kQ5_K>(w, g0, ng, a, t0, nt, y, ldy);
-    case PackedType::kQ6_K: return GemmType<PackedType::kQ6_K>(w, g0, ng, a, t0, nt, y, ldy);
-    case PackedType::kIQ4_XS: return GemmType<PackedType::kIQ4_XS>(w, g0, ng, a, t0, nt, y, ldy);
-    case PackedType::kI4Z128: return GemmType<PackedType::kI4Z128>(w, g0, ng, a, t0, nt, y, ldy);
-    default: return;
-  }
+  VisitUnitType(w.type, [&](auto type) { GemmType<decltype(type)::value>(w, g0, ng, a, t0, nt, y, ldy); });
 }
 
 }  // namespace inferd::cpu

@@ -1,9 +1,6 @@
 // attention_impl.h and elementwise_impl.h on AVX-512 F/BW/VL (compiled with those flags;
 // selected only when the CPU has them).
-#if defined(__GNUC__) && !defined(__clang__)  // clang has no such warning
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#pragma GCC diagnostic ignored "-Wuninitialized"  // the same false positive at -O1 (asan preset)
+#include "backend/cpu/avx512_intrin.h"
 #include "backend/cpu/attention_impl.h"
 #include "backend/cpu/elementwise_impl.h"
 
