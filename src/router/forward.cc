@@ -150,6 +150,7 @@ class Forward : public std::enable_shared_from_this<Forward> {
     }
     if (streaming_) {
       if (admitted_) usage_.FeedStream(d);
+      NoteStreamEnd(d);
       ex_->Write(std::string(d));
     } else if (body_.size() + d.size() <= ctx_.options.max_response_bytes) {
       body_.append(d);
@@ -230,10 +231,28 @@ class Forward : public std::enable_shared_from_this<Forward> {
     ctx_.canary.Record(backend_->canary, ok, ttft, now);
   }
 
+  // Sets sse_done_ once the stream's `data: [DONE]` has been passed on (the marker may span
+  // two reads: the last bytes of the previous one are kept).
+  void NoteStreamEnd(std::string_view d) {
+    static constexpr std::string_view kDone = "data: [DONE]";
+    if (sse_done_) return;
+    std::string probe = sse_tail_;
+    probe.append(d);
+    sse_done_ = probe.find(kDone) != std::string::npos;
+    sse_tail_ = probe.size() < kDone.size() ? probe : probe.substr(probe.size() - (kDone.size() - 1));
+  }
+
   void OnClientGone() {
     if (done_) return;
     done_ = true;
     Settle();
+    if (sse_done_) {
+      // The client has the whole answer and closed before the replica's body ended (the
+      // openai SDK stops reading at [DONE]): an answered request, and the replica's end is
+      // still counted when it comes (OnEnd), so the call is not cancelled.
+      ctx_.metrics.client_requests.Labels({StatusClass(status_)}).Inc();
+      return;
+    }
     ctx_.metrics.client_requests.Labels({"499"}).Inc();
     if (call_) call_->Cancel();
   }
@@ -297,6 +316,8 @@ class Forward : public std::enable_shared_from_this<Forward> {
   std::string content_type_, body_;
   bool discard_ = false, streaming_ = false, started_ = false, too_large_ = false;
   bool done_ = false, timed_out_ = false;
+  bool sse_done_ = false;  // the stream's `data: [DONE]` was passed on
+  std::string sse_tail_;   // the last bytes passed on, for a marker split across reads
   UsageScanner usage_;
 };
 

@@ -120,6 +120,36 @@ def test_expect_100_continue_is_answered_by_the_router(start_server, replicas):
     assert json.loads(r.read())["usage"]["completion_tokens"] == 2
 
 
+def test_stream_closed_right_after_done_counts_as_answered(start_server):
+    """A client that resets its connection as soon as it has read `data: [DONE]` (as the openai
+    SDK closes after [DONE]) got the whole answer: the router counts a 2xx, never a 499, even
+    when the reset reaches it before the replica's end of body."""
+    import socket
+    import struct
+    replica = start_server(*REPLICA_FLAGS)
+    router = start_router(start_server, [replica])
+    body = json.dumps({"model": "smollm2", "prompt": "Hello", "max_tokens": 3, "stream": True}).encode()
+    request = (f"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    n = 12
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", router.port), timeout=30)
+        s.sendall(request)
+        got = b""
+        while b"data: [DONE]" not in got:
+            chunk = s.recv(65536)
+            assert chunk, got
+            got += chunk
+        assert got.startswith(b"HTTP/1.1 200"), got[:200]
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+        s.close()
+    wait_for(lambda: metric(get_text(router.base_url + "/metrics"), "inferd_router_requests_total",
+                            code="2xx") >= n, what="the replica's ends of body")
+    text = get_text(router.base_url + "/metrics")
+    assert metric(text, "inferd_router_client_requests_total", code="2xx") == n
+    assert metric(text, "inferd_router_client_requests_total", code="499") == 0
+
+
 def test_client_disconnect_aborts_on_the_replica(start_server):
     replica = start_server(*REPLICA_FLAGS)
     router = start_router(start_server, [replica])
