@@ -22,7 +22,8 @@ def test_gil_is_released_while_the_engine_runs(llm):
 
     def work():
         window["start"] = time.monotonic()
-        llm.generate(["Tell me about the moon."] * 4, SamplingParams(temperature=0, max_tokens=96, ignore_eos=True),
+        # Long enough that a held GIL would show as one long gap (about 1 s on 2 cores).
+        llm.generate(["Tell me about the moon."] * 4, SamplingParams(temperature=0, max_tokens=384, ignore_eos=True),
                      use_tqdm=False)
         window["end"] = time.monotonic()
         done.set()
@@ -34,10 +35,12 @@ def test_gil_is_released_while_the_engine_runs(llm):
         time.sleep(0.005)
     t.join()
     inside = [x for x in ticks if window["start"] < x < window["end"]]
-    assert window["end"] - window["start"] > 0.3
-    # Python kept running beside the engine: ticks all through the batch, not only at its ends.
-    assert len(inside) >= 20
-    assert max(b - a for a, b in zip(inside, inside[1:])) < 0.5
+    duration = window["end"] - window["start"]
+    # Python kept running beside the engine: ticks all through the batch (at least 0.1 s of
+    # them), not only at its ends; no gap near the batch's own length, however fast it ran.
+    assert len(inside) >= 20, duration
+    gaps = [b - a for a, b in zip([window["start"], *inside], [*inside, window["end"]])]
+    assert max(gaps) < duration / 4, (max(gaps), duration)
 
 
 def test_threads_share_one_llm(llm):
