@@ -26,6 +26,15 @@ inline std::vector<float> RandomVec(size_t n, uint32_t seed, float scale = 1.0f)
   return v;
 }
 
+// The SIMD quantized-matmul tables this CPU has (AVX2, AVX-512 VNNI), for comparing each
+// with the plain kernels; empty on a CPU with neither.
+inline std::vector<const cpu::QKernels*> SimdQKernels() {
+  std::vector<const cpu::QKernels*> tables;
+  if (cpu::Avx2QKernels()) tables.push_back(cpu::Avx2QKernels());
+  if (cpu::Avx512VnniQKernels()) tables.push_back(cpu::Avx512VnniQKernels());
+  return tables;
+}
+
 struct OwnedMatrix {
   std::vector<uint8_t> bytes;
   Matrix m;

@@ -66,9 +66,7 @@ TEST_P(FloatPanelTest, IsaPathsAreBitIdentical) {
   const auto& p = *static_cast<const cpu::PackedMatrix*>(w.packed.get());
   const auto x = RandomVec(static_cast<size_t>(tokens * cols), 4, 3.0f);
   const cpu::QuantActs a = FloatActs(x, cols);
-  std::vector<const cpu::QKernels*> tables{cpu::Avx2QKernels()};
-  if (cpu::Avx512VnniQKernels()) tables.push_back(cpu::Avx512VnniQKernels());
-  for (const cpu::QKernels* k : tables) {
+  for (const cpu::QKernels* k : backend_test::SimdQKernels()) {
     SCOPED_TRACE(k->name);
     for (int64_t nt : {1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 19}) {
       for (int64_t ng : {1, 2, 3, 4, 5}) {

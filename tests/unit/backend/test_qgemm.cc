@@ -116,9 +116,7 @@ TEST_P(QGemmTest, IntegerFormMatchesDequantize) {
 // plain one, for all tile shapes (tokens 1..19, group counts 1..5).
 TEST_P(QGemmTest, IsaPathsAreBitIdentical) {
   const GgmlType type = GetParam();
-  std::vector<const cpu::QKernels*> tables;
-  if (cpu::Avx2QKernels()) tables.push_back(cpu::Avx2QKernels());
-  if (cpu::Avx512VnniQKernels()) tables.push_back(cpu::Avx512VnniQKernels());
+  const std::vector<const cpu::QKernels*> tables = backend_test::SimdQKernels();
   if (tables.empty()) GTEST_SKIP() << "no SIMD kernels on this CPU";
   // 5 blocks: an odd count leaves a block pair half empty; K-quants: 2 super-blocks.
   const int64_t rows = 80, cols = GgmlBlockSize(type) > 32 ? 512 : 160, tokens = 19;
@@ -157,9 +155,7 @@ TEST_P(QGemmTest, IsaPathsAreBitIdentical) {
 // look-up values (v + 128) and zero-point terms overflow.
 TEST_P(QGemmTest, ExtremeCodesDoNotSaturate) {
   const GgmlType type = GetParam();
-  std::vector<const cpu::QKernels*> tables;
-  if (cpu::Avx2QKernels()) tables.push_back(cpu::Avx2QKernels());
-  if (cpu::Avx512VnniQKernels()) tables.push_back(cpu::Avx512VnniQKernels());
+  const std::vector<const cpu::QKernels*> tables = backend_test::SimdQKernels();
   if (tables.empty()) GTEST_SKIP() << "no SIMD kernels on this CPU";
   if (backend_test::HalfFields(type).empty()) GTEST_SKIP() << "8-bit-safe by construction (test_qgemm's other cases)";
   const int64_t rows = 16, cols = ColsFor(type, 64), tokens = 2;
