@@ -150,7 +150,7 @@ class Forward : public std::enable_shared_from_this<Forward> {
     }
     if (streaming_) {
       if (admitted_) usage_.FeedStream(d);
-      NoteStreamEnd(d);
+      stream_end_.Feed(d);
       ex_->Write(std::string(d));
     } else if (body_.size() + d.size() <= ctx_.options.max_response_bytes) {
       body_.append(d);
@@ -231,22 +231,11 @@ class Forward : public std::enable_shared_from_this<Forward> {
     ctx_.canary.Record(backend_->canary, ok, ttft, now);
   }
 
-  // Sets sse_done_ once the stream's `data: [DONE]` has been passed on (the marker may span
-  // two reads: the last bytes of the previous one are kept).
-  void NoteStreamEnd(std::string_view d) {
-    static constexpr std::string_view kDone = "data: [DONE]";
-    if (sse_done_) return;
-    std::string probe = sse_tail_;
-    probe.append(d);
-    sse_done_ = probe.find(kDone) != std::string::npos;
-    sse_tail_ = probe.size() < kDone.size() ? probe : probe.substr(probe.size() - (kDone.size() - 1));
-  }
-
   void OnClientGone() {
     if (done_) return;
     done_ = true;
     Settle();
-    if (sse_done_) {
+    if (stream_end_.done()) {
       // The client has the whole answer and closed before the replica's body ended (the
       // openai SDK stops reading at [DONE]): an answered request, and the replica's end is
       // still counted when it comes (OnEnd), so the call is not cancelled.
@@ -316,8 +305,7 @@ class Forward : public std::enable_shared_from_this<Forward> {
   std::string content_type_, body_;
   bool discard_ = false, streaming_ = false, started_ = false, too_large_ = false;
   bool done_ = false, timed_out_ = false;
-  bool sse_done_ = false;  // the stream's `data: [DONE]` was passed on
-  std::string sse_tail_;   // the last bytes passed on, for a marker split across reads
+  StreamEndScanner stream_end_;  // has the stream's `data: [DONE]` been passed on
   UsageScanner usage_;
 };
 
@@ -348,6 +336,20 @@ RequestTraits ReadRequestTraits(const std::string& body, const std::string& path
   if (auto it = j.find("n"); it != j.end() && it->is_number_integer()) n = std::clamp(it->get<double>(), 1.0, 128.0);
   t.estimated_tokens = (static_cast<double>(body.size()) / 4 + max_tokens) * n;
   return t;
+}
+
+void StreamEndScanner::Feed(std::string_view bytes) {
+  static constexpr std::string_view kDone = "data: [DONE]";
+  constexpr size_t kKeep = kDone.size() - 1;
+  if (done_) return;
+  std::string edge = tail_;  // a marker across this read's start
+  edge.append(bytes.substr(0, kKeep));
+  done_ = edge.find(kDone) != std::string::npos || bytes.find(kDone) != std::string_view::npos;
+  if (bytes.size() >= kKeep) {
+    tail_.assign(bytes.substr(bytes.size() - kKeep));
+  } else {  // edge holds the old tail and all of bytes
+    tail_ = edge.size() > kKeep ? edge.substr(edge.size() - kKeep) : edge;
+  }
 }
 
 void UsageScanner::FeedStream(std::string_view bytes) {

@@ -66,4 +66,16 @@ class UsageScanner {
   std::optional<double> total_;
 };
 
+// Notes when a stream passed on has carried its `data: [DONE]` marker, wherever the reads
+// split it; copies at most a marker's length per read.
+class StreamEndScanner {
+ public:
+  void Feed(std::string_view bytes);
+  bool done() const { return done_; }
+
+ private:
+  bool done_ = false;
+  std::string tail_;  // the last marker-length - 1 bytes fed
+};
+
 }  // namespace inferd::router

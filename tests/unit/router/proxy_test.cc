@@ -82,5 +82,30 @@ TEST(UsageScanner, FindsUsageInAStreamSplitAnywhere) {
   EXPECT_EQ(whole.total_tokens(), 30.0);
 }
 
+TEST(StreamEndScanner, FindsDoneSplitAnywhereAndNothingElse) {
+  const std::string sse = "data: {\"choices\":[{\"text\":\"[DONE]\"}]}\n\ndata: [DONE]\n\n";
+  const size_t at = sse.rfind("data: [DONE]");
+  for (size_t a = 0; a <= sse.size(); ++a) {
+    for (size_t b = a; b <= sse.size(); b += 3) {  // three reads, split at a and b
+      StreamEndScanner s;
+      s.Feed(std::string_view(sse).substr(0, a));
+      ASSERT_EQ(s.done(), a >= at + 12) << a;
+      s.Feed(std::string_view(sse).substr(a, b - a));
+      ASSERT_EQ(s.done(), b >= at + 12) << a << " " << b;
+      s.Feed(std::string_view(sse).substr(b));
+      ASSERT_TRUE(s.done()) << a << " " << b;
+    }
+  }
+  StreamEndScanner one_byte_reads;  // reads shorter than the kept tail
+  for (char c : std::string("data: [DON")) one_byte_reads.Feed(std::string_view(&c, 1));
+  EXPECT_FALSE(one_byte_reads.done());
+  one_byte_reads.Feed("E");
+  one_byte_reads.Feed("]");
+  EXPECT_TRUE(one_byte_reads.done());
+  StreamEndScanner text_only;  // [DONE] inside a token's text is not the marker
+  text_only.Feed("data: {\"text\":\"[DONE]\"}\n\n");
+  EXPECT_FALSE(text_only.done());
+}
+
 }  // namespace
 }  // namespace inferd::router
