@@ -7,15 +7,16 @@
 //
 // Numerics (identical for every ISA, batch, tile and thread split):
 //   a query at position p sees keys [0, p] (with a sliding window W: [p - W + 1, p]; keys
-//   outside it get no score and add nothing, whatever chunk they share). Keys go in partitions of kAttnPartition
-//   positions; inside a partition, in chunks of up to 16 that never cross a KV block
-//   (chunk boundaries depend only on positions and block_size). Per chunk: scores
-//   s = q * scale . k (d summed as four interleaved fma chains d mod 4, then
-//   (c0 + c1) + (c2 + c3)), with soft-capping s = c * (1 - 2 / (exp(2 s / c) + 1)) (= c tanh(s / c)),
+//   outside it get no score and add nothing, whatever chunk they share). Keys go in partitions
+//   of kAttnPartition positions; inside a partition, in chunks of the kAttnChunk positions
+//   [64c, 64c + 64) (chunk boundaries depend only on positions; a chunk may span KV blocks),
+//   each four vectors of 16 keys. Per chunk: scores s = q * scale . k (one fma chain per key,
+//   d in order), with soft-capping s = c * (1 - 2 / (exp(2 s / c) + 1)) (= c tanh(s / c)),
 //   then ALiBi s = s + slope * float(j - p) (one rounding each: exact across ISAs),
-//   m' = max(m, max s); when m' != m, l *= e and o *= e with
-//   e = exp(m - m'); p = exp(s - m'); l += sum p (HorizontalSum16 order); o += p_j v_j for
-//   the chunk's keys in order. Partitions merge in order: M = max m_i,
+//   m' = max(m, max s over the chunk); when m' != m, l *= e with e = exp(m - m');
+//   p = exp(s - m') (0 for keys not visible); l += sum((p_0 + p_1) + (p_2 + p_3)) (the four
+//   vectors, then HorizontalSum16 order); o = o * e (e = 1 when m did not move), then
+//   o += p_j v_j for the chunk's visible keys in order. Partitions merge in order: M = max m_i,
 //   L = sum l_i exp(m_i - M), O = sum o_i exp(m_i - M) (empty partitions skipped),
 //   out = O / L. exp is vec16.h's Exp. A half K/V cache is widened exactly to fp32 on load.
 //
@@ -35,7 +36,8 @@
 namespace inferd::cpu {
 
 constexpr int64_t kAttnPartition = 512;  // keys per split-K partition
-constexpr int kAttnMaxQueries = 16;      // query rows per tile
+constexpr int kAttnChunk = 64;           // keys per online-softmax step (divides kAttnPartition)
+constexpr int kAttnMaxQueries = 32;      // query rows per tile
 constexpr int64_t kAttnMaxHeadDim = 256;
 
 struct AttnTile {

@@ -28,116 +28,180 @@ float ExpScalar(float x) {
   return Exp(V::Set1(x)).Lane(0);
 }
 
-// A chunk's K and V as fp32, widened once for every query of the tile (exact, so the scores
-// are those of the cache's values): K as [head_dim][k_stride] (keys side by side), V as
-// [16][v_stride] (a key's values, whole vectors). A full chunk of an fp32 cache whose
-// head_dim is a multiple of 16 is read in place.
+// A chunk of up to kAttnChunk keys as fp32, widened once for every query of the tile (exact,
+// so the scores are those of the cache's values): K as [head_dim][kAttnChunk] (keys side by
+// side), V as [kAttnChunk][v_stride] (a key's values, whole vectors); for code formats the
+// keys' K and V scales as fp32 [kAttnChunk]. Lanes past w are never used unmasked. An fp32
+// cache whose blocks hold whole key vectors is read in place, each vector from its block.
 struct ChunkF32 {
-  const float* k;
-  const float* v;
-  int w;  // keys in the chunk (<= 16)
+  const float* k[kAttnChunk / 16];  // key vector kv: K[dd][key] at k[kv][dd * k_stride + key]
+  const float* v[kAttnChunk / 16];  // its keys' values at v[kv][key * v_stride + col]
+  const float* ks;  // nullptr: not a code format
+  const float* vs;
+  int w;  // keys in the chunk (<= kAttnChunk)
   int64_t k_stride, v_stride;
+  const float* VRow(int j) const { return v[j >> 4] + (j & 15) * v_stride; }
 };
 
-// One chunk of w <= 16 keys (positions pos0..) for the G queries [i0, i0 + G) of the tile.
-// NV = vectors per head (head_dim / 16, rounded up). G and NV are compile-time so that the
-// accumulators stay in registers: V::kAttnGroup queries per call (1 on AVX2, whose 16 ymm
-// hold one query's 4 score chains of 16 keys; 4 with 32 zmm), V::kAttnPvBlock vectors of the
-// output per pass over the keys. Blocking changes no result: every score and output lane
-// keeps its own sequence of operations.
-template <class V, class E, int NV, int G>
-void Chunk(const AttnTile& t, int i0, const float* qs, int64_t pos0, const ChunkF32& c, V kscale, V vscale, float* m,
-           float* l) {
-  const int64_t d = t.head_dim;
-  const int w = c.w;
-  int nvis[G], lo[G];  // query i sees the chunk's keys [lo, nvis)
-  int nmax = 0;
-  for (int i = 0; i < G; ++i) {
-    const int64_t n = t.limit[i0 + i] - pos0;
-    const int64_t f = t.first[i0 + i] - pos0;
-    nvis[i] = static_cast<int>(n < 0 ? 0 : (n > w ? w : n));
-    lo[i] = static_cast<int>(f < 0 ? 0 : (f > w ? w : f));
-    if (lo[i] >= nvis[i]) nvis[i] = lo[i] = 0;
-    nmax = nvis[i] > nmax ? nvis[i] : nmax;
-  }
-  if (nmax == 0) return;
-  // Scores: four fma chains per query (element dd goes to chain dd mod 4).
-  V acc[G][4];
+constexpr int kChunkVecs = kAttnChunk / 16;  // score vectors per chunk
+
+// Scores of the G queries qs[i * d ...] against the chunk's first KV key vectors: one fma
+// chain per (query, key vector), d in order. KV and G are compile-time so that the
+// accumulators stay in registers.
+template <class V, int G, int KV>
+void ScoresKv(const float* qs, int64_t d, const ChunkF32& c, V (&s)[G][kChunkVecs]) {
+  V acc[G][KV];
   for (int i = 0; i < G; ++i)
-    for (auto& a : acc[i]) a = V::Zero();
-  int64_t dd = 0;
-  for (; dd + 4 <= d; dd += 4) {
-    const float* kr = c.k + dd * c.k_stride;
+    for (int kv = 0; kv < KV; ++kv) acc[i][kv] = V::Zero();
+  for (int64_t dd = 0; dd < d; ++dd) {
+    V k[KV];
+    for (int kv = 0; kv < KV; ++kv) k[kv] = V::Load(c.k[kv] + dd * c.k_stride);
     for (int i = 0; i < G; ++i) {
-      const float* qi = qs + i * d + dd;
-      acc[i][0] = Fma(V::Set1(qi[0]), V::Load(kr), acc[i][0]);
-      acc[i][1] = Fma(V::Set1(qi[1]), V::Load(kr + c.k_stride), acc[i][1]);
-      acc[i][2] = Fma(V::Set1(qi[2]), V::Load(kr + 2 * c.k_stride), acc[i][2]);
-      acc[i][3] = Fma(V::Set1(qi[3]), V::Load(kr + 3 * c.k_stride), acc[i][3]);
+      const V qb = V::Set1(qs[i * d + dd]);
+      for (int kv = 0; kv < KV; ++kv) acc[i][kv] = Fma(qb, k[kv], acc[i][kv]);
     }
   }
-  for (; dd < d; ++dd) {  // head_dim = 2 mod 4
-    const V kv = V::Load(c.k + dd * c.k_stride);
-    for (int i = 0; i < G; ++i) acc[i][dd & 3] = Fma(V::Set1(qs[i * d + dd]), kv, acc[i][dd & 3]);
+  for (int i = 0; i < G; ++i)
+    for (int kv = 0; kv < KV; ++kv) s[i][kv] = acc[i][kv];
+}
+
+template <class V, int G>
+void Scores(int kvn, const float* qs, int64_t d, const ChunkF32& c, V (&s)[G][kChunkVecs]) {
+  static_assert(kChunkVecs == 4);
+  switch (kvn) {
+    case 1: return ScoresKv<V, G, 1>(qs, d, c, s);
+    case 2: return ScoresKv<V, G, 2>(qs, d, c, s);
+    case 3: return ScoresKv<V, G, 3>(qs, d, c, s);
+    default: return ScoresKv<V, G, 4>(qs, d, c, s);
   }
-  alignas(64) float p[G][16];
+}
+
+// The query's visible lanes [a, b) of key vector kv, from its visible keys [lo, hi) of the chunk.
+inline void VecRange(int lo, int hi, int kv, int* a, int* b) {
+  *a = std::clamp(lo - 16 * kv, 0, 16);
+  *b = std::clamp(hi - 16 * kv, 0, 16);
+}
+
+// Online softmax of query q over one chunk, from its raw scores s[0, kvn): sets p (the
+// chunk's weights, times the V scales for code formats; 0 for invisible keys), updates
+// m[q], l[q] and returns the factor the output accumulated so far must be scaled by.
+template <class V>
+float ChunkSoftmax(const AttnTile& t, int q, int64_t pos0, const ChunkF32& c, int kvn, int lo, int hi,
+                   const V* s, float* p) {
   const V neg_inf = V::Set1(-std::numeric_limits<float>::infinity());
-  for (int i = 0; i < G; ++i) {
-    if (nvis[i] == 0) continue;
-    const int q = i0 + i;
-    V raw = (acc[i][0] + acc[i][1]) + (acc[i][2] + acc[i][3]);
-    if constexpr (kIsCode<E>) raw = kscale * raw;
+  V x[kChunkVecs];
+  V vmax = neg_inf;
+  for (int kv = 0; kv < kvn; ++kv) {
+    V raw = s[kv];
+    if (c.ks != nullptr) raw = V::Load(c.ks + 16 * kv) * raw;
     if (t.softcap > 0.0f) raw = SoftCap(raw, t.softcap);
     if (t.alibi[q] != 0.0f) {
-      // Distances key - query for the chunk's keys: small integers, exact in float.
+      // Distances key - query for the vector's keys: small integers, exact in float.
       alignas(64) float dist[16];
-      const int64_t d0 = pos0 - (t.limit[q] - 1);
+      const int64_t d0 = pos0 + 16 * kv - (t.limit[q] - 1);
       for (int j = 0; j < 16; ++j) dist[j] = static_cast<float>(d0 + j);
       raw = raw + V::Set1(t.alibi[q]) * V::Load(dist);
     }
-    V s = V::SelectFirst(nvis[i], raw, neg_inf);
-    if (lo[i] > 0) s = V::SelectFirst(lo[i], neg_inf, s);  // before the sliding window
-    const float bm = s.ReduceMax();
-    const float m_new = m[q] < bm ? bm : m[q];
-    if (m_new != m[q] && l[q] != 0.0f) {  // rescale what was accumulated
-      const float e = ExpScalar<V>(m[q] - m_new);
-      l[q] = l[q] * e;
-      float* o = t.o + q * d;
-      const V ev = V::Set1(e);
-      for (int cc = 0; cc < NV; ++cc) {
-        const int n = static_cast<int>(d - 16 * cc < 16 ? d - 16 * cc : 16);
-        (ev * V::LoadN(o + 16 * cc, n)).StoreN(o + 16 * cc, n);
-      }
-    }
-    m[q] = m_new;
-    V pv = V::SelectFirst(nvis[i], Exp(s - V::Set1(m_new)), V::Zero());
-    if (lo[i] > 0) pv = V::SelectFirst(lo[i], V::Zero(), pv);
-    l[q] = l[q] + pv.ReduceAdd();
-    if constexpr (kIsCode<E>) pv = pv * vscale;  // p_j * vs_j
-    pv.Store(p[i]);
+    int a, b;
+    VecRange(lo, hi, kv, &a, &b);
+    x[kv] = V::SelectFirst(b, raw, neg_inf);
+    if (a > 0) x[kv] = V::SelectFirst(a, neg_inf, x[kv]);
+    vmax = Max(vmax, x[kv]);
   }
-  // o += p_j v_j, keys in order, in passes of kAttnPvBlock output vectors. A query past its
-  // last visible key adds nothing (p = 0 there is skipped, not multiplied: unwritten V may be NaN).
+  const float bm = vmax.ReduceMax();
+  const float m_new = t.m[q] < bm ? bm : t.m[q];
+  float e = 1.0f;
+  if (m_new != t.m[q] && t.l[q] != 0.0f) {  // rescale what was accumulated
+    e = ExpScalar<V>(t.m[q] - m_new);
+    t.l[q] = t.l[q] * e;
+  }
+  t.m[q] = m_new;
+  V pv[kChunkVecs];
+  for (int kv = 0; kv < kChunkVecs; ++kv) {
+    int a, b;
+    VecRange(lo, hi, kv, &a, &b);
+    pv[kv] = V::Zero();
+    if (kv >= kvn || a >= b) continue;
+    pv[kv] = V::SelectFirst(b, Exp(x[kv] - V::Set1(m_new)), V::Zero());
+    if (a > 0) pv[kv] = V::SelectFirst(a, V::Zero(), pv[kv]);
+  }
+  t.l[q] = t.l[q] + ((pv[0] + pv[1]) + (pv[2] + pv[3])).ReduceAdd();
+  for (int kv = 0; kv < kvn; ++kv) {
+    if (c.vs != nullptr) pv[kv] = pv[kv] * V::Load(c.vs + 16 * kv);  // p_j * vs_j
+    pv[kv].Store(p + 16 * kv);
+  }
+  return e;
+}
+
+// One chunk (positions pos0..) for the G queries [i0, i0 + G) of the tile. NV = vectors per
+// head (head_dim / 16, rounded up). V::kAttnGroup queries per call (1 on AVX2, whose 16 ymm
+// hold one query's 4 score vectors; 4 with 32 zmm), V::kAttnPvBlock vectors of the output per
+// pass over the keys. Blocking changes no result: every score and output lane keeps its own
+// sequence of operations.
+template <class V, int NV, int G>
+void Chunk(const AttnTile& t, int i0, const float* qs, int64_t pos0, const ChunkF32& c) {
+  const int64_t d = t.head_dim;
+  int hi[G], lo[G];  // query i sees the chunk's keys [lo, hi)
+  int nmax = 0, jlo = kAttnChunk, all_lo = 0, all_hi = kAttnChunk;
+  for (int i = 0; i < G; ++i) {
+    const int64_t n = t.limit[i0 + i] - pos0;
+    const int64_t f = t.first[i0 + i] - pos0;
+    hi[i] = static_cast<int>(std::clamp<int64_t>(n, 0, c.w));
+    lo[i] = static_cast<int>(std::clamp<int64_t>(f, 0, c.w));
+    if (lo[i] >= hi[i]) hi[i] = lo[i] = 0;
+    nmax = std::max(nmax, hi[i]);
+    jlo = std::min(jlo, hi[i] > 0 ? lo[i] : kAttnChunk);
+    all_lo = std::max(all_lo, lo[i]);
+    all_hi = std::min(all_hi, hi[i]);
+  }
+  if (nmax == 0) return;
+  const int kvn = (nmax + 15) / 16;
+  V s[G][kChunkVecs];
+  Scores<V, G>(kvn, qs, d, c, s);
+  alignas(64) float p[G][kAttnChunk];
+  float e[G];
+  for (int i = 0; i < G; ++i) e[i] = hi[i] > 0 ? ChunkSoftmax<V>(t, i0 + i, pos0, c, kvn, lo[i], hi[i], s[i], p[i]) : 1.0f;
+  // o = o * e + sum_j p_j v_j, keys in order, in passes of kAttnPvBlock output vectors. Keys
+  // [all_lo, all_hi) are seen by every query of the group; elsewhere a query past its visible
+  // keys adds nothing (p = 0 there is skipped, not multiplied: unwritten V may be NaN).
+  if (all_lo >= all_hi) all_lo = all_hi = nmax;
   constexpr int kCb = V::kAttnPvBlock < NV ? V::kAttnPvBlock : NV;
   auto pass = [&](auto c0_tag) {
     constexpr int c0 = decltype(c0_tag)::value;
     constexpr int cn = NV - c0 < kCb ? NV - c0 : kCb;
     V o[G][cn];
-    for (int i = 0; i < G; ++i)
+    for (int i = 0; i < G; ++i) {
+      const V ev = V::Set1(e[i]);
       for (int cc = 0; cc < cn; ++cc) {
+        if (hi[i] == 0) {  // sees none of the chunk: untouched (and not stored)
+          o[i][cc] = V::Zero();
+          continue;
+        }
         const int64_t col = 16 * (c0 + cc);
-        o[i][cc] = V::LoadN(t.o + (i0 + i) * d + col, static_cast<int>(d - col < 16 ? d - col : 16));
+        o[i][cc] = ev * V::LoadN(t.o + (i0 + i) * d + col, static_cast<int>(d - col < 16 ? d - col : 16));
       }
-    for (int j = 0; j < nmax; ++j) {
-      const float* vr = c.v + j * c.v_stride + 16 * c0;
+    }
+    auto some = [&](int j) {
+      const float* vr = c.VRow(j) + 16 * c0;
       for (int i = 0; i < G; ++i) {
-        if (j >= nvis[i] || j < lo[i]) continue;
+        if (j >= hi[i] || j < lo[i]) continue;
         const V pj = V::Set1(p[i][j]);
         for (int cc = 0; cc < cn; ++cc) o[i][cc] = Fma(pj, V::Load(vr + 16 * cc), o[i][cc]);
       }
+    };
+    for (int j = jlo; j < all_lo; ++j) some(j);
+    for (int j = all_lo; j < all_hi; ++j) {
+      const float* vr = c.VRow(j) + 16 * c0;
+      V vv[cn];
+      for (int cc = 0; cc < cn; ++cc) vv[cc] = V::Load(vr + 16 * cc);
+      for (int i = 0; i < G; ++i) {
+        const V pj = V::Set1(p[i][j]);
+        for (int cc = 0; cc < cn; ++cc) o[i][cc] = Fma(pj, vv[cc], o[i][cc]);
+      }
     }
+    for (int j = all_hi; j < nmax; ++j) some(j);
     for (int i = 0; i < G; ++i) {
-      if (nvis[i] == 0) continue;
+      if (hi[i] == 0) continue;
       for (int cc = 0; cc < cn; ++cc) {
         const int64_t col = 16 * (c0 + cc);
         o[i][cc].StoreN(t.o + (i0 + i) * d + col, static_cast<int>(d - col < 16 ? d - col : 16));
@@ -149,35 +213,66 @@ void Chunk(const AttnTile& t, int i0, const float* qs, int64_t pos0, const Chunk
   }(std::make_integer_sequence<int, (NV + kCb - 1) / kCb>{});
 }
 
-// Widens the chunk (w keys at block slot `off` of block `blk`) into kw / vw (ChunkF32), and
-// for code formats loads its keys' K and V scales as fp32 (lanes >= w are 0).
+// Widens the chunk of w keys at positions pos.. (they may span several KV blocks) into kw / vw
+// (ChunkF32), and for code formats its keys' K and V scales into ksw / vsw.
 template <class V, class E, int NV>
-ChunkF32 WidenChunk(const AttnTile& t, int64_t blk, int64_t off, int w, float* kw, float* vw, V* kscale, V* vscale) {
+ChunkF32 WidenChunk(const AttnTile& t, int64_t pos, int w, float* kw, float* vw, float* ksw, float* vsw) {
   const int64_t d = t.head_dim, bs = t.block_size;
-  const E* kb = static_cast<const E*>(t.k) + ((blk * t.num_kv_heads + t.kv_head) * d) * bs + off;  // [d][bs]
-  const E* vb = static_cast<const E*>(t.v) + ((blk * t.num_kv_heads + t.kv_head) * bs + off) * d;  // [w][d]
-  *kscale = *vscale = V::Zero();
+  ChunkF32 c{};
+  c.w = w;
   if constexpr (std::is_same_v<E, float>) {
-    if (w == 16 && d % 16 == 0) return ChunkF32{kb, vb, w, bs, d};
-  }
-  for (int64_t dd = 0; dd < d; ++dd) (w == 16 ? V::Load(kb + dd * bs) : V::LoadN(kb + dd * bs, w)).Store(kw + dd * 16);
-  for (int j = 0; j < w; ++j) {
-    for (int cc = 0; cc < NV; ++cc) {
-      const int64_t col = 16 * cc;
-      const V x = d - col >= 16 ? V::Load(vb + j * d + col) : V::LoadN(vb + j * d + col, static_cast<int>(d - col));
-      x.Store(vw + j * (NV * 16) + col);
+    if (bs % 16 == 0 && d % 16 == 0) {  // in place: key vectors (16-aligned) never cross a block
+      for (int kv = 0; kv < kChunkVecs && 16 * kv < w; ++kv) {
+        const int64_t p = pos + 16 * kv, head = t.block_table[p / bs] * t.num_kv_heads + t.kv_head;
+        c.k[kv] = static_cast<const float*>(t.k) + head * d * bs + p % bs;
+        c.v[kv] = static_cast<const float*>(t.v) + (head * bs + p % bs) * d;
+      }
+      c.k_stride = bs;
+      c.v_stride = d;
+      return c;
     }
   }
+  for (int j0 = 0; j0 < w;) {
+    const int64_t blk = t.block_table[(pos + j0) / bs], off = (pos + j0) % bs;
+    const int n = static_cast<int>(std::min<int64_t>(w - j0, bs - off));  // keys of this block
+    const int64_t head = blk * t.num_kv_heads + t.kv_head;
+    const E* kb = static_cast<const E*>(t.k) + head * d * bs + off;  // [d][bs]
+    const E* vb = static_cast<const E*>(t.v) + (head * bs + off) * d;  // [n][d]
+    for (int64_t dd = 0; dd < d; ++dd) {
+      float* dst = kw + dd * kAttnChunk + j0;
+      int j = 0;
+      for (; j + 16 <= n; j += 16) V::Load(kb + dd * bs + j).Store(dst + j);
+      if (j < n) V::LoadN(kb + dd * bs + j, n - j).StoreN(dst + j, n - j);
+    }
+    for (int j = 0; j < n; ++j) {
+      for (int cc = 0; cc < NV; ++cc) {
+        const int64_t col = 16 * cc;
+        const V x = d - col >= 16 ? V::Load(vb + j * d + col) : V::LoadN(vb + j * d + col, static_cast<int>(d - col));
+        x.Store(vw + (j0 + j) * (NV * 16) + col);
+      }
+    }
+    if constexpr (kIsCode<E>) {
+      const int64_t sb = head * bs + off;  // [n]
+      const V unit = V::Set1(std::is_same_v<E, CodeE4M3> ? kFp8E4M3HalfUnit : 1.0f);
+      for (int j = 0; j < n; j += 16) {
+        const int m = std::min(16, n - j);
+        (unit * V::LoadN(t.ks + sb + j, m)).StoreN(ksw + j0 + j, m);
+        (unit * V::LoadN(t.vs + sb + j, m)).StoreN(vsw + j0 + j, m);
+      }
+    }
+    j0 += n;
+  }
+  for (int kv = 0; kv < kChunkVecs; ++kv) {
+    c.k[kv] = kw + 16 * kv;
+    c.v[kv] = vw + 16 * kv * (NV * 16);
+  }
+  c.k_stride = kAttnChunk;
+  c.v_stride = NV * 16;
   if constexpr (kIsCode<E>) {
-    const int64_t sb = (blk * t.num_kv_heads + t.kv_head) * bs + off;  // [w]
-    *kscale = w == 16 ? V::Load(t.ks + sb) : V::LoadN(t.ks + sb, w);
-    *vscale = w == 16 ? V::Load(t.vs + sb) : V::LoadN(t.vs + sb, w);
-    if constexpr (std::is_same_v<E, CodeE4M3>) {
-      *kscale = *kscale * V::Set1(kFp8E4M3HalfUnit);
-      *vscale = *vscale * V::Set1(kFp8E4M3HalfUnit);
-    }
+    c.ks = ksw;
+    c.vs = vsw;
   }
-  return ChunkF32{kw, vw, w, 16, NV * 16};
+  return c;
 }
 
 template <class V, class E, int NV>
@@ -185,10 +280,13 @@ void TileNv(const AttnTile& t) {
   const int64_t d = t.head_dim, bs = t.block_size;
   thread_local std::vector<float> qbuf, kvbuf;
   if (static_cast<int64_t>(qbuf.size()) < kAttnMaxQueries * d) qbuf.resize(static_cast<size_t>(kAttnMaxQueries * d));
-  if (kvbuf.size() < static_cast<size_t>(2 * 16 * kAttnMaxHeadDim)) kvbuf.resize(static_cast<size_t>(2 * 16 * kAttnMaxHeadDim));
+  constexpr size_t kKv = kAttnChunk * kAttnMaxHeadDim;
+  if (kvbuf.size() < 2 * kKv + 2 * kAttnChunk) kvbuf.resize(2 * kKv + 2 * kAttnChunk);
   float* qs = qbuf.data();
   float* kw = kvbuf.data();
-  float* vw = kw + 16 * kAttnMaxHeadDim;
+  float* vw = kw + kKv;
+  float* ksw = vw + kKv;
+  float* vsw = ksw + kAttnChunk;
   int64_t max_limit = 0, min_first = t.k1;
   const V sc = V::Set1(t.scale);
   for (int i = 0; i < t.nq; ++i) {
@@ -202,27 +300,25 @@ void TileNv(const AttnTile& t) {
     max_limit = t.limit[i] > max_limit ? t.limit[i] : max_limit;
     min_first = t.first[i] < min_first ? t.first[i] : min_first;
   }
+  (void)bs;
   const int64_t end = t.k1 < max_limit ? t.k1 : max_limit;
-  // Blocks before every query's window are skipped: a block start is always a chunk start,
-  // so the chunks that remain are the ones a walk from k0 would make (and skipped chunks
-  // would have added nothing).
+  // Chunks are the kAttnChunk-aligned runs of positions (a partition holds whole chunks);
+  // those before every query's window are skipped (they would add nothing).
   int64_t start = t.k0;
-  if (min_first > start) start = std::max(t.k0, min_first / bs * bs);
+  if (min_first > start) start = std::max(t.k0, min_first / kAttnChunk * kAttnChunk);
   constexpr int G = V::kAttnGroup;
   for (int64_t pos = start; pos < end;) {
-    const int64_t off = pos % bs;
-    const int64_t w64 = std::min<int64_t>({16, bs - off, t.k1 - pos});
-    V ks, vs;
-    const ChunkF32 c = WidenChunk<V, E, NV>(t, t.block_table[pos / bs], off, static_cast<int>(w64), kw, vw, &ks, &vs);
+    const int64_t cend = std::min(end, (pos / kAttnChunk + 1) * kAttnChunk);
+    const ChunkF32 c = WidenChunk<V, E, NV>(t, pos, static_cast<int>(cend - pos), kw, vw, ksw, vsw);
     for (int i0 = 0; i0 < t.nq; i0 += G) {
       switch (t.nq - i0 < G ? t.nq - i0 : G) {
-        case 1: Chunk<V, E, NV, 1>(t, i0, qs + i0 * d, pos, c, ks, vs, t.m, t.l); break;
-        case 2: Chunk<V, E, NV, (G >= 2 ? 2 : 1)>(t, i0, qs + i0 * d, pos, c, ks, vs, t.m, t.l); break;
-        case 3: Chunk<V, E, NV, (G >= 3 ? 3 : 1)>(t, i0, qs + i0 * d, pos, c, ks, vs, t.m, t.l); break;
-        default: Chunk<V, E, NV, G>(t, i0, qs + i0 * d, pos, c, ks, vs, t.m, t.l); break;
+        case 1: Chunk<V, NV, 1>(t, i0, qs + i0 * d, pos, c); break;
+        case 2: Chunk<V, NV, (G >= 2 ? 2 : 1)>(t, i0, qs + i0 * d, pos, c); break;
+        case 3: Chunk<V, NV, (G >= 3 ? 3 : 1)>(t, i0, qs + i0 * d, pos, c); break;
+        default: Chunk<V, NV, G>(t, i0, qs + i0 * d, pos, c); break;
       }
     }
-    pos += w64;
+    pos = cend;
   }
 }
 

@@ -220,10 +220,11 @@ struct VecAvx2 {
     Store(l);
     return VecGeneric::Load(l).ReduceMax();
   }
-  float ReduceAdd() const {
-    alignas(32) float l[16];
-    Store(l);
-    return HorizontalSum16(l);
+  float ReduceAdd() const {  // HorizontalSum16's order, as VecAvx512's
+    const __m256 a = _mm256_add_ps(lo, hi);
+    const __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    const __m128 c = _mm_add_ps(b, _mm_movehl_ps(b, b));
+    return _mm_cvtss_f32(_mm_add_ss(c, _mm_movehdup_ps(c)));
   }
   float Lane(int i) const {
     alignas(32) float l[16];
@@ -281,10 +282,11 @@ struct VecAvx512 {
     return {_mm512_mul_ps(y.v, _mm512_castsi512_ps(bits))};
   }
   float ReduceMax() const { return _mm512_reduce_max_ps(v); }
-  float ReduceAdd() const {
-    alignas(64) float l[16];
-    Store(l);
-    return HorizontalSum16(l);
+  float ReduceAdd() const {  // HorizontalSum16's order: halves, quarters, then (b0 + b2) + (b1 + b3)
+    const __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    const __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    const __m128 c = _mm_add_ps(b, _mm_movehl_ps(b, b));
+    return _mm_cvtss_f32(_mm_add_ss(c, _mm_movehdup_ps(c)));
   }
   float Lane(int i) const {
     alignas(64) float l[16];
