@@ -218,14 +218,19 @@ void MatMul(const Matrix& w, const float* x, int64_t num_tokens, float* y) {
 }
 
 void RmsNorm(const float* x, const float* weight, int64_t num_tokens, int64_t d, float eps, float* y) {
-  for (int64_t t = 0; t < num_tokens; ++t) {
-    const float* xr = x + t * d;
-    double ss = 0.0;
-    for (int64_t i = 0; i < d; ++i) ss += static_cast<double>(xr[i]) * xr[i];
-    const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(d) + eps));
-    float* yr = y + t * d;
-    for (int64_t i = 0; i < d; ++i) yr[i] = (xr[i] * scale) * weight[i];
-  }
+  // Rows are independent (and x may be y): a prompt's rows split over the threads, a few
+  // decode rows stay on the calling thread.
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 13) / std::max<int64_t>(d, 1));
+  ThreadPool::Global().ParallelFor(num_tokens, grain, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const float* xr = x + t * d;
+      double ss = 0.0;
+      for (int64_t i = 0; i < d; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+      const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(d) + eps));
+      float* yr = y + t * d;
+      for (int64_t i = 0; i < d; ++i) yr[i] = (xr[i] * scale) * weight[i];
+    }
+  });
 }
 
 void SiluMul(const float* gate, const float* up, int64_t count, float* out) {
@@ -287,9 +292,22 @@ void Rope(float* x, int64_t num_tokens, int64_t num_heads, int64_t head_dim, con
 void WriteKv(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t* positions,
              const float* k, const float* v) {
   const int64_t d = kv.head_dim, nkv = kv.num_kv_heads, bs = kv.block_size;
+  // Every (sequence, row) writes its own slots: rows split over the threads (a decode step's
+  // few rows stay on the calling thread).
+  thread_local std::vector<std::pair<int32_t, int32_t>> tls_rows;  // (sequence, row within it)
+  auto& rows = tls_rows;  // the calling thread's, also inside the workers' calls
+  rows.clear();
+  for (size_t si = 0; si < seqs.size(); ++si)
+    for (int64_t i = 0; i < seqs[si].num_tokens; ++i) rows.emplace_back(static_cast<int32_t>(si), static_cast<int32_t>(i));
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 13) / std::max<int64_t>(nkv * d, 1));
+  auto for_rows = [&](auto&& fn) {
+    ThreadPool::Global().ParallelFor(static_cast<int64_t>(rows.size()), grain, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) fn(seqs[rows[r].first], rows[r].second);
+    });
+  };
   auto write = [&](auto* kc, auto* vc, auto convert) {
-    for (const AttnSeq& s : seqs) {
-      for (int64_t i = 0; i < s.num_tokens; ++i) {
+    for_rows([&](const AttnSeq& s, int64_t i) {
+      {
         const int64_t t = s.token_begin + i, pos = positions[t];
         const int64_t blk = s.block_table[pos / bs], off = pos % bs;
         for (int64_t g = 0; g < nkv; ++g) {
@@ -301,11 +319,11 @@ void WriteKv(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t
           for (int64_t dd = 0; dd < d; ++dd) vt[dd] = convert(vr[dd]);
         }
       }
-    }
+    });
   };
   if (IsKvCode(kv.elem)) {
-    for (const AttnSeq& s : seqs) {
-      for (int64_t i = 0; i < s.num_tokens; ++i) {
+    for_rows([&](const AttnSeq& s, int64_t i) {
+      {
         const int64_t t = s.token_begin + i, pos = positions[t];
         const int64_t blk = s.block_table[pos / bs], off = pos % bs;
         for (int64_t g = 0; g < nkv; ++g) {
@@ -316,7 +334,7 @@ void WriteKv(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t
           kv.vs[sb] = QuantizeKvVector(kv.elem, v + (t * nkv + g) * d, d, vt, 1);
         }
       }
-    }
+    });
   } else if (kv.elem == KvElem::kF16) {
     write(static_cast<uint16_t*>(kv.k), static_cast<uint16_t*>(kv.v), [](float x) { return Fp32ToFp16(x); });
   } else {
