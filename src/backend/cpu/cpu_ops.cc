@@ -224,11 +224,17 @@ void RmsNorm(const float* x, const float* weight, int64_t num_tokens, int64_t d,
   ThreadPool::Global().ParallelFor(num_tokens, grain, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const float* xr = x + t * d;
-      double ss = 0.0;
-      for (int64_t i = 0; i < d; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+      // Sum of squares in double (each square exact) as eight interleaved chains, i mod 8,
+      // added pairwise: one fixed order, so every machine and batch gets the same scale.
+      double part[8] = {};
+      int64_t i = 0;
+      for (; i + 8 <= d; i += 8)
+        for (int j = 0; j < 8; ++j) part[j] += static_cast<double>(xr[i + j]) * xr[i + j];
+      for (; i < d; ++i) part[i % 8] += static_cast<double>(xr[i]) * xr[i];
+      const double ss = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
       const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(d) + eps));
       float* yr = y + t * d;
-      for (int64_t i = 0; i < d; ++i) yr[i] = (xr[i] * scale) * weight[i];
+      for (int64_t c = 0; c < d; ++c) yr[c] = (xr[c] * scale) * weight[c];
     }
   });
 }
