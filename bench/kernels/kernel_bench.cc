@@ -7,6 +7,10 @@
 // or query-key pairs (attention). Shapes are SmolLM2-135M's and Llama-2-7B's.
 #include <benchmark/benchmark.h>
 
+#if defined(__AVX512F__)
+#include "backend/cpu/avx512_intrin.h"  // first: GCC 12's false -Wmaybe-uninitialized in AVX-512 headers
+#endif
+
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -297,6 +301,69 @@ void BM_ReadBandwidth(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * n));
 }
 BENCHMARK(BM_ReadBandwidth)->ArgName("MiB")->Arg(92)->Arg(1024)->UseRealTime();
+
+#if defined(__AVX512F__)
+// The compute ceilings of prefill on this CPU, all pool threads together: twelve independent
+// chains of 512-bit fp32 FMAs (the float panels' and attention's instruction) or of VNNI
+// vpdpbusd (the integer kernels'). items_per_second is multiply-adds per second: 16 per FMA,
+// 64 per vpdpbusd. A matmul's MACs per second over this is the fraction of peak it reaches.
+#define INFERD_R12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+void BM_PeakFmaZmm(benchmark::State& state) {
+  constexpr int64_t kIters = 1 << 22;
+  const int threads = ThreadPool::Global().num_threads();
+  std::vector<float> sink(static_cast<size_t>(threads) * 64);
+  for (auto _ : state) {
+    ThreadPool::Global().ParallelFor(threads, 1, [&](int64_t b, int64_t e) {
+      for (int64_t th = b; th < e; ++th) {
+        __m512 mb = _mm512_set1_ps(1.0001f), mc = _mm512_set1_ps(0.999f);
+#define INFERD_DF(i) __m512 f##i = _mm512_set1_ps(static_cast<float>(i));
+        INFERD_R12(INFERD_DF)
+        for (int64_t n = 0; n < kIters; ++n) {
+#define INFERD_OF(i) f##i = _mm512_fmadd_ps(f##i, mb, mc);
+          INFERD_R12(INFERD_OF)
+          asm volatile("" : "+v"(mb), "+v"(mc));
+        }
+        float s = 0.0f;
+#define INFERD_SF(i) s += _mm512_reduce_add_ps(f##i);
+        INFERD_R12(INFERD_SF)
+        sink[static_cast<size_t>(th) * 16] = s;
+      }
+    });
+    benchmark::DoNotOptimize(sink.data());
+  }
+  state.SetItemsProcessed(state.iterations() * threads * kIters * 12 * 16);
+}
+BENCHMARK(BM_PeakFmaZmm)->UseRealTime();
+#endif
+
+#if defined(__AVX512VNNI__)
+void BM_PeakVnniZmm(benchmark::State& state) {
+  constexpr int64_t kIters = 1 << 22;
+  const int threads = ThreadPool::Global().num_threads();
+  std::vector<int32_t> sink(static_cast<size_t>(threads) * 64);
+  for (auto _ : state) {
+    ThreadPool::Global().ParallelFor(threads, 1, [&](int64_t b, int64_t e) {
+      for (int64_t th = b; th < e; ++th) {
+        __m512i mb = _mm512_set1_epi8(3), mc = _mm512_set1_epi8(5);
+#define INFERD_DI(i) __m512i a##i = _mm512_set1_epi32(i);
+        INFERD_R12(INFERD_DI)
+        for (int64_t n = 0; n < kIters; ++n) {
+#define INFERD_OI(i) a##i = _mm512_dpbusd_epi32(a##i, mb, mc);
+          INFERD_R12(INFERD_OI)
+          asm volatile("" : "+v"(mb), "+v"(mc));
+        }
+        int32_t s = 0;
+#define INFERD_SI(i) s += _mm512_reduce_add_epi32(a##i);
+        INFERD_R12(INFERD_SI)
+        sink[static_cast<size_t>(th) * 16] = s;
+      }
+    });
+    benchmark::DoNotOptimize(sink.data());
+  }
+  state.SetItemsProcessed(state.iterations() * threads * kIters * 12 * 64);
+}
+BENCHMARK(BM_PeakVnniZmm)->UseRealTime();
+#endif
 
 }  // namespace
 }  // namespace inferd
