@@ -100,8 +100,9 @@ void PackedMatMul(const cpu::PackedMatrix& p, const float* x, int64_t num_tokens
   };
   if (static_cast<int64_t>(buf.tail.size()) < T * cpu::kGroupRows) buf.tail.resize(static_cast<size_t>(T * cpu::kGroupRows));
   float* tail = buf.tail.data();
-  // Chunks of whole 4-group tiles for one token (the kernel runs 4 groups side by side).
-  const int64_t grain = T == 1 ? 4 : T == 2 ? 2 : 1;
+  // Chunks of whole tiles: 4 groups side by side for one token (float panels), 2 for more
+  // tokens (float panels, Q4_0 / Q4_1 prefill); an odd chunk would leave a 1-group tile.
+  const int64_t grain = T == 1 ? 4 : 2;
   ThreadPool::Global().ParallelFor(p.num_groups, grain, [&](int64_t g0, int64_t g1) {
     int64_t seg_begin = 0;  // first group of the segment
     for (size_t si = 0; si < outs.size(); ++si) {
