@@ -18,7 +18,7 @@ bool CudaBackendBuilt() {
 }
 
 std::string FormatMemoryReport(const MemoryReport& r) {
-  const int64_t used = r.weights + r.kv_cache + r.activations + r.cuda_graphs + r.other;
+  const int64_t used = r.weights + r.packed_weights + r.kv_cache + r.activations + r.cuda_graphs + r.other;
   const int64_t base = r.budget > 0 ? r.budget : used;
   auto line = [&](const char* what, int64_t b) {
     const double pct = base > 0 ? 100.0 * static_cast<double>(b) / static_cast<double>(base) : 0.0;
@@ -31,6 +31,7 @@ std::string FormatMemoryReport(const MemoryReport& r) {
     s += r.total > 0 ? fmt::format(" ({} RAM)\n", FormatBytes(r.total)) : "\n";
   }
   s += line("weights", r.weights);
+  if (r.packed_weights > 0) s += line("weights repacked for kernels", r.packed_weights);
   s += line("KV cache", r.kv_cache);
   s += line("activations and workspace", r.activations);
   if (r.budget > 0) {

@@ -42,6 +42,7 @@ struct MemoryReport {
   int64_t total = 0;         // device memory (GPU) or physical RAM (CPU)
   int64_t budget = 0;        // what inferd may use: gpu_memory_utilization x total (GPU), 0 on CPU
   int64_t weights = 0;
+  int64_t packed_weights = 0;  // CPU: the kernels' repacked copies of weight matrices, beside the file's
   int64_t kv_cache = 0;
   int64_t activations = 0;   // per-step buffers sized for the largest batch, workspaces
   int64_t cuda_graphs = 0;

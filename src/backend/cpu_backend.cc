@@ -21,6 +21,7 @@ class CpuBackend : public Backend {
     report_.device = fmt::format("cpu ({} threads)", ThreadPool::Global().num_threads());
     report_.total = UsableMemoryBytes();
     report_.weights = static_cast<int64_t>(model.weights.nbytes);
+    report_.packed_weights = static_cast<int64_t>(model.weights.packed_nbytes);
     report_.kv_cache = static_cast<int64_t>(kv_.nbytes());
     const int64_t rows = std::max(options.max_num_batched_tokens, options.max_num_seqs);
     report_.activations = CpuForward::ScratchBytes(model.config, rows) +

@@ -52,6 +52,7 @@ void PrepareCpuWeights(ModelWeights& weights) {
     auto p = cpu::PackMatrix(m);
     if (!p) return;
     m.packed = p.get();
+    weights.packed_nbytes += cpu::PackedBytes(*static_cast<const cpu::PackedMatrix*>(p.get()));
     weights.storage.push_back(std::move(p));
   };
   pack(weights.output);
@@ -83,6 +84,7 @@ void PrepareCpuWeights(ModelWeights& weights) {
     fused.rows = cat->rows;
     fused.cols = cat->cols;
     fused.packed = cat.get();
+    weights.packed_nbytes += cpu::PackedBytes(*cat);
     weights.storage.push_back(std::move(cat));
   };
   for (LayerWeights& l : weights.layers) {

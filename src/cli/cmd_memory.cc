@@ -27,6 +27,7 @@ void Run(MemoryFlags& f) {
                         {"total_bytes", r.total},
                         {"budget_bytes", r.budget},
                         {"weights_bytes", r.weights},
+                        {"packed_weights_bytes", r.packed_weights},
                         {"kv_cache_bytes", r.kv_cache},
                         {"activations_bytes", r.activations},
                         {"cuda_graphs_bytes", r.cuda_graphs},

@@ -34,6 +34,9 @@ struct ModelWeights {
   // Keeps mappings and owned buffers alive for the views above.
   std::vector<std::shared_ptr<const void>> storage;
   size_t nbytes = 0;  // bytes of all matrices and vectors
+  // Bytes of the CPU kernels' repacked copies of matrices (PrepareCpuWeights), held beside
+  // the file's mapping; 0 when nothing was repacked.
+  size_t packed_nbytes = 0;
   // Set by the CPU backend's PrepareWeights (a model that goes to the GPU is never
   // repacked for the CPU).
   bool prepared = false;

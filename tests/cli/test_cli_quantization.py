@@ -1,6 +1,7 @@
 """inferd --quantization int8 | int4 (weight-only, at load) on an F16 Hugging Face export of
 the embedded model."""
 import json
+import re
 
 import pytest
 
@@ -42,3 +43,23 @@ def test_quantization_errors(run, model_path, f16_dir):
     assert proc.returncode == 1
     assert ("--quantization int8 re-quantizes fp16/bf16/fp32 weights; this model's weights are already q4_1"
             in proc.stderr)
+
+
+def test_memory_counts_the_repacked_weights(run, model_path):
+    """The CPU kernels' repacked copies sit beside the file's mapping: `inferd memory` counts
+    them in their own line and in the total; with the repacking off (the fp32 row path) the
+    line is gone and the bytes are 0."""
+    packed = run("memory", "--model", model_path, "--json")
+    m = json.loads(packed.stdout)
+    # Q4_1 / Q8_0 repack at their file size (16-row groups, same bytes per block).
+    assert 0.5 * m["weights_bytes"] < m["packed_weights_bytes"] < 1.2 * m["weights_bytes"], m
+    text = run("memory", "--model", model_path).stdout
+    line = re.search(r"weights repacked for kernels +([\d.]+) MiB", text)
+    assert line, text
+    assert abs(float(line.group(1)) - m["packed_weights_bytes"] / 2**20) < 0.1
+    used = re.search(r"([\d.]+) GiB in use", text)
+    parts = m["weights_bytes"] + m["packed_weights_bytes"] + m["kv_cache_bytes"] + m["activations_bytes"]
+    assert abs(float(used.group(1)) - parts / 2**30) < 0.01, text
+    rows = json.loads(run("memory", "--model", model_path, "--json", env={"INFERD_CPU_MATMUL": "fp32"}).stdout)
+    assert rows["packed_weights_bytes"] == 0
+    assert "repacked" not in run("memory", "--model", model_path, env={"INFERD_CPU_MATMUL": "fp32"}).stdout

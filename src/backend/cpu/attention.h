@@ -21,10 +21,10 @@
 //   out = O / L. exp is vec16.h's Exp. A half K/V cache is widened exactly to fp32 on load.
 //
 // Quantized caches (kv_quant.h: 1-byte codes, one fp16 scale per token and KV head, ks / vs
-// [num_blocks][num_kv_heads][block_size]) are read in place, codes widened exactly to fp32
-// in registers (vec16.h), never through a dequantized copy. The chains above run over the
-// widened codes; a chunk's scores are then ks[keys] * ((c0 + c1) + (c2 + c3)) (one multiply,
-// before soft-capping), and the values accumulate o += (p_j * vs_j) v_j (p_j * vs_j one
+// [num_blocks][num_kv_heads][block_size]) have their codes widened exactly to fp32 a chunk
+// at a time (vec16.h), never through a dequantized copy of the cache. The chains above run
+// over the widened codes; a key's score is then ks[key] * s (one multiply, before
+// soft-capping), and the values accumulate o += (p_j * vs_j) v_j (p_j * vs_j one
 // fp32 product; l sums the unscaled p). For e4m3 the widened code is value / 2^8 and ks, vs
 // are multiplied by 2^8 (exact) when loaded.
 #pragma once

@@ -216,6 +216,13 @@ std::unique_ptr<PackedMatrix> Pack(const Matrix& w) {
   return p;
 }
 
+size_t PackedBytes(const PackedMatrix& p) {
+  if (p.parts.empty()) return static_cast<size_t>(p.num_groups) * p.group_bytes;
+  size_t n = 0;
+  for (const auto& part : p.parts) n += PackedBytes(*part);
+  return n;
+}
+
 std::unique_ptr<PackedMatrix> Concat(const std::vector<const PackedMatrix*>& parts) {
   if (parts.empty()) return nullptr;
   const PackedMatrix& first = *parts[0];

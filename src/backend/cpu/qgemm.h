@@ -189,6 +189,8 @@ struct PackedMatrix {
 bool CanPack(const Matrix& w);
 // Repacks w (precondition: CanPack(w)). The result owns its memory.
 std::unique_ptr<PackedMatrix> Pack(const Matrix& w);
+// Bytes a packed matrix holds (a composite: its parts').
+size_t PackedBytes(const PackedMatrix& p);
 // The rows of several packed matrices one after the other, or nullptr when they differ in
 // type or columns, or one but the last has rows % 16 != 0.
 std::unique_ptr<PackedMatrix> Concat(const std::vector<const PackedMatrix*>& parts);
