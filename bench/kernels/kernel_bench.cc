@@ -307,62 +307,67 @@ BENCHMARK(BM_ReadBandwidth)->ArgName("MiB")->Arg(92)->Arg(1024)->UseRealTime();
 // chains of 512-bit fp32 FMAs (the float panels' and attention's instruction) or of VNNI
 // vpdpbusd (the integer kernels'). items_per_second is multiply-adds per second: 16 per FMA,
 // 64 per vpdpbusd. A matmul's MACs per second over this is the fraction of peak it reaches.
+constexpr int64_t kPeakIters = 1 << 22;
 #define INFERD_R12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
-void BM_PeakFmaZmm(benchmark::State& state) {
-  constexpr int64_t kIters = 1 << 22;
-  const int threads = ThreadPool::Global().num_threads();
-  std::vector<float> sink(static_cast<size_t>(threads) * 64);
-  for (auto _ : state) {
-    ThreadPool::Global().ParallelFor(threads, 1, [&](int64_t b, int64_t e) {
-      for (int64_t th = b; th < e; ++th) {
-        __m512 mb = _mm512_set1_ps(1.0001f), mc = _mm512_set1_ps(0.999f);
-#define INFERD_DF(i) __m512 f##i = _mm512_set1_ps(static_cast<float>(i));
-        INFERD_R12(INFERD_DF)
-        for (int64_t n = 0; n < kIters; ++n) {
-#define INFERD_OF(i) f##i = _mm512_fmadd_ps(f##i, mb, mc);
-          INFERD_R12(INFERD_OF)
-          asm volatile("" : "+v"(mb), "+v"(mc));
-        }
-        float s = 0.0f;
-#define INFERD_SF(i) s += _mm512_reduce_add_ps(f##i);
-        INFERD_R12(INFERD_SF)
-        sink[static_cast<size_t>(th) * 16] = s;
-      }
-    });
-    benchmark::DoNotOptimize(sink.data());
-  }
-  state.SetItemsProcessed(state.iterations() * threads * kIters * 12 * 16);
-}
-BENCHMARK(BM_PeakFmaZmm)->UseRealTime();
+
+// The instruction of each ceiling: twelve accumulators of type V start at Init(i), each step
+// is acc = Step(acc, b, c) (b, c opaque to the compiler every iteration, so nothing folds),
+// and Sum makes the result depend on all twelve.
+struct FmaZmm {
+  using V = __m512;
+  static constexpr int64_t kMacs = 16;
+  static V Init(int i) { return _mm512_set1_ps(static_cast<float>(i)); }
+  static V B() { return _mm512_set1_ps(1.0001f); }
+  static V C() { return _mm512_set1_ps(0.999f); }
+  static V Step(V acc, V b, V c) { return _mm512_fmadd_ps(acc, b, c); }
+  static float Sum(V v) { return _mm512_reduce_add_ps(v); }
+};
+#if defined(__AVX512VNNI__)
+struct VnniZmm {
+  using V = __m512i;
+  static constexpr int64_t kMacs = 64;
+  static V Init(int i) { return _mm512_set1_epi32(i); }
+  static V B() { return _mm512_set1_epi8(3); }
+  static V C() { return _mm512_set1_epi8(5); }
+  static V Step(V acc, V b, V c) { return _mm512_dpbusd_epi32(acc, b, c); }
+  static float Sum(V v) { return static_cast<float>(_mm512_reduce_add_epi32(v)); }
+};
 #endif
 
-#if defined(__AVX512VNNI__)
-void BM_PeakVnniZmm(benchmark::State& state) {
-  constexpr int64_t kIters = 1 << 22;
+// kPeakIters steps of 12 independent instructions (named variables: an array spills).
+template <class Op>
+float PeakChains() {
+  typename Op::V b = Op::B(), c = Op::C();
+#define INFERD_PEAK_INIT(i) typename Op::V a##i = Op::Init(i);
+  INFERD_R12(INFERD_PEAK_INIT)
+  for (int64_t n = 0; n < kPeakIters; ++n) {
+#define INFERD_PEAK_STEP(i) a##i = Op::Step(a##i, b, c);
+    INFERD_R12(INFERD_PEAK_STEP)
+    asm volatile("" : "+v"(b), "+v"(c));
+  }
+  float s = 0.0f;
+#define INFERD_PEAK_SUM(i) s += Op::Sum(a##i);
+  INFERD_R12(INFERD_PEAK_SUM)
+  return s;
+}
+
+// PeakChains<Op> once on every pool thread per iteration.
+template <class Op>
+void BM_Peak(benchmark::State& state) {
   const int threads = ThreadPool::Global().num_threads();
-  std::vector<int32_t> sink(static_cast<size_t>(threads) * 64);
+  std::vector<float> sink(static_cast<size_t>(threads) * 16);
   for (auto _ : state) {
     ThreadPool::Global().ParallelFor(threads, 1, [&](int64_t b, int64_t e) {
-      for (int64_t th = b; th < e; ++th) {
-        __m512i mb = _mm512_set1_epi8(3), mc = _mm512_set1_epi8(5);
-#define INFERD_DI(i) __m512i a##i = _mm512_set1_epi32(i);
-        INFERD_R12(INFERD_DI)
-        for (int64_t n = 0; n < kIters; ++n) {
-#define INFERD_OI(i) a##i = _mm512_dpbusd_epi32(a##i, mb, mc);
-          INFERD_R12(INFERD_OI)
-          asm volatile("" : "+v"(mb), "+v"(mc));
-        }
-        int32_t s = 0;
-#define INFERD_SI(i) s += _mm512_reduce_add_epi32(a##i);
-        INFERD_R12(INFERD_SI)
-        sink[static_cast<size_t>(th) * 16] = s;
-      }
+      for (int64_t th = b; th < e; ++th) sink[static_cast<size_t>(th) * 16] = PeakChains<Op>();
     });
     benchmark::DoNotOptimize(sink.data());
   }
-  state.SetItemsProcessed(state.iterations() * threads * kIters * 12 * 64);
+  state.SetItemsProcessed(state.iterations() * threads * kPeakIters * 12 * Op::kMacs);
 }
-BENCHMARK(BM_PeakVnniZmm)->UseRealTime();
+BENCHMARK(BM_Peak<FmaZmm>)->Name("BM_PeakFmaZmm")->UseRealTime();
+#if defined(__AVX512VNNI__)
+BENCHMARK(BM_Peak<VnniZmm>)->Name("BM_PeakVnniZmm")->UseRealTime();
+#endif
 #endif
 
 }  // namespace
