@@ -195,7 +195,12 @@ void GrammarState::FinishWithin(int64_t remaining, const Tokenizer& tok) {
   // number): the completion hardly changes there. A completion longer than the budget cannot
   // be forced: then only the periodic check.
   const bool fits = need_ >= 0 && need_ <= remaining;
-  const bool near = fits && remaining <= Threshold() + kCloseWindow;
+  // Near: within the window before the threshold, or (JSON) where growth is measured. In the
+  // latter a growth measured inside a string or before the value's end is stale: a few tokens
+  // can close the value and open another array item or property, so every structural token
+  // there re-measures it.
+  const bool near = fits && (remaining <= Threshold() + kCloseWindow ||
+                             (json() && remaining <= need_ + kMaxAnticipation + kCloseMargin + kCloseWindow));
   const bool due = since_check_ >= kRecheckEvery || (near && structural_) || (fits && remaining <= Threshold());
   if (!due) return;
   since_check_ = 0;

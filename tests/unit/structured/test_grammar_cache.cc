@@ -230,6 +230,48 @@ TEST_F(GrammarStateTest, FinishWithinForcesTheCompletionBeforeTheBudgetRunsOut) 
   }
 }
 
+// A "model" that fills an array of objects item after item (a letter while a string may
+// grow, else "," to start another item): the completion is a few tokens at the end of each
+// item's last string, and a whole item (about 50 tokens) once the next one is opened ("{"
+// preferred to anything else, so the array is never left empty). The
+// budget is re-estimated at the item's closing quote and brace, so no budget leaves the
+// output cut off inside a new item.
+TEST_F(GrammarStateTest, FinishWithinAnticipatesTheNextArrayItem) {
+  structured::GrammarCache cache(*tok);
+  StructuredOutputsParams json;
+  json.json = R"({"type": "array", "maxItems": 40, "items": {"type": "object", "additionalProperties": false,
+      "properties": {"a": {"type": "string", "pattern": "^[A-Z]{20}$"}, "b": {"type": "string", "pattern": "^[A-Z]{20}$"}},
+      "required": ["a", "b"]}})";
+  json.disable_any_whitespace = true;
+  auto g = cache.Get(json);
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  const int32_t letter = tok->Encode("A", false, false).at(0);
+  const int32_t comma = tok->Encode(",", false, false).at(0);
+  const int32_t brace = tok->Encode("{", false, false).at(0);
+  for (int64_t max_tokens = 60; max_tokens <= 180; max_tokens += 3) {
+    structured::GrammarState st(*g, &cache.json_text_mask());
+    std::string text;
+    int64_t used = 0;
+    bool stopped = false;
+    while (used < max_tokens && !stopped) {
+      st.FinishWithin(max_tokens - used, *tok);
+      const std::vector<uint32_t>& m = st.NextMask();
+      int32_t pick = Allows(m, letter) ? letter : Allows(m, comma) ? comma : Allows(m, brace) ? brace : -1;
+      for (int32_t t = 0; t < tok->vocab_size() && pick < 0; ++t) {
+        if (Allows(m, t)) pick = t;
+      }
+      ASSERT_GE(pick, 0);
+      ASSERT_TRUE(st.Accept(pick));
+      ++used;
+      stopped = tok->IsEog(pick);
+      if (!stopped) text += tok->TokenToPiece(pick, false);
+    }
+    ASSERT_TRUE(stopped) << max_tokens << ": " << text;
+    auto doc = nlohmann::json::parse(text);  // throws (fails) if incomplete
+    EXPECT_GE(doc.size(), 1u) << text;
+  }
+}
+
 // Schemas go through PrepareJsonSchema: XGrammar enforces the exact format patterns, and a
 // merged allOf requires the properties of every subschema.
 TEST_F(GrammarCacheTest, CompilesPreparedSchemas) {
