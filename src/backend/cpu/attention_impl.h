@@ -90,7 +90,9 @@ float ChunkSoftmax(const AttnTile& t, int q, int64_t pos0, const ChunkF32& c, in
                    const V* s, float* p) {
   const V neg_inf = V::Set1(-std::numeric_limits<float>::infinity());
   V x[kChunkVecs];
+  int a[kChunkVecs], b[kChunkVecs];  // visible lanes [a, b) of each key vector
   V vmax = neg_inf;
+  for (int kv = 0; kv < kChunkVecs; ++kv) VecRange(lo, hi, kv, &a[kv], &b[kv]);
   for (int kv = 0; kv < kvn; ++kv) {
     V raw = s[kv];
     if (c.ks != nullptr) raw = V::Load(c.ks + 16 * kv) * raw;
@@ -102,10 +104,8 @@ float ChunkSoftmax(const AttnTile& t, int q, int64_t pos0, const ChunkF32& c, in
       for (int j = 0; j < 16; ++j) dist[j] = static_cast<float>(d0 + j);
       raw = raw + V::Set1(t.alibi[q]) * V::Load(dist);
     }
-    int a, b;
-    VecRange(lo, hi, kv, &a, &b);
-    x[kv] = V::SelectFirst(b, raw, neg_inf);
-    if (a > 0) x[kv] = V::SelectFirst(a, neg_inf, x[kv]);
+    x[kv] = V::SelectFirst(b[kv], raw, neg_inf);
+    if (a[kv] > 0) x[kv] = V::SelectFirst(a[kv], neg_inf, x[kv]);
     vmax = Max(vmax, x[kv]);
   }
   const float bm = vmax.ReduceMax();
@@ -118,12 +118,10 @@ float ChunkSoftmax(const AttnTile& t, int q, int64_t pos0, const ChunkF32& c, in
   t.m[q] = m_new;
   V pv[kChunkVecs];
   for (int kv = 0; kv < kChunkVecs; ++kv) {
-    int a, b;
-    VecRange(lo, hi, kv, &a, &b);
     pv[kv] = V::Zero();
-    if (kv >= kvn || a >= b) continue;
-    pv[kv] = V::SelectFirst(b, Exp(x[kv] - V::Set1(m_new)), V::Zero());
-    if (a > 0) pv[kv] = V::SelectFirst(a, V::Zero(), pv[kv]);
+    if (kv >= kvn || a[kv] >= b[kv]) continue;
+    pv[kv] = V::SelectFirst(b[kv], Exp(x[kv] - V::Set1(m_new)), V::Zero());
+    if (a[kv] > 0) pv[kv] = V::SelectFirst(a[kv], V::Zero(), pv[kv]);
   }
   t.l[q] = t.l[q] + ((pv[0] + pv[1]) + (pv[2] + pv[3])).ReduceAdd();
   for (int kv = 0; kv < kvn; ++kv) {
@@ -277,7 +275,7 @@ ChunkF32 WidenChunk(const AttnTile& t, int64_t pos, int w, float* kw, float* vw,
 
 template <class V, class E, int NV>
 void TileNv(const AttnTile& t) {
-  const int64_t d = t.head_dim, bs = t.block_size;
+  const int64_t d = t.head_dim;
   thread_local std::vector<float> qbuf, kvbuf;
   if (static_cast<int64_t>(qbuf.size()) < kAttnMaxQueries * d) qbuf.resize(static_cast<size_t>(kAttnMaxQueries * d));
   constexpr size_t kKv = kAttnChunk * kAttnMaxHeadDim;
@@ -300,7 +298,6 @@ void TileNv(const AttnTile& t) {
     max_limit = t.limit[i] > max_limit ? t.limit[i] : max_limit;
     min_first = t.first[i] < min_first ? t.first[i] : min_first;
   }
-  (void)bs;
   const int64_t end = t.k1 < max_limit ? t.k1 : max_limit;
   // Chunks are the kAttnChunk-aligned runs of positions (a partition holds whole chunks);
   // those before every query's window are skipped (they would add nothing).

@@ -314,32 +314,28 @@ void WriteKv(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t
   };
   auto write = [&](auto* kc, auto* vc, auto convert) {
     for_rows([&](const AttnSeq& s, int64_t i) {
-      {
-        const int64_t t = s.token_begin + i, pos = positions[t];
-        const int64_t blk = s.block_table[pos / bs], off = pos % bs;
-        for (int64_t g = 0; g < nkv; ++g) {
-          const float* kr = k + (t * nkv + g) * d;
-          const float* vr = v + (t * nkv + g) * d;
-          auto* kt = kc + (blk * nkv + g) * d * bs + off;  // [d][bs]
-          auto* vt = vc + ((blk * nkv + g) * bs + off) * d;
-          for (int64_t dd = 0; dd < d; ++dd) kt[dd * bs] = convert(kr[dd]);
-          for (int64_t dd = 0; dd < d; ++dd) vt[dd] = convert(vr[dd]);
-        }
+      const int64_t t = s.token_begin + i, pos = positions[t];
+      const int64_t blk = s.block_table[pos / bs], off = pos % bs;
+      for (int64_t g = 0; g < nkv; ++g) {
+        const float* kr = k + (t * nkv + g) * d;
+        const float* vr = v + (t * nkv + g) * d;
+        auto* kt = kc + (blk * nkv + g) * d * bs + off;  // [d][bs]
+        auto* vt = vc + ((blk * nkv + g) * bs + off) * d;
+        for (int64_t dd = 0; dd < d; ++dd) kt[dd * bs] = convert(kr[dd]);
+        for (int64_t dd = 0; dd < d; ++dd) vt[dd] = convert(vr[dd]);
       }
     });
   };
   if (IsKvCode(kv.elem)) {
     for_rows([&](const AttnSeq& s, int64_t i) {
-      {
-        const int64_t t = s.token_begin + i, pos = positions[t];
-        const int64_t blk = s.block_table[pos / bs], off = pos % bs;
-        for (int64_t g = 0; g < nkv; ++g) {
-          const int64_t sb = (blk * nkv + g) * bs + off;  // scale of (block, head, slot)
-          uint8_t* kt = static_cast<uint8_t*>(kv.k) + (blk * nkv + g) * d * bs + off;  // [d][bs]
-          uint8_t* vt = static_cast<uint8_t*>(kv.v) + ((blk * nkv + g) * bs + off) * d;
-          kv.ks[sb] = QuantizeKvVector(kv.elem, k + (t * nkv + g) * d, d, kt, bs);
-          kv.vs[sb] = QuantizeKvVector(kv.elem, v + (t * nkv + g) * d, d, vt, 1);
-        }
+      const int64_t t = s.token_begin + i, pos = positions[t];
+      const int64_t blk = s.block_table[pos / bs], off = pos % bs;
+      for (int64_t g = 0; g < nkv; ++g) {
+        const int64_t sb = (blk * nkv + g) * bs + off;  // scale of (block, head, slot)
+        uint8_t* kt = static_cast<uint8_t*>(kv.k) + (blk * nkv + g) * d * bs + off;  // [d][bs]
+        uint8_t* vt = static_cast<uint8_t*>(kv.v) + ((blk * nkv + g) * bs + off) * d;
+        kv.ks[sb] = QuantizeKvVector(kv.elem, k + (t * nkv + g) * d, d, kt, bs);
+        kv.vs[sb] = QuantizeKvVector(kv.elem, v + (t * nkv + g) * d, d, vt, 1);
       }
     });
   } else if (kv.elem == KvElem::kF16) {
