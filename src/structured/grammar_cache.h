@@ -123,13 +123,13 @@ class GrammarState {
   // sequence may still generate, this position's included. Re-estimates the shortest
   // completion every kRecheckEvery positions, and, while the completion fits the budget, at
   // every position that changed the JSON structure once the budget comes within kCloseWindow
-  // tokens of the threshold; when `remaining` is at most the threshold, the following masks
-  // allow only the completion's tokens, in order, then the stop tokens. The threshold is the
+  // tokens of the threshold or, for JSON, within GrowthZone() (where one more item could
+  // outgrow it); when `remaining` is at most the threshold, the following masks allow only
+  // the completion's tokens, in order, then the stop tokens. The threshold is the
   // completion's tokens and a stop token ("need"), plus an anticipation, plus kCloseMargin.
   // The anticipation is the larger of need (at most kMaxAnticipation) and the most one more
   // token can add to need (another array item or property, a new object or array), which is
-  // measured outside strings once the budget is within need + kMaxAnticipation + kCloseMargin
-  // + kCloseWindow tokens.
+  // measured outside strings once the budget is within GrowthZone().
   void FinishWithin(int64_t remaining, const Tokenizer& tok);
   // The output is being forced to its shortest completion.
   bool closing() const { return closing_; }
@@ -157,6 +157,9 @@ class GrammarState {
   int64_t Threshold() const {
     return need_ + std::max(std::min(need_, kMaxAnticipation), growth_) + kCloseMargin;
   }
+  // Budgets up to here are within reach of one more item or property: growth is measured
+  // here, and structural tokens re-estimate.
+  int64_t GrowthZone() const { return need_ + kMaxAnticipation + kCloseMargin + kCloseWindow; }
   // Tokens of `text` and a stop token; *ids gets the text's tokens.
   int64_t TokensOf(const std::string& text, const Tokenizer& tok, std::vector<int32_t>* ids) const;
   // How much one more token here can add to need_: another item or property, a new object or

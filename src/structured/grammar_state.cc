@@ -199,8 +199,7 @@ void GrammarState::FinishWithin(int64_t remaining, const Tokenizer& tok) {
   // latter a growth measured inside a string or before the value's end is stale: a few tokens
   // can close the value and open another array item or property, so every structural token
   // there re-measures it.
-  const bool near = fits && (remaining <= Threshold() + kCloseWindow ||
-                             (json() && remaining <= need_ + kMaxAnticipation + kCloseMargin + kCloseWindow));
+  const bool near = fits && (remaining <= Threshold() + kCloseWindow || (json() && remaining <= GrowthZone()));
   const bool due = since_check_ >= kRecheckEvery || (near && structural_) || (fits && remaining <= Threshold());
   if (!due) return;
   since_check_ = 0;
@@ -218,7 +217,7 @@ void GrammarState::FinishWithin(int64_t remaining, const Tokenizer& tok) {
   need_ = TokensOf(*text, tok, &ids);
   // Growth is measured only near the end (its probes cost up to kMaxAttempts): within the
   // largest threshold that need alone gives, and the window in front of it.
-  if (json() && !lexer_.in_string && remaining <= need_ + kMaxAnticipation + kCloseMargin + kCloseWindow) {
+  if (json() && !lexer_.in_string && remaining <= GrowthZone()) {
     growth_ = Growth(max_bytes, tok);
   }
   if (remaining > Threshold() || need_ > remaining) return;

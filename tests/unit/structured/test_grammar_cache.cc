@@ -181,6 +181,35 @@ TEST_F(GrammarStateTest, ShortestCompletionGivesUpAfterBoundedWork) {
   EXPECT_EQ(b.ShortestCompletion(4096), std::nullopt);  // 3000 x ~86 tries > kMaxAttempts
 }
 
+// What a scripted "model" generated under FinishWithin (RunScriptedModel).
+struct ScriptedRun {
+  std::string text;  // the pieces before the stop token
+  int64_t used = 0;  // positions, the stop token included
+  bool stopped = false;
+};
+
+// Generates up to max_tokens positions, calling FinishWithin before each as the engine does;
+// each position takes the first token of `prefer` the mask allows, else the first allowed one.
+void RunScriptedModel(structured::GrammarState& st, const Tokenizer& tok, int64_t max_tokens,
+                      std::initializer_list<int32_t> prefer, ScriptedRun* run) {
+  while (run->used < max_tokens && !run->stopped) {
+    st.FinishWithin(max_tokens - run->used, tok);
+    const std::vector<uint32_t>& m = st.NextMask();
+    int32_t pick = -1;
+    for (int32_t t : prefer) {
+      if (pick < 0 && Allows(m, t)) pick = t;
+    }
+    for (int32_t t = 0; t < tok.vocab_size() && pick < 0; ++t) {
+      if (Allows(m, t)) pick = t;
+    }
+    ASSERT_GE(pick, 0);
+    ASSERT_TRUE(st.Accept(pick));
+    ++run->used;
+    run->stopped = tok.IsEog(pick);
+    if (!run->stopped) run->text += tok.TokenToPiece(pick, false);
+  }
+}
+
 // A "model" that always continues a value (the digit 7 while an integer may grow) never ends
 // the document by itself; with FinishWithin the output is complete, valid and ends with a stop
 // token exactly when the budget allows.
@@ -195,27 +224,11 @@ TEST_F(GrammarStateTest, FinishWithinForcesTheCompletionBeforeTheBudgetRunsOut) 
   const int32_t seven = tok->Encode("7", false, false).at(0);
   for (int64_t max_tokens : {40, 57, 100}) {
     structured::GrammarState st(*g, &cache.json_text_mask());
-    std::string text;
-    int64_t used = 0;
-    bool stopped = false;
-    while (used < max_tokens && !stopped) {
-      st.FinishWithin(max_tokens - used, *tok);
-      const std::vector<uint32_t>& m = st.NextMask();
-      int32_t pick = -1;  // the digit if allowed, else the first allowed token
-      if (Allows(m, seven)) {
-        pick = seven;
-      } else {
-        for (int32_t t = 0; t < tok->vocab_size() && pick < 0; ++t) {
-          if (Allows(m, t)) pick = t;
-        }
-      }
-      ASSERT_GE(pick, 0);
-      ASSERT_TRUE(st.Accept(pick));
-      ++used;
-      stopped = tok->IsEog(pick);
-      if (!stopped) text += tok->TokenToPiece(pick, false);
-    }
-    EXPECT_TRUE(stopped) << max_tokens << ": " << text;
+    ScriptedRun run;  // the digit if allowed, else the first allowed token
+    ASSERT_NO_FATAL_FAILURE(RunScriptedModel(st, *tok, max_tokens, {seven}, &run));
+    const std::string& text = run.text;
+    const int64_t used = run.used;
+    EXPECT_TRUE(run.stopped) << max_tokens << ": " << text;
     EXPECT_TRUE(st.terminated());
     EXPECT_TRUE(st.closing());
     auto doc = nlohmann::json::parse(text);  // throws (fails) if incomplete
@@ -233,9 +246,9 @@ TEST_F(GrammarStateTest, FinishWithinForcesTheCompletionBeforeTheBudgetRunsOut) 
 // A "model" that fills an array of objects item after item (a letter while a string may
 // grow, else "," to start another item): the completion is a few tokens at the end of each
 // item's last string, and a whole item (about 50 tokens) once the next one is opened ("{"
-// preferred to anything else, so the array is never left empty). The
-// budget is re-estimated at the item's closing quote and brace, so no budget leaves the
-// output cut off inside a new item.
+// preferred to anything else, so the array is never left empty). The budget is re-estimated
+// at the item's closing quote and brace, so no budget leaves the output cut off inside a new
+// item.
 TEST_F(GrammarStateTest, FinishWithinAnticipatesTheNextArrayItem) {
   structured::GrammarCache cache(*tok);
   StructuredOutputsParams json;
@@ -250,25 +263,11 @@ TEST_F(GrammarStateTest, FinishWithinAnticipatesTheNextArrayItem) {
   const int32_t brace = tok->Encode("{", false, false).at(0);
   for (int64_t max_tokens = 60; max_tokens <= 180; max_tokens += 3) {
     structured::GrammarState st(*g, &cache.json_text_mask());
-    std::string text;
-    int64_t used = 0;
-    bool stopped = false;
-    while (used < max_tokens && !stopped) {
-      st.FinishWithin(max_tokens - used, *tok);
-      const std::vector<uint32_t>& m = st.NextMask();
-      int32_t pick = Allows(m, letter) ? letter : Allows(m, comma) ? comma : Allows(m, brace) ? brace : -1;
-      for (int32_t t = 0; t < tok->vocab_size() && pick < 0; ++t) {
-        if (Allows(m, t)) pick = t;
-      }
-      ASSERT_GE(pick, 0);
-      ASSERT_TRUE(st.Accept(pick));
-      ++used;
-      stopped = tok->IsEog(pick);
-      if (!stopped) text += tok->TokenToPiece(pick, false);
-    }
-    ASSERT_TRUE(stopped) << max_tokens << ": " << text;
-    auto doc = nlohmann::json::parse(text);  // throws (fails) if incomplete
-    EXPECT_GE(doc.size(), 1u) << text;
+    ScriptedRun run;
+    ASSERT_NO_FATAL_FAILURE(RunScriptedModel(st, *tok, max_tokens, {letter, comma, brace}, &run));
+    ASSERT_TRUE(run.stopped) << max_tokens << ": " << run.text;
+    auto doc = nlohmann::json::parse(run.text);  // throws (fails) if incomplete
+    EXPECT_GE(doc.size(), 1u) << run.text;
   }
 }
 
