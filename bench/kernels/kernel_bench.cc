@@ -145,21 +145,22 @@ BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kF16)->Name("MatMul/f16")->Apply(FloatAr
 BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kBF16)->Name("MatMul/bf16")->Apply(FloatArgs);
 BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kF32)->Name("MatMul/f32")->Apply(FloatArgs);
 
-// Activation quantization of `tokens` rows of 1536.
+// Activation quantization of `tokens` rows of 1536 in blocks of `block` (32, or 256 for the
+// K-quants).
 void BM_QuantizeActs(benchmark::State& state) {
-  const int64_t tokens = state.range(0), k = 1536;
+  const int64_t tokens = state.range(0), block = state.range(1), k = 1536;
   auto x = RandomVec(static_cast<size_t>(tokens * k), 3);
   std::vector<int8_t> q(tokens * k);
-  std::vector<float> d(tokens * k / 32);
-  std::vector<int32_t> s(tokens * k / 32);
+  std::vector<float> d(tokens * k / block);
+  std::vector<int32_t> s(tokens * k / 32), e(tokens * k / 32);
   const auto& kern = cpu::QuantKernels();
   for (auto _ : state) {
-    kern.quantize(x.data(), k, tokens, k, q.data(), d.data(), s.data());
+    kern.quantize(x.data(), k, tokens, k, block, q.data(), d.data(), s.data(), block == 32 ? nullptr : e.data());
     benchmark::DoNotOptimize(q.data());
   }
   state.SetItemsProcessed(state.iterations() * tokens * k);
 }
-BENCHMARK(BM_QuantizeActs)->Arg(1)->Arg(512);
+BENCHMARK(BM_QuantizeActs)->ArgNames({"tokens", "block"})->Args({1, 32})->Args({512, 32})->Args({512, 256});
 
 // Paged attention: `seqs` sequences of `tokens` new rows each at context `ctx`
 // (SmolLM2 heads: 9 query, 3 KV, head_dim 64; block size 16).

@@ -43,11 +43,32 @@ constexpr int64_t kMaxFusedTokens = cpu::kMaxQuantTokens;  // one register pass;
 
 int64_t RoundUpLanes(int64_t n) { return (n + cpu::kLanes - 1) / cpu::kLanes * cpu::kLanes; }
 
-// Quantized activations of one MatMul call; grown, never shrunk (no allocation once warm).
-struct ActBuffers {
+// Activations quantized in one block size (cpu::QuantActs); grown, never shrunk.
+struct ActSet {
   std::vector<int8_t> q;
   std::vector<float> d;
-  std::vector<int32_t> s, aux, s16;
+  std::vector<int32_t> s, e, s16;  // s, e, s16 per 32-block
+  void Reserve(int64_t T, int64_t k, int64_t block) {
+    if (static_cast<int64_t>(q.size()) < T * k) q.resize(static_cast<size_t>(T * k));
+    if (static_cast<int64_t>(d.size()) < T * k / block) d.resize(static_cast<size_t>(T * k / block));
+    const auto nb = static_cast<size_t>(T * k / cpu::kQBlock);
+    if (s.size() < nb) s.resize(nb), s16.resize(nb), e.resize(block == cpu::kQBlock ? 0 : nb);
+  }
+  // Rows [t0, t1) of x; s16 too for the unit types.
+  void Quantize(const cpu::QKernels& kern, const float* x, int64_t t0, int64_t t1, int64_t k, int64_t block,
+                bool sums16) {
+    const int64_t nd = k / block, nb = k / cpu::kQBlock;
+    int32_t* ep = block == cpu::kQBlock ? nullptr : e.data() + t0 * nb;
+    kern.quantize(x + t0 * k, k, t1 - t0, k, block, q.data() + t0 * k, d.data() + t0 * nd, s.data() + t0 * nb, ep);
+    if (sums16) cpu::ComputeSums16(q.data() + t0 * k, t1 - t0, k, s16.data() + t0 * nb, ep);
+  }
+};
+
+// Quantized activations of one MatMul call (per 32, and per 256 for cpu::CoarseActs types);
+// grown, never shrunk (no allocation once warm).
+struct ActBuffers {
+  ActSet fine, coarse;
+  std::vector<int32_t> aux;
   std::vector<float> tail;  // outputs of a partial last row group
 };
 
@@ -66,27 +87,30 @@ void PackedMatMul(const cpu::PackedMatrix& p, const float* x, int64_t num_tokens
   auto part = [&](size_t i) -> const cpu::PackedMatrix& { return composite ? *p.parts[i] : p; };
   if (composite && outs.size() != nparts) std::abort();  // callers pass one output per part
   const int64_t k = p.cols, nb = p.nb, T = num_tokens;
-  bool unit = false, quantized = false;  // float panels take x as it is
+  // Which activations the parts take: per 32 (unit types need s16 too), per 256; float
+  // panels take x as it is.
+  bool fine = false, fine_unit = false, coarse = false;
   for (size_t i = 0; i < nparts; ++i) {
-    unit = unit || cpu::IsUnitType(part(i).type);
-    quantized = quantized || !cpu::IsFloatType(part(i).type);
+    const cpu::PackedType t = part(i).type;
+    if (cpu::IsFloatType(t)) continue;
+    coarse = coarse || cpu::CoarseActs(t);
+    fine = fine || !cpu::CoarseActs(t);
+    fine_unit = fine_unit || (!cpu::CoarseActs(t) && cpu::IsUnitType(t));
   }
-  if (quantized) {
-    if (static_cast<int64_t>(buf.q.size()) < T * k) buf.q.resize(static_cast<size_t>(T * k));
-    if (static_cast<int64_t>(buf.d.size()) < T * nb) {
-      buf.d.resize(static_cast<size_t>(T * nb));
-      buf.s.resize(static_cast<size_t>(T * nb));
-      buf.s16.resize(static_cast<size_t>(T * nb));
-    }
+  const bool quantized = fine || coarse;
+  if (fine) {
+    buf.fine.Reserve(T, k, cpu::kQBlock);
     if (buf.aux.size() < nparts * T * nb) buf.aux.resize(nparts * T * nb);
   }
+  if (coarse) buf.coarse.Reserve(T, k, cpu::kCoarseBlock);
   auto quantize = [&](int64_t t0, int64_t t1) {
-    kern.quantize(x + t0 * k, k, t1 - t0, k, buf.q.data() + t0 * k, buf.d.data() + t0 * nb, buf.s.data() + t0 * nb);
+    if (coarse) buf.coarse.Quantize(kern, x, t0, t1, k, cpu::kCoarseBlock, true);
+    if (!fine) return;
+    buf.fine.Quantize(kern, x, t0, t1, k, cpu::kQBlock, fine_unit);
     for (size_t i = 0; i < nparts; ++i) {  // aux per part: the type's correction term
-      cpu::ComputeAux(part(i).type, buf.d.data() + t0 * nb, buf.s.data() + t0 * nb, (t1 - t0) * nb,
+      cpu::ComputeAux(part(i).type, buf.fine.d.data() + t0 * nb, buf.fine.s.data() + t0 * nb, (t1 - t0) * nb,
                       buf.aux.data() + i * T * nb + t0 * nb);
     }
-    if (unit) cpu::ComputeSums16(buf.q.data() + t0 * k, t1 - t0, k, buf.s16.data() + t0 * nb);
   };
   if (quantized) {
     if (T >= kParallelQuantRows) {
@@ -96,7 +120,12 @@ void PackedMatMul(const cpu::PackedMatrix& p, const float* x, int64_t num_tokens
     }
   }
   auto acts = [&](size_t i) {
-    return cpu::QuantActs{buf.q.data(), buf.d.data(), buf.aux.data() + i * T * nb, k, nb, buf.s16.data(), x};
+    if (cpu::CoarseActs(part(i).type)) {
+      const ActSet& c = buf.coarse;
+      return cpu::QuantActs{c.q.data(), c.d.data(), nullptr, k, nb, c.s16.data(), x, c.e.data()};
+    }
+    const ActSet& f = buf.fine;
+    return cpu::QuantActs{f.q.data(), f.d.data(), buf.aux.data() + i * T * nb, k, nb, f.s16.data(), x};
   };
   if (static_cast<int64_t>(buf.tail.size()) < T * cpu::kGroupRows) buf.tail.resize(static_cast<size_t>(T * cpu::kGroupRows));
   float* tail = buf.tail.data();

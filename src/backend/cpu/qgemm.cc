@@ -1,5 +1,6 @@
 // Packing, the plain reference kernels and the dispatch for qgemm.h.
 #include "backend/cpu/qgemm.h"
+#include "backend/cpu/quantize_acts.h"
 
 #include "util/cpu_features.h"
 #include "util/thread_pool.h"
@@ -32,26 +33,26 @@ GgmlBlock BlockOf(PackedType t) {
   }
 }
 
-void QuantizeGeneric(const float* x, int64_t ldx, int64_t nt, int64_t k, int8_t* q, float* d, int32_t* s) {
-  const int64_t nb = k / kQBlock;
-  for (int64_t t = 0; t < nt; ++t) {
-    for (int64_t b = 0; b < nb; ++b) {
-      const float* xb = x + t * ldx + b * kQBlock;
-      float amax = 0.0f;
-      for (int i = 0; i < kQBlock; ++i) amax = std::max(amax, std::fabs(xb[i]));
-      const float db = amax / 127.0f;
-      const float id = db != 0.0f ? 1.0f / db : 0.0f;
-      int32_t sum = 0;
-      int8_t* qb = q + t * k + b * kQBlock;
-      for (int i = 0; i < kQBlock; ++i) {
-        const int v = static_cast<int>(std::nearbyint(xb[i] * id));
-        qb[i] = static_cast<int8_t>(v);
-        sum += v;
-      }
-      d[t * nb + b] = db;
-      s[t * nb + b] = sum;
-    }
+float AbsMax32(const float* x) {
+  float amax = 0.0f;
+  for (int64_t i = 0; i < kQBlock; ++i) amax = std::max(amax, std::fabs(x[i]));
+  return amax;
+}
+
+// q of a 32-block at inverse scale id; returns their sum.
+int32_t QuantizeBlock32(const float* x, float id, int8_t* q) {
+  int32_t sum = 0;
+  for (int i = 0; i < kQBlock; ++i) {
+    const int v = static_cast<int>(std::nearbyint(x[i] * id));
+    q[i] = static_cast<int8_t>(v);
+    sum += v;
   }
+  return sum;
+}
+
+void QuantizeGeneric(const float* x, int64_t ldx, int64_t nt, int64_t k, int64_t block, int8_t* q, float* d,
+                     int32_t* s, int32_t* e) {
+  QuantizeActRows(x, ldx, nt, k, block, q, d, s, e, AbsMax32, QuantizeBlock32);
 }
 
 // The definition in qgemm.h, one output at a time.
@@ -289,6 +290,17 @@ void ComputeAux(PackedType type, const float* d, const int32_t* s, int64_t n, in
       break;
     default: break;  // the other unit types use QuantActs::s16
   }
+}
+
+float CoarseScales(const float* amax8, int32_t* e8) {
+  float amax_u = 0.0f;
+  for (int b = 0; b < 8; ++b) amax_u = std::max(amax_u, amax8[b]);
+  for (int b = 0; b < 8; ++b) {  // the smallest e with amax_b <= amax_u * 2^(e - 4) (exact products)
+    int e = kMaxActShift;
+    while (e > 0 && amax8[b] <= amax_u * (1.0f / static_cast<float>(1 << (kMaxActShift - e + 1)))) --e;
+    e8[b] = e;
+  }
+  return amax_u / 127.0f / static_cast<float>(1 << kMaxActShift);
 }
 
 const QKernels* Avx2QKernelsImpl();

@@ -67,6 +67,18 @@ constexpr size_t FloatElemBytes(PackedType t) { return t == PackedType::kF32 ? 4
 //   acc = fma(D * d, float(I), acc)                             D: the block's d (32-types)
 //   acc = fma(-(Dmin * d), float(J), acc)                       (integer mins)
 //   acc = fma(m_b, d * float(S0 + S1), acc)                     (Q5_1's fp16 min)
+// except the types with one D per 256-element unit (the K-quants, IQ4_XS: CoarseActs). Their
+// activations have two-level scales: per 256-element unit u, amax_u = max |x| and
+// d_u = amax_u / 127 / 16; per 32-block b of it the smallest e_b in 0..4 with
+// amax_b <= amax_u * 2^(e_b - 4), and q_i = nearbyint(x_i / (d_u * 2^e_b)) (|q| <= 127). So a
+// block's scale is within 2x of its own amax / 127, and the integers of a unit add up exactly
+// before one float step per unit and token:
+//   I_u = sum_b (2^e_b sum_j sc_j dot_j - z sum_j sc_j S'_j)    S'_j = 2^e_b S_j
+//   J_u = sum_b sum_j m_j S'_j                                  (integer mins)
+//   acc = fma(D * d_u, float(I_u), acc)
+//   acc = fma(-(Dmin * d_u), float(J_u), acc)
+// |I_u| < 2^31 for every type (Q6_K's worst case is 2^30.99); the kernels' intermediate int32
+// sums may wrap, the result does not. (llama.cpp's Q8_K has one scale per 256.)
 // Layout: a group (16 rows) is a sequence of units of `blocks` 32-blocks (a block pair, a
 // 128-element I4Z128 block, or a 256-element super-block), each padded to 64 bytes:
 //   codes   per block: lo plane, then per block: hi plane
@@ -139,6 +151,12 @@ constexpr UnitLayout UnitLayoutOf(PackedType t) {
   }
 }
 constexpr bool IsUnitType(PackedType t) { return UnitLayoutOf(t).blocks != 0; }
+// Two-level activation scales per 256 (see the numerics above) for the 8-block unit types.
+constexpr bool CoarseActs(PackedType t) { return UnitLayoutOf(t).blocks == 8; }
+constexpr int kCoarseBlock = 256;
+constexpr int kMaxActShift = 4;  // e_b in 0..4
+// The activation block of a type: 256 for CoarseActs, else 32 (float panels: unused).
+constexpr int ActBlockOf(PackedType t) { return CoarseActs(t) ? kCoarseBlock : kQBlock; }
 
 // Calls f(std::integral_constant<PackedType, T>{}) for the unit type t (the ISA kernels'
 // per-type dispatch); does nothing for other types.
@@ -195,10 +213,12 @@ size_t PackedBytes(const PackedMatrix& p);
 // type or columns, or one but the last has rows % 16 != 0.
 std::unique_ptr<PackedMatrix> Concat(const std::vector<const PackedMatrix*>& parts);
 
-// Quantized activations of T token rows of k elements (k % 32 == 0), nb = k / 32:
-// q [T][k], d [T][nb], s [T][nb] (sum of the block's q), aux [T][nb] the per-type
-// correction: off * s as int32 (Q4_0, Q8_0) or the float bits of d * s (Q4_1, Q5_1);
-// s16 [T][nb] (unit types) the block's two 16-element sums as int16s, S0 | S1 << 16.
+// Quantized activations of T token rows of k elements (k % 32 == 0), nb = k / 32, in
+// blocks of ActBlockOf(type) (32 or 256): q [T][k], d [T][k / block] (per 256: d_u),
+// e [T][nb] (per 256: each 32-block's e_b; else null), aux [T][nb] the per-type correction:
+// off * s as int32 (Q4_0, Q8_0) or the float bits of d * s (Q4_1, Q5_1), with s the sum of a
+// 32-block's q; s16 [T][nb] (unit types) each 32-block's two 16-element sums as int16s,
+// S0 | S1 << 16, times 2^e_b for per-256 activations (at most 16 * 2032, so still int16).
 // x [T][k]: the activations themselves, for float panels (q, d, aux, s16 are then unused).
 struct QuantActs {
   const int8_t* q = nullptr;
@@ -207,12 +227,16 @@ struct QuantActs {
   int64_t k = 0, nb = 0;
   const int32_t* s16 = nullptr;
   const float* x = nullptr;
+  const int32_t* e = nullptr;
 };
 
 struct QKernels {
   const char* name;
-  // Quantizes rows t < nt of x (row stride ldx) into q / d / s as described above.
-  void (*quantize)(const float* x, int64_t ldx, int64_t nt, int64_t k, int8_t* q, float* d, int32_t* s);
+  // Quantizes rows t < nt of x (row stride ldx) into q / d / s as described above, in
+  // blocks of `block` (32, or 256 with two-level scales: then e [nt][k / 32] too): d
+  // [nt][k / block], s [nt][k / 32] the sums of each 32-block's q.
+  void (*quantize)(const float* x, int64_t ldx, int64_t nt, int64_t k, int64_t block, int8_t* q, float* d,
+                   int32_t* s, int32_t* e);
   // y[t * ldy + 16 * (g - g0) + l] = row 16 g + l of w times token t0 + t, for g in
   // [g0, g0 + ng), t < nt. Writes all 16 lanes of every group (y holds them).
   void (*gemm)(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt,
@@ -233,7 +257,11 @@ std::shared_ptr<const PackedMatrix> Compose(std::vector<std::shared_ptr<const Pa
 // Per-type correction term from the block sums (see QuantActs::aux).
 void ComputeAux(PackedType type, const float* d, const int32_t* s, int64_t n, int32_t* aux);
 // QuantActs::s16 of nt token rows of quantized activations q (row stride k).
-void ComputeSums16(const int8_t* q, int64_t nt, int64_t k, int32_t* s16);
+// With e (per-256 activations): each block's sums times 2^e_b.
+void ComputeSums16(const int8_t* q, int64_t nt, int64_t k, int32_t* s16, const int32_t* e = nullptr);
+// Per 256 of a row (generic reference of every ISA's quantize): the e_b of its 8 blocks from
+// their amax, and d_u. The ISA kernels compute amax their own way (max is exact) and call it.
+float CoarseScales(const float* amax8, int32_t* e8);
 
 // The float panels' kernels (fgemm*.cc), with QKernels::gemm's contract.
 void GemmFloatGeneric(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt,

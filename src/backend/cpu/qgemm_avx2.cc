@@ -9,6 +9,7 @@
 #include "backend/cpu/avx2_util.h"
 #include "backend/cpu/prefetch.h"
 #include "backend/cpu/qgemm.h"
+#include "backend/cpu/quantize_acts.h"
 
 namespace inferd::cpu {
 namespace {
@@ -29,34 +30,30 @@ inline int32_t HSum(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
-void Quantize(const float* x, int64_t ldx, int64_t nt, int64_t k, int8_t* q, float* d, int32_t* s) {
-  const int64_t nb = k / kQBlock;
+inline float AbsMax32(const float* x) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
-  for (int64_t t = 0; t < nt; ++t) {
-    for (int64_t b = 0; b < nb; ++b) {
-      const float* xb = x + t * ldx + b * kQBlock;
-      __m256 v[4];
-      __m256 m = _mm256_setzero_ps();
-      for (int i = 0; i < 4; ++i) {
-        v[i] = _mm256_loadu_ps(xb + 8 * i);
-        m = _mm256_max_ps(m, _mm256_and_ps(v[i], abs_mask));
-      }
-      const float amax = HMax(m);
-      const float db = amax / 127.0f;
-      const float id = db != 0.0f ? 1.0f / db : 0.0f;
-      const __m256 idv = _mm256_set1_ps(id);
-      __m256i qi[4];
-      for (int i = 0; i < 4; ++i) qi[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], idv));
-      const __m256i sum = _mm256_add_epi32(_mm256_add_epi32(qi[0], qi[1]), _mm256_add_epi32(qi[2], qi[3]));
-      // int32 -> int8 in order: packs interleave 128-bit lanes, the permute restores order.
-      const __m256i p16a = _mm256_packs_epi32(qi[0], qi[1]), p16b = _mm256_packs_epi32(qi[2], qi[3]);
-      const __m256i p8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16a, p16b),
-                                                     _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + t * k + b * kQBlock), p8);
-      d[t * nb + b] = db;
-      s[t * nb + b] = HSum(sum);
-    }
-  }
+  __m256 m = _mm256_setzero_ps();
+  for (int i = 0; i < 4; ++i) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + 8 * i), abs_mask));
+  return HMax(m);
+}
+
+// q of a 32-block at inverse scale id; returns their sum.
+inline int32_t QuantizeBlock(const float* xb, float id, int8_t* qb) {
+  const __m256 idv = _mm256_set1_ps(id);
+  __m256i qi[4];
+  for (int i = 0; i < 4; ++i) qi[i] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 8 * i), idv));
+  const __m256i sum = _mm256_add_epi32(_mm256_add_epi32(qi[0], qi[1]), _mm256_add_epi32(qi[2], qi[3]));
+  // int32 -> int8 in order: packs interleave 128-bit lanes, the permute restores order.
+  const __m256i p16a = _mm256_packs_epi32(qi[0], qi[1]), p16b = _mm256_packs_epi32(qi[2], qi[3]);
+  const __m256i p8 =
+      _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16a, p16b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(qb), p8);
+  return HSum(sum);
+}
+
+void Quantize(const float* x, int64_t ldx, int64_t nt, int64_t k, int64_t block, int8_t* q, float* d, int32_t* s,
+              int32_t* e) {
+  QuantizeActRows(x, ldx, nt, k, block, q, d, s, e, AbsMax32, QuantizeBlock);
 }
 
 // Sum of four u8 x s8 products per int32 lane (no saturation: |u| * |s| * 2 < 2^15 here).

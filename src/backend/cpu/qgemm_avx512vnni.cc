@@ -8,6 +8,7 @@
 
 #include "backend/cpu/prefetch.h"
 #include "backend/cpu/qgemm.h"
+#include "backend/cpu/quantize_acts.h"
 #include "backend/cpu/token_tiles.h"
 
 namespace inferd::cpu {
@@ -17,25 +18,23 @@ namespace {
 // zmm, m32) or, with one use, vpdpbusd's embedded {1to16} operand; never through a GPR.
 inline __m512i Bcast4(const int8_t* p) { return _mm512_broadcastd_epi32(_mm_loadu_si32(p)); }
 
-void Quantize(const float* x, int64_t ldx, int64_t nt, int64_t k, int8_t* q, float* d, int32_t* s) {
-  const int64_t nb = k / kQBlock;
-  for (int64_t t = 0; t < nt; ++t) {
-    for (int64_t b = 0; b < nb; ++b) {
-      const float* xb = x + t * ldx + b * kQBlock;
-      const __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16);
-      const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
-      const float db = amax / 127.0f;
-      const float id = db != 0.0f ? 1.0f / db : 0.0f;
-      const __m512 idv = _mm512_set1_ps(id);
-      const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, idv));
-      const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, idv));
-      int8_t* qb = q + t * k + b * kQBlock;
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(qb), _mm512_cvtepi32_epi8(q0));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(qb + 16), _mm512_cvtepi32_epi8(q1));
-      d[t * nb + b] = db;
-      s[t * nb + b] = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
-    }
-  }
+inline float AbsMax32(const float* x) {
+  return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x)), _mm512_abs_ps(_mm512_loadu_ps(x + 16))));
+}
+
+// q of a 32-block at inverse scale id; returns their sum.
+inline int32_t QuantizeBlock(const float* xb, float id, int8_t* qb) {
+  const __m512 idv = _mm512_set1_ps(id);
+  const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb), idv));
+  const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb + 16), idv));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(qb), _mm512_cvtepi32_epi8(q0));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(qb + 16), _mm512_cvtepi32_epi8(q1));
+  return _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+}
+
+void Quantize(const float* x, int64_t ldx, int64_t nt, int64_t k, int64_t block, int8_t* q, float* d, int32_t* s,
+              int32_t* e) {
+  QuantizeActRows(x, ldx, nt, k, block, q, d, s, e, AbsMax32, QuantizeBlock);
 }
 
 // NG groups x NT tokens. kSplit: two integer chains per token (short tiles are latency-bound

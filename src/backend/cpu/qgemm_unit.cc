@@ -137,36 +137,42 @@ void PackUnits(const Matrix& w, PackedMatrix* p) {
   }
 }
 
-void ComputeSums16(const int8_t* q, int64_t nt, int64_t k, int32_t* s16) {
+void ComputeSums16(const int8_t* q, int64_t nt, int64_t k, int32_t* s16, const int32_t* e) {
   const int64_t nb = k / kQBlock;
   for (int64_t t = 0; t < nt; ++t) {
     for (int64_t b = 0; b < nb; ++b) {
       const int8_t* qb = q + t * k + b * kQBlock;
       int32_t s0 = 0, s1 = 0;
       for (int i = 0; i < 16; ++i) s0 += qb[i], s1 += qb[16 + i];
+      if (e != nullptr) s0 <<= e[t * nb + b], s1 <<= e[t * nb + b];  // |s| <= 16 * 2032 < 2^15
       s16[t * nb + b] = static_cast<int32_t>((static_cast<uint32_t>(s0) & 0xFFFF) | static_cast<uint32_t>(s1) << 16);
     }
   }
 }
 
-// qgemm.h's unit-type definition, one output at a time.
+// qgemm.h's unit-type definition, one output at a time. CoarseActs types sum their integers
+// over a unit (in int64 here: the kernels' int32 sums may wrap on the way) and take one
+// float step per unit.
 void GemmUnitGeneric(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt,
                      float* y, int64_t ldy) {
   const UnitLayout L = UnitLayoutOf(w.type);
+  const bool coarse = CoarseActs(w.type);
   const int z = L.z_shift < 0 ? 0 : 1 << L.z_shift;
+  const int64_t nd = coarse ? w.num_units : a.nb;  // activation scales per token row
   for (int64_t gi = 0; gi < ng; ++gi) {
     const uint8_t* grp = w.group(g0 + gi);
     for (int64_t t = 0; t < nt; ++t) {
       const int8_t* aq = a.q + (t0 + t) * a.k;
       for (int r = 0; r < kGroupRows; ++r) {
         float acc = 0.0f;
+        int64_t isum = 0, jsum = 0;  // over a block, or a unit (coarse)
         for (int64_t b = 0; b < w.nb; ++b) {
           const uint8_t* unit = grp + static_cast<size_t>(b / L.blocks) * L.unit_bytes;
           const int bi = static_cast<int>(b % L.blocks);
           const int8_t* xq = aq + b * kQBlock;
           const int32_t s16 = a.s16[(t0 + t) * a.nb + b];
-          const int32_t S[2] = {static_cast<int16_t>(s16 & 0xFFFF), static_cast<int16_t>(s16 >> 16)};
-          int32_t isum = 0, jsum = 0;
+          const int32_t S[2] = {static_cast<int16_t>(s16 & 0xFFFF), static_cast<int16_t>(s16 >> 16)};  // (2^e S)
+          const int64_t scale = coarse ? int64_t{1} << a.e[(t0 + t) * a.nb + b] : 1;
           for (int j = 0; j < 2; ++j) {
             const int32_t sc = ScaleAt(L, unit, bi, r, j);
             int32_t dot = 0;
@@ -174,10 +180,11 @@ void GemmUnitGeneric(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantA
               const int u = CodeAt(L, unit, bi, r, e);
               dot += (L.lut ? kIq4Values[u] : u) * xq[e];
             }
-            isum += sc * (dot - z * S[j]);
+            isum += sc * (dot * scale - z * S[j]);
             jsum += MinAt(L, unit, bi, r, j) * S[j];
           }
-          const float da = a.d[(t0 + t) * a.nb + b];
+          if (coarse && bi + 1 < L.blocks && b + 1 < w.nb) continue;  // the unit goes on
+          const float da = a.d[(t0 + t) * nd + (coarse ? b / L.blocks : b)];
           const int dsel = L.d_per_block ? 32 * bi : 0;
           const float dw = Fp16ToFp32(LoadHalf(unit + L.d_off + dsel + 2 * r));
           acc = std::fma(dw * da, static_cast<float>(isum), acc);
@@ -190,6 +197,7 @@ void GemmUnitGeneric(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantA
             std::memcpy(&dsa, &a.aux[(t0 + t) * a.nb + b], 4);
             acc = std::fma(Fp16ToFp32(LoadHalf(unit + L.dmin_off + 32 * bi + 2 * r)), dsa, acc);
           }
+          isum = jsum = 0;
         }
         y[t * ldy + gi * kGroupRows + r] = acc;
       }

@@ -4,7 +4,9 @@
 // broadcast activations with vpmaddubsw, summed in int16 while that cannot overflow, and
 // scaled per sub-block by vpmaddwd with the row's sc in place of the usual vector of ones.
 // The integers equal the reference's exactly and the float steps are the same operations,
-// so the results are bit-identical to GemmUnitGeneric.
+// so the results are bit-identical to GemmUnitGeneric. CoarseActs types shift a block's
+// integer by its e_b (the sums in s16 come scaled), keep the unit's I and J per lane and take
+// the float steps once per unit.
 #include <immintrin.h>
 
 #include <cstring>
@@ -98,10 +100,12 @@ void TileOneToken(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a,
   // vpmaddubsw results summed in int16 before one vpmaddwd: |u| <= 31 gives 4 x 2 x 31 x 127
   // < 2^15; 6-bit codes 2 sub-vectors; signed LUT values (sign trick, up to 127) only one.
   constexpr int P = L.lut ? 1 : L.code == CodeKind::kP4H2 ? 2 : 4;
+  constexpr bool kCoarse = CoarseActs(kType);
   __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
   for (int64_t u = 0; u < w.num_units; ++u) {
     const uint8_t* unit = grp + u * L.unit_bytes;
     __m256 dunit[2], dmin[2];
+    __m256i iu[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()}, ju[2] = {iu[0], iu[0]};  // kCoarse
     if constexpr (!L.d_per_block) {
       for (int h = 0; h < 2; ++h) {
         dunit[h] = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(unit + L.d_off + 16 * h)));
@@ -140,7 +144,13 @@ void TileOneToken(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a,
           isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, k0 < 4 ? sc0 : sc1));
         }
         const __m256i s01 = _mm256_set1_epi32(a.s16[t0 * a.nb + b]);
+        if constexpr (kCoarse) isum = _mm256_sllv_epi32(isum, _mm256_set1_epi32(a.e[t0 * a.nb + b]));
         if constexpr (L.z_shift >= 0) isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(_mm256_madd_epi16(scp, s01), L.z_shift));
+        if constexpr (kCoarse) {
+          iu[h] = _mm256_add_epi32(iu[h], isum);
+          if constexpr (L.int_min) ju[h] = _mm256_add_epi32(ju[h], _mm256_madd_epi16(mp, s01));
+          continue;
+        }
         const __m256 da = _mm256_set1_ps(a.d[t0 * a.nb + b]);
         acc[h] = _mm256_fmadd_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(isum), acc[h]);
         if constexpr (L.int_min) {
@@ -151,6 +161,15 @@ void TileOneToken(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a,
           float dsa;
           std::memcpy(&dsa, &a.aux[t0 * a.nb + b], 4);
           acc[h] = _mm256_fmadd_ps(fmin, _mm256_set1_ps(dsa), acc[h]);
+        }
+      }
+    }
+    if constexpr (kCoarse) {
+      const __m256 da = _mm256_set1_ps(a.d[t0 * w.num_units + u]);
+      for (int h = 0; h < 2; ++h) {
+        acc[h] = _mm256_fmadd_ps(_mm256_mul_ps(dunit[h], da), _mm256_cvtepi32_ps(iu[h]), acc[h]);
+        if constexpr (L.int_min) {
+          acc[h] = _mm256_fnmadd_ps(_mm256_mul_ps(dmin[h], da), _mm256_cvtepi32_ps(ju[h]), acc[h]);
         }
       }
     }
@@ -168,10 +187,15 @@ void TileHalf(const PackedMatrix& w, const uint8_t* grp, int h, const QuantActs&
               int64_t ldy) {
   constexpr UnitLayout L = UnitLayoutOf(kType);
   constexpr int P = L.lut ? 1 : L.code == CodeKind::kP4H2 ? 2 : 4;  // as in TileOneToken
+  constexpr bool kCoarse = CoarseActs(kType);
   __m256 acc[NT];
   for (auto& v : acc) v = _mm256_setzero_ps();
   for (int64_t u = 0; u < w.num_units; ++u) {
     const uint8_t* unit = grp + u * L.unit_bytes;
+    __m256i isum[NT], iu[NT], ju[NT];  // a block's I; (kCoarse) the unit's I and J
+    if constexpr (kCoarse) {
+      for (int t = 0; t < NT; ++t) iu[t] = ju[t] = _mm256_setzero_si256();
+    }
     __m256 dunit = _mm256_setzero_ps(), dmin = _mm256_setzero_ps();
     if constexpr (!L.d_per_block) {
       dunit = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(unit + L.d_off + 16 * h)));
@@ -185,7 +209,6 @@ void TileHalf(const PackedMatrix& w, const uint8_t* grp, int h, const QuantActs&
       Scales<kType>(unit, bi, h, &sc0, &sc1, &scp, &mp);
       const int8_t* aq[NT];
       for (int t = 0; t < NT; ++t) aq[t] = a.q + (t0 + t) * a.k + b * kQBlock;
-      __m256i isum[NT];
       auto group_of = [&](auto k0_tag) {
         constexpr int k0 = decltype(k0_tag)::value;
         __m256i p16[NT];
@@ -222,7 +245,13 @@ void TileHalf(const PackedMatrix& w, const uint8_t* grp, int h, const QuantActs&
       for (int t = 0; t < NT; ++t) {
         const __m256i s01 = _mm256_set1_epi32(a.s16[(t0 + t) * a.nb + b]);
         __m256i is = isum[t];
+        if constexpr (kCoarse) is = _mm256_sllv_epi32(is, _mm256_set1_epi32(a.e[(t0 + t) * a.nb + b]));
         if constexpr (L.z_shift >= 0) is = _mm256_sub_epi32(is, _mm256_slli_epi32(_mm256_madd_epi16(scp, s01), L.z_shift));
+        if constexpr (kCoarse) {
+          iu[t] = _mm256_add_epi32(iu[t], is);
+          if constexpr (L.int_min) ju[t] = _mm256_add_epi32(ju[t], _mm256_madd_epi16(mp, s01));
+          continue;
+        }
         const __m256 da = _mm256_set1_ps(a.d[(t0 + t) * a.nb + b]);
         acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(is), acc[t]);
         if constexpr (L.int_min) {
@@ -232,6 +261,16 @@ void TileHalf(const PackedMatrix& w, const uint8_t* grp, int h, const QuantActs&
           float dsa;
           std::memcpy(&dsa, &a.aux[(t0 + t) * a.nb + b], 4);
           acc[t] = _mm256_fmadd_ps(fmin, _mm256_set1_ps(dsa), acc[t]);
+        }
+      }
+    }
+    if constexpr (kCoarse) {
+#pragma GCC unroll 8
+      for (int t = 0; t < NT; ++t) {
+        const __m256 da = _mm256_set1_ps(a.d[(t0 + t) * w.num_units + u]);
+        acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dunit, da), _mm256_cvtepi32_ps(iu[t]), acc[t]);
+        if constexpr (L.int_min) {
+          acc[t] = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, da), _mm256_cvtepi32_ps(ju[t]), acc[t]);
         }
       }
     }

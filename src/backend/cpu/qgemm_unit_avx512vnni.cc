@@ -9,6 +9,9 @@
 // as the unsigned v + 128. Every integer equals the reference's exactly (no int16 stage that
 // could saturate) and the float steps are the same operations in the same order, so the
 // results are bit-identical to GemmUnitGeneric and GemmUnitAvx2.
+// CoarseActs types (TileCoarse) add 2^e_b sum_j sc_j dot_j into the unit's I per block and
+// apply the z and min terms once per unit, each block's as one vpdpwssd of per-row int16
+// pairs with the token's scaled (S'_0, S'_1); then the float steps once per unit.
 #include "backend/cpu/avx512_intrin.h"
 
 #include <cstring>
@@ -23,7 +26,6 @@ namespace inferd::cpu {
 namespace {
 
 inline __m512i Load(const uint8_t* p) { return _mm512_load_si512(reinterpret_cast<const void*>(p)); }
-inline __m512i Bcast4(const int8_t* p) { return _mm512_broadcastd_epi32(_mm_loadu_si32(p)); }
 inline __m512 LoadHalves(const uint8_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
@@ -92,6 +94,109 @@ struct BlockScales {
   }
 };
 
+// Per-row int16 pairs for block bi's z and min terms, for vpdpwssd with a token's S0 | S1:
+// zp = (-z' sc_0, -z' sc_1) (|z' sc| <= 4096), mp = (m_0, m_1); per-32 values twice.
+template <PackedType kType>
+struct PairTerms {
+  __m512i zp, mp;
+  PairTerms(const uint8_t* unit, int bi) {
+    constexpr UnitLayout L = UnitLayoutOf(kType);
+    constexpr int kZ = L.lut ? 128 : L.z_shift < 0 ? 0 : 1 << L.z_shift;
+    const uint8_t* s = unit + L.sc_off + L.sc_bytes * bi;
+    auto twice = [](__m512i v) {  // the low int16 of each int32 lane in both halves
+      return _mm512_or_si512(_mm512_and_si512(v, _mm512_set1_epi32(0xFFFF)), _mm512_slli_epi32(v, 16));
+    };
+    if constexpr (kZ != 0) {
+      if constexpr (L.sc_bytes == 32) {
+        const __m512i pairs = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s)));
+        zp = _mm512_mullo_epi16(pairs, _mm512_set1_epi16(static_cast<int16_t>(-kZ)));
+      } else {
+        static_assert(L.sc_bytes == 16);
+        const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
+        zp = twice(_mm512_mullo_epi32(sc, _mm512_set1_epi32(-kZ)));
+      }
+    }
+    if constexpr (L.sc_min_nibbles) {
+      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s));
+      mp = _mm512_cvtepu8_epi16(_mm256_and_si256(_mm256_srli_epi16(raw, 4), _mm256_set1_epi8(15)));
+    } else if constexpr (L.m_bytes) {
+      mp = twice(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(unit + L.m_off + 16 * bi))));
+    }
+  }
+};
+
+// One group x NT tokens of a CoarseActs type. Per block: one integer chain per token (two
+// for scales per 16), times the sub-block scales, into the unit's I; the accumulators live
+// in y, touched once per unit, so that the chains and I of 8 tokens stay in registers.
+template <PackedType kType, int NT>
+void TileCoarse(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, int64_t t0, float* y, int64_t ldy,
+                bool stream) {
+  constexpr UnitLayout L = UnitLayoutOf(kType);
+  constexpr bool kZ = L.lut || L.z_shift >= 0;
+  constexpr int kShare = (L.unit_bytes / L.blocks + 63) / 64 * 64;
+  constexpr int kChains = L.sc_bytes == 32 ? 2 : 1;
+  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ldy, _mm512_setzero_ps());
+  for (int64_t u = 0; u < w.num_units; ++u) {
+    const uint8_t* unit = grp + u * L.unit_bytes;
+    const int nbi = static_cast<int>(std::min<int64_t>(L.blocks, w.nb - u * L.blocks));
+    __m512i isum[NT];
+    for (auto& v : isum) v = _mm512_setzero_si512();
+    for (int bi = 0; bi < nbi; ++bi) {
+      const int64_t b = u * L.blocks + bi;
+      const int8_t* aq[NT];
+      for (int t = 0; t < NT; ++t) aq[t] = a.q + (t0 + t) * a.k + b * kQBlock;
+      if (stream) PrefetchAhead(unit + bi * kShare, kShare);
+      __m512i dot[NT][kChains];
+      for (auto& d : dot)
+        for (auto& c : d) c = _mm512_setzero_si512();
+      auto step = [&](auto k_tag) {
+        constexpr int k = decltype(k_tag)::value;
+        const __m512i c0 = Code<kType, k>(unit, bi), c1 = Code<kType, k + 4>(unit, bi);
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; ++t) {
+          dot[t][0] = DpbusdBcast(dot[t][0], c0, aq[t] + 4 * k);
+          dot[t][kChains - 1] = DpbusdBcast(dot[t][kChains - 1], c1, aq[t] + 16 + 4 * k);
+        }
+      };
+      [&]<int... K>(std::integer_sequence<int, K...>) {
+        (step(std::integral_constant<int, K>{}), ...);
+      }(std::make_integer_sequence<int, 4>{});
+      const BlockScales<kType> sc(unit, bi);
+#pragma GCC unroll 8
+      for (int t = 0; t < NT; ++t) {
+        __m512i ib = _mm512_mullo_epi32(dot[t][0], sc.sc0);
+        if constexpr (kChains == 2) ib = _mm512_add_epi32(ib, _mm512_mullo_epi32(dot[t][1], sc.sc1));
+        isum[t] = _mm512_add_epi32(isum[t], SllvBcast(ib, a.e + (t0 + t) * a.nb + b));
+      }
+    }
+    __m512i jsum[NT];
+    for (auto& v : jsum) v = _mm512_setzero_si512();
+    for (int bi = 0; bi < nbi; ++bi) {  // the z and min terms
+      if constexpr (kZ || L.int_min) {
+        const PairTerms<kType> pt(unit, bi);
+        const int32_t* s16 = a.s16 + u * L.blocks + bi;
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; ++t) {
+          const __m512i s = _mm512_set1_epi32(s16[(t0 + t) * a.nb]);
+          if constexpr (kZ) isum[t] = _mm512_dpwssd_epi32(isum[t], pt.zp, s);
+          if constexpr (L.int_min) jsum[t] = _mm512_dpwssd_epi32(jsum[t], pt.mp, s);
+        }
+      }
+    }
+    const __m512 dw = LoadHalves(unit + L.d_off);
+    __m512 dmin = _mm512_setzero_ps();
+    if constexpr (L.int_min) dmin = LoadHalves(unit + L.dmin_off);
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) {
+      const __m512 da = _mm512_set1_ps(a.d[(t0 + t) * w.num_units + u]);
+      __m512 r = _mm512_loadu_ps(y + t * ldy);
+      r = _mm512_fmadd_ps(_mm512_mul_ps(dw, da), _mm512_cvtepi32_ps(isum[t]), r);
+      if constexpr (L.int_min) r = _mm512_fnmadd_ps(_mm512_mul_ps(dmin, da), _mm512_cvtepi32_ps(jsum[t]), r);
+      _mm512_storeu_ps(y + t * ldy, r);
+    }
+  }
+}
+
 // One group (all 16 rows) x NT tokens; each code vector is built once and used by the NT
 // tokens. `stream`: the only pass over the group's weights, prefetched ahead (as in
 // qgemm_avx512vnni.cc).
@@ -118,8 +223,8 @@ void Tile(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, int64_t
         const __m512i c0 = Code<kType, k>(unit, bi), c1 = Code<kType, k + 4>(unit, bi);
 #pragma GCC unroll 8
         for (int t = 0; t < NT; ++t) {
-          dot[t][0] = _mm512_dpbusd_epi32(dot[t][0], c0, Bcast4(aq[t] + 4 * k));
-          dot[t][1] = _mm512_dpbusd_epi32(dot[t][1], c1, Bcast4(aq[t] + 16 + 4 * k));
+          dot[t][0] = DpbusdBcast(dot[t][0], c0, aq[t] + 4 * k);
+          dot[t][1] = DpbusdBcast(dot[t][1], c1, aq[t] + 16 + 4 * k);
         }
       };
       [&]<int... K>(std::integer_sequence<int, K...>) {
@@ -172,7 +277,10 @@ void GemmType(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a,
               int64_t ldy) {
   for (int64_t g = 0; g < ng; ++g) {
     ForTokenTiles(nt, [&](auto nt_tag, int64_t t) {
-      Tile<kType, decltype(nt_tag)::value>(w, w.group(g0 + g), a, t0 + t, y + t * ldy + g * kGroupRows, ldy, nt <= 8);
+      constexpr int kNt = decltype(nt_tag)::value;
+      float* yt = y + t * ldy + g * kGroupRows;
+      if constexpr (CoarseActs(kType)) TileCoarse<kType, kNt>(w, w.group(g0 + g), a, t0 + t, yt, ldy, nt <= 8);
+      else Tile<kType, kNt>(w, w.group(g0 + g), a, t0 + t, yt, ldy, nt <= 8);
     });
   }
 }

@@ -3,6 +3,7 @@
 // invariance through cpu::MatMul.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -24,27 +25,42 @@ OwnedMatrix MakeMatrix(GgmlType type, int64_t rows, int64_t cols, uint32_t seed)
   return backend_test::MakeMatrix(type, rows, cols, seed, /*pack=*/true);
 }
 
-// Quantized activations owned by a test.
+// Quantized activations owned by a test, in the activation block of the type they were
+// made for (cpu::ActBlockOf: 32, or 256 with two-level scales for the K-quants and IQ4_XS).
 struct Acts {
+  int64_t block = cpu::kQBlock;
   std::vector<int8_t> q;
   std::vector<float> d;
-  std::vector<int32_t> s, aux, s16;
+  std::vector<int32_t> s, e, aux, s16;
   cpu::QuantActs view(cpu::PackedType type, int64_t k) {
-    aux.resize(s.size());
-    s16.resize(s.size());
-    cpu::ComputeAux(type, d.data(), s.data(), static_cast<int64_t>(s.size()), aux.data());
-    cpu::ComputeSums16(q.data(), static_cast<int64_t>(s.size()) / (k / cpu::kQBlock), k, s16.data());
-    return {q.data(), d.data(), aux.data(), k, k / cpu::kQBlock, s16.data()};
+    const int64_t tokens = static_cast<int64_t>(q.size()) / k, nb = k / cpu::kQBlock;
+    s16.resize(tokens * nb);
+    cpu::ComputeSums16(q.data(), tokens, k, s16.data(), e.empty() ? nullptr : e.data());
+    if (block == cpu::kQBlock) {
+      aux.resize(s.size());
+      cpu::ComputeAux(type, d.data(), s.data(), static_cast<int64_t>(s.size()), aux.data());
+    }
+    return {q.data(), d.data(), aux.data(), k, nb, s16.data(), nullptr, e.empty() ? nullptr : e.data()};
+  }
+  // The scale of element i of token t: d, or d_u * 2^e_b.
+  float scale(int64_t t, int64_t i, int64_t k) const {
+    const float di = d[(t * k + i) / block];
+    return e.empty() ? di : std::ldexp(di, e[(t * k + i) / cpu::kQBlock]);
   }
 };
 
-Acts Quantize(const cpu::QKernels& kern, const std::vector<float>& x, int64_t t, int64_t k) {
+Acts Quantize(const cpu::QKernels& kern, const std::vector<float>& x, int64_t t, int64_t k, int64_t block) {
   Acts a;
+  a.block = block;
   a.q.resize(t * k);
-  a.d.resize(t * k / 32);
-  a.s.resize(t * k / 32);
-  kern.quantize(x.data(), k, t, k, a.q.data(), a.d.data(), a.s.data());
+  a.d.resize(t * k / block);
+  a.s.resize(t * k / cpu::kQBlock);
+  if (block != cpu::kQBlock) a.e.resize(t * k / cpu::kQBlock);
+  kern.quantize(x.data(), k, t, k, block, a.q.data(), a.d.data(), a.s.data(), a.e.empty() ? nullptr : a.e.data());
   return a;
+}
+Acts Quantize(const cpu::QKernels& kern, const std::vector<float>& x, int64_t t, int64_t k, cpu::PackedType type) {
+  return Quantize(kern, x, t, k, cpu::ActBlockOf(type));
 }
 
 class QGemmTest : public ::testing::TestWithParam<GgmlType> {};
@@ -70,21 +86,22 @@ TEST_P(QGemmTest, MatchesDefinitionAndFloatProduct) {
   std::vector<float> y(static_cast<size_t>(tokens * rows));
   cpu::MatMul(pm, x.data(), tokens, y.data());
 
-  Acts a = Quantize(cpu::GenericQKernels(), x, tokens, cols);
+  const auto& p = *static_cast<const cpu::PackedMatrix*>(w.packed.get());
+  Acts a = Quantize(cpu::GenericQKernels(), x, tokens, cols, p.type);
   std::vector<float> row(cols);
   for (int64_t r = 0; r < rows; ++r) {
     DequantizeRow(type, w.m.row(r), row.data(), cols);
     for (int64_t t = 0; t < tokens; ++t) {
       double def = 0, exact = 0, mag = 0;
       for (int64_t k = 0; k < cols; ++k) {
-        const double xq = double(a.q[t * cols + k]) * a.d[t * cols / 32 + k / 32];
+        const double xq = double(a.q[t * cols + k]) * a.scale(t, k, cols);
         def += double(row[k]) * xq;
         exact += double(row[k]) * x[t * cols + k];
         mag += std::abs(double(row[k]) * x[t * cols + k]);
       }
       const float got = y[t * rows + r];
       ASSERT_NEAR(got, def, 1e-5 * mag) << "row " << r << " token " << t;
-      // int8 activations: each element is off by at most d / 2 = amax / 254.
+      // int8 activations: each element is off by at most d / 2 = amax / 254 (of its block).
       ASSERT_NEAR(got, exact, 0.01 * mag) << "row " << r << " token " << t;
     }
   }
@@ -123,16 +140,17 @@ TEST_P(QGemmTest, IsaPathsAreBitIdentical) {
   OwnedMatrix w = MakeMatrix(type, rows, cols, 3);
   const auto& p = *static_cast<const cpu::PackedMatrix*>(w.packed.get());
   auto x = RandomVec(static_cast<size_t>(tokens * cols), 4, 3.0f);
-  for (int i = 0; i < 32; ++i) x[cols + i] = 0.0f;  // an all-zero block: d = 0
+  for (int i = 0; i < cpu::ActBlockOf(p.type); ++i) x[cols + i] = 0.0f;  // an all-zero block: d = 0
   const cpu::QKernels& gen = cpu::GenericQKernels();
-  Acts ga = Quantize(gen, x, tokens, cols);
+  Acts ga = Quantize(gen, x, tokens, cols, p.type);
   const cpu::QuantActs gv = ga.view(p.type, cols);
   for (const cpu::QKernels* k : tables) {
     SCOPED_TRACE(k->name);
-    Acts ka = Quantize(*k, x, tokens, cols);
+    Acts ka = Quantize(*k, x, tokens, cols, p.type);
     ASSERT_EQ(ka.q, ga.q);
     ASSERT_EQ(0, std::memcmp(ka.d.data(), ga.d.data(), ga.d.size() * 4));
     ASSERT_EQ(ka.s, ga.s);
+    ASSERT_EQ(ka.e, ga.e);
     for (int64_t nt : {1, 2, 3, 4, 5, 7, 8, 9, 16, 19}) {
       for (int64_t ng : {1, 2, 3, 4, 5}) {
         std::vector<float> y1(nt * ng * 16, -1.0f), y2(nt * ng * 16, -2.0f);
@@ -173,7 +191,7 @@ TEST_P(QGemmTest, ExtremeCodesDoNotSaturate) {
   const auto& p = *static_cast<const cpu::PackedMatrix*>(w.packed.get());
   std::vector<float> x(tokens * cols);
   for (int64_t i = 0; i < cols; ++i) x[i] = 1.0f, x[cols + i] = -1.0f;
-  Acts a = Quantize(cpu::GenericQKernels(), x, tokens, cols);
+  Acts a = Quantize(cpu::GenericQKernels(), x, tokens, cols, p.type);
   const cpu::QuantActs v = a.view(p.type, cols);
   std::vector<float> y1(tokens * 16);
   cpu::GenericQKernels().gemm(p, 0, 1, v, 0, tokens, y1.data(), 16);
@@ -243,6 +261,50 @@ TEST(QGemm, ComposedPartsOfDifferentTypesEqualSeparateMatMuls) {
   OwnedMatrix narrow = MakeMatrix(GgmlType::kQ4_0, 16, 96, 24);
   EXPECT_EQ(cpu::Compose({parts[0], std::static_pointer_cast<const cpu::PackedMatrix>(narrow.packed)}), nullptr);
   backend_test::ExpectSegmentsEqualSeparate(*comp, {&a, &b, &c}, {1, 2, 3, 9, 40});
+}
+
+// Per-256 activations (the K-quants, IQ4_XS): each 32-block's scale d_u * 2^e_b is the
+// smallest of the five that holds its amax in [-127, 127]: within 2x of amax_b / 127, or
+// d_u (amax_u / 2032) for blocks 16x quieter than the unit's loudest; every ISA agrees.
+TEST(QGemm, TwoLevelActivationScales) {
+  const int64_t k = 512;
+  auto x = RandomVec(static_cast<size_t>(k), 31);
+  const float gains[16] = {1, 0.5f, 0.26f, 0.2f, 0.07f, 0.03f, 0.001f, 0, 4, 2, 1, 0.5f, 0.25f, 0.125f, 0.0625f, 0};
+  for (int64_t b = 0; b < k / 32; ++b)
+    for (int i = 0; i < 32; ++i) x[b * 32 + i] *= gains[b];
+  x[8 * 32 + 5] = 4.0f;  // block 8: amax exactly 4 (the unit's loudest)
+  for (int i = 0; i < 32; ++i) x[9 * 32 + i] = std::clamp(x[9 * 32 + i], -2.0f, 2.0f);
+  x[9 * 32 + 3] = -2.0f;  // block 9: amax exactly 2
+  Acts a = Quantize(cpu::GenericQKernels(), x, 1, k, cpu::kCoarseBlock);
+  for (int64_t b = 0; b < k / 32; ++b) {
+    float amax = 0, amax_u = 0;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b * 32 + i]));
+    for (int i = 0; i < 256; ++i) amax_u = std::max(amax_u, std::fabs(x[b / 8 * 256 + i]));
+    const float scale = a.scale(0, b * 32, k);
+    ASSERT_EQ(a.d[b / 8], amax_u / 127.0f / 16.0f) << b;
+    ASSERT_GE(a.e[b], 0);
+    ASSERT_LE(a.e[b], cpu::kMaxActShift);
+    if (a.e[b] > 0) {
+      ASSERT_GE(scale * 127.0f, amax) << b;
+      ASSERT_LT(scale * 127.0f, 2.0f * amax) << b;
+    } else {
+      ASSERT_LE(amax * 16.0f, amax_u) << b;
+    }
+    for (int i = 0; i < 32; ++i) {
+      const int q = a.q[b * 32 + i];
+      ASSERT_LE(std::abs(q), 127);
+      ASSERT_EQ(q, static_cast<int>(std::nearbyint(x[b * 32 + i] / scale))) << b << " " << i;
+    }
+  }
+  EXPECT_EQ(a.e[8], 4);  // the loudest block
+  EXPECT_EQ(a.e[9], 3);  // amax 2 = 4 * 2^(3 - 4): the boundary is inclusive
+  EXPECT_EQ(a.e[7], 0);  // an all-zero block
+  for (const cpu::QKernels* kern : backend_test::SimdQKernels()) {
+    Acts b = Quantize(*kern, x, 1, k, cpu::kCoarseBlock);
+    EXPECT_EQ(b.q, a.q) << kern->name;
+    EXPECT_EQ(b.e, a.e) << kern->name;
+    EXPECT_EQ(b.d, a.d) << kern->name;
+  }
 }
 
 TEST(QGemm, PackLayout) {
