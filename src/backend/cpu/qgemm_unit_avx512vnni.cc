@@ -25,6 +25,11 @@
 namespace inferd::cpu {
 namespace {
 
+inline int32_t LoadI32(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
 inline __m512i Load(const uint8_t* p) { return _mm512_load_si512(reinterpret_cast<const void*>(p)); }
 inline __m512 LoadHalves(const uint8_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
@@ -134,7 +139,6 @@ void TileCoarse(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, i
   constexpr UnitLayout L = UnitLayoutOf(kType);
   constexpr bool kZ = L.lut || L.z_shift >= 0;
   constexpr int kShare = (L.unit_bytes / L.blocks + 63) / 64 * 64;
-  constexpr int kChains = L.sc_bytes == 32 ? 2 : 1;
   for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ldy, _mm512_setzero_ps());
   for (int64_t u = 0; u < w.num_units; ++u) {
     const uint8_t* unit = grp + u * L.unit_bytes;
@@ -146,7 +150,7 @@ void TileCoarse(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, i
       const int8_t* aq[NT];
       for (int t = 0; t < NT; ++t) aq[t] = a.q + (t0 + t) * a.k + b * kQBlock;
       if (stream) PrefetchAhead(unit + bi * kShare, kShare);
-      __m512i dot[NT][kChains];
+      __m512i dot[NT][2];  // sub-blocks 0 and 1 (two chains for latency when sc is per 32)
       for (auto& d : dot)
         for (auto& c : d) c = _mm512_setzero_si512();
       auto step = [&](auto k_tag) {
@@ -155,7 +159,7 @@ void TileCoarse(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, i
 #pragma GCC unroll 8
         for (int t = 0; t < NT; ++t) {
           dot[t][0] = DpbusdBcast(dot[t][0], c0, aq[t] + 4 * k);
-          dot[t][kChains - 1] = DpbusdBcast(dot[t][kChains - 1], c1, aq[t] + 16 + 4 * k);
+          dot[t][1] = DpbusdBcast(dot[t][1], c1, aq[t] + 16 + 4 * k);
         }
       };
       [&]<int... K>(std::integer_sequence<int, K...>) {
@@ -164,8 +168,12 @@ void TileCoarse(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, i
       const BlockScales<kType> sc(unit, bi);
 #pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
-        __m512i ib = _mm512_mullo_epi32(dot[t][0], sc.sc0);
-        if constexpr (kChains == 2) ib = _mm512_add_epi32(ib, _mm512_mullo_epi32(dot[t][1], sc.sc1));
+        __m512i ib;
+        if constexpr (L.sc_bytes == 32) {
+          ib = _mm512_add_epi32(_mm512_mullo_epi32(dot[t][0], sc.sc0), _mm512_mullo_epi32(dot[t][1], sc.sc1));
+        } else {
+          ib = _mm512_mullo_epi32(_mm512_add_epi32(dot[t][0], dot[t][1]), sc.sc0);
+        }
         isum[t] = _mm512_add_epi32(isum[t], SllvBcast(ib, a.e + (t0 + t) * a.nb + b));
       }
     }
@@ -223,8 +231,13 @@ void Tile(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, int64_t
         const __m512i c0 = Code<kType, k>(unit, bi), c1 = Code<kType, k + 4>(unit, bi);
 #pragma GCC unroll 8
         for (int t = 0; t < NT; ++t) {
-          dot[t][0] = DpbusdBcast(dot[t][0], c0, aq[t] + 4 * k);
-          dot[t][1] = DpbusdBcast(dot[t][1], c1, aq[t] + 16 + 4 * k);
+          if constexpr (NT == 1) {  // decode: folded broadcasts (measured: prefill tiles lose)
+            dot[t][0] = DpbusdBcast(dot[t][0], c0, aq[t] + 4 * k);
+            dot[t][1] = DpbusdBcast(dot[t][1], c1, aq[t] + 16 + 4 * k);
+          } else {
+            dot[t][0] = _mm512_dpbusd_epi32(dot[t][0], c0, _mm512_set1_epi32(LoadI32(aq[t] + 4 * k)));
+            dot[t][1] = _mm512_dpbusd_epi32(dot[t][1], c1, _mm512_set1_epi32(LoadI32(aq[t] + 16 + 4 * k)));
+          }
         }
       };
       [&]<int... K>(std::integer_sequence<int, K...>) {
