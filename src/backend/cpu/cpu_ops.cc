@@ -52,7 +52,11 @@ struct ActSet {
     if (static_cast<int64_t>(q.size()) < T * k) q.resize(static_cast<size_t>(T * k));
     if (static_cast<int64_t>(d.size()) < T * k / block) d.resize(static_cast<size_t>(T * k / block));
     const auto nb = static_cast<size_t>(T * k / cpu::kQBlock);
-    if (s.size() < nb) s.resize(nb), s16.resize(nb), e.resize(block == cpu::kQBlock ? 0 : nb);
+    if (s.size() < nb) {
+      s.resize(nb);
+      s16.resize(nb);
+      if (block != cpu::kQBlock) e.resize(nb);  // the shifts of two-level scales
+    }
   }
   // Rows [t0, t1) of x; s16 too for the unit types.
   void Quantize(const cpu::QKernels& kern, const float* x, int64_t t0, int64_t t1, int64_t k, int64_t block,

@@ -25,12 +25,8 @@
 namespace inferd::cpu {
 namespace {
 
-inline int32_t LoadI32(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
 inline __m512i Load(const uint8_t* p) { return _mm512_load_si512(reinterpret_cast<const void*>(p)); }
+inline __m512i Bcast4(const int8_t* p) { return _mm512_broadcastd_epi32(_mm_loadu_si32(p)); }
 inline __m512 LoadHalves(const uint8_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
@@ -130,8 +126,8 @@ struct PairTerms {
   }
 };
 
-// One group x NT tokens of a CoarseActs type. Per block: one integer chain per token (two
-// for scales per 16), times the sub-block scales, into the unit's I; the accumulators live
+// One group x NT tokens of a CoarseActs type. Per block: two integer chains per token (one
+// per 16-element half), times the sub-block scales and 2^e_b, into the unit's I; the accumulators live
 // in y, touched once per unit, so that the chains and I of 8 tokens stay in registers.
 template <PackedType kType, int NT>
 void TileCoarse(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, int64_t t0, float* y, int64_t ldy,
@@ -150,7 +146,7 @@ void TileCoarse(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, i
       const int8_t* aq[NT];
       for (int t = 0; t < NT; ++t) aq[t] = a.q + (t0 + t) * a.k + b * kQBlock;
       if (stream) PrefetchAhead(unit + bi * kShare, kShare);
-      __m512i dot[NT][2];  // sub-blocks 0 and 1 (two chains for latency when sc is per 32)
+      __m512i dot[NT][2];  // sub-blocks 0 and 1 (two chains also when sc is per 32: latency)
       for (auto& d : dot)
         for (auto& c : d) c = _mm512_setzero_si512();
       auto step = [&](auto k_tag) {
@@ -235,8 +231,8 @@ void Tile(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, int64_t
             dot[t][0] = DpbusdBcast(dot[t][0], c0, aq[t] + 4 * k);
             dot[t][1] = DpbusdBcast(dot[t][1], c1, aq[t] + 16 + 4 * k);
           } else {
-            dot[t][0] = _mm512_dpbusd_epi32(dot[t][0], c0, _mm512_set1_epi32(LoadI32(aq[t] + 4 * k)));
-            dot[t][1] = _mm512_dpbusd_epi32(dot[t][1], c1, _mm512_set1_epi32(LoadI32(aq[t] + 16 + 4 * k)));
+            dot[t][0] = _mm512_dpbusd_epi32(dot[t][0], c0, Bcast4(aq[t] + 4 * k));
+            dot[t][1] = _mm512_dpbusd_epi32(dot[t][1], c1, Bcast4(aq[t] + 16 + 4 * k));
           }
         }
       };
