@@ -13,6 +13,8 @@ namespace inferd {
 struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false;
+  // Features within the AVX-512 levels (not levels): vdpbf16ps, vpermb.
+  bool avx512bf16 = false, avx512vbmi = false;
 };
 
 // Detected once, cached.

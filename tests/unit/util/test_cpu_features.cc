@@ -35,6 +35,8 @@ TEST(CpuFeaturesTest, AgreesWithProcCpuinfo) {
   EXPECT_EQ(f.avx512bw, flags.count("avx512bw") == 1);
   EXPECT_EQ(f.avx512vl, flags.count("avx512vl") == 1);
   EXPECT_EQ(f.avx512vnni, flags.count("avx512_vnni") == 1);
+  EXPECT_EQ(f.avx512bf16, flags.count("avx512_bf16") == 1);
+  EXPECT_EQ(f.avx512vbmi, flags.count("avx512vbmi") == 1);
 }
 
 TEST(CpuFeaturesTest, LevelsNest) {
