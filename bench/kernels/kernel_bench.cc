@@ -134,11 +134,12 @@ BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kQ6_K)->Name("MatMul/q6_K")->Apply(UnitK
 BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kIQ4_XS)->Name("MatMul/iq4_xs")->Apply(UnitKArgs);
 // AWQ / GPTQ layers as inferd stores them (I4Z128: s, z per 128 inputs).
 BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kI4Z128)->Name("MatMul/i4z128")->Apply(UnitKArgs);
-// Float weights (dot_quant_row for decode, the dequantized row buffer for prefill); SmolLM2's
-// LM head (56 MB as f16, past the L3) for decode from DRAM.
+// Float weights as the engine runs them (k-major panels, packed); SmolLM2's LM head (56 MB
+// as f16, past the L3) for decode from DRAM; small-256's gate / up at a 512-token prefill.
 void FloatArgs(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"rows", "cols", "tokens", "int8"});
-  b->Args({4096, 4096, 1, 0})->Args({4096, 4096, 64, 0})->Args({49152, 576, 1, 0})->Args({1536, 576, 512, 0});
+  b->ArgNames({"rows", "cols", "tokens", "packed"});
+  b->Args({4096, 4096, 1, 1})->Args({4096, 4096, 64, 1})->Args({49152, 576, 1, 1})->Args({1536, 576, 512, 1});
+  b->Args({2816, 1024, 512, 1})->Args({11008, 4096, 1, 1});  // + Llama-2-7B gate / up decode (DRAM)
   b->UseRealTime();
 }
 BENCHMARK_TEMPLATE(BM_MatMul, GgmlType::kF16)->Name("MatMul/f16")->Apply(FloatArgs);
@@ -334,6 +335,17 @@ struct VnniZmm {
   static float Sum(V v) { return static_cast<float>(_mm512_reduce_add_epi32(v)); }
 };
 #endif
+#if defined(__AVX512BF16__)
+struct Bf16Zmm {  // vdpbf16ps: the BF16 panels' instruction
+  using V = __m512;
+  static constexpr int64_t kMacs = 32;
+  static V Init(int i) { return _mm512_set1_ps(static_cast<float>(i)); }
+  static V B() { return _mm512_castsi512_ps(_mm512_set1_epi32(0x3F803F80)); }
+  static V C() { return _mm512_castsi512_ps(_mm512_set1_epi32(0x3F803F80)); }
+  static V Step(V acc, V b, V c) { return _mm512_dpbf16_ps(acc, (__m512bh)b, (__m512bh)c); }
+  static float Sum(V v) { return _mm512_reduce_add_ps(v); }
+};
+#endif
 
 // kPeakIters steps of 12 independent instructions (named variables: an array spills).
 template <class Op>
@@ -368,6 +380,9 @@ void BM_Peak(benchmark::State& state) {
 BENCHMARK(BM_Peak<FmaZmm>)->Name("BM_PeakFmaZmm")->UseRealTime();
 #if defined(__AVX512VNNI__)
 BENCHMARK(BM_Peak<VnniZmm>)->Name("BM_PeakVnniZmm")->UseRealTime();
+#endif
+#if defined(__AVX512BF16__)
+BENCHMARK(BM_Peak<Bf16Zmm>)->Name("BM_PeakBf16Zmm")->UseRealTime();
 #endif
 #endif
 

@@ -18,6 +18,8 @@ IQ4_XS -> IQ4_NL), and its mixtures choose other K-types for ffn_down. What each
                 comparison only: see STRICT_ONLY)
   IQ3_S         ffn_down IQ3_S; other matrices IQ4_NL; token_embd Q8_0
   Q8_0 with --tensor-type ffn_down=mxfp4, attn_q=mxfp4: those MXFP4, the rest Q8_0
+  BF16          every matrix BF16 (inferd's BF16 kernels round the activations to bf16
+                and add pairs as vdpbf16ps does; llama.cpp's rounds them too)
 The other reference-only types cannot be made here: IQ2_*, IQ1_* (and IQ3_XXS --pure) need an
 importance matrix, and IQ3_XXS's mixture writes Q3_K for ffn_down, IQ4_NL elsewhere.
 
@@ -63,6 +65,7 @@ CASES = {
     "tq2_0": ([], "TQ2_0", {"TQ2_0"}),
     "iq3_s": ([], "IQ3_S", {"IQ3_S"}),
     "mxfp4": (["--tensor-type", "ffn_down=mxfp4", "--tensor-type", "attn_q=mxfp4"], "Q8_0", {"MXFP4"}),
+    "bf16": ([], "BF16", {"BF16"}),
 }
 # Ternary weights are for models trained ternary (BitNet): on this model they destroy the output
 # (llama.cpp predicts 0.75% of the text; its default run and the exact one agree at top-1 on 14%

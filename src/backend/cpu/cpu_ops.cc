@@ -72,6 +72,8 @@ struct ActSet {
 // grown, never shrunk (no allocation once warm).
 struct ActBuffers {
   ActSet fine, coarse;
+  std::vector<uint16_t> xb;  // the activations as bf16 (BF16 panels: pairs, or widened in xr)
+  std::vector<float> xr;
   std::vector<int32_t> aux;
   std::vector<float> tail;  // outputs of a partial last row group
 };
@@ -91,23 +93,32 @@ void PackedMatMul(const cpu::PackedMatrix& p, const float* x, int64_t num_tokens
   auto part = [&](size_t i) -> const cpu::PackedMatrix& { return composite ? *p.parts[i] : p; };
   if (composite && outs.size() != nparts) std::abort();  // callers pass one output per part
   const int64_t k = p.cols, nb = p.nb, T = num_tokens;
-  // Which activations the parts take: per 32 (unit types need s16 too), per 256; float
-  // panels take x as it is.
-  bool fine = false, fine_unit = false, coarse = false;
+  // Which activations the parts take: per 32 (unit types need s16 too), per 256; bf16
+  // (BF16 panels); F32 / F16 panels take x as it is.
+  bool fine = false, fine_unit = false, coarse = false, bf16 = false;
   for (size_t i = 0; i < nparts; ++i) {
     const cpu::PackedType t = part(i).type;
+    bf16 = bf16 || t == cpu::PackedType::kBF16;
     if (cpu::IsFloatType(t)) continue;
     coarse = coarse || cpu::CoarseActs(t);
     fine = fine || !cpu::CoarseActs(t);
     fine_unit = fine_unit || (!cpu::CoarseActs(t) && cpu::IsUnitType(t));
   }
-  const bool quantized = fine || coarse;
+  const int64_t kp = cpu::Bf16PairCols(k);
+  const auto bf16_rows = static_cast<size_t>(T * kp);
+  if (bf16 && kern.bf16_pairs && buf.xb.size() < bf16_rows) buf.xb.resize(bf16_rows);
+  if (bf16 && !kern.bf16_pairs && buf.xr.size() < bf16_rows) buf.xr.resize(bf16_rows);
+  const bool quantized = fine || coarse || bf16;
   if (fine) {
     buf.fine.Reserve(T, k, cpu::kQBlock);
     if (buf.aux.size() < nparts * T * nb) buf.aux.resize(nparts * T * nb);
   }
   if (coarse) buf.coarse.Reserve(T, k, cpu::kCoarseBlock);
   auto quantize = [&](int64_t t0, int64_t t1) {
+    if (bf16) {
+      kern.round_bf16(x + t0 * k, k, t1 - t0, k, kern.bf16_pairs ? buf.xb.data() + t0 * kp : nullptr,
+                      kern.bf16_pairs ? nullptr : buf.xr.data() + t0 * kp);
+    }
     if (coarse) buf.coarse.Quantize(kern, x, t0, t1, k, cpu::kCoarseBlock, true);
     if (!fine) return;
     buf.fine.Quantize(kern, x, t0, t1, k, cpu::kQBlock, fine_unit);
@@ -127,6 +138,13 @@ void PackedMatMul(const cpu::PackedMatrix& p, const float* x, int64_t num_tokens
     if (cpu::CoarseActs(part(i).type)) {
       const ActSet& c = buf.coarse;
       return cpu::QuantActs{c.q.data(), c.d.data(), nullptr, k, nb, c.s16.data(), x, c.e.data()};
+    }
+    if (part(i).type == cpu::PackedType::kBF16) {
+      cpu::QuantActs b;
+      b.k = k;
+      b.xb = buf.xb.data();
+      b.xr = buf.xr.data();
+      return b;
     }
     const ActSet& f = buf.fine;
     return cpu::QuantActs{f.q.data(), f.d.data(), buf.aux.data() + i * T * nb, k, nb, f.s16.data(), x};
@@ -345,36 +363,36 @@ void WriteKv(const KvLayerView& kv, std::span<const AttnSeq> seqs, const int32_t
       for (int64_t r = r0; r < r1; ++r) fn(seqs[rows[r].first], rows[r].second);
     });
   };
-  auto write = [&](auto* kc, auto* vc, auto convert) {
+  // fn(K row, V row, K slot, V slot, scale index) for every (row, kv head): the K row goes to
+  // elements ko + dd * bs of the cache ([d][bs] per block and head), the V row to vo + dd;
+  // sb indexes the (block, head, slot) scales of the code caches.
+  auto for_heads = [&](auto&& fn) {
     for_rows([&](const AttnSeq& s, int64_t i) {
       const int64_t t = s.token_begin + i, pos = positions[t];
       const int64_t blk = s.block_table[pos / bs], off = pos % bs;
       for (int64_t g = 0; g < nkv; ++g) {
-        const float* kr = k + (t * nkv + g) * d;
-        const float* vr = v + (t * nkv + g) * d;
-        auto* kt = kc + (blk * nkv + g) * d * bs + off;  // [d][bs]
-        auto* vt = vc + ((blk * nkv + g) * bs + off) * d;
-        for (int64_t dd = 0; dd < d; ++dd) kt[dd * bs] = convert(kr[dd]);
-        for (int64_t dd = 0; dd < d; ++dd) vt[dd] = convert(vr[dd]);
+        const int64_t sb = (blk * nkv + g) * bs + off;
+        fn(k + (t * nkv + g) * d, v + (t * nkv + g) * d, (blk * nkv + g) * d * bs + off, sb * d, sb);
       }
     });
   };
   if (IsKvCode(kv.elem)) {
-    for_rows([&](const AttnSeq& s, int64_t i) {
-      const int64_t t = s.token_begin + i, pos = positions[t];
-      const int64_t blk = s.block_table[pos / bs], off = pos % bs;
-      for (int64_t g = 0; g < nkv; ++g) {
-        const int64_t sb = (blk * nkv + g) * bs + off;  // scale of (block, head, slot)
-        uint8_t* kt = static_cast<uint8_t*>(kv.k) + (blk * nkv + g) * d * bs + off;  // [d][bs]
-        uint8_t* vt = static_cast<uint8_t*>(kv.v) + ((blk * nkv + g) * bs + off) * d;
-        kv.ks[sb] = QuantizeKvVector(kv.elem, k + (t * nkv + g) * d, d, kt, bs);
-        kv.vs[sb] = QuantizeKvVector(kv.elem, v + (t * nkv + g) * d, d, vt, 1);
-      }
+    for_heads([&](const float* kr, const float* vr, int64_t ko, int64_t vo, int64_t sb) {
+      kv.ks[sb] = QuantizeKvVector(kv.elem, kr, d, static_cast<uint8_t*>(kv.k) + ko, bs);
+      kv.vs[sb] = QuantizeKvVector(kv.elem, vr, d, static_cast<uint8_t*>(kv.v) + vo, 1);
     });
   } else if (kv.elem == KvElem::kF16) {
-    write(static_cast<uint16_t*>(kv.k), static_cast<uint16_t*>(kv.v), [](float x) { return Fp32ToFp16(x); });
+    const auto to_fp16 = VectorKernels().to_fp16;
+    for_heads([&](const float* kr, const float* vr, int64_t ko, int64_t vo, int64_t) {
+      to_fp16(kr, d, static_cast<uint16_t*>(kv.k) + ko, bs);
+      to_fp16(vr, d, static_cast<uint16_t*>(kv.v) + vo, 1);
+    });
   } else {
-    write(static_cast<float*>(kv.k), static_cast<float*>(kv.v), [](float x) { return x; });
+    for_heads([&](const float* kr, const float* vr, int64_t ko, int64_t vo, int64_t) {
+      float* kt = static_cast<float*>(kv.k) + ko;
+      for (int64_t dd = 0; dd < d; ++dd) kt[dd * bs] = kr[dd];
+      std::memcpy(static_cast<float*>(kv.v) + vo, vr, sizeof(float) * d);
+    });
   }
 }
 

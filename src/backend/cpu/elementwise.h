@@ -12,6 +12,9 @@ struct VecKernels {
   void (*silu_mul)(const float* gate, const float* up, int64_t n, float* out);
   // out[i] = g / (1 + exp(-2 sqrt(2/pi) (g + 0.044715 g^3))) * up[i] (GELU, tanh form).
   void (*gelu_tanh_mul)(const float* gate, const float* up, int64_t n, float* out);
+  // out[i * stride] = fp16(x[i]) for i < n, nearest even (format's Fp32ToFp16: the f16 K/V
+  // cache's writes).
+  void (*to_fp16)(const float* x, int64_t n, uint16_t* out, int64_t stride);
 };
 
 const VecKernels& GenericVecKernels();

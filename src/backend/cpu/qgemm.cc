@@ -3,6 +3,7 @@
 #include "backend/cpu/quantize_acts.h"
 
 #include "util/cpu_features.h"
+#include "util/mmap.h"
 #include "util/thread_pool.h"
 
 #include <algorithm>
@@ -127,15 +128,30 @@ bool PackedTypeOf(GgmlType t, PackedType* out) {
   }
 }
 
-// Float panels (qgemm.h): element (l, k) of group g at k * 16 + l, copied in the file's type.
-void PackFloatPanels(const Matrix& w, PackedMatrix* p) {
-  const size_t es = FloatElemBytes(p->type);
-  p->group_bytes = (static_cast<size_t>(w.cols) * kGroupRows * es + 63) / 64 * 64;
-  const size_t total = static_cast<size_t>(p->num_groups) * p->group_bytes;
-  void* mem = std::aligned_alloc(64, total);
-  std::memset(mem, 0, total);  // rows past `rows` stay zero
+// p's storage: `bytes`, 64-byte aligned, zeroed where `zero`; from 8 MiB up on 2 MiB
+// boundaries and advised as huge pages (AdviseHugePages): the kernels stream whole matrices.
+// (The last huge page's unused part, under 2 MiB, is at most a quarter more.)
+void AllocatePacked(PackedMatrix* p, size_t bytes, bool zero) {
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t align = bytes >= 4 * kHuge ? kHuge : 64;
+  const size_t n = (bytes + align - 1) / align * align;
+  void* mem = std::aligned_alloc(align, n);
+  if (mem == nullptr) std::abort();  // as operator new would throw: out of memory
+  if (align == kHuge) AdviseHugePages(mem, n);  // before the first touch
+  if (zero) std::memset(mem, 0, n);
   p->owner = std::unique_ptr<uint8_t, void (*)(void*)>(static_cast<uint8_t*>(mem), std::free);
   p->data = p->owner.get();
+}
+
+// Float panels (qgemm.h): element (l, k) of group g at k * 16 + l, copied in the file's type;
+// BF16 by column pairs, at (k / 2) * 32 + 2 l + k % 2.
+void PackFloatPanels(const Matrix& w, PackedMatrix* p) {
+  const size_t es = FloatElemBytes(p->type);
+  const bool pairs = p->type == PackedType::kBF16;
+  const int64_t kp = pairs ? Bf16PairCols(w.cols) : w.cols;
+  p->group_bytes = (static_cast<size_t>(kp) * kGroupRows * es + 63) / 64 * 64;
+  // zeroed: rows past `rows` (and an odd last column's pair) stay zero
+  AllocatePacked(p, static_cast<size_t>(p->num_groups) * p->group_bytes, true);
   ThreadPool::Global().ParallelFor(p->num_groups, 1, [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g) {
       uint8_t* grp = p->data + static_cast<size_t>(g) * p->group_bytes;
@@ -143,6 +159,10 @@ void PackFloatPanels(const Matrix& w, PackedMatrix* p) {
         const uint8_t* row = w.row(g * kGroupRows + l);
         if (es == 4) {
           for (int64_t k = 0; k < w.cols; ++k) std::memcpy(grp + (k * kGroupRows + l) * 4, row + k * 4, 4);
+        } else if (pairs) {
+          for (int64_t k = 0; k < w.cols; ++k) {
+            std::memcpy(grp + ((k >> 1) * 2 * kGroupRows + 2 * l + (k & 1)) * 2, row + k * 2, 2);
+          }
         } else {
           for (int64_t k = 0; k < w.cols; ++k) std::memcpy(grp + (k * kGroupRows + l) * 2, row + k * 2, 2);
         }
@@ -175,11 +195,7 @@ std::unique_ptr<PackedMatrix> Pack(const Matrix& w) {
     const UnitLayout L = UnitLayoutOf(p->type);
     p->num_units = (p->nb + L.blocks - 1) / L.blocks;
     p->group_bytes = static_cast<size_t>(p->num_units) * static_cast<size_t>(L.unit_bytes);
-    const size_t total = static_cast<size_t>(p->num_groups) * p->group_bytes;
-    void* mem = std::aligned_alloc(64, (total + 63) / 64 * 64);
-    std::memset(mem, 0, total);
-    p->owner = std::unique_ptr<uint8_t, void (*)(void*)>(static_cast<uint8_t*>(mem), std::free);
-    p->data = p->owner.get();
+    AllocatePacked(p.get(), static_cast<size_t>(p->num_groups) * p->group_bytes, true);
     PackUnits(w, p.get());
     return p;
   }
@@ -187,11 +203,7 @@ std::unique_ptr<PackedMatrix> Pack(const Matrix& w) {
   p->qs_bytes = blk.nqs * kGroupRows;
   p->pair_bytes = 2 * (p->qs_bytes + 32 + (p->type == PackedType::kQ4_1 ? 32 : 0));
   p->group_bytes = static_cast<size_t>((p->nb + 1) / 2) * p->pair_bytes;  // 64-byte multiple
-  const size_t total = static_cast<size_t>(p->num_groups) * p->group_bytes;
-  void* mem = std::aligned_alloc(64, (total + 63) / 64 * 64);
-  std::memset(mem, 0, total);
-  p->owner = std::unique_ptr<uint8_t, void (*)(void*)>(static_cast<uint8_t*>(mem), std::free);
-  p->data = p->owner.get();
+  AllocatePacked(p.get(), static_cast<size_t>(p->num_groups) * p->group_bytes, true);
   const int chunks = static_cast<int>(p->qs_bytes / 64);
   for (int64_t g = 0; g < p->num_groups; ++g) {
     uint8_t* grp = p->data + static_cast<size_t>(g) * p->group_bytes;
@@ -245,10 +257,7 @@ std::unique_ptr<PackedMatrix> Concat(const std::vector<const PackedMatrix*>& par
   p->pair_bytes = first.pair_bytes;
   p->group_bytes = first.group_bytes;
   p->num_units = first.num_units;
-  const size_t total = static_cast<size_t>(groups) * p->group_bytes;
-  void* mem = std::aligned_alloc(64, (total + 63) / 64 * 64);
-  p->owner = std::unique_ptr<uint8_t, void (*)(void*)>(static_cast<uint8_t*>(mem), std::free);
-  p->data = p->owner.get();
+  AllocatePacked(p.get(), static_cast<size_t>(groups) * p->group_bytes, false);  // the parts fill it
   size_t off = 0;
   for (const PackedMatrix* m : parts) {
     const size_t n = static_cast<size_t>(m->num_groups) * m->group_bytes;
@@ -313,7 +322,7 @@ const QKernels* Avx512VnniQKernels() {
 }
 
 const QKernels& GenericQKernels() {
-  static const QKernels k{"generic", QuantizeGeneric, GemmGeneric};
+  static const QKernels k{"generic", QuantizeGeneric, GemmGeneric, RoundBf16Rows, false};
   return k;
 }
 

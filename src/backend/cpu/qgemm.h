@@ -29,6 +29,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <type_traits>
 #include <vector>
@@ -49,15 +50,60 @@ enum class PackedType : uint8_t {
 // Float matrices (F32, F16, BF16) are packed as k-major panels: a group holds its 16 rows'
 // elements column by column (element (l, k) at k * 16 + l, the file's own element type, the
 // group padded to 64 bytes), so that decode streams one contiguous panel per group and a
-// prefill tile loads 16 rows' values of one column with one or two vector loads. Numerics:
-// one fma chain per output over k in order, from 0 (no activation rounding):
+// prefill tile loads 16 rows' values of one column with one or two vector loads. Numerics
+// (F32, F16): one fma chain per output over k in order, from 0 (no activation rounding):
 //   acc = fma(w[r][k], x[t][k], acc)   for k = 0, 1, ..., cols - 1;   y = acc
-// so every ISA path gives the same bits for any batch, tile or thread split, and a token's
-// outputs depend only on its own activations.
+// BF16 goes by column pairs, as AVX512-BF16's vdpbf16ps computes it: element (l, k) at
+// (k / 2) * 32 + 2 l + k % 2 (a lane's dword is the pair; odd cols end in a zero), the
+// activations rounded to bf16 once (xb = RoundToBf16(x), ties to even; QuantActs::xb or,
+// widened to fp32, ::xr), and
+//   acc = (acc + w[r][2p+1] * xb[t][2p+1]) + w[r][2p] * xb[t][2p]   for p = 0, 1, ...
+// in fp32, each addition rounded to nearest even. A product of two bf16 values is exact in
+// fp32, so fma(w, xb, acc) gives the same bits: ISAs without vdpbf16ps use two fmas. (For
+// products or sums below 2^-126 the instruction's subnormal handling differs by CPU: Intel
+// flushes them, this AMD keeps some; inferd's tests stay in the normal range.)
+// Either way every ISA path gives the same bits for any batch, tile or thread split, and a
+// token's outputs depend only on its own activations.
 constexpr bool IsFloatType(PackedType t) {
   return t == PackedType::kF32 || t == PackedType::kF16 || t == PackedType::kBF16;
 }
 constexpr size_t FloatElemBytes(PackedType t) { return t == PackedType::kF32 ? 4 : 2; }
+// Elements per row of the bf16 activations (QuantActs::xb): cols rounded up to a pair.
+constexpr int64_t Bf16PairCols(int64_t cols) { return cols + (cols & 1); }
+
+// fp32 -> bf16, nearest even, NaN kept quiet: format's Fp32ToBf16, inline so that the
+// kernels' row loops vectorize. Static (as RoundBf16Rows): each ISA's file compiles its own
+// copy with its own flags, where an inline function with external linkage would be one
+// symbol across files, and the linker could keep the AVX-512 copy for the AVX2 table.
+static inline uint16_t RoundToBf16(float f) {
+  uint32_t x;
+  static_assert(sizeof(x) == sizeof(f));
+  std::memcpy(&x, &f, 4);
+  const uint32_t r = (x + 0x7FFFu + ((x >> 16) & 1u)) >> 16;
+  return static_cast<uint16_t>((x & 0x7FFFFFFFu) > 0x7F800000u ? (x >> 16) | 0x40u : r);
+}
+// Rows t < nt of x (stride ldx, k elements) rounded to bf16, in rows of Bf16PairCols(k) (a
+// zero pads an odd k): as bf16 pairs into xb (vdpbf16ps's operand) and / or widened back to
+// fp32 into xr (the fma kernels'); a null pointer skips that form.
+static inline void RoundBf16Rows(const float* x, int64_t ldx, int64_t nt, int64_t k, uint16_t* xb, float* xr) {
+  const int64_t kp = Bf16PairCols(k);
+  for (int64_t t = 0; t < nt; ++t) {
+    const float* in = x + t * ldx;
+    if (xb) {
+      uint16_t* o = xb + t * kp;
+      for (int64_t i = 0; i < k; ++i) o[i] = RoundToBf16(in[i]);
+      if (kp != k) o[k] = 0;
+    }
+    if (xr) {
+      float* o = xr + t * kp;
+      for (int64_t i = 0; i < k; ++i) {
+        const uint32_t bits = static_cast<uint32_t>(RoundToBf16(in[i])) << 16;
+        std::memcpy(&o[i], &bits, 4);
+      }
+      if (kp != k) o[k] = 0.0f;
+    }
+  }
+}
 
 // Unit types: w = D * sc_j * (v(u) - z) - Dmin * m_j per 16-element sub-block j
 // (format/ggml_int.h). Numerics, per row, token and 32-block b (activations as above, plus
@@ -219,7 +265,9 @@ std::unique_ptr<PackedMatrix> Concat(const std::vector<const PackedMatrix*>& par
 // off * s as int32 (Q4_0, Q8_0) or the float bits of d * s (Q4_1, Q5_1), with s the sum of a
 // 32-block's q; s16 [T][nb] (unit types) each 32-block's two 16-element sums as int16s,
 // S0 | S1 << 16, times 2^e_b for per-256 activations (at most 16 * 2032, so still int16).
-// x [T][k]: the activations themselves, for float panels (q, d, aux, s16 are then unused).
+// x [T][k]: the activations themselves, for float panels (q, d, aux, s16 are then unused);
+// xb [T][Bf16PairCols(k)]: x rounded to bf16, for BF16 panels with vdpbf16ps; xr: the same
+// values as fp32, for the BF16 fma kernels (QKernels::bf16_pairs says which one a table reads).
 struct QuantActs {
   const int8_t* q = nullptr;
   const float* d = nullptr;
@@ -228,6 +276,8 @@ struct QuantActs {
   const int32_t* s16 = nullptr;
   const float* x = nullptr;
   const int32_t* e = nullptr;
+  const uint16_t* xb = nullptr;
+  const float* xr = nullptr;
 };
 
 struct QKernels {
@@ -241,6 +291,10 @@ struct QKernels {
   // [g0, g0 + ng), t < nt. Writes all 16 lanes of every group (y holds them).
   void (*gemm)(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt,
                float* y, int64_t ldy);
+  // RoundBf16Rows, vectorized for the ISA.
+  void (*round_bf16)(const float* x, int64_t ldx, int64_t nt, int64_t k, uint16_t* xb, float* xr);
+  // BF16 panels read QuantActs::xb (true: vdpbf16ps) or ::xr.
+  bool bf16_pairs;
 };
 
 const QKernels& GenericQKernels();
@@ -271,15 +325,20 @@ void GemmFloatAvx2(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantAct
 // AVX-512 F/BW/VL (called from the AVX-512 VNNI table; AVX-512 CPUs without VNNI run the AVX2 one).
 void GemmFloatAvx512(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt,
                      float* y, int64_t ldy);
+// BF16 panels with vdpbf16ps (AVX-512 F/BW/VL + BF16; the VNNI table calls it where the CPU
+// has AVX512-BF16, else GemmFloatAvx512).
+void GemmBf16Avx512Bf16(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt,
+                        float* y, int64_t ldy);
 
 // The unit types' kernels (qgemm_unit*.cc), with QKernels::gemm's contract.
 void GemmUnitGeneric(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt,
                      float* y, int64_t ldy);
 void GemmUnitAvx2(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt,
                   float* y, int64_t ldy);
-// AVX-512 F/BW/VL + VNNI (called from the VNNI table).
+// AVX-512 F/BW/VL + VNNI (called from the VNNI table); vbmi: the IQ4 look-ups by vpermb
+// (only where the CPU has AVX512-VBMI; the same bits either way).
 void GemmUnitAvx512Vnni(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt,
-                        float* y, int64_t ldy);
+                        float* y, int64_t ldy, bool vbmi);
 // Packs w (a unit type, cols a multiple of its block) into p's layout.
 void PackUnits(const Matrix& w, PackedMatrix* p);
 

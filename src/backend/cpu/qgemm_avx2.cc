@@ -155,7 +155,7 @@ void Gemm(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int
 }  // namespace
 
 const QKernels* Avx2QKernelsImpl() {
-  static const QKernels k{"avx2", Quantize, Gemm};
+  static const QKernels k{"avx2", Quantize, Gemm, RoundBf16Rows, false};
   return &k;
 }
 

@@ -10,6 +10,7 @@
 #include "backend/cpu/qgemm.h"
 #include "backend/cpu/quantize_acts.h"
 #include "backend/cpu/token_tiles.h"
+#include "util/cpu_features.h"
 
 namespace inferd::cpu {
 namespace {
@@ -40,7 +41,7 @@ void Quantize(const float* x, int64_t ldx, int64_t nt, int64_t k, int64_t block,
 // NG groups x NT tokens. kSplit: two integer chains per token (short tiles are latency-bound
 // on one chain); integer sums are exact, so the split does not change any result. NG = 2
 // (Q4 prefill): each broadcast activation serves both groups' vpdpbusd. `stream`: this tile
-// is the only pass over the group's weights (decode, batched decode), which it prefetches
+// is the first pass over the group's weights (the only one in decode), which it prefetches
 // kDecodePrefetchBytes ahead.
 template <PackedType kType, int NG, int NT>
 void Tile(const PackedMatrix& w, const uint8_t* grp0, const QuantActs& a, int64_t t0, float* y, int64_t ldy,
@@ -132,24 +133,32 @@ void Tile(const PackedMatrix& w, const uint8_t* grp0, const QuantActs& a, int64_
 template <PackedType kType>
 void GemmType(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt, float* y,
               int64_t ldy) {
-  const bool stream = nt <= 8;
+  // The first tile over a group's weights prefetches them (`stream`); the later ones find
+  // them in L2 (as in qgemm_unit_avx512vnni.cc: on matrices past the L3 the first tile
+  // otherwise waits on memory for every group).
   auto one_group = [&](int64_t g, int64_t tb, int64_t te) {  // tokens [tb, te) of group g
     ForTokenTiles(te - tb, [&](auto nt_tag, int64_t t) {
       Tile<kType, 1, decltype(nt_tag)::value>(w, w.group(g0 + g), a, t0 + tb + t, y + (tb + t) * ldy + g * kGroupRows,
-                                              ldy, stream);
+                                              ldy, tb + t == 0);
     });
   };
   int64_t g = 0;
   if (kType != PackedType::kQ8_0 && nt > 8) {
     for (; g + 2 <= ng; g += 2) {
       int64_t t = 0;
-      for (; t + 6 <= nt; t += 6) Tile<kType, 2, 6>(w, w.group(g0 + g), a, t0 + t, y + t * ldy + g * kGroupRows, ldy, false);
+      for (; t + 6 <= nt; t += 6) {
+        Tile<kType, 2, 6>(w, w.group(g0 + g), a, t0 + t, y + t * ldy + g * kGroupRows, ldy, t == 0);
+      }
       one_group(g, t, nt);
       one_group(g + 1, t, nt);
     }
   }
   for (; g < ng; ++g) one_group(g, 0, nt);  // a group's token tiles in turn, while it is in cache
 }
+
+// BF16 panels take vdpbf16ps and bf16 pairs where the CPU has AVX512-BF16 (the table's
+// bf16_pairs says the same), else the fma kernel and widened activations.
+bool HasDpbf16() { return GetCpuFeatures().avx512bf16; }
 
 void Gemm(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt, float* y,
           int64_t ldy) {
@@ -158,16 +167,18 @@ void Gemm(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int
     case PackedType::kQ4_1: return GemmType<PackedType::kQ4_1>(w, g0, ng, a, t0, nt, y, ldy);
     case PackedType::kQ8_0: return GemmType<PackedType::kQ8_0>(w, g0, ng, a, t0, nt, y, ldy);
     case PackedType::kF32:
-    case PackedType::kF16:
-    case PackedType::kBF16: return GemmFloatAvx512(w, g0, ng, a, t0, nt, y, ldy);
-    default: return GemmUnitAvx512Vnni(w, g0, ng, a, t0, nt, y, ldy);
+    case PackedType::kF16: return GemmFloatAvx512(w, g0, ng, a, t0, nt, y, ldy);
+    case PackedType::kBF16:
+      if (HasDpbf16()) return GemmBf16Avx512Bf16(w, g0, ng, a, t0, nt, y, ldy);
+      return GemmFloatAvx512(w, g0, ng, a, t0, nt, y, ldy);
+    default: return GemmUnitAvx512Vnni(w, g0, ng, a, t0, nt, y, ldy, GetCpuFeatures().avx512vbmi);
   }
 }
 
 }  // namespace
 
 const QKernels* Avx512VnniQKernelsImpl() {
-  static const QKernels k{"avx512vnni", Quantize, Gemm};
+  static const QKernels k{"avx512vnni", Quantize, Gemm, RoundBf16Rows, HasDpbf16()};
   return &k;
 }
 

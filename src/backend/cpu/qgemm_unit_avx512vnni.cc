@@ -39,13 +39,23 @@ inline __m512i MoveBits(__m512i v) {  // bit kFrom of every byte to bit kTo (oth
 }
 
 // The 16 rows' unsigned codes of sub-vector K (elements 4K..4K+3) of block bi; the look-up
-// types' values biased by 128.
-template <PackedType kType, int K>
+// types' values biased by 128. kVbmi (look-up types on CPUs with AVX512-VBMI): vpermb looks
+// up 64 entries, the 16 values four times, so the nibble needs no mask (bits 4-5 of the
+// index only pick a copy).
+template <PackedType kType, int K, bool kVbmi>
 inline __m512i Code(const uint8_t* unit, int bi) {
   constexpr UnitLayout L = UnitLayoutOf(kType);
   const uint8_t* lo = unit + L.lo_off(bi);
   const uint8_t* hi = unit + L.hi_off(bi);
   __m512i c;
+  if constexpr (L.lut) {  // v + 128 = v ^ 0x80 as a byte, in [1, 241]
+    const __m512i lut = _mm512_xor_si512(
+        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values))), _mm512_set1_epi8(-128));
+    const __m512i v = Load(lo + 64 * (K % 4));
+    const __m512i nib = K < 4 ? v : _mm512_srli_epi16(v, 4);
+    if constexpr (kVbmi) return Permb(lut, nib);
+    return _mm512_shuffle_epi8(lut, _mm512_and_si512(nib, _mm512_set1_epi8(15)));
+  }
   if constexpr (L.code == CodeKind::kL2 || L.code == CodeKind::kL2H1) {
     c = _mm512_and_si512(_mm512_srli_epi16(Load(lo + 64 * (K / 4)), 2 * (K % 4)), _mm512_set1_epi8(3));
   } else {
@@ -58,11 +68,6 @@ inline __m512i Code(const uint8_t* unit, int bi) {
     c = _mm512_or_si512(c, _mm512_and_si512(MoveBits<K, 2>(Load(hi)), _mm512_set1_epi8(0x04)));
   } else if constexpr (L.code == CodeKind::kP4H2) {
     c = _mm512_or_si512(c, _mm512_and_si512(MoveBits<2 * (K % 4), 4>(Load(hi + 64 * (K / 4))), _mm512_set1_epi8(0x30)));
-  }
-  if constexpr (L.lut) {  // v + 128 = v ^ 0x80 as a byte, in [1, 241]
-    const __m512i lut = _mm512_xor_si512(
-        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values))), _mm512_set1_epi8(-128));
-    c = _mm512_shuffle_epi8(lut, c);
   }
   return c;
 }
@@ -127,9 +132,10 @@ struct PairTerms {
 };
 
 // One group x NT tokens of a CoarseActs type. Per block: two integer chains per token (one
-// per 16-element half), times the sub-block scales and 2^e_b, into the unit's I; the accumulators live
-// in y, touched once per unit, so that the chains and I of 8 tokens stay in registers.
-template <PackedType kType, int NT>
+// per 16-element half), times the sub-block scales and 2^e_b, into the unit's I; the
+// accumulators live in y, touched once per unit, so that the chains and I of 8 tokens stay
+// in registers.
+template <PackedType kType, int NT, bool kVbmi>
 void TileCoarse(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, int64_t t0, float* y, int64_t ldy,
                 bool stream) {
   constexpr UnitLayout L = UnitLayoutOf(kType);
@@ -151,7 +157,7 @@ void TileCoarse(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, i
         for (auto& c : d) c = _mm512_setzero_si512();
       auto step = [&](auto k_tag) {
         constexpr int k = decltype(k_tag)::value;
-        const __m512i c0 = Code<kType, k>(unit, bi), c1 = Code<kType, k + 4>(unit, bi);
+        const __m512i c0 = Code<kType, k, kVbmi>(unit, bi), c1 = Code<kType, k + 4, kVbmi>(unit, bi);
 #pragma GCC unroll 8
         for (int t = 0; t < NT; ++t) {
           dot[t][0] = DpbusdBcast(dot[t][0], c0, aq[t] + 4 * k);
@@ -202,9 +208,9 @@ void TileCoarse(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, i
 }
 
 // One group (all 16 rows) x NT tokens; each code vector is built once and used by the NT
-// tokens. `stream`: the only pass over the group's weights, prefetched ahead (as in
-// qgemm_avx512vnni.cc).
-template <PackedType kType, int NT>
+// tokens. `stream`: the first pass over the group's weights (the only one in decode),
+// prefetched ahead (as in qgemm_avx512vnni.cc).
+template <PackedType kType, int NT, bool kVbmi>
 void Tile(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, int64_t t0, float* y, int64_t ldy,
           bool stream) {
   constexpr UnitLayout L = UnitLayoutOf(kType);
@@ -224,7 +230,7 @@ void Tile(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, int64_t
       for (auto& d : dot) d[0] = d[1] = _mm512_setzero_si512();
       auto step = [&](auto k_tag) {  // sub-vectors k (sub-block 0) and k + 4 (sub-block 1)
         constexpr int k = decltype(k_tag)::value;
-        const __m512i c0 = Code<kType, k>(unit, bi), c1 = Code<kType, k + 4>(unit, bi);
+        const __m512i c0 = Code<kType, k, kVbmi>(unit, bi), c1 = Code<kType, k + 4, kVbmi>(unit, bi);
 #pragma GCC unroll 8
         for (int t = 0; t < NT; ++t) {
           if constexpr (NT == 1) {  // decode: folded broadcasts (measured: prefill tiles lose)
@@ -280,16 +286,20 @@ void Tile(const PackedMatrix& w, const uint8_t* grp, const QuantActs& a, int64_t
   for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y + t * ldy, acc[t]);
 }
 
-// Tiles as in qgemm_avx512vnni.cc: one group at a time, its tokens in tiles of up to 8.
-template <PackedType kType>
+// Tiles as in qgemm_avx512vnni.cc: one group at a time, its tokens in tiles of up to 8. The
+// first tile of a group prefetches its weights ahead (`stream`), the later ones find them
+// in L2: on a matrix past the L3 (7B's 11008 x 4096) the first tile otherwise waited on
+// memory for every group (MatMul/q5_K/rows:11008/cols:4096/tokens:64: 394 -> 535-567 G
+// multiply-adds/s, as on matrices that fit the L3).
+template <PackedType kType, bool kVbmi>
 void GemmType(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt, float* y,
               int64_t ldy) {
   for (int64_t g = 0; g < ng; ++g) {
     ForTokenTiles(nt, [&](auto nt_tag, int64_t t) {
       constexpr int kNt = decltype(nt_tag)::value;
       float* yt = y + t * ldy + g * kGroupRows;
-      if constexpr (CoarseActs(kType)) TileCoarse<kType, kNt>(w, w.group(g0 + g), a, t0 + t, yt, ldy, nt <= 8);
-      else Tile<kType, kNt>(w, w.group(g0 + g), a, t0 + t, yt, ldy, nt <= 8);
+      if constexpr (CoarseActs(kType)) TileCoarse<kType, kNt, kVbmi>(w, w.group(g0 + g), a, t0 + t, yt, ldy, t == 0);
+      else Tile<kType, kNt, kVbmi>(w, w.group(g0 + g), a, t0 + t, yt, ldy, t == 0);
     });
   }
 }
@@ -297,8 +307,14 @@ void GemmType(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a,
 }  // namespace
 
 void GemmUnitAvx512Vnni(const PackedMatrix& w, int64_t g0, int64_t ng, const QuantActs& a, int64_t t0, int64_t nt,
-                        float* y, int64_t ldy) {
-  VisitUnitType(w.type, [&](auto type) { GemmType<decltype(type)::value>(w, g0, ng, a, t0, nt, y, ldy); });
+                        float* y, int64_t ldy, bool vbmi) {
+  VisitUnitType(w.type, [&](auto type) {
+    constexpr PackedType kType = decltype(type)::value;
+    if constexpr (UnitLayoutOf(kType).lut) {
+      if (vbmi) return GemmType<kType, true>(w, g0, ng, a, t0, nt, y, ldy);
+    }
+    GemmType<kType, false>(w, g0, ng, a, t0, nt, y, ldy);
+  });
 }
 
 }  // namespace inferd::cpu

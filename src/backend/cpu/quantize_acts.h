@@ -10,9 +10,12 @@
 
 namespace inferd::cpu {
 
+// Static: each ISA's file keeps its own copy (with external linkage the instantiations for
+// the same function-pointer types would be one symbol, compiled with some file's flags).
 template <class AbsMax32, class QuantizeBlock>
-inline void QuantizeActRows(const float* x, int64_t ldx, int64_t nt, int64_t k, int64_t block, int8_t* q, float* d,
-                            int32_t* s, int32_t* e, AbsMax32 abs_max, QuantizeBlock quantize_block) {
+static inline void QuantizeActRows(const float* x, int64_t ldx, int64_t nt, int64_t k, int64_t block, int8_t* q,
+                                   float* d, int32_t* s, int32_t* e, AbsMax32 abs_max,
+                                   QuantizeBlock quantize_block) {
   const int64_t nb = k / kQBlock;
   for (int64_t t = 0; t < nt; ++t) {
     for (int64_t u = 0; u < k / block; ++u) {

@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <iterator>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -159,6 +161,32 @@ TEST(SiluMul, MatchesFormulaOnEveryIsa) {
       k->silu_mul(aliased.data(), u.data(), len, aliased.data());
       ASSERT_EQ(0, std::memcmp(mine.data(), out.data(), len * 4)) << k->name << " " << len;
       ASSERT_EQ(0, std::memcmp(aliased.data(), out.data(), len * 4)) << k->name << " aliased " << len;
+    }
+  }
+}
+
+// fp32 -> fp16 for the f16 K/V cache: every ISA (vcvtps2ph) equals format's Fp32ToFp16 bit
+// for bit, over ties, subnormals, overflow to inf, infinities and NaNs; strided and not.
+TEST(ToFp16, EveryIsaMatchesTheFormat) {
+  std::vector<float> x = RandomVec(203, 32, 70000.0f);
+  const float specials[] = {0.0f, -0.0f, 1.0f + 0x1p-11f, 1.0f + 0x1p-10f + 0x1p-11f, 65504.0f, 65519.0f, 65520.0f,
+                            -1e9f, 0x1p-24f, 0x1p-25f, 0x1.8p-25f, 0x1p-26f, 0x1.3p-20f, 6.1e-5f,
+                            std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                            std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::quiet_NaN()};
+  for (size_t i = 0; i < std::size(specials); ++i) x[5 + i] = specials[i];
+  for (size_t i = 60; i < 120; ++i) x[i] *= 0x1p-36f;  // subnormal halves
+  std::vector<const cpu::VecKernels*> tables = {&cpu::GenericVecKernels()};
+  if (cpu::Avx2VecKernels()) tables.push_back(cpu::Avx2VecKernels());
+  if (cpu::Avx512VecKernels()) tables.push_back(cpu::Avx512VecKernels());
+  for (const cpu::VecKernels* k : tables) {
+    for (int64_t stride : {1, 3}) {
+      const int64_t n = static_cast<int64_t>(x.size());
+      std::vector<uint16_t> out(n * stride, 0xABCD);
+      k->to_fp16(x.data(), n, out.data(), stride);
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_EQ(out[i * stride], Fp32ToFp16(x[i])) << k->name << " " << i << " x=" << x[i];
+        for (int64_t j = 1; j < stride; ++j) ASSERT_EQ(out[i * stride + j], 0xABCD) << k->name;  // gaps untouched
+      }
     }
   }
 }

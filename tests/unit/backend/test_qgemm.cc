@@ -13,6 +13,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "backend_test_util.h"
 #include "format/ggml_int.h"
+#include "util/cpu_features.h"
 
 namespace inferd {
 namespace {
@@ -164,6 +165,21 @@ TEST_P(QGemmTest, IsaPathsAreBitIdentical) {
     gen.gemm(p, 0, 5, gv, 0, tokens, all.data(), 80);
     k->gemm(p, 2, 2, gv, 5, 3, part.data(), 32);
     for (int t = 0; t < 3; ++t) ASSERT_EQ(0, std::memcmp(&part[t * 32], &all[(5 + t) * 80 + 32], 32 * 4)) << t;
+  }
+  // The VNNI unit kernel both ways: IQ4 look-ups by vpshufb with nibble masks, and by vpermb
+  // where the CPU has AVX512-VBMI (the table takes the latter there).
+  if (!cpu::Avx512VnniQKernels() || !cpu::IsUnitType(p.type)) return;
+  for (bool vbmi : {false, true}) {
+    if (vbmi && !GetCpuFeatures().avx512vbmi) continue;
+    SCOPED_TRACE(vbmi ? "unit vnni, vpermb" : "unit vnni, vpshufb");
+    for (int64_t nt : {1, 2, 5, 8, 9, 19}) {
+      for (int64_t ng : {1, 3}) {
+        std::vector<float> y1(nt * ng * 16, -1.0f), y2(nt * ng * 16, -2.0f);
+        gen.gemm(p, 0, ng, gv, 0, nt, y1.data(), ng * 16);
+        cpu::GemmUnitAvx512Vnni(p, 0, ng, gv, 0, nt, y2.data(), ng * 16, vbmi);
+        ASSERT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * 4)) << nt << " tokens x " << ng << " groups";
+      }
+    }
   }
 }
 
