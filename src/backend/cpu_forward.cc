@@ -38,7 +38,7 @@ void PrepareCpuWeights(ModelWeights& weights) {
   int64_t float_bytes = 0;
   auto count_float = [&](const Matrix& m) {
     if (!m.empty() && !m.packed && IsFloatWeight(m)) {
-      float_bytes += m.rows * static_cast<int64_t>(m.row_bytes);
+      float_bytes += static_cast<int64_t>(m.nbytes());
     }
   };
   count_float(weights.output);
@@ -52,7 +52,7 @@ void PrepareCpuWeights(ModelWeights& weights) {
   }
   // The tied LM head shares the embedding's bytes, which lookups still read.
   auto release = [&](const Matrix& m) {
-    if (m.data != nullptr && m.data != weights.tok_embd.data) ReleasePages(m.data, m.rows * m.row_bytes);
+    if (m.data != nullptr && m.data != weights.tok_embd.data) ReleasePages(m.data, m.nbytes());
   };
   auto pack = [&](Matrix& m) {
     if (m.packed || m.empty()) return;

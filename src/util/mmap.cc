@@ -42,23 +42,24 @@ MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
-bool AdviseHugePages(void* p, size_t n) {
-  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
-  const auto begin = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) / kHuge * kHuge;
-  const auto end = (reinterpret_cast<uintptr_t>(p) + n) / kHuge * kHuge;
+namespace {
+// madvise(advice) over the whole pages of size `page` inside [p, p + n); false when there
+// are none or the kernel refuses.
+bool AdviseWholePages(const void* p, size_t n, uintptr_t page, int advice) {
+  const auto begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const auto end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
   if (n == 0 || end <= begin) return false;
-  return ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE) == 0;
+  return ::madvise(reinterpret_cast<void*>(begin), end - begin, advice) == 0;
 }
+}  // namespace
+
+bool AdviseHugePages(void* p, size_t n) { return AdviseWholePages(p, n, uintptr_t{2} << 20, MADV_HUGEPAGE); }
 
 bool ReleasePages(const void* p, size_t n) {
 #ifndef MADV_PAGEOUT
   constexpr int MADV_PAGEOUT = 21;  // Linux 5.4; older headers lack the name
 #endif
-  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
-  const auto end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
-  if (n == 0 || end <= begin) return false;
-  return ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_PAGEOUT) == 0;
+  return AdviseWholePages(p, n, static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE)), MADV_PAGEOUT);
 }
 
 }  // namespace inferd

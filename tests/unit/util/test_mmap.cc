@@ -1,4 +1,4 @@
-// MappedFile and ReleasePages: the released pages of a file mapping and of heap memory keep
+// MappedFile, ReleasePages and AdviseHugePages: the released pages of a file mapping and of heap memory keep
 // their contents (a later read faults them back in), and the kernel drops the file's pages.
 #include "util/mmap.h"
 
@@ -61,6 +61,22 @@ TEST(MmapTest, ReleasedPagesKeepTheirContents) {
   ReleasePages(heap.data(), heap.size());
   EXPECT_EQ(heap, bytes);
   EXPECT_FALSE(ReleasePages(d, 0));
+}
+
+// AdviseHugePages takes only the whole 2 MiB pages inside the range, and keeps the contents.
+TEST(MmapTest, HugePageAdviceCoversWholeHugePagesOnly) {
+  constexpr size_t kHuge = size_t{2} << 20;
+  if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0) GTEST_SKIP() << "kernel without THP";
+  void* mem = std::aligned_alloc(kHuge, 3 * kHuge);
+  ASSERT_NE(mem, nullptr);
+  auto* p = static_cast<uint8_t*>(mem);
+  for (size_t i = 0; i < 3 * kHuge; i += 4096) p[i] = static_cast<uint8_t>(i >> 12);
+  EXPECT_FALSE(AdviseHugePages(p, kHuge - 1));          // no whole huge page
+  EXPECT_FALSE(AdviseHugePages(p + 1, 2 * kHuge - 2));  // straddles two, holds none
+  EXPECT_FALSE(AdviseHugePages(p, 0));
+  EXPECT_TRUE(AdviseHugePages(p + 1, 3 * kHuge - 1));   // the second and third
+  for (size_t i = 0; i < 3 * kHuge; i += 4096) ASSERT_EQ(p[i], static_cast<uint8_t>(i >> 12)) << i;
+  std::free(mem);
 }
 
 }  // namespace
