@@ -42,5 +42,22 @@ void GeluTanhMulImpl(const float* gate, const float* up, int64_t n, float* out) 
   GatedMulImpl<V, GeluTanh<V>>(gate, up, n, out);
 }
 
+// out[i * stride] = fp16(x[i]): 16 at a time through V's half store, the tail by Fp32ToFp16
+// (the same bits).
+template <class V>
+void ToFp16Impl(const float* x, int64_t n, uint16_t* out, int64_t stride) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    if (stride == 1) {
+      V::Load(x + i).Store(out + i);
+    } else {
+      uint16_t tmp[16];
+      V::Load(x + i).Store(tmp);
+      for (int j = 0; j < 16; ++j) out[(i + j) * stride] = tmp[j];
+    }
+  }
+  for (; i < n; ++i) out[i * stride] = Fp32ToFp16(x[i]);
+}
+
 }  // namespace
 }  // namespace inferd::cpu

@@ -84,6 +84,10 @@ struct VecGeneric {
   }
   void Store(float* p) const { std::memcpy(p, v, sizeof v); }
   void StoreN(float* p, int n) const { std::memcpy(p, v, sizeof(float) * n); }
+  // As 16 IEEE halves, nearest even (format's Fp32ToFp16).
+  void Store(uint16_t* p) const {
+    for (int i = 0; i < 16; ++i) p[i] = Fp32ToFp16(v[i]);
+  }
   friend VecGeneric Fma(VecGeneric a, VecGeneric b, VecGeneric c) {
     for (int i = 0; i < 16; ++i) c.v[i] = std::fma(a.v[i], b.v[i], c.v[i]);
     return c;
@@ -191,6 +195,10 @@ struct VecAvx2 {
     _mm256_maskstore_ps(p, Mask8(n), lo);
     _mm256_maskstore_ps(p + 8, Mask8(n - 8), hi);
   }
+  void Store(uint16_t* p) const {  // vcvtps2ph, nearest even: Fp32ToFp16's bits
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(lo, _MM_FROUND_TO_NEAREST_INT));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p + 8), _mm256_cvtps_ph(hi, _MM_FROUND_TO_NEAREST_INT));
+  }
   friend VecAvx2 Fma(VecAvx2 a, VecAvx2 b, VecAvx2 c) {
     return {_mm256_fmadd_ps(a.lo, b.lo, c.lo), _mm256_fmadd_ps(a.hi, b.hi, c.hi)};
   }
@@ -267,6 +275,9 @@ struct VecAvx512 {
   }
   void Store(float* p) const { _mm512_storeu_ps(p, v); }
   void StoreN(float* p, int n) const { _mm512_mask_storeu_ps(p, Mask(n), v); }
+  void Store(uint16_t* p) const {  // vcvtps2ph, nearest even: Fp32ToFp16's bits
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+  }
   friend VecAvx512 Fma(VecAvx512 a, VecAvx512 b, VecAvx512 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
   friend VecAvx512 operator*(VecAvx512 a, VecAvx512 b) { return {_mm512_mul_ps(a.v, b.v)}; }
   friend VecAvx512 operator+(VecAvx512 a, VecAvx512 b) { return {_mm512_add_ps(a.v, b.v)}; }

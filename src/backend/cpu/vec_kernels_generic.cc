@@ -4,7 +4,6 @@
 
 #include "backend/cpu/attention_impl.h"
 #include "backend/cpu/elementwise_impl.h"
-#include "format/ggml_types.h"
 #include "util/cpu_features.h"
 
 namespace inferd::cpu {
@@ -43,14 +42,8 @@ const AttnKernels& AttentionKernels() {
   return *table;
 }
 
-namespace {
-void ToFp16Generic(const float* x, int64_t n, uint16_t* out, int64_t stride) {
-  for (int64_t i = 0; i < n; ++i) out[i * stride] = Fp32ToFp16(x[i]);
-}
-}  // namespace
-
 const VecKernels& GenericVecKernels() {
-  static const VecKernels k{"generic", SiluMulImpl<VecGeneric>, GeluTanhMulImpl<VecGeneric>, ToFp16Generic};
+  static const VecKernels k{"generic", SiluMulImpl<VecGeneric>, GeluTanhMulImpl<VecGeneric>, ToFp16Impl<VecGeneric>};
   return k;
 }
 const VecKernels* Avx2VecKernels() { return HasAvx2() ? Avx2VecKernelsImpl() : nullptr; }
